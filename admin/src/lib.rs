@@ -1,0 +1,1 @@
+//! Admin console commands and HTTP metrics/health.

@@ -1,0 +1,222 @@
+//! The validated configuration snapshot: plain data, immutable once built.
+//!
+//! Everything the rest of the router reads lives here, already validated and with
+//! defaults applied, so no other crate needs to know about TOML, PgCat key names or
+//! environment variables. Durations are `Duration`, never raw milliseconds.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A whole, validated configuration. Cheap to clone behind an `Arc`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub general: General,
+    /// Logical databases by name (the `dbname` clients connect with).
+    pub pools: BTreeMap<String, Pool>,
+    pub query_routing: QueryRouting,
+    pub sharding: Sharding,
+    /// Files this snapshot was read from (for RELOAD and error messages).
+    pub sources: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct General {
+    /// Listen address (default `0.0.0.0`; env `PGDOG_HOST`).
+    pub host: String,
+    /// Client port (default 5432; env `PGDOG_PORT`). Listener ports may be 0 (OS-assigned).
+    pub port: u16,
+    /// Admin console port (default 6432; env `PGDOG_ADMIN_PORT`). When defaulted and equal
+    /// to `port` (PgCat configs listen on 6432) it moves to the next free port.
+    pub admin_port: u16,
+    /// HTTP `/metrics` port (default 9090; PgCat `prometheus_exporter_port`; env `PGDOG_METRICS_PORT`).
+    pub metrics_port: u16,
+    /// Default `"admin"`.
+    pub admin_username: String,
+    /// Empty when not configured (no default password is invented).
+    pub admin_password: String,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub server_lifetime: Duration,
+    pub healthcheck_delay: Duration,
+    pub healthcheck_timeout: Duration,
+    pub ban_time: Duration,
+    pub shutdown_timeout: Duration,
+    /// 0 = one per core.
+    pub worker_threads: usize,
+    /// error | warn | info | debug | trace
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub tls: Option<Tls>,
+    pub otel_endpoint: Option<String>,
+    /// Identifies this router instance in 2PC transaction names; `None` = random at start.
+    pub instance_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    pub ca_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolMode {
+    Transaction,
+    Session,
+    Statement,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadBalancingMode {
+    Random,
+    RoundRobin,
+    /// Least outstanding connections (`loc`).
+    LeastOutstanding,
+}
+
+/// Where reads may go by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultRole {
+    Any,
+    Primary,
+    Replica,
+}
+
+/// A server's configured role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Replica,
+    /// Discovered with `pg_is_in_recovery()`; follows promotions.
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardingFunction {
+    /// PostgreSQL `PARTITION BY HASH` (`pg_bigint_hash` is PgCat's name for it).
+    PostgresHash,
+}
+
+/// One logical database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    pub name: String,
+    pub pool_mode: PoolMode,
+    pub load_balancing_mode: LoadBalancingMode,
+    pub default_role: DefaultRole,
+    /// Default true.
+    pub query_parser_enabled: bool,
+    /// Default: `[query_routing] read_write_split` (true).
+    pub query_parser_read_write_splitting: bool,
+    /// Default true (PgCat's documented default).
+    pub primary_reads_enabled: bool,
+    pub sharding_function: ShardingFunction,
+    /// Users of this pool, unique by username; never empty.
+    pub users: Vec<User>,
+    /// Shards in order: `shards[i]` is shard number `i`; never empty.
+    pub shards: Vec<Shard>,
+    /// Per-pool overrides of the general timeouts (already resolved: always set).
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub server_lifetime: Duration,
+}
+
+/// Client credential as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// No password: trust.
+    None,
+    Plain(String),
+    /// `md5` + hex(md5(password || username)), as in pg_authid.
+    Md5(String),
+    /// A `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>` verifier.
+    Scram(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub username: String,
+    /// What clients must present.
+    pub password: Secret,
+    /// Credentials the router uses towards PostgreSQL (default: the same username and plain password).
+    pub server_username: String,
+    pub server_password: Option<String>,
+    /// At least 1 (default: the pool's `max_pool_size`, else 10).
+    pub pool_size: usize,
+    /// At most `pool_size` (default: the pool's `min_pool_size`, else 0).
+    pub min_pool_size: usize,
+    /// Per-user pool mode override.
+    pub pool_mode: Option<PoolMode>,
+    pub statement_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shard {
+    pub database: String,
+    /// At least one; at most one `Primary` (zero allowed only when some are `Auto`).
+    pub servers: Vec<Server>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub role: Role,
+    /// Load-balancing weight (default 1).
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRouting {
+    pub read_write_split: bool,
+    pub sticky_transactions: bool,
+    pub max_replica_lag: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    BigInt,
+    Integer,
+    SmallInt,
+    Text,
+    Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardedTable {
+    /// Table name as written (may be schema-qualified); matched case-insensitively on the unqualified part.
+    pub name: String,
+    pub column: String,
+    pub data_type: KeyType,
+    /// `None` = every pool with more than one shard.
+    pub pool: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sharding {
+    /// Default true.
+    pub enabled: bool,
+    pub sharding_function: ShardingFunction,
+    /// Includes the tables declared with a pool's `automatic_sharding_key`.
+    pub tables: Vec<ShardedTable>,
+    pub two_phase_commit: TwoPhaseCommit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TwoPhaseCommit {
+    /// Default true.
+    pub enabled: bool,
+    /// `timeout_seconds`, default 30 s, at least 1 s.
+    pub timeout: Duration,
+    /// `cleanup_interval_seconds`, default 60 s, at least 1 s.
+    pub cleanup_interval: Duration,
+    /// Opt-in: multi-shard writes without 2PC commit shard by shard (not atomic).
+    pub best_effort: bool,
+}

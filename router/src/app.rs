@@ -1,0 +1,144 @@
+//! Shared state of a running router: the current registry (swapped on reload), the
+//! prepared-statement and cancel registries, pause state and lifecycle tokens.
+//! Passed as `Arc<App>`; there are no globals, so tests can run many routers at once.
+
+use crate::backend::{Registry, UserPools};
+use crate::cancel::CancelRegistry;
+use crate::client::statements::StatementRegistry;
+use crate::error::{Result, RouterError};
+use arc_swap::ArcSwap;
+use orochi_config::{Config, ConfigErrors};
+use orochi_wire::PgError;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Where the configuration came from, for reloads.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub config: PathBuf,
+    pub users: Option<PathBuf>,
+}
+
+impl ConfigSource {
+    pub fn load(&self) -> std::result::Result<Config, ConfigErrors> {
+        Config::load(&self.config, self.users.as_deref())
+    }
+}
+
+pub struct App {
+    pub registry: ArcSwap<Registry>,
+    pub source: Option<ConfigSource>,
+    pub statements: StatementRegistry,
+    pub cancel: Arc<CancelRegistry>,
+    /// Graceful shutdown began: idle clients are told 57P01 and leave.
+    pub shutdown: CancellationToken,
+    /// The shutdown deadline passed (or SIGINT): every client leaves now.
+    pub force: CancellationToken,
+    draining: AtomicBool,
+    paused: Mutex<HashSet<String>>,
+    resumed: Notify,
+    next_client: AtomicU64,
+}
+
+impl App {
+    pub fn new(config: Config, source: Option<ConfigSource>) -> Arc<Self> {
+        Arc::new(App {
+            registry: ArcSwap::from_pointee(Registry::build(Arc::new(config), None)),
+            source,
+            statements: StatementRegistry::default(),
+            cancel: Arc::new(CancelRegistry::default()),
+            shutdown: CancellationToken::new(),
+            force: CancellationToken::new(),
+            draining: AtomicBool::new(false),
+            paused: Mutex::new(HashSet::new()),
+            resumed: Notify::new(),
+            next_client: AtomicU64::new(1),
+        })
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.registry.load().config.clone()
+    }
+
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn lookup_user(&self, database: &str, username: &str) -> Result<Arc<UserPools>> {
+        let reg = self.registry.load();
+        let users = reg.dbs.get(database).ok_or_else(|| {
+            RouterError::Pg(PgError::fatal(
+                "3D000",
+                format!("database \"{database}\" does not exist"),
+            ))
+        })?;
+        users.get(username).cloned().ok_or_else(|| {
+            RouterError::Pg(PgError::fatal(
+                "28000",
+                format!("no such user \"{username}\" for database \"{database}\""),
+            ))
+        })
+    }
+
+    /// The newest definition of a client's (pool, user); the old one if it was removed.
+    pub fn current_user_pools(&self, old: &Arc<UserPools>) -> Arc<UserPools> {
+        self.lookup_user(&old.pool_name, &old.user.username)
+            .unwrap_or_else(|_| old.clone())
+    }
+
+    /// Re-reads the configuration; on error the running one stays and the errors return.
+    pub fn reload(&self) -> std::result::Result<orochi_config::ConfigDiff, String> {
+        let Some(src) = &self.source else {
+            return Err("the router was started without a configuration file".into());
+        };
+        let new = src.load().map_err(|e| e.to_string())?;
+        let old = self.registry.load();
+        let diff = orochi_config::diff(&old.config, &new);
+        let next = Registry::build(Arc::new(new), Some(&old));
+        self.registry.store(Arc::new(next));
+        Ok(diff)
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.shutdown.cancel();
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn pause(&self, pool: &str) {
+        if let Ok(mut p) = self.paused.lock() {
+            p.insert(pool.to_string());
+        }
+    }
+
+    pub fn resume(&self, pool: &str) {
+        if let Ok(mut p) = self.paused.lock() {
+            p.remove(pool);
+        }
+        self.resumed.notify_waiters();
+    }
+
+    pub fn is_paused(&self, pool: &str) -> bool {
+        self.paused
+            .lock()
+            .map(|p| p.contains(pool))
+            .unwrap_or(false)
+    }
+
+    pub async fn wait_resumed(&self, pool: &str) {
+        loop {
+            let notified = self.resumed.notified();
+            if !self.is_paused(pool) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}

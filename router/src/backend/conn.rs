@@ -1,0 +1,305 @@
+//! One connection to a PostgreSQL server: connect, authenticate, read and write frames,
+//! and the session state the router has put on it (parameters, prepared statements).
+
+use crate::error::{Result, RouterError};
+use bytes::BytesMut;
+use orochi_wire::backend::Authentication;
+use orochi_wire::frontend::{parse_password, sasl_initial};
+use orochi_wire::{decode_frame, BackendMessage, Frame, FrontendMessage, PgError, StartupRequest};
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTarget {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub password: Option<String>,
+}
+
+impl ServerTarget {
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// Fingerprint of "no parameters set by the router": what a fresh connection has.
+pub const EMPTY_PARAMS: u64 = 0;
+
+pub struct ServerConn {
+    stream: TcpStream,
+    rbuf: BytesMut,
+    pub addr: String,
+    /// The server's own cancel key.
+    pub backend_key: (i32, i32),
+    /// Values the server reported with ParameterStatus, kept current.
+    pub params: HashMap<String, String>,
+    /// Fingerprint of the client parameter set applied with SET (see `client::params`).
+    pub applied_params: u64,
+    /// Router-named prepared statements (global ids) that exist on this connection.
+    pub prepared: HashSet<u64>,
+    /// SQL-level `PREPARE name` statements on this connection: name -> hash of its text.
+    pub sql_prepared: HashMap<String, u64>,
+    /// Session state the router cannot track was changed: reset before reuse.
+    pub dirty: bool,
+    /// The connection is unusable (I/O error, protocol desync): close, never reuse.
+    pub broken: bool,
+    pub created: Instant,
+    pub last_used: Instant,
+}
+
+impl ServerConn {
+    /// Connects and logs in; returns once the server said ReadyForQuery.
+    pub async fn connect(target: &ServerTarget, timeout: Duration) -> Result<Self> {
+        let unreachable = |reason: String| RouterError::ServerUnreachable {
+            addr: target.addr(),
+            reason,
+        };
+        let stream = tokio::time::timeout(
+            timeout,
+            TcpStream::connect((target.host.as_str(), target.port)),
+        )
+        .await
+        .map_err(|_| {
+            unreachable(format!(
+                "connect timed out after {} ms",
+                timeout.as_millis()
+            ))
+        })?
+        .map_err(|e| unreachable(e.to_string()))?;
+        stream.set_nodelay(true).ok();
+        let mut conn = ServerConn {
+            stream,
+            rbuf: BytesMut::with_capacity(8192),
+            addr: target.addr(),
+            backend_key: (0, 0),
+            params: HashMap::new(),
+            applied_params: EMPTY_PARAMS,
+            prepared: HashSet::new(),
+            sql_prepared: HashMap::new(),
+            dirty: false,
+            broken: false,
+            created: Instant::now(),
+            last_used: Instant::now(),
+        };
+        tokio::time::timeout(timeout, conn.login(target))
+            .await
+            .map_err(|_| {
+                unreachable(format!("login timed out after {} ms", timeout.as_millis()))
+            })??;
+        Ok(conn)
+    }
+
+    async fn login(&mut self, t: &ServerTarget) -> Result<()> {
+        let mut out = BytesMut::new();
+        StartupRequest::Startup {
+            minor: 0,
+            params: vec![
+                ("user".into(), t.user.clone()),
+                ("database".into(), t.database.clone()),
+                ("application_name".into(), "orochi-router".into()),
+            ],
+        }
+        .encode(&mut out);
+        self.write_all(&out).await?;
+        let mut scram: Option<ScramSha256> = None;
+        let need_password = || {
+            RouterError::ServerAuth(PgError::fatal(
+                "28P01",
+                format!("server asks for a password for user \"{}\" but none is configured (set server_password)", t.user),
+            ))
+        };
+        loop {
+            let frame = self.read_frame().await?;
+            let msg = BackendMessage::decode(&frame)?;
+            let mut reply = BytesMut::new();
+            match msg {
+                BackendMessage::Authentication(a) => match a {
+                    Authentication::Ok => {}
+                    Authentication::CleartextPassword => {
+                        let pw = t.password.as_deref().ok_or_else(need_password)?;
+                        let mut body = pw.as_bytes().to_vec();
+                        body.push(0);
+                        debug_assert!(parse_password(&body).is_ok());
+                        FrontendMessage::Password(body.into()).encode(&mut reply);
+                    }
+                    Authentication::Md5Password { salt } => {
+                        let pw = t.password.as_deref().ok_or_else(need_password)?;
+                        let resp = if pw.len() == 35 && pw.starts_with("md5") {
+                            orochi_wire::md5::response_from_stored(pw, &salt)
+                        } else {
+                            postgres_protocol::authentication::md5_hash(
+                                t.user.as_bytes(),
+                                pw.as_bytes(),
+                                salt,
+                            )
+                        };
+                        let mut body = resp.into_bytes();
+                        body.push(0);
+                        FrontendMessage::Password(body.into()).encode(&mut reply);
+                    }
+                    Authentication::Sasl { mechanisms } => {
+                        if !mechanisms.iter().any(|m| m == "SCRAM-SHA-256") {
+                            return Err(RouterError::ServerAuth(PgError::fatal(
+                                "28000",
+                                format!(
+                                    "server offers no supported SASL mechanism: {mechanisms:?}"
+                                ),
+                            )));
+                        }
+                        let pw = t.password.as_deref().ok_or_else(need_password)?;
+                        let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
+                        FrontendMessage::Password(sasl_initial("SCRAM-SHA-256", s.message()))
+                            .encode(&mut reply);
+                        scram = Some(s);
+                    }
+                    Authentication::SaslContinue(data) => {
+                        let s = scram.as_mut().ok_or(RouterError::Protocol(
+                            orochi_wire::WireError::Invalid("unexpected SASL continue"),
+                        ))?;
+                        s.update(&data).map_err(|e| {
+                            RouterError::ServerAuth(PgError::fatal("28000", e.to_string()))
+                        })?;
+                        FrontendMessage::Password(s.message().to_vec().into()).encode(&mut reply);
+                    }
+                    Authentication::SaslFinal(data) => {
+                        let mut s = scram.take().ok_or(RouterError::Protocol(
+                            orochi_wire::WireError::Invalid("unexpected SASL final"),
+                        ))?;
+                        s.finish(&data).map_err(|e| {
+                            RouterError::ServerAuth(PgError::fatal("28000", e.to_string()))
+                        })?;
+                    }
+                },
+                BackendMessage::ParameterStatus { name, value } => {
+                    self.params.insert(name, value);
+                }
+                BackendMessage::BackendKeyData {
+                    process_id,
+                    secret_key,
+                } => self.backend_key = (process_id, secret_key),
+                BackendMessage::ReadyForQuery(_) => return Ok(()),
+                BackendMessage::ErrorResponse(fields) => {
+                    return Err(RouterError::ServerAuth(PgError { fields }))
+                }
+                BackendMessage::NoticeResponse(_)
+                | BackendMessage::NegotiateProtocolVersion { .. } => {}
+                other => {
+                    return Err(RouterError::ServerLost {
+                        addr: self.addr.clone(),
+                        reason: format!("unexpected message during login: {other:?}"),
+                    })
+                }
+            }
+            if !reply.is_empty() {
+                self.write_all(&reply).await?;
+            }
+        }
+    }
+
+    fn lost(&mut self, reason: impl ToString) -> RouterError {
+        self.broken = true;
+        RouterError::ServerLost {
+            addr: self.addr.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub async fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Err(e) = self.stream.write_all(bytes).await {
+            return Err(self.lost(e));
+        }
+        Ok(())
+    }
+
+    /// Next complete frame already buffered, without I/O.
+    pub fn next_buffered(&mut self) -> Result<Option<Frame>> {
+        match decode_frame(&mut self.rbuf, orochi_wire::MAX_MESSAGE_LEN) {
+            Ok(f) => Ok(f),
+            Err(e) => {
+                self.broken = true;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Reads more bytes into the buffer; an EOF is a lost connection. Cancel safe.
+    pub async fn fill(&mut self) -> Result<()> {
+        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+            self.rbuf.reserve(8192);
+        }
+        match self.stream.read_buf(&mut self.rbuf).await {
+            Ok(0) => Err(self.lost("server closed the connection")),
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.lost(e)),
+        }
+    }
+
+    pub async fn read_frame(&mut self) -> Result<Frame> {
+        loop {
+            if let Some(f) = self.next_buffered()? {
+                return Ok(f);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Runs SQL whose results nobody wants (session setup, cleanup), up to ReadyForQuery.
+    /// Returns the server's error, if it sent one; tracks ParameterStatus.
+    pub async fn run_silent(&mut self, sql: &str) -> Result<Option<PgError>> {
+        let mut out = BytesMut::new();
+        FrontendMessage::Query(sql.into()).encode(&mut out);
+        self.write_all(&out).await?;
+        let mut error = None;
+        loop {
+            let f = self.read_frame().await?;
+            match f.tag {
+                b'Z' => return Ok(error),
+                b'E' => {
+                    if let Ok(BackendMessage::ErrorResponse(fields)) = BackendMessage::decode(&f) {
+                        error = Some(PgError { fields });
+                    }
+                }
+                b'S' => self.track_parameter(&f),
+                _ => {}
+            }
+        }
+    }
+
+    /// Records a ParameterStatus frame's value.
+    pub fn track_parameter(&mut self, f: &Frame) {
+        if let Ok(BackendMessage::ParameterStatus { name, value }) = BackendMessage::decode(f) {
+            self.params.insert(name, value);
+        }
+    }
+
+    /// True when the idle connection still looks usable: nothing is waiting to be read
+    /// (an idle server only speaks to say it is going away) and no error was seen.
+    pub fn looks_alive(&mut self) -> bool {
+        if self.broken || !self.rbuf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Forgets what a `DISCARD ALL` removes.
+    pub fn forget_session_state(&mut self) {
+        self.applied_params = EMPTY_PARAMS;
+        self.prepared.clear();
+        self.sql_prepared.clear();
+        self.dirty = false;
+    }
+
+    /// Drops buffers grown by a large result so an idle connection stays small.
+    pub fn shrink(&mut self) {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 64 * 1024 {
+            self.rbuf = BytesMut::with_capacity(8192);
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Server side: connections to PostgreSQL, pools of them, and the registry that maps
+//! configured pools/users/shards/servers to pools.
+
+pub mod conn;
+pub mod pool;
+pub mod registry;
+
+pub use conn::ServerConn;
+pub use pool::{Checkout, ServerPool};
+pub use registry::{Registry, UserPools};

@@ -1,0 +1,233 @@
+//! A pool of connections to one server for one (pool, user, shard).
+//!
+//! `pool_size` permits of a FIFO semaphore bound the connections in use; a checkout
+//! takes a permit (waiting fairly, at most `connect_timeout`), then reuses an idle
+//! connection (LIFO: the warmest) or opens a new one. Invariant: open connections
+//! (in use + idle) never exceed `pool_size`, because a new one is opened only while the
+//! idle list is empty and its opener holds a permit.
+
+use super::conn::{ServerConn, ServerTarget};
+use crate::error::{Result, RouterError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub pool_size: usize,
+    pub min_pool_size: usize,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub server_lifetime: Duration,
+}
+
+/// Live counters, read by the admin console and metrics.
+#[derive(Default, Debug)]
+pub struct PoolStats {
+    pub open: AtomicUsize,
+    pub in_use: AtomicUsize,
+    pub waiting: AtomicUsize,
+    pub checkouts: AtomicU64,
+    pub connects: AtomicU64,
+    pub connect_errors: AtomicU64,
+    pub timeouts: AtomicU64,
+    /// Total time clients waited for a connection, in microseconds.
+    pub wait_us: AtomicU64,
+}
+
+pub struct ServerPool {
+    pub pool_name: String,
+    pub user_name: String,
+    pub shard: usize,
+    pub target: ServerTarget,
+    pub settings: PoolSettings,
+    permits: Arc<Semaphore>,
+    idle: Mutex<Vec<ServerConn>>,
+    pub stats: PoolStats,
+    /// Bumped by RECONNECT-like events: connections older than this generation are closed on return.
+    pub generation: AtomicU64,
+}
+
+impl ServerPool {
+    pub fn new(
+        pool_name: &str,
+        user_name: &str,
+        shard: usize,
+        target: ServerTarget,
+        settings: PoolSettings,
+    ) -> Arc<Self> {
+        Arc::new(ServerPool {
+            pool_name: pool_name.into(),
+            user_name: user_name.into(),
+            shard,
+            target,
+            permits: Arc::new(Semaphore::new(settings.pool_size.max(1))),
+            settings,
+            idle: Mutex::new(Vec::new()),
+            stats: PoolStats::default(),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().map(|v| v.len()).unwrap_or(0)
+    }
+
+    /// Waits (fairly) for a permit, then returns a live connection.
+    pub async fn checkout(self: &Arc<Self>) -> Result<Checkout> {
+        let started = Instant::now();
+        self.stats.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = tokio::time::timeout(
+            self.settings.connect_timeout,
+            self.permits.clone().acquire_owned(),
+        )
+        .await;
+        self.stats.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.stats
+            .wait_us
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let permit = match permit {
+            Ok(Ok(p)) => p,
+            _ => {
+                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                return Err(RouterError::PoolExhausted {
+                    pool: self.pool_name.clone(),
+                    user: self.user_name.clone(),
+                    waited_ms: started.elapsed().as_millis(),
+                });
+            }
+        };
+        let conn = match self.take_idle() {
+            Some(c) => c,
+            None => self.open().await?,
+        };
+        self.stats.in_use.fetch_add(1, Ordering::Relaxed);
+        self.stats.checkouts.fetch_add(1, Ordering::Relaxed);
+        Ok(Checkout {
+            conn: Some(conn),
+            pool: self.clone(),
+            _permit: permit,
+        })
+    }
+
+    /// Pops the warmest idle connection that is still usable, closing stale ones.
+    fn take_idle(&self) -> Option<ServerConn> {
+        loop {
+            let mut conn = self.idle.lock().ok()?.pop()?;
+            if self.expired(&conn) || !conn.looks_alive() {
+                self.stats.open.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+            return Some(conn);
+        }
+    }
+
+    fn expired(&self, c: &ServerConn) -> bool {
+        c.created.elapsed() >= self.settings.server_lifetime
+            || c.last_used.elapsed() >= self.settings.idle_timeout
+    }
+
+    async fn open(&self) -> Result<ServerConn> {
+        match ServerConn::connect(&self.target, self.settings.connect_timeout).await {
+            Ok(c) => {
+                self.stats.open.fetch_add(1, Ordering::Relaxed);
+                self.stats.connects.fetch_add(1, Ordering::Relaxed);
+                Ok(c)
+            }
+            Err(e) => {
+                self.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    fn give_back(&self, mut conn: ServerConn) {
+        self.stats.in_use.fetch_sub(1, Ordering::Relaxed);
+        if conn.broken || conn.dirty || conn.created.elapsed() >= self.settings.server_lifetime {
+            self.stats.open.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        conn.last_used = Instant::now();
+        conn.shrink();
+        match self.idle.lock() {
+            Ok(mut idle) => idle.push(conn),
+            Err(_) => {
+                self.stats.open.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Periodic upkeep: close idle connections past `idle_timeout`/`server_lifetime`
+    /// (keeping `min_pool_size`), then open connections up to `min_pool_size`.
+    pub async fn maintain(self: &Arc<Self>) {
+        let min = self.settings.min_pool_size;
+        if let Ok(mut idle) = self.idle.lock() {
+            let open = self.stats.open.load(Ordering::Relaxed);
+            let mut closable = open.saturating_sub(min);
+            let before = idle.len();
+            idle.retain(|c| {
+                let old = c.created.elapsed() >= self.settings.server_lifetime;
+                let idle_long = c.last_used.elapsed() >= self.settings.idle_timeout;
+                if old || (idle_long && closable > 0) {
+                    closable = closable.saturating_sub(1);
+                    false
+                } else {
+                    true
+                }
+            });
+            let closed = before - idle.len();
+            self.stats.open.fetch_sub(closed, Ordering::Relaxed);
+        }
+        while self.stats.open.load(Ordering::Relaxed) < min {
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                break;
+            };
+            match self.open().await {
+                Ok(c) => {
+                    if let Ok(mut idle) = self.idle.lock() {
+                        idle.push(c);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(server = %self.target.addr(), error = %e, "could not open a minimum-pool connection");
+                    break;
+                }
+            }
+            drop(permit);
+        }
+    }
+
+    /// Closes every idle connection (RECONNECT, reload, shutdown).
+    pub fn close_idle(&self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            let n = idle.len();
+            idle.clear();
+            self.stats.open.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A connection lent to one client. Returned to the pool on drop if it is clean.
+pub struct Checkout {
+    conn: Option<ServerConn>,
+    pub pool: Arc<ServerPool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Checkout {
+    pub fn conn(&mut self) -> &mut ServerConn {
+        self.conn.as_mut().expect("present until drop")
+    }
+    pub fn conn_ref(&self) -> &ServerConn {
+        self.conn.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.pool.give_back(c);
+        }
+    }
+}

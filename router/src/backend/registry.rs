@@ -1,0 +1,195 @@
+//! The registry: every configured (pool, user) with its per-shard, per-server pools,
+//! built from one config snapshot. A reload builds a new registry and reuses the server
+//! pools whose definition did not change, so their idle connections survive.
+
+use super::conn::ServerTarget;
+use super::pool::{PoolSettings, ServerPool};
+use orochi_config::{Config, Pool, PoolMode, Role, Secret, User};
+use orochi_wire::scram::Verifier;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How a client of a user proves who it is.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    Trust,
+    /// Stored `md5…` hash.
+    Md5(String),
+    Scram(Verifier),
+}
+
+impl ClientAuth {
+    fn from_user(u: &User) -> Self {
+        match &u.password {
+            Secret::None => ClientAuth::Trust,
+            Secret::Md5(h) => ClientAuth::Md5(h.clone()),
+            Secret::Plain(p) => ClientAuth::Scram(Verifier::from_password(p)),
+            Secret::Scram(v) => match Verifier::parse(v) {
+                Some(v) => ClientAuth::Scram(v),
+                // The config crate validated the format; an unparsable verifier locks the user out.
+                None => ClientAuth::Scram(Verifier::from_password(&uuid_like())),
+            },
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    use rand::Rng;
+    format!("{:032x}", rand::thread_rng().gen::<u128>())
+}
+
+/// One server of one shard, as the executor sees it.
+pub struct ServerSlot {
+    pub role: Role,
+    pub weight: u32,
+    pub pool: Arc<ServerPool>,
+}
+
+/// Everything a client session of (pool, user) needs.
+pub struct UserPools {
+    pub pool_name: String,
+    pub user: User,
+    pub pool: Pool,
+    pub auth: ClientAuth,
+    pub mode: PoolMode,
+    /// `shards[i]` = the servers of shard i.
+    pub shards: Vec<Vec<ServerSlot>>,
+}
+
+impl UserPools {
+    /// The server to use for shard `i` (primary first; replicas are the replica issue's job).
+    pub fn primary(&self, shard: usize) -> Option<&Arc<ServerPool>> {
+        let servers = self.shards.get(shard)?;
+        servers
+            .iter()
+            .find(|s| s.role == Role::Primary)
+            .or_else(|| servers.first())
+            .map(|s| &s.pool)
+    }
+    pub fn all_server_pools(&self) -> impl Iterator<Item = &Arc<ServerPool>> {
+        self.shards.iter().flatten().map(|s| &s.pool)
+    }
+}
+
+pub struct Registry {
+    pub config: Arc<Config>,
+    /// database name -> username -> pools
+    pub dbs: HashMap<String, HashMap<String, Arc<UserPools>>>,
+}
+
+impl Registry {
+    pub fn build(config: Arc<Config>, previous: Option<&Registry>) -> Self {
+        let mut old: HashMap<(String, String, usize, String), Arc<ServerPool>> = HashMap::new();
+        if let Some(prev) = previous {
+            for users in prev.dbs.values() {
+                for up in users.values() {
+                    for p in up.all_server_pools() {
+                        old.insert(
+                            (
+                                p.pool_name.clone(),
+                                p.user_name.clone(),
+                                p.shard,
+                                p.target.addr(),
+                            ),
+                            p.clone(),
+                        );
+                    }
+                }
+            }
+        }
+        let mut dbs = HashMap::new();
+        for (name, pool) in &config.pools {
+            let mut users = HashMap::new();
+            for user in &pool.users {
+                let settings = PoolSettings {
+                    pool_size: user.pool_size,
+                    min_pool_size: user.min_pool_size,
+                    connect_timeout: pool.connect_timeout,
+                    idle_timeout: pool.idle_timeout,
+                    server_lifetime: pool.server_lifetime,
+                };
+                let shards = pool
+                    .shards
+                    .iter()
+                    .enumerate()
+                    .map(|(i, shard)| {
+                        shard
+                            .servers
+                            .iter()
+                            .map(|s| {
+                                let target = ServerTarget {
+                                    host: s.host.clone(),
+                                    port: s.port,
+                                    database: shard.database.clone(),
+                                    user: user.server_username.clone(),
+                                    password: server_password(user),
+                                };
+                                let key = (name.clone(), user.username.clone(), i, target.addr());
+                                let pool = match old.get(&key) {
+                                    Some(p)
+                                        if p.target == target && same(&p.settings, &settings) =>
+                                    {
+                                        p.clone()
+                                    }
+                                    _ => ServerPool::new(
+                                        name,
+                                        &user.username,
+                                        i,
+                                        target,
+                                        settings.clone(),
+                                    ),
+                                };
+                                ServerSlot {
+                                    role: s.role,
+                                    weight: s.weight,
+                                    pool,
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                users.insert(
+                    user.username.clone(),
+                    Arc::new(UserPools {
+                        pool_name: name.clone(),
+                        user: user.clone(),
+                        pool: pool.clone(),
+                        auth: ClientAuth::from_user(user),
+                        mode: user.pool_mode.unwrap_or(pool.pool_mode),
+                        shards,
+                    }),
+                );
+            }
+            dbs.insert(name.clone(), users);
+        }
+        Registry { config, dbs }
+    }
+
+    pub fn all_server_pools(&self) -> impl Iterator<Item = &Arc<ServerPool>> {
+        self.dbs
+            .values()
+            .flat_map(|u| u.values())
+            .flat_map(|up| up.all_server_pools())
+    }
+}
+
+fn same(a: &PoolSettings, b: &PoolSettings) -> bool {
+    a.pool_size == b.pool_size
+        && a.min_pool_size == b.min_pool_size
+        && a.connect_timeout == b.connect_timeout
+        && a.idle_timeout == b.idle_timeout
+        && a.server_lifetime == b.server_lifetime
+}
+
+/// Password towards the server: `server_password`, else the client password when it is
+/// usable for server login (plain, or an md5 hash for md5 auth).
+fn server_password(u: &User) -> Option<String> {
+    if let Some(p) = &u.server_password {
+        return Some(p.clone());
+    }
+    match &u.password {
+        Secret::Plain(p) => Some(p.clone()),
+        Secret::Md5(h) => Some(h.clone()),
+        _ => None,
+    }
+}

@@ -1,0 +1,105 @@
+//! Proxy-owned cancel keys (house rule 10).
+//!
+//! Each client gets its own random BackendKeyData. While it holds a server connection,
+//! its slot points at that server's key; a CancelRequest with the client's key is sent
+//! on to that server, so a client can only ever cancel its own query.
+
+use bytes::BytesMut;
+use orochi_wire::StartupRequest;
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelTarget {
+    pub host: String,
+    pub port: u16,
+    pub process_id: i32,
+    pub secret_key: i32,
+}
+
+#[derive(Default, Debug)]
+pub struct CancelSlot {
+    target: Mutex<Option<CancelTarget>>,
+}
+
+impl CancelSlot {
+    pub fn set(&self, t: Option<CancelTarget>) {
+        if let Ok(mut g) = self.target.lock() {
+            *g = t;
+        }
+    }
+    pub fn get(&self) -> Option<CancelTarget> {
+        self.target.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+#[derive(Default)]
+pub struct CancelRegistry {
+    slots: Mutex<HashMap<(i32, i32), Arc<CancelSlot>>>,
+}
+
+/// Removes the client's key when its session ends.
+pub struct CancelKey {
+    pub key: (i32, i32),
+    pub slot: Arc<CancelSlot>,
+    registry: Arc<CancelRegistry>,
+}
+
+impl Drop for CancelKey {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.registry.slots.lock() {
+            s.remove(&self.key);
+        }
+    }
+}
+
+impl CancelRegistry {
+    pub fn register(self: &Arc<Self>) -> CancelKey {
+        let mut rng = rand::thread_rng();
+        let slot = Arc::new(CancelSlot::default());
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let key = (rng.gen_range(1..i32::MAX), rng.gen());
+            if let std::collections::hash_map::Entry::Vacant(v) = slots.entry(key) {
+                v.insert(slot.clone());
+                return CancelKey {
+                    key,
+                    slot,
+                    registry: self.clone(),
+                };
+            }
+        }
+    }
+
+    /// Forwards a client's CancelRequest to the server it is using, if any.
+    pub async fn cancel(&self, process_id: i32, secret_key: i32) {
+        let target = self
+            .slots
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&(process_id, secret_key)).cloned())
+            .and_then(|slot| slot.get());
+        match target {
+            Some(t) => {
+                if let Err(e) = send_cancel(&t).await {
+                    tracing::warn!(server = %format!("{}:{}", t.host, t.port), error = %e, "cancel request failed");
+                }
+            }
+            None => tracing::debug!("cancel request for an unknown or idle client ignored"),
+        }
+    }
+}
+
+pub async fn send_cancel(t: &CancelTarget) -> std::io::Result<()> {
+    let mut s = tokio::net::TcpStream::connect((t.host.as_str(), t.port)).await?;
+    let mut b = BytesMut::new();
+    StartupRequest::Cancel {
+        process_id: t.process_id,
+        secret_key: t.secret_key,
+    }
+    .encode(&mut b);
+    s.write_all(&b).await?;
+    s.shutdown().await
+}

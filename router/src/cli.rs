@@ -1,0 +1,113 @@
+//! Command line (SPEC §1). Parses arguments and calls into the library; nothing else.
+
+use crate::app::{App, ConfigSource};
+use clap::{Parser, Subcommand};
+use orochi_config::Config;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "orochi-router",
+    version,
+    about = "PostgreSQL pooler, read/write splitter and sharding router"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub files: Files,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Files {
+    /// Configuration file (orochi.toml / pgcat.toml).
+    #[arg(short = 'c', long = "config", env = "PGDOG_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Optional users file (users.toml).
+    #[arg(short = 'u', long = "users", env = "PGDOG_USERS_CONFIG", global = true)]
+    pub users: Option<PathBuf>,
+}
+
+impl Files {
+    pub fn source(&self) -> ConfigSource {
+        ConfigSource {
+            config: self
+                .config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("orochi.toml")),
+            users: self.users.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve clients (the default).
+    Run,
+    /// Validate the configuration and exit (1 on error).
+    Check,
+}
+
+fn init_logging(config: Option<&Config>) {
+    use tracing_subscriber::EnvFilter;
+    let level = config
+        .map(|c| c.general.log_level.clone())
+        .unwrap_or_else(|| "info".into());
+    let filter = EnvFilter::try_new(format!("{level},pg_query=warn"))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = config.is_some_and(|c| c.general.log_format == orochi_config::LogFormat::Json);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    let source = cli.files.source();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Check => match source.load() {
+            Ok(_) => {
+                println!("{}: configuration is valid", source.config.display());
+                0
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                1
+            }
+        },
+        Command::Run => {
+            let config = match source.load() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return 1;
+                }
+            };
+            init_logging(Some(&config));
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if config.general.worker_threads > 0 {
+                rt.worker_threads(config.general.worker_threads);
+            }
+            let rt = match rt.enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return 1;
+                }
+            };
+            let app = App::new(config, Some(source));
+            match rt.block_on(crate::server::run(app)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    1
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Client side: the handshake (startup and authentication) and the per-client session
+//! task that pools server connections under it.
+
+pub mod params;
+pub mod relay;
+pub mod session;
+pub mod startup;
+pub mod statements;

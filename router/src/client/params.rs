@@ -1,0 +1,198 @@
+//! Per-client session parameters for transaction pooling.
+//!
+//! A client's settings (startup parameters and every session-level `SET`) are kept as
+//! the SQL that establishes them. Each server connection remembers the fingerprint of
+//! the set it was given; when a client gets a connection with another fingerprint, the
+//! router runs `RESET ALL` and replays the client's settings first. So a setting never
+//! leaks to another client and always follows its own client.
+
+use crate::backend::conn::EMPTY_PARAMS;
+use crate::planner::SessionOp;
+use orochi_wire::PgError;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+
+/// A server connection whose settings are not known: always reset before use.
+pub const UNKNOWN_PARAMS: u64 = u64::MAX;
+
+/// Startup packet keys that are not settings.
+const NOT_SETTINGS: &[&str] = &["user", "database", "options", "replication"];
+
+#[derive(Debug, Clone, Default)]
+pub struct SessionParams {
+    startup: BTreeMap<String, String>,
+    current: BTreeMap<String, String>,
+    fingerprint: u64,
+}
+
+fn quote_literal(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+fn quote_ident(v: &str) -> String {
+    format!("\"{}\"", v.replace('"', "\"\""))
+}
+
+fn set_sql(name: &str, value: &str) -> String {
+    format!("SET {} TO {}", quote_ident(name), quote_literal(value))
+}
+
+/// Splits libpq's `options` (`-c name=value`, `--name=value`, backslash escapes).
+fn parse_options(options: &str) -> Result<Vec<(String, String)>, PgError> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => cur.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    let mut out = Vec::new();
+    let mut it = words.into_iter();
+    while let Some(w) = it.next() {
+        let setting = if w == "-c" {
+            it.next()
+        } else if let Some(rest) = w.strip_prefix("--") {
+            Some(rest.to_string())
+        } else {
+            w.strip_prefix("-c").map(str::to_string)
+        };
+        let Some((k, v)) = setting.as_deref().and_then(|s| s.split_once('=')) else {
+            return Err(PgError::fatal(
+                "08P01",
+                format!("unsupported startup option \"{w}\": only -c name=value is supported"),
+            ));
+        };
+        out.push((k.replace('-', "_"), v.to_string()));
+    }
+    Ok(out)
+}
+
+impl SessionParams {
+    /// Settings from the startup packet (including `options=-c ...`).
+    pub fn from_startup(params: &[(String, String)]) -> Result<Self, PgError> {
+        let mut s = SessionParams::default();
+        for (k, v) in params {
+            if k == "options" {
+                for (k, v) in parse_options(v)? {
+                    s.startup.insert(k.to_ascii_lowercase(), set_sql(&k, &v));
+                }
+            } else if !NOT_SETTINGS.contains(&k.as_str()) && !k.starts_with("_pq_.") {
+                s.startup.insert(k.to_ascii_lowercase(), set_sql(k, v));
+            }
+        }
+        s.current = s.startup.clone();
+        s.refresh();
+        Ok(s)
+    }
+
+    fn refresh(&mut self) {
+        self.fingerprint = if self.current.is_empty() {
+            EMPTY_PARAMS
+        } else {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.current.hash(&mut h);
+            match h.finish() {
+                EMPTY_PARAMS | UNKNOWN_PARAMS => 1,
+                f => f,
+            }
+        };
+    }
+
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// SQL that takes a server from the state `applied` to this client's settings.
+    pub fn sync_sql(&self, applied: u64) -> String {
+        let mut parts: Vec<&str> = Vec::with_capacity(self.current.len() + 1);
+        if applied != EMPTY_PARAMS {
+            parts.push("RESET ALL");
+        }
+        parts.extend(self.current.values().map(String::as_str));
+        parts.join(";\n")
+    }
+
+    /// Applies the session effects of a statement that completed outside a failed or
+    /// rolled-back transaction. Returns true when the server's settings may now differ
+    /// from this client's (after a RESET, which restores server defaults).
+    pub fn apply(&mut self, ops: &[SessionOp]) -> bool {
+        let mut server_unknown = false;
+        for op in ops {
+            match op {
+                SessionOp::Set { name, sql } => {
+                    self.current.insert(name.clone(), sql.clone());
+                }
+                SessionOp::Reset { name } => {
+                    self.current.remove(name);
+                    server_unknown = true;
+                }
+                SessionOp::ResetAll | SessionOp::DiscardAll => {
+                    self.current = self.startup.clone();
+                    server_unknown = true;
+                }
+                _ => {}
+            }
+        }
+        self.refresh();
+        server_unknown
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.current.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn startup_settings_become_sets() {
+        let s = SessionParams::from_startup(&kv(&[
+            ("user", "app"),
+            ("database", "app"),
+            ("application_name", "it's"),
+            ("options", "-c search_path=a,b --statement-timeout=5s"),
+        ]))
+        .unwrap();
+        let sql = s.sync_sql(EMPTY_PARAMS);
+        assert!(sql.contains("SET \"application_name\" TO 'it''s'"));
+        assert!(sql.contains("SET \"search_path\" TO 'a,b'"));
+        assert!(sql.contains("SET \"statement_timeout\" TO '5s'"));
+        assert!(!sql.contains("RESET ALL"));
+        assert!(s.sync_sql(7).starts_with("RESET ALL"));
+        assert!(SessionParams::from_startup(&kv(&[("options", "-x")])).is_err());
+    }
+
+    #[test]
+    fn fingerprint_follows_sets_and_resets() {
+        let mut s = SessionParams::from_startup(&kv(&[("user", "u")])).unwrap();
+        assert_eq!(s.fingerprint(), EMPTY_PARAMS);
+        s.apply(&[SessionOp::Set {
+            name: "work_mem".into(),
+            sql: "SET work_mem = '8MB'".into(),
+        }]);
+        let f1 = s.fingerprint();
+        assert_ne!(f1, EMPTY_PARAMS);
+        assert!(s.apply(&[SessionOp::Reset {
+            name: "work_mem".into()
+        }]));
+        assert_eq!(s.fingerprint(), EMPTY_PARAMS);
+    }
+}

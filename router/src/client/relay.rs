@@ -1,0 +1,223 @@
+//! Server-to-client relay for one session, and the queue that keeps responses in the
+//! order the client asked for them.
+//!
+//! The router sometimes sends the server messages the client did not send (a Parse that
+//! recreates a prepared statement on a fresh connection, a `PREPARE` replay) and answers
+//! some client messages itself (a Parse for a statement the server already has, a
+//! Close of a pooled statement). Every message forwarded or answered pushes one
+//! [`Expect`]: forward the server's responses up to that message's final one, swallow
+//! them, or emit a ready-made answer once everything before it has been relayed.
+
+use super::session::Session;
+use crate::error::Result;
+use bytes::Bytes;
+use orochi_wire::{BackendMessage, Frame};
+
+/// Which server message ends the responses to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Term {
+    /// A Parse; on failure, forget `client_name` (if named) and statement `id` on the server.
+    Parse {
+        client_name: Option<String>,
+        id: u64,
+    },
+    Bind,
+    Close,
+    Describe,
+    Execute,
+    /// Sync, simple Query or FunctionCall: ends with ReadyForQuery.
+    Ready,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    Forward(Term),
+    Swallow(Term),
+    /// Bytes to send the client when this entry reaches the front.
+    Emit(Bytes),
+}
+
+impl Term {
+    fn ends_with(&self, tag: u8) -> bool {
+        match self {
+            Term::Parse { .. } => tag == b'1',
+            Term::Bind => tag == b'2',
+            Term::Close => tag == b'3',
+            Term::Describe => tag == b'T' || tag == b'n',
+            Term::Execute => matches!(tag, b'C' | b'I' | b's'),
+            Term::Ready => tag == b'Z',
+        }
+    }
+}
+
+impl Session {
+    /// Sends `bytes` to the client now if nothing is pending, else after what is pending.
+    pub(crate) fn reply(&mut self, bytes: Bytes) {
+        if self.expect.is_empty() {
+            self.out.extend_from_slice(&bytes);
+        } else {
+            self.expect.push_back(Expect::Emit(bytes));
+        }
+    }
+
+    fn drain_emits(&mut self) {
+        while let Some(Expect::Emit(_)) = self.expect.front() {
+            if let Some(Expect::Emit(b)) = self.expect.pop_front() {
+                self.out.extend_from_slice(&b);
+            }
+        }
+    }
+
+    /// Handles one message from the server.
+    pub(crate) fn on_server_frame(&mut self, f: Frame) -> Result<()> {
+        tracing::trace!(client = self.id, tag = %(f.tag as char), expect = ?self.expect, "server message");
+        match f.tag {
+            // Asynchronous messages: always relayed.
+            b'S' => {
+                if let Some(co) = self.server.as_mut() {
+                    co.conn().track_parameter(&f);
+                }
+                if let Ok(BackendMessage::ParameterStatus { name, value }) =
+                    BackendMessage::decode(&f)
+                {
+                    self.reported.insert(name, value);
+                }
+                f.encode(&mut self.out);
+                return Ok(());
+            }
+            b'N' | b'A' => {
+                f.encode(&mut self.out);
+                return Ok(());
+            }
+            b'E' => return self.on_server_error(f),
+            _ => {}
+        }
+        let (forward, terminal) = match self.expect.front() {
+            Some(Expect::Forward(t)) => (true, t.ends_with(f.tag)),
+            Some(Expect::Swallow(t)) => (false, t.ends_with(f.tag)),
+            // Emits are drained as soon as they reach the front; relay if one is left.
+            Some(Expect::Emit(_)) => (true, false),
+            None => {
+                // Nothing was asked: the server is out of step with us. Do not reuse it.
+                tracing::warn!(tag = %(f.tag as char), "unexpected message from server");
+                if let Some(co) = self.server.as_mut() {
+                    co.conn().broken = true;
+                }
+                (f.tag != b'Z', false)
+            }
+        };
+        match f.tag {
+            b'Z' => {
+                let status = f.body.first().copied().unwrap_or(b'I');
+                self.on_ready(status);
+            }
+            b'C' => {
+                self.last_tag_rollback = f.body.starts_with(b"ROLLBACK") || self.last_tag_rollback;
+                self.copy_in = false;
+            }
+            b'G' => self.copy_in = true,
+            _ => {}
+        }
+        if forward {
+            f.encode(&mut self.out);
+        }
+        if terminal {
+            if let Some(
+                Expect::Forward(Term::Parse { id, .. }) | Expect::Swallow(Term::Parse { id, .. }),
+            ) = self.expect.front()
+            {
+                let id = *id;
+                if let Some(s) = self.statements.values().find(|s| s.id == id) {
+                    s.validated
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            self.expect.pop_front();
+            self.drain_emits();
+        }
+        Ok(())
+    }
+
+    fn on_server_error(&mut self, f: Frame) -> Result<()> {
+        self.copy_in = false;
+        self.tx_error = true;
+        match self.expect.front() {
+            // Simple query / sync: the error is part of the response; ReadyForQuery follows.
+            Some(Expect::Forward(Term::Ready)) | None => f.encode(&mut self.out),
+            Some(Expect::Swallow(Term::Ready)) => {}
+            Some(_) => {
+                // Extended protocol: the server now skips everything up to Sync. Drop what
+                // we expected before the next Sync, undoing statements that were not created.
+                f.encode(&mut self.out);
+                while let Some(e) = self.expect.front() {
+                    if matches!(
+                        e,
+                        Expect::Forward(Term::Ready) | Expect::Swallow(Term::Ready)
+                    ) {
+                        break;
+                    }
+                    if let Some(
+                        Expect::Forward(Term::Parse { client_name, id })
+                        | Expect::Swallow(Term::Parse { client_name, id }),
+                    ) = self.expect.pop_front()
+                    {
+                        self.forget_failed_parse(client_name, id);
+                    }
+                }
+                if self.expect.is_empty() {
+                    self.server_skipping = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn forget_failed_parse(&mut self, client_name: Option<String>, id: u64) {
+        if let Some(co) = self.server.as_mut() {
+            co.conn().prepared.remove(&id);
+        }
+        if let Some(name) = client_name {
+            if self.statements.get(&name).is_some_and(|s| s.id == id) {
+                self.statements.remove(&name);
+            }
+        }
+    }
+
+    /// ReadyForQuery: the transaction state is known; settle pending session effects.
+    fn on_ready(&mut self, status: u8) {
+        self.tx_status = status;
+        if status != b'I' {
+            return;
+        }
+        let ops = std::mem::take(&mut self.pending_ops);
+        let undone = self.tx_error || self.last_tag_rollback;
+        self.tx_error = false;
+        self.last_tag_rollback = false;
+        if ops.is_empty() {
+            return;
+        }
+        if undone {
+            // Effects were rolled back (or partly, with savepoints): re-sync next time.
+            if let Some(co) = self.server.as_mut() {
+                co.conn().applied_params = super::params::UNKNOWN_PARAMS;
+            }
+            return;
+        }
+        let unknown = self.params.apply(&ops);
+        let fp = self.params.fingerprint();
+        if let Some(co) = self.server.as_mut() {
+            let conn = co.conn();
+            if ops
+                .iter()
+                .any(|o| matches!(o, crate::planner::SessionOp::DiscardAll))
+            {
+                conn.forget_session_state();
+            }
+            conn.applied_params = if unknown {
+                super::params::UNKNOWN_PARAMS
+            } else {
+                fp
+            };
+        }
+    }
+}

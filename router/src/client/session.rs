@@ -1,0 +1,887 @@
+//! One client's session after login: reads its messages, lends it a server connection
+//! for as long as the pool mode says (a transaction, a statement, the whole session),
+//! and makes every connection it gets look like its own (settings, prepared statements).
+
+use super::params::SessionParams;
+use super::relay::{Expect, Term};
+use super::statements::{PreparedStatement, StatementRegistry};
+use crate::app::App;
+use crate::backend::{Checkout, UserPools};
+use crate::cancel::{CancelKey, CancelTarget};
+use crate::error::{Result, RouterError};
+use crate::planner::{analyze, SessionOp};
+use bytes::{BufMut, Bytes, BytesMut};
+use orochi_config::PoolMode;
+use orochi_wire::{decode_frame, BackendMessage, Frame, FrontendMessage, PgError, MAX_MESSAGE_LEN};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long the router waits to bring a server back to idle after its client vanished.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Session {
+    pub(crate) app: Arc<App>,
+    pub(crate) id: u64,
+    stream: TcpStream,
+    rbuf: BytesMut,
+    /// Bytes for the client, flushed after each batch.
+    pub(crate) out: BytesMut,
+    /// Bytes for the server, flushed before waiting for its answer.
+    sout: BytesMut,
+    pub(crate) user: Arc<UserPools>,
+    pub(crate) mode: PoolMode,
+    pub(crate) params: SessionParams,
+    /// ParameterStatus values the client has been told.
+    pub(crate) reported: HashMap<String, String>,
+    pub(crate) statements: HashMap<String, Arc<PreparedStatement>>,
+    unnamed: Option<Arc<PreparedStatement>>,
+    /// SQL-level prepared statements: name -> PREPARE text.
+    sql_prepared: HashMap<String, String>,
+    pub(crate) server: Option<Checkout>,
+    pub(crate) expect: VecDeque<Expect>,
+    pub(crate) tx_status: u8,
+    /// Extended-protocol messages were forwarded since the last Sync.
+    unsynced: bool,
+    /// The server reported an error and skips messages until Sync.
+    pub(crate) server_skipping: bool,
+    /// The router reported an error in the extended protocol: drop messages until Sync.
+    router_skipping: bool,
+    /// The unnamed statement exists on the current server connection.
+    unnamed_on_server: bool,
+    pub(crate) copy_in: bool,
+    /// Session effects of statements whose outcome is not known yet.
+    pub(crate) pending_ops: Vec<SessionOp>,
+    pub(crate) tx_error: bool,
+    pub(crate) last_tag_rollback: bool,
+    cancel: CancelKey,
+}
+
+fn ready(status: u8) -> Bytes {
+    let mut b = BytesMut::new();
+    BackendMessage::ReadyForQuery(status).encode(&mut b);
+    b.freeze()
+}
+
+fn message(m: BackendMessage) -> Bytes {
+    let mut b = BytesMut::new();
+    m.encode(&mut b);
+    b.freeze()
+}
+
+fn error_bytes(e: &PgError) -> Bytes {
+    let mut b = BytesMut::new();
+    e.encode(&mut b);
+    b.freeze()
+}
+
+fn hash_text(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+impl Session {
+    pub fn new(
+        app: Arc<App>,
+        id: u64,
+        stream: TcpStream,
+        user: Arc<UserPools>,
+        params: SessionParams,
+        cancel: CancelKey,
+    ) -> Self {
+        Session {
+            app,
+            id,
+            stream,
+            rbuf: BytesMut::new(),
+            out: BytesMut::new(),
+            sout: BytesMut::new(),
+            mode: user.mode,
+            user,
+            params,
+            reported: HashMap::new(),
+            statements: HashMap::new(),
+            unnamed: None,
+            sql_prepared: HashMap::new(),
+            server: None,
+            expect: VecDeque::new(),
+            tx_status: b'I',
+            unsynced: false,
+            server_skipping: false,
+            router_skipping: false,
+            unnamed_on_server: false,
+            copy_in: false,
+            pending_ops: Vec::new(),
+            tx_error: false,
+            last_tag_rollback: false,
+            cancel,
+        }
+    }
+
+    /// Finishes the login: takes a server connection once to learn (and apply) the
+    /// client's settings, then tells the client its parameters, its key and ReadyForQuery.
+    pub async fn welcome(&mut self) -> Result<()> {
+        self.ensure_server().await?;
+        let params: Vec<(String, String)> = match self.server.as_ref() {
+            Some(co) => co
+                .conn_ref()
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            None => vec![],
+        };
+        for (name, value) in params {
+            BackendMessage::ParameterStatus {
+                name: name.clone(),
+                value: value.clone(),
+            }
+            .encode(&mut self.out);
+            self.reported.insert(name, value);
+        }
+        BackendMessage::BackendKeyData {
+            process_id: self.cancel.key.0,
+            secret_key: self.cancel.key.1,
+        }
+        .encode(&mut self.out);
+        BackendMessage::ReadyForQuery(b'I').encode(&mut self.out);
+        self.maybe_release().await;
+        self.flush_client().await
+    }
+
+    /// The session loop. Returns when the client leaves or must be disconnected.
+    pub async fn run(&mut self) -> Result<()> {
+        match self.serve().await {
+            Ok(()) => {
+                self.client_gone().await;
+                Ok(())
+            }
+            Err(RouterError::ClientIo(_)) => {
+                self.client_gone().await;
+                Ok(())
+            }
+            Err(e) => self.fail(e).await,
+        }
+    }
+
+    /// Ends the session with a fatal error the client is told about.
+    pub async fn fail(&mut self, e: RouterError) -> Result<()> {
+        if let Some(pg) = e.to_client() {
+            let _ = self.flush_client().await;
+            let mut b = BytesMut::new();
+            PgError::fatal(&pg.fields.code, pg.fields.message.clone()).encode(&mut b);
+            let _ = self.stream.write_all(&b).await;
+        }
+        self.client_gone().await;
+        Err(e)
+    }
+
+    async fn serve(&mut self) -> Result<()> {
+        let shutdown = self.app.shutdown.clone();
+        let force = self.app.force.clone();
+        loop {
+            while let Some(frame) = decode_frame(&mut self.rbuf, MAX_MESSAGE_LEN)? {
+                if frame.tag == b'X' {
+                    return Ok(());
+                }
+                self.on_client_frame(frame).await?;
+            }
+            self.flush_server().await?;
+            self.flush_client().await?;
+            self.maybe_release().await;
+            self.flush_client().await?;
+            if self.server.is_none() && self.app.draining() {
+                return Err(RouterError::ShuttingDown);
+            }
+            self.shrink_buffers();
+            match self.server.as_mut() {
+                Some(co) => {
+                    let conn = co.conn();
+                    tokio::select! {
+                        r = self.stream.read_buf(&mut self.rbuf) => match r {
+                            Ok(0) => return Ok(()),
+                            Ok(_) => {}
+                            Err(e) => return Err(RouterError::ClientIo(e)),
+                        },
+                        r = conn.fill() => {
+                            r?;
+                            self.relay_buffered()?;
+                        }
+                        _ = force.cancelled() => return Err(RouterError::ShuttingDown),
+                    }
+                }
+                None => {
+                    tokio::select! {
+                        r = self.stream.readable() => {
+                            r.map_err(RouterError::ClientIo)?;
+                            self.rbuf.reserve(4096);
+                            match self.stream.try_read_buf(&mut self.rbuf) {
+                                Ok(0) => return Ok(()),
+                                Ok(_) => {}
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                                Err(e) => return Err(RouterError::ClientIo(e)),
+                            }
+                        }
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Relays every complete server message already read.
+    fn relay_buffered(&mut self) -> Result<()> {
+        loop {
+            let Some(co) = self.server.as_mut() else {
+                return Ok(());
+            };
+            match co.conn().next_buffered()? {
+                Some(f) => self.on_server_frame(f)?,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    fn shrink_buffers(&mut self) {
+        if self.server.is_none() {
+            for b in [&mut self.rbuf, &mut self.out, &mut self.sout] {
+                if b.is_empty() && b.capacity() > 0 {
+                    *b = BytesMut::new();
+                }
+            }
+        }
+    }
+
+    async fn flush_client(&mut self) -> Result<()> {
+        if !self.out.is_empty() {
+            let r = self.stream.write_all(&self.out).await;
+            self.out.clear();
+            r.map_err(RouterError::ClientIo)?;
+        }
+        Ok(())
+    }
+
+    async fn flush_server(&mut self) -> Result<()> {
+        if self.sout.is_empty() {
+            return Ok(());
+        }
+        let Some(co) = self.server.as_mut() else {
+            self.sout.clear();
+            return Ok(());
+        };
+        let r = co.conn().write_all(&self.sout).await;
+        self.sout.clear();
+        r
+    }
+
+    fn send_server(&mut self, f: &Frame, expect: Option<Expect>) {
+        f.encode(&mut self.sout);
+        if let Some(e) = expect {
+            if !self.server_skipping {
+                self.expect.push_back(e);
+            }
+        }
+    }
+
+    /// Makes sure a server connection is attached and carries this client's settings.
+    pub(crate) async fn ensure_server(&mut self) -> Result<()> {
+        if self.server.is_some() {
+            return Ok(());
+        }
+        if self.app.is_paused(&self.user.pool_name) {
+            self.app.wait_resumed(&self.user.pool_name).await;
+        }
+        self.user = self.app.current_user_pools(&self.user);
+        let pool = self.user.primary(0).cloned().ok_or_else(|| {
+            RouterError::Pg(PgError::error("08006", "pool has no server configured"))
+        })?;
+        let mut co = pool.checkout().await?;
+        let fp = self.params.fingerprint();
+        let conn = co.conn();
+        if conn.applied_params != fp {
+            let sql = self.params.sync_sql(conn.applied_params);
+            if !sql.is_empty() {
+                if let Some(err) = conn.run_silent(&sql).await? {
+                    conn.applied_params = super::params::UNKNOWN_PARAMS;
+                    return Err(RouterError::Pg(err));
+                }
+            }
+            conn.applied_params = fp;
+        }
+        // Tell the client about server-reported values that differ from what it knows.
+        if !self.reported.is_empty() {
+            for (k, v) in &conn.params {
+                if self.reported.get(k) != Some(v) {
+                    BackendMessage::ParameterStatus {
+                        name: k.clone(),
+                        value: v.clone(),
+                    }
+                    .encode(&mut self.out);
+                    self.reported.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        self.cancel.slot.set(Some(CancelTarget {
+            host: pool.target.host.clone(),
+            port: pool.target.port,
+            process_id: conn.backend_key.0,
+            secret_key: conn.backend_key.1,
+        }));
+        self.server = Some(co);
+        self.unnamed_on_server = false;
+        self.server_skipping = false;
+        self.tx_status = b'I';
+        Ok(())
+    }
+
+    /// Gives the server connection back when the pool mode allows it.
+    pub(crate) async fn maybe_release(&mut self) {
+        let Some(co) = self.server.as_mut() else {
+            return;
+        };
+        if !self.expect.is_empty()
+            || self.unsynced
+            || self.copy_in
+            || self.server_skipping
+            || self.tx_status != b'I'
+        {
+            if self.mode == PoolMode::Statement && self.tx_status == b'T' && self.expect.is_empty()
+            {
+                // Statement pooling: a transaction block cannot span statements.
+                let conn = co.conn();
+                let _ = conn.run_silent("ROLLBACK").await;
+                self.tx_status = b'I';
+                let e = PgError::error(
+                    "0A000",
+                    "transaction blocks are not allowed in statement pooling mode; the transaction was rolled back",
+                )
+                .with_hint("use pool_mode = \"transaction\" for this pool or user");
+                e.encode(&mut self.out);
+                BackendMessage::ReadyForQuery(b'I').encode(&mut self.out);
+            } else {
+                return;
+            }
+        }
+        if self.mode == PoolMode::Session {
+            return;
+        }
+        let conn = co.conn();
+        if conn.dirty && !conn.broken {
+            match conn.run_silent("DISCARD ALL").await {
+                Ok(None) => conn.forget_session_state(),
+                _ => conn.broken = true,
+            }
+        }
+        self.cancel.slot.set(None);
+        self.server = None;
+    }
+
+    /// Brings a server back to idle after its client left mid-way, or closes it.
+    async fn client_gone(&mut self) {
+        let Some(mut co) = self.server.take() else {
+            return;
+        };
+        self.cancel.slot.set(None);
+        let clean = self.expect.is_empty()
+            && !self.unsynced
+            && !self.copy_in
+            && !self.server_skipping
+            && self.tx_status == b'I';
+        let session_mode = self.mode == PoolMode::Session;
+        let expect = std::mem::take(&mut self.expect);
+        let (copy_in, unsynced) = (self.copy_in, self.unsynced || self.server_skipping);
+        let target = CancelTarget {
+            host: co.pool.target.host.clone(),
+            port: co.pool.target.port,
+            process_id: co.conn_ref().backend_key.0,
+            secret_key: co.conn_ref().backend_key.1,
+        };
+        let conn = co.conn();
+        let work = async {
+            if !clean {
+                let mut readies = expect
+                    .iter()
+                    .filter(|e| {
+                        matches!(
+                            e,
+                            Expect::Forward(Term::Ready) | Expect::Swallow(Term::Ready)
+                        )
+                    })
+                    .count();
+                let mut b = BytesMut::new();
+                if copy_in {
+                    FrontendMessage::CopyFail("client disconnected".into()).encode(&mut b);
+                }
+                if unsynced || copy_in {
+                    FrontendMessage::Sync.encode(&mut b);
+                    readies += 1;
+                }
+                if !b.is_empty() {
+                    conn.write_all(&b).await?;
+                }
+                if readies > 0 && !expect.is_empty() {
+                    let _ = crate::cancel::send_cancel(&target).await;
+                }
+                let mut status = b'I';
+                while readies > 0 {
+                    let f = conn.read_frame().await?;
+                    if f.tag == b'Z' {
+                        readies -= 1;
+                        status = f.body.first().copied().unwrap_or(b'I');
+                    }
+                }
+                if status != b'I' && conn.run_silent("ROLLBACK").await?.is_some() {
+                    conn.broken = true;
+                }
+            }
+            if (session_mode || conn.dirty) && !conn.broken {
+                match conn.run_silent("DISCARD ALL").await? {
+                    None => conn.forget_session_state(),
+                    Some(_) => conn.broken = true,
+                }
+            }
+            Ok::<(), RouterError>(())
+        };
+        match tokio::time::timeout(CLEANUP_TIMEOUT, work).await {
+            Ok(Ok(())) => {}
+            _ => co.conn().broken = true,
+        }
+    }
+
+    /// A router-side error: for a simple query, error and ReadyForQuery; in the extended
+    /// protocol, error and skip the client's messages until Sync, as PostgreSQL does.
+    fn router_error(&mut self, e: PgError, extended: bool) {
+        self.reply(error_bytes(&e));
+        if extended {
+            self.router_skipping = true;
+        } else {
+            let status = if self.server.is_some() {
+                self.tx_status
+            } else {
+                b'I'
+            };
+            self.reply(ready(status));
+        }
+    }
+
+    async fn on_client_frame(&mut self, f: Frame) -> Result<()> {
+        tracing::trace!(client = self.id, tag = %(f.tag as char), server = self.server.is_some(), expect = ?self.expect, "client message");
+        if self.router_skipping {
+            if f.tag != b'S' {
+                return Ok(());
+            }
+            self.router_skipping = false;
+        }
+        match f.tag {
+            b'Q' => self.on_query(f).await,
+            b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => self.on_extended(f).await,
+            b'S' => {
+                if self.server.is_none() {
+                    self.unsynced = false;
+                    self.reply(ready(b'I'));
+                    return Ok(());
+                }
+                self.send_server(&f, None);
+                self.expect.push_back(Expect::Forward(Term::Ready));
+                self.server_skipping = false;
+                self.unsynced = false;
+                Ok(())
+            }
+            b'H' => {
+                if self.server.is_some() {
+                    self.send_server(&f, None);
+                }
+                Ok(())
+            }
+            b'd' | b'c' | b'f' => {
+                if self.server.is_some() {
+                    self.send_server(&f, None);
+                }
+                Ok(())
+            }
+            b'p' => Err(RouterError::Pg(PgError::fatal(
+                "08P01",
+                "unexpected password message after authentication",
+            ))),
+            t => Err(RouterError::Pg(PgError::fatal(
+                "08P01",
+                format!("invalid frontend message type {:?}", t as char),
+            ))),
+        }
+    }
+
+    async fn on_query(&mut self, f: Frame) -> Result<()> {
+        let FrontendMessage::Query(sql) = FrontendMessage::decode(&f)? else {
+            unreachable!("tag Q decodes to Query")
+        };
+        let analysis = analyze(&sql);
+        if analysis.ops.contains(&SessionOp::Listen) && self.mode != PoolMode::Session {
+            self.router_error(
+                PgError::error(
+                    "0A000",
+                    "LISTEN/UNLISTEN is not supported in transaction or statement pooling mode",
+                )
+                .with_hint("use pool_mode = \"session\" for clients that LISTEN"),
+                false,
+            );
+            return Ok(());
+        }
+        if let Err(e) = self.ensure_server().await {
+            return self.checkout_failed(e, false);
+        }
+        for op in &analysis.ops {
+            self.prepare_sql_op(op);
+        }
+        self.pending_ops.extend(
+            analysis
+                .ops
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o,
+                        SessionOp::Set { .. }
+                            | SessionOp::Reset { .. }
+                            | SessionOp::ResetAll
+                            | SessionOp::DiscardAll
+                    )
+                })
+                .cloned(),
+        );
+        self.send_server(&f, None);
+        self.expect.push_back(Expect::Forward(Term::Ready));
+        Ok(())
+    }
+
+    /// Keeps SQL-level prepared statements right across server connections.
+    fn prepare_sql_op(&mut self, op: &SessionOp) {
+        let Some(co) = self.server.as_mut() else {
+            return;
+        };
+        let conn = co.conn();
+        let inject = |sql: String, sout: &mut BytesMut, expect: &mut VecDeque<Expect>| {
+            FrontendMessage::Query(sql).encode(sout);
+            expect.push_back(Expect::Swallow(Term::Ready));
+        };
+        match op {
+            SessionOp::Execute { name } | SessionOp::Deallocate { name: Some(name) } => {
+                if let Some(sql) = self.sql_prepared.get(name) {
+                    let h = hash_text(sql);
+                    if conn.sql_prepared.get(name) != Some(&h) {
+                        if conn.sql_prepared.contains_key(name) {
+                            inject(
+                                format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")),
+                                &mut self.sout,
+                                &mut self.expect,
+                            );
+                        }
+                        inject(sql.clone(), &mut self.sout, &mut self.expect);
+                        conn.sql_prepared.insert(name.clone(), h);
+                    }
+                }
+                if let SessionOp::Deallocate { .. } = op {
+                    self.sql_prepared.remove(name);
+                    conn.sql_prepared.remove(name);
+                }
+            }
+            SessionOp::Prepare { name, sql } => {
+                if conn.sql_prepared.contains_key(name) {
+                    inject(
+                        format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")),
+                        &mut self.sout,
+                        &mut self.expect,
+                    );
+                }
+                conn.sql_prepared.insert(name.clone(), hash_text(sql));
+                self.sql_prepared.insert(name.clone(), sql.clone());
+            }
+            SessionOp::Deallocate { name: None } | SessionOp::DiscardAll => {
+                // Drops every prepared statement on this server, ours included.
+                self.sql_prepared.clear();
+                self.statements.clear();
+                self.unnamed = None;
+                conn.sql_prepared.clear();
+                conn.prepared.clear();
+            }
+            SessionOp::Dirty => conn.dirty = true,
+            _ => {}
+        }
+    }
+
+    fn checkout_failed(&mut self, e: RouterError, extended: bool) -> Result<()> {
+        match e.to_client() {
+            Some(pg) if !matches!(e, RouterError::ShuttingDown) => {
+                tracing::warn!(client = self.id, error = %e, "no server connection for client");
+                self.router_error(pg, extended);
+                Ok(())
+            }
+            _ => Err(e),
+        }
+    }
+
+    /// Parse, Bind, Describe, Execute, Close, FunctionCall.
+    async fn on_extended(&mut self, f: Frame) -> Result<()> {
+        let msg = FrontendMessage::decode(&f)?;
+        // Messages the router answers without a server.
+        match &msg {
+            FrontendMessage::Close { kind: b'S', name } if !name.is_empty() => {
+                self.statements.remove(name);
+                self.reply(message(BackendMessage::CloseComplete));
+                return Ok(());
+            }
+            FrontendMessage::Close { .. } if self.server.is_none() => {
+                self.reply(message(BackendMessage::CloseComplete));
+                return Ok(());
+            }
+            // A statement some server already accepted, parsed by an idle client: answer
+            // here. Taking a server just for this would make blocking prepares (libpq's
+            // PQprepare, as pgbench -M prepared uses) wait on transactions of other clients
+            // sharing the same thread: a deadlock when the pool is smaller than the clients.
+            FrontendMessage::Parse {
+                name,
+                query,
+                param_types,
+            } if self.server.is_none()
+                && !name.is_empty()
+                && !self.statements.contains_key(name) =>
+            {
+                let stmt = self.app.statements.get(query, param_types);
+                if stmt.validated.load(std::sync::atomic::Ordering::Relaxed) {
+                    self.statements.insert(name.clone(), stmt);
+                    self.reply(message(BackendMessage::ParseComplete));
+                    return Ok(());
+                }
+            }
+            _ => {}
+        }
+        if let Err(e) = self.ensure_server().await {
+            return self.checkout_failed(e, msg_is_extended(&msg));
+        }
+        self.unsynced = true;
+        match msg {
+            FrontendMessage::Parse {
+                name,
+                query,
+                param_types,
+            } => {
+                if name.is_empty() {
+                    self.unnamed = Some(StatementRegistry::unnamed(&query, &param_types));
+                    self.unnamed_on_server = true;
+                    self.send_server(
+                        &f,
+                        Some(Expect::Forward(Term::Parse {
+                            client_name: None,
+                            id: 0,
+                        })),
+                    );
+                    return Ok(());
+                }
+                if self.statements.contains_key(&name) {
+                    self.router_error(
+                        PgError::error(
+                            "42P05",
+                            format!("prepared statement \"{name}\" already exists"),
+                        ),
+                        true,
+                    );
+                    return Ok(());
+                }
+                let stmt = self.app.statements.get(&query, &param_types);
+                self.statements.insert(name.clone(), stmt.clone());
+                let has = self.server_has(stmt.id);
+                if has {
+                    self.reply(message(BackendMessage::ParseComplete));
+                } else {
+                    self.mark_prepared(stmt.id);
+                    self.send_server(
+                        &stmt.parse_frame(&stmt.server_name),
+                        Some(Expect::Forward(Term::Parse {
+                            client_name: Some(name),
+                            id: stmt.id,
+                        })),
+                    );
+                }
+            }
+            FrontendMessage::Bind { ref statement, .. } => {
+                let Some(server_name) = self.resolve_statement(statement) else {
+                    return Ok(());
+                };
+                let stmt = self.statement_for(statement);
+                if let Some(stmt) = stmt {
+                    for op in &stmt.analysis.ops {
+                        self.prepare_sql_op(op);
+                    }
+                    self.pending_ops.extend(
+                        stmt.analysis
+                            .ops
+                            .iter()
+                            .filter(|o| {
+                                matches!(
+                                    o,
+                                    SessionOp::Set { .. }
+                                        | SessionOp::Reset { .. }
+                                        | SessionOp::ResetAll
+                                        | SessionOp::DiscardAll
+                                )
+                            })
+                            .cloned(),
+                    );
+                    if stmt.analysis.ops.contains(&SessionOp::Listen)
+                        && self.mode != PoolMode::Session
+                    {
+                        self.router_error(PgError::error("0A000", "LISTEN/UNLISTEN is not supported in transaction or statement pooling mode").with_hint("use pool_mode = \"session\" for clients that LISTEN"), true);
+                        return Ok(());
+                    }
+                }
+                let frame = if server_name == *statement {
+                    f
+                } else {
+                    rename_bind(&f, &server_name)?
+                };
+                self.send_server(&frame, Some(Expect::Forward(Term::Bind)));
+            }
+            FrontendMessage::Describe { kind: b'S', name } => {
+                let Some(server_name) = self.resolve_statement(&name) else {
+                    return Ok(());
+                };
+                let frame = FrontendMessage::Describe {
+                    kind: b'S',
+                    name: server_name,
+                }
+                .to_frame();
+                self.send_server(&frame, Some(Expect::Forward(Term::Describe)));
+            }
+            FrontendMessage::Describe { .. } => {
+                self.send_server(&f, Some(Expect::Forward(Term::Describe)))
+            }
+            FrontendMessage::Execute { .. } => {
+                self.send_server(&f, Some(Expect::Forward(Term::Execute)))
+            }
+            FrontendMessage::Close { .. } => {
+                self.send_server(&f, Some(Expect::Forward(Term::Close)))
+            }
+            FrontendMessage::FunctionCall(_) => {
+                self.unsynced = false;
+                self.send_server(&f, Some(Expect::Forward(Term::Ready)))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn statement_for(&self, name: &str) -> Option<Arc<PreparedStatement>> {
+        if name.is_empty() {
+            self.unnamed.clone()
+        } else {
+            self.statements.get(name).cloned()
+        }
+    }
+
+    fn server_has(&mut self, id: u64) -> bool {
+        self.server
+            .as_mut()
+            .is_some_and(|co| co.conn().prepared.contains(&id))
+    }
+
+    fn mark_prepared(&mut self, id: u64) {
+        if let Some(co) = self.server.as_mut() {
+            co.conn().prepared.insert(id);
+        }
+    }
+
+    /// The server-side name of a client statement, preparing it on this connection
+    /// first if needed. `None` after reporting an error (unknown statement).
+    fn resolve_statement(&mut self, name: &str) -> Option<String> {
+        if name.is_empty() {
+            if !self.unnamed_on_server {
+                if let Some(u) = self.unnamed.clone() {
+                    self.send_server(
+                        &u.parse_frame(""),
+                        Some(Expect::Swallow(Term::Parse {
+                            client_name: None,
+                            id: 0,
+                        })),
+                    );
+                    self.unnamed_on_server = true;
+                }
+            }
+            return Some(String::new());
+        }
+        let Some(stmt) = self.statements.get(name).cloned() else {
+            self.router_error(
+                PgError::error(
+                    "26000",
+                    format!("prepared statement \"{name}\" does not exist"),
+                ),
+                true,
+            );
+            return None;
+        };
+        if !self.server_has(stmt.id) {
+            self.mark_prepared(stmt.id);
+            self.send_server(
+                &stmt.parse_frame(&stmt.server_name),
+                Some(Expect::Swallow(Term::Parse {
+                    client_name: None,
+                    id: stmt.id,
+                })),
+            );
+        }
+        Some(stmt.server_name.clone())
+    }
+}
+
+fn msg_is_extended(m: &FrontendMessage) -> bool {
+    !matches!(m, FrontendMessage::FunctionCall(_))
+}
+
+/// Rewrites the statement name of a Bind, keeping the rest of its body as is.
+fn rename_bind(f: &Frame, server_name: &str) -> Result<Frame> {
+    let body = &f.body;
+    let portal_end = body
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(orochi_wire::WireError::MissingNul("Bind"))?;
+    let stmt_end = body[portal_end + 1..]
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(orochi_wire::WireError::MissingNul("Bind"))?
+        + portal_end
+        + 1;
+    let mut b = BytesMut::with_capacity(body.len() + server_name.len());
+    b.put_slice(&body[..=portal_end]);
+    b.put_slice(server_name.as_bytes());
+    b.put_slice(&body[stmt_end..]);
+    Ok(Frame::new(b'B', b.freeze()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_rename_keeps_parameters() {
+        let orig = FrontendMessage::Bind {
+            portal: "p".into(),
+            statement: "s1".into(),
+            param_formats: vec![1],
+            params: vec![Some(Bytes::from_static(b"\0\0\0\x07")), None],
+            result_formats: vec![0],
+        };
+        let renamed = rename_bind(&orig.to_frame(), "_orochi_9").unwrap();
+        let FrontendMessage::Bind {
+            portal,
+            statement,
+            params,
+            ..
+        } = FrontendMessage::decode(&renamed).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((portal.as_str(), statement.as_str()), ("p", "_orochi_9"));
+        assert_eq!(params.len(), 2);
+    }
+}

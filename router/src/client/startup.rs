@@ -1,0 +1,182 @@
+//! The handshake: startup packet (SSL/GSSENC refused with `N`, CancelRequest forwarded),
+//! pool and user lookup, and client authentication (trust, md5, SCRAM-SHA-256).
+
+use crate::app::App;
+use crate::backend::registry::ClientAuth;
+use crate::backend::UserPools;
+use crate::error::{Result, RouterError};
+use bytes::{Bytes, BytesMut};
+use orochi_wire::backend::Authentication;
+use orochi_wire::frontend::{parse_password, parse_sasl_initial};
+use orochi_wire::scram::{ScramServer, MECHANISM};
+use orochi_wire::{decode_frame, decode_startup, BackendMessage, Frame, PgError, StartupRequest};
+use rand::RngCore;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A client that may start its session.
+pub struct LoggedIn {
+    pub user: Arc<UserPools>,
+    pub params: Vec<(String, String)>,
+}
+
+/// Whole handshake, bounded so a silent client cannot hold a task forever.
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<()> {
+    buf.reserve(1024);
+    match stream.read_buf(buf).await {
+        Ok(0) => Err(RouterError::ClientIo(
+            std::io::ErrorKind::UnexpectedEof.into(),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(RouterError::ClientIo(e)),
+    }
+}
+
+async fn send(stream: &mut TcpStream, m: BackendMessage) -> Result<()> {
+    let mut b = BytesMut::new();
+    m.encode(&mut b);
+    stream.write_all(&b).await.map_err(RouterError::ClientIo)
+}
+
+/// Reads the next password-type message ('p').
+async fn read_password(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Bytes> {
+    loop {
+        if let Some(Frame { tag, body }) = decode_frame(buf, 64 * 1024)? {
+            if tag != b'p' {
+                return Err(PgError::fatal("08P01", "expected a password message").into());
+            }
+            return Ok(body);
+        }
+        read_more(stream, buf).await?;
+    }
+}
+
+/// Runs the startup phase. `Ok(None)` = the connection was a CancelRequest.
+pub async fn handshake(app: &App, stream: &mut TcpStream) -> Result<Option<LoggedIn>> {
+    let mut buf = BytesMut::new();
+    let (minor, params) = loop {
+        match decode_startup(&mut buf)? {
+            None => read_more(stream, &mut buf).await?,
+            Some(StartupRequest::Ssl) | Some(StartupRequest::GssEnc) => {
+                stream
+                    .write_all(b"N")
+                    .await
+                    .map_err(RouterError::ClientIo)?;
+            }
+            Some(StartupRequest::Cancel {
+                process_id,
+                secret_key,
+            }) => {
+                app.cancel.cancel(process_id, secret_key).await;
+                return Ok(None);
+            }
+            Some(StartupRequest::Startup { minor, params }) => break (minor, params),
+        }
+    };
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if minor > 0 {
+        let unrecognized = params
+            .iter()
+            .filter(|(k, _)| k.starts_with("_pq_."))
+            .map(|(k, _)| k.clone())
+            .collect();
+        send(
+            stream,
+            BackendMessage::NegotiateProtocolVersion {
+                minor: 0,
+                unrecognized,
+            },
+        )
+        .await?;
+    }
+    let Some(username) = get("user") else {
+        return Err(PgError::fatal(
+            "28000",
+            "no PostgreSQL user name specified in startup packet",
+        )
+        .into());
+    };
+    if get("replication").is_some_and(|r| !matches!(r.as_str(), "false" | "0" | "off" | "no")) {
+        return Err(PgError::fatal(
+            "08P01",
+            "replication connections are not supported by the router",
+        )
+        .into());
+    }
+    let database = get("database").unwrap_or_else(|| username.clone());
+    let user = app.lookup_user(&database, &username)?;
+    authenticate(stream, &mut buf, &user, &username).await?;
+    send(stream, BackendMessage::Authentication(Authentication::Ok)).await?;
+    Ok(Some(LoggedIn { user, params }))
+}
+
+fn auth_failed(username: &str) -> RouterError {
+    PgError::fatal(
+        "28P01",
+        format!("password authentication failed for user \"{username}\""),
+    )
+    .into()
+}
+
+async fn authenticate(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    user: &UserPools,
+    username: &str,
+) -> Result<()> {
+    match &user.auth {
+        ClientAuth::Trust => Ok(()),
+        ClientAuth::Md5(stored) => {
+            let mut salt = [0u8; 4];
+            rand::thread_rng().fill_bytes(&mut salt);
+            send(
+                stream,
+                BackendMessage::Authentication(Authentication::Md5Password { salt }),
+            )
+            .await?;
+            let body = read_password(stream, buf).await?;
+            let resp = parse_password(&body)?;
+            if orochi_wire::md5::verify(stored, &salt, resp) {
+                Ok(())
+            } else {
+                Err(auth_failed(username))
+            }
+        }
+        ClientAuth::Scram(verifier) => {
+            send(
+                stream,
+                BackendMessage::Authentication(Authentication::Sasl {
+                    mechanisms: vec![MECHANISM.into()],
+                }),
+            )
+            .await?;
+            let body = read_password(stream, buf).await?;
+            let (mech, first) = parse_sasl_initial(&body)?;
+            if mech != MECHANISM {
+                return Err(PgError::fatal(
+                    "28000",
+                    format!("SASL mechanism {mech} is not supported"),
+                )
+                .into());
+            }
+            let (exchange, server_first) =
+                ScramServer::start(verifier.clone(), first).map_err(|_| auth_failed(username))?;
+            send(
+                stream,
+                BackendMessage::Authentication(Authentication::SaslContinue(server_first.into())),
+            )
+            .await?;
+            let body = read_password(stream, buf).await?;
+            let server_final = exchange.finish(&body).map_err(|_| auth_failed(username))?;
+            send(
+                stream,
+                BackendMessage::Authentication(Authentication::SaslFinal(server_final.into())),
+            )
+            .await
+        }
+    }
+}

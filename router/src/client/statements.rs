@@ -1,0 +1,95 @@
+//! Prepared statements across pooled server connections.
+//!
+//! A client's named statement is mapped to a router-wide id derived from its text and
+//! parameter types; on the server it is named `_orochi_<id>`. Each server connection
+//! remembers which ids it has, and the session prepares a statement on a connection the
+//! first time it is needed there. Identical statements from different clients share one
+//! server-side statement.
+
+use crate::planner::{analyze, Analysis};
+use orochi_wire::{Frame, FrontendMessage};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug)]
+pub struct PreparedStatement {
+    pub id: u64,
+    pub server_name: String,
+    pub query: String,
+    pub param_types: Vec<u32>,
+    pub analysis: Arc<Analysis>,
+    /// A server accepted this Parse once: later Parses of it by idle clients are answered
+    /// by the router without taking a server (see `Session::on_extended`).
+    pub validated: AtomicBool,
+}
+
+impl PreparedStatement {
+    /// The Parse that creates this statement under `name` on a server.
+    pub fn parse_frame(&self, name: &str) -> Frame {
+        FrontendMessage::Parse {
+            name: name.to_string(),
+            query: self.query.clone(),
+            param_types: self.param_types.clone(),
+        }
+        .to_frame()
+    }
+}
+
+/// (query text, parameter types) -> statement.
+type StatementMap = HashMap<(String, Vec<u32>), Arc<PreparedStatement>>;
+
+#[derive(Default)]
+pub struct StatementRegistry {
+    ids: Mutex<StatementMap>,
+    next: AtomicU64,
+}
+
+impl StatementRegistry {
+    pub fn get(&self, query: &str, param_types: &[u32]) -> Arc<PreparedStatement> {
+        let key = (query.to_string(), param_types.to_vec());
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = ids.get(&key) {
+            return s.clone();
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let s = Arc::new(PreparedStatement {
+            id,
+            server_name: format!("_orochi_{id}"),
+            query: query.to_string(),
+            param_types: param_types.to_vec(),
+            analysis: analyze(query),
+            validated: AtomicBool::new(false),
+        });
+        ids.insert(key, s.clone());
+        s
+    }
+
+    /// A statement that is not shared (the unnamed one): same shape, no id.
+    pub fn unnamed(query: &str, param_types: &[u32]) -> Arc<PreparedStatement> {
+        Arc::new(PreparedStatement {
+            id: 0,
+            server_name: String::new(),
+            query: query.to_string(),
+            param_types: param_types.to_vec(),
+            analysis: analyze(query),
+            validated: AtomicBool::new(false),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_text_same_id() {
+        let r = StatementRegistry::default();
+        let a = r.get("select $1", &[23]);
+        let b = r.get("select $1", &[23]);
+        let c = r.get("select $1", &[20]);
+        assert_eq!(a.id, b.id);
+        assert_ne!(a.id, c.id);
+        assert_eq!(a.server_name, format!("_orochi_{}", a.id));
+    }
+}

@@ -1,0 +1,16 @@
+//! Orochi Router: a PostgreSQL wire-protocol proxy.
+//!
+//! Layout: `planner` is pure (statement text to what must happen, cached); `client` and
+//! `backend` are the executor (sessions, pools, sockets); `app` holds shared state;
+//! `listener`, `server` and `signals` run the process; `cli` is the command line.
+
+pub mod app;
+pub mod backend;
+pub mod cancel;
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod listener;
+pub mod planner;
+pub mod server;
+pub mod signals;

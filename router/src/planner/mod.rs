@@ -1,0 +1,7 @@
+//! The planner: pure functions from statement text to what the executor must do.
+//! No I/O here; results are cached by statement text.
+
+pub mod cache;
+pub mod session;
+
+pub use session::{analyze, Analysis, SessionOp};

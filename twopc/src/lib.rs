@@ -1,0 +1,1 @@
+//! Two-phase commit coordinator state machine and recovery sweeper.
