@@ -5,6 +5,7 @@
 use crate::backend::{Registry, UserPools};
 use crate::cancel::CancelRegistry;
 use crate::client::statements::StatementRegistry;
+use crate::clients::ClientRegistry;
 use crate::error::{Result, RouterError};
 use arc_swap::ArcSwap;
 use orochi_config::{Config, ConfigErrors};
@@ -34,6 +35,7 @@ pub struct App {
     pub source: Option<ConfigSource>,
     pub statements: StatementRegistry,
     pub cancel: Arc<CancelRegistry>,
+    pub clients: Arc<ClientRegistry>,
     /// Graceful shutdown began: idle clients are told 57P01 and leave.
     pub shutdown: CancellationToken,
     /// The shutdown deadline passed (or SIGINT): every client leaves now.
@@ -51,6 +53,7 @@ impl App {
             source,
             statements: StatementRegistry::default(),
             cancel: Arc::new(CancelRegistry::default()),
+            clients: Arc::new(ClientRegistry::default()),
             shutdown: CancellationToken::new(),
             force: CancellationToken::new(),
             draining: AtomicBool::new(false),

@@ -46,6 +46,20 @@ pub enum Command {
     Run,
     /// Validate the configuration and exit (1 on error).
     Check,
+    /// Print the shard index of each value, one a line.
+    ShardFor {
+        /// A sharded table of the configuration (-c): its key type and shard count are used.
+        #[arg(long)]
+        table: Option<String>,
+        /// Shard count, instead of --table.
+        #[arg(long, requires = "key_type")]
+        shards: Option<usize>,
+        /// Key type with --shards: bigint | integer | smallint | text | uuid.
+        #[arg(long = "type", id = "key_type")]
+        key_type: Option<String>,
+        #[arg(required = true)]
+        values: Vec<String>,
+    },
 }
 
 fn init_logging(config: Option<&Config>) {
@@ -73,6 +87,23 @@ pub fn main(cli: Cli) -> i32 {
         Command::Check => match source.load() {
             Ok(_) => {
                 println!("{}: configuration is valid", source.config.display());
+                0
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                1
+            }
+        },
+        Command::ShardFor {
+            table,
+            shards,
+            key_type,
+            values,
+        } => match shard_for(&source, table, shards, key_type, &values) {
+            Ok(out) => {
+                for s in out {
+                    println!("{s}");
+                }
                 0
             }
             Err(e) => {
@@ -110,4 +141,29 @@ pub fn main(cli: Cli) -> i32 {
             }
         }
     }
+}
+
+fn shard_for(
+    source: &crate::app::ConfigSource,
+    table: Option<String>,
+    shards: Option<usize>,
+    key_type: Option<String>,
+    values: &[String],
+) -> Result<Vec<usize>, String> {
+    use crate::shard_for::{parse_type, resolve, shards_of, Source};
+    let (ty, n) = match (shards, table) {
+        (Some(n), _) => {
+            let ty = parse_type(key_type.as_deref().unwrap_or("bigint"))?;
+            resolve(Source::Explicit { shards: n, ty })?
+        }
+        (None, Some(t)) => {
+            let config = source.load().map_err(|e| e.to_string())?;
+            resolve(Source::Table {
+                config: &config,
+                table: &t,
+            })?
+        }
+        (None, None) => return Err("give --table T (with -c FILE) or --shards N --type T".into()),
+    };
+    shards_of(ty, n, values)
 }

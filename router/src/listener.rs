@@ -20,7 +20,7 @@ pub async fn accept_loop(app: Arc<App>, listener: TcpListener, tracker: TaskTrac
                 Ok((stream, peer)) => {
                     let app = app.clone();
                     tracker.spawn(async move {
-                        if let Err(e) = serve_client(app, stream).await {
+                        if let Err(e) = serve_client(app, stream, peer).await {
                             tracing::debug!(%peer, error = %e, "client session ended with an error");
                         }
                     });
@@ -44,7 +44,11 @@ async fn tell(stream: &mut TcpStream, e: &RouterError) {
     }
 }
 
-async fn serve_client(app: Arc<App>, mut stream: TcpStream) -> Result<(), RouterError> {
+async fn serve_client(
+    app: Arc<App>,
+    mut stream: TcpStream,
+    peer: std::net::SocketAddr,
+) -> Result<(), RouterError> {
     stream.set_nodelay(true).ok();
     let login = tokio::time::timeout(LOGIN_TIMEOUT, handshake(&app, &mut stream)).await;
     let logged_in = match login {
@@ -71,7 +75,30 @@ async fn serve_client(app: Arc<App>, mut stream: TcpStream) -> Result<(), Router
     };
     let id = app.next_client_id();
     let cancel = app.cancel.register();
-    let mut session = Session::new(app.clone(), id, stream, logged_in.user, params, cancel);
+    let get = |k: &str| {
+        logged_in
+            .params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let client = app.clients.register(crate::clients::NewClient {
+        id,
+        database: logged_in.user.pool_name.clone(),
+        user: logged_in.user.user.username.clone(),
+        addr: Some(peer),
+        application_name: get("application_name").unwrap_or_default(),
+        cancel_key: cancel.key,
+    });
+    let mut session = Session::new(
+        app.clone(),
+        id,
+        stream,
+        logged_in.user,
+        params,
+        cancel,
+        client,
+    );
     if let Err(e) = session.welcome().await {
         return session.fail(e).await;
     }

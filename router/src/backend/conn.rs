@@ -51,6 +51,8 @@ pub struct ServerConn {
     pub broken: bool,
     pub created: Instant,
     pub last_used: Instant,
+    /// The pool generation this connection belongs to (RECONNECT bumps the pool's).
+    pub generation: u64,
 }
 
 impl ServerConn {
@@ -86,6 +88,7 @@ impl ServerConn {
             broken: false,
             created: Instant::now(),
             last_used: Instant::now(),
+            generation: 0,
         };
         tokio::time::timeout(timeout, conn.login(target))
             .await

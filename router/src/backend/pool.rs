@@ -34,6 +34,15 @@ pub struct PoolStats {
     pub timeouts: AtomicU64,
     /// Total time clients waited for a connection, in microseconds.
     pub wait_us: AtomicU64,
+    /// Statements (simple queries and Executes) sent through this pool.
+    pub queries: AtomicU64,
+    /// Checkouts ended (transactions in transaction mode).
+    pub xacts: AtomicU64,
+    /// Total time connections were lent out, in microseconds.
+    pub xact_us: AtomicU64,
+    /// Bytes sent to / received from this pool's server connections.
+    pub bytes_to_server: AtomicU64,
+    pub bytes_from_server: AtomicU64,
 }
 
 pub struct ServerPool {
@@ -107,6 +116,7 @@ impl ServerPool {
         Ok(Checkout {
             conn: Some(conn),
             pool: self.clone(),
+            since: Instant::now(),
             _permit: permit,
         })
     }
@@ -130,7 +140,8 @@ impl ServerPool {
 
     async fn open(&self) -> Result<ServerConn> {
         match ServerConn::connect(&self.target, self.settings.connect_timeout).await {
-            Ok(c) => {
+            Ok(mut c) => {
+                c.generation = self.generation.load(Ordering::Relaxed);
                 self.stats.open.fetch_add(1, Ordering::Relaxed);
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 Ok(c)
@@ -144,7 +155,11 @@ impl ServerPool {
 
     fn give_back(&self, mut conn: ServerConn) {
         self.stats.in_use.fetch_sub(1, Ordering::Relaxed);
-        if conn.broken || conn.dirty || conn.created.elapsed() >= self.settings.server_lifetime {
+        if conn.broken
+            || conn.dirty
+            || conn.generation < self.generation.load(Ordering::Relaxed)
+            || conn.created.elapsed() >= self.settings.server_lifetime
+        {
             self.stats.open.fetch_sub(1, Ordering::Relaxed);
             return;
         }
@@ -198,6 +213,12 @@ impl ServerPool {
         }
     }
 
+    /// RECONNECT: idle connections close now, busy ones when they are returned.
+    pub fn reconnect(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.close_idle();
+    }
+
     /// Closes every idle connection (RECONNECT, reload, shutdown).
     pub fn close_idle(&self) {
         if let Ok(mut idle) = self.idle.lock() {
@@ -212,6 +233,7 @@ impl ServerPool {
 pub struct Checkout {
     conn: Option<ServerConn>,
     pub pool: Arc<ServerPool>,
+    since: Instant,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -226,6 +248,10 @@ impl Checkout {
 
 impl Drop for Checkout {
     fn drop(&mut self) {
+        let s = &self.pool.stats;
+        s.xacts.fetch_add(1, Ordering::Relaxed);
+        s.xact_us
+            .fetch_add(self.since.elapsed().as_micros() as u64, Ordering::Relaxed);
         if let Some(c) = self.conn.take() {
             self.pool.give_back(c);
         }

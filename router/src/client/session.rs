@@ -8,6 +8,7 @@ use super::statements::{PreparedStatement, StatementRegistry};
 use crate::app::App;
 use crate::backend::{Checkout, UserPools};
 use crate::cancel::{CancelKey, CancelTarget};
+use crate::clients::{ClientState, Registered};
 use crate::error::{Result, RouterError};
 use crate::planner::{analyze, SessionOp};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -57,6 +58,7 @@ pub struct Session {
     pub(crate) tx_error: bool,
     pub(crate) last_tag_rollback: bool,
     cancel: CancelKey,
+    pub(crate) client: Registered,
 }
 
 fn ready(status: u8) -> Bytes {
@@ -92,6 +94,7 @@ impl Session {
         user: Arc<UserPools>,
         params: SessionParams,
         cancel: CancelKey,
+        client: Registered,
     ) -> Self {
         Session {
             app,
@@ -119,6 +122,7 @@ impl Session {
             tx_error: false,
             last_tag_rollback: false,
             cancel,
+            client,
         }
     }
 
@@ -183,6 +187,13 @@ impl Session {
     async fn serve(&mut self) -> Result<()> {
         let shutdown = self.app.shutdown.clone();
         let force = self.app.force.clone();
+        let kill = self.client.info.kill.clone();
+        let killed = || {
+            RouterError::Pg(PgError::fatal(
+                "57P01",
+                "connection terminated by the administrator (KILL_CLIENT)",
+            ))
+        };
         loop {
             while let Some(frame) = decode_frame(&mut self.rbuf, MAX_MESSAGE_LEN)? {
                 if frame.tag == b'X' {
@@ -212,6 +223,7 @@ impl Session {
                             self.relay_buffered()?;
                         }
                         _ = force.cancelled() => return Err(RouterError::ShuttingDown),
+                        _ = kill.cancelled() => return Err(killed()),
                     }
                 }
                 None => {
@@ -227,6 +239,7 @@ impl Session {
                             }
                         }
                         _ = shutdown.cancelled() => {}
+                        _ = kill.cancelled() => return Err(killed()),
                     }
                 }
             }
@@ -240,7 +253,13 @@ impl Session {
                 return Ok(());
             };
             match co.conn().next_buffered()? {
-                Some(f) => self.on_server_frame(f)?,
+                Some(f) => {
+                    co.pool
+                        .stats
+                        .bytes_from_server
+                        .fetch_add(f.wire_len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    self.on_server_frame(f)?
+                }
                 None => return Ok(()),
             }
         }
@@ -274,6 +293,10 @@ impl Session {
             return Ok(());
         };
         let r = co.conn().write_all(&self.sout).await;
+        co.pool
+            .stats
+            .bytes_to_server
+            .fetch_add(self.sout.len() as u64, std::sync::atomic::Ordering::Relaxed);
         self.sout.clear();
         r
     }
@@ -299,7 +322,13 @@ impl Session {
         let pool = self.user.primary(0).cloned().ok_or_else(|| {
             RouterError::Pg(PgError::error("08006", "pool has no server configured"))
         })?;
-        let mut co = pool.checkout().await?;
+        self.client.info.set_state(ClientState::Waiting);
+        let co = pool.checkout().await;
+        self.client.info.set_state(match co {
+            Ok(_) => ClientState::Active,
+            Err(_) => ClientState::Idle,
+        });
+        let mut co = co?;
         let fp = self.params.fingerprint();
         let conn = co.conn();
         if conn.applied_params != fp {
@@ -378,6 +407,7 @@ impl Session {
         }
         self.cancel.slot.set(None);
         self.server = None;
+        self.client.info.set_state(ClientState::Idle);
     }
 
     /// Brings a server back to idle after its client left mid-way, or closes it.
@@ -551,9 +581,19 @@ impl Session {
                 })
                 .cloned(),
         );
+        self.count_statement();
         self.send_server(&f, None);
         self.expect.push_back(Expect::Forward(Term::Ready));
         Ok(())
+    }
+
+    fn count_statement(&self) {
+        if let Some(co) = self.server.as_ref() {
+            co.pool
+                .stats
+                .queries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Keeps SQL-level prepared statements right across server connections.
@@ -758,6 +798,7 @@ impl Session {
                 self.send_server(&f, Some(Expect::Forward(Term::Describe)))
             }
             FrontendMessage::Execute { .. } => {
+                self.count_statement();
                 self.send_server(&f, Some(Expect::Forward(Term::Execute)))
             }
             FrontendMessage::Close { .. } => {

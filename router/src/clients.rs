@@ -1,0 +1,127 @@
+//! Connected clients, as the admin console sees them (SHOW CLIENTS, KILL_CLIENT).
+//! A session registers itself for its lifetime and keeps its state current.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientState {
+    /// No server connection, not waiting for one.
+    Idle = 0,
+    /// Holding a server connection.
+    Active = 1,
+    /// Waiting for a server connection.
+    Waiting = 2,
+}
+
+#[derive(Debug)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub database: String,
+    pub user: String,
+    pub addr: Option<SocketAddr>,
+    pub application_name: String,
+    pub connected_at: SystemTime,
+    pub started: Instant,
+    pub cancel_key: (i32, i32),
+    state: AtomicU8,
+    /// Fired by KILL_CLIENT.
+    pub kill: CancellationToken,
+}
+
+impl ClientInfo {
+    pub fn state(&self) -> ClientState {
+        match self.state.load(Ordering::Relaxed) {
+            1 => ClientState::Active,
+            2 => ClientState::Waiting,
+            _ => ClientState::Idle,
+        }
+    }
+    pub fn set_state(&self, s: ClientState) {
+        self.state.store(s as u8, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+pub struct ClientRegistry {
+    map: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+}
+
+/// Removes the client from the registry when its session ends.
+pub struct Registered {
+    pub info: Arc<ClientInfo>,
+    registry: Arc<ClientRegistry>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.registry.map.lock() {
+            m.remove(&self.info.id);
+        }
+    }
+}
+
+pub struct NewClient {
+    pub id: u64,
+    pub database: String,
+    pub user: String,
+    pub addr: Option<SocketAddr>,
+    pub application_name: String,
+    pub cancel_key: (i32, i32),
+}
+
+impl ClientRegistry {
+    pub fn register(self: &Arc<Self>, c: NewClient) -> Registered {
+        let info = Arc::new(ClientInfo {
+            id: c.id,
+            database: c.database,
+            user: c.user,
+            addr: c.addr,
+            application_name: c.application_name,
+            connected_at: SystemTime::now(),
+            started: Instant::now(),
+            cancel_key: c.cancel_key,
+            state: AtomicU8::new(ClientState::Idle as u8),
+            kill: CancellationToken::new(),
+        });
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(c.id, info.clone());
+        }
+        Registered {
+            info,
+            registry: self.clone(),
+        }
+    }
+
+    pub fn list(&self) -> Vec<Arc<ClientInfo>> {
+        let mut v: Vec<_> = self
+            .map
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    pub fn kill(&self, id: u64) -> bool {
+        match self.map.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            Some(c) => {
+                c.kill.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
