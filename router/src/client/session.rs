@@ -10,6 +10,7 @@ use crate::backend::{Checkout, UserPools};
 use crate::cancel::{CancelKey, CancelTarget};
 use crate::clients::{ClientState, Registered};
 use crate::error::{Result, RouterError};
+use crate::planner::directive::{comment_shard, directive, Directive};
 use crate::planner::{analyze, SessionOp};
 use bytes::{BufMut, Bytes, BytesMut};
 use orochi_config::PoolMode;
@@ -59,6 +60,8 @@ pub struct Session {
     pub(crate) last_tag_rollback: bool,
     cancel: CancelKey,
     pub(crate) client: Registered,
+    /// Shard chosen with `SET orochi.shard` (SPEC §3 manual override).
+    shard: Option<usize>,
 }
 
 fn ready(status: u8) -> Bytes {
@@ -123,13 +126,15 @@ impl Session {
             last_tag_rollback: false,
             cancel,
             client,
+            shard: None,
         }
     }
 
     /// Finishes the login: takes a server connection once to learn (and apply) the
     /// client's settings, then tells the client its parameters, its key and ReadyForQuery.
     pub async fn welcome(&mut self) -> Result<()> {
-        self.ensure_server().await?;
+        // Any shard serves to learn the server's parameters; shard 0 always exists.
+        self.ensure_server(Some(0)).await?;
         let params: Vec<(String, String)> = match self.server.as_ref() {
             Some(co) => co
                 .conn_ref()
@@ -310,16 +315,51 @@ impl Session {
         }
     }
 
+    /// The shard a statement goes to: `wanted` (a comment), else the session's
+    /// `SET orochi.shard`, else the only shard. A pool with several shards and no choice
+    /// is refused: without the sharding planner the router cannot know the right shard,
+    /// and it never guesses.
+    fn pick_shard(&self, wanted: Option<usize>) -> std::result::Result<usize, PgError> {
+        let count = self.user.shards.len();
+        match wanted.or(self.shard) {
+            Some(n) if n < count => Ok(n),
+            Some(n) => Err(PgError::error(
+                "22023",
+                format!("shard {n} does not exist: pool \"{}\" has {count} shard(s)", self.user.pool_name),
+            )),
+            None if count == 1 => Ok(0),
+            None => Err(PgError::error(
+                "0A000",
+                format!(
+                    "pool \"{}\" has {count} shards and this statement names none: automatic sharded routing is not available in this version",
+                    self.user.pool_name
+                ),
+            )
+            .with_hint("choose the shard with SET orochi.shard = N (or a leading /* orochi.shard = N */ comment); `orochi-router shard-for` tells which shard holds a key")),
+        }
+    }
+
     /// Makes sure a server connection is attached and carries this client's settings.
-    pub(crate) async fn ensure_server(&mut self) -> Result<()> {
-        if self.server.is_some() {
+    pub(crate) async fn ensure_server(&mut self, wanted: Option<usize>) -> Result<()> {
+        if let Some(co) = self.server.as_ref() {
+            let want = wanted.or(self.shard);
+            if want.is_some_and(|w| w != co.pool.shard) {
+                return Err(RouterError::Pg(PgError::error(
+                    "25001",
+                    format!(
+                        "this session is using shard {} until its transaction ends; it cannot switch shards inside a transaction",
+                        co.pool.shard
+                    ),
+                )));
+            }
             return Ok(());
         }
         if self.app.is_paused(&self.user.pool_name) {
             self.app.wait_resumed(&self.user.pool_name).await;
         }
         self.user = self.app.current_user_pools(&self.user);
-        let pool = self.user.primary(0).cloned().ok_or_else(|| {
+        let shard = self.pick_shard(wanted)?;
+        let pool = self.user.primary(shard).cloned().ok_or_else(|| {
             RouterError::Pg(PgError::error("08006", "pool has no server configured"))
         })?;
         self.client.info.set_state(ClientState::Waiting);
@@ -548,6 +588,18 @@ impl Session {
         let FrontendMessage::Query(sql) = FrontendMessage::decode(&f)? else {
             unreachable!("tag Q decodes to Query")
         };
+        let wanted = match comment_shard(&sql) {
+            Some(Ok(n)) => Some(n),
+            Some(Err(e)) => {
+                self.router_error(PgError::error("22023", e), false);
+                return Ok(());
+            }
+            None => None,
+        };
+        if let Some(d) = directive(&sql) {
+            self.on_directive(d).await;
+            return Ok(());
+        }
         let analysis = analyze(&sql);
         if analysis.ops.contains(&SessionOp::Listen) && self.mode != PoolMode::Session {
             self.router_error(
@@ -560,7 +612,7 @@ impl Session {
             );
             return Ok(());
         }
-        if let Err(e) = self.ensure_server().await {
+        if let Err(e) = self.ensure_server(wanted).await {
             return self.checkout_failed(e, false);
         }
         for op in &analysis.ops {
@@ -593,6 +645,69 @@ impl Session {
                 .stats
                 .queries
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Answers a routing directive (never sent to a server).
+    async fn on_directive(&mut self, d: Directive) {
+        let attached = self.server.as_ref().map(|co| co.pool.shard);
+        let result = match d {
+            Directive::Invalid(e) => Err(PgError::error("22023", e)),
+            Directive::ResetShard => {
+                self.shard = None;
+                Ok(())
+            }
+            Directive::SetShard(n) if n >= self.user.shards.len() => Err(PgError::error(
+                "22023",
+                format!(
+                    "shard {n} does not exist: pool \"{}\" has {} shard(s)",
+                    self.user.pool_name,
+                    self.user.shards.len()
+                ),
+            )),
+            Directive::SetShard(n) => match attached {
+                Some(cur) if cur != n && self.tx_status != b'I' => Err(PgError::error(
+                    "25001",
+                    "cannot change orochi.shard inside a transaction",
+                )),
+                Some(cur) if cur != n => {
+                    // Session mode holds a server between transactions: give it back.
+                    if let Some(mut co) = self.server.take() {
+                        let conn = co.conn();
+                        if conn
+                            .run_silent("DISCARD ALL")
+                            .await
+                            .ok()
+                            .flatten()
+                            .is_none()
+                        {
+                            conn.forget_session_state();
+                        } else {
+                            conn.broken = true;
+                        }
+                        self.cancel.slot.set(None);
+                        self.client.info.set_state(ClientState::Idle);
+                    }
+                    self.shard = Some(n);
+                    Ok(())
+                }
+                _ => {
+                    self.shard = Some(n);
+                    Ok(())
+                }
+            },
+        };
+        match result {
+            Ok(()) => {
+                self.reply(message(BackendMessage::CommandComplete("SET".into())));
+                let status = if self.server.is_some() {
+                    self.tx_status
+                } else {
+                    b'I'
+                };
+                self.reply(ready(status));
+            }
+            Err(e) => self.router_error(e, false),
         }
     }
 
@@ -654,7 +769,9 @@ impl Session {
     fn checkout_failed(&mut self, e: RouterError, extended: bool) -> Result<()> {
         match e.to_client() {
             Some(pg) if !matches!(e, RouterError::ShuttingDown) => {
-                tracing::warn!(client = self.id, error = %e, "no server connection for client");
+                if !matches!(e, RouterError::Pg(_)) {
+                    tracing::warn!(client = self.id, error = %e, "no server connection for client");
+                }
                 self.router_error(pg, extended);
                 Ok(())
             }
@@ -697,7 +814,11 @@ impl Session {
             }
             _ => {}
         }
-        if let Err(e) = self.ensure_server().await {
+        let wanted = match &msg {
+            FrontendMessage::Parse { query, .. } => comment_shard(query).and_then(|r| r.ok()),
+            _ => None,
+        };
+        if let Err(e) = self.ensure_server(wanted).await {
             return self.checkout_failed(e, msg_is_extended(&msg));
         }
         self.unsynced = true;

@@ -2,6 +2,7 @@
 //! No I/O here; results are cached by statement text.
 
 pub mod cache;
+pub mod directive;
 pub mod session;
 
 pub use session::{analyze, Analysis, SessionOp};

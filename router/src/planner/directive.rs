@@ -1,0 +1,104 @@
+//! Routing directives a client gives the router itself (SPEC §3 manual override):
+//! `SET orochi.shard = N`, PgCat's `SET SHARD TO 'N'`, `RESET orochi.shard`, and a leading
+//! comment `/* orochi.shard = N */` for one statement. They are answered by the router
+//! and never reach a server.
+
+/// What a simple-query string asks of the router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Directive {
+    /// `SET orochi.shard = N` / `SET SHARD TO N`: the session's shard from now on.
+    SetShard(usize),
+    /// `RESET orochi.shard` / `SET SHARD TO DEFAULT`.
+    ResetShard,
+    /// A malformed directive: the message to send back.
+    Invalid(String),
+}
+
+fn parse_shard(v: &str) -> Result<usize, String> {
+    let v = v.trim().trim_matches(|c| c == '\'' || c == '"').trim();
+    v.parse::<usize>()
+        .map_err(|_| format!("invalid shard number \"{v}\": expected a non-negative integer"))
+}
+
+/// Recognises a SET/RESET directive (the whole statement, optional trailing `;`).
+pub fn directive(sql: &str) -> Option<Directive> {
+    let s = sql.trim().trim_end_matches(';').trim();
+    let lower = s.to_ascii_lowercase();
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    match words.as_slice() {
+        ["reset", "orochi.shard"] | ["set", "shard", "to", "default"] => {
+            Some(Directive::ResetShard)
+        }
+        ["set", "orochi.shard", ..] | ["set", "shard", "to", ..] => {
+            let rest = if words[1] == "shard" {
+                lower.split_once(" to ").map(|(_, r)| r)?
+            } else {
+                let after = lower.split_once("orochi.shard")?.1.trim_start();
+                after
+                    .strip_prefix('=')
+                    .or_else(|| after.strip_prefix("to "))
+                    .unwrap_or(after)
+            };
+            Some(match parse_shard(rest) {
+                Ok(n) => Directive::SetShard(n),
+                Err(e) => Directive::Invalid(e),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A leading `/* orochi.shard = N */` comment: the shard for this statement.
+pub fn comment_shard(sql: &str) -> Option<Result<usize, String>> {
+    let s = sql.trim_start();
+    let body = s.strip_prefix("/*")?;
+    let end = body.find("*/")?;
+    let comment = body[..end].trim();
+    let rest = comment.strip_prefix("orochi.shard")?.trim_start();
+    let value = rest.strip_prefix('=')?;
+    Some(parse_shard(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_forms() {
+        assert_eq!(
+            directive("SET orochi.shard = 1"),
+            Some(Directive::SetShard(1))
+        );
+        assert_eq!(
+            directive("set orochi.shard to '2';"),
+            Some(Directive::SetShard(2))
+        );
+        assert_eq!(directive("SET SHARD TO '3'"), Some(Directive::SetShard(3)));
+        assert_eq!(directive("RESET orochi.shard"), Some(Directive::ResetShard));
+        assert_eq!(
+            directive("SET SHARD TO DEFAULT"),
+            Some(Directive::ResetShard)
+        );
+        assert!(matches!(
+            directive("SET orochi.shard = x"),
+            Some(Directive::Invalid(_))
+        ));
+        assert_eq!(directive("SET search_path = a"), None);
+        assert_eq!(directive("select 1"), None);
+    }
+
+    #[test]
+    fn comments() {
+        assert_eq!(
+            comment_shard("/* orochi.shard = 1 */ select 1"),
+            Some(Ok(1))
+        );
+        assert_eq!(comment_shard("  /*orochi.shard=0*/select 1"), Some(Ok(0)));
+        assert!(matches!(
+            comment_shard("/* orochi.shard = -1 */ select"),
+            Some(Err(_))
+        ));
+        assert_eq!(comment_shard("/* other */ select 1"), None);
+        assert_eq!(comment_shard("select 1 /* orochi.shard = 1 */"), None);
+    }
+}
