@@ -30,11 +30,29 @@ impl ConfigSource {
     }
 }
 
+#[derive(Debug)]
+pub enum ReloadError {
+    NoSource,
+    Config(ConfigErrors),
+}
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReloadError::NoSource => {
+                write!(f, "the router was started without a configuration file")
+            }
+            ReloadError::Config(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 pub struct App {
     pub registry: ArcSwap<Registry>,
     pub source: Option<ConfigSource>,
     pub statements: StatementRegistry,
     pub cancel: Arc<CancelRegistry>,
+    pub metrics: Arc<orochi_admin::Metrics>,
     pub clients: Arc<ClientRegistry>,
     /// Graceful shutdown began: idle clients are told 57P01 and leave.
     pub shutdown: CancellationToken,
@@ -48,8 +66,11 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config, source: Option<ConfigSource>) -> Arc<Self> {
+        // Registration fails only on a duplicate metric name: a bug, not an input.
+        let metrics = Arc::new(orochi_admin::Metrics::new().expect("metric names are unique"));
         Arc::new(App {
-            registry: ArcSwap::from_pointee(Registry::build(Arc::new(config), None)),
+            registry: ArcSwap::from_pointee(Registry::build(Arc::new(config), None, &metrics)),
+            metrics,
             source,
             statements: StatementRegistry::default(),
             cancel: Arc::new(CancelRegistry::default()),
@@ -94,14 +115,14 @@ impl App {
     }
 
     /// Re-reads the configuration; on error the running one stays and the errors return.
-    pub fn reload(&self) -> std::result::Result<orochi_config::ConfigDiff, String> {
+    pub fn reload(&self) -> std::result::Result<orochi_config::ConfigDiff, ReloadError> {
         let Some(src) = &self.source else {
-            return Err("the router was started without a configuration file".into());
+            return Err(ReloadError::NoSource);
         };
-        let new = src.load().map_err(|e| e.to_string())?;
+        let new = src.load().map_err(ReloadError::Config)?;
         let old = self.registry.load();
         let diff = orochi_config::diff(&old.config, &new);
-        let next = Registry::build(Arc::new(new), Some(&old));
+        let next = Registry::build(Arc::new(new), Some(&old), &self.metrics);
         self.registry.store(Arc::new(next));
         Ok(diff)
     }

@@ -31,6 +31,20 @@ pub struct ClientInfo {
     state: AtomicU8,
     /// Fired by KILL_CLIENT.
     pub kill: CancellationToken,
+    /// The server connection it holds, and since when it waits (admin console).
+    pub link: Mutex<Option<ServerLink>>,
+    pub wait_since: Mutex<Option<Instant>>,
+}
+
+/// The server connection a client holds.
+#[derive(Debug, Clone)]
+pub struct ServerLink {
+    pub server_id: u64,
+    pub process_id: i32,
+    pub local: Option<SocketAddr>,
+    pub pool: std::sync::Arc<crate::backend::ServerPool>,
+    pub since: Instant,
+    pub connected: Instant,
 }
 
 impl ClientInfo {
@@ -43,6 +57,15 @@ impl ClientInfo {
     }
     pub fn set_state(&self, s: ClientState) {
         self.state.store(s as u8, Ordering::Relaxed);
+        if let Ok(mut w) = self.wait_since.lock() {
+            *w = (s == ClientState::Waiting).then(Instant::now);
+        }
+    }
+
+    pub fn set_link(&self, link: Option<ServerLink>) {
+        if let Ok(mut l) = self.link.lock() {
+            *l = link;
+        }
     }
 }
 
@@ -87,6 +110,8 @@ impl ClientRegistry {
             cancel_key: c.cancel_key,
             state: AtomicU8::new(ClientState::Idle as u8),
             kill: CancellationToken::new(),
+            link: Mutex::new(None),
+            wait_since: Mutex::new(None),
         });
         if let Ok(mut m) = self.map.lock() {
             m.insert(c.id, info.clone());

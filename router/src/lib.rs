@@ -4,6 +4,7 @@
 //! `backend` are the executor (sessions, pools, sockets); `app` holds shared state;
 //! `listener`, `server` and `signals` run the process; `cli` is the command line.
 
+pub mod admin_view;
 pub mod app;
 pub mod backend;
 pub mod cancel;

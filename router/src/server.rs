@@ -1,6 +1,7 @@
 //! `orochi-router run`: binds the listeners, starts background upkeep, and drives the
 //! lifecycle from start to shutdown.
 
+use crate::admin_view::AppView;
 use crate::app::App;
 use crate::listener::accept_loop;
 use crate::signals::{wait_for_stop, Stop};
@@ -12,13 +13,25 @@ use tokio_util::task::TaskTracker;
 /// Bound listeners of a router (tests bind port 0 and read the real ports back).
 pub struct Listeners {
     pub client: TcpListener,
+    pub admin: TcpListener,
+    pub metrics: TcpListener,
 }
 
 impl Listeners {
-    pub async fn bind(app: &App) -> std::io::Result<Self> {
+    pub async fn bind(app: &App) -> anyhow::Result<Self> {
+        use anyhow::Context;
         let cfg = app.config();
-        let client = TcpListener::bind((cfg.general.host.as_str(), cfg.general.port)).await?;
-        Ok(Listeners { client })
+        let host = cfg.general.host.as_str();
+        let bind = |port: u16, what: &'static str| async move {
+            TcpListener::bind((host, port))
+                .await
+                .with_context(|| format!("cannot listen on {host}:{port} ({what})"))
+        };
+        Ok(Listeners {
+            client: bind(cfg.general.port, "client port").await?,
+            admin: bind(cfg.general.admin_port, "admin port").await?,
+            metrics: bind(cfg.general.metrics_port, "metrics port").await?,
+        })
     }
 }
 
@@ -33,7 +46,28 @@ pub async fn serve(
     tracing::info!(%addr, "accepting PostgreSQL clients");
     tokio::spawn(accept_loop(app.clone(), listeners.client, tracker.clone()));
     tokio::spawn(maintenance(app.clone()));
-    let how = stop.await;
+    let view: Arc<dyn orochi_admin::AdminView> = Arc::new(AppView::new(app.clone()));
+    let creds = orochi_admin::AdminCreds::from_general(&app.config().general);
+    tracing::info!(addr = %listeners.admin.local_addr()?, "admin console");
+    tracing::info!(addr = %listeners.metrics.local_addr()?, "metrics and health (HTTP)");
+    let admin = tokio::spawn(orochi_admin::serve_admin(
+        listeners.admin,
+        view.clone(),
+        creds,
+        app.force.clone(),
+    ));
+    let http = tokio::spawn(orochi_admin::serve_http(
+        listeners.metrics,
+        app.metrics.clone(),
+        view,
+        app.shutdown.clone(),
+        app.force.clone(),
+    ));
+    // A SHUTDOWN from the admin console starts a graceful shutdown like SIGTERM.
+    let how = tokio::select! {
+        how = stop => how,
+        _ = app.shutdown.cancelled() => Stop::Graceful,
+    };
     let timeout = app.config().general.shutdown_timeout;
     app.begin_shutdown();
     tracker.close();
@@ -51,6 +85,11 @@ pub async fn serve(
     }
     app.force.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = admin.await;
+        let _ = http.await;
+    })
+    .await;
     for p in app.registry.load().all_server_pools() {
         p.close_idle();
     }

@@ -31,7 +31,13 @@ impl ServerTarget {
 /// Fingerprint of "no parameters set by the router": what a fresh connection has.
 pub const EMPTY_PARAMS: u64 = 0;
 
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 pub struct ServerConn {
+    /// Unique per process (SHOW SERVERS, client links).
+    pub id: u64,
+    /// The router's end of the socket.
+    pub local: Option<std::net::SocketAddr>,
     stream: TcpStream,
     rbuf: BytesMut,
     pub addr: String,
@@ -76,6 +82,8 @@ impl ServerConn {
         .map_err(|e| unreachable(e.to_string()))?;
         stream.set_nodelay(true).ok();
         let mut conn = ServerConn {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            local: stream.local_addr().ok(),
             stream,
             rbuf: BytesMut::with_capacity(8192),
             addr: target.addr(),

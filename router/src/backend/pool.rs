@@ -54,6 +54,8 @@ pub struct ServerPool {
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<ServerConn>>,
     pub stats: PoolStats,
+    /// Query counter and latency histogram of this pool's labels.
+    pub metrics: orochi_admin::QueryMetrics,
     /// Bumped by RECONNECT-like events: connections older than this generation are closed on return.
     pub generation: AtomicU64,
 }
@@ -65,6 +67,7 @@ impl ServerPool {
         shard: usize,
         target: ServerTarget,
         settings: PoolSettings,
+        metrics: orochi_admin::QueryMetrics,
     ) -> Arc<Self> {
         Arc::new(ServerPool {
             pool_name: pool_name.into(),
@@ -75,6 +78,7 @@ impl ServerPool {
             settings,
             idle: Mutex::new(Vec::new()),
             stats: PoolStats::default(),
+            metrics,
             generation: AtomicU64::new(0),
         })
     }
@@ -213,6 +217,24 @@ impl ServerPool {
         }
     }
 
+    /// A snapshot of the idle connections (admin console).
+    pub fn idle_snapshot(&self) -> Vec<IdleConn> {
+        self.idle
+            .lock()
+            .map(|v| {
+                v.iter()
+                    .map(|c| IdleConn {
+                        id: c.id,
+                        process_id: c.backend_key.0,
+                        local: c.local,
+                        created: c.created,
+                        last_used: c.last_used,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// RECONNECT: idle connections close now, busy ones when they are returned.
     pub fn reconnect(&self) {
         self.generation.fetch_add(1, Ordering::Relaxed);
@@ -227,6 +249,27 @@ impl ServerPool {
             self.stats.open.fetch_sub(n, Ordering::Relaxed);
         }
     }
+}
+
+impl std::fmt::Debug for ServerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerPool")
+            .field("pool", &self.pool_name)
+            .field("user", &self.user_name)
+            .field("shard", &self.shard)
+            .field("server", &self.target.addr())
+            .finish()
+    }
+}
+
+/// What the admin console shows of an idle connection.
+#[derive(Debug, Clone)]
+pub struct IdleConn {
+    pub id: u64,
+    pub process_id: i32,
+    pub local: Option<std::net::SocketAddr>,
+    pub created: Instant,
+    pub last_used: Instant,
 }
 
 /// A connection lent to one client. Returned to the pool on drop if it is clean.

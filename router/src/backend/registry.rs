@@ -78,7 +78,11 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn build(config: Arc<Config>, previous: Option<&Registry>) -> Self {
+    pub fn build(
+        config: Arc<Config>,
+        previous: Option<&Registry>,
+        metrics: &orochi_admin::Metrics,
+    ) -> Self {
         let mut old: HashMap<(String, String, usize, String), Arc<ServerPool>> = HashMap::new();
         if let Some(prev) = previous {
             for users in prev.dbs.values() {
@@ -131,13 +135,27 @@ impl Registry {
                                     {
                                         p.clone()
                                     }
-                                    _ => ServerPool::new(
-                                        name,
-                                        &user.username,
-                                        i,
-                                        target,
-                                        settings.clone(),
-                                    ),
+                                    _ => {
+                                        let role = match s.role {
+                                            Role::Primary => orochi_admin::Role::Primary,
+                                            Role::Replica => orochi_admin::Role::Replica,
+                                            Role::Auto => orochi_admin::Role::Unknown,
+                                        };
+                                        let m = metrics.query_metrics(
+                                            name,
+                                            i,
+                                            Some(role),
+                                            &user.username,
+                                        );
+                                        ServerPool::new(
+                                            name,
+                                            &user.username,
+                                            i,
+                                            target,
+                                            settings.clone(),
+                                            m,
+                                        )
+                                    }
                                 };
                                 ServerSlot {
                                     role: s.role,

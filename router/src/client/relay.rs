@@ -12,6 +12,7 @@ use super::session::Session;
 use crate::error::Result;
 use bytes::Bytes;
 use orochi_wire::{BackendMessage, Frame};
+use std::time::Instant;
 
 /// Which server message ends the responses to a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,9 +25,15 @@ pub enum Term {
     Bind,
     Close,
     Describe,
-    Execute,
-    /// Sync, simple Query or FunctionCall: ends with ReadyForQuery.
-    Ready,
+    /// `started` times the statement for the query-duration metric.
+    Execute {
+        started: Instant,
+    },
+    /// Sync, simple Query or FunctionCall: ends with ReadyForQuery. `started` is set for
+    /// statements (Query, FunctionCall), not for Sync.
+    Ready {
+        started: Option<Instant>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +51,8 @@ impl Term {
             Term::Bind => tag == b'2',
             Term::Close => tag == b'3',
             Term::Describe => tag == b'T' || tag == b'n',
-            Term::Execute => matches!(tag, b'C' | b'I' | b's'),
-            Term::Ready => tag == b'Z',
+            Term::Execute { .. } => matches!(tag, b'C' | b'I' | b's'),
+            Term::Ready { .. } => tag == b'Z',
         }
     }
 }
@@ -121,6 +128,16 @@ impl Session {
         if forward {
             f.encode(&mut self.out);
         }
+        if terminal && forward {
+            let started = match self.expect.front() {
+                Some(Expect::Forward(Term::Execute { started })) => Some(*started),
+                Some(Expect::Forward(Term::Ready { started })) => *started,
+                _ => None,
+            };
+            if let (Some(t), Some(co)) = (started, self.server.as_ref()) {
+                co.pool.metrics.observe(t.elapsed());
+            }
+        }
         if terminal {
             if let Some(
                 Expect::Forward(Term::Parse { id, .. }) | Expect::Swallow(Term::Parse { id, .. }),
@@ -143,8 +160,8 @@ impl Session {
         self.tx_error = true;
         match self.expect.front() {
             // Simple query / sync: the error is part of the response; ReadyForQuery follows.
-            Some(Expect::Forward(Term::Ready)) | None => f.encode(&mut self.out),
-            Some(Expect::Swallow(Term::Ready)) => {}
+            Some(Expect::Forward(Term::Ready { .. })) | None => f.encode(&mut self.out),
+            Some(Expect::Swallow(Term::Ready { .. })) => {}
             Some(_) => {
                 // Extended protocol: the server now skips everything up to Sync. Drop what
                 // we expected before the next Sync, undoing statements that were not created.
@@ -152,7 +169,7 @@ impl Session {
                 while let Some(e) = self.expect.front() {
                     if matches!(
                         e,
-                        Expect::Forward(Term::Ready) | Expect::Swallow(Term::Ready)
+                        Expect::Forward(Term::Ready { .. }) | Expect::Swallow(Term::Ready { .. })
                     ) {
                         break;
                     }

@@ -400,6 +400,14 @@ impl Session {
             process_id: conn.backend_key.0,
             secret_key: conn.backend_key.1,
         }));
+        self.client.info.set_link(Some(crate::clients::ServerLink {
+            server_id: conn.id,
+            process_id: conn.backend_key.0,
+            local: conn.local,
+            pool: pool.clone(),
+            since: std::time::Instant::now(),
+            connected: conn.created,
+        }));
         self.server = Some(co);
         self.unnamed_on_server = false;
         self.server_skipping = false;
@@ -448,6 +456,7 @@ impl Session {
         self.cancel.slot.set(None);
         self.server = None;
         self.client.info.set_state(ClientState::Idle);
+        self.client.info.set_link(None);
     }
 
     /// Brings a server back to idle after its client left mid-way, or closes it.
@@ -456,6 +465,7 @@ impl Session {
             return;
         };
         self.cancel.slot.set(None);
+        self.client.info.set_link(None);
         let clean = self.expect.is_empty()
             && !self.unsynced
             && !self.copy_in
@@ -478,7 +488,8 @@ impl Session {
                     .filter(|e| {
                         matches!(
                             e,
-                            Expect::Forward(Term::Ready) | Expect::Swallow(Term::Ready)
+                            Expect::Forward(Term::Ready { .. })
+                                | Expect::Swallow(Term::Ready { .. })
                         )
                     })
                     .count();
@@ -556,7 +567,8 @@ impl Session {
                     return Ok(());
                 }
                 self.send_server(&f, None);
-                self.expect.push_back(Expect::Forward(Term::Ready));
+                self.expect
+                    .push_back(Expect::Forward(Term::Ready { started: None }));
                 self.server_skipping = false;
                 self.unsynced = false;
                 Ok(())
@@ -635,7 +647,9 @@ impl Session {
         );
         self.count_statement();
         self.send_server(&f, None);
-        self.expect.push_back(Expect::Forward(Term::Ready));
+        self.expect.push_back(Expect::Forward(Term::Ready {
+            started: Some(std::time::Instant::now()),
+        }));
         Ok(())
     }
 
@@ -687,6 +701,7 @@ impl Session {
                         }
                         self.cancel.slot.set(None);
                         self.client.info.set_state(ClientState::Idle);
+                        self.client.info.set_link(None);
                     }
                     self.shard = Some(n);
                     Ok(())
@@ -719,7 +734,7 @@ impl Session {
         let conn = co.conn();
         let inject = |sql: String, sout: &mut BytesMut, expect: &mut VecDeque<Expect>| {
             FrontendMessage::Query(sql).encode(sout);
-            expect.push_back(Expect::Swallow(Term::Ready));
+            expect.push_back(Expect::Swallow(Term::Ready { started: None }));
         };
         match op {
             SessionOp::Execute { name } | SessionOp::Deallocate { name: Some(name) } => {
@@ -920,14 +935,24 @@ impl Session {
             }
             FrontendMessage::Execute { .. } => {
                 self.count_statement();
-                self.send_server(&f, Some(Expect::Forward(Term::Execute)))
+                self.send_server(
+                    &f,
+                    Some(Expect::Forward(Term::Execute {
+                        started: std::time::Instant::now(),
+                    })),
+                )
             }
             FrontendMessage::Close { .. } => {
                 self.send_server(&f, Some(Expect::Forward(Term::Close)))
             }
             FrontendMessage::FunctionCall(_) => {
                 self.unsynced = false;
-                self.send_server(&f, Some(Expect::Forward(Term::Ready)))
+                self.send_server(
+                    &f,
+                    Some(Expect::Forward(Term::Ready {
+                        started: Some(std::time::Instant::now()),
+                    })),
+                )
             }
             _ => {}
         }
