@@ -405,8 +405,20 @@ impl AdminView for AppView {
         rows
     }
 
+    /// Serving, and every shard of every pool has a server whose last connection
+    /// attempt did not fail.
     fn healthy(&self) -> bool {
-        !self.app.draining()
+        if self.app.draining() {
+            return false;
+        }
+        let reg = self.app.registry.load();
+        reg.dbs.values().flat_map(|u| u.values()).all(|up| {
+            up.shards.iter().all(|servers| {
+                servers
+                    .iter()
+                    .any(|s| !s.pool.stats.unreachable.load(Ordering::Relaxed))
+            })
+        })
     }
 
     fn ready(&self) -> bool {

@@ -99,8 +99,16 @@ async fn serve_client(
         cancel,
         client,
     );
-    if let Err(e) = session.welcome().await {
-        return session.fail(e).await;
-    }
-    session.run().await
+    tracing::info!(client = id, %peer, database = %session.user.pool_name, user = %session.user.user.username, "client connected");
+    let started = std::time::Instant::now();
+    let result = match session.welcome().await {
+        Err(e) => session.fail(e).await,
+        Ok(()) => session.run().await,
+    };
+    tracing::info!(
+        client = id,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "client disconnected"
+    );
+    result
 }

@@ -34,6 +34,8 @@ pub struct PoolStats {
     pub timeouts: AtomicU64,
     /// Total time clients waited for a connection, in microseconds.
     pub wait_us: AtomicU64,
+    /// The last attempt to open a connection failed (cleared by the next success).
+    pub unreachable: std::sync::atomic::AtomicBool,
     /// Statements (simple queries and Executes) sent through this pool.
     pub queries: AtomicU64,
     /// Checkouts ended (transactions in transaction mode).
@@ -146,12 +148,18 @@ impl ServerPool {
         match ServerConn::connect(&self.target, self.settings.connect_timeout).await {
             Ok(mut c) => {
                 c.generation = self.generation.load(Ordering::Relaxed);
+                if self.stats.unreachable.swap(false, Ordering::Relaxed) {
+                    tracing::info!(server = %self.target.addr(), "server reachable again");
+                }
                 self.stats.open.fetch_add(1, Ordering::Relaxed);
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 Ok(c)
             }
             Err(e) => {
                 self.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
+                if !self.stats.unreachable.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(server = %self.target.addr(), error = %e, "server unreachable");
+                }
                 Err(e)
             }
         }

@@ -156,6 +156,12 @@ impl Session {
     }
 
     fn on_server_error(&mut self, f: Frame) -> Result<()> {
+        if let (Ok(fields), Some(co)) = (
+            orochi_wire::ErrorFields::decode(&f.body),
+            self.server.as_ref(),
+        ) {
+            self.app.metrics.error(&co.pool.pool_name, &fields.code);
+        }
         self.copy_in = false;
         self.tx_error = true;
         match self.expect.front() {

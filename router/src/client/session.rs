@@ -363,7 +363,11 @@ impl Session {
             RouterError::Pg(PgError::error("08006", "pool has no server configured"))
         })?;
         self.client.info.set_state(ClientState::Waiting);
+        let wait_started = std::time::Instant::now();
         let co = pool.checkout().await;
+        self.app
+            .metrics
+            .client_waited(&pool.pool_name, &pool.user_name, wait_started.elapsed());
         self.client.info.set_state(match co {
             Ok(_) => ClientState::Active,
             Err(_) => ClientState::Idle,
