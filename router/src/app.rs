@@ -53,6 +53,8 @@ pub struct App {
     pub statements: StatementRegistry,
     pub cancel: Arc<CancelRegistry>,
     pub metrics: Arc<orochi_admin::Metrics>,
+    /// Span exporter, when `otel_endpoint` is set (started with the server).
+    pub otel: std::sync::OnceLock<crate::otel::Exporter>,
     pub clients: Arc<ClientRegistry>,
     /// Graceful shutdown began: idle clients are told 57P01 and leave.
     pub shutdown: CancellationToken,
@@ -71,6 +73,7 @@ impl App {
         Arc::new(App {
             registry: ArcSwap::from_pointee(Registry::build(Arc::new(config), None, &metrics)),
             metrics,
+            otel: std::sync::OnceLock::new(),
             source,
             statements: StatementRegistry::default(),
             cancel: Arc::new(CancelRegistry::default()),

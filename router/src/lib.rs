@@ -13,6 +13,7 @@ pub mod client;
 pub mod clients;
 pub mod error;
 pub mod listener;
+pub mod otel;
 pub mod planner;
 pub mod server;
 pub mod shard_for;

@@ -46,6 +46,15 @@ pub async fn serve(
     tracing::info!(%addr, "accepting PostgreSQL clients");
     tokio::spawn(accept_loop(app.clone(), listeners.client, tracker.clone()));
     tokio::spawn(maintenance(app.clone()));
+    if let Some(endpoint) = app.config().general.otel_endpoint.clone() {
+        match crate::otel::Exporter::start(&endpoint) {
+            Ok(e) => {
+                tracing::info!(%endpoint, "exporting transaction spans (OTLP/HTTP)");
+                let _ = app.otel.set(e);
+            }
+            Err(e) => tracing::error!("{e}"),
+        }
+    }
     let view: Arc<dyn orochi_admin::AdminView> = Arc::new(AppView::new(app.clone()));
     let creds = orochi_admin::AdminCreds::from_general(&app.config().general);
     tracing::info!(addr = %listeners.admin.local_addr()?, "admin console");

@@ -289,6 +289,11 @@ pub struct Checkout {
 }
 
 impl Checkout {
+    /// When the connection was lent.
+    pub fn since(&self) -> Instant {
+        self.since
+    }
+
     pub fn conn(&mut self) -> &mut ServerConn {
         self.conn.as_mut().expect("present until drop")
     }

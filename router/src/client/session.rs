@@ -458,9 +458,29 @@ impl Session {
             }
         }
         self.cancel.slot.set(None);
-        self.server = None;
+        if let Some(co) = self.server.take() {
+            self.trace_transaction(&co, false);
+        }
         self.client.info.set_state(ClientState::Idle);
         self.client.info.set_link(None);
+    }
+
+    /// Exports the span of a finished checkout (a transaction in transaction mode).
+    fn trace_transaction(&self, co: &Checkout, failed: bool) {
+        if let Some(otel) = self.app.otel.get() {
+            let elapsed = co.since().elapsed();
+            let end = std::time::SystemTime::now();
+            otel.record(crate::otel::TxSpan {
+                start: end.checked_sub(elapsed).unwrap_or(end),
+                end,
+                pool: co.pool.pool_name.clone(),
+                user: co.pool.user_name.clone(),
+                shard: co.pool.shard,
+                server: co.pool.target.addr(),
+                client_id: self.id,
+                failed,
+            });
+        }
     }
 
     /// Brings a server back to idle after its client left mid-way, or closes it.
@@ -470,6 +490,7 @@ impl Session {
         };
         self.cancel.slot.set(None);
         self.client.info.set_link(None);
+        self.trace_transaction(&co, !self.expect.is_empty() || self.tx_status != b'I');
         let clean = self.expect.is_empty()
             && !self.unsynced
             && !self.copy_in
