@@ -113,7 +113,6 @@ impl ServerConn {
             params: vec![
                 ("user".into(), t.user.clone()),
                 ("database".into(), t.database.clone()),
-                ("application_name".into(), "orochi-router".into()),
             ],
         }
         .encode(&mut out);

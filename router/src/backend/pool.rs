@@ -56,6 +56,9 @@ pub struct ServerPool {
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<ServerConn>>,
     pub stats: PoolStats,
+    /// ParameterStatus values of the first connection opened: what a newly logged-in
+    /// client is told without waiting for a server of its own.
+    pub server_params: Mutex<Option<Vec<(String, String)>>>,
     /// Query counter and latency histogram of this pool's labels.
     pub metrics: orochi_admin::QueryMetrics,
     /// Bumped by RECONNECT-like events: connections older than this generation are closed on return.
@@ -81,6 +84,7 @@ impl ServerPool {
             idle: Mutex::new(Vec::new()),
             stats: PoolStats::default(),
             metrics,
+            server_params: Mutex::new(None),
             generation: AtomicU64::new(0),
         })
     }
@@ -148,6 +152,17 @@ impl ServerPool {
         match ServerConn::connect(&self.target, self.settings.connect_timeout).await {
             Ok(mut c) => {
                 c.generation = self.generation.load(Ordering::Relaxed);
+                if let Ok(mut p) = self.server_params.lock() {
+                    if p.is_none() {
+                        let mut v: Vec<_> = c
+                            .params
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        v.sort();
+                        *p = Some(v);
+                    }
+                }
                 if self.stats.unreachable.swap(false, Ordering::Relaxed) {
                     tracing::info!(server = %self.target.addr(), "server reachable again");
                 }

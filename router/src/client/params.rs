@@ -20,6 +20,8 @@ const NOT_SETTINGS: &[&str] = &["user", "database", "options", "replication"];
 
 #[derive(Debug, Clone, Default)]
 pub struct SessionParams {
+    /// The client's startup settings as given: lower-case name -> value.
+    startup_values: BTreeMap<String, String>,
     startup: BTreeMap<String, String>,
     current: BTreeMap<String, String>,
     fingerprint: u64,
@@ -29,12 +31,14 @@ fn quote_literal(v: &str) -> String {
     format!("'{}'", v.replace('\'', "''"))
 }
 
-fn quote_ident(v: &str) -> String {
-    format!("\"{}\"", v.replace('"', "\"\""))
-}
-
+/// A startup setting as SQL. `set_config` parses the value as the startup packet
+/// does (so `search_path=a,b` is a list, not one quoted name), unlike `SET x TO '…'`.
 fn set_sql(name: &str, value: &str) -> String {
-    format!("SET {} TO {}", quote_ident(name), quote_literal(value))
+    format!(
+        "SELECT pg_catalog.set_config({}, {}, false)",
+        quote_literal(name),
+        quote_literal(value)
+    )
 }
 
 /// Splits libpq's `options` (`-c name=value`, `--name=value`, backslash escapes).
@@ -85,9 +89,11 @@ impl SessionParams {
             if k == "options" {
                 for (k, v) in parse_options(v)? {
                     s.startup.insert(k.to_ascii_lowercase(), set_sql(&k, &v));
+                    s.startup_values.insert(k.to_ascii_lowercase(), v);
                 }
             } else if !NOT_SETTINGS.contains(&k.as_str()) && !k.starts_with("_pq_.") {
                 s.startup.insert(k.to_ascii_lowercase(), set_sql(k, v));
+                s.startup_values.insert(k.to_ascii_lowercase(), v.clone());
             }
         }
         s.current = s.startup.clone();
@@ -106,6 +112,13 @@ impl SessionParams {
                 f => f,
             }
         };
+    }
+
+    /// The value the client gave at startup for a setting (any case).
+    pub fn startup_value(&self, name: &str) -> Option<&str> {
+        self.startup_values
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     pub fn fingerprint(&self) -> u64 {
@@ -172,9 +185,9 @@ mod tests {
         ]))
         .unwrap();
         let sql = s.sync_sql(EMPTY_PARAMS);
-        assert!(sql.contains("SET \"application_name\" TO 'it''s'"));
-        assert!(sql.contains("SET \"search_path\" TO 'a,b'"));
-        assert!(sql.contains("SET \"statement_timeout\" TO '5s'"));
+        assert!(sql.contains("set_config('application_name', 'it''s', false)"));
+        assert!(sql.contains("set_config('search_path', 'a,b', false)"));
+        assert!(sql.contains("set_config('statement_timeout', '5s', false)"));
         assert!(!sql.contains("RESET ALL"));
         assert!(s.sync_sql(7).starts_with("RESET ALL"));
         assert!(SessionParams::from_startup(&kv(&[("options", "-x")])).is_err());

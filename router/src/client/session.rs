@@ -133,16 +133,35 @@ impl Session {
     /// Finishes the login: takes a server connection once to learn (and apply) the
     /// client's settings, then tells the client its parameters, its key and ReadyForQuery.
     pub async fn welcome(&mut self) -> Result<()> {
-        // Any shard serves to learn the server's parameters; shard 0 always exists.
-        self.ensure_server(Some(0)).await?;
-        let params: Vec<(String, String)> = match self.server.as_ref() {
-            Some(co) => co
-                .conn_ref()
-                .params
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+        // The parameters a server reported once are reused, so logging in never waits for
+        // a free server (a full pool must not block logins). The client's own startup
+        // values override them; the first transaction reports any value the server
+        // normalises differently. The very first login of a pool takes a server to learn
+        // them (shard 0 always exists).
+        let cached = self
+            .user
+            .primary(0)
+            .and_then(|p| p.server_params.lock().ok().and_then(|g| g.clone()));
+        let params: Vec<(String, String)> = match cached {
+            Some(v) => v
+                .into_iter()
+                .map(|(k, v)| {
+                    let own = self.params.startup_value(&k).map(str::to_string);
+                    (k, own.unwrap_or(v))
+                })
                 .collect(),
-            None => vec![],
+            None => {
+                self.ensure_server(Some(0)).await?;
+                match self.server.as_ref() {
+                    Some(co) => co
+                        .conn_ref()
+                        .params
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    None => vec![],
+                }
+            }
         };
         for (name, value) in params {
             BackendMessage::ParameterStatus {

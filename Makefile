@@ -1,0 +1,65 @@
+# Orochi Router — developer entry points.
+#
+#   make deps    install missing system packages (libclang-dev, PostgreSQL 15, pgbouncer)
+#   make build   release build of the router
+#   make run     local two-shard demo on 127.0.0.1:6543 (testing/demo.sh)
+#   make stop    stop the demo router and its shards
+#   make test    build everything, start the PostgreSQL test fleet, run all tests + pgbench
+#   make bench   router vs PgBouncer vs direct PostgreSQL (testing/bench.sh)
+#   make lint    rustfmt --check and clippy -D warnings
+#   make fmt     rustfmt the workspace
+#   make fleet-up / fleet-down   the PostgreSQL instances the tests use (testing/pg.sh)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+# PostgreSQL's own tools (initdb, pg_ctl, ...) are not on Debian's default PATH.
+PG_BINDIR := $(or $(shell pg_config --bindir 2>/dev/null),/usr/lib/postgresql/15/bin)
+export PATH := $(PG_BINDIR):$(PATH)
+
+HAVE_NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
+
+.PHONY: deps build run stop test bench lint fmt fleet-up fleet-down
+
+deps:
+	bash testing/install-deps.sh
+
+build: deps
+	$(CARGO) build --release -p orochi-router
+
+run: deps
+	bash testing/demo.sh up
+
+stop:
+	bash testing/demo.sh stop
+
+# The tests find PostgreSQL through OROCHI_PG_SINGLE / OROCHI_PG_SHARDS from .run/fleet.env.
+test: deps
+	$(CARGO) build --workspace --all-targets
+	bash testing/pg.sh fleet-up
+ifeq ($(HAVE_NEXTEST),yes)
+	set -a; source .run/fleet.env; set +a; $(CARGO) nextest run --workspace --no-fail-fast --no-tests=warn
+	set -a; source .run/fleet.env; set +a; $(CARGO) test --workspace --doc
+else
+	set -a; source .run/fleet.env; set +a; $(CARGO) test --workspace --no-fail-fast
+endif
+	bash testing/pgbench-test.sh $(TARGET_DIR)/debug/orochi-router
+
+bench: build
+	bash testing/bench.sh $(TARGET_DIR)/release/orochi-router
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+fleet-up:
+	bash testing/pg.sh fleet-up
+
+fleet-down:
+	bash testing/pg.sh fleet-down

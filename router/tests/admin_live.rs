@@ -1,0 +1,305 @@
+//! The admin console and metrics against a live router: values follow real traffic
+//! (cl_waiting, counters), and PAUSE/RESUME, RELOAD, RECONNECT, KILL_CLIENT act on it.
+
+mod common;
+
+use common::*;
+use orochi_router::app::{App, ConfigSource};
+use orochi_router::signals::Stop;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+const ADMIN_PASSWORD: &str = "adminpw";
+
+/// A router started from a config *file* (so RELOAD has something to re-read), with
+/// its admin and metrics ports known.
+struct Live {
+    app: Arc<App>,
+    port: u16,
+    admin: u16,
+    metrics: u16,
+    file: PathBuf,
+    _stop: oneshot::Sender<Stop>,
+}
+
+fn config_text(db: &str, pool_size: usize) -> String {
+    format!(
+        "[general]\nhost = \"127.0.0.1\"\nport = 0\nadmin_port = 0\nmetrics_port = 0\nadmin_password = \"{ADMIN_PASSWORD}\"\nconnect_timeout = 10000\n{}",
+        pool_toml(db, "transaction", pool_size, "")
+    )
+}
+
+async fn live(db: &str, pool_size: usize) -> Live {
+    let dir = repo_root().join(".run").join("test-admin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{db}.toml"));
+    std::fs::write(&file, config_text(db, pool_size)).unwrap();
+    let source = ConfigSource {
+        config: file.clone(),
+        users: None,
+    };
+    let app = App::new(source.load().unwrap(), Some(source));
+    let l = orochi_router::server::Listeners::bind(&app).await.unwrap();
+    let (port, admin, metrics) = (
+        l.client.local_addr().unwrap().port(),
+        l.admin.local_addr().unwrap().port(),
+        l.metrics.local_addr().unwrap().port(),
+    );
+    let (tx, rx) = oneshot::channel::<Stop>();
+    tokio::spawn(orochi_router::server::serve(app.clone(), l, async move {
+        rx.await.unwrap_or(Stop::Fast)
+    }));
+    Live {
+        app,
+        port,
+        admin,
+        metrics,
+        file,
+        _stop: tx,
+    }
+}
+
+impl Live {
+    async fn admin(&self, sql: &str) -> (bool, String, String) {
+        let out = psql_cmd(
+            self.admin,
+            "admin",
+            ADMIN_PASSWORD,
+            "orochi",
+            &["-At", "-F", "|", "-c", sql],
+        )
+        .output()
+        .await
+        .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    async fn client(&self, db: &str) -> sqlx::PgConnection {
+        use sqlx::ConnectOptions;
+        sqlx::postgres::PgConnectOptions::new_without_pgpass()
+            .host("127.0.0.1")
+            .port(self.port)
+            .username(APP_USER)
+            .password(APP_PASSWORD)
+            .database(db)
+            .ssl_mode(sqlx::postgres::PgSslMode::Disable)
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    async fn http(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics))
+            .await
+            .unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (code, out)
+    }
+}
+
+/// Column `name` of the `SHOW POOLS` row of `db`.
+async fn pools_value(l: &Live, db: &str, name: &str) -> i64 {
+    let (ok, text, err) = l.admin("SHOW POOLS").await;
+    assert!(ok, "SHOW POOLS failed: {err}");
+    let header = psql_header(l, "SHOW POOLS").await;
+    let idx = header.iter().position(|h| h == name).unwrap();
+    text.lines()
+        .map(|r| r.split('|').collect::<Vec<_>>())
+        .find(|r| r[0] == db)
+        .map(|r| r[idx].parse().unwrap())
+        .unwrap_or_else(|| panic!("no pool {db} in {text}"))
+}
+
+async fn psql_header(l: &Live, sql: &str) -> Vec<String> {
+    let out = psql_cmd(
+        l.admin,
+        "admin",
+        ADMIN_PASSWORD,
+        "orochi",
+        &["-A", "-F", "|", "-c", sql],
+    )
+    .output()
+    .await
+    .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .split('|')
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_clients_and_counters_are_live() {
+    let db = scratch_db().await;
+    let l = live(&db, 1).await;
+    let mut a = l.client(&db).await;
+    exec(&mut a, "BEGIN").await;
+    exec(&mut a, "SELECT 1").await;
+    let port_db = db.clone();
+    let waiting = {
+        let l2 = l.client(&port_db).await;
+        tokio::spawn(async move {
+            let mut b = l2;
+            one(&mut b, "SELECT 'b done'").await
+        })
+    };
+    within(10, "cl_waiting shows 1", async {
+        while pools_value(&l, &db, "cl_waiting").await != 1 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(pools_value(&l, &db, "sv_active").await, 1);
+    let (_, metrics) = l.http("/metrics").await;
+    assert!(
+        metrics.contains(&format!("orochi_pgdog_client_waiting{{pool=\"{db}\",role=\"primary\",shard=\"0\",user=\"app\"}} 1")),
+        "metrics do not show the waiting client"
+    );
+    exec(&mut a, "COMMIT").await;
+    assert_eq!(
+        within(10, "waiting client", waiting).await.unwrap(),
+        "b done"
+    );
+    assert_eq!(pools_value(&l, &db, "cl_waiting").await, 0);
+
+    let (_, stats, _) = l.admin("SHOW STATS").await;
+    let queries = |s: &str| -> u64 {
+        s.lines()
+            .find(|r| r.starts_with(&format!("{db}|")))
+            .map(|r| r.split('|').nth(2).unwrap().parse().unwrap())
+            .unwrap()
+    };
+    let before = queries(&stats);
+    for _ in 0..5 {
+        exec(&mut a, "SELECT 1").await;
+    }
+    let (_, stats, _) = l.admin("SHOW STATS").await;
+    assert!(
+        queries(&stats) >= before + 5,
+        "total_query_count did not move"
+    );
+    let (code, _) = l.http("/health").await;
+    assert_eq!(code, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_waits_for_transactions_and_holds_new_ones() {
+    let db = scratch_db().await;
+    let l = live(&db, 2).await;
+    let mut a = l.client(&db).await;
+    exec(&mut a, "BEGIN").await;
+    exec(&mut a, "SELECT 1").await;
+    let admin_port = l.admin;
+    let pause = tokio::spawn(async move {
+        psql_cmd(
+            admin_port,
+            "admin",
+            ADMIN_PASSWORD,
+            "orochi",
+            &["-c", "PAUSE"],
+        )
+        .output()
+        .await
+        .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !pause.is_finished(),
+        "PAUSE returned while a transaction was running"
+    );
+    exec(&mut a, "COMMIT").await;
+    let out = within(10, "PAUSE", pause).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A new transaction is held, without an error, until RESUME.
+    let held = tokio::spawn(async move { one(&mut a, "SELECT 'after resume'").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "a query ran while paused");
+    let (ok, _, err) = l.admin("RESUME").await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        within(10, "held query", held).await.unwrap(),
+        "after resume"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_applies_or_rejects_whole_configs() {
+    let db = scratch_db().await;
+    let l = live(&db, 2).await;
+    let mut a = l.client(&db).await;
+    exec(&mut a, "SELECT 1").await;
+    // A bad file: the old config stays and the admin sees file:line.
+    std::fs::write(&l.file, config_text(&db, 2) + "\nbogus_key = 1\n").unwrap();
+    let (ok, _, err) = l.admin("RELOAD").await;
+    assert!(!ok, "RELOAD of a bad config succeeded");
+    let name = l.file.display().to_string();
+    assert!(err.contains(&name) && err.contains("bogus_key"), "{err}");
+    assert_eq!(pools_value(&l, &db, "pool_size").await, 2);
+    // A good one with a new pool size applies, and the connected client keeps working.
+    std::fs::write(&l.file, config_text(&db, 7)).unwrap();
+    let (ok, _, err) = l.admin("RELOAD").await;
+    assert!(ok, "{err}");
+    assert_eq!(pools_value(&l, &db, "pool_size").await, 7);
+    assert_eq!(one(&mut a, "SELECT 'still here'").await, "still here");
+    assert_eq!(l.app.config().pools[&db].users[0].pool_size, 7);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconnect_and_kill_client() {
+    let db = scratch_db().await;
+    let l = live(&db, 1).await;
+    let mut a = l.client(&db).await;
+    let pid1 = one(&mut a, "SELECT pg_backend_pid()::text").await;
+    assert_eq!(one(&mut a, "SELECT pg_backend_pid()::text").await, pid1);
+    let (ok, _, err) = l.admin("RECONNECT").await;
+    assert!(ok, "{err}");
+    let pid2 = one(&mut a, "SELECT pg_backend_pid()::text").await;
+    assert_ne!(
+        pid1, pid2,
+        "RECONNECT did not replace the server connection"
+    );
+
+    let (_, clients, _) = l.admin("SHOW CLIENTS").await;
+    let header = psql_header(&l, "SHOW CLIENTS").await;
+    let id_col = header.iter().rposition(|h| h == "id").unwrap();
+    let id = clients
+        .lines()
+        .next()
+        .unwrap()
+        .split('|')
+        .nth(id_col)
+        .unwrap()
+        .to_string();
+    let (ok, _, err) = l.admin(&format!("KILL_CLIENT {id}")).await;
+    assert!(ok, "{err}");
+    let e = scalar(&mut a, "SELECT 1::text").await.unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        code(&e).as_deref() == Some("57P01")
+            || msg.contains("KILL_CLIENT")
+            || msg.contains("closed"),
+        "{msg}"
+    );
+    let (ok, _, err) = l.admin("SHOW NOPE").await;
+    assert!(!ok && err.contains("SHOW POOLS"), "{err}");
+}
