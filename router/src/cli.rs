@@ -70,8 +70,10 @@ fn init_logging(config: Option<&Config>) {
     let filter = EnvFilter::try_new(format!("{level},pg_query=warn"))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = config.is_some_and(|c| c.general.log_format == orochi_config::LogFormat::Json);
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

@@ -48,8 +48,13 @@ pub fn repo_root() -> PathBuf {
 }
 
 fn split_addr(s: &str) -> (String, u16) {
-    let (h, p) = s.rsplit_once(':').unwrap_or_else(|| panic!("bad address {s:?}"));
-    (h.to_string(), p.parse().unwrap_or_else(|_| panic!("bad port in {s:?}")))
+    let (h, p) = s
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("bad address {s:?}"));
+    (
+        h.to_string(),
+        p.parse().unwrap_or_else(|_| panic!("bad port in {s:?}")),
+    )
 }
 
 /// Starts the fleet once per test binary (pg.sh is idempotent and serialised) and reads
@@ -80,7 +85,12 @@ pub fn fleet() -> &'static Fleet {
         let (host, port) = split_addr(vars.get("OROCHI_PG_SINGLE").expect("OROCHI_PG_SINGLE"));
         let shards = vars
             .get("OROCHI_PG_SHARDS")
-            .map(|s| s.split(',').filter(|x| !x.is_empty()).map(split_addr).collect())
+            .map(|s| {
+                s.split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(split_addr)
+                    .collect()
+            })
             .unwrap_or_default();
         let bindir = vars
             .get("OROCHI_PG_BINDIR")
@@ -137,9 +147,9 @@ pub async fn scratch_db() -> String {
                     .and_then(|p| p.parse::<u32>().ok());
                 if let Some(pid) = pid {
                     if pid != me && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                        let _ = sqlx::raw_sql(&format!(
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                             "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        ))
+                        )))
                         .execute(&mut su)
                         .await;
                     }
@@ -152,10 +162,12 @@ pub async fn scratch_db() -> String {
         std::process::id(),
         NEXT_DB.fetch_add(1, Ordering::Relaxed)
     );
-    sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\" OWNER app"))
-        .execute(&mut su)
-        .await
-        .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{name}\" OWNER app"
+    )))
+    .execute(&mut su)
+    .await
+    .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
     let _ = su.close().await;
     name
 }
@@ -376,12 +388,14 @@ pub async fn one(conn: &mut PgConnection, sql: &str) -> String {
 
 pub async fn scalar(conn: &mut PgConnection, sql: &str) -> Result<String, sqlx::Error> {
     use sqlx::Row;
-    let row = sqlx::raw_sql(sql).fetch_one(&mut *conn).await?;
+    let row = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_one(&mut *conn)
+        .await?;
     row.try_get::<String, _>(0)
 }
 
 pub async fn exec(conn: &mut PgConnection, sql: &str) {
-    sqlx::raw_sql(sql)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
         .execute(&mut *conn)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
