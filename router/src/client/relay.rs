@@ -117,6 +117,13 @@ impl Session {
             b'Z' => {
                 let status = f.body.first().copied().unwrap_or(b'I');
                 self.on_ready(status);
+                if status != b'I' && self.mode == orochi_config::PoolMode::Statement {
+                    // Held back: `maybe_release` rolls back and ends the reply with an error.
+                    self.statement_violation = true;
+                    self.expect.pop_front();
+                    self.drain_emits();
+                    return Ok(());
+                }
             }
             b'C' => {
                 self.last_tag_rollback = f.body.starts_with(b"ROLLBACK") || self.last_tag_rollback;

@@ -62,6 +62,9 @@ pub struct Session {
     pub(crate) client: Registered,
     /// Shard chosen with `SET orochi.shard` (SPEC §3 manual override).
     shard: Option<usize>,
+    /// Statement mode: a statement left a transaction open; its ReadyForQuery was held
+    /// back, the transaction is rolled back and the client gets an error instead.
+    pub(crate) statement_violation: bool,
 }
 
 fn ready(status: u8) -> Bytes {
@@ -127,6 +130,7 @@ impl Session {
             cancel,
             client,
             shard: None,
+            statement_violation: false,
         }
     }
 
@@ -449,8 +453,8 @@ impl Session {
             || self.server_skipping
             || self.tx_status != b'I'
         {
-            if self.mode == PoolMode::Statement && self.tx_status == b'T' && self.expect.is_empty()
-            {
+            if self.statement_violation && self.expect.is_empty() {
+                self.statement_violation = false;
                 // Statement pooling: a transaction block cannot span statements.
                 let conn = co.conn();
                 let _ = conn.run_silent("ROLLBACK").await;
@@ -518,6 +522,7 @@ impl Session {
         let session_mode = self.mode == PoolMode::Session;
         let expect = std::mem::take(&mut self.expect);
         let (copy_in, unsynced) = (self.copy_in, self.unsynced || self.server_skipping);
+        let tx_status = self.tx_status;
         let target = CancelTarget {
             host: co.pool.target.host.clone(),
             port: co.pool.target.port,
@@ -551,7 +556,7 @@ impl Session {
                 if readies > 0 && !expect.is_empty() {
                     let _ = crate::cancel::send_cancel(&target).await;
                 }
-                let mut status = b'I';
+                let mut status = tx_status;
                 while readies > 0 {
                     let f = conn.read_frame().await?;
                     if f.tag == b'Z' {
@@ -795,6 +800,14 @@ impl Session {
                         inject(sql.clone(), &mut self.sout, &mut self.expect);
                         conn.sql_prepared.insert(name.clone(), h);
                     }
+                } else if conn.sql_prepared.remove(name).is_some() {
+                    // The connection has another client's statement of that name: drop it,
+                    // so this client gets "does not exist" as from its own session.
+                    inject(
+                        format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")),
+                        &mut self.sout,
+                        &mut self.expect,
+                    );
                 }
                 if let SessionOp::Deallocate { .. } = op {
                     self.sql_prepared.remove(name);
