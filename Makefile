@@ -5,6 +5,7 @@
 #   make run     local two-shard demo on 127.0.0.1:6543 (testing/demo.sh)
 #   make stop    stop the demo router and its shards
 #   make test    build everything, start the PostgreSQL test fleet, run all tests + pgbench
+#   make test-drivers   the driver compatibility matrix (testing/drivers.sh)
 #   make bench   router vs PgBouncer vs direct PostgreSQL (testing/bench.sh)
 #   make lint    rustfmt --check and clippy -D warnings
 #   make fmt     rustfmt the workspace
@@ -22,7 +23,7 @@ export PATH := $(PG_BINDIR):$(PATH)
 
 HAVE_NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: deps build run stop test bench lint fmt fleet-up fleet-down
+.PHONY: deps build run stop test test-drivers bench lint fmt fleet-up fleet-down
 
 deps:
 	bash testing/install-deps.sh
@@ -47,6 +48,12 @@ else
 	set -a; source .run/fleet.env; set +a; $(CARGO) test --workspace --no-fail-fast
 endif
 	bash testing/pgbench-test.sh $(TARGET_DIR)/debug/orochi-router
+
+# Driver compatibility matrix (testing/drivers.sh): psycopg, SQLAlchemy, asyncpg,
+# node-postgres, pgjdbc, sqlx, psql, pgbench through the router.
+test-drivers: deps
+	$(CARGO) build -p orochi-router
+	bash testing/drivers.sh $(TARGET_DIR)/debug/orochi-router
 
 bench: build
 	bash testing/bench.sh $(TARGET_DIR)/release/orochi-router

@@ -62,6 +62,8 @@ pub struct App {
     pub force: CancellationToken,
     draining: AtomicBool,
     paused: Mutex<HashSet<String>>,
+    /// How many pools are paused: lets the hot path skip the lock when none is.
+    paused_count: std::sync::atomic::AtomicUsize,
     resumed: Notify,
     next_client: AtomicU64,
 }
@@ -82,6 +84,7 @@ impl App {
             force: CancellationToken::new(),
             draining: AtomicBool::new(false),
             paused: Mutex::new(HashSet::new()),
+            paused_count: std::sync::atomic::AtomicUsize::new(0),
             resumed: Notify::new(),
             next_client: AtomicU64::new(1),
         })
@@ -142,21 +145,25 @@ impl App {
     pub fn pause(&self, pool: &str) {
         if let Ok(mut p) = self.paused.lock() {
             p.insert(pool.to_string());
+            self.paused_count.store(p.len(), Ordering::SeqCst);
         }
     }
 
     pub fn resume(&self, pool: &str) {
         if let Ok(mut p) = self.paused.lock() {
             p.remove(pool);
+            self.paused_count.store(p.len(), Ordering::SeqCst);
         }
         self.resumed.notify_waiters();
     }
 
     pub fn is_paused(&self, pool: &str) -> bool {
-        self.paused
-            .lock()
-            .map(|p| p.contains(pool))
-            .unwrap_or(false)
+        self.paused_count.load(Ordering::SeqCst) > 0
+            && self
+                .paused
+                .lock()
+                .map(|p| p.contains(pool))
+                .unwrap_or(false)
     }
 
     pub async fn wait_resumed(&self, pool: &str) {

@@ -93,19 +93,27 @@ impl ServerPool {
         self.idle.lock().map(|v| v.len()).unwrap_or(0)
     }
 
-    /// Waits (fairly) for a permit, then returns a live connection.
-    pub async fn checkout(self: &Arc<Self>) -> Result<Checkout> {
+    /// Waits (fairly) for a permit, then returns a live connection. `waited` is how
+    /// long the client queued (zero on the fast path, which takes no timer).
+    pub async fn checkout(self: &Arc<Self>) -> Result<(Checkout, Duration)> {
         let started = Instant::now();
-        self.stats.waiting.fetch_add(1, Ordering::Relaxed);
-        let permit = tokio::time::timeout(
-            self.settings.connect_timeout,
-            self.permits.clone().acquire_owned(),
-        )
-        .await;
-        self.stats.waiting.fetch_sub(1, Ordering::Relaxed);
-        self.stats
-            .wait_us
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(p) => Ok(Ok(p)),
+            Err(_) => {
+                self.stats.waiting.fetch_add(1, Ordering::Relaxed);
+                let p = tokio::time::timeout(
+                    self.settings.connect_timeout,
+                    self.permits.clone().acquire_owned(),
+                )
+                .await;
+                self.stats.waiting.fetch_sub(1, Ordering::Relaxed);
+                self.stats
+                    .wait_us
+                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                p
+            }
+        };
+        let waited = started.elapsed();
         let permit = match permit {
             Ok(Ok(p)) => p,
             _ => {
@@ -123,12 +131,15 @@ impl ServerPool {
         };
         self.stats.in_use.fetch_add(1, Ordering::Relaxed);
         self.stats.checkouts.fetch_add(1, Ordering::Relaxed);
-        Ok(Checkout {
-            conn: Some(conn),
-            pool: self.clone(),
-            since: Instant::now(),
-            _permit: permit,
-        })
+        Ok((
+            Checkout {
+                conn: Some(conn),
+                pool: self.clone(),
+                since: Instant::now(),
+                _permit: permit,
+            },
+            waited,
+        ))
     }
 
     /// Pops the warmest idle connection that is still usable, closing stale ones.

@@ -386,11 +386,15 @@ impl Session {
             RouterError::Pg(PgError::error("08006", "pool has no server configured"))
         })?;
         self.client.info.set_state(ClientState::Waiting);
-        let wait_started = std::time::Instant::now();
-        let co = pool.checkout().await;
-        self.app
-            .metrics
-            .client_waited(&pool.pool_name, &pool.user_name, wait_started.elapsed());
+        let co = pool.checkout().await.map(|(co, waited)| {
+            if waited > std::time::Duration::from_micros(100) {
+                // Only checkouts that queued: keeps label lookups off the fast path.
+                self.app
+                    .metrics
+                    .client_waited(&pool.pool_name, &pool.user_name, waited);
+            }
+            co
+        });
         self.client.info.set_state(match co {
             Ok(_) => ClientState::Active,
             Err(_) => ClientState::Idle,

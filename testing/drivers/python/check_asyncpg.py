@@ -334,8 +334,14 @@ class Single:
             for i in range(h.POOL_SIZE + 1):
                 o = await connect()
                 try:
-                    same(await o.fetchval("SELECT now() = statement_timestamp()"), True,
-                         f"client {i} after a client left a {mode} transaction (True = not in a leftover transaction)")
+                    # The server's own transaction status (ReadyForQuery) after a query: a
+                    # leftover open transaction reads 'T', an aborted one fails the query.
+                    # (Not now() = statement_timestamp(): the router may re-create a
+                    # prepared statement with its own Parse just before the client's Bind,
+                    # which starts the implicit transaction a moment earlier.)
+                    same(await o.fetchval("SELECT 1"), 1, f"client {i} after a client left a {mode} transaction")
+                    same(o.is_in_transaction(), False,
+                         f"client {i} after a client left a {mode} transaction (False = not in a leftover transaction)")
                 finally:
                     await o.close()
 
