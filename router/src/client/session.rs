@@ -213,9 +213,15 @@ impl Session {
     }
 
     async fn serve(&mut self) -> Result<()> {
+        // Built once and kept pinned: registering a waiter on a token at every loop turn
+        // (several times per transaction) costs a lock each time.
         let shutdown = self.app.shutdown.clone();
         let force = self.app.force.clone();
         let kill = self.client.info.kill.clone();
+        let shutdown_fut = shutdown.cancelled();
+        let force_fut = force.cancelled();
+        let kill_fut = kill.cancelled();
+        tokio::pin!(shutdown_fut, force_fut, kill_fut);
         let killed = || {
             RouterError::Pg(PgError::fatal(
                 "57P01",
@@ -250,8 +256,8 @@ impl Session {
                             r?;
                             self.relay_buffered()?;
                         }
-                        _ = force.cancelled() => return Err(RouterError::ShuttingDown),
-                        _ = kill.cancelled() => return Err(killed()),
+                        _ = &mut force_fut => return Err(RouterError::ShuttingDown),
+                        _ = &mut kill_fut => return Err(killed()),
                     }
                 }
                 None => {
@@ -266,8 +272,8 @@ impl Session {
                                 Err(e) => return Err(RouterError::ClientIo(e)),
                             }
                         }
-                        _ = shutdown.cancelled() => {}
-                        _ = kill.cancelled() => return Err(killed()),
+                        _ = &mut shutdown_fut, if !shutdown.is_cancelled() => {}
+                        _ = &mut kill_fut => return Err(killed()),
                     }
                 }
             }
