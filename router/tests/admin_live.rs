@@ -303,3 +303,147 @@ async fn reconnect_and_kill_client() {
     let (ok, _, err) = l.admin("SHOW NOPE").await;
     assert!(!ok && err.contains("SHOW POOLS"), "{err}");
 }
+
+/// A pool on one server of the fleet, with `users` sections as given.
+fn server_config(db: &str, host: &str, port: u16, users: &str) -> String {
+    format!(
+        "[general]\nhost = \"127.0.0.1\"\nport = 0\nadmin_port = 0\nmetrics_port = 0\nadmin_password = \"{ADMIN_PASSWORD}\"\n\n[pools.{db}]\npool_mode = \"transaction\"\n{users}\n[pools.{db}.shards.0]\ndatabase = \"{db}\"\nservers = [[\"{host}\", {port}, \"primary\"]]\n"
+    )
+}
+
+const USERS_BEFORE: &str = "[pools.DB.users.0]\nusername = \"app\"\npassword = \"secret\"\npool_size = 2\n\n[pools.DB.users.1]\nusername = \"md5user\"\npassword = \"md5pass\"\npool_size = 2\n";
+const USERS_AFTER: &str = "[pools.DB.users.0]\nusername = \"app\"\npassword = \"secret\"\npool_size = 2\n\n[pools.DB.users.1]\nusername = \"added\"\npassword = \"pw2\"\nserver_username = \"app\"\nserver_password = \"secret\"\npool_size = 2\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_moves_servers_and_users_without_dropping_clients() {
+    let f = fleet();
+    let db = scratch_db().await;
+    let (shard_host, shard_port) = f.shards[0].clone();
+    // The same database on a second server (the shard instance).
+    let out = tokio::process::Command::new(f.bindir.join("psql"))
+        .args([
+            "-X",
+            "-h",
+            &shard_host,
+            "-p",
+            &shard_port.to_string(),
+            "-U",
+            SUPERUSER,
+            "-d",
+            "postgres",
+        ])
+        .arg("-c")
+        .arg(format!("DROP DATABASE IF EXISTS {db}"))
+        .arg("-c")
+        .arg(format!("CREATE DATABASE {db} OWNER app"))
+        .env("PGPASSWORD", SUPERUSER_PASSWORD)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut l = live(&db, 2).await;
+    let before = server_config(&db, &f.host, f.port, &USERS_BEFORE.replace("DB", &db));
+    std::fs::write(&l.file, &before).unwrap();
+    let (ok, _, err) = l.admin("RELOAD").await;
+    assert!(ok, "{err}");
+    l.file = l.file.clone();
+
+    let mut a = l.client(&db).await;
+    exec(&mut a, "BEGIN").await;
+    assert_eq!(
+        one(&mut a, "SELECT inet_server_port()::text").await,
+        f.port.to_string()
+    );
+
+    let after = server_config(
+        &db,
+        &shard_host,
+        shard_port,
+        &USERS_AFTER.replace("DB", &db),
+    );
+    std::fs::write(&l.file, &after).unwrap();
+    let (ok, _, err) = l.admin("RELOAD").await;
+    assert!(ok, "{err}");
+
+    // The running transaction finishes on the old server...
+    assert_eq!(
+        one(&mut a, "SELECT inet_server_port()::text").await,
+        f.port.to_string()
+    );
+    exec(&mut a, "COMMIT").await;
+    // ...and the next checkout of the same, still connected client uses the new one.
+    assert_eq!(
+        one(&mut a, "SELECT inet_server_port()::text").await,
+        shard_port.to_string()
+    );
+
+    // The added user can log in; the removed one cannot.
+    let psql = |user: &'static str, pw: &'static str| {
+        psql_cmd(
+            l.port,
+            user,
+            pw,
+            &db,
+            &["-At", "-c", "SELECT inet_server_port()"],
+        )
+        .output()
+    };
+    let out = psql("added", "pw2").await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        shard_port.to_string()
+    );
+    let out = psql("md5user", "md5pass").await.unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no such user"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_from_the_console_is_graceful() {
+    let db = scratch_db().await;
+    let l = live(&db, 2).await;
+    let mut idle = l.client(&db).await;
+    let mut busy = l.client(&db).await;
+    exec(&mut busy, "BEGIN").await;
+    exec(&mut busy, "SELECT 1").await;
+    let (ok, _, err) = l.admin("SHUTDOWN").await;
+    assert!(ok, "{err}");
+    // The idle client is told 57P01; the one in a transaction may still commit.
+    within(10, "idle client disconnected", async {
+        loop {
+            match scalar(&mut idle, "SELECT 'x'").await {
+                Err(e) => {
+                    let m = e.to_string();
+                    assert!(
+                        code(&e).as_deref() == Some("57P01")
+                            || m.contains("closed")
+                            || m.contains("terminating"),
+                        "{m}"
+                    );
+                    break;
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await;
+    // Draining: probes fail so load balancers stop sending new clients.
+    let (code_health, _) = l.http("/health").await;
+    assert_eq!(code_health, 503);
+    exec(&mut busy, "COMMIT").await;
+    assert!(scalar(&mut busy, "SELECT 'after'").await.is_err());
+}
