@@ -672,38 +672,14 @@ impl Session {
             return Ok(());
         }
         let analysis = analyze(&sql);
-        if analysis.ops.contains(&SessionOp::Listen) && self.mode != PoolMode::Session {
-            self.router_error(
-                PgError::error(
-                    "0A000",
-                    "LISTEN/UNLISTEN is not supported in transaction or statement pooling mode",
-                )
-                .with_hint("use pool_mode = \"session\" for clients that LISTEN"),
-                false,
-            );
+        if let Some(e) = self.refuse_listen(&analysis) {
+            self.router_error(e, false);
             return Ok(());
         }
         if let Err(e) = self.ensure_server(wanted).await {
             return self.checkout_failed(e, false);
         }
-        for op in &analysis.ops {
-            self.prepare_sql_op(op);
-        }
-        self.pending_ops.extend(
-            analysis
-                .ops
-                .iter()
-                .filter(|o| {
-                    matches!(
-                        o,
-                        SessionOp::Set { .. }
-                            | SessionOp::Reset { .. }
-                            | SessionOp::ResetAll
-                            | SessionOp::DiscardAll
-                    )
-                })
-                .cloned(),
-        );
+        self.track_session_ops(&analysis);
         self.count_statement();
         self.send_server(&f, None);
         self.expect.push_back(Expect::Forward(Term::Ready {
@@ -783,6 +759,32 @@ impl Session {
             }
             Err(e) => self.router_error(e, false),
         }
+    }
+
+    /// LISTEN needs the same server connection for the whole session.
+    fn refuse_listen(&self, analysis: &crate::planner::Analysis) -> Option<PgError> {
+        (analysis.ops.contains(&SessionOp::Listen) && self.mode != PoolMode::Session).then(|| {
+            PgError::error(
+                "0A000",
+                "LISTEN/UNLISTEN is not supported in transaction or statement pooling mode",
+            )
+            .with_hint("use pool_mode = \"session\" for clients that LISTEN")
+        })
+    }
+
+    /// Session effects of a statement about to be sent: prepared-statement bookkeeping
+    /// now, settings once its outcome is known (`relay::on_ready`).
+    fn track_session_ops(&mut self, analysis: &crate::planner::Analysis) {
+        for op in &analysis.ops {
+            self.prepare_sql_op(op);
+        }
+        self.pending_ops.extend(
+            analysis
+                .ops
+                .iter()
+                .filter(|o| o.changes_settings())
+                .cloned(),
+        );
     }
 
     /// Keeps SQL-level prepared statements right across server connections.
@@ -954,30 +956,11 @@ impl Session {
                 };
                 let stmt = self.statement_for(statement);
                 if let Some(stmt) = stmt {
-                    for op in &stmt.analysis.ops {
-                        self.prepare_sql_op(op);
-                    }
-                    self.pending_ops.extend(
-                        stmt.analysis
-                            .ops
-                            .iter()
-                            .filter(|o| {
-                                matches!(
-                                    o,
-                                    SessionOp::Set { .. }
-                                        | SessionOp::Reset { .. }
-                                        | SessionOp::ResetAll
-                                        | SessionOp::DiscardAll
-                                )
-                            })
-                            .cloned(),
-                    );
-                    if stmt.analysis.ops.contains(&SessionOp::Listen)
-                        && self.mode != PoolMode::Session
-                    {
-                        self.router_error(PgError::error("0A000", "LISTEN/UNLISTEN is not supported in transaction or statement pooling mode").with_hint("use pool_mode = \"session\" for clients that LISTEN"), true);
+                    if let Some(e) = self.refuse_listen(&stmt.analysis) {
+                        self.router_error(e, true);
                         return Ok(());
                     }
+                    self.track_session_ops(&stmt.analysis);
                 }
                 let frame = if server_name == *statement {
                     f

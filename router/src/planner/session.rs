@@ -41,6 +41,19 @@ pub enum SessionOp {
     Dirty,
 }
 
+impl SessionOp {
+    /// Changes the session's settings (tracked and replayed per client).
+    pub fn changes_settings(&self) -> bool {
+        matches!(
+            self,
+            SessionOp::Set { .. }
+                | SessionOp::Reset { .. }
+                | SessionOp::ResetAll
+                | SessionOp::DiscardAll
+        )
+    }
+}
+
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Analysis {
     pub ops: Vec<SessionOp>,
