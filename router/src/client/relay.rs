@@ -116,7 +116,7 @@ impl Session {
         match f.tag {
             b'Z' => {
                 let status = f.body.first().copied().unwrap_or(b'I');
-                self.on_ready(status);
+                self.on_ready(status, forward);
                 if status != b'I' && self.mode == orochi_config::PoolMode::Statement {
                     // Held back: `maybe_release` rolls back and ends the reply with an error.
                     self.statement_violation = true;
@@ -170,7 +170,13 @@ impl Session {
             self.app.metrics.error(&co.pool.pool_name, &fields.code);
         }
         self.copy_in = false;
-        self.tx_error = true;
+        // An injected statement's failure is not the client's (its own request follows).
+        if !matches!(
+            self.expect.front(),
+            Some(Expect::Swallow(Term::Ready { .. }))
+        ) {
+            self.tx_error = true;
+        }
         match self.expect.front() {
             // Simple query / sync: the error is part of the response; ReadyForQuery follows.
             Some(Expect::Forward(Term::Ready { .. })) | None => f.encode(&mut self.out),
@@ -213,10 +219,11 @@ impl Session {
         }
     }
 
-    /// ReadyForQuery: the transaction state is known; settle pending session effects.
-    fn on_ready(&mut self, status: u8) {
+    /// ReadyForQuery: the transaction state is known; settle pending session effects
+    /// (only at the end of the client's own request, not of a router-injected one).
+    fn on_ready(&mut self, status: u8, own: bool) {
         self.tx_status = status;
-        if status != b'I' {
+        if status != b'I' || !own {
             return;
         }
         let ops = std::mem::take(&mut self.pending_ops);
