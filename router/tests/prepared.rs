@@ -341,3 +341,30 @@ async fn statement_parsed_while_idle_is_prepared_on_a_fresh_connection() {
     a.send(&[FrontendMessage::Query("COMMIT".into())]).await;
     a.until_ready().await;
 }
+
+/// A statement the router replays (PREPARE on a fresh connection) is not the client's:
+/// when the client's own multi-statement query then fails, its SET is rolled back with it
+/// and must not follow the client to later connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_query_after_a_replayed_prepare_keeps_settings_unchanged() {
+    let (r, db) = setup("transaction", 2).await;
+    let mut a = r.connect(&db).await;
+    let mut b = r.connect(&db).await;
+    exec(&mut a, "PREPARE p AS SELECT 1").await;
+    let a_pid = one(&mut a, "SELECT pg_backend_pid()::text").await;
+    // B holds A's last connection, so A's next request runs on the other one,
+    // where the router must replay PREPARE p first.
+    exec(&mut b, "BEGIN").await;
+    assert_eq!(one(&mut b, "SELECT pg_backend_pid()::text").await, a_pid);
+    let e = sqlx::raw_sql("SET work_mem = '9MB'; EXECUTE p; SELECT 1/0")
+        .execute(&mut a)
+        .await
+        .expect_err("division by zero");
+    assert_eq!(code(&e).as_deref(), Some("22012"), "{e}");
+    assert_eq!(one(&mut a, "SHOW work_mem").await, "4MB");
+    exec(&mut b, "COMMIT").await;
+    for _ in 0..3 {
+        assert_eq!(one(&mut a, "SHOW work_mem").await, "4MB");
+        exec(&mut b, "SELECT 1").await;
+    }
+}
