@@ -447,3 +447,46 @@ async fn shutdown_from_the_console_is_graceful() {
     exec(&mut busy, "COMMIT").await;
     assert!(scalar(&mut busy, "SELECT 'after'").await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_adds_and_removes_pools() {
+    let db = scratch_db().await;
+    let other = scratch_db().await;
+    let l = live(&db, 2).await;
+    let mut a = l.client(&db).await;
+    exec(&mut a, "SELECT 1").await;
+    // Add a pool: new clients can use it at once.
+    std::fs::write(
+        &l.file,
+        config_text(&db, 2) + &pool_toml(&other, "transaction", 2, ""),
+    )
+    .unwrap();
+    let (ok, _, err) = l.admin("RELOAD").await;
+    assert!(ok, "{err}");
+    let mut b = l.client(&other).await;
+    assert_eq!(one(&mut b, "SELECT current_database()::text").await, other);
+    // Remove the first pool: new logins are refused with 3D000, while the client that
+    // is already connected keeps working on the definition it logged in with.
+    std::fs::write(
+        &l.file,
+        format!(
+            "[general]\nhost = \"127.0.0.1\"\nport = 0\nadmin_port = 0\nmetrics_port = 0\nadmin_password = \"{ADMIN_PASSWORD}\"\n{}",
+            pool_toml(&other, "transaction", 2, "")
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = l.admin("RELOAD").await;
+    assert!(ok, "{err}");
+    let out = psql_cmd(l.port, APP_USER, APP_PASSWORD, &db, &["-c", "SELECT 1"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    assert_eq!(one(&mut a, "SELECT 'still served'").await, "still served");
+    let (_, pools, _) = l.admin("SHOW POOLS").await;
+    assert!(
+        !pools.lines().any(|r| r.starts_with(&format!("{db}|"))),
+        "{pools}"
+    );
+}
