@@ -173,6 +173,16 @@ impl AdminView for AppView {
 
     fn servers(&self) -> Vec<ServerRow> {
         let mut rows = Vec::new();
+        let reg = self.app.registry.load();
+        let role_of = |pool: &Arc<crate::backend::ServerPool>| {
+            reg.dbs
+                .values()
+                .flat_map(|u| u.values())
+                .flat_map(|up| up.shards.iter().flatten())
+                .find(|slot| Arc::ptr_eq(&slot.pool, pool))
+                .map(|slot| view_role(slot.role))
+                .unwrap_or(ViewRole::Unknown)
+        };
         for c in self.app.clients.list() {
             let Some(l) = c.link.lock().ok().and_then(|l| l.clone()) else {
                 continue;
@@ -196,10 +206,9 @@ impl AdminView for AppView {
                 tls: None,
                 application_name: String::new(),
                 shard: l.pool.shard,
-                role: ViewRole::Primary,
+                role: role_of(&l.pool),
             });
         }
-        let reg = self.app.registry.load();
         for users in reg.dbs.values() {
             for up in users.values() {
                 for slot in up.shards.iter().flatten() {
@@ -384,14 +393,37 @@ impl AdminView for AppView {
             let mut node = 0;
             for (i, shard) in pool.shards.iter().enumerate() {
                 for s in &shard.servers {
+                    // Every (user) pool of this server: down when the last connection
+                    // attempt of any of them failed; statements summed over them.
+                    let pools: Vec<_> = reg
+                        .all_server_pools()
+                        .filter(|p| {
+                            &p.pool_name == name
+                                && p.shard == i
+                                && p.target.host == s.host
+                                && p.target.port == s.port
+                        })
+                        .collect();
+                    let down = pools
+                        .iter()
+                        .any(|p| p.stats.unreachable.load(Ordering::Relaxed));
                     rows.push(PoolNodeRow {
                         node_id: node,
                         host: s.host.clone(),
                         port: s.port,
-                        status: NodeStatus::Up,
+                        status: if down {
+                            NodeStatus::Down
+                        } else {
+                            NodeStatus::Up
+                        },
                         weight: s.weight,
                         role: view_role(s.role),
-                        select_cnt: 0,
+                        // Statements sent to it (all go to the primary until read/write
+                        // splitting lands).
+                        select_cnt: pools
+                            .iter()
+                            .map(|p| p.stats.queries.load(Ordering::Relaxed))
+                            .sum(),
                         load_balance_node: s.role == Role::Primary,
                         replication_delay: None,
                         last_status_change: self.started.1,

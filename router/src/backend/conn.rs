@@ -4,7 +4,7 @@
 use crate::error::{Result, RouterError};
 use bytes::BytesMut;
 use orochi_wire::backend::Authentication;
-use orochi_wire::frontend::{parse_password, sasl_initial};
+use orochi_wire::frontend::sasl_initial;
 use orochi_wire::{decode_frame, BackendMessage, Frame, FrontendMessage, PgError, StartupRequest};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use std::collections::{HashMap, HashSet};
@@ -135,7 +135,6 @@ impl ServerConn {
                         let pw = t.password.as_deref().ok_or_else(need_password)?;
                         let mut body = pw.as_bytes().to_vec();
                         body.push(0);
-                        debug_assert!(parse_password(&body).is_ok());
                         FrontendMessage::Password(body.into()).encode(&mut reply);
                     }
                     Authentication::Md5Password { salt } => {

@@ -27,13 +27,14 @@ impl ClientAuth {
             Secret::Scram(v) => match Verifier::parse(v) {
                 Some(v) => ClientAuth::Scram(v),
                 // The config crate validated the format; an unparsable verifier locks the user out.
-                None => ClientAuth::Scram(Verifier::from_password(&uuid_like())),
+                None => ClientAuth::Scram(Verifier::from_password(&random_secret())),
             },
         }
     }
 }
 
-fn uuid_like() -> String {
+/// A password nobody knows.
+fn random_secret() -> String {
     use rand::Rng;
     format!("{:032x}", rand::thread_rng().gen::<u128>())
 }
