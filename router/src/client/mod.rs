@@ -1,8 +1,11 @@
 //! Client side: the handshake (startup and authentication) and the per-client session
 //! task that pools server connections under it.
 
+pub mod expect;
+pub mod extended;
 pub mod params;
 pub mod relay;
 pub mod session;
+pub mod session_ops;
 pub mod startup;
 pub mod statements;

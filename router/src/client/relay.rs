@@ -8,54 +8,11 @@
 //! [`Expect`]: forward the server's responses up to that message's final one, swallow
 //! them, or emit a ready-made answer once everything before it has been relayed.
 
+use super::expect::{Expect, Term};
 use super::session::Session;
 use crate::error::Result;
 use bytes::Bytes;
 use orochi_wire::{BackendMessage, Frame};
-use std::time::Instant;
-
-/// Which server message ends the responses to a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Term {
-    /// A Parse; on failure, forget `client_name` (if named) and statement `id` on the server.
-    Parse {
-        client_name: Option<String>,
-        id: u64,
-    },
-    Bind,
-    Close,
-    Describe,
-    /// `started` times the statement for the query-duration metric.
-    Execute {
-        started: Instant,
-    },
-    /// Sync, simple Query or FunctionCall: ends with ReadyForQuery. `started` is set for
-    /// statements (Query, FunctionCall), not for Sync.
-    Ready {
-        started: Option<Instant>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expect {
-    Forward(Term),
-    Swallow(Term),
-    /// Bytes to send the client when this entry reaches the front.
-    Emit(Bytes),
-}
-
-impl Term {
-    fn ends_with(&self, tag: u8) -> bool {
-        match self {
-            Term::Parse { .. } => tag == b'1',
-            Term::Bind => tag == b'2',
-            Term::Close => tag == b'3',
-            Term::Describe => tag == b'T' || tag == b'n',
-            Term::Execute { .. } => matches!(tag, b'C' | b'I' | b's'),
-            Term::Ready { .. } => tag == b'Z',
-        }
-    }
-}
 
 impl Session {
     /// Sends `bytes` to the client now if nothing is pending, else after what is pending.

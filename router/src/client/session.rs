@@ -2,17 +2,17 @@
 //! for as long as the pool mode says (a transaction, a statement, the whole session),
 //! and makes every connection it gets look like its own (settings, prepared statements).
 
+use super::expect::{Expect, Term};
 use super::params::SessionParams;
-use super::relay::{Expect, Term};
-use super::statements::{PreparedStatement, StatementRegistry};
+use super::statements::PreparedStatement;
 use crate::app::App;
 use crate::backend::{Checkout, UserPools};
 use crate::cancel::{CancelKey, CancelTarget};
 use crate::clients::{ClientState, Registered};
 use crate::error::{Result, RouterError};
-use crate::planner::directive::{comment_shard, directive, Directive};
+use crate::planner::directive::{comment_shard, directive};
 use crate::planner::{analyze, SessionOp};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use orochi_config::PoolMode;
 use orochi_wire::{decode_frame, BackendMessage, Frame, FrontendMessage, PgError, MAX_MESSAGE_LEN};
 use std::collections::{HashMap, VecDeque};
@@ -27,53 +27,53 @@ const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Session {
     pub(crate) app: Arc<App>,
     pub(crate) id: u64,
-    stream: TcpStream,
-    rbuf: BytesMut,
+    pub(crate) stream: TcpStream,
+    pub(crate) rbuf: BytesMut,
     /// Bytes for the client, flushed after each batch.
     pub(crate) out: BytesMut,
     /// Bytes for the server, flushed before waiting for its answer.
-    sout: BytesMut,
+    pub(crate) sout: BytesMut,
     pub(crate) user: Arc<UserPools>,
     pub(crate) mode: PoolMode,
     pub(crate) params: SessionParams,
     /// ParameterStatus values the client has been told.
     pub(crate) reported: HashMap<String, String>,
     pub(crate) statements: HashMap<String, Arc<PreparedStatement>>,
-    unnamed: Option<Arc<PreparedStatement>>,
+    pub(crate) unnamed: Option<Arc<PreparedStatement>>,
     /// SQL-level prepared statements: name -> PREPARE text.
-    sql_prepared: HashMap<String, String>,
+    pub(crate) sql_prepared: HashMap<String, String>,
     pub(crate) server: Option<Checkout>,
     pub(crate) expect: VecDeque<Expect>,
     pub(crate) tx_status: u8,
     /// Extended-protocol messages were forwarded since the last Sync.
-    unsynced: bool,
+    pub(crate) unsynced: bool,
     /// The server reported an error and skips messages until Sync.
     pub(crate) server_skipping: bool,
     /// The router reported an error in the extended protocol: drop messages until Sync.
-    router_skipping: bool,
+    pub(crate) router_skipping: bool,
     /// The unnamed statement exists on the current server connection.
-    unnamed_on_server: bool,
+    pub(crate) unnamed_on_server: bool,
     pub(crate) copy_in: bool,
     /// Session effects of statements whose outcome is not known yet.
     pub(crate) pending_ops: Vec<SessionOp>,
     pub(crate) tx_error: bool,
     pub(crate) last_tag_rollback: bool,
-    cancel: CancelKey,
+    pub(crate) cancel: CancelKey,
     pub(crate) client: Registered,
     /// Shard chosen with `SET orochi.shard` (SPEC §3 manual override).
-    shard: Option<usize>,
+    pub(crate) shard: Option<usize>,
     /// Statement mode: a statement left a transaction open; its ReadyForQuery was held
     /// back, the transaction is rolled back and the client gets an error instead.
     pub(crate) statement_violation: bool,
 }
 
-fn ready(status: u8) -> Bytes {
+pub(crate) fn ready(status: u8) -> Bytes {
     let mut b = BytesMut::new();
     BackendMessage::ReadyForQuery(status).encode(&mut b);
     b.freeze()
 }
 
-fn message(m: BackendMessage) -> Bytes {
+pub(crate) fn message(m: BackendMessage) -> Bytes {
     let mut b = BytesMut::new();
     m.encode(&mut b);
     b.freeze()
@@ -83,13 +83,6 @@ fn error_bytes(e: &PgError) -> Bytes {
     let mut b = BytesMut::new();
     e.encode(&mut b);
     b.freeze()
-}
-
-fn hash_text(s: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    s.hash(&mut h);
-    h.finish()
 }
 
 impl Session {
@@ -335,7 +328,7 @@ impl Session {
         r
     }
 
-    fn send_server(&mut self, f: &Frame, expect: Option<Expect>) {
+    pub(crate) fn send_server(&mut self, f: &Frame, expect: Option<Expect>) {
         f.encode(&mut self.sout);
         if let Some(e) = expect {
             if !self.server_skipping {
@@ -594,7 +587,7 @@ impl Session {
 
     /// A router-side error: for a simple query, error and ReadyForQuery; in the extended
     /// protocol, error and skip the client's messages until Sync, as PostgreSQL does.
-    fn router_error(&mut self, e: PgError, extended: bool) {
+    pub(crate) fn router_error(&mut self, e: PgError, extended: bool) {
         self.reply(error_bytes(&e));
         if extended {
             self.router_skipping = true;
@@ -688,7 +681,7 @@ impl Session {
         Ok(())
     }
 
-    fn count_statement(&self) {
+    pub(crate) fn count_statement(&self) {
         if let Some(co) = self.server.as_ref() {
             co.pool
                 .stats
@@ -697,160 +690,7 @@ impl Session {
         }
     }
 
-    /// Answers a routing directive (never sent to a server).
-    async fn on_directive(&mut self, d: Directive) {
-        let attached = self.server.as_ref().map(|co| co.pool.shard);
-        let result = match d {
-            Directive::Invalid(e) => Err(PgError::error("22023", e)),
-            Directive::ResetShard => {
-                self.shard = None;
-                Ok(())
-            }
-            Directive::SetShard(n) if n >= self.user.shards.len() => Err(PgError::error(
-                "22023",
-                format!(
-                    "shard {n} does not exist: pool \"{}\" has {} shard(s)",
-                    self.user.pool_name,
-                    self.user.shards.len()
-                ),
-            )),
-            Directive::SetShard(n) => match attached {
-                Some(cur) if cur != n && self.tx_status != b'I' => Err(PgError::error(
-                    "25001",
-                    "cannot change orochi.shard inside a transaction",
-                )),
-                Some(cur) if cur != n => {
-                    // Session mode holds a server between transactions: give it back.
-                    if let Some(mut co) = self.server.take() {
-                        let conn = co.conn();
-                        if conn
-                            .run_silent("DISCARD ALL")
-                            .await
-                            .ok()
-                            .flatten()
-                            .is_none()
-                        {
-                            conn.forget_session_state();
-                        } else {
-                            conn.broken = true;
-                        }
-                        self.cancel.slot.set(None);
-                        self.client.info.set_state(ClientState::Idle);
-                        self.client.info.set_link(None);
-                    }
-                    self.shard = Some(n);
-                    Ok(())
-                }
-                _ => {
-                    self.shard = Some(n);
-                    Ok(())
-                }
-            },
-        };
-        match result {
-            Ok(()) => {
-                self.reply(message(BackendMessage::CommandComplete("SET".into())));
-                let status = if self.server.is_some() {
-                    self.tx_status
-                } else {
-                    b'I'
-                };
-                self.reply(ready(status));
-            }
-            Err(e) => self.router_error(e, false),
-        }
-    }
-
-    /// LISTEN needs the same server connection for the whole session.
-    fn refuse_listen(&self, analysis: &crate::planner::Analysis) -> Option<PgError> {
-        (analysis.ops.contains(&SessionOp::Listen) && self.mode != PoolMode::Session).then(|| {
-            PgError::error(
-                "0A000",
-                "LISTEN/UNLISTEN is not supported in transaction or statement pooling mode",
-            )
-            .with_hint("use pool_mode = \"session\" for clients that LISTEN")
-        })
-    }
-
-    /// Session effects of a statement about to be sent: prepared-statement bookkeeping
-    /// now, settings once its outcome is known (`relay::on_ready`).
-    fn track_session_ops(&mut self, analysis: &crate::planner::Analysis) {
-        for op in &analysis.ops {
-            self.prepare_sql_op(op);
-        }
-        self.pending_ops.extend(
-            analysis
-                .ops
-                .iter()
-                .filter(|o| o.changes_settings())
-                .cloned(),
-        );
-    }
-
-    /// Keeps SQL-level prepared statements right across server connections.
-    fn prepare_sql_op(&mut self, op: &SessionOp) {
-        let Some(co) = self.server.as_mut() else {
-            return;
-        };
-        let conn = co.conn();
-        let inject = |sql: String, sout: &mut BytesMut, expect: &mut VecDeque<Expect>| {
-            FrontendMessage::Query(sql).encode(sout);
-            expect.push_back(Expect::Swallow(Term::Ready { started: None }));
-        };
-        match op {
-            SessionOp::Execute { name } | SessionOp::Deallocate { name: Some(name) } => {
-                if let Some(sql) = self.sql_prepared.get(name) {
-                    let h = hash_text(sql);
-                    if conn.sql_prepared.get(name) != Some(&h) {
-                        if conn.sql_prepared.contains_key(name) {
-                            inject(
-                                format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")),
-                                &mut self.sout,
-                                &mut self.expect,
-                            );
-                        }
-                        inject(sql.clone(), &mut self.sout, &mut self.expect);
-                        conn.sql_prepared.insert(name.clone(), h);
-                    }
-                } else if conn.sql_prepared.remove(name).is_some() {
-                    // The connection has another client's statement of that name: drop it,
-                    // so this client gets "does not exist" as from its own session.
-                    inject(
-                        format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")),
-                        &mut self.sout,
-                        &mut self.expect,
-                    );
-                }
-                if let SessionOp::Deallocate { .. } = op {
-                    self.sql_prepared.remove(name);
-                    conn.sql_prepared.remove(name);
-                }
-            }
-            SessionOp::Prepare { name, sql } => {
-                if conn.sql_prepared.contains_key(name) {
-                    inject(
-                        format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")),
-                        &mut self.sout,
-                        &mut self.expect,
-                    );
-                }
-                conn.sql_prepared.insert(name.clone(), hash_text(sql));
-                self.sql_prepared.insert(name.clone(), sql.clone());
-            }
-            SessionOp::Deallocate { name: None } | SessionOp::DiscardAll => {
-                // Drops every prepared statement on this server, ours included.
-                self.sql_prepared.clear();
-                self.statements.clear();
-                self.unnamed = None;
-                conn.sql_prepared.clear();
-                conn.prepared.clear();
-            }
-            SessionOp::Dirty => conn.dirty = true,
-            _ => {}
-        }
-    }
-
-    fn checkout_failed(&mut self, e: RouterError, extended: bool) -> Result<()> {
+    pub(crate) fn checkout_failed(&mut self, e: RouterError, extended: bool) -> Result<()> {
         match e.to_client() {
             Some(pg) if !matches!(e, RouterError::ShuttingDown) => {
                 if !matches!(e, RouterError::Pg(_)) {
@@ -861,264 +701,5 @@ impl Session {
             }
             _ => Err(e),
         }
-    }
-
-    /// Parse, Bind, Describe, Execute, Close, FunctionCall.
-    async fn on_extended(&mut self, f: Frame) -> Result<()> {
-        let msg = FrontendMessage::decode(&f)?;
-        // Messages the router answers without a server.
-        match &msg {
-            FrontendMessage::Close { kind: b'S', name } if !name.is_empty() => {
-                self.statements.remove(name);
-                self.reply(message(BackendMessage::CloseComplete));
-                return Ok(());
-            }
-            FrontendMessage::Close { .. } if self.server.is_none() => {
-                self.reply(message(BackendMessage::CloseComplete));
-                return Ok(());
-            }
-            // A statement some server already accepted, parsed by an idle client: answer
-            // here. Taking a server just for this would make blocking prepares (libpq's
-            // PQprepare, as pgbench -M prepared uses) wait on transactions of other clients
-            // sharing the same thread: a deadlock when the pool is smaller than the clients.
-            FrontendMessage::Parse {
-                name,
-                query,
-                param_types,
-            } if self.server.is_none()
-                && !name.is_empty()
-                && !self.statements.contains_key(name) =>
-            {
-                let stmt = self.app.statements.get(query, param_types);
-                if stmt.validated.load(std::sync::atomic::Ordering::Relaxed) {
-                    self.statements.insert(name.clone(), stmt);
-                    self.reply(message(BackendMessage::ParseComplete));
-                    return Ok(());
-                }
-            }
-            _ => {}
-        }
-        let wanted = match &msg {
-            FrontendMessage::Parse { query, .. } => comment_shard(query).and_then(|r| r.ok()),
-            _ => None,
-        };
-        if let Err(e) = self.ensure_server(wanted).await {
-            return self.checkout_failed(e, msg_is_extended(&msg));
-        }
-        self.unsynced = true;
-        match msg {
-            FrontendMessage::Parse {
-                name,
-                query,
-                param_types,
-            } => {
-                if name.is_empty() {
-                    self.unnamed = Some(StatementRegistry::unnamed(&query, &param_types));
-                    self.unnamed_on_server = true;
-                    self.send_server(
-                        &f,
-                        Some(Expect::Forward(Term::Parse {
-                            client_name: None,
-                            id: 0,
-                        })),
-                    );
-                    return Ok(());
-                }
-                if self.statements.contains_key(&name) {
-                    self.router_error(
-                        PgError::error(
-                            "42P05",
-                            format!("prepared statement \"{name}\" already exists"),
-                        ),
-                        true,
-                    );
-                    return Ok(());
-                }
-                let stmt = self.app.statements.get(&query, &param_types);
-                self.statements.insert(name.clone(), stmt.clone());
-                let has = self.server_has(stmt.id);
-                if has {
-                    self.reply(message(BackendMessage::ParseComplete));
-                } else {
-                    self.mark_prepared(stmt.id);
-                    self.send_server(
-                        &stmt.parse_frame(&stmt.server_name),
-                        Some(Expect::Forward(Term::Parse {
-                            client_name: Some(name),
-                            id: stmt.id,
-                        })),
-                    );
-                }
-            }
-            FrontendMessage::Bind { ref statement, .. } => {
-                let Some(server_name) = self.resolve_statement(statement) else {
-                    return Ok(());
-                };
-                let stmt = self.statement_for(statement);
-                if let Some(stmt) = stmt {
-                    if let Some(e) = self.refuse_listen(&stmt.analysis) {
-                        self.router_error(e, true);
-                        return Ok(());
-                    }
-                    self.track_session_ops(&stmt.analysis);
-                }
-                let frame = if server_name == *statement {
-                    f
-                } else {
-                    rename_bind(&f, &server_name)?
-                };
-                self.send_server(&frame, Some(Expect::Forward(Term::Bind)));
-            }
-            FrontendMessage::Describe { kind: b'S', name } => {
-                let Some(server_name) = self.resolve_statement(&name) else {
-                    return Ok(());
-                };
-                let frame = FrontendMessage::Describe {
-                    kind: b'S',
-                    name: server_name,
-                }
-                .to_frame();
-                self.send_server(&frame, Some(Expect::Forward(Term::Describe)));
-            }
-            FrontendMessage::Describe { .. } => {
-                self.send_server(&f, Some(Expect::Forward(Term::Describe)))
-            }
-            FrontendMessage::Execute { .. } => {
-                self.count_statement();
-                self.send_server(
-                    &f,
-                    Some(Expect::Forward(Term::Execute {
-                        started: std::time::Instant::now(),
-                    })),
-                )
-            }
-            FrontendMessage::Close { .. } => {
-                self.send_server(&f, Some(Expect::Forward(Term::Close)))
-            }
-            FrontendMessage::FunctionCall(_) => {
-                self.unsynced = false;
-                self.send_server(
-                    &f,
-                    Some(Expect::Forward(Term::Ready {
-                        started: Some(std::time::Instant::now()),
-                    })),
-                )
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn statement_for(&self, name: &str) -> Option<Arc<PreparedStatement>> {
-        if name.is_empty() {
-            self.unnamed.clone()
-        } else {
-            self.statements.get(name).cloned()
-        }
-    }
-
-    fn server_has(&mut self, id: u64) -> bool {
-        self.server
-            .as_mut()
-            .is_some_and(|co| co.conn().prepared.contains(&id))
-    }
-
-    fn mark_prepared(&mut self, id: u64) {
-        if let Some(co) = self.server.as_mut() {
-            co.conn().prepared.insert(id);
-        }
-    }
-
-    /// The server-side name of a client statement, preparing it on this connection
-    /// first if needed. `None` after reporting an error (unknown statement).
-    fn resolve_statement(&mut self, name: &str) -> Option<String> {
-        if name.is_empty() {
-            if !self.unnamed_on_server {
-                if let Some(u) = self.unnamed.clone() {
-                    self.send_server(
-                        &u.parse_frame(""),
-                        Some(Expect::Swallow(Term::Parse {
-                            client_name: None,
-                            id: 0,
-                        })),
-                    );
-                    self.unnamed_on_server = true;
-                }
-            }
-            return Some(String::new());
-        }
-        let Some(stmt) = self.statements.get(name).cloned() else {
-            self.router_error(
-                PgError::error(
-                    "26000",
-                    format!("prepared statement \"{name}\" does not exist"),
-                ),
-                true,
-            );
-            return None;
-        };
-        if !self.server_has(stmt.id) {
-            self.mark_prepared(stmt.id);
-            self.send_server(
-                &stmt.parse_frame(&stmt.server_name),
-                Some(Expect::Swallow(Term::Parse {
-                    client_name: None,
-                    id: stmt.id,
-                })),
-            );
-        }
-        Some(stmt.server_name.clone())
-    }
-}
-
-fn msg_is_extended(m: &FrontendMessage) -> bool {
-    !matches!(m, FrontendMessage::FunctionCall(_))
-}
-
-/// Rewrites the statement name of a Bind, keeping the rest of its body as is.
-fn rename_bind(f: &Frame, server_name: &str) -> Result<Frame> {
-    let body = &f.body;
-    let portal_end = body
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or(orochi_wire::WireError::MissingNul("Bind"))?;
-    let stmt_end = body[portal_end + 1..]
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or(orochi_wire::WireError::MissingNul("Bind"))?
-        + portal_end
-        + 1;
-    let mut b = BytesMut::with_capacity(body.len() + server_name.len());
-    b.put_slice(&body[..=portal_end]);
-    b.put_slice(server_name.as_bytes());
-    b.put_slice(&body[stmt_end..]);
-    Ok(Frame::new(b'B', b.freeze()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bind_rename_keeps_parameters() {
-        let orig = FrontendMessage::Bind {
-            portal: "p".into(),
-            statement: "s1".into(),
-            param_formats: vec![1],
-            params: vec![Some(Bytes::from_static(b"\0\0\0\x07")), None],
-            result_formats: vec![0],
-        };
-        let renamed = rename_bind(&orig.to_frame(), "_orochi_9").unwrap();
-        let FrontendMessage::Bind {
-            portal,
-            statement,
-            params,
-            ..
-        } = FrontendMessage::decode(&renamed).unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!((portal.as_str(), statement.as_str()), ("p", "_orochi_9"));
-        assert_eq!(params.len(), 2);
     }
 }

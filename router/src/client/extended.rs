@@ -1,0 +1,276 @@
+//! The extended query protocol across pooled connections: named statements map to
+//! router-wide server statements (prepared on each connection on demand), the unnamed
+//! statement is re-sent when a Bind lands on a fresh connection, and the router answers
+//! what it can without a server (Close of a pooled statement, a Parse of a statement a
+//! server already accepted).
+
+use super::expect::{Expect, Term};
+use super::session::{message, Session};
+use super::statements::{PreparedStatement, StatementRegistry};
+use crate::error::Result;
+use crate::planner::directive::comment_shard;
+use bytes::{BufMut, BytesMut};
+use orochi_wire::{BackendMessage, Frame, FrontendMessage, PgError};
+use std::sync::Arc;
+
+impl Session {
+    /// Parse, Bind, Describe, Execute, Close, FunctionCall.
+    pub(crate) async fn on_extended(&mut self, f: Frame) -> Result<()> {
+        let msg = FrontendMessage::decode(&f)?;
+        // Messages the router answers without a server.
+        match &msg {
+            FrontendMessage::Close { kind: b'S', name } if !name.is_empty() => {
+                self.statements.remove(name);
+                self.reply(message(BackendMessage::CloseComplete));
+                return Ok(());
+            }
+            FrontendMessage::Close { .. } if self.server.is_none() => {
+                self.reply(message(BackendMessage::CloseComplete));
+                return Ok(());
+            }
+            // A statement some server already accepted, parsed by an idle client: answer
+            // here. Taking a server just for this would make blocking prepares (libpq's
+            // PQprepare, as pgbench -M prepared uses) wait on transactions of other clients
+            // sharing the same thread: a deadlock when the pool is smaller than the clients.
+            FrontendMessage::Parse {
+                name,
+                query,
+                param_types,
+            } if self.server.is_none()
+                && !name.is_empty()
+                && !self.statements.contains_key(name) =>
+            {
+                let stmt = self.app.statements.get(query, param_types);
+                if stmt.validated.load(std::sync::atomic::Ordering::Relaxed) {
+                    self.statements.insert(name.clone(), stmt);
+                    self.reply(message(BackendMessage::ParseComplete));
+                    return Ok(());
+                }
+            }
+            _ => {}
+        }
+        let wanted = match &msg {
+            FrontendMessage::Parse { query, .. } => comment_shard(query).and_then(|r| r.ok()),
+            _ => None,
+        };
+        if let Err(e) = self.ensure_server(wanted).await {
+            return self.checkout_failed(e, msg_is_extended(&msg));
+        }
+        self.unsynced = true;
+        match msg {
+            FrontendMessage::Parse {
+                name,
+                query,
+                param_types,
+            } => {
+                if name.is_empty() {
+                    self.unnamed = Some(StatementRegistry::unnamed(&query, &param_types));
+                    self.unnamed_on_server = true;
+                    self.send_server(
+                        &f,
+                        Some(Expect::Forward(Term::Parse {
+                            client_name: None,
+                            id: 0,
+                        })),
+                    );
+                    return Ok(());
+                }
+                if self.statements.contains_key(&name) {
+                    self.router_error(
+                        PgError::error(
+                            "42P05",
+                            format!("prepared statement \"{name}\" already exists"),
+                        ),
+                        true,
+                    );
+                    return Ok(());
+                }
+                let stmt = self.app.statements.get(&query, &param_types);
+                self.statements.insert(name.clone(), stmt.clone());
+                let has = self.server_has(stmt.id);
+                if has {
+                    self.reply(message(BackendMessage::ParseComplete));
+                } else {
+                    self.mark_prepared(stmt.id);
+                    self.send_server(
+                        &stmt.parse_frame(&stmt.server_name),
+                        Some(Expect::Forward(Term::Parse {
+                            client_name: Some(name),
+                            id: stmt.id,
+                        })),
+                    );
+                }
+            }
+            FrontendMessage::Bind { ref statement, .. } => {
+                let Some(server_name) = self.resolve_statement(statement) else {
+                    return Ok(());
+                };
+                let stmt = self.statement_for(statement);
+                if let Some(stmt) = stmt {
+                    if let Some(e) = self.refuse_listen(&stmt.analysis) {
+                        self.router_error(e, true);
+                        return Ok(());
+                    }
+                    self.track_session_ops(&stmt.analysis);
+                }
+                let frame = if server_name == *statement {
+                    f
+                } else {
+                    rename_bind(&f, &server_name)?
+                };
+                self.send_server(&frame, Some(Expect::Forward(Term::Bind)));
+            }
+            FrontendMessage::Describe { kind: b'S', name } => {
+                let Some(server_name) = self.resolve_statement(&name) else {
+                    return Ok(());
+                };
+                let frame = FrontendMessage::Describe {
+                    kind: b'S',
+                    name: server_name,
+                }
+                .to_frame();
+                self.send_server(&frame, Some(Expect::Forward(Term::Describe)));
+            }
+            FrontendMessage::Describe { .. } => {
+                self.send_server(&f, Some(Expect::Forward(Term::Describe)))
+            }
+            FrontendMessage::Execute { .. } => {
+                self.count_statement();
+                self.send_server(
+                    &f,
+                    Some(Expect::Forward(Term::Execute {
+                        started: std::time::Instant::now(),
+                    })),
+                )
+            }
+            FrontendMessage::Close { .. } => {
+                self.send_server(&f, Some(Expect::Forward(Term::Close)))
+            }
+            FrontendMessage::FunctionCall(_) => {
+                self.unsynced = false;
+                self.send_server(
+                    &f,
+                    Some(Expect::Forward(Term::Ready {
+                        started: Some(std::time::Instant::now()),
+                    })),
+                )
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn statement_for(&self, name: &str) -> Option<Arc<PreparedStatement>> {
+        if name.is_empty() {
+            self.unnamed.clone()
+        } else {
+            self.statements.get(name).cloned()
+        }
+    }
+
+    fn server_has(&mut self, id: u64) -> bool {
+        self.server
+            .as_mut()
+            .is_some_and(|co| co.conn().prepared.contains(&id))
+    }
+
+    fn mark_prepared(&mut self, id: u64) {
+        if let Some(co) = self.server.as_mut() {
+            co.conn().prepared.insert(id);
+        }
+    }
+
+    /// The server-side name of a client statement, preparing it on this connection
+    /// first if needed. `None` after reporting an error (unknown statement).
+    fn resolve_statement(&mut self, name: &str) -> Option<String> {
+        if name.is_empty() {
+            if !self.unnamed_on_server {
+                if let Some(u) = self.unnamed.clone() {
+                    self.send_server(
+                        &u.parse_frame(""),
+                        Some(Expect::Swallow(Term::Parse {
+                            client_name: None,
+                            id: 0,
+                        })),
+                    );
+                    self.unnamed_on_server = true;
+                }
+            }
+            return Some(String::new());
+        }
+        let Some(stmt) = self.statements.get(name).cloned() else {
+            self.router_error(
+                PgError::error(
+                    "26000",
+                    format!("prepared statement \"{name}\" does not exist"),
+                ),
+                true,
+            );
+            return None;
+        };
+        if !self.server_has(stmt.id) {
+            self.mark_prepared(stmt.id);
+            self.send_server(
+                &stmt.parse_frame(&stmt.server_name),
+                Some(Expect::Swallow(Term::Parse {
+                    client_name: None,
+                    id: stmt.id,
+                })),
+            );
+        }
+        Some(stmt.server_name.clone())
+    }
+}
+
+fn msg_is_extended(m: &FrontendMessage) -> bool {
+    !matches!(m, FrontendMessage::FunctionCall(_))
+}
+
+/// Rewrites the statement name of a Bind, keeping the rest of its body as is.
+fn rename_bind(f: &Frame, server_name: &str) -> Result<Frame> {
+    let body = &f.body;
+    let portal_end = body
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(orochi_wire::WireError::MissingNul("Bind"))?;
+    let stmt_end = body[portal_end + 1..]
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(orochi_wire::WireError::MissingNul("Bind"))?
+        + portal_end
+        + 1;
+    let mut b = BytesMut::with_capacity(body.len() + server_name.len());
+    b.put_slice(&body[..=portal_end]);
+    b.put_slice(server_name.as_bytes());
+    b.put_slice(&body[stmt_end..]);
+    Ok(Frame::new(b'B', b.freeze()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn bind_rename_keeps_parameters() {
+        let orig = FrontendMessage::Bind {
+            portal: "p".into(),
+            statement: "s1".into(),
+            param_formats: vec![1],
+            params: vec![Some(Bytes::from_static(b"\0\0\0\x07")), None],
+            result_formats: vec![0],
+        };
+        let renamed = rename_bind(&orig.to_frame(), "_orochi_9").unwrap();
+        let FrontendMessage::Bind {
+            portal,
+            statement,
+            params,
+            ..
+        } = FrontendMessage::decode(&renamed).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((portal.as_str(), statement.as_str()), ("p", "_orochi_9"));
+        assert_eq!(params.len(), 2);
+    }
+}

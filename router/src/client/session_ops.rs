@@ -1,0 +1,175 @@
+//! Session state carried by SQL statements: SET/RESET and friends (replayed per server
+//! connection), SQL `PREPARE`/`EXECUTE`/`DEALLOCATE` (re-created where needed), LISTEN
+//! (refused outside session mode) and the router's own routing directives.
+
+use super::expect::{Expect, Term};
+use super::session::{message, ready, Session};
+use crate::clients::ClientState;
+use crate::planner::directive::Directive;
+use crate::planner::{Analysis, SessionOp};
+use bytes::BytesMut;
+use orochi_config::PoolMode;
+use orochi_wire::{BackendMessage, FrontendMessage, PgError};
+use std::collections::VecDeque;
+
+fn hash_text(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+impl Session {
+    /// Answers a routing directive (never sent to a server).
+    pub(crate) async fn on_directive(&mut self, d: Directive) {
+        let attached = self.server.as_ref().map(|co| co.pool.shard);
+        let result = match d {
+            Directive::Invalid(e) => Err(PgError::error("22023", e)),
+            Directive::ResetShard => {
+                self.shard = None;
+                Ok(())
+            }
+            Directive::SetShard(n) if n >= self.user.shards.len() => Err(PgError::error(
+                "22023",
+                format!(
+                    "shard {n} does not exist: pool \"{}\" has {} shard(s)",
+                    self.user.pool_name,
+                    self.user.shards.len()
+                ),
+            )),
+            Directive::SetShard(n) => match attached {
+                Some(cur) if cur != n && self.tx_status != b'I' => Err(PgError::error(
+                    "25001",
+                    "cannot change orochi.shard inside a transaction",
+                )),
+                Some(cur) if cur != n => {
+                    // Session mode holds a server between transactions: give it back.
+                    if let Some(mut co) = self.server.take() {
+                        let conn = co.conn();
+                        if conn
+                            .run_silent("DISCARD ALL")
+                            .await
+                            .ok()
+                            .flatten()
+                            .is_none()
+                        {
+                            conn.forget_session_state();
+                        } else {
+                            conn.broken = true;
+                        }
+                        self.cancel.slot.set(None);
+                        self.client.info.set_state(ClientState::Idle);
+                        self.client.info.set_link(None);
+                    }
+                    self.shard = Some(n);
+                    Ok(())
+                }
+                _ => {
+                    self.shard = Some(n);
+                    Ok(())
+                }
+            },
+        };
+        match result {
+            Ok(()) => {
+                self.reply(message(BackendMessage::CommandComplete("SET".into())));
+                let status = if self.server.is_some() {
+                    self.tx_status
+                } else {
+                    b'I'
+                };
+                self.reply(ready(status));
+            }
+            Err(e) => self.router_error(e, false),
+        }
+    }
+
+    /// LISTEN needs the same server connection for the whole session.
+    pub(crate) fn refuse_listen(&self, analysis: &Analysis) -> Option<PgError> {
+        (analysis.ops.contains(&SessionOp::Listen) && self.mode != PoolMode::Session).then(|| {
+            PgError::error(
+                "0A000",
+                "LISTEN/UNLISTEN is not supported in transaction or statement pooling mode",
+            )
+            .with_hint("use pool_mode = \"session\" for clients that LISTEN")
+        })
+    }
+
+    /// Session effects of a statement about to be sent: prepared-statement bookkeeping
+    /// now, settings once its outcome is known (`relay::on_ready`).
+    pub(crate) fn track_session_ops(&mut self, analysis: &Analysis) {
+        for op in &analysis.ops {
+            self.prepare_sql_op(op);
+        }
+        self.pending_ops.extend(
+            analysis
+                .ops
+                .iter()
+                .filter(|o| o.changes_settings())
+                .cloned(),
+        );
+    }
+
+    /// Keeps SQL-level prepared statements right across server connections.
+    fn prepare_sql_op(&mut self, op: &SessionOp) {
+        let Some(co) = self.server.as_mut() else {
+            return;
+        };
+        let conn = co.conn();
+        let inject = |sql: String, sout: &mut BytesMut, expect: &mut VecDeque<Expect>| {
+            FrontendMessage::Query(sql).encode(sout);
+            expect.push_back(Expect::Swallow(Term::Ready { started: None }));
+        };
+        match op {
+            SessionOp::Execute { name } | SessionOp::Deallocate { name: Some(name) } => {
+                if let Some(sql) = self.sql_prepared.get(name) {
+                    let h = hash_text(sql);
+                    if conn.sql_prepared.get(name) != Some(&h) {
+                        if conn.sql_prepared.contains_key(name) {
+                            inject(
+                                format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")),
+                                &mut self.sout,
+                                &mut self.expect,
+                            );
+                        }
+                        inject(sql.clone(), &mut self.sout, &mut self.expect);
+                        conn.sql_prepared.insert(name.clone(), h);
+                    }
+                } else if conn.sql_prepared.remove(name).is_some() {
+                    // The connection has another client's statement of that name: drop it,
+                    // so this client gets "does not exist" as from its own session.
+                    inject(
+                        format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")),
+                        &mut self.sout,
+                        &mut self.expect,
+                    );
+                }
+                if let SessionOp::Deallocate { .. } = op {
+                    self.sql_prepared.remove(name);
+                    conn.sql_prepared.remove(name);
+                }
+            }
+            SessionOp::Prepare { name, sql } => {
+                if conn.sql_prepared.contains_key(name) {
+                    inject(
+                        format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")),
+                        &mut self.sout,
+                        &mut self.expect,
+                    );
+                }
+                conn.sql_prepared.insert(name.clone(), hash_text(sql));
+                self.sql_prepared.insert(name.clone(), sql.clone());
+            }
+            SessionOp::Deallocate { name: None } | SessionOp::DiscardAll => {
+                // Drops every prepared statement on this server, ours included.
+                self.sql_prepared.clear();
+                self.statements.clear();
+                self.unnamed = None;
+                conn.sql_prepared.clear();
+                conn.prepared.clear();
+            }
+            SessionOp::Dirty => conn.dirty = true,
+            _ => {}
+        }
+    }
+}
