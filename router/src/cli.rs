@@ -57,7 +57,8 @@ pub enum Command {
         /// Key type with --shards: bigint | integer | smallint | text | uuid.
         #[arg(long = "type", id = "key_type")]
         key_type: Option<String>,
-        #[arg(required = true)]
+        /// Key values; negative numbers are values, not options.
+        #[arg(required = true, allow_negative_numbers = true)]
         values: Vec<String>,
     },
 }
