@@ -15,6 +15,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
+    /// How long a server whose connection attempt failed gets no reads.
+    pub ban_time: Duration,
     pub pool_size: usize,
     pub min_pool_size: usize,
     pub connect_timeout: Duration,
@@ -36,6 +38,9 @@ pub struct PoolStats {
     pub wait_us: AtomicU64,
     /// The last attempt to open a connection failed (cleared by the next success).
     pub unreachable: std::sync::atomic::AtomicBool,
+    /// When that failure happened (`None` while reachable): reads avoid the server for
+    /// `ban_time` after it, then try it again.
+    pub down_since: Mutex<Option<Instant>>,
     /// Statements (simple queries and Executes) sent through this pool.
     pub queries: AtomicU64,
     /// Checkouts ended (transactions in transaction mode).
@@ -174,6 +179,9 @@ impl ServerPool {
                         *p = Some(v);
                     }
                 }
+                if let Ok(mut d) = self.stats.down_since.lock() {
+                    *d = None;
+                }
                 if self.stats.unreachable.swap(false, Ordering::Relaxed) {
                     tracing::info!(server = %self.target.addr(), "server reachable again");
                 }
@@ -183,6 +191,9 @@ impl ServerPool {
             }
             Err(e) => {
                 self.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut d) = self.stats.down_since.lock() {
+                    *d = Some(Instant::now());
+                }
                 if !self.stats.unreachable.swap(true, Ordering::Relaxed) {
                     tracing::warn!(server = %self.target.addr(), error = %e, "server unreachable");
                 }
@@ -249,6 +260,16 @@ impl ServerPool {
             }
             drop(permit);
         }
+    }
+
+    /// Reads avoid this server: a connection attempt failed less than `ban_time` ago.
+    pub fn banned(&self) -> bool {
+        self.stats
+            .down_since
+            .lock()
+            .ok()
+            .and_then(|d| *d)
+            .is_some_and(|t| t.elapsed() < self.settings.ban_time)
     }
 
     /// A snapshot of the idle connections (admin console).

@@ -46,6 +46,15 @@ pub struct ServerSlot {
     pub pool: Arc<ServerPool>,
 }
 
+/// Where a checkout must go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The shard's primary: writes, transactions, anything in doubt.
+    Primary,
+    /// A read: a replica (or the primary when `primary_reads_enabled`), by load balancing.
+    Read,
+}
+
 /// Everything a client session of (pool, user) needs.
 pub struct UserPools {
     pub pool_name: String,
@@ -55,6 +64,8 @@ pub struct UserPools {
     pub mode: PoolMode,
     /// `shards[i]` = the servers of shard i.
     pub shards: Vec<Vec<ServerSlot>>,
+    /// Round-robin position per shard.
+    rr: Vec<std::sync::atomic::AtomicUsize>,
 }
 
 impl UserPools {
@@ -69,6 +80,60 @@ impl UserPools {
     }
     pub fn all_server_pools(&self) -> impl Iterator<Item = &Arc<ServerPool>> {
         self.shards.iter().flatten().map(|s| &s.pool)
+    }
+
+    /// The server pool for a checkout on `shard`. Reads are balanced over the replicas
+    /// that are reachable (plus the primary when `primary_reads_enabled`); with none
+    /// left, reads go to the primary. Servers with role `auto` get no reads until their
+    /// role is known.
+    pub fn pick(&self, shard: usize, target: Target) -> Option<&Arc<ServerPool>> {
+        use orochi_config::LoadBalancingMode as Lb;
+        use std::sync::atomic::Ordering;
+        let primary = self.primary(shard)?;
+        if target == Target::Primary {
+            return Some(primary);
+        }
+        let servers = self.shards.get(shard)?;
+        let candidates: Vec<&ServerSlot> = servers
+            .iter()
+            .filter(|s| {
+                s.role == Role::Replica
+                    || (self.pool.primary_reads_enabled && Arc::ptr_eq(&s.pool, primary))
+            })
+            .filter(|s| !s.pool.banned())
+            .collect();
+        if candidates.is_empty() {
+            return Some(primary);
+        }
+        let chosen = match self.pool.load_balancing_mode {
+            Lb::RoundRobin => {
+                let n = self.rr[shard].fetch_add(1, Ordering::Relaxed);
+                candidates[n % candidates.len()]
+            }
+            Lb::LeastOutstanding => candidates
+                .iter()
+                .min_by_key(|s| {
+                    s.pool.stats.in_use.load(Ordering::Relaxed) * 1000 / s.weight.max(1) as usize
+                })
+                .copied()
+                .unwrap_or(candidates[0]),
+            Lb::Random => {
+                use rand::Rng;
+                let total: u32 = candidates.iter().map(|s| s.weight.max(1)).sum();
+                let mut x = rand::thread_rng().gen_range(0..total);
+                let mut pick = candidates[0];
+                for s in &candidates {
+                    let w = s.weight.max(1);
+                    if x < w {
+                        pick = s;
+                        break;
+                    }
+                    x -= w;
+                }
+                pick
+            }
+        };
+        Some(&chosen.pool)
     }
 }
 
@@ -107,6 +172,7 @@ impl Registry {
             let mut users = HashMap::new();
             for user in &pool.users {
                 let settings = PoolSettings {
+                    ban_time: config.general.ban_time,
                     pool_size: user.pool_size,
                     min_pool_size: user.min_pool_size,
                     connect_timeout: pool.connect_timeout,
@@ -175,6 +241,9 @@ impl Registry {
                         pool: pool.clone(),
                         auth: ClientAuth::from_user(user),
                         mode: user.pool_mode.unwrap_or(pool.pool_mode),
+                        rr: (0..pool.shards.len())
+                            .map(|_| std::sync::atomic::AtomicUsize::new(0))
+                            .collect(),
                         shards,
                     }),
                 );
@@ -193,7 +262,8 @@ impl Registry {
 }
 
 fn same(a: &PoolSettings, b: &PoolSettings) -> bool {
-    a.pool_size == b.pool_size
+    a.ban_time == b.ban_time
+        && a.pool_size == b.pool_size
         && a.min_pool_size == b.min_pool_size
         && a.connect_timeout == b.connect_timeout
         && a.idle_timeout == b.idle_timeout

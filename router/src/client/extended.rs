@@ -53,7 +53,8 @@ impl Session {
             FrontendMessage::Parse { query, .. } => comment_shard(query).and_then(|r| r.ok()),
             _ => None,
         };
-        if let Err(e) = self.ensure_server(wanted).await {
+        let read = self.server.is_none() && self.batch_is_read(&f);
+        if let Err(e) = self.ensure_server(wanted, read).await {
             return self.checkout_failed(e, msg_is_extended(&msg));
         }
         self.unsynced = true;
@@ -158,6 +159,62 @@ impl Session {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Does the batch starting with `first` (and already buffered up to its Sync) only
+    /// read? Looked at before a server is chosen, so a pipeline that writes after a read
+    /// never lands on a replica. An incomplete batch counts as a write.
+    fn batch_is_read(&self, first: &Frame) -> bool {
+        use crate::planner::rw::is_read;
+        fn cstrs(body: &[u8]) -> (Option<&str>, Option<&str>) {
+            let mut it = body.split(|&b| b == 0);
+            let a = it.next().and_then(|s| std::str::from_utf8(s).ok());
+            let b = it.next().and_then(|s| std::str::from_utf8(s).ok());
+            (a, b)
+        }
+        let mut unnamed: Option<String> = self.unnamed.as_ref().map(|s| s.query.clone());
+        let mut offset = 0;
+        let mut next: Option<(u8, &[u8])> = Some((first.tag, &first.body[..]));
+        while let Some((tag, body)) = next {
+            match tag {
+                b'P' => {
+                    let (name, query) = cstrs(body);
+                    let Some(query) = query else { return false };
+                    if !is_read(query) {
+                        return false;
+                    }
+                    if name == Some("") {
+                        unnamed = Some(query.to_string());
+                    }
+                }
+                b'B' => {
+                    let (_, stmt) = cstrs(body);
+                    let query = match stmt {
+                        Some("") => unnamed.clone(),
+                        Some(n) => self.statements.get(n).map(|s| s.query.clone()),
+                        None => None,
+                    };
+                    if !query.is_some_and(|q| is_read(&q)) {
+                        return false;
+                    }
+                }
+                b'D' | b'E' | b'C' | b'H' => {}
+                b'S' => return true,
+                _ => return false,
+            }
+            next = match orochi_wire::frame::peek_frame(
+                &self.rbuf[offset..],
+                orochi_wire::MAX_MESSAGE_LEN,
+            ) {
+                Ok(Some((tag, total))) => {
+                    let body = &self.rbuf[offset + 5..offset + total];
+                    offset += total;
+                    Some((tag, body))
+                }
+                _ => None,
+            };
+        }
+        false
     }
 
     fn statement_for(&self, name: &str) -> Option<Arc<PreparedStatement>> {

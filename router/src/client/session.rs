@@ -23,6 +23,9 @@ use tokio::net::TcpStream;
 
 /// How long the router waits to bring a server back to idle after its client vanished.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a vanished client's last request may take to finish by itself before it is
+/// cancelled (and its connection closed rather than reused).
+const QUICK_DRAIN: Duration = Duration::from_millis(500);
 
 pub struct Session {
     pub(crate) app: Arc<App>,
@@ -62,6 +65,8 @@ pub struct Session {
     pub(crate) client: Registered,
     /// Shard chosen with `SET orochi.shard` (SPEC §3 manual override).
     pub(crate) shard: Option<usize>,
+    /// Role chosen with `SET orochi.role`; `None` = read/write splitting decides.
+    pub(crate) role: Option<crate::backend::registry::Target>,
     /// Statement mode: a statement left a transaction open; its ReadyForQuery was held
     /// back, the transaction is rolled back and the client gets an error instead.
     pub(crate) statement_violation: bool,
@@ -123,6 +128,7 @@ impl Session {
             cancel,
             client,
             shard: None,
+            role: None,
             statement_violation: false,
         }
     }
@@ -148,7 +154,7 @@ impl Session {
                 })
                 .collect(),
             None => {
-                self.ensure_server(Some(0)).await?;
+                self.ensure_server(Some(0), false).await?;
                 match self.server.as_ref() {
                     Some(co) => co
                         .conn_ref()
@@ -361,8 +367,31 @@ impl Session {
         }
     }
 
+    /// Primary or read server for a new checkout whose first statement `read`s only.
+    fn target_for(&self, read: bool) -> crate::backend::registry::Target {
+        use crate::backend::registry::Target;
+        use orochi_config::DefaultRole;
+        if let Some(t) = self.role {
+            return t;
+        }
+        let p = &self.user.pool;
+        if !(p.query_parser_enabled && p.query_parser_read_write_splitting) {
+            // Without the parser only the configured default can decide.
+            return match p.default_role {
+                DefaultRole::Replica => Target::Read,
+                _ => Target::Primary,
+            };
+        }
+        match p.default_role {
+            DefaultRole::Primary => Target::Primary,
+            _ if read => Target::Read,
+            _ => Target::Primary,
+        }
+    }
+
     /// Makes sure a server connection is attached and carries this client's settings.
-    pub(crate) async fn ensure_server(&mut self, wanted: Option<usize>) -> Result<()> {
+    /// `read`: the request that needs it only reads (a replica may serve it).
+    pub(crate) async fn ensure_server(&mut self, wanted: Option<usize>, read: bool) -> Result<()> {
         if let Some(co) = self.server.as_ref() {
             let want = wanted.or(self.shard);
             if want.is_some_and(|w| w != co.pool.shard) {
@@ -381,7 +410,8 @@ impl Session {
         }
         self.user = self.app.current_user_pools(&self.user);
         let shard = self.pick_shard(wanted)?;
-        let pool = self.user.primary(shard).cloned().ok_or_else(|| {
+        let target = self.target_for(read);
+        let pool = self.user.pick(shard, target).cloned().ok_or_else(|| {
             RouterError::Pg(PgError::error("08006", "pool has no server configured"))
         })?;
         self.client.info.set_state(ClientState::Waiting);
@@ -556,16 +586,41 @@ impl Session {
                 if !b.is_empty() {
                     conn.write_all(&b).await?;
                 }
-                if readies > 0 && !expect.is_empty() {
-                    let _ = crate::cancel::send_cancel(&target).await;
-                }
                 let mut status = tx_status;
+                let mut cancel_consumed = false;
+                let mut cancelled = false;
+                // Let the last request finish by itself for a moment; if it does not, cancel
+                // it and keep draining. A connection we cancelled is reused only if the
+                // cancel visibly took effect (57014): a cancel PostgreSQL acts on late would
+                // otherwise hit the next client's query.
                 while readies > 0 {
-                    let f = conn.read_frame().await?;
-                    if f.tag == b'Z' {
-                        readies -= 1;
-                        status = f.body.first().copied().unwrap_or(b'I');
+                    let f = if cancelled {
+                        conn.read_frame().await?
+                    } else {
+                        match tokio::time::timeout(QUICK_DRAIN, conn.read_frame()).await {
+                            Ok(f) => f?,
+                            Err(_) => {
+                                let _ = crate::cancel::send_cancel(&target).await;
+                                cancelled = true;
+                                continue;
+                            }
+                        }
+                    };
+                    match f.tag {
+                        b'Z' => {
+                            readies -= 1;
+                            status = f.body.first().copied().unwrap_or(b'I');
+                        }
+                        b'E' if cancelled => {
+                            cancel_consumed |= orochi_wire::ErrorFields::decode(&f.body)
+                                .is_ok_and(|e| e.code == "57014");
+                        }
+                        _ => {}
                     }
+                }
+                if cancelled && !cancel_consumed {
+                    conn.broken = true;
+                    return Ok(());
                 }
                 if status != b'I' && conn.run_silent("ROLLBACK").await?.is_some() {
                     conn.broken = true;
@@ -669,7 +724,9 @@ impl Session {
             self.router_error(e, false);
             return Ok(());
         }
-        if let Err(e) = self.ensure_server(wanted).await {
+        let read =
+            crate::planner::rw::is_read(&sql) || crate::planner::rw::is_read_only_begin(&sql);
+        if let Err(e) = self.ensure_server(wanted, read).await {
             return self.checkout_failed(e, false);
         }
         self.track_session_ops(&analysis);

@@ -25,6 +25,10 @@ impl Session {
         let attached = self.server.as_ref().map(|co| co.pool.shard);
         let result = match d {
             Directive::Invalid(e) => Err(PgError::error("22023", e)),
+            Directive::SetRole(r) => {
+                self.role = r;
+                Ok(())
+            }
             Directive::ResetShard => {
                 self.shard = None;
                 Ok(())

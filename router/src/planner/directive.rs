@@ -10,8 +10,23 @@ pub enum Directive {
     SetShard(usize),
     /// `RESET orochi.shard` / `SET SHARD TO DEFAULT`.
     ResetShard,
+    /// `SET orochi.role = 'primary' | 'replica' | 'any'` (PgCat: `SET SERVER ROLE TO …`);
+    /// `None` = back to automatic read/write splitting.
+    SetRole(Option<crate::backend::registry::Target>),
     /// A malformed directive: the message to send back.
     Invalid(String),
+}
+
+fn parse_role(v: &str) -> Directive {
+    use crate::backend::registry::Target;
+    match v.trim().trim_matches(|c| c == '\'' || c == '"').trim() {
+        "primary" => Directive::SetRole(Some(Target::Primary)),
+        "replica" => Directive::SetRole(Some(Target::Read)),
+        "any" | "auto" | "default" => Directive::SetRole(None),
+        other => Directive::Invalid(format!(
+            "invalid role \"{other}\": expected primary, replica or any"
+        )),
+    }
 }
 
 fn parse_shard(v: &str) -> Result<usize, String> {
@@ -25,6 +40,21 @@ pub fn directive(sql: &str) -> Option<Directive> {
     let s = sql.trim().trim_end_matches(';').trim();
     let lower = s.to_ascii_lowercase();
     let words: Vec<&str> = lower.split_whitespace().collect();
+    match words.as_slice() {
+        ["reset", "orochi.role"] => return Some(Directive::SetRole(None)),
+        ["set", "orochi.role", ..] => {
+            let after = lower.split_once("orochi.role")?.1.trim_start();
+            let v = after
+                .strip_prefix('=')
+                .or_else(|| after.strip_prefix("to "))
+                .unwrap_or(after);
+            return Some(parse_role(v));
+        }
+        ["set", "server", "role", "to", ..] => {
+            return Some(parse_role(lower.split_once(" to ")?.1));
+        }
+        _ => {}
+    }
     match words.as_slice() {
         ["reset", "orochi.shard"] | ["set", "shard", "to", "default"] => {
             Some(Directive::ResetShard)
@@ -85,6 +115,27 @@ mod tests {
         ));
         assert_eq!(directive("SET search_path = a"), None);
         assert_eq!(directive("select 1"), None);
+        use crate::backend::registry::Target;
+        assert_eq!(
+            directive("SET orochi.role = 'primary'"),
+            Some(Directive::SetRole(Some(Target::Primary)))
+        );
+        assert_eq!(
+            directive("SET SERVER ROLE TO 'replica'"),
+            Some(Directive::SetRole(Some(Target::Read)))
+        );
+        assert_eq!(
+            directive("set orochi.role to any"),
+            Some(Directive::SetRole(None))
+        );
+        assert_eq!(
+            directive("RESET orochi.role"),
+            Some(Directive::SetRole(None))
+        );
+        assert!(matches!(
+            directive("SET orochi.role = 'leader'"),
+            Some(Directive::Invalid(_))
+        ));
     }
 
     #[test]

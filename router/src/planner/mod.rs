@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod directive;
+pub mod rw;
 pub mod session;
 
 pub use session::{analyze, Analysis, SessionOp};
