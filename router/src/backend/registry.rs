@@ -64,6 +64,8 @@ pub struct UserPools {
     pub mode: PoolMode,
     /// `shards[i]` = the servers of shard i.
     pub shards: Vec<Vec<ServerSlot>>,
+    /// Some shard has a replica: only then is a statement worth classifying as a read.
+    pub has_replicas: bool,
     /// Round-robin position per shard.
     rr: Vec<std::sync::atomic::AtomicUsize>,
 }
@@ -241,6 +243,10 @@ impl Registry {
                         pool: pool.clone(),
                         auth: ClientAuth::from_user(user),
                         mode: user.pool_mode.unwrap_or(pool.pool_mode),
+                        has_replicas: pool
+                            .shards
+                            .iter()
+                            .any(|s| s.servers.iter().any(|s| s.role == Role::Replica)),
                         rr: (0..pool.shards.len())
                             .map(|_| std::sync::atomic::AtomicUsize::new(0))
                             .collect(),

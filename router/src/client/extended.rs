@@ -53,7 +53,7 @@ impl Session {
             FrontendMessage::Parse { query, .. } => comment_shard(query).and_then(|r| r.ok()),
             _ => None,
         };
-        let read = self.server.is_none() && self.batch_is_read(&f);
+        let read = self.server.is_none() && self.user.has_replicas && self.batch_is_read(&f);
         if let Err(e) = self.ensure_server(wanted, read).await {
             return self.checkout_failed(e, msg_is_extended(&msg));
         }

@@ -724,8 +724,9 @@ impl Session {
             self.router_error(e, false);
             return Ok(());
         }
-        let read =
-            crate::planner::rw::is_read(&sql) || crate::planner::rw::is_read_only_begin(&sql);
+        let read = self.server.is_none()
+            && self.user.has_replicas
+            && (crate::planner::rw::is_read(&sql) || crate::planner::rw::is_read_only_begin(&sql));
         if let Err(e) = self.ensure_server(wanted, read).await {
             return self.checkout_failed(e, false);
         }
