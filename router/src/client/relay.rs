@@ -38,12 +38,12 @@ impl Session {
         match f.tag {
             // Asynchronous messages: always relayed.
             b'S' => {
-                if let Some(co) = self.server.as_mut() {
-                    co.conn().track_parameter(&f);
-                }
                 if let Ok(BackendMessage::ParameterStatus { name, value }) =
                     BackendMessage::decode(&f)
                 {
+                    if let Some(co) = self.server.as_mut() {
+                        co.conn().params.insert(name.clone(), value.clone());
+                    }
                     self.reported.insert(name, value);
                 }
                 f.encode(&mut self.out);

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod directive;
+pub mod lex;
 pub mod rw;
 pub mod session;
 

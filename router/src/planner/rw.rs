@@ -5,6 +5,8 @@
 //! primary. Functions the router cannot see into (user-defined ones) are taken as reads,
 //! as PgCat does; `SET orochi.role = 'primary'` pins a session to the primary.
 
+use super::lex::{contains_ci, contains_word_ci, first_keyword};
+
 /// Functions that write or need the primary, matched as substrings (lower case).
 const PRIMARY_ONLY: &[&str] = &[
     "nextval",
@@ -24,61 +26,17 @@ const PRIMARY_ONLY: &[&str] = &[
     "pg_drop_",
 ];
 
-/// Clauses that make a SELECT write or lock.
-const WRITE_CLAUSES: &[&str] = &[
-    " for update",
-    " for share",
-    " for no key update",
-    " for key share",
-    " into ",
-];
+/// A SELECT that locks rows (`FOR UPDATE/SHARE/NO KEY UPDATE/KEY SHARE`) or creates a
+/// table (`SELECT … INTO`). Whole words, whatever whitespace separates them; a column
+/// named `share` merely sends the query to the primary.
+fn locks_or_writes(body: &str) -> bool {
+    contains_word_ci(body, "into")
+        || (contains_word_ci(body, "for")
+            && (contains_word_ci(body, "update") || contains_word_ci(body, "share")))
+}
 
 /// Words that make a WITH query write (a data-modifying CTE).
 const WRITE_WORDS: &[&str] = &["insert", "update", "delete", "merge"];
-
-fn contains_ci(hay: &str, needle: &str) -> bool {
-    hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
-fn contains_word_ci(hay: &str, word: &str) -> bool {
-    let b = hay.as_bytes();
-    let n = word.len();
-    (0..b.len().saturating_sub(n - 1)).any(|i| {
-        b[i..i + n].eq_ignore_ascii_case(word.as_bytes())
-            && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'_')
-            && (i + n == b.len() || !b[i + n].is_ascii_alphanumeric() && b[i + n] != b'_')
-    })
-}
-
-/// The first word after whitespace and comments, lower case.
-fn first_word(sql: &str) -> String {
-    let mut s = sql.trim_start();
-    loop {
-        if let Some(rest) = s.strip_prefix("--") {
-            s = rest
-                .split_once('\n')
-                .map(|(_, r)| r)
-                .unwrap_or("")
-                .trim_start();
-        } else if let Some(rest) = s.strip_prefix("/*") {
-            s = rest
-                .split_once("*/")
-                .map(|(_, r)| r)
-                .unwrap_or("")
-                .trim_start();
-        } else if let Some(rest) = s.strip_prefix('(') {
-            s = rest.trim_start();
-        } else {
-            break;
-        }
-    }
-    s.chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect::<String>()
-        .to_ascii_lowercase()
-}
 
 /// May this statement (string) run on a replica?
 pub fn is_read(sql: &str) -> bool {
@@ -86,12 +44,9 @@ pub fn is_read(sql: &str) -> bool {
     if body.contains(';') || PRIMARY_ONLY.iter().any(|f| contains_ci(body, f)) {
         return false;
     }
-    match first_word(body).as_str() {
-        "select" | "values" | "table" => !WRITE_CLAUSES.iter().any(|c| contains_ci(body, c)),
-        "with" => {
-            !WRITE_CLAUSES.iter().any(|c| contains_ci(body, c))
-                && !WRITE_WORDS.iter().any(|w| contains_word_ci(body, w))
-        }
+    match first_keyword(body).as_str() {
+        "select" | "values" | "table" => !locks_or_writes(body),
+        "with" => !locks_or_writes(body) && !WRITE_WORDS.iter().any(|w| contains_word_ci(body, w)),
         "show" => true,
         _ => false,
     }
@@ -99,7 +54,7 @@ pub fn is_read(sql: &str) -> bool {
 
 /// `BEGIN READ ONLY` / `START TRANSACTION READ ONLY`: the whole transaction may use a replica.
 pub fn is_read_only_begin(sql: &str) -> bool {
-    matches!(first_word(sql).as_str(), "begin" | "start")
+    matches!(first_keyword(sql).as_str(), "begin" | "start")
         && contains_ci(sql, "read only")
         && !sql.trim().trim_end_matches(';').contains(';')
 }
@@ -130,6 +85,7 @@ mod tests {
             "UPDATE t SET a = 1",
             "SELECT * FROM t FOR UPDATE",
             "select * from t for share",
+            "SELECT * FROM t\nFOR\tUPDATE",
             "SELECT nextval('s')",
             "SELECT a INTO b FROM t",
             "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",

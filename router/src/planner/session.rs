@@ -9,6 +9,7 @@
 //! parser entirely. The rest go through `pg_query` once per distinct text.
 
 use super::cache::TextCache;
+use super::lex::{contains_ci, first_keyword};
 use pg_query::protobuf::{DiscardMode, VariableSetKind};
 use pg_query::NodeEnum;
 use std::sync::{Arc, OnceLock};
@@ -117,40 +118,6 @@ fn plain() -> Arc<Analysis> {
 fn cache() -> &'static TextCache<Analysis> {
     static CACHE: OnceLock<TextCache<Analysis>> = OnceLock::new();
     CACHE.get_or_init(|| TextCache::new(65_536))
-}
-
-/// Skips whitespace and comments; returns the first word, lower-cased (ASCII).
-fn first_keyword(sql: &str) -> String {
-    let b = sql.as_bytes();
-    let mut i = 0;
-    loop {
-        while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'(') {
-            i += 1;
-        }
-        if b[i..].starts_with(b"--") {
-            while i < b.len() && b[i] != b'\n' {
-                i += 1;
-            }
-        } else if b[i..].starts_with(b"/*") {
-            match sql[i + 2..].find("*/") {
-                Some(end) => i += end + 4,
-                None => return String::new(),
-            }
-        } else {
-            break;
-        }
-    }
-    let start = i;
-    while i < b.len() && (b[i].is_ascii_alphabetic() || b[i] == b'_') {
-        i += 1;
-    }
-    sql[start..i].to_ascii_lowercase()
-}
-
-fn contains_ci(hay: &str, needle: &str) -> bool {
-    hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// True when a `;` is followed by anything but whitespace: a multi-statement string.
