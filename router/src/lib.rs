@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod clients;
 pub mod error;
+pub mod fanout;
 pub mod listener;
 pub mod otel;
 pub mod planner;

@@ -281,6 +281,32 @@ impl ServerConn {
     }
 
     /// Records a ParameterStatus frame's value.
+    /// Runs a query and returns the first column of its first row, as text.
+    pub async fn query_one(&mut self, sql: &str) -> Result<Option<String>> {
+        let mut b = bytes::BytesMut::new();
+        orochi_wire::FrontendMessage::Query(sql.into()).encode(&mut b);
+        self.write_all(&b).await?;
+        let mut value = None;
+        loop {
+            let f = self.read_frame().await?;
+            match f.tag {
+                b'D' if value.is_none() => {
+                    if let Ok(orochi_wire::BackendMessage::DataRow(cols)) =
+                        orochi_wire::BackendMessage::decode(&f)
+                    {
+                        value = cols
+                            .first()
+                            .cloned()
+                            .flatten()
+                            .map(|v| String::from_utf8_lossy(&v).into_owned());
+                    }
+                }
+                b'Z' => return Ok(value),
+                _ => {}
+            }
+        }
+    }
+
     pub fn track_parameter(&mut self, f: &Frame) {
         if let Ok(BackendMessage::ParameterStatus { name, value }) = BackendMessage::decode(f) {
             self.params.insert(name, value);

@@ -68,6 +68,8 @@ pub struct UserPools {
     pub has_replicas: bool,
     /// Round-robin position per shard.
     rr: Vec<std::sync::atomic::AtomicUsize>,
+    /// The sharding planner's view of this pool (pools with several shards only).
+    pub sharding: Option<Arc<crate::planner::sharding::ShardingSchema>>,
 }
 
 impl UserPools {
@@ -171,6 +173,9 @@ impl Registry {
         }
         let mut dbs = HashMap::new();
         for (name, pool) in &config.pools {
+            let sharding = crate::planner::sharding::ShardingSchema::for_pool(&config, pool)
+                .filter(|_| pool.query_parser_enabled)
+                .map(Arc::new);
             let mut users = HashMap::new();
             for user in &pool.users {
                 let settings = PoolSettings {
@@ -235,9 +240,11 @@ impl Registry {
                             .collect()
                     })
                     .collect();
+                let sharding = sharding.clone();
                 users.insert(
                     user.username.clone(),
                     Arc::new(UserPools {
+                        sharding,
                         pool_name: name.clone(),
                         user: user.clone(),
                         pool: pool.clone(),

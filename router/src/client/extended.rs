@@ -49,10 +49,17 @@ impl Session {
             }
             _ => {}
         }
-        let wanted = match &msg {
+        let mut wanted = match &msg {
             FrontendMessage::Parse { query, .. } => comment_shard(query).and_then(|r| r.ok()),
             _ => None,
         };
+        if let (None, Some(schema)) = (wanted, self.sharding()) {
+            match self.sharded_extended(&schema, &msg).await? {
+                None => {}
+                Some(None) => return Ok(()),
+                Some(Some(s)) => wanted = Some(s),
+            }
+        }
         let read = self.server.is_none() && self.user.has_replicas && self.batch_is_read(&f);
         if let Err(e) = self.ensure_server(wanted, read).await {
             return self.checkout_failed(e, msg_is_extended(&msg));

@@ -3,9 +3,11 @@
 
 pub mod expect;
 pub mod extended;
+pub mod fanout;
 pub mod params;
 pub mod relay;
 pub mod session;
 pub mod session_ops;
+pub mod sharded;
 pub mod startup;
 pub mod statements;

@@ -70,6 +70,15 @@ pub struct Session {
     /// Statement mode: a statement left a transaction open; its ReadyForQuery was held
     /// back, the transaction is rolled back and the client gets an error instead.
     pub(crate) statement_violation: bool,
+    /// Sharded pools: a BEGIN (plus savepoints) answered locally, replayed on the shard
+    /// the transaction's first statement goes to.
+    pub(crate) pending_begin: Option<String>,
+    /// A held-back transaction saw a router error: only ROLLBACK is accepted.
+    pub(crate) pending_failed: bool,
+    /// Sharded pools, extended protocol: a Bind held back until Execute (fan-out).
+    pub(crate) held: Option<super::sharded::HeldPortal>,
+    /// Sharded pools: a bound transaction command answered locally.
+    pub(crate) local_portal: Option<super::sharded::LocalPortal>,
 }
 
 pub(crate) fn ready(status: u8) -> Bytes {
@@ -130,6 +139,10 @@ impl Session {
             shard: None,
             role: None,
             statement_violation: false,
+            pending_begin: None,
+            pending_failed: false,
+            held: None,
+            local_portal: None,
         }
     }
 
@@ -368,6 +381,10 @@ impl Session {
     }
 
     /// Primary or read server for a new checkout whose first statement `read`s only.
+    pub(crate) fn target_for_read(&self) -> crate::backend::registry::Target {
+        self.target_for(true)
+    }
+
     fn target_for(&self, read: bool) -> crate::backend::registry::Target {
         use crate::backend::registry::Target;
         use orochi_config::DefaultRole;
@@ -429,18 +446,8 @@ impl Session {
             Err(_) => ClientState::Idle,
         });
         let mut co = co?;
-        let fp = self.params.fingerprint();
+        self.apply_params(&mut co).await?;
         let conn = co.conn();
-        if conn.applied_params != fp {
-            let sql = self.params.sync_sql(conn.applied_params);
-            if !sql.is_empty() {
-                if let Some(err) = conn.run_silent(&sql).await? {
-                    conn.applied_params = super::params::UNKNOWN_PARAMS;
-                    return Err(RouterError::Pg(err));
-                }
-            }
-            conn.applied_params = fp;
-        }
         // Tell the client about server-reported values that differ from what it knows.
         if !self.reported.is_empty() {
             for (k, v) in &conn.params {
@@ -472,6 +479,29 @@ impl Session {
         self.unnamed_on_server = false;
         self.server_skipping = false;
         self.tx_status = b'I';
+        if let Some(begin) = self.pending_begin.take() {
+            // The transaction the client opened while no shard was chosen starts here.
+            let f = FrontendMessage::Query(begin).to_frame();
+            self.send_server(&f, Some(Expect::Swallow(Term::Ready { started: None })));
+            self.tx_status = b'T';
+        }
+        Ok(())
+    }
+
+    /// Brings a connection's settings to this client's (SET/RESET/startup parameters).
+    pub(crate) async fn apply_params(&mut self, co: &mut Checkout) -> Result<()> {
+        let fp = self.params.fingerprint();
+        let conn = co.conn();
+        if conn.applied_params != fp {
+            let sql = self.params.sync_sql(conn.applied_params);
+            if !sql.is_empty() {
+                if let Some(err) = conn.run_silent(&sql).await? {
+                    conn.applied_params = super::params::UNKNOWN_PARAMS;
+                    return Err(RouterError::Pg(err));
+                }
+            }
+            conn.applied_params = fp;
+        }
         Ok(())
     }
 
@@ -647,11 +677,7 @@ impl Session {
         if extended {
             self.router_skipping = true;
         } else {
-            let status = if self.server.is_some() {
-                self.tx_status
-            } else {
-                b'I'
-            };
+            let status = self.local_status();
             self.reply(ready(status));
         }
     }
@@ -670,7 +696,9 @@ impl Session {
             b'S' => {
                 if self.server.is_none() {
                     self.unsynced = false;
-                    self.reply(ready(b'I'));
+                    self.finish_held().await?;
+                    let status = self.local_status();
+                    self.reply(ready(status));
                     return Ok(());
                 }
                 self.send_server(&f, None);
@@ -723,6 +751,18 @@ impl Session {
         if let Some(e) = self.refuse_listen(&analysis) {
             self.router_error(e, false);
             return Ok(());
+        }
+        let mut wanted = wanted;
+        if let (None, Some(schema)) = (wanted, self.sharding()) {
+            if let Some(tag) = self.local_transaction(&sql) {
+                self.answer_local(tag);
+                return Ok(());
+            }
+            match self.route_sharded(&schema, &sql, None).await? {
+                super::sharded::Route::Done => return Ok(()),
+                super::sharded::Route::Shard(s) => wanted = Some(s),
+                super::sharded::Route::Fanout(job) => return self.run_fanout(*job).await,
+            }
         }
         let read = self.server.is_none()
             && self.user.has_replicas

@@ -6,5 +6,6 @@ pub mod directive;
 pub mod lex;
 pub mod rw;
 pub mod session;
+pub mod sharding;
 
 pub use session::{analyze, Analysis, SessionOp};

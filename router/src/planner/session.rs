@@ -121,7 +121,7 @@ fn cache() -> &'static TextCache<Analysis> {
 }
 
 /// True when a `;` is followed by anything but whitespace: a multi-statement string.
-fn has_inner_semicolon(sql: &str) -> bool {
+pub fn has_inner_semicolon(sql: &str) -> bool {
     match sql.find(';') {
         None => false,
         Some(i) => !sql[i + 1..].trim().is_empty() || sql[i + 1..].contains(';'),

@@ -1,0 +1,641 @@
+//! Running one statement on several shards at once and answering with one result: the
+//! statement goes to every shard before any answer is read (they run concurrently), then
+//! the shard streams are merged as the plan says (concatenation and k-way ORDER BY merge
+//! stream; aggregates wait for every row). An error on any shard is that shard's error to
+//! the client, and a write is rolled back on every shard. Multi-shard writes run only
+//! when the pool opted into best-effort commits (atomic commit is two-phase commit's job).
+
+use super::session::Session;
+use crate::backend::registry::Target;
+use crate::backend::Checkout;
+use crate::error::{Result, RouterError};
+use crate::fanout::merge::{avg_type, Bound, ColType, Groups, Row};
+use crate::planner::sharding::{AggKind, Count, Merge};
+use bytes::{Bytes, BytesMut};
+use orochi_wire::backend::FieldDescription;
+use orochi_wire::{BackendMessage, Frame, FrontendMessage, PgError};
+use std::collections::HashSet;
+
+/// Extended-protocol details of a fan-out (a Bind the router holds back).
+#[derive(Debug, Clone)]
+pub struct Extended {
+    pub param_types: Vec<u32>,
+    pub param_formats: Vec<i16>,
+    pub params: Vec<Option<Bytes>>,
+    pub result_formats: Vec<i16>,
+    /// The client asked for the portal's description.
+    pub describe: bool,
+}
+
+pub struct Job {
+    pub shards: Vec<usize>,
+    /// SQL per shard (same text for all unless a multi-row INSERT was split).
+    pub sql: Vec<String>,
+    pub merge: Merge,
+    pub write: bool,
+    /// A plain SELECT: the tag is `SELECT <rows sent>`.
+    pub select: bool,
+    pub extended: Option<Extended>,
+}
+
+enum Event {
+    Header(Frame),
+    NoData,
+    Row(Bytes),
+    Copy(Frame),
+    Complete(String),
+    Error(Frame),
+}
+
+struct Stream {
+    co: Checkout,
+    /// ReadyForQuery still owed by the server.
+    readies: usize,
+    /// The statement's CommandComplete (or error) was read.
+    complete: bool,
+}
+
+impl Stream {
+    /// The next frame that matters to the merge; notices go to the client as they come.
+    async fn next(&mut self, notices: &mut BytesMut) -> Result<Event> {
+        loop {
+            let f = self.co.conn().read_frame().await?;
+            match f.tag {
+                b'T' => return Ok(Event::Header(f)),
+                b'n' => return Ok(Event::NoData),
+                b'D' => return Ok(Event::Row(f.body)),
+                b'H' | b'd' | b'c' => return Ok(Event::Copy(f)),
+                b'C' => {
+                    let tag =
+                        String::from_utf8_lossy(f.body.strip_suffix(b"\0").unwrap_or(&f.body))
+                            .into_owned();
+                    if self.readies > 1 {
+                        continue; // our own BEGIN
+                    }
+                    self.complete = true;
+                    return Ok(Event::Complete(tag));
+                }
+                b'E' => {
+                    self.complete = true;
+                    return Ok(Event::Error(f));
+                }
+                b'N' => f.encode(notices),
+                b'Z' => {
+                    self.readies = self.readies.saturating_sub(1);
+                }
+                b'G' => {
+                    // COPY FROM STDIN is never fanned out; refuse the server's request.
+                    let mut b = BytesMut::new();
+                    FrontendMessage::CopyFail("COPY FROM across shards is not supported".into())
+                        .encode(&mut b);
+                    self.co.conn().write_all(&b).await?;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads up to the last ReadyForQuery.
+    async fn drain(&mut self) -> Result<()> {
+        while self.readies > 0 {
+            if self.co.conn().read_frame().await?.tag == b'Z' {
+                self.readies -= 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn count_value(c: Option<Count>, params: &[Option<Bytes>], formats: &[i16]) -> Option<u64> {
+    match c? {
+        Count::Const(v) => Some(v),
+        Count::Param(n) => {
+            let v = params.get(n - 1)?.as_ref()?;
+            let binary = match formats {
+                [] => false,
+                [f] => *f == 1,
+                fs => fs.get(n - 1) == Some(&1),
+            };
+            if binary {
+                match v.len() {
+                    8 => u64::try_from(i64::from_be_bytes(v[..].try_into().ok()?)).ok(),
+                    4 => u64::try_from(i32::from_be_bytes(v[..].try_into().ok()?)).ok(),
+                    2 => u64::try_from(i16::from_be_bytes(v[..].try_into().ok()?)).ok(),
+                    _ => None,
+                }
+            } else {
+                std::str::from_utf8(v).ok()?.trim().parse().ok()
+            }
+        }
+    }
+}
+
+/// Fields of a RowDescription body.
+fn fields(f: &Frame) -> Option<Vec<FieldDescription>> {
+    match BackendMessage::decode(f).ok()? {
+        BackendMessage::RowDescription(v) => Some(v),
+        _ => None,
+    }
+}
+
+impl Session {
+    /// Sends `bytes` to the client in order with anything still pending.
+    fn emit(&mut self, b: &[u8]) {
+        if self.expect.is_empty() {
+            self.out.extend_from_slice(b);
+        } else {
+            self.expect
+                .push_back(super::expect::Expect::Emit(Bytes::copy_from_slice(b)));
+        }
+    }
+
+    async fn emit_flush(&mut self) -> Result<()> {
+        if self.expect.is_empty() && self.out.len() > 64 * 1024 {
+            let r = tokio::io::AsyncWriteExt::write_all(&mut self.stream, &self.out).await;
+            self.out.clear();
+            r.map_err(RouterError::ClientIo)?;
+        }
+        Ok(())
+    }
+
+    /// Takes one connection per shard, with this client's settings applied.
+    async fn fanout_checkouts(&mut self, job: &Job) -> Result<Vec<(usize, Checkout)>> {
+        let target = if job.write {
+            Target::Primary
+        } else {
+            self.target_for_read()
+        };
+        let mut out = Vec::with_capacity(job.shards.len());
+        for &s in &job.shards {
+            let pool = self.user.pick(s, target).cloned().ok_or_else(|| {
+                RouterError::Pg(PgError::error(
+                    "08006",
+                    format!("shard {s} has no server configured"),
+                ))
+            })?;
+            let (mut co, _) = pool.checkout().await?;
+            self.apply_params(&mut co).await?;
+            pool.stats
+                .queries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            out.push((s, co));
+        }
+        Ok(out)
+    }
+
+    /// Runs `job` and answers the client (for a simple query, up to ReadyForQuery).
+    pub(crate) async fn run_fanout(&mut self, job: Job) -> Result<()> {
+        let extended = job.extended.is_some();
+        self.app.metrics.cross_shard_query(&self.user.pool_name);
+        let conns = match self.fanout_checkouts(&job).await {
+            Ok(c) => c,
+            Err(e) => return self.fanout_failed(e, extended),
+        };
+        let mut streams = Vec::with_capacity(conns.len());
+        for (i, (_, mut co)) in conns.into_iter().enumerate() {
+            let sql = job
+                .sql
+                .get(i)
+                .or(job.sql.first())
+                .cloned()
+                .unwrap_or_default();
+            let mut b = BytesMut::new();
+            let mut readies = 1;
+            if job.write {
+                FrontendMessage::Query("BEGIN".into()).encode(&mut b);
+                readies += 1;
+            }
+            match &job.extended {
+                None => FrontendMessage::Query(sql).encode(&mut b),
+                Some(x) => {
+                    FrontendMessage::Parse {
+                        name: String::new(),
+                        query: sql,
+                        param_types: x.param_types.clone(),
+                    }
+                    .encode(&mut b);
+                    FrontendMessage::Bind {
+                        portal: String::new(),
+                        statement: String::new(),
+                        param_formats: x.param_formats.clone(),
+                        params: x.params.clone(),
+                        result_formats: x.result_formats.clone(),
+                    }
+                    .encode(&mut b);
+                    FrontendMessage::Describe {
+                        kind: b'P',
+                        name: String::new(),
+                    }
+                    .encode(&mut b);
+                    FrontendMessage::Execute {
+                        portal: String::new(),
+                        max_rows: 0,
+                    }
+                    .encode(&mut b);
+                    FrontendMessage::Sync.encode(&mut b);
+                }
+            }
+            if let Err(e) = co.conn().write_all(&b).await {
+                return self.fanout_failed(e, extended);
+            }
+            streams.push(Stream {
+                co,
+                readies,
+                complete: false,
+            });
+        }
+        let r = self.merge_streams(&job, &mut streams).await;
+        // Every stream back to ReadyForQuery; writes committed or rolled back.
+        let mut failed = r.as_ref().map_or(true, |ok| !ok);
+        for s in streams.iter_mut() {
+            if s.drain().await.is_err() {
+                s.co.conn().broken = true;
+                failed = true;
+            }
+        }
+        if job.write {
+            let verb = if failed { "ROLLBACK" } else { "COMMIT" };
+            for s in streams.iter_mut() {
+                if s.co.conn().broken {
+                    continue;
+                }
+                match s.co.conn().run_silent(verb).await {
+                    Ok(None) => {}
+                    Ok(Some(e)) if !failed => {
+                        // Best effort: shards committed before this one stay committed.
+                        self.emit_error(e, extended);
+                        failed = true;
+                    }
+                    _ => s.co.conn().broken = true,
+                }
+            }
+        }
+        drop(streams);
+        match r {
+            Err(e) => self.fanout_failed(e, extended),
+            Ok(_) => {
+                if !extended {
+                    let status = self.local_status();
+                    self.emit(&super::session::ready(status));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn emit_error(&mut self, e: PgError, extended: bool) {
+        let mut b = BytesMut::new();
+        e.encode(&mut b);
+        self.emit(&b);
+        if extended {
+            self.router_skipping = true;
+        }
+    }
+
+    fn fanout_failed(&mut self, e: RouterError, extended: bool) -> Result<()> {
+        match e.to_client() {
+            Some(pg) if !matches!(e, RouterError::ShuttingDown | RouterError::ClientIo(_)) => {
+                tracing::warn!(client = self.id, error = %e, "cross-shard statement failed");
+                self.emit_error(pg, extended);
+                if !extended {
+                    let status = self.local_status();
+                    self.emit(&super::session::ready(status));
+                }
+                Ok(())
+            }
+            _ => Err(e),
+        }
+    }
+
+    /// The merge proper. `Ok(false)`: a shard's error was sent to the client.
+    async fn merge_streams(&mut self, job: &Job, streams: &mut [Stream]) -> Result<bool> {
+        let extended = job.extended.is_some();
+        let mut notices = BytesMut::new();
+        // 1. Every shard's first answer.
+        let mut heads = Vec::with_capacity(streams.len());
+        for s in streams.iter_mut() {
+            heads.push(s.next(&mut notices).await?);
+        }
+        self.emit(&notices.split());
+        if let Some(Event::Error(f)) = heads.iter().find(|e| matches!(e, Event::Error(_))) {
+            let f = f.clone();
+            let mut b = BytesMut::new();
+            f.encode(&mut b);
+            self.emit(&b);
+            if extended {
+                self.router_skipping = true;
+            }
+            return Ok(false);
+        }
+        let header = heads.iter().find_map(|e| match e {
+            Event::Header(f) => Some(f.clone()),
+            _ => None,
+        });
+        let (params, formats) = job
+            .extended
+            .as_ref()
+            .map(|x| (x.params.as_slice(), x.param_formats.as_slice()))
+            .unwrap_or((&[], &[]));
+        let offset = count_value(job.merge.offset, params, formats).unwrap_or(0);
+        let limit = count_value(job.merge.limit, params, formats);
+        let mut sent: u64 = 0;
+        let mut skipped: u64 = 0;
+        let mut tags: Vec<String> = Vec::new();
+        let mut copy_header_sent = false;
+        let mut copy_rows: u64 = 0;
+
+        let bound = match &header {
+            Some(h) => {
+                let Some(fs) = fields(h) else {
+                    return Err(RouterError::Pg(PgError::error(
+                        "08P01",
+                        "bad RowDescription from a shard",
+                    )));
+                };
+                let types: Vec<ColType> = fs
+                    .iter()
+                    .map(|f| ColType {
+                        oid: f.type_oid,
+                        binary: f.format == 1,
+                    })
+                    .collect();
+                let visible = fs.len().saturating_sub(job.merge.hidden);
+                let bound = Bound {
+                    plan: job.merge.clone(),
+                    types,
+                    visible,
+                };
+                if let Err(m) = bound.check() {
+                    let e = PgError::error("0A000", format!("{m} is not supported by the router"));
+                    self.emit_error(e, extended);
+                    return Ok(false);
+                }
+                let mut out_fields: Vec<FieldDescription> = fs[..visible].to_vec();
+                if let Some(g) = &job.merge.group {
+                    for (c, k) in &g.aggs {
+                        if let AggKind::Avg { .. } = k {
+                            let i = bound.index(*c);
+                            if let Some(f) = out_fields.get_mut(i) {
+                                f.type_oid = avg_type(f.type_oid);
+                                f.type_size = if f.type_oid == crate::fanout::value::FLOAT8 {
+                                    8
+                                } else {
+                                    -1
+                                };
+                                f.type_modifier = -1;
+                            }
+                        }
+                    }
+                }
+                if job.extended.as_ref().is_none_or(|x| x.describe) {
+                    let mut b = BytesMut::new();
+                    BackendMessage::RowDescription(out_fields).encode(&mut b);
+                    self.emit(&b);
+                }
+                Some(bound)
+            }
+            None => {
+                if job.extended.as_ref().is_some_and(|x| x.describe)
+                    && heads.iter().any(|e| matches!(e, Event::NoData))
+                {
+                    self.emit(&super::session::message(BackendMessage::NoData));
+                }
+                None
+            }
+        };
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let visible_cols: Vec<usize> = bound.as_ref().map_or(vec![], |b| (0..b.visible).collect());
+        // Offers one merged row to the client (DISTINCT, OFFSET, LIMIT).
+        let mut offer = |this: &mut Session, row: &Row, b: &Bound| {
+            if limit.is_some_and(|l| sent >= l) {
+                return;
+            }
+            if b.plan.distinct && !seen.insert(b.key(row, &visible_cols)) {
+                return;
+            }
+            if skipped < offset {
+                skipped += 1;
+                return;
+            }
+            sent += 1;
+            let body = row.truncated(b.visible);
+            let mut out = BytesMut::with_capacity(body.len() + 5);
+            Frame::new(b'D', body).encode(&mut out);
+            this.emit(&out);
+        };
+        // Reads a shard's next row; `None` at its end (tag kept).
+        async fn next_row(
+            s: &mut Stream,
+            notices: &mut BytesMut,
+            tags: &mut Vec<String>,
+        ) -> Result<std::result::Result<Option<Row>, Frame>> {
+            loop {
+                match s.next(notices).await? {
+                    Event::Row(b) => {
+                        return Ok(Ok(Some(Row::parse(b).ok_or_else(|| {
+                            RouterError::Pg(PgError::error("08P01", "bad DataRow from a shard"))
+                        })?)))
+                    }
+                    Event::Complete(t) => {
+                        tags.push(t);
+                        return Ok(Ok(None));
+                    }
+                    Event::Error(f) => return Ok(Err(f)),
+                    _ => {}
+                }
+            }
+        }
+        macro_rules! shard_error {
+            ($f:expr) => {{
+                let mut b = BytesMut::new();
+                $f.encode(&mut b);
+                self.emit(&b);
+                if extended {
+                    self.router_skipping = true;
+                }
+                return Ok(false);
+            }};
+        }
+        match &bound {
+            Some(b) if b.plan.group.is_some() => {
+                let mut groups = Groups::new();
+                for s in streams.iter_mut() {
+                    loop {
+                        match next_row(s, &mut notices, &mut tags).await? {
+                            Ok(Some(r)) => {
+                                if let Err(m) = groups.add(b, &r) {
+                                    self.emit_error(PgError::error("22003", m), extended);
+                                    return Ok(false);
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(f) => shard_error!(f),
+                        }
+                    }
+                }
+                let mut rows = match groups.finish(b) {
+                    Ok(r) => r,
+                    Err(m) => {
+                        self.emit_error(PgError::error("0A000", m), extended);
+                        return Ok(false);
+                    }
+                };
+                if !b.plan.order.is_empty() {
+                    rows.sort_by(|x, y| b.cmp_rows(x, y));
+                }
+                for r in &rows {
+                    offer(self, r, b);
+                }
+            }
+            Some(b) if !b.plan.order.is_empty() => {
+                let mut heads: Vec<Option<Row>> = Vec::with_capacity(streams.len());
+                for s in streams.iter_mut() {
+                    match next_row(s, &mut notices, &mut tags).await? {
+                        Ok(r) => heads.push(r),
+                        Err(f) => shard_error!(f),
+                    }
+                }
+                loop {
+                    let mut best: Option<usize> = None;
+                    for (i, h) in heads.iter().enumerate() {
+                        if let Some(r) = h {
+                            let better = match best.and_then(|j| heads[j].as_ref()) {
+                                None => true,
+                                Some(cur) => b.cmp_rows(r, cur) == std::cmp::Ordering::Less,
+                            };
+                            if better {
+                                best = Some(i);
+                            }
+                        }
+                    }
+                    let Some(i) = best else { break };
+                    if let Some(r) = heads[i].take() {
+                        offer(self, &r, b);
+                    }
+                    self.emit_flush().await?;
+                    match next_row(&mut streams[i], &mut notices, &mut tags).await? {
+                        Ok(r) => heads[i] = r,
+                        Err(f) => shard_error!(f),
+                    }
+                }
+            }
+            _ => {
+                for (i, s) in streams.iter_mut().enumerate() {
+                    let mut ev = match std::mem::replace(&mut heads[i], Event::NoData) {
+                        Event::Complete(t) => {
+                            tags.push(t);
+                            continue;
+                        }
+                        e @ Event::Copy(_) => Some(e),
+                        _ => None,
+                    };
+                    loop {
+                        let e = match ev.take() {
+                            Some(e) => e,
+                            None => s.next(&mut notices).await?,
+                        };
+                        match e {
+                            Event::Row(body) => match &bound {
+                                Some(b) => {
+                                    let r = Row::parse(body).ok_or_else(|| {
+                                        RouterError::Pg(PgError::error(
+                                            "08P01",
+                                            "bad DataRow from a shard",
+                                        ))
+                                    })?;
+                                    offer(self, &r, b);
+                                }
+                                None => {
+                                    let mut out = BytesMut::new();
+                                    Frame::new(b'D', body).encode(&mut out);
+                                    self.emit(&out);
+                                }
+                            },
+                            Event::Copy(f) => match f.tag {
+                                b'H' if copy_header_sent => {}
+                                b'H' => {
+                                    copy_header_sent = true;
+                                    let mut out = BytesMut::new();
+                                    f.encode(&mut out);
+                                    self.emit(&out);
+                                }
+                                b'd' => {
+                                    copy_rows += 1;
+                                    let mut out = BytesMut::new();
+                                    f.encode(&mut out);
+                                    self.emit(&out);
+                                }
+                                _ => {}
+                            },
+                            Event::Complete(t) => {
+                                tags.push(t);
+                                break;
+                            }
+                            Event::Error(f) => shard_error!(f),
+                            Event::Header(_) | Event::NoData => {}
+                        }
+                        self.emit_flush().await?;
+                    }
+                }
+                let _ = copy_rows;
+                if copy_header_sent {
+                    let mut out = BytesMut::new();
+                    FrontendMessage::CopyDone.encode(&mut out);
+                    self.emit(&out);
+                }
+            }
+        }
+        // Let every shard finish its statement (a LIMIT may have stopped us early).
+        for s in streams.iter_mut() {
+            while !s.complete {
+                match s.next(&mut notices).await? {
+                    Event::Complete(t) => tags.push(t),
+                    Event::Error(f) => shard_error!(f),
+                    _ => {}
+                }
+            }
+        }
+        self.emit(&notices.split());
+        let tag = if job.select && bound.is_some() {
+            format!("SELECT {sent}")
+        } else {
+            sum_tags(&tags)
+        };
+        self.emit(&super::session::message(BackendMessage::CommandComplete(
+            tag,
+        )));
+        Ok(true)
+    }
+}
+
+/// `UPDATE 3` + `UPDATE 4` = `UPDATE 7`; `INSERT 0 2` + `INSERT 0 1` = `INSERT 0 3`.
+pub fn sum_tags(tags: &[String]) -> String {
+    let Some(first) = tags.first() else {
+        return String::new();
+    };
+    let Some((prefix, _)) = first.rsplit_once(' ') else {
+        return first.clone();
+    };
+    let mut total: u64 = 0;
+    for t in tags {
+        match t.rsplit_once(' ') {
+            Some((p, n)) if p == prefix => match n.parse::<u64>() {
+                Ok(n) => total += n,
+                Err(_) => return first.clone(),
+            },
+            _ => return first.clone(),
+        }
+    }
+    format!("{prefix} {total}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tags_add_up() {
+        let t = |v: &[&str]| super::sum_tags(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(t(&["UPDATE 3", "UPDATE 4"]), "UPDATE 7");
+        assert_eq!(t(&["INSERT 0 2", "INSERT 0 1"]), "INSERT 0 3");
+        assert_eq!(t(&["CREATE TABLE", "CREATE TABLE"]), "CREATE TABLE");
+    }
+}

@@ -1,0 +1,446 @@
+//! A session on a pool with several shards: each statement is planned, and goes to the
+//! one shard its keys name (through the ordinary pass-through path), or to several at
+//! once through the fan-out executor. `BEGIN` is held back until a statement picks the
+//! transaction's shard; a transaction stays on that shard.
+
+use super::fanout::{Extended, Job};
+use super::session::{message, ready, Session};
+use crate::error::Result;
+use crate::planner::lex::{contains_word_ci, first_keyword};
+use crate::planner::sharding::resolve::{resolve, Params, Resolved};
+use crate::planner::sharding::{plan, Kind, ShardPlan, ShardingSchema};
+use orochi_wire::{BackendMessage, PgError};
+use std::sync::Arc;
+
+/// What to do with a statement on a sharded pool.
+pub(crate) enum Route {
+    /// Run on this shard through the ordinary path.
+    Shard(usize),
+    /// Answered (or refused) already.
+    Done,
+    /// Needs several shards: run this job.
+    Fanout(Box<Job>),
+}
+
+fn refuse(msg: &str) -> PgError {
+    PgError::error("0A000", format!("unsupported cross-shard statement: {msg}")).with_hint(
+        "add the shard key to the statement, or choose the shard with SET orochi.shard = N",
+    )
+}
+
+impl Session {
+    /// The planner's view of this pool, unless the session chose its shard by hand.
+    pub(crate) fn sharding(&self) -> Option<Arc<ShardingSchema>> {
+        if self.shard.is_some() {
+            return None;
+        }
+        self.user.sharding.clone()
+    }
+
+    /// Transaction status the client sees while no server is attached.
+    pub(crate) fn local_status(&self) -> u8 {
+        if self.server.is_some() {
+            return self.tx_status;
+        }
+        match &self.pending_begin {
+            Some(_) if self.pending_failed => b'E',
+            Some(_) => b'T',
+            None => b'I',
+        }
+    }
+
+    /// BEGIN / COMMIT / ROLLBACK / SAVEPOINT while no shard is chosen yet: answered here
+    /// and replayed on the shard the transaction lands on. Returns the command tag.
+    pub(crate) fn local_transaction(&mut self, sql: &str) -> Option<&'static str> {
+        if self.server.is_some() || crate::planner::session::has_inner_semicolon(sql) {
+            return None;
+        }
+        let kw = first_keyword(sql);
+        let tag = match kw.as_str() {
+            "begin" | "start" => {
+                if self.pending_begin.is_none() {
+                    self.pending_begin = Some(sql.trim().trim_end_matches(';').to_string());
+                    self.pending_failed = false;
+                }
+                if kw == "start" {
+                    "START TRANSACTION"
+                } else {
+                    "BEGIN"
+                }
+            }
+            "commit" | "end" if !contains_word_ci(sql, "prepared") => {
+                let failed = self.pending_failed;
+                self.pending_begin = None;
+                self.pending_failed = false;
+                if failed {
+                    "ROLLBACK"
+                } else {
+                    "COMMIT"
+                }
+            }
+            "rollback" | "abort" if !contains_word_ci(sql, "prepared") => {
+                if contains_word_ci(sql, "to") {
+                    let p = self.pending_begin.as_mut()?;
+                    p.push_str("; ");
+                    p.push_str(sql.trim().trim_end_matches(';'));
+                    self.pending_failed = false;
+                    return Some("ROLLBACK");
+                }
+                self.pending_begin = None;
+                self.pending_failed = false;
+                "ROLLBACK"
+            }
+            "savepoint" | "release" => {
+                let p = self.pending_begin.as_mut()?;
+                p.push_str("; ");
+                p.push_str(sql.trim().trim_end_matches(';'));
+                if kw == "savepoint" {
+                    "SAVEPOINT"
+                } else {
+                    "RELEASE"
+                }
+            }
+            _ => return None,
+        };
+        Some(tag)
+    }
+
+    /// Decides where a statement goes; fans it out when it needs several shards.
+    /// `ext`: the held-back Bind of an extended-protocol statement.
+    pub(crate) async fn route_sharded(
+        &mut self,
+        schema: &ShardingSchema,
+        sql: &str,
+        ext: Option<Extended>,
+    ) -> Result<Route> {
+        let extended = ext.is_some();
+        if self.pending_failed && self.server.is_none() {
+            self.router_error(
+                PgError::error(
+                    "25P02",
+                    "current transaction is aborted, commands ignored until end of transaction block",
+                ),
+                extended,
+            );
+            return Ok(Route::Done);
+        }
+        let p = plan(schema, sql);
+        let params = ext
+            .as_ref()
+            .map(|x| Params {
+                values: &x.params,
+                formats: &x.param_formats,
+            })
+            .unwrap_or_default();
+        if let Some(r) = &p.refuse {
+            return self.refused(r, extended);
+        }
+        let shards = match resolve(&p.routing, schema.shards, params) {
+            Ok(r) => r,
+            Err(m) => return self.refused(&m, extended),
+        };
+        let shards = match shards {
+            Resolved::Any => {
+                return Ok(Route::Shard(match self.server.as_ref() {
+                    Some(co) => co.pool.shard,
+                    None => (self.id as usize) % schema.shards,
+                }))
+            }
+            Resolved::Shards(v) if v.len() == 1 => return Ok(Route::Shard(v[0])),
+            Resolved::Shards(v) => v,
+        };
+        let write = matches!(p.kind, Kind::Write | Kind::Ddl);
+        // Several shards: only outside a transaction that already uses a shard.
+        if self.server.as_ref().is_some_and(|_| self.tx_status != b'I') {
+            let s = self.server.as_ref().map_or(0, |c| c.pool.shard);
+            return self.refused(&format!("this transaction runs on shard {s}; a statement that needs several shards cannot join it (atomic multi-shard transactions need two-phase commit)"), extended);
+        }
+        if write && self.pending_begin.is_some() {
+            return self.refused("a write to several shards inside a transaction block (needs two-phase commit, not available yet)", extended);
+        }
+        if write && !schema.best_effort {
+            return self.refused("a write that touches several shards would not be atomic without two-phase commit; restrict it to one shard key, or set [sharding.two_phase_commit] best_effort = true to allow non-atomic multi-shard writes", extended);
+        }
+        if !self.expect.is_empty() || self.unsynced && self.server.is_some() {
+            return self.refused("a multi-shard statement pipelined behind a statement still running on one shard; send a Sync first", extended);
+        }
+        let merge = match &p.merge {
+            Ok(m) => m.clone(),
+            Err(m) => return self.refused(m, extended),
+        };
+        if merge.order.iter().any(|_| true) && !self.text_order_ok(schema).await {
+            return self.refused("ORDER BY across shards on a database whose collation is not C: the router merges text in byte order; use COLLATE \"C\" databases for sharded pools", extended);
+        }
+        let sql_per_shard = match split_insert(&p, sql, &shards, schema, params) {
+            Ok(v) => v,
+            Err(m) => return self.refused(&m, extended),
+        };
+        let job = Job {
+            shards,
+            sql: sql_per_shard,
+            merge,
+            write,
+            select: p.kind == Kind::Read && first_keyword(sql) != "copy",
+            extended: ext,
+        };
+        Ok(Route::Fanout(Box::new(job)))
+    }
+
+    fn refused(&mut self, msg: &str, extended: bool) -> Result<Route> {
+        self.app.metrics.error(&self.user.pool_name, "0A000");
+        self.router_error(refuse(msg), extended);
+        if self.server.is_none() && self.pending_begin.is_some() {
+            self.pending_failed = true;
+        }
+        Ok(Route::Done)
+    }
+
+    /// Whether text sorts in byte order on this pool's databases (C or POSIX collation);
+    /// asked once per pool.
+    async fn text_order_ok(&mut self, schema: &ShardingSchema) -> bool {
+        if let Some(v) = schema.c_collation.get() {
+            return *v;
+        }
+        let Some(pool) = self.user.primary(0).cloned() else {
+            return false;
+        };
+        let Ok((mut co, _)) = pool.checkout().await else {
+            return false;
+        };
+        let ok = match co
+            .conn()
+            .query_one("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+            .await
+        {
+            Ok(Some(c)) => c == "C" || c == "POSIX" || c.starts_with("C."),
+            _ => return false,
+        };
+        let _ = schema.c_collation.set(ok);
+        ok
+    }
+
+    /// Local answer of a held-back transaction command (simple protocol).
+    pub(crate) fn answer_local(&mut self, tag: &str) {
+        self.reply(message(BackendMessage::CommandComplete(tag.to_string())));
+        let status = self.local_status();
+        self.reply(ready(status));
+    }
+}
+
+/// A multi-row INSERT whose rows land on several shards: one INSERT per shard with that
+/// shard's rows (simple protocol; parameters would need renumbering and are refused).
+fn split_insert(
+    p: &ShardPlan,
+    sql: &str,
+    shards: &[usize],
+    schema: &ShardingSchema,
+    params: Params<'_>,
+) -> std::result::Result<Vec<String>, String> {
+    let sql = p.fanout_sql.clone().unwrap_or_else(|| sql.to_string());
+    let Some(rows) = &p.insert_rows else {
+        return Ok(vec![sql]);
+    };
+    let crate::planner::sharding::Routing::Keys(ks) = &p.routing else {
+        return Ok(vec![sql]);
+    };
+    if rows.iter().any(|v| {
+        !matches!(
+            v,
+            crate::planner::sharding::KeyValue::Text(_) | crate::planner::sharding::KeyValue::Null
+        )
+    }) {
+        return Err("a multi-row INSERT with parameters whose rows land on several shards; send one INSERT per shard key (or per shard)".into());
+    }
+    let mut per: Vec<Vec<usize>> = vec![vec![]; shards.len()];
+    for (i, v) in rows.iter().enumerate() {
+        let one = crate::planner::sharding::KeySet {
+            ty: ks.ty,
+            values: vec![v.clone()],
+        };
+        let r = resolve(
+            &crate::planner::sharding::Routing::Keys(one),
+            schema.shards,
+            params,
+        )?;
+        let s = match r {
+            Resolved::Shards(v) if v.len() == 1 => v[0],
+            _ => return Err("an INSERT row whose key the router cannot place".into()),
+        };
+        let idx = shards
+            .iter()
+            .position(|x| *x == s)
+            .ok_or("internal: shard not in route")?;
+        per[idx].push(i);
+    }
+    let parsed = pg_query::parse(&sql, 0).map_err(|e| e.to_string())?;
+    let Some(pg_query::NodeEnum::InsertStmt(ins)) = parsed
+        .protobuf
+        .stmts
+        .first()
+        .and_then(|s| s.stmt.as_ref())
+        .and_then(|n| n.node.clone())
+    else {
+        return Err("internal: not an INSERT".into());
+    };
+    let mut out = Vec::new();
+    for idxs in per {
+        let mut i2 = (*ins).clone();
+        if let Some(sel) = i2.select_stmt.as_mut() {
+            if let Some(pg_query::NodeEnum::SelectStmt(s)) = sel.node.as_mut() {
+                let all = std::mem::take(&mut s.values_lists);
+                s.values_lists = idxs.iter().filter_map(|&i| all.get(i).cloned()).collect();
+            }
+        }
+        out.push(
+            crate::planner::sharding::deparse(pg_query::NodeEnum::InsertStmt(Box::new(i2)))
+                .ok_or("internal: cannot write the split INSERT")?,
+        );
+    }
+    Ok(out)
+}
+
+/// Held-back Bind of a statement that will be fanned out at Execute.
+pub(crate) struct HeldPortal {
+    pub job: Job,
+}
+
+/// A local answer for a held-back transaction command in the extended protocol.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalPortal {
+    pub tag: &'static str,
+}
+
+impl Session {
+    /// The extended protocol on a sharded pool. `Ok(None)`: take the ordinary path;
+    /// `Ok(Some(None))`: answered here; `Ok(Some(Some(s)))`: ordinary path on shard `s`.
+    pub(crate) async fn sharded_extended(
+        &mut self,
+        schema: &ShardingSchema,
+        msg: &orochi_wire::FrontendMessage,
+    ) -> Result<Option<Option<usize>>> {
+        use orochi_wire::FrontendMessage as M;
+        let idle = self.server.is_none();
+        match msg {
+            M::Parse {
+                name,
+                query,
+                param_types,
+            } if idle => {
+                if name.is_empty() {
+                    self.unnamed = Some(super::statements::StatementRegistry::unnamed(
+                        query,
+                        param_types,
+                    ));
+                    self.unnamed_on_server = false;
+                } else if self.statements.contains_key(name) {
+                    self.router_error(
+                        PgError::error(
+                            "42P05",
+                            format!("prepared statement \"{name}\" already exists"),
+                        ),
+                        true,
+                    );
+                    return Ok(Some(None));
+                } else {
+                    let stmt = self.app.statements.get(query, param_types);
+                    self.statements.insert(name.clone(), stmt);
+                }
+                self.reply(message(BackendMessage::ParseComplete));
+                Ok(Some(None))
+            }
+            M::Bind {
+                statement,
+                param_formats,
+                params,
+                result_formats,
+                ..
+            } => {
+                let stmt = if statement.is_empty() {
+                    self.unnamed.clone()
+                } else {
+                    self.statements.get(statement).cloned()
+                };
+                let Some(stmt) = stmt else { return Ok(None) };
+                self.held = None;
+                self.local_portal = None;
+                if idle {
+                    if let Some(tag) = self.local_transaction(&stmt.query) {
+                        self.local_portal = Some(LocalPortal { tag });
+                        self.reply(message(BackendMessage::BindComplete));
+                        return Ok(Some(None));
+                    }
+                }
+                let ext = Extended {
+                    param_types: stmt.param_types.clone(),
+                    param_formats: param_formats.clone(),
+                    params: params.clone(),
+                    result_formats: result_formats.clone(),
+                    describe: false,
+                };
+                match self.route_sharded(schema, &stmt.query, Some(ext)).await? {
+                    Route::Done => Ok(Some(None)),
+                    Route::Shard(s) => Ok(Some(Some(s))),
+                    Route::Fanout(job) => {
+                        self.held = Some(HeldPortal { job: *job });
+                        self.reply(message(BackendMessage::BindComplete));
+                        Ok(Some(None))
+                    }
+                }
+            }
+            M::Describe { kind: b'P', .. }
+                if self.held.is_some() || self.local_portal.is_some() =>
+            {
+                if let Some(h) = self.held.as_mut() {
+                    if let Some(x) = h.job.extended.as_mut() {
+                        x.describe = true;
+                    }
+                } else {
+                    self.reply(message(BackendMessage::NoData));
+                }
+                Ok(Some(None))
+            }
+            M::Describe { kind: b'S', .. } if idle => {
+                Ok(Some(Some((self.id as usize) % schema.shards)))
+            }
+            M::Execute { max_rows, .. } if self.held.is_some() => {
+                let Some(h) = self.held.take() else {
+                    return Ok(Some(None));
+                };
+                if *max_rows > 0 {
+                    self.router_error(refuse("fetching a multi-shard result in batches (Execute with a row limit, e.g. a JDBC fetch size); fetch it whole"), true);
+                    return Ok(Some(None));
+                }
+                self.run_fanout(h.job).await?;
+                Ok(Some(None))
+            }
+            M::Execute { .. } if self.local_portal.is_some() => {
+                if let Some(l) = self.local_portal.take() {
+                    self.reply(message(BackendMessage::CommandComplete(l.tag.to_string())));
+                }
+                Ok(Some(None))
+            }
+            M::Close { kind: b'P', .. } if self.held.is_some() || self.local_portal.is_some() => {
+                self.held = None;
+                self.local_portal = None;
+                self.reply(message(BackendMessage::CloseComplete));
+                Ok(Some(None))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// At Sync: a held-back fan-out that was described but never executed still owes
+    /// its description; run it (rows are not sent without an Execute, so none are).
+    pub(crate) async fn finish_held(&mut self) -> Result<()> {
+        self.local_portal = None;
+        if let Some(h) = self.held.take() {
+            if h.job.extended.as_ref().is_some_and(|x| x.describe) {
+                let mut job = h.job;
+                job.merge.limit = Some(crate::planner::sharding::Count::Const(0));
+                job.merge.offset = None;
+                self.run_fanout(job).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,469 @@
+//! The sharding planner: statement text → [`ShardPlan`] (which shards, how to merge),
+//! pure and cached per pool by statement text. Values of bind parameters are not needed
+//! here: a plan names `$n`, and [`resolve`] turns it into shards at Bind.
+
+pub mod ast;
+pub mod merge;
+pub mod resolve;
+pub mod route;
+pub mod schema;
+pub mod scope;
+#[cfg(test)]
+mod tests;
+
+pub use route::{AggKind, Col, Count, KeySet, KeyValue, Kind, Merge, Routing, ShardPlan, SortKey};
+pub use schema::{DistributedTable, ShardingSchema};
+
+use pg_query::protobuf::{Node, ParseResult};
+use pg_query::NodeEnum;
+use scope::Walk;
+use std::sync::Arc;
+
+/// The plan of `sql` on a pool, from the pool's cache when seen before.
+pub fn plan(schema: &ShardingSchema, sql: &str) -> Arc<ShardPlan> {
+    schema
+        .plans
+        .get_or_insert_with(sql, || plan_text(schema, sql))
+}
+
+fn plan_text(schema: &ShardingSchema, sql: &str) -> ShardPlan {
+    let parsed = match pg_query::parse(sql, 0) {
+        Ok(p) => p,
+        // The server reports the syntax error; any shard will do.
+        Err(_) => return ShardPlan::simple(Kind::Read, Routing::Any),
+    };
+    let stmts: Vec<&Node> = parsed
+        .protobuf
+        .stmts
+        .iter()
+        .filter_map(|s| s.stmt.as_deref())
+        .collect();
+    let plans: Vec<ShardPlan> = stmts.iter().map(|n| plan_node(schema, n)).collect();
+    let mut plan = match plans.len() {
+        0 => ShardPlan::simple(Kind::Session, Routing::Any),
+        1 => plans
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| ShardPlan::refused("empty")),
+        _ => combine(plans),
+    };
+    // Safety net: every distributed table the statement names must have been seen by the
+    // walk; a shape it does not understand must not be routed by a partial view.
+    if plan.refuse.is_none() && plan.kind != Kind::Ddl {
+        let found = count_distributed(schema, &parsed.protobuf);
+        let seen = plans_seen(schema, &stmts);
+        if found > seen {
+            plan.refuse = Some("this statement's shape is not understood by the sharding planner; choose the shard with SET orochi.shard = N (or a /* orochi.shard = N */ comment)".into());
+        }
+    }
+    plan
+}
+
+/// Several statements in one query string: allowed when they all go to one shard.
+fn combine(plans: Vec<ShardPlan>) -> ShardPlan {
+    let mut sets = Vec::new();
+    let mut kind = Kind::Session;
+    for p in plans {
+        if let Some(r) = p.refuse {
+            return ShardPlan::refused(r);
+        }
+        kind = match (kind, p.kind) {
+            (Kind::Ddl, _) | (_, Kind::Ddl) => Kind::Ddl,
+            (Kind::Write, _) | (_, Kind::Write) => Kind::Write,
+            (Kind::Read, _) | (_, Kind::Read) => Kind::Read,
+            _ => Kind::Session,
+        };
+        match p.routing {
+            Routing::Any => {}
+            Routing::Keys(k) => sets.push(k),
+            Routing::SameShard(v) => sets.extend(v),
+            Routing::All => {
+                let mut r = ShardPlan::refused("a query string with several statements where one of them needs several shards; send the statements one by one");
+                r.kind = kind;
+                return r;
+            }
+        }
+    }
+    let routing = match sets.len() {
+        0 => Routing::Any,
+        _ => Routing::SameShard(sets),
+    };
+    let mut p = ShardPlan::simple(kind, routing);
+    p.merge = Err(
+        "a query string with several statements across shards; send the statements one by one"
+            .into(),
+    );
+    p
+}
+
+/// Occurrences of distributed tables the walk finds in `stmts`.
+fn plans_seen(schema: &ShardingSchema, stmts: &[&Node]) -> usize {
+    stmts
+        .iter()
+        .map(|n| walk_of(schema, n).map_or(0, |w| w.occs.len()))
+        .sum()
+}
+
+fn walk_of<'a>(schema: &'a ShardingSchema, n: &Node) -> Option<Walk<'a>> {
+    let mut w = Walk::new(schema);
+    build(&mut w, n)?;
+    Some(w)
+}
+
+/// Every `RangeVar` in the tree naming a distributed table (CTE names excluded).
+fn count_distributed(schema: &ShardingSchema, tree: &ParseResult) -> usize {
+    fn go(v: &serde_json::Value, schema: &ShardingSchema, ctes: &[String], n: &mut usize) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Object(rv)) = m.get("RangeVar") {
+                    let s = rv.get("schemaname").and_then(|x| x.as_str()).unwrap_or("");
+                    let r = rv.get("relname").and_then(|x| x.as_str()).unwrap_or("");
+                    if schema.table(s, r).is_some()
+                        && !(s.is_empty() && ctes.iter().any(|c| c == r))
+                    {
+                        *n += 1;
+                    }
+                }
+                m.values().for_each(|x| go(x, schema, ctes, n));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| go(x, schema, ctes, n)),
+            _ => {}
+        }
+    }
+    fn ctes(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Object(c)) = m.get("CommonTableExpr") {
+                    if let Some(name) = c.get("ctename").and_then(|x| x.as_str()) {
+                        out.push(name.to_string());
+                    }
+                }
+                m.values().for_each(|x| ctes(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| ctes(x, out)),
+            _ => {}
+        }
+    }
+    let v = serde_json::to_value(tree).unwrap_or_default();
+    let mut names = Vec::new();
+    ctes(&v, &mut names);
+    let mut n = 0;
+    go(&v, schema, &names, &mut n);
+    n
+}
+
+/// Walks one statement; `None` for statements without tables to route by.
+fn build(w: &mut Walk<'_>, n: &Node) -> Option<usize> {
+    match n.node.as_ref()? {
+        NodeEnum::SelectStmt(s) => Some(w.select(s, None, true)),
+        NodeEnum::InsertStmt(i) => {
+            let top = w.select(&Default::default(), None, true);
+            if let Some(wc) = &i.with_clause {
+                let s = pg_query::protobuf::SelectStmt {
+                    with_clause: Some(wc.clone()),
+                    ..Default::default()
+                };
+                w.select(&s, Some(top), false);
+            }
+            if let Some(rv) = &i.relation {
+                w.relation(rv, top);
+            }
+            if let Some(sel) = i.select_stmt.as_deref() {
+                w.query(sel, Some(top), false);
+            }
+            w.writes = true;
+            Some(top)
+        }
+        NodeEnum::UpdateStmt(u) => {
+            let top = w.select(&Default::default(), None, true);
+            if let Some(rv) = &u.relation {
+                w.relation(rv, top);
+            }
+            for f in &u.from_clause {
+                w.from_item(f, top, true);
+            }
+            if let Some(wh) = u.where_clause.as_deref() {
+                w.conds(wh, top, true);
+            }
+            for t in &u.target_list {
+                w.sublinks(t, top);
+            }
+            w.writes = true;
+            Some(top)
+        }
+        NodeEnum::DeleteStmt(d) => {
+            let top = w.select(&Default::default(), None, true);
+            if let Some(rv) = &d.relation {
+                w.relation(rv, top);
+            }
+            for f in &d.using_clause {
+                w.from_item(f, top, true);
+            }
+            if let Some(wh) = d.where_clause.as_deref() {
+                w.conds(wh, top, true);
+            }
+            w.writes = true;
+            Some(top)
+        }
+        NodeEnum::ExplainStmt(e) => build(w, e.query.as_deref()?),
+        NodeEnum::CopyStmt(c) => {
+            let top = w.select(&Default::default(), None, true);
+            if let Some(rv) = &c.relation {
+                w.relation(rv, top);
+            }
+            if let Some(q) = c.query.as_deref() {
+                w.query(q, Some(top), true);
+            }
+            Some(top)
+        }
+        _ => None,
+    }
+}
+
+/// Union-find over occurrences joined on their keys; then the statement's routing.
+fn routing(w: &Walk<'_>) -> (Routing, Result<(), String>) {
+    let schema_ty = |o: usize| w.occs[o].table;
+    if w.occs.is_empty() {
+        return (Routing::Any, Ok(()));
+    }
+    let mut parent: Vec<usize> = (0..w.occs.len()).collect();
+    fn find(p: &mut [usize], x: usize) -> usize {
+        let mut r = x;
+        while p[r] != r {
+            r = p[r];
+        }
+        p[x] = r;
+        r
+    }
+    let ty = |w: &Walk<'_>, o: usize| -> orochi_config::KeyType { w.schema_table(schema_ty(o)).ty };
+    for &(a, b) in &w.edges {
+        if ty(w, a) == ty(w, b) {
+            let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+            parent[ra] = rb;
+        }
+    }
+    let roots: Vec<usize> = (0..w.occs.len()).map(|o| find(&mut parent, o)).collect();
+    let mut classes: Vec<(usize, Option<Vec<KeyValue>>)> = Vec::new();
+    for &root in &roots {
+        if !classes.iter().any(|(r, _)| *r == root) {
+            classes.push((root, None));
+        }
+    }
+    for (o, vals) in &w.constraints {
+        if let Some((_, c)) = classes.iter_mut().find(|(r, _)| *r == roots[*o]) {
+            if c.as_ref().is_none_or(|cur| vals.len() < cur.len()) {
+                *c = Some(vals.clone());
+            }
+        }
+    }
+    // Subqueries that aggregate (or DISTINCT/LIMIT) over rows of several shards are
+    // wrong when answered shard by shard, unless joined on the key to the outside.
+    let mut fanout_ok = Ok(());
+    for group in w.aggregated_scopes(0) {
+        let closed = group
+            .iter()
+            .any(|&o| !(0..w.occs.len()).any(|x| !group.contains(&x) && roots[x] == roots[o]));
+        if closed {
+            let t = w.schema_table(w.occs[group[0]].table).name.clone();
+            fanout_ok = Err(format!("a subquery with aggregates, DISTINCT or LIMIT over the distributed table \"{t}\" across shards: each shard would only see its own rows; restrict it to one shard key, or join it to the outer query on the key"));
+        }
+    }
+    let keyset = |root: usize, vals: Vec<KeyValue>| KeySet {
+        ty: ty(w, root),
+        values: vals,
+    };
+    if classes.len() == 1 {
+        let (root, c) = classes.remove(0);
+        return match c {
+            Some(v) => (Routing::Keys(keyset(root, v)), fanout_ok),
+            None => (Routing::All, fanout_ok),
+        };
+    }
+    if classes.iter().all(|(_, c)| c.is_some()) {
+        let sets = classes
+            .into_iter()
+            .map(|(r, c)| keyset(r, c.unwrap_or_default()))
+            .collect();
+        return (Routing::SameShard(sets), fanout_ok);
+    }
+    let names: Vec<String> = classes
+        .iter()
+        .map(|(r, _)| format!("\"{}\"", w.schema_table(w.occs[*r].table).name))
+        .collect();
+    (
+        Routing::SameShard(vec![]),
+        Err(format!(
+            "the statement combines distributed tables {} without joining them on their shard keys; join them on the key columns (a.key = b.key), or restrict each to one key value",
+            names.join(" and ")
+        )),
+    )
+}
+
+fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
+    let Some(e) = n.node.as_ref() else {
+        return ShardPlan::simple(Kind::Session, Routing::Any);
+    };
+    use NodeEnum as E;
+    let kind = match e {
+        E::SelectStmt(s) if s.into_clause.is_some() => {
+            return ShardPlan::refused("SELECT INTO on a sharded pool; use CREATE TABLE and INSERT")
+        }
+        E::SelectStmt(_) => Kind::Read,
+        E::InsertStmt(_) | E::UpdateStmt(_) | E::DeleteStmt(_) => Kind::Write,
+        E::CopyStmt(c) if c.is_from => Kind::Write,
+        E::CopyStmt(_) | E::ExplainStmt(_) => Kind::Read,
+        E::TransactionStmt(_)
+        | E::VariableSetStmt(_)
+        | E::VariableShowStmt(_)
+        | E::DiscardStmt(_)
+        | E::PrepareStmt(_)
+        | E::DeallocateStmt(_)
+        | E::ListenStmt(_)
+        | E::UnlistenStmt(_)
+        | E::NotifyStmt(_)
+        | E::ClosePortalStmt(_)
+        | E::FetchStmt(_)
+        | E::DeclareCursorStmt(_)
+        | E::LoadStmt(_)
+        | E::CheckPointStmt(_) => return ShardPlan::simple(Kind::Session, Routing::Any),
+        E::ExecuteStmt(_) => return ShardPlan::refused("EXECUTE of an SQL-level prepared statement on a sharded pool: the router cannot see its parameters; use protocol-level prepared statements (every driver does), or choose the shard with SET orochi.shard = N"),
+        E::CallStmt(_) | E::DoStmt(_) => return ShardPlan::refused("CALL and DO on a sharded pool: the router cannot tell which shards they touch; choose the shard with SET orochi.shard = N"),
+        E::LockStmt(_) => return ShardPlan::simple(Kind::Write, Routing::All),
+        _ => return ShardPlan::simple(Kind::Ddl, Routing::All),
+    };
+    let mut w = Walk::new(schema);
+    let Some(top) = build(&mut w, n) else {
+        return ShardPlan::simple(kind, Routing::Any);
+    };
+    let _ = top;
+    let (routing, fanout_ok) = routing(&w);
+    let mut plan = ShardPlan::simple(if w.writes { Kind::Write } else { kind }, routing);
+    plan.refuse = w.refuse.take();
+    if let Err(e) = fanout_ok {
+        plan.merge = Err(e);
+    }
+    match e {
+        E::SelectStmt(s) if plan.merge.is_ok() && plan.routing != Routing::Any => {
+            match merge::plan_select(s) {
+                Ok((m, rewritten)) => {
+                    plan.merge = Ok(m);
+                    plan.fanout_sql = rewritten.and_then(|s| deparse(E::SelectStmt(Box::new(s))));
+                }
+                Err(e) => plan.merge = Err(e),
+            }
+        }
+        E::InsertStmt(i) => insert_rows(schema, i, &mut plan),
+        E::UpdateStmt(u) => {
+            if let Some(t) = u
+                .relation
+                .as_ref()
+                .and_then(|rv| schema.table(&rv.schemaname, &rv.relname))
+            {
+                let key = &schema.tables[t].column;
+                let sets_key = u
+                    .target_list
+                    .iter()
+                    .any(|t| matches!(ast::inner(t), Some(E::ResTarget(r)) if &r.name == key));
+                if sets_key {
+                    plan.refuse = Some(format!("UPDATE of the shard key column \"{key}\": the row would have to move to another shard; DELETE it and INSERT it again"));
+                }
+            }
+        }
+        E::ExplainStmt(_) => {
+            plan.merge = Err("EXPLAIN of a statement that runs on several shards; EXPLAIN it on one shard with SET orochi.shard = N".into());
+        }
+        E::CopyStmt(c) if c.is_from => {
+            plan.merge = Err("COPY FROM STDIN into a table of a sharded pool that needs several shards; load each shard with SET orochi.shard = N (`orochi-router shard-for` tells where a key goes), or use INSERT".into());
+        }
+        E::CopyStmt(c) => {
+            if let Some(q) = c.query.as_deref() {
+                if let Some(E::SelectStmt(s)) = q.node.as_ref() {
+                    if !s.sort_clause.is_empty()
+                        || s.limit_count.is_some()
+                        || !s.distinct_clause.is_empty()
+                        || !s.group_clause.is_empty()
+                    {
+                        plan.merge = Err("COPY (SELECT ... ORDER BY/LIMIT/DISTINCT/GROUP BY) across shards; run the SELECT instead".into());
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    plan
+}
+
+fn insert_rows(schema: &ShardingSchema, i: &pg_query::protobuf::InsertStmt, plan: &mut ShardPlan) {
+    let Some(rv) = i.relation.as_ref() else {
+        return;
+    };
+    let Some(t) = schema.table(&rv.schemaname, &rv.relname) else {
+        // A replicated table: every shard.
+        if plan.routing == Routing::Any {
+            plan.routing = Routing::All;
+        } else {
+            plan.refuse.get_or_insert_with(|| "INSERT into a replicated table from a distributed table's rows; the shards would get different rows".into());
+        }
+        return;
+    };
+    let table = &schema.tables[t];
+    let refuse = |plan: &mut ShardPlan, m: String| {
+        plan.refuse.get_or_insert(m);
+    };
+    let Some(idx) = i.cols.iter().position(
+        |c| matches!(ast::inner(c), Some(NodeEnum::ResTarget(r)) if r.name == table.column),
+    ) else {
+        return refuse(plan, format!(
+            "INSERT into the distributed table \"{}\" must name its shard key column \"{}\" in the column list (INSERT INTO {} ({}, ...) VALUES ...)",
+            table.name, table.column, table.name, table.column
+        ));
+    };
+    let rows = match i.select_stmt.as_deref().and_then(|s| s.node.as_ref()) {
+        Some(NodeEnum::SelectStmt(s)) if !s.values_lists.is_empty() => &s.values_lists,
+        _ => {
+            return refuse(plan, format!(
+                "INSERT ... SELECT into the distributed table \"{}\": the router cannot see the keys of the rows; insert with VALUES, or choose the shard with SET orochi.shard = N",
+                table.name
+            ))
+        }
+    };
+    let mut keys = Vec::with_capacity(rows.len());
+    for r in rows {
+        let Some(NodeEnum::List(l)) = ast::inner(r) else {
+            return;
+        };
+        match l.items.get(idx).and_then(ast::key_value) {
+            Some(v) => keys.push(v),
+            None => {
+                return refuse(plan, format!(
+                    "INSERT into \"{}\" with a computed or DEFAULT shard key: the router must know the key; pass \"{}\" as a literal or a parameter",
+                    table.name, table.column
+                ))
+            }
+        }
+    }
+    if let Some(oc) = &i.on_conflict_clause {
+        let sets_key = oc.target_list.iter().any(
+            |t| matches!(ast::inner(t), Some(NodeEnum::ResTarget(r)) if r.name == table.column),
+        );
+        if sets_key {
+            return refuse(
+                plan,
+                format!(
+                    "ON CONFLICT DO UPDATE of the shard key \"{}\"",
+                    table.column
+                ),
+            );
+        }
+    }
+    plan.routing = Routing::Keys(KeySet {
+        ty: table.ty,
+        values: keys.clone(),
+    });
+    plan.insert_rows = Some(keys);
+}
+
+/// SQL text of a statement node.
+pub fn deparse(e: NodeEnum) -> Option<String> {
+    e.deparse(Default::default()).ok()
+}

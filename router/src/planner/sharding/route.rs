@@ -1,0 +1,141 @@
+//! The planner's answer for one statement on a sharded pool: which shards (decided by key
+//! values, possibly bind parameters known only at Bind), whether it writes, and how the
+//! results of several shards merge into one answer.
+
+use orochi_config::KeyType;
+
+/// One value a key column is constrained to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyValue {
+    Null,
+    /// A literal, as SQL text (`42`, `'abc'`).
+    Text(String),
+    /// Bind parameter `$n` (1-based).
+    Param(usize),
+    /// `= ANY($n)`: every element of an array parameter.
+    ParamArray(usize),
+}
+
+/// The key of one group of co-located tables is one of `values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySet {
+    pub ty: KeyType,
+    pub values: Vec<KeyValue>,
+}
+
+/// Where a statement goes, before parameters are known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routing {
+    /// Touches no distributed table: any one shard answers (replicated tables, `SELECT 1`).
+    Any,
+    /// The shards holding these keys.
+    Keys(KeySet),
+    /// Several groups of distributed tables that are not joined on their keys: allowed
+    /// only when every group's keys land on one and the same shard.
+    SameShard(Vec<KeySet>),
+    /// Every shard.
+    All,
+}
+
+/// What the statement does, for the write rules (multi-shard writes need 2PC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Read,
+    Write,
+    /// DDL and maintenance: every shard.
+    Ddl,
+    /// Transaction control and session commands the session handles itself.
+    Session,
+}
+
+/// A column of the shard result rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Col {
+    /// The n-th column (0-based).
+    At(usize),
+    /// The n-th hidden column appended by the router (counted from the first hidden one).
+    Hidden(usize),
+}
+
+/// How a sorted output column compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    pub col: Col,
+    pub desc: bool,
+    pub nulls_first: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggKind {
+    Count,
+    Sum,
+    Min,
+    Max,
+    /// `avg(x)`, sent as `sum(x)` in this column and `count(x)` in `count_column`.
+    Avg {
+        count: Col,
+    },
+}
+
+/// LIMIT / OFFSET given as a constant or a bind parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    Const(u64),
+    Param(usize),
+}
+
+/// How shard results combine into the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Merge {
+    pub order: Vec<SortKey>,
+    pub limit: Option<Count>,
+    pub offset: Option<Count>,
+    pub distinct: bool,
+    /// Aggregation: group-key columns and aggregate columns; `None` = rows pass as they are.
+    pub group: Option<Grouping>,
+    /// Trailing columns added for sorting/grouping (or `avg`'s count) that the client
+    /// must not see.
+    pub hidden: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grouping {
+    pub keys: Vec<Col>,
+    pub aggs: Vec<(Col, AggKind)>,
+}
+
+/// The plan of one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardPlan {
+    pub kind: Kind,
+    pub routing: Routing,
+    /// How to merge a fan-out; `Err` says why this statement cannot be answered across
+    /// shards (turned into `0A000` only if it really needs several shards).
+    pub merge: Result<Merge, String>,
+    /// SQL to send to each shard on a fan-out (LIMIT push-down, `avg` rewrite, hidden
+    /// columns); `None` = the original text.
+    pub fanout_sql: Option<String>,
+    /// Multi-row INSERT: the key of each VALUES row, for splitting per shard.
+    pub insert_rows: Option<Vec<KeyValue>>,
+    /// A statement that cannot be routed at all (`Err` = 0A000 message).
+    pub refuse: Option<String>,
+}
+
+impl ShardPlan {
+    pub fn simple(kind: Kind, routing: Routing) -> Self {
+        ShardPlan {
+            kind,
+            routing,
+            merge: Ok(Merge::default()),
+            fanout_sql: None,
+            insert_rows: None,
+            refuse: None,
+        }
+    }
+
+    pub fn refused(msg: impl Into<String>) -> Self {
+        let mut p = ShardPlan::simple(Kind::Read, Routing::All);
+        p.refuse = Some(msg.into());
+        p
+    }
+}

@@ -1,0 +1,181 @@
+//! Planner tests: routes and merge plans of typical statements.
+
+use super::resolve::{resolve, Params, Resolved};
+use super::*;
+use orochi_config::KeyType;
+
+fn schema() -> ShardingSchema {
+    let t = |name: &str, column: &str, ty| DistributedTable {
+        name: name.into(),
+        schema: None,
+        column: column.into(),
+        ty,
+    };
+    ShardingSchema::new(
+        4,
+        vec![
+            t("users", "id", KeyType::BigInt),
+            t("orders", "user_id", KeyType::BigInt),
+            t("docs", "slug", KeyType::Text),
+        ],
+    )
+}
+
+fn shards(sql: &str) -> Resolved {
+    let s = schema();
+    let p = plan(&s, sql);
+    assert!(p.refuse.is_none(), "{sql}: refused {:?}", p.refuse);
+    resolve(&p.routing, 4, Params::default()).unwrap()
+}
+
+fn one(v: i64) -> Resolved {
+    Resolved::Shards(vec![orochi_sharding::shard_for(
+        &orochi_sharding::ShardKey::Int(v),
+        4,
+    )
+    .unwrap()])
+}
+
+fn all() -> Resolved {
+    Resolved::Shards(vec![0, 1, 2, 3])
+}
+
+#[test]
+fn keys_in_every_form() {
+    assert_eq!(shards("SELECT * FROM users WHERE id = 42"), one(42));
+    assert_eq!(
+        shards("SELECT * FROM users u WHERE u.id = '42'::bigint AND name = 'x'"),
+        one(42)
+    );
+    assert_eq!(
+        shards("SELECT * FROM public.users AS u WHERE 42 = u.id"),
+        one(42)
+    );
+    assert_eq!(shards("UPDATE users SET name = 'a' WHERE id = 42"), one(42));
+    assert_eq!(shards("DELETE FROM users WHERE id = 42"), one(42));
+    assert_eq!(
+        shards("INSERT INTO users (name, id) VALUES ('a', 42)"),
+        one(42)
+    );
+    assert_eq!(
+        shards("SELECT * FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = 42"),
+        one(42)
+    );
+    assert_eq!(
+        shards("SELECT * FROM users u WHERE EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id AND o.user_id = 42)"),
+        one(42)
+    );
+    assert_eq!(shards("SELECT * FROM users WHERE id = 1 OR id = 42"), all());
+    assert_eq!(shards("SELECT * FROM users WHERE NOT (id = 42)"), all());
+    assert_eq!(shards("SELECT * FROM cities"), Resolved::Any);
+    assert_eq!(shards("SELECT 1"), Resolved::Any);
+    match shards("SELECT * FROM users WHERE id IN (1, 2, 3, 4, 5, 6, 7, 8)") {
+        Resolved::Shards(v) => assert!(v.len() > 1),
+        r => panic!("{r:?}"),
+    }
+}
+
+#[test]
+fn left_join_constants_do_not_restrict() {
+    assert_eq!(
+        shards("SELECT * FROM users u LEFT JOIN orders o ON o.user_id = u.id AND o.user_id = 42"),
+        all()
+    );
+    // An unqualified name resolves in its own query level only.
+    assert_eq!(
+        shards("SELECT * FROM users u WHERE EXISTS (SELECT 1 FROM cities c WHERE id = 5)"),
+        all()
+    );
+}
+
+#[test]
+fn parameters_at_bind() {
+    let s = schema();
+    let p = plan(&s, "SELECT * FROM users WHERE id = $1::bigint");
+    let v = [Some(bytes::Bytes::from_static(b"42"))];
+    let r = resolve(
+        &p.routing,
+        4,
+        Params {
+            values: &v,
+            formats: &[],
+        },
+    )
+    .unwrap();
+    assert_eq!(r, one(42));
+    let b = [Some(bytes::Bytes::copy_from_slice(&42i64.to_be_bytes()))];
+    let r = resolve(
+        &p.routing,
+        4,
+        Params {
+            values: &b,
+            formats: &[1],
+        },
+    )
+    .unwrap();
+    assert_eq!(r, one(42));
+    let p = plan(&s, "SELECT * FROM users WHERE id = ANY($1)");
+    let a = [Some(bytes::Bytes::from_static(b"{42}"))];
+    assert_eq!(
+        resolve(
+            &p.routing,
+            4,
+            Params {
+                values: &a,
+                formats: &[]
+            }
+        )
+        .unwrap(),
+        one(42)
+    );
+}
+
+#[test]
+fn refusals_name_the_construct() {
+    let s = schema();
+    let p = plan(&s, "SELECT count(DISTINCT name) FROM users");
+    assert!(p.merge.as_ref().unwrap_err().contains("DISTINCT"));
+    let p = plan(&s, "SELECT id, rank() OVER (ORDER BY id) FROM users");
+    assert!(p.merge.as_ref().unwrap_err().contains("window"));
+    let p = plan(&s, "SELECT * FROM users u JOIN orders o ON o.id = u.id");
+    assert!(p.merge.is_err());
+    let p = plan(&s, "UPDATE users SET id = 5 WHERE id = 4");
+    assert!(p.refuse.is_some());
+    let p = plan(
+        &s,
+        "SELECT count(*) FROM (SELECT DISTINCT name FROM users) s",
+    );
+    assert!(p.merge.is_err());
+}
+
+#[test]
+fn merge_plans() {
+    let s = schema();
+    let p = plan(
+        &s,
+        "SELECT name, avg(score) FROM users GROUP BY name ORDER BY 2 DESC LIMIT 5 OFFSET 2",
+    );
+    let m = p.merge.clone().unwrap();
+    assert_eq!(m.hidden, 1);
+    assert_eq!(m.limit, Some(Count::Const(5)));
+    let sql = p.fanout_sql.clone().unwrap();
+    assert!(
+        sql.contains("sum(score)") && sql.contains("count(score)") && !sql.contains("LIMIT"),
+        "{sql}"
+    );
+    let p = plan(
+        &s,
+        "SELECT id, name FROM users ORDER BY name LIMIT 10 OFFSET 5",
+    );
+    assert!(
+        p.fanout_sql.as_ref().unwrap().contains("LIMIT 15"),
+        "{:?}",
+        p.fanout_sql
+    );
+    let m = p.merge.clone().unwrap();
+    assert_eq!(m.order[0].col, Col::At(1));
+    let p = plan(&s, "SELECT name FROM users ORDER BY id DESC");
+    let m = p.merge.clone().unwrap();
+    assert_eq!(m.order[0].col, Col::Hidden(0));
+    assert!(m.order[0].desc && m.order[0].nulls_first);
+}
