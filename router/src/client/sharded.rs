@@ -399,8 +399,9 @@ impl Session {
                 }
                 Ok(Some(None))
             }
-            M::Describe { kind: b'S', .. } if idle => {
-                Ok(Some(Some((self.id as usize) % schema.shards)))
+            M::Describe { kind: b'S', name } if idle => {
+                self.describe_aside(schema, name).await?;
+                Ok(Some(None))
             }
             M::Execute { max_rows, .. } if self.held.is_some() => {
                 let Some(h) = self.held.take() else {
@@ -427,6 +428,78 @@ impl Session {
             }
             _ => Ok(None),
         }
+    }
+
+    /// Describes a statement on any shard without tying the session to that shard (the
+    /// statement's parameters, which pick the shard, are not known yet).
+    async fn describe_aside(&mut self, schema: &ShardingSchema, name: &str) -> Result<()> {
+        use orochi_wire::FrontendMessage as M;
+        let stmt = if name.is_empty() {
+            self.unnamed.clone()
+        } else {
+            self.statements.get(name).cloned()
+        };
+        let Some(stmt) = stmt else {
+            self.router_error(
+                PgError::error(
+                    "26000",
+                    format!("prepared statement \"{name}\" does not exist"),
+                ),
+                true,
+            );
+            return Ok(());
+        };
+        let shard = (self.id as usize) % schema.shards;
+        let target = self.target_for_read();
+        let Some(pool) = self.user.pick(shard, target).cloned() else {
+            self.router_error(
+                PgError::error("08006", "shard has no server configured"),
+                true,
+            );
+            return Ok(());
+        };
+        let mut co = match pool.checkout().await {
+            Ok((co, _)) => co,
+            Err(e) => return self.checkout_failed(e, true),
+        };
+        if let Err(e) = self.apply_params(&mut co).await {
+            return self.checkout_failed(e, true);
+        }
+        let mut b = bytes::BytesMut::new();
+        M::Parse {
+            name: String::new(),
+            query: stmt.query.clone(),
+            param_types: stmt.param_types.clone(),
+        }
+        .encode(&mut b);
+        M::Describe {
+            kind: b'S',
+            name: String::new(),
+        }
+        .encode(&mut b);
+        M::Sync.encode(&mut b);
+        let conn = co.conn();
+        conn.write_all(&b).await?;
+        let mut out = bytes::BytesMut::new();
+        let mut failed = false;
+        loop {
+            let f = conn.read_frame().await?;
+            match f.tag {
+                b't' | b'T' | b'n' => f.encode(&mut out),
+                b'E' => {
+                    failed = true;
+                    f.encode(&mut out);
+                }
+                b'Z' => break,
+                _ => {}
+            }
+        }
+        drop(co);
+        self.reply(out.freeze());
+        if failed {
+            self.router_skipping = true;
+        }
+        Ok(())
     }
 
     /// At Sync: a held-back fan-out that was described but never executed still owes

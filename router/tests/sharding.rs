@@ -1,0 +1,361 @@
+//! Sharded routing against two real PostgreSQL shards: keys reach the shard PostgreSQL's
+//! hash partitioning names (simple and extended protocol, text and binary parameters),
+//! fan-out reads merge into the answer one database would give, refusals are `0A000` and
+//! leave the session usable, transactions stay on their first key's shard, and opted-in
+//! best-effort multi-shard writes (DDL, split multi-row INSERT) reach every shard.
+
+mod common;
+
+use common::*;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::{ConnectOptions, Connection, PgConnection, Row};
+
+const ROWS: i64 = 200;
+
+fn shard_opts(k: usize, user: &str, password: &str, db: &str) -> PgConnectOptions {
+    let (host, port) = &fleet().shards[k];
+    PgConnectOptions::new_without_pgpass()
+        .host(host)
+        .port(*port)
+        .username(user)
+        .password(password)
+        .database(db)
+        .ssl_mode(PgSslMode::Disable)
+}
+
+fn shard_of(id: i64) -> usize {
+    orochi_sharding::shard_for(&orochi_sharding::ShardKey::Int(id), 2).unwrap()
+}
+
+/// A database on shards 0 and 1 with `users` (sharded by id) and `cities` (replicated).
+async fn cluster(extra: &str) -> (Router, String) {
+    let db = format!("sh_{}_{}", std::process::id(), rand_suffix());
+    for k in 0..2 {
+        let mut su = shard_opts(k, SUPERUSER, SUPERUSER_PASSWORD, "postgres")
+            .connect()
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{db}\" OWNER app"
+        )))
+        .execute(&mut su)
+        .await
+        .unwrap();
+        let mut c = shard_opts(k, APP_USER, APP_PASSWORD, &db)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE users (id bigint PRIMARY KEY, name text, score numeric(10,2), city text);
+             CREATE TABLE cities (name text PRIMARY KEY, country text);
+             INSERT INTO cities VALUES ('Tokyo', 'JP'), ('Osaka', 'JP'), ('Paris', 'FR');
+             CREATE TEMP TABLE ks (id bigint) PARTITION BY HASH (id);
+             INSERT INTO users SELECT g, 'user' || g, g * 1.25, (ARRAY['Tokyo','Osaka','Paris'])[1 + g % 3]
+               FROM generate_series(1, {ROWS}) g
+              WHERE satisfies_hash_partition('ks'::regclass, 2, {k}, g::bigint);"
+        )))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    let f = fleet();
+    let body = format!(
+        r#"
+[pools.{db}]
+pool_mode = "transaction"
+
+[pools.{db}.users.0]
+username = "{APP_USER}"
+password = "{APP_PASSWORD}"
+pool_size = 4
+
+[pools.{db}.shards.0]
+database = "{db}"
+servers = [["{h0}", {p0}, "primary"]]
+
+[pools.{db}.shards.1]
+database = "{db}"
+servers = [["{h1}", {p1}, "primary"]]
+
+[sharding]
+enabled = true
+{extra}
+
+[[sharding.tables]]
+name = "users"
+column = "id"
+data_type = "bigint"
+"#,
+        h0 = f.shards[0].0,
+        p0 = f.shards[0].1,
+        h1 = f.shards[1].0,
+        p1 = f.shards[1].1,
+    );
+    (Router::start(&body).await, db)
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn rows(c: &mut PgConnection, sql: &str) -> Vec<Vec<String>> {
+    use sqlx::ValueRef;
+    let rs = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_all(&mut *c)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rs.iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| {
+                    let v = r.try_get_raw(i).unwrap();
+                    if v.is_null() {
+                        "NULL".to_string()
+                    } else {
+                        v.as_str().unwrap().to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_reach_their_shard_in_both_protocols() {
+    let (r, db) = cluster("").await;
+    let mut c = r.connect(&db).await;
+    let ports = [fleet().shards[0].1, fleet().shards[1].1];
+    for id in [1i64, 2, 3, 42, 77, 150] {
+        let want = ports[shard_of(id)] as i32;
+        let got = one(
+            &mut c,
+            &format!("SELECT inet_server_port()::text FROM users WHERE id = {id}"),
+        )
+        .await;
+        assert_eq!(got, want.to_string(), "simple protocol, id {id}");
+        // Extended protocol, binary int8 parameter, through a cast.
+        let got: i32 =
+            sqlx::query_scalar("SELECT inet_server_port() FROM users WHERE id = $1::bigint")
+                .bind(id)
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+        assert_eq!(got, want, "extended protocol, id {id}");
+        let name: String = sqlx::query_scalar("SELECT name FROM users u WHERE u.id = ANY($1)")
+            .bind(vec![id])
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(name, format!("user{id}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_reads_merge_like_one_database() {
+    let (r, db) = cluster("").await;
+    let mut c = r.connect(&db).await;
+    assert_eq!(
+        rows(&mut c, "SELECT count(*), sum(id) FROM users").await,
+        [["200", "20100"]]
+    );
+    // Types are PostgreSQL's (count → bigint, sum(bigint) → numeric, avg → numeric), in
+    // binary format through the extended protocol.
+    let row = sqlx::query("SELECT count(*), sum(id), avg(id) FROM users WHERE id > $1")
+        .bind(100i64)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    use sqlx::{Column, TypeInfo, ValueRef};
+    let types: Vec<String> = row
+        .columns()
+        .iter()
+        .map(|c| c.type_info().name().to_string())
+        .collect();
+    assert_eq!(types, ["INT8", "NUMERIC", "NUMERIC"]);
+    let num = |i: usize| {
+        let raw = row.try_get_raw(i).unwrap();
+        orochi_router::fanout::numeric::Numeric::parse_binary(raw.as_bytes().unwrap())
+            .unwrap()
+            .to_text()
+    };
+    assert_eq!(row.get::<i64, _>(0), 100);
+    assert_eq!(
+        (num(1), num(2)),
+        ("15050".into(), "150.5000000000000000".into())
+    );
+    assert_eq!(
+        rows(
+            &mut c,
+            "SELECT city, count(*), avg(score) FROM users GROUP BY city ORDER BY city"
+        )
+        .await,
+        [
+            ["Osaka", "67", "125.0000000000000000"],
+            ["Paris", "67", "126.2500000000000000"],
+            ["Tokyo", "66", "125.6250000000000000"],
+        ]
+    );
+    assert_eq!(
+        rows(
+            &mut c,
+            "SELECT id FROM users ORDER BY id DESC LIMIT 3 OFFSET 2"
+        )
+        .await,
+        [["198"], ["197"], ["196"]]
+    );
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM users ORDER BY name, id LIMIT $1 OFFSET $2")
+            .bind(4i64)
+            .bind(1i64)
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+    assert_eq!(
+        ids,
+        [10, 100, 101, 102],
+        "text order is byte order (C collation)"
+    );
+    assert_eq!(
+        rows(&mut c, "SELECT DISTINCT city FROM users ORDER BY 1").await,
+        [["Osaka"], ["Paris"], ["Tokyo"]]
+    );
+    assert_eq!(
+        rows(&mut c, "SELECT count(*) FROM users WHERE id < 0").await,
+        [["0"]]
+    );
+    assert!(rows(&mut c, "SELECT * FROM users WHERE id < 0")
+        .await
+        .is_empty());
+    // A join with the replicated table, fanned out, and a replicated-table read.
+    assert_eq!(
+        rows(&mut c, "SELECT c.country, count(*) FROM users u JOIN cities c ON c.name = u.city GROUP BY c.country ORDER BY 1").await,
+        [["FR", "67"], ["JP", "133"]]
+    );
+    assert_eq!(rows(&mut c, "SELECT count(*) FROM cities").await, [["3"]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_cannot_be_merged_is_refused_with_0a000() {
+    let (r, db) = cluster("").await;
+    let mut c = r.connect(&db).await;
+    for sql in [
+        "SELECT count(DISTINCT city) FROM users",
+        "SELECT id, rank() OVER (ORDER BY score) FROM users",
+        "SELECT city, count(*) FROM users GROUP BY city HAVING count(*) > 66",
+        "UPDATE users SET name = 'x' WHERE city = 'Tokyo'",
+        "UPDATE users SET id = 1000 WHERE id = 1",
+        "INSERT INTO users (id, name) VALUES (1001, 'a'), (1002, 'b'), (1003, 'c'), (1004, 'd')",
+        "CREATE TABLE t_new (a int)",
+    ] {
+        let e = scalar(&mut c, sql).await.expect_err(sql);
+        assert_eq!(code(&e).as_deref(), Some("0A000"), "{sql}: {e}");
+        assert_eq!(
+            one(&mut c, "SELECT name FROM users WHERE id = 9").await,
+            "user9"
+        );
+    }
+    // Nothing was half-applied.
+    assert_eq!(
+        rows(
+            &mut c,
+            "SELECT count(*) FROM users WHERE name = 'x' OR id > 1000"
+        )
+        .await,
+        [["0"]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_stay_on_their_first_keys_shard() {
+    let (r, db) = cluster("").await;
+    let mut c = r.connect(&db).await;
+    let (a, b) = {
+        let a = 1i64;
+        let b = (2..).find(|&i| shard_of(i) != shard_of(a)).unwrap();
+        (a, b)
+    };
+    let mut tx = c.begin().await.unwrap();
+    sqlx::query("UPDATE users SET name = 'changed' WHERE id = $1")
+        .bind(a)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let n: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
+        .bind(a)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(n, "changed");
+    let e = sqlx::query("UPDATE users SET name = 'other' WHERE id = $1")
+        .bind(b)
+        .execute(&mut *tx)
+        .await
+        .expect_err("another shard inside the transaction");
+    assert_eq!(code(&e).as_deref(), Some("25001"), "{e}");
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        one(&mut c, &format!("SELECT name FROM users WHERE id = {a}")).await,
+        format!("user{a}")
+    );
+    // BEGIN ... COMMIT in the simple protocol, committed on the key's shard.
+    exec(
+        &mut c,
+        &format!("BEGIN; UPDATE users SET score = 0 WHERE id = {b}; COMMIT"),
+    )
+    .await;
+    let mut direct = shard_opts(shard_of(b), APP_USER, APP_PASSWORD, &db)
+        .connect()
+        .await
+        .unwrap();
+    let s: String = sqlx::query_scalar("SELECT score::text FROM users WHERE id = $1")
+        .bind(b)
+        .fetch_one(&mut direct)
+        .await
+        .unwrap();
+    assert_eq!(s, "0.00");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn best_effort_writes_reach_every_shard() {
+    let (r, db) = cluster("[sharding.two_phase_commit]\nbest_effort = true").await;
+    let mut c = r.connect(&db).await;
+    exec(&mut c, "CREATE TABLE notes (id bigint, body text)").await;
+    let tag = sqlx::raw_sql(
+        "INSERT INTO users (id, name) VALUES (1001, 'a'), (1002, 'b'), (1003, 'c'), (1004, 'd')",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(tag.rows_affected(), 4);
+    let up = sqlx::raw_sql("UPDATE users SET name = 'big' WHERE id > 1000")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(up.rows_affected(), 4);
+    for k in 0..2 {
+        let mut d = shard_opts(k, APP_USER, APP_PASSWORD, &db)
+            .connect()
+            .await
+            .unwrap();
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id > 1000 ORDER BY id")
+            .fetch_all(&mut d)
+            .await
+            .unwrap();
+        assert!(
+            ids.iter().all(|&i| shard_of(i) == k),
+            "shard {k} holds {ids:?}"
+        );
+        let t: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
+            .fetch_one(&mut d)
+            .await
+            .unwrap();
+        assert_eq!(t, 0, "the table exists on shard {k}");
+    }
+    assert_eq!(
+        rows(&mut c, "SELECT count(*) FROM users WHERE name = 'big'").await,
+        [["4"]]
+    );
+    let _ = c.close().await;
+}
