@@ -167,7 +167,7 @@ async fn fanout_reads_merge_like_one_database() {
         .fetch_one(&mut c)
         .await
         .unwrap();
-    use sqlx::{Column, TypeInfo, ValueRef};
+    use sqlx::{Column, TypeInfo};
     let types: Vec<String> = row
         .columns()
         .iter()
