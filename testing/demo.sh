@@ -135,7 +135,7 @@ demo_up() {
     router_wait "$pidfile" "$port" "$log"
     local got
     if ! got="$(PGPASSWORD=secret PGCONNECT_TIMEOUT=5 "$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$port" -U app -d app \
-        -c '/* orochi.shard = 0 */ SELECT count(*) FROM branches' 2>&1)"; then
+        -c 'SELECT count(*) FROM branches' 2>&1)"; then
         echo "$got" >&2
         tail -n 20 "$log" >&2
         pg_die "the router runs but a query through it failed (log: $log)"
@@ -149,13 +149,13 @@ Orochi Router demo is up (pid $(cat "$pidfile"); log $log; config $config).
 Connect:
   PGPASSWORD=secret psql -h 127.0.0.1 -p $port -U app app
   psql "postgresql://app:secret@127.0.0.1:$port/app"
-Sharding is manual in this version (automatic key routing is not implemented yet; a
-statement that names no shard is refused with 0A000, never sent to a guessed shard):
+A sharded session (keys route to their shard; other reads fan out and merge):
+  PGPASSWORD=secret psql -h 127.0.0.1 -p $port -U app app -c "SELECT * FROM accounts WHERE aid = 42"
+  PGPASSWORD=secret psql -h 127.0.0.1 -p $port -U app app -c "SELECT count(*), sum(balance), avg(balance) FROM accounts"
+  PGPASSWORD=secret psql -h 127.0.0.1 -p $port -U app app -c "SELECT aid, name FROM accounts ORDER BY aid DESC LIMIT 5"
+  PGPASSWORD=secret psql -h 127.0.0.1 -p $port -U app app -c "SELECT b.name, count(*) FROM accounts a JOIN branches b ON b.bid = a.aid % 4 + 1 GROUP BY b.name ORDER BY 1"
   $bin shard-for -c $config --table accounts 42            # which shard holds aid 42
-  PGPASSWORD=secret psql -h 127.0.0.1 -p $port -U app app \\
-      -c "SET orochi.shard = \$($bin shard-for -c $config --table accounts 42)" \\
-      -c "SELECT * FROM accounts WHERE aid = 42"
-  PGPASSWORD=secret psql -h 127.0.0.1 -p $port -U app app -c "/* orochi.shard = 1 */ SELECT count(*) FROM accounts"
+  PGPASSWORD=secret psql -h 127.0.0.1 -p $port -U app app -c "SELECT count(DISTINCT name) FROM accounts"   # refused: 0A000 + why
 Admin console:
   PGPASSWORD=admin psql -h 127.0.0.1 -p $admin -U admin orochi      (SHOW POOLS; SHOW SHARDS;)
 Metrics:
