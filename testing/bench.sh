@@ -61,6 +61,26 @@ SQL
         >"$work/init.log" 2>&1 || { cat "$work/init.log" >&2; pg_die "pgbench -i failed"; }
 fi
 
+# Two shards of the same data for the sharded row: databases bench_s0/bench_s1 on the
+# same instance, pgbench_accounts split by aid as PostgreSQL's hash partitioning splits it
+# (the other pgbench tables replicated).
+for k in 0 1; do
+    have="$(pg_psql bench -d "${db}_s$k" -Atc 'SELECT count(*) FROM pgbench_branches' 2>/dev/null || true)"
+    if [[ "$have" != "$scale" ]]; then
+        echo "bench: shard $k of pgbench_accounts (once; kept between runs)"
+        pg_psql bench -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS ${db}_s$k WITH (FORCE);
+CREATE DATABASE ${db}_s$k OWNER app TEMPLATE $db;
+SQL
+        pg_psql bench -d "${db}_s$k" -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
+CREATE TEMP TABLE keyspace (aid int) PARTITION BY HASH (aid);
+DELETE FROM pgbench_accounts WHERE NOT satisfies_hash_partition('keyspace'::regclass, 2, $k, aid);
+VACUUM ANALYZE pgbench_accounts;
+SQL
+    fi
+done
+
 # ---------------------------------------------------------------- PgBouncer
 bouncer_dir="$work/pgbouncer"
 bouncer_pid() { cat "$bouncer_dir/pgbouncer.pid" 2>/dev/null; }
@@ -118,6 +138,30 @@ router_up() {
     read -r router_port router_admin router_metrics < <(free_ports 3)
     router_config "$work/orochi.toml" "$router_port" "$router_admin" "$router_metrics" "$db" "$db" \
         "$pg_port_bench" "$pool_size"
+    cat >>"$work/orochi.toml" <<EOF
+
+[pools.sharded]
+pool_mode = "transaction"
+
+[pools.sharded.users.0]
+username = "app"
+password = "secret"
+pool_size = $pool_size
+
+[pools.sharded.shards.0]
+database = "${db}_s0"
+servers = [["127.0.0.1", $pg_port_bench, "primary"]]
+
+[pools.sharded.shards.1]
+database = "${db}_s1"
+servers = [["127.0.0.1", $pg_port_bench, "primary"]]
+
+[[sharding.tables]]
+name = "pgbench_accounts"
+column = "aid"
+data_type = "integer"
+pool = "sharded"
+EOF
     PGDOG_LOG_LEVEL="${PGDOG_LOG_LEVEL:-warn}" router_start "$bin" "$work/orochi.toml" "$work/router.log" \
         "$work/router.pid" "$router_port" "$router_admin" "$router_metrics"
     router_wait "$work/router.pid" "$router_port" "$work/router.log"
@@ -280,12 +324,12 @@ fi
 bouncer_start
 [[ -n "$bin" ]] && router_up
 
-# point NAME PORT CLIENTS -> "tps latency_ms"
+# point NAME PORT CLIENTS [DB] -> "tps latency_ms"
 point() {
-    local name="$1" port="$2" c="$3" out="$work/pgbench-$1-$3.log" jobs=2 tps="" lat=""
+    local name="$1" port="$2" c="$3" target_db="${4:-$db}" out="$work/pgbench-$1-$3.log" jobs=2 tps="" lat=""
     ((c < 2)) && jobs=1
     if PGPASSWORD=secret timeout $((secs + 120)) "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U app -n -S \
-        -M "$mode" -c "$c" -j "$jobs" -T "$secs" "$db" >"$out" 2>&1; then
+        -M "$mode" -c "$c" -j "$jobs" -T "$secs" "$target_db" >"$out" 2>&1; then
         tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$out")"
         lat="$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$out")"
     fi
@@ -312,6 +356,18 @@ for c in "${clients_list[@]}"; do
     rows+=("| $c | $(fmt "$d_tps" 0) | $(fmt "$d_lat" 3) | $(fmt "$b_tps" 0) | $(fmt "$b_lat" 3) | $(fmt "$r_tps" 0) | $(fmt "$r_lat" 3) | $(ratio "$r_tps" "$b_tps") | $(ratio "$r_tps" "$d_tps") |")
 done
 
+# Sharded: the same pgbench -S through a 2-shard pool (keys routed by aid).
+sharded_rows=()
+if [[ -n "$bin" ]]; then
+    for c in ${BENCH_SHARDED_CLIENTS:-1 50}; do
+        echo "bench: sharded, $c client(s)" >&2
+        read -r d_tps d_lat < <(point direct "$pg_port_bench" "$c")
+        read -r o_tps o_lat < <(point router-one-shard "$router_port" "$c")
+        read -r s_tps s_lat < <(point router-sharded "$router_port" "$c" sharded)
+        sharded_rows+=("| $c | $(fmt "$d_tps" 0) | $(fmt "$o_tps" 0) | $(fmt "$o_lat" 3) | $(fmt "$s_tps" 0) | $(fmt "$s_lat" 3) | $(ratio "$s_tps" "$o_tps") |")
+    done
+fi
+
 {
     echo "### pgbench -S (select-only), -M $mode, ${secs}s per point, scale $scale, pool size $pool_size, transaction mode"
     echo
@@ -327,4 +383,10 @@ done
     echo "|---|---:|---:|---:|"
     echo "| PgBouncer | $b_before | $b_after | $b_per |"
     echo "| Orochi Router | $r_before | $r_after | $r_per |"
+    echo
+    echo "### Sharded: pgbench -S with pgbench_accounts sharded by aid over 2 shards (zero failed transactions required)"
+    echo
+    echo "| clients | direct TPS | router, 1 shard TPS | latency ms | router, 2 shards TPS | latency ms | 2 shards / 1 shard |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${sharded_rows[@]}"
 } | tee "$work/results.md"

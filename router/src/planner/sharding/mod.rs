@@ -23,10 +23,11 @@ use std::sync::Arc;
 pub fn plan(schema: &ShardingSchema, sql: &str) -> Arc<ShardPlan> {
     schema
         .plans
-        .get_or_insert_with(sql, || plan_text(schema, sql))
+        .get_or_insert_with(sql, || plan_uncached(schema, sql))
 }
 
-fn plan_text(schema: &ShardingSchema, sql: &str) -> ShardPlan {
+/// The plan of `sql`, computed afresh (no cache): parse, walk, merge plan.
+pub fn plan_uncached(schema: &ShardingSchema, sql: &str) -> ShardPlan {
     let parsed = match pg_query::parse(sql, 0) {
         Ok(p) => p,
         // The server reports the syntax error; any shard will do.
