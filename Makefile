@@ -48,6 +48,7 @@ else
 	set -a; source .run/fleet.env; set +a; $(CARGO) test --workspace --no-fail-fast
 endif
 	bash testing/pgbench-test.sh $(TARGET_DIR)/debug/orochi-router
+	bash testing/compare.sh $(TARGET_DIR)/debug/orochi-router
 
 # Driver compatibility matrix (testing/drivers.sh): psycopg, SQLAlchemy, asyncpg,
 # node-postgres, pgjdbc, sqlx, psql, pgbench through the router.

@@ -23,14 +23,21 @@ fn schema() -> ShardingSchema {
     };
     ShardingSchema::new(
         4,
-        vec![t("pgbench_accounts", "aid"), t("users", "id"), t("orders", "user_id")],
+        vec![
+            t("pgbench_accounts", "aid"),
+            t("users", "id"),
+            t("orders", "user_id"),
+        ],
     )
 }
 
 fn planner(c: &mut Criterion) {
     let s = schema();
     let v = [Some(bytes::Bytes::from_static(b"42"))];
-    let params = Params { values: &v, formats: &[] };
+    let params = Params {
+        values: &v,
+        formats: &[],
+    };
     for (name, sql) in STATEMENTS {
         c.bench_function(&format!("cold_plan/{name}"), |b| {
             b.iter(|| black_box(plan_uncached(&s, black_box(sql))))

@@ -150,6 +150,10 @@ impl Session {
             Resolved::Shards(v) => v,
         };
         let write = matches!(p.kind, Kind::Write | Kind::Ddl);
+        let merge = match &p.merge {
+            Ok(m) => m.clone(),
+            Err(m) => return self.refused(m, extended),
+        };
         // Several shards: only outside a transaction that already uses a shard.
         if self.server.as_ref().is_some_and(|_| self.tx_status != b'I') {
             let s = self.server.as_ref().map_or(0, |c| c.pool.shard);
@@ -164,10 +168,6 @@ impl Session {
         if !self.expect.is_empty() || self.unsynced && self.server.is_some() {
             return self.refused("a multi-shard statement pipelined behind a statement still running on one shard; send a Sync first", extended);
         }
-        let merge = match &p.merge {
-            Ok(m) => m.clone(),
-            Err(m) => return self.refused(m, extended),
-        };
         if merge.order.iter().any(|_| true) && !self.text_order_ok(schema).await {
             return self.refused("ORDER BY across shards on a database whose collation is not C: the router merges text in byte order; use COLLATE \"C\" databases for sharded pools", extended);
         }

@@ -48,10 +48,35 @@ pub fn key_value(n: &Node) -> Option<KeyValue> {
                 _ => None,
             }
         }
-        NodeEnum::TypeCast(t) => key_value(t.arg.as_deref()?),
+        NodeEnum::TypeCast(t) if key_cast(t) => key_value(t.arg.as_deref()?),
         NodeEnum::ParamRef(p) if p.number > 0 => Some(KeyValue::Param(p.number as usize)),
         _ => None,
     }
+}
+
+/// A cast that keeps a key value as it is: to an integer type, text, varchar or uuid.
+/// Other casts change what is compared (`char(n)` drops trailing blanks, `numeric`
+/// compares numerically), so their values are not hashed.
+pub fn key_cast(t: &pg_query::protobuf::TypeCast) -> bool {
+    let Some(tn) = t.type_name.as_ref() else {
+        return false;
+    };
+    if !tn.array_bounds.is_empty() {
+        return false;
+    }
+    matches!(
+        func_name(&tn.names).as_str(),
+        "int2"
+            | "int4"
+            | "int8"
+            | "smallint"
+            | "integer"
+            | "int"
+            | "bigint"
+            | "text"
+            | "varchar"
+            | "uuid"
+    )
 }
 
 /// The elements of `ANY(...)`: an array parameter, `ARRAY[...]` of literals, or an
@@ -63,6 +88,27 @@ pub fn any_values(n: &Node) -> Option<Vec<KeyValue>> {
         }
         NodeEnum::TypeCast(t) => {
             let arg = t.arg.as_deref()?;
+            // `'{1,2}'::bigint[]`: an array of a key-compatible element type.
+            let elem = t
+                .type_name
+                .as_ref()
+                .map(|tn| func_name(&tn.names))
+                .unwrap_or_default();
+            if !matches!(
+                elem.as_str(),
+                "int2"
+                    | "int4"
+                    | "int8"
+                    | "smallint"
+                    | "integer"
+                    | "int"
+                    | "bigint"
+                    | "text"
+                    | "varchar"
+                    | "uuid"
+            ) {
+                return None;
+            }
             match inner(arg)? {
                 NodeEnum::AConst(_) => match key_value(arg)? {
                     KeyValue::Text(s) => array_literal(&s),

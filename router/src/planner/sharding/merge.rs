@@ -115,6 +115,16 @@ pub fn plan_select(s: &SelectStmt) -> Result<(Merge, Option<SelectStmt>), String
     if !s.window_clause.is_empty() {
         return Err("window functions across shards: each shard only sees its own rows; add the shard key to the WHERE clause or compute the window in the application".into());
     }
+    for n in s
+        .target_list
+        .iter()
+        .chain(&s.sort_clause)
+        .chain(&s.group_clause)
+    {
+        if let Some(c) = non_c_collation(n) {
+            return Err(format!("COLLATE \"{c}\" in a merged ORDER BY, GROUP BY or aggregate across shards: the router compares text in byte order (the C collation); sort in the application or restrict the query to one shard key"));
+        }
+    }
     let distinct = match s.distinct_clause.as_slice() {
         [] => false,
         [d] if d.node.is_none() => true,
@@ -301,6 +311,20 @@ pub fn plan_select(s: &SelectStmt) -> Result<(Merge, Option<SelectStmt>), String
     }
     let changed = out != *s;
     Ok((merge, changed.then_some(out)))
+}
+
+/// A `COLLATE` other than "C"/"POSIX" inside an expression.
+fn non_c_collation(n: &Node) -> Option<String> {
+    let mut found = None;
+    super::ast::visit_exprs(n, &mut |e| {
+        if let NodeEnum::CollateClause(c) = e {
+            let name = func_name(&c.collname);
+            if !matches!(name.as_str(), "c" | "posix") {
+                found.get_or_insert(name);
+            }
+        }
+    });
+    found
 }
 
 fn count_node(c: Count) -> Node {

@@ -292,7 +292,7 @@ fn routing(w: &Walk<'_>) -> (Routing, Result<(), String>) {
         .map(|(r, _)| format!("\"{}\"", w.schema_table(w.occs[*r].table).name))
         .collect();
     (
-        Routing::SameShard(vec![]),
+        Routing::All,
         Err(format!(
             "the statement combines distributed tables {} without joining them on their shard keys; join them on the key columns (a.key = b.key), or restrict each to one key value",
             names.join(" and ")
