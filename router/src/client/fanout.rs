@@ -140,7 +140,11 @@ fn fields(f: &Frame) -> Option<Vec<FieldDescription>> {
 
 impl Session {
     /// Sends `bytes` to the client in order with anything still pending.
-    fn emit(&mut self, b: &[u8]) {
+    pub(crate) fn emit(&mut self, b: &[u8]) {
+        if let Some(c) = self.capture.as_mut() {
+            c.extend_from_slice(b);
+            return;
+        }
         if self.expect.is_empty() {
             self.out.extend_from_slice(b);
         } else {
@@ -150,7 +154,7 @@ impl Session {
     }
 
     async fn emit_flush(&mut self) -> Result<()> {
-        if self.expect.is_empty() && self.out.len() > 64 * 1024 {
+        if self.capture.is_none() && self.expect.is_empty() && self.out.len() > 64 * 1024 {
             let r = tokio::io::AsyncWriteExt::write_all(&mut self.stream, &self.out).await;
             self.out.clear();
             r.map_err(RouterError::ClientIo)?;
@@ -386,6 +390,15 @@ impl Session {
                             }
                         }
                     }
+                    for (c, chain) in &g.casts {
+                        if let (Some(f), Some(to)) =
+                            (out_fields.get_mut(bound.index(*c)), chain.last())
+                        {
+                            f.type_oid = to.oid();
+                            f.type_size = to.size();
+                            f.type_modifier = -1;
+                        }
+                    }
                 }
                 if job.extended.as_ref().is_none_or(|x| x.describe) {
                     let mut b = BytesMut::new();
@@ -476,7 +489,12 @@ impl Session {
                 let mut rows = match groups.finish(b) {
                     Ok(r) => r,
                     Err(m) => {
-                        self.emit_error(PgError::error("0A000", m), extended);
+                        // Cast errors carry their SQLSTATE: "22003:integer out of range".
+                        let e = match m.split_once(':') {
+                            Some((code, msg)) if code.len() == 5 => PgError::error(code, msg),
+                            _ => PgError::error("0A000", m),
+                        };
+                        self.emit_error(e, extended);
                         return Ok(false);
                     }
                 };

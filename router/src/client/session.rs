@@ -79,6 +79,10 @@ pub struct Session {
     pub(crate) held: Option<super::sharded::HeldPortal>,
     /// Sharded pools: a bound transaction command answered locally.
     pub(crate) local_portal: Option<super::sharded::LocalPortal>,
+    /// A multi-shard result fetched in batches (Execute with a row limit).
+    pub(crate) suspended: Option<super::sharded::Suspended>,
+    /// While set, fan-out output is collected here instead of sent.
+    pub(crate) capture: Option<BytesMut>,
 }
 
 pub(crate) fn ready(status: u8) -> Bytes {
@@ -143,6 +147,8 @@ impl Session {
             pending_failed: false,
             held: None,
             local_portal: None,
+            suspended: None,
+            capture: None,
         }
     }
 

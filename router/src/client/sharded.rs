@@ -139,14 +139,39 @@ impl Session {
             Ok(r) => r,
             Err(m) => return self.refused(&m, extended),
         };
+        // Inside a transaction that has not touched a shard yet, plain reads (READ
+        // COMMITTED: each statement sees its own snapshot anyway) run aside, so the
+        // transaction's writes can still pick their shard.
+        let aside = !matches!(p.kind, Kind::Write | Kind::Ddl)
+            && self.server.is_none()
+            && self.pending_begin.as_deref().is_some_and(|b| {
+                !contains_word_ci(b, "repeatable") && !contains_word_ci(b, "serializable")
+            })
+            && crate::planner::rw::is_read(sql);
         let shards = match shards {
+            Resolved::Any
+                if self.server.is_none()
+                    && self.pending_begin.is_some()
+                    && (p.kind == Kind::Read || first_keyword(sql) == "show") =>
+            {
+                // A read that needs no particular shard, before the transaction picked
+                // one: answered aside, so the transaction can still go where its keys say.
+                return Ok(Route::Fanout(Box::new(Job {
+                    shards: vec![(self.id as usize) % schema.shards],
+                    sql: vec![sql.to_string()],
+                    merge: Default::default(),
+                    write: false,
+                    select: false,
+                    extended: ext,
+                })));
+            }
             Resolved::Any => {
                 return Ok(Route::Shard(match self.server.as_ref() {
                     Some(co) => co.pool.shard,
                     None => (self.id as usize) % schema.shards,
                 }))
             }
-            Resolved::Shards(v) if v.len() == 1 => return Ok(Route::Shard(v[0])),
+            Resolved::Shards(v) if v.len() == 1 && !aside => return Ok(Route::Shard(v[0])),
             Resolved::Shards(v) => v,
         };
         let write = matches!(p.kind, Kind::Write | Kind::Ddl);
@@ -304,6 +329,13 @@ pub(crate) struct HeldPortal {
     pub job: Job,
 }
 
+/// The rest of a multi-shard result the client fetches in batches.
+pub(crate) struct Suspended {
+    pub rows: std::collections::VecDeque<bytes::Bytes>,
+    /// CommandComplete (or the error) once every row was fetched.
+    pub tail: bytes::Bytes,
+}
+
 /// A local answer for a held-back transaction command in the extended protocol.
 #[derive(Debug, Clone)]
 pub(crate) struct LocalPortal {
@@ -363,6 +395,7 @@ impl Session {
                 let Some(stmt) = stmt else { return Ok(None) };
                 self.held = None;
                 self.local_portal = None;
+                self.suspended = None;
                 if idle {
                     if let Some(tag) = self.local_transaction(&stmt.query) {
                         self.local_portal = Some(LocalPortal { tag });
@@ -407,11 +440,39 @@ impl Session {
                 let Some(h) = self.held.take() else {
                     return Ok(Some(None));
                 };
-                if *max_rows > 0 {
-                    self.router_error(refuse("fetching a multi-shard result in batches (Execute with a row limit, e.g. a JDBC fetch size); fetch it whole"), true);
+                if *max_rows <= 0 {
+                    self.run_fanout(h.job).await?;
                     return Ok(Some(None));
                 }
-                self.run_fanout(h.job).await?;
+                // Fetched in batches: run it whole, then hand out max_rows at a time.
+                self.capture = Some(bytes::BytesMut::new());
+                let r = self.run_fanout(h.job).await;
+                let mut buf = self.capture.take().unwrap_or_default();
+                r?;
+                let mut head = bytes::BytesMut::new();
+                let mut rows = std::collections::VecDeque::new();
+                let mut tail = bytes::BytesMut::new();
+                while let Ok(Some(f)) = orochi_wire::decode_frame(&mut buf, usize::MAX) {
+                    match f.tag {
+                        b'D' => {
+                            let mut b = bytes::BytesMut::new();
+                            f.encode(&mut b);
+                            rows.push_back(b.freeze());
+                        }
+                        b'T' | b'n' | b'N' if tail.is_empty() => f.encode(&mut head),
+                        _ => f.encode(&mut tail),
+                    }
+                }
+                self.emit(&head);
+                self.suspended = Some(Suspended {
+                    rows,
+                    tail: tail.freeze(),
+                });
+                self.serve_suspended(*max_rows);
+                Ok(Some(None))
+            }
+            M::Execute { max_rows, .. } if self.suspended.is_some() => {
+                self.serve_suspended(*max_rows);
                 Ok(Some(None))
             }
             M::Execute { .. } if self.local_portal.is_some() => {
@@ -428,6 +489,34 @@ impl Session {
             }
             _ => Ok(None),
         }
+    }
+
+    /// Sends up to `max_rows` rows of a suspended result (all when 0), then
+    /// PortalSuspended, or the final CommandComplete when none are left.
+    fn serve_suspended(&mut self, max_rows: i32) {
+        let Some(mut s) = self.suspended.take() else {
+            return;
+        };
+        let n = if max_rows <= 0 {
+            usize::MAX
+        } else {
+            max_rows as usize
+        };
+        let mut out = bytes::BytesMut::new();
+        for _ in 0..n {
+            match s.rows.pop_front() {
+                Some(r) => out.extend_from_slice(&r),
+                None => break,
+            }
+        }
+        let done = s.rows.is_empty();
+        if done {
+            out.extend_from_slice(&s.tail);
+        } else {
+            out.extend_from_slice(&[b's', 0, 0, 0, 4]);
+            self.suspended = Some(s);
+        }
+        self.emit(&out);
     }
 
     /// Describes a statement on any shard without tying the session to that shard (the
@@ -506,6 +595,10 @@ impl Session {
     /// its description; run it (rows are not sent without an Execute, so none are).
     pub(crate) async fn finish_held(&mut self) -> Result<()> {
         self.local_portal = None;
+        if self.local_status() == b'I' {
+            // The implicit transaction ends at Sync, and its portals with it.
+            self.suspended = None;
+        }
         if let Some(h) = self.held.take() {
             if h.job.extended.as_ref().is_some_and(|x| x.describe) {
                 let mut job = h.job;

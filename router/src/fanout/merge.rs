@@ -3,6 +3,7 @@
 //! that pass through unchanged are forwarded as the shard's bytes; only aggregates are
 //! re-encoded.
 
+use super::cast::Scalar;
 use super::numeric::Numeric;
 use super::value::{self, canonical, compare, decode, Value};
 use crate::planner::sharding::{AggKind, Col, Merge};
@@ -294,6 +295,22 @@ impl Groups {
                     AggKind::Avg { .. } => avg(&accs[n], &counts[n], t)?,
                     _ => finish(&accs[n], t),
                 };
+            }
+            for (c, chain) in &g.casts {
+                let i = b.index(*c);
+                let Some(raw) = vals[i].take() else { continue };
+                let t = b.types[i];
+                let is_avg = g
+                    .aggs
+                    .iter()
+                    .any(|(ac, k)| ac == c && matches!(k, AggKind::Avg { .. }));
+                let oid = if is_avg { avg_type(t.oid) } else { t.oid };
+                let v = decode(oid, t.binary, &raw).ok_or("cannot read a merged value to cast")?;
+                let mut s = Scalar::from_value(v, oid).map_err(|(_, m)| m)?;
+                for to in chain {
+                    s = s.cast(*to).map_err(|(code, m)| format!("{code}:{m}"))?;
+                }
+                vals[i] = chain.last().map(|to| s.encode(*to, t.binary));
             }
             out.push(Row::parse(encode_row(&vals)).ok_or("internal: bad row")?);
         }

@@ -205,11 +205,32 @@ pub fn plan_select(s: &SelectStmt) -> Result<(Merge, Option<SelectStmt>), String
         }
         let mut keys = Vec::new();
         let mut aggs = Vec::new();
+        let mut casts = Vec::new();
         for (i, t) in s.target_list.iter().enumerate() {
             let Some(NodeEnum::ResTarget(r)) = inner(t) else {
                 continue;
             };
-            let Some(v) = r.val.as_deref() else { continue };
+            let Some(full) = r.val.as_deref() else {
+                continue;
+            };
+            // `agg(...)::type...`: the shards return the aggregate, the router casts.
+            let (core, chain) = peel_casts(full);
+            let mut v = full;
+            if !chain.is_empty() && simple_aggregate(core)?.is_some() {
+                let mut to = Vec::new();
+                for tn in chain.iter().rev() {
+                    match crate::fanout::cast::CastTo::from_type_name(tn) {
+                        Some(c) => to.push(c),
+                        None => return Err(format!("a cast to {tn} over an aggregate across shards; cast in the application, or to int, bigint, numeric, float8 or text")),
+                    }
+                }
+                casts.push((Col::At(i), to));
+                let mut rt = r.clone();
+                rt.name = targets[i].name.clone();
+                rt.val = Some(Box::new(core.clone()));
+                out.target_list[i] = node(NodeEnum::ResTarget(rt));
+                v = core;
+            }
             match simple_aggregate(v)? {
                 Some((f, kind)) => {
                     let k = match kind {
@@ -269,7 +290,7 @@ pub fn plan_select(s: &SelectStmt) -> Result<(Merge, Option<SelectStmt>), String
         }
         merge.limit = count(s.limit_count.as_deref(), "LIMIT")?;
         merge.offset = count(s.limit_offset.as_deref(), "OFFSET")?;
-        merge.group = Some(Grouping { keys, aggs });
+        merge.group = Some(Grouping { keys, aggs, casts });
         out.sort_clause.clear();
         out.limit_count = None;
         out.limit_offset = None;
@@ -311,6 +332,25 @@ pub fn plan_select(s: &SelectStmt) -> Result<(Merge, Option<SelectStmt>), String
     }
     let changed = out != *s;
     Ok((merge, changed.then_some(out)))
+}
+
+/// The expression under a chain of casts, and the cast type names (outermost first).
+fn peel_casts(n: &Node) -> (&Node, Vec<String>) {
+    let mut cur = n;
+    let mut names = Vec::new();
+    while let Some(NodeEnum::TypeCast(t)) = inner(cur) {
+        let Some(arg) = t.arg.as_deref() else { break };
+        let name = t.type_name.as_ref().map(|tn| {
+            if tn.array_bounds.is_empty() && tn.typmods.is_empty() {
+                func_name(&tn.names)
+            } else {
+                "a modified type".to_string()
+            }
+        });
+        names.push(name.unwrap_or_default());
+        cur = arg;
+    }
+    (cur, names)
 }
 
 /// A `COLLATE` other than "C"/"POSIX" inside an expression.

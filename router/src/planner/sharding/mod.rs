@@ -11,7 +11,9 @@ pub mod scope;
 #[cfg(test)]
 mod tests;
 
-pub use route::{AggKind, Col, Count, KeySet, KeyValue, Kind, Merge, Routing, ShardPlan, SortKey};
+pub use route::{
+    AggKind, CastTo, Col, Count, KeySet, KeyValue, Kind, Merge, Routing, ShardPlan, SortKey,
+};
 pub use schema::{DistributedTable, ShardingSchema};
 
 use pg_query::protobuf::{Node, ParseResult};

@@ -102,6 +102,19 @@ pub struct Merge {
 pub struct Grouping {
     pub keys: Vec<Col>,
     pub aggs: Vec<(Col, AggKind)>,
+    /// Casts over aggregates (`count(*)::int`), innermost first, applied after merging.
+    pub casts: Vec<(Col, Vec<CastTo>)>,
+}
+
+/// A cast the router applies to a merged aggregate (see `fanout::cast`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CastTo {
+    Int2,
+    Int4,
+    Int8,
+    Numeric,
+    Float8,
+    Text,
 }
 
 /// The plan of one statement.

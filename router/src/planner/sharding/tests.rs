@@ -183,8 +183,14 @@ fn merge_plans() {
 #[test]
 fn casts_that_change_the_value_are_not_hashed() {
     // char(n) compares without trailing blanks: the padded text is not the key.
-    assert_eq!(shards("SELECT * FROM docs WHERE slug = 'a  '::char(5)"), all());
-    assert_eq!(shards("SELECT * FROM users WHERE id = '42'::numeric"), all());
+    assert_eq!(
+        shards("SELECT * FROM docs WHERE slug = 'a  '::char(5)"),
+        all()
+    );
+    assert_eq!(
+        shards("SELECT * FROM users WHERE id = '42'::numeric"),
+        all()
+    );
     assert_eq!(shards("SELECT * FROM users WHERE id = $1::bigint"), all()); // no params: every shard
     assert_eq!(shards("SELECT * FROM users WHERE id = '42'::int8"), one(42));
 }
@@ -192,10 +198,16 @@ fn casts_that_change_the_value_are_not_hashed() {
 #[test]
 fn non_c_collations_are_not_merged() {
     let s = schema();
-    let p = plan(&s, "SELECT name FROM users ORDER BY name COLLATE \"en-x-icu\" LIMIT 3");
+    let p = plan(
+        &s,
+        "SELECT name FROM users ORDER BY name COLLATE \"en-x-icu\" LIMIT 3",
+    );
     assert!(p.merge.as_ref().unwrap_err().contains("COLLATE"));
     let p = plan(&s, "SELECT max(name COLLATE \"en-x-icu\") FROM users");
     assert!(p.merge.is_err());
-    let p = plan(&s, "SELECT name FROM users ORDER BY name COLLATE \"C\" LIMIT 3");
+    let p = plan(
+        &s,
+        "SELECT name FROM users ORDER BY name COLLATE \"C\" LIMIT 3",
+    );
     assert!(p.merge.is_ok());
 }
