@@ -52,7 +52,11 @@ pub fn plan_uncached(schema: &ShardingSchema, sql: &str) -> ShardPlan {
     };
     // Safety net: every distributed table the statement names must have been seen by the
     // walk; a shape it does not understand must not be routed by a partial view.
-    if plan.refuse.is_none() && plan.kind != Kind::Ddl {
+    // Only statements that can nest queries need it (the walk sees every FROM item and
+    // DML target of a flat statement): it costs a full copy of the tree.
+    let nested =
+        count_word(sql, "select") > 1 || crate::planner::lex::contains_word_ci(sql, "with");
+    if nested && plan.refuse.is_none() && plan.kind != Kind::Ddl {
         let found = count_distributed(schema, &parsed.protobuf);
         let seen = plans_seen(schema, &stmts);
         if found > seen {
@@ -346,7 +350,11 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
         plan.merge = Err(e);
     }
     match e {
-        E::SelectStmt(s) if plan.merge.is_ok() && plan.routing != Routing::Any => {
+        E::SelectStmt(s)
+            if plan.merge.is_ok()
+                && plan.routing != Routing::Any
+                && !one_shard_now(schema, &plan.routing) =>
+        {
             match merge::plan_select(s) {
                 Ok((m, rewritten)) => {
                     plan.merge = Ok(m);
@@ -464,6 +472,38 @@ fn insert_rows(schema: &ShardingSchema, i: &pg_query::protobuf::InsertStmt, plan
         values: keys.clone(),
     });
     plan.insert_rows = Some(keys);
+}
+
+/// Whether literal keys already pin the statement to one shard (its merge plan is then
+/// never needed: skipping it keeps cold planning of point lookups cheap).
+fn one_shard_now(schema: &ShardingSchema, routing: &Routing) -> bool {
+    let Routing::Keys(ks) = routing else {
+        return false;
+    };
+    if !ks
+        .values
+        .iter()
+        .all(|v| matches!(v, KeyValue::Text(_) | KeyValue::Null))
+    {
+        return false;
+    }
+    matches!(
+        resolve::resolve(routing, schema.shards, Default::default()),
+        Ok(resolve::Resolved::Shards(v)) if v.len() == 1
+    )
+}
+
+/// How often `word` occurs as a whole word, ignoring case.
+fn count_word(sql: &str, word: &str) -> usize {
+    let lower = sql.to_ascii_lowercase();
+    let b = lower.as_bytes();
+    let is_ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    lower
+        .match_indices(word)
+        .filter(|(i, _)| {
+            (*i == 0 || !is_ident(b[*i - 1])) && b.get(i + word.len()).is_none_or(|c| !is_ident(*c))
+        })
+        .count()
 }
 
 /// SQL text of a statement node.
