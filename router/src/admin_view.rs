@@ -382,8 +382,22 @@ impl AdminView for AppView {
     }
 
     fn transactions(&self) -> Vec<TransactionRow> {
-        // Two-phase commit is not wired yet: no transaction is ever prepared.
-        Vec::new()
+        use orochi_twopc::Phase;
+        self.app
+            .twopc
+            .registry()
+            .snapshot()
+            .into_iter()
+            .map(|t| TransactionRow {
+                phase: t.phase.as_str().to_string(),
+                in_doubt: matches!(t.phase, Phase::InDoubt) || !t.pending.is_empty(),
+                age: t.age(),
+                gid: t.gid,
+                database: t.pool,
+                coordinator: t.coordinator,
+                shards: t.shards,
+            })
+            .collect()
     }
 
     fn pool_nodes(&self) -> Vec<PoolNodeRow> {

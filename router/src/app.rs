@@ -56,6 +56,8 @@ pub struct App {
     /// Span exporter, when `otel_endpoint` is set (started with the server).
     pub otel: std::sync::OnceLock<crate::otel::Exporter>,
     pub clients: Arc<ClientRegistry>,
+    /// Two-phase commit coordinator state of this instance (gids, in-flight registry).
+    pub twopc: Arc<orochi_twopc::TwoPc>,
     /// Graceful shutdown began: idle clients are told 57P01 and leave.
     pub shutdown: CancellationToken,
     /// The shutdown deadline passed (or SIGINT): every client leaves now.
@@ -72,7 +74,14 @@ impl App {
     pub fn new(config: Config, source: Option<ConfigSource>) -> Arc<Self> {
         // Registration fails only on a duplicate metric name: a bug, not an input.
         let metrics = Arc::new(orochi_admin::Metrics::new().expect("metric names are unique"));
+        let twopc = Arc::new(orochi_twopc::TwoPc::new(
+            orochi_twopc::Settings::from_config(
+                config.general.instance_id.as_deref(),
+                &config.sharding.two_phase_commit,
+            ),
+        ));
         Arc::new(App {
+            twopc,
             registry: ArcSwap::from_pointee(Registry::build(Arc::new(config), None, &metrics)),
             metrics,
             otel: std::sync::OnceLock::new(),

@@ -46,6 +46,9 @@ pub enum Command {
     Run,
     /// Validate the configuration and exit (1 on error).
     Check,
+    /// Create the `orochi` schema objects (two-phase commit decisions) on every shard of
+    /// every sharded pool; idempotent.
+    Setup,
     /// Print the shard index of each value, one a line.
     ShardFor {
         /// A sharded table of the configuration (-c): its key type and shard count are used.
@@ -97,6 +100,26 @@ pub fn main(cli: Cli) -> i32 {
                 1
             }
         },
+        Command::Setup => {
+            let config = match source.load() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return 1;
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return 1;
+                }
+            };
+            rt.block_on(setup(config))
+        }
         Command::ShardFor {
             table,
             shards,
@@ -169,4 +192,37 @@ fn shard_for(
         (None, None) => return Err("give --table T (with -c FILE) or --shards N --type T".into()),
     };
     shards_of(ty, n, values)
+}
+
+/// `orochi-router setup`: SETUP_SQL on every shard of every pool with several shards.
+async fn setup(config: Config) -> i32 {
+    let app = crate::app::App::new(config, None);
+    let reg = app.registry.load();
+    let mut failed = false;
+    let mut done = 0;
+    for (pool, users) in reg.dbs.iter() {
+        let Some(user) = users.values().next() else {
+            continue;
+        };
+        if user.shards.len() < 2 {
+            continue;
+        }
+        match crate::twopc::setup_pool(user).await {
+            Ok(()) => {
+                println!(
+                    "pool {pool}: orochi schema ready on {} shards",
+                    user.shards.len()
+                );
+                done += 1;
+            }
+            Err(e) => {
+                eprintln!("pool {pool}: {e}");
+                failed = true;
+            }
+        }
+    }
+    if done == 0 && !failed {
+        println!("no pool has several shards: nothing to set up");
+    }
+    i32::from(failed)
 }

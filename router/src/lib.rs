@@ -19,3 +19,4 @@ pub mod planner;
 pub mod server;
 pub mod shard_for;
 pub mod signals;
+pub mod twopc;

@@ -46,6 +46,7 @@ pub async fn serve(
     tracing::info!(%addr, "accepting PostgreSQL clients");
     tokio::spawn(accept_loop(app.clone(), listeners.client, tracker.clone()));
     tokio::spawn(maintenance(app.clone()));
+    crate::twopc::spawn_sweepers(&app);
     if let Some(endpoint) = app.config().general.otel_endpoint.clone() {
         match crate::otel::Exporter::start(&endpoint) {
             Ok(e) => {

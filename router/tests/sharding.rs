@@ -6,99 +6,9 @@
 
 mod common;
 
+use common::shards::*;
 use common::*;
-use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgConnection, Row};
-
-const ROWS: i64 = 200;
-
-fn shard_opts(k: usize, user: &str, password: &str, db: &str) -> PgConnectOptions {
-    let (host, port) = &fleet().shards[k];
-    PgConnectOptions::new_without_pgpass()
-        .host(host)
-        .port(*port)
-        .username(user)
-        .password(password)
-        .database(db)
-        .ssl_mode(PgSslMode::Disable)
-}
-
-fn shard_of(id: i64) -> usize {
-    orochi_sharding::shard_for(&orochi_sharding::ShardKey::Int(id), 2).unwrap()
-}
-
-/// A database on shards 0 and 1 with `users` (sharded by id) and `cities` (replicated).
-async fn cluster(extra: &str) -> (Router, String) {
-    let db = format!("sh_{}_{}", std::process::id(), rand_suffix());
-    for k in 0..2 {
-        let mut su = shard_opts(k, SUPERUSER, SUPERUSER_PASSWORD, "postgres")
-            .connect()
-            .await
-            .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE \"{db}\" OWNER app"
-        )))
-        .execute(&mut su)
-        .await
-        .unwrap();
-        let mut c = shard_opts(k, APP_USER, APP_PASSWORD, &db)
-            .connect()
-            .await
-            .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE users (id bigint PRIMARY KEY, name text, score numeric(10,2), city text);
-             CREATE TABLE cities (name text PRIMARY KEY, country text);
-             INSERT INTO cities VALUES ('Tokyo', 'JP'), ('Osaka', 'JP'), ('Paris', 'FR');
-             CREATE TEMP TABLE ks (id bigint) PARTITION BY HASH (id);
-             INSERT INTO users SELECT g, 'user' || g, g * 1.25, (ARRAY['Tokyo','Osaka','Paris'])[1 + g % 3]
-               FROM generate_series(1, {ROWS}) g
-              WHERE satisfies_hash_partition('ks'::regclass, 2, {k}, g::bigint);"
-        )))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    }
-    let f = fleet();
-    let body = format!(
-        r#"
-[pools.{db}]
-pool_mode = "transaction"
-
-[pools.{db}.users.0]
-username = "{APP_USER}"
-password = "{APP_PASSWORD}"
-pool_size = 4
-
-[pools.{db}.shards.0]
-database = "{db}"
-servers = [["{h0}", {p0}, "primary"]]
-
-[pools.{db}.shards.1]
-database = "{db}"
-servers = [["{h1}", {p1}, "primary"]]
-
-[sharding]
-enabled = true
-{extra}
-
-[[sharding.tables]]
-name = "users"
-column = "id"
-data_type = "bigint"
-"#,
-        h0 = f.shards[0].0,
-        p0 = f.shards[0].1,
-        h1 = f.shards[1].0,
-        p1 = f.shards[1].1,
-    );
-    (Router::start(&body).await, db)
-}
-
-fn rand_suffix() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
-}
 
 async fn rows(c: &mut PgConnection, sql: &str) -> Vec<Vec<String>> {
     use sqlx::ValueRef;
@@ -238,7 +148,7 @@ async fn fanout_reads_merge_like_one_database() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_cannot_be_merged_is_refused_with_0a000() {
-    let (r, db) = cluster("").await;
+    let (r, db) = cluster("[sharding.two_phase_commit]\nenabled = false").await;
     let mut c = r.connect(&db).await;
     for sql in [
         "SELECT count(DISTINCT city) FROM users",
@@ -319,7 +229,7 @@ async fn transactions_stay_on_their_first_keys_shard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn best_effort_writes_reach_every_shard() {
-    let (r, db) = cluster("[sharding.two_phase_commit]\nbest_effort = true").await;
+    let (r, db) = cluster("[sharding.two_phase_commit]\nenabled = false\nbest_effort = true").await;
     let mut c = r.connect(&db).await;
     exec(&mut c, "CREATE TABLE notes (id bigint, body text)").await;
     let tag = sqlx::raw_sql(

@@ -28,6 +28,9 @@ impl ServerTarget {
     }
 }
 
+/// A query's command tag and its rows as text (`None` = NULL).
+pub type QueryRows = (String, Vec<Vec<Option<String>>>);
+
 /// Fingerprint of "no parameters set by the router": what a fresh connection has.
 pub const EMPTY_PARAMS: u64 = 0;
 
@@ -280,33 +283,64 @@ impl ServerConn {
         }
     }
 
-    /// Records a ParameterStatus frame's value.
     /// Runs a query and returns the first column of its first row, as text.
     pub async fn query_one(&mut self, sql: &str) -> Result<Option<String>> {
-        let mut b = bytes::BytesMut::new();
-        orochi_wire::FrontendMessage::Query(sql.into()).encode(&mut b);
+        Ok(match self.query_rows(sql).await? {
+            Ok((_, rows)) => rows
+                .into_iter()
+                .next()
+                .and_then(|r| r.into_iter().next().flatten()),
+            Err(_) => None,
+        })
+    }
+
+    /// Runs one simple query: its command tag (the last one) and rows as text, or the
+    /// server's error. An I/O failure is the outer error.
+    pub async fn query_rows(
+        &mut self,
+        sql: &str,
+    ) -> Result<std::result::Result<QueryRows, PgError>> {
+        let mut b = BytesMut::new();
+        FrontendMessage::Query(sql.into()).encode(&mut b);
         self.write_all(&b).await?;
-        let mut value = None;
+        let mut rows = Vec::new();
+        let mut tag = String::new();
+        let mut error = None;
         loop {
             let f = self.read_frame().await?;
             match f.tag {
-                b'D' if value.is_none() => {
-                    if let Ok(orochi_wire::BackendMessage::DataRow(cols)) =
-                        orochi_wire::BackendMessage::decode(&f)
-                    {
-                        value = cols
-                            .first()
-                            .cloned()
-                            .flatten()
-                            .map(|v| String::from_utf8_lossy(&v).into_owned());
+                b'D' => {
+                    if let Ok(BackendMessage::DataRow(cols)) = BackendMessage::decode(&f) {
+                        rows.push(
+                            cols.into_iter()
+                                .map(|c| c.map(|v| String::from_utf8_lossy(&v).into_owned()))
+                                .collect(),
+                        );
                     }
                 }
-                b'Z' => return Ok(value),
+                b'C' => {
+                    if let Ok(BackendMessage::CommandComplete(t)) = BackendMessage::decode(&f) {
+                        tag = t;
+                    }
+                }
+                b'E' => {
+                    if let Ok(BackendMessage::ErrorResponse(fields)) = BackendMessage::decode(&f) {
+                        error.get_or_insert(PgError { fields });
+                    }
+                }
+                b'S' => self.track_parameter(&f),
+                b'Z' => {
+                    return Ok(match error {
+                        Some(e) => Err(e),
+                        None => Ok((tag, rows)),
+                    })
+                }
                 _ => {}
             }
         }
     }
 
+    /// Records a ParameterStatus frame's value.
     pub fn track_parameter(&mut self, f: &Frame) {
         if let Ok(BackendMessage::ParameterStatus { name, value }) = BackendMessage::decode(f) {
             self.params.insert(name, value);

@@ -33,6 +33,8 @@ pub struct Job {
     pub sql: Vec<String>,
     pub merge: Merge,
     pub write: bool,
+    /// Run the write in a transaction per shard (not for VACUUM and the like).
+    pub wrap: bool,
     /// A plain SELECT: the tag is `SELECT <rows sent>`.
     pub select: bool,
     pub extended: Option<Extended>,
@@ -205,7 +207,7 @@ impl Session {
                 .unwrap_or_default();
             let mut b = BytesMut::new();
             let mut readies = 1;
-            if job.write {
+            if job.write && job.wrap {
                 FrontendMessage::Query("BEGIN".into()).encode(&mut b);
                 readies += 1;
             }
@@ -250,29 +252,18 @@ impl Session {
         }
         let r = self.merge_streams(&job, &mut streams).await;
         // Every stream back to ReadyForQuery; writes committed or rolled back.
-        let mut failed = r.as_ref().map_or(true, |ok| !ok);
+        let mut failed = r.as_ref().map_or(true, |tag| tag.is_none());
         for s in streams.iter_mut() {
             if s.drain().await.is_err() {
                 s.co.conn().broken = true;
                 failed = true;
             }
         }
-        if job.write {
-            let verb = if failed { "ROLLBACK" } else { "COMMIT" };
-            for s in streams.iter_mut() {
-                if s.co.conn().broken {
-                    continue;
-                }
-                match s.co.conn().run_silent(verb).await {
-                    Ok(None) => {}
-                    Ok(Some(e)) if !failed => {
-                        // Best effort: shards committed before this one stay committed.
-                        self.emit_error(e, extended);
-                        failed = true;
-                    }
-                    _ => s.co.conn().broken = true,
-                }
-            }
+        if job.write && job.wrap {
+            failed = self.commit_fanout(&job, &mut streams, failed).await;
+        }
+        if let (false, Ok(Some(tag))) = (failed, &r) {
+            self.emit(tag);
         }
         drop(streams);
         match r {
@@ -285,6 +276,83 @@ impl Session {
                 Ok(())
             }
         }
+    }
+
+    /// Ends the transactions a multi-shard write opened: two-phase commit when enabled
+    /// (SPEC §4), else best effort (every shard commits in turn; any failure before
+    /// that rolls back all). Returns whether the statement failed (the client was told).
+    async fn commit_fanout(&mut self, job: &Job, streams: &mut [Stream], mut failed: bool) -> bool {
+        let extended = job.extended.is_some();
+        let schema = self.user.sharding.clone();
+        let atomic = schema.as_ref().is_some_and(|s| s.twopc) && streams.len() > 1;
+        if atomic && !failed {
+            if let Some(sc) = &schema {
+                if sc.twopc_ready.get().is_none() {
+                    match crate::twopc::setup_pool(&self.user).await {
+                        Ok(()) => {
+                            let _ = sc.twopc_ready.set(());
+                        }
+                        Err(m) => {
+                            self.emit_error(
+                                PgError::error(
+                                    "08006",
+                                    format!("two-phase commit setup failed: {m}"),
+                                ),
+                                extended,
+                            );
+                            failed = true;
+                        }
+                    }
+                }
+            }
+        }
+        if atomic && !failed {
+            let pool = self.user.pool_name.clone();
+            let mut parts: Vec<crate::twopc::ConnParticipant<'_>> = streams
+                .iter_mut()
+                .zip(&job.shards)
+                .map(|(s, &shard)| crate::twopc::ConnParticipant {
+                    shard,
+                    conn: s.co.conn(),
+                })
+                .collect();
+            let outcome = self.app.twopc.commit(&pool, &mut parts, &mut []).await;
+            drop(parts);
+            for (s, fate) in streams.iter_mut().zip(&outcome.written) {
+                if fate.connection == orochi_twopc::ConnState::Broken {
+                    s.co.conn().broken = true;
+                }
+            }
+            match outcome.resolution {
+                orochi_twopc::Resolution::Committed => self.app.metrics.twopc_committed(&pool),
+                orochi_twopc::Resolution::Aborted(e) => {
+                    self.app.metrics.twopc_rolled_back(&pool);
+                    self.emit_error(PgError::error(e.sqlstate(), e.to_string()), extended);
+                    failed = true;
+                }
+                orochi_twopc::Resolution::InDoubt(e) => {
+                    self.emit_error(PgError::error(e.sqlstate(), e.to_string()), extended);
+                    failed = true;
+                }
+            }
+            return failed;
+        }
+        let verb = if failed { "ROLLBACK" } else { "COMMIT" };
+        for s in streams.iter_mut() {
+            if s.co.conn().broken {
+                continue;
+            }
+            match s.co.conn().run_silent(verb).await {
+                Ok(None) => {}
+                Ok(Some(e)) if !failed => {
+                    // Best effort: shards committed before this one stay committed.
+                    self.emit_error(e, extended);
+                    failed = true;
+                }
+                _ => s.co.conn().broken = true,
+            }
+        }
+        failed
     }
 
     fn emit_error(&mut self, e: PgError, extended: bool) {
@@ -311,8 +379,9 @@ impl Session {
         }
     }
 
-    /// The merge proper. `Ok(false)`: a shard's error was sent to the client.
-    async fn merge_streams(&mut self, job: &Job, streams: &mut [Stream]) -> Result<bool> {
+    /// The merge proper. `Ok(Some(tag))`: the CommandComplete to send once the work is
+    /// committed; `Ok(None)`: a shard's error was sent to the client.
+    async fn merge_streams(&mut self, job: &Job, streams: &mut [Stream]) -> Result<Option<Bytes>> {
         let extended = job.extended.is_some();
         let mut notices = BytesMut::new();
         // 1. Every shard's first answer.
@@ -329,7 +398,7 @@ impl Session {
             if extended {
                 self.router_skipping = true;
             }
-            return Ok(false);
+            return Ok(None);
         }
         let header = heads.iter().find_map(|e| match e {
             Event::Header(f) => Some(f.clone()),
@@ -372,7 +441,7 @@ impl Session {
                 if let Err(m) = bound.check() {
                     let e = PgError::error("0A000", format!("{m} is not supported by the router"));
                     self.emit_error(e, extended);
-                    return Ok(false);
+                    return Ok(None);
                 }
                 let mut out_fields: Vec<FieldDescription> = fs[..visible].to_vec();
                 if let Some(g) = &job.merge.group {
@@ -466,7 +535,7 @@ impl Session {
                 if extended {
                     self.router_skipping = true;
                 }
-                return Ok(false);
+                return Ok(None);
             }};
         }
         match &bound {
@@ -478,7 +547,7 @@ impl Session {
                             Ok(Some(r)) => {
                                 if let Err(m) = groups.add(b, &r) {
                                     self.emit_error(PgError::error("22003", m), extended);
-                                    return Ok(false);
+                                    return Ok(None);
                                 }
                             }
                             Ok(None) => break,
@@ -495,7 +564,7 @@ impl Session {
                             _ => PgError::error("0A000", m),
                         };
                         self.emit_error(e, extended);
-                        return Ok(false);
+                        return Ok(None);
                     }
                 };
                 if !b.plan.order.is_empty() {
@@ -619,10 +688,9 @@ impl Session {
         } else {
             sum_tags(&tags)
         };
-        self.emit(&super::session::message(BackendMessage::CommandComplete(
-            tag,
-        )));
-        Ok(true)
+        Ok(Some(super::session::message(
+            BackendMessage::CommandComplete(tag),
+        )))
     }
 }
 

@@ -161,6 +161,7 @@ impl Session {
                     sql: vec![sql.to_string()],
                     merge: Default::default(),
                     write: false,
+                    wrap: false,
                     select: false,
                     extended: ext,
                 })));
@@ -187,8 +188,8 @@ impl Session {
         if write && self.pending_begin.is_some() {
             return self.refused("a write to several shards inside a transaction block (needs two-phase commit, not available yet)", extended);
         }
-        if write && !schema.best_effort {
-            return self.refused("a write that touches several shards would not be atomic without two-phase commit; restrict it to one shard key, or set [sharding.two_phase_commit] best_effort = true to allow non-atomic multi-shard writes", extended);
+        if write && !schema.twopc && !schema.best_effort {
+            return self.refused("a write that touches several shards would not be atomic: two-phase commit is disabled ([sharding.two_phase_commit] enabled = false); restrict it to one shard key, enable two-phase commit, or set best_effort = true to allow non-atomic multi-shard writes", extended);
         }
         if !self.expect.is_empty() || self.unsynced && self.server.is_some() {
             return self.refused("a multi-shard statement pipelined behind a statement still running on one shard; send a Sync first", extended);
@@ -205,6 +206,7 @@ impl Session {
             sql: sql_per_shard,
             merge,
             write,
+            wrap: write && transactional(sql),
             select: p.kind == Kind::Read && first_keyword(sql) != "copy",
             extended: ext,
         };
@@ -250,6 +252,17 @@ impl Session {
         let status = self.local_status();
         self.reply(ready(status));
     }
+}
+
+/// Statements PostgreSQL refuses inside a transaction block (run on each shard alone).
+fn transactional(sql: &str) -> bool {
+    let kw = first_keyword(sql);
+    !(matches!(kw.as_str(), "vacuum" | "checkpoint" | "reindex" | "cluster")
+        || contains_word_ci(sql, "concurrently")
+        || (matches!(kw.as_str(), "create" | "drop" | "alter")
+            && (contains_word_ci(sql, "database")
+                || contains_word_ci(sql, "tablespace")
+                || contains_word_ci(sql, "system"))))
 }
 
 /// A multi-row INSERT whose rows land on several shards: one INSERT per shard with that

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+pub mod shards;
 
 use orochi_router::app::App;
 use orochi_router::signals::Stop;

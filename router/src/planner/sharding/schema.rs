@@ -22,6 +22,10 @@ pub struct ShardingSchema {
     pub shards: usize,
     /// `[sharding.two_phase_commit] best_effort`: multi-shard writes without 2PC allowed.
     pub best_effort: bool,
+    /// `[sharding.two_phase_commit] enabled`: multi-shard writes commit atomically.
+    pub twopc: bool,
+    /// The `orochi` schema objects exist on every shard (checked on first 2PC commit).
+    pub twopc_ready: tokio::sync::OnceCell<()>,
     pub tables: Vec<DistributedTable>,
     pub(crate) plans: TextCache<ShardPlan>,
     /// Whether the shards' databases sort text in byte order (learned on first need).
@@ -42,6 +46,8 @@ impl ShardingSchema {
         ShardingSchema {
             shards,
             best_effort: false,
+            twopc: false,
+            twopc_ready: tokio::sync::OnceCell::new(),
             tables,
             plans: TextCache::new(16_384),
             c_collation: std::sync::OnceLock::new(),
@@ -74,6 +80,7 @@ impl ShardingSchema {
             .collect();
         let mut s = ShardingSchema::new(pool.shards.len(), tables);
         s.best_effort = config.sharding.two_phase_commit.best_effort;
+        s.twopc = config.sharding.two_phase_commit.enabled;
         Some(s)
     }
 

@@ -1,0 +1,108 @@
+//! Two real shards (the fleet's s0 and s1) with a database holding `users` (sharded by
+//! `id`, rows placed where PostgreSQL's hash partitioning puts them) and `cities`
+//! (replicated), and router configs for them.
+
+use super::*;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::ConnectOptions;
+
+pub const ROWS: i64 = 200;
+
+pub fn shard_opts(k: usize, user: &str, password: &str, db: &str) -> PgConnectOptions {
+    let (host, port) = &fleet().shards[k];
+    PgConnectOptions::new_without_pgpass()
+        .host(host)
+        .port(*port)
+        .username(user)
+        .password(password)
+        .database(db)
+        .ssl_mode(PgSslMode::Disable)
+}
+
+pub fn shard_of(id: i64) -> usize {
+    orochi_sharding::shard_for(&orochi_sharding::ShardKey::Int(id), 2).unwrap()
+}
+
+/// A database on shards 0 and 1 with `users` (sharded by id) and `cities` (replicated).
+/// A database with the data on both shards and an in-process router in front.
+pub async fn cluster(extra: &str) -> (Router, String) {
+    let db = two_shard_db().await;
+    (Router::start(&pool_toml_two_shards(&db, extra)).await, db)
+}
+
+/// Creates the database on both shards and loads it.
+pub async fn two_shard_db() -> String {
+    let db = format!("sh_{}_{}", std::process::id(), rand_suffix());
+    for k in 0..2 {
+        let mut su = shard_opts(k, SUPERUSER, SUPERUSER_PASSWORD, "postgres")
+            .connect()
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{db}\" OWNER app"
+        )))
+        .execute(&mut su)
+        .await
+        .unwrap();
+        let mut c = shard_opts(k, APP_USER, APP_PASSWORD, &db)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE users (id bigint PRIMARY KEY, name text, score numeric(10,2), city text);
+             CREATE TABLE cities (name text PRIMARY KEY, country text);
+             INSERT INTO cities VALUES ('Tokyo', 'JP'), ('Osaka', 'JP'), ('Paris', 'FR');
+             CREATE TEMP TABLE ks (id bigint) PARTITION BY HASH (id);
+             INSERT INTO users SELECT g, 'user' || g, g * 1.25, (ARRAY['Tokyo','Osaka','Paris'])[1 + g % 3]
+               FROM generate_series(1, {ROWS}) g
+              WHERE satisfies_hash_partition('ks'::regclass, 2, {k}, g::bigint);"
+        )))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    db
+}
+
+/// The pool (named like the database) over both shards; `extra` goes in `[sharding]`.
+pub fn pool_toml_two_shards(db: &str, extra: &str) -> String {
+    let f = fleet();
+    format!(
+        r#"
+[pools.{db}]
+pool_mode = "transaction"
+
+[pools.{db}.users.0]
+username = "{APP_USER}"
+password = "{APP_PASSWORD}"
+pool_size = 4
+
+[pools.{db}.shards.0]
+database = "{db}"
+servers = [["{h0}", {p0}, "primary"]]
+
+[pools.{db}.shards.1]
+database = "{db}"
+servers = [["{h1}", {p1}, "primary"]]
+
+[sharding]
+enabled = true
+{extra}
+
+[[sharding.tables]]
+name = "users"
+column = "id"
+data_type = "bigint"
+"#,
+        h0 = f.shards[0].0,
+        p0 = f.shards[0].1,
+        h1 = f.shards[1].0,
+        p1 = f.shards[1].1,
+    )
+}
+
+pub fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}

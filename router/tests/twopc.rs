@@ -1,0 +1,202 @@
+//! Atomic multi-shard writes over two real shards: single statements that write on
+//! both shards commit with two-phase commit (nothing left prepared, the decision row on
+//! the coordinator shard), and a router killed at a protocol step (fault injection,
+//! `OROCHI_2PC_FAULT`) leaves every transaction all-or-nothing once a restarted router's
+//! recovery sweeper has run.
+
+mod common;
+
+use common::shards::*;
+use common::*;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use std::time::Duration;
+
+async fn direct(k: usize, db: &str) -> PgConnection {
+    shard_opts(k, SUPERUSER, SUPERUSER_PASSWORD, db)
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn prepared_of(db: &str) -> i64 {
+    let mut n = 0;
+    for k in 0..2 {
+        let mut c = direct(k, db).await;
+        n += sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'orochi\\_%' AND database = current_database()",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    }
+    n
+}
+
+/// Rows with `name = 'marked'` on each shard.
+async fn marked(db: &str) -> [i64; 2] {
+    let mut out = [0; 2];
+    for (k, o) in out.iter_mut().enumerate() {
+        let mut c = direct(k, db).await;
+        *o = sqlx::query_scalar("SELECT count(*) FROM users WHERE name = 'marked'")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_shard_writes_commit_with_two_phase_commit() {
+    let (r, db) = cluster("").await;
+    let mut c = r.connect(&db).await;
+    let up = sqlx::raw_sql("UPDATE users SET name = 'marked' WHERE city = 'Tokyo'")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(up.rows_affected(), 66);
+    let m = marked(&db).await;
+    assert!(m[0] > 0 && m[1] > 0 && m[0] + m[1] == 66, "{m:?}");
+    exec(&mut c, "CREATE TABLE audit (id bigint, note text)").await;
+    let ins = sqlx::raw_sql(
+        "INSERT INTO users (id, name) VALUES (1001, 'a'), (1002, 'b'), (1003, 'c'), (1004, 'd')",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(ins.rows_affected(), 4);
+    // Extended protocol, a parameter that matches rows on both shards.
+    let del = sqlx::query("DELETE FROM users WHERE id > $1")
+        .bind(1000i64)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(del.rows_affected(), 4);
+    assert_eq!(prepared_of(&db).await, 0, "nothing left prepared");
+    let mut coord = direct(0, &db).await;
+    let decisions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM orochi.twopc_decisions WHERE decision = 'commit'")
+            .fetch_one(&mut coord)
+            .await
+            .unwrap();
+    assert_eq!(
+        decisions, 4,
+        "one decision row per two-phase commit, on the coordinator"
+    );
+    for k in 0..2 {
+        let mut d = direct(k, &db).await;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit")
+            .fetch_one(&mut d)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "the table exists on shard {k}");
+    }
+    // A shard's error rolls every shard back.
+    let e = sqlx::raw_sql("UPDATE users SET score = score / (id - 7) WHERE city = 'Osaka'")
+        .execute(&mut c)
+        .await
+        .expect_err("division by zero on one shard");
+    assert_eq!(code(&e).as_deref(), Some("22012"), "{e}");
+    let _ = c.close().await;
+}
+
+/// Starts the router binary with `fault` armed (or none) on `port`.
+fn spawn_router(config: &std::path::Path, fault: Option<&str>) -> tokio::process::Child {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_orochi-router"));
+    cmd.arg("-c")
+        .arg(config)
+        .env("PGDOG_LOG_LEVEL", "info")
+        .kill_on_drop(true);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    match fault {
+        Some(f) => cmd.env("OROCHI_2PC_FAULT", f),
+        None => cmd.env_remove("OROCHI_2PC_FAULT"),
+    };
+    cmd.spawn().expect("start the router binary")
+}
+
+async fn connect_router(port: u16, db: &str) -> PgConnection {
+    let opts = sqlx::postgres::PgConnectOptions::new_without_pgpass()
+        .host("127.0.0.1")
+        .port(port)
+        .username(APP_USER)
+        .password(APP_PASSWORD)
+        .database(db)
+        .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+    within(20, "router accepts connections", async {
+        loop {
+            if let Ok(c) = opts.connect().await {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_killed_mid_commit_leaves_all_or_nothing() {
+    // (fault point, whether the commit point was passed)
+    let cases = [
+        ("before_prepare", false),
+        ("after_prepare", false),
+        ("after_decision", false),
+        ("after_coordinator_commit", true),
+        ("after_commit_prepared", true),
+    ];
+    for (point, committed) in cases {
+        let db = two_shard_db().await;
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("orochi-2pc-{}-{point}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("orochi.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[general]\nhost = \"127.0.0.1\"\nport = {port}\nadmin_port = {}\nmetrics_port = {}\n{}",
+                free_port(),
+                free_port(),
+                pool_toml_two_shards(&db, "[sharding.two_phase_commit]\ntimeout_seconds = 1\ncleanup_interval_seconds = 1"),
+            ),
+        )
+        .unwrap();
+        let mut router = spawn_router(&config, Some(point));
+        let mut c = connect_router(port, &db).await;
+        let r = sqlx::raw_sql("UPDATE users SET name = 'marked' WHERE city = 'Paris'")
+            .execute(&mut c)
+            .await;
+        assert!(r.is_err(), "{point}: the router must have died mid-commit");
+        let status = within(10, "router exits", router.wait()).await.unwrap();
+        assert!(!status.success(), "{point}: killed by the fault point");
+        // A fresh router (no fault) recovers: after its sweeps nothing stays prepared.
+        let _router = spawn_router(&config, None);
+        let _c = connect_router(port, &db).await;
+        within(
+            30,
+            "recovery sweeper resolves the prepared transactions",
+            async {
+                while prepared_of(&db).await > 0 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
+        )
+        .await;
+        let m = marked(&db).await;
+        if committed {
+            assert!(
+                m[0] > 0 && m[1] > 0 && m[0] + m[1] == 67,
+                "{point}: committed on every shard: {m:?}"
+            );
+        } else {
+            assert_eq!(m, [0, 0], "{point}: rolled back on every shard");
+        }
+    }
+}
