@@ -178,8 +178,10 @@ async fn what_cannot_be_merged_is_refused_with_0a000() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transactions_stay_on_their_first_keys_shard() {
-    let (r, db) = cluster("").await;
+async fn transactions_follow_their_keys_and_need_2pc_to_span_shards() {
+    // Two-phase commit disabled: a transaction may visit several shards, but one that
+    // wrote on two of them cannot commit atomically and is rolled back with 0A000.
+    let (r, db) = cluster("[sharding.two_phase_commit]\nenabled = false").await;
     let mut c = r.connect(&db).await;
     let (a, b) = {
         let a = 1i64;
@@ -198,17 +200,23 @@ async fn transactions_stay_on_their_first_keys_shard() {
         .await
         .unwrap();
     assert_eq!(n, "changed");
-    let e = sqlx::query("UPDATE users SET name = 'other' WHERE id = $1")
+    sqlx::query("UPDATE users SET name = 'other' WHERE id = $1")
         .bind(b)
         .execute(&mut *tx)
         .await
-        .expect_err("another shard inside the transaction");
-    assert_eq!(code(&e).as_deref(), Some("25001"), "{e}");
-    tx.rollback().await.unwrap();
-    assert_eq!(
-        one(&mut c, &format!("SELECT name FROM users WHERE id = {a}")).await,
-        format!("user{a}")
-    );
+        .unwrap();
+    let e = tx
+        .commit()
+        .await
+        .expect_err("two written shards without 2PC");
+    assert_eq!(code(&e).as_deref(), Some("0A000"), "{e}");
+    for id in [a, b] {
+        assert_eq!(
+            one(&mut c, &format!("SELECT name FROM users WHERE id = {id}")).await,
+            format!("user{id}"),
+            "rolled back on every shard"
+        );
+    }
     // BEGIN ... COMMIT in the simple protocol, committed on the key's shard.
     exec(
         &mut c,

@@ -200,3 +200,92 @@ async fn a_router_killed_mid_commit_leaves_all_or_nothing() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_spanning_shards_commit_atomically() {
+    let (r, db) = cluster("").await;
+    let mut c = r.connect(&db).await;
+    let a = 1i64;
+    let b = (2..).find(|&i| shard_of(i) != shard_of(a)).unwrap();
+    // Extended protocol (sqlx), a transfer between two shards.
+    let mut tx = c.begin().await.unwrap();
+    for (id, delta) in [(a, -5), (b, 5)] {
+        sqlx::query("UPDATE users SET score = score + $2 WHERE id = $1")
+            .bind(id)
+            .bind(delta)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    // Reads inside the transaction see its own writes, on either shard.
+    let s: String = sqlx::query_scalar("SELECT score::text FROM users WHERE id = $1")
+        .bind(a)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(s, format!("{:.2}", a as f64 * 1.25 - 5.0));
+    tx.commit().await.unwrap();
+    assert_eq!(prepared_of(&db).await, 0);
+    let mut d0 = direct(shard_of(a), &db).await;
+    let sa: String = sqlx::query_scalar("SELECT score::text FROM users WHERE id = $1")
+        .bind(a)
+        .fetch_one(&mut d0)
+        .await
+        .unwrap();
+    let mut d1 = direct(shard_of(b), &db).await;
+    let sb: String = sqlx::query_scalar("SELECT score::text FROM users WHERE id = $1")
+        .bind(b)
+        .fetch_one(&mut d1)
+        .await
+        .unwrap();
+    assert_eq!(sa, format!("{:.2}", a as f64 * 1.25 - 5.0));
+    assert_eq!(sb, format!("{:.2}", b as f64 * 1.25 + 5.0));
+    // Simple protocol, rolled back on both shards.
+    exec(&mut c, "BEGIN").await;
+    exec(
+        &mut c,
+        &format!("UPDATE users SET name = 'gone' WHERE id = {a}"),
+    )
+    .await;
+    exec(
+        &mut c,
+        &format!("UPDATE users SET name = 'gone' WHERE id = {b}"),
+    )
+    .await;
+    exec(&mut c, "ROLLBACK").await;
+    assert_eq!(marked_as(&db, "gone").await, 0);
+    // An error on the second shard: the whole transaction rolls back.
+    exec(&mut c, "BEGIN").await;
+    exec(
+        &mut c,
+        &format!("UPDATE users SET name = 'half' WHERE id = {a}"),
+    )
+    .await;
+    let e = scalar(
+        &mut c,
+        &format!("UPDATE users SET score = score / 0 WHERE id = {b} RETURNING 'x'"),
+    )
+    .await
+    .expect_err("division by zero");
+    assert_eq!(code(&e).as_deref(), Some("22012"));
+    exec(&mut c, "COMMIT").await;
+    assert_eq!(
+        marked_as(&db, "half").await,
+        0,
+        "a failed transaction commits nothing"
+    );
+    assert_eq!(one(&mut c, "SELECT 'usable'::text").await, "usable");
+}
+
+async fn marked_as(db: &str, name: &str) -> i64 {
+    let mut n = 0;
+    for k in 0..2 {
+        let mut c = direct(k, db).await;
+        n += sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    }
+    n
+}

@@ -79,6 +79,13 @@ pub struct Session {
     pub(crate) held: Option<super::sharded::HeldPortal>,
     /// Sharded pools: a bound transaction command answered locally.
     pub(crate) local_portal: Option<super::sharded::LocalPortal>,
+    /// Sharded pools: the other shards' connections of a transaction that spans shards
+    /// (each inside the same transaction), while `server` serves the current one.
+    pub(crate) parked: Vec<Checkout>,
+    /// The BEGIN of the current explicit transaction, replayed on each shard it reaches.
+    pub(crate) tx_begin: Option<String>,
+    /// Shards the current transaction wrote on (two-phase commit participants).
+    pub(crate) wrote: Vec<usize>,
     /// A multi-shard result fetched in batches (Execute with a row limit).
     pub(crate) suspended: Option<super::sharded::Suspended>,
     /// While set, fan-out output is collected here instead of sent.
@@ -149,6 +156,9 @@ impl Session {
             local_portal: None,
             suspended: None,
             capture: None,
+            parked: Vec::new(),
+            tx_begin: None,
+            wrote: Vec::new(),
         }
     }
 
@@ -417,16 +427,32 @@ impl Session {
     pub(crate) async fn ensure_server(&mut self, wanted: Option<usize>, read: bool) -> Result<()> {
         if let Some(co) = self.server.as_ref() {
             let want = wanted.or(self.shard);
-            if want.is_some_and(|w| w != co.pool.shard) {
-                return Err(RouterError::Pg(PgError::error(
-                    "25001",
-                    format!(
-                        "this session is using shard {} until its transaction ends; it cannot switch shards inside a transaction",
-                        co.pool.shard
-                    ),
-                )));
+            match want {
+                Some(w) if w != co.pool.shard => {
+                    if !self.can_switch_shard() {
+                        return Err(RouterError::Pg(PgError::error(
+                            "25001",
+                            format!(
+                                "this session is using shard {} until its transaction ends; it cannot switch shards here (only between statements of an explicit transaction on a sharded pool)",
+                                co.pool.shard
+                            ),
+                        )));
+                    }
+                    // A transaction spanning shards: park this shard's connection, take
+                    // (or open) the other's; COMMIT runs two-phase commit over all.
+                    if !self.settle_current().await? {
+                        return Err(RouterError::Pg(PgError::error(
+                            "25P02",
+                            "current transaction is aborted, commands ignored until end of transaction block",
+                        )));
+                    }
+                    if self.switch_to_parked(w) {
+                        return Ok(());
+                    }
+                    self.pending_begin = self.tx_begin.clone();
+                }
+                _ => return Ok(()),
             }
-            return Ok(());
         }
         if self.app.is_paused(&self.user.pool_name) {
             self.app.wait_resumed(&self.user.pool_name).await;
@@ -486,6 +512,7 @@ impl Session {
         self.server_skipping = false;
         self.tx_status = b'I';
         if let Some(begin) = self.pending_begin.take() {
+            self.tx_begin = Some(begin.clone());
             // The transaction the client opened while no shard was chosen starts here.
             let f = FrontendMessage::Query(begin).to_frame();
             self.send_server(&f, Some(Expect::Swallow(Term::Ready { started: None })));
@@ -553,6 +580,8 @@ impl Session {
         if let Some(co) = self.server.take() {
             self.trace_transaction(&co, false);
         }
+        self.tx_begin = None;
+        self.wrote.clear();
         self.client.info.set_state(ClientState::Idle);
         self.client.info.set_link(None);
     }
@@ -577,6 +606,14 @@ impl Session {
 
     /// Brings a server back to idle after its client left mid-way, or closes it.
     async fn client_gone(&mut self) {
+        for mut co in std::mem::take(&mut self.parked) {
+            // Other shards of an unfinished multi-shard transaction: roll them back.
+            let conn = co.conn();
+            match tokio::time::timeout(CLEANUP_TIMEOUT, conn.run_silent("ROLLBACK")).await {
+                Ok(Ok(None)) => {}
+                _ => conn.broken = true,
+            }
+        }
         let Some(mut co) = self.server.take() else {
             return;
         };
@@ -760,6 +797,10 @@ impl Session {
         }
         let mut wanted = wanted;
         if let (None, Some(schema)) = (wanted, self.sharding()) {
+            if let Some(commit) = self.ends_multi_shard(&sql) {
+                self.finish_multi_shard(commit, false).await;
+                return Ok(());
+            }
             if let Some(tag) = self.local_transaction(&sql) {
                 self.answer_local(tag);
                 return Ok(());

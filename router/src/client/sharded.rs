@@ -172,7 +172,12 @@ impl Session {
                     None => (self.id as usize) % schema.shards,
                 }))
             }
-            Resolved::Shards(v) if v.len() == 1 && !aside => return Ok(Route::Shard(v[0])),
+            Resolved::Shards(v) if v.len() == 1 && !aside => {
+                if matches!(p.kind, Kind::Write | Kind::Ddl) && !self.wrote.contains(&v[0]) {
+                    self.wrote.push(v[0]);
+                }
+                return Ok(Route::Shard(v[0]));
+            }
             Resolved::Shards(v) => v,
         };
         let write = matches!(p.kind, Kind::Write | Kind::Ddl);
@@ -353,6 +358,8 @@ pub(crate) struct Suspended {
 #[derive(Debug, Clone)]
 pub(crate) struct LocalPortal {
     pub tag: &'static str,
+    /// COMMIT (`true`) or ROLLBACK of a transaction spanning shards.
+    pub finish: Option<bool>,
 }
 
 impl Session {
@@ -370,7 +377,7 @@ impl Session {
                 name,
                 query,
                 param_types,
-            } if idle => {
+            } => {
                 if name.is_empty() {
                     self.unnamed = Some(super::statements::StatementRegistry::unnamed(
                         query,
@@ -409,9 +416,17 @@ impl Session {
                 self.held = None;
                 self.local_portal = None;
                 self.suspended = None;
+                if let Some(commit) = self.ends_multi_shard(&stmt.query) {
+                    self.local_portal = Some(LocalPortal {
+                        tag: if commit { "COMMIT" } else { "ROLLBACK" },
+                        finish: Some(commit),
+                    });
+                    self.reply(message(BackendMessage::BindComplete));
+                    return Ok(Some(None));
+                }
                 if idle {
                     if let Some(tag) = self.local_transaction(&stmt.query) {
-                        self.local_portal = Some(LocalPortal { tag });
+                        self.local_portal = Some(LocalPortal { tag, finish: None });
                         self.reply(message(BackendMessage::BindComplete));
                         return Ok(Some(None));
                     }
@@ -489,8 +504,15 @@ impl Session {
                 Ok(Some(None))
             }
             M::Execute { .. } if self.local_portal.is_some() => {
-                if let Some(l) = self.local_portal.take() {
-                    self.reply(message(BackendMessage::CommandComplete(l.tag.to_string())));
+                match self.local_portal.take() {
+                    Some(LocalPortal {
+                        finish: Some(commit),
+                        ..
+                    }) => self.finish_multi_shard(commit, true).await,
+                    Some(l) => {
+                        self.reply(message(BackendMessage::CommandComplete(l.tag.to_string())))
+                    }
+                    None => {}
                 }
                 Ok(Some(None))
             }
@@ -621,5 +643,213 @@ impl Session {
             }
         }
         Ok(())
+    }
+}
+
+impl Session {
+    /// May the session move to another shard inside its transaction? Only between
+    /// statements of an explicit transaction on a sharded pool in transaction mode.
+    pub(crate) fn can_switch_shard(&self) -> bool {
+        self.sharding().is_some()
+            && self.mode == orochi_config::PoolMode::Transaction
+            && self.tx_begin.is_some()
+            && self.tx_status == b'T'
+            && !self.copy_in
+            && !self.server_skipping
+    }
+
+    /// Before leaving a connection mid-pipeline: ends its extended-protocol batch with a
+    /// Sync of our own (inside an explicit transaction that commits nothing) and relays
+    /// every answer still owed to the client. `false` when the batch failed there (the
+    /// client got the error; its messages up to Sync are skipped, as PostgreSQL would).
+    pub(crate) async fn settle_current(&mut self) -> crate::error::Result<bool> {
+        if self.expect.is_empty() && !self.unsynced {
+            return Ok(true);
+        }
+        let sync = orochi_wire::FrontendMessage::Sync.to_frame();
+        self.send_server(
+            &sync,
+            Some(super::expect::Expect::Swallow(super::expect::Term::Ready {
+                started: None,
+            })),
+        );
+        self.unsynced = false;
+        self.server_skipping = false;
+        if let Some(co) = self.server.as_mut() {
+            let r = co.conn().write_all(&self.sout).await;
+            self.sout.clear();
+            r?;
+        }
+        while !self.expect.is_empty() {
+            let Some(co) = self.server.as_mut() else {
+                break;
+            };
+            let f = co.conn().read_frame().await?;
+            self.on_server_frame(f)?;
+        }
+        if self.tx_status != b'T' {
+            self.router_skipping = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Parks the current connection and takes the one already open on `shard`, if any.
+    pub(crate) fn switch_to_parked(&mut self, shard: usize) -> bool {
+        if let Some(cur) = self.server.take() {
+            self.parked.push(cur);
+        }
+        self.unnamed_on_server = false;
+        let Some(i) = self.parked.iter().position(|c| c.pool.shard == shard) else {
+            return false;
+        };
+        let co = self.parked.remove(i);
+        self.cancel.slot.set(Some(crate::cancel::CancelTarget {
+            host: co.pool.target.host.clone(),
+            port: co.pool.target.port,
+            process_id: co.conn_ref().backend_key.0,
+            secret_key: co.conn_ref().backend_key.1,
+        }));
+        self.server = Some(co);
+        self.tx_status = b'T';
+        true
+    }
+
+    /// COMMIT/ROLLBACK of a transaction that spans shards: `Some(commit)`.
+    pub(crate) fn ends_multi_shard(&self, sql: &str) -> Option<bool> {
+        if self.parked.is_empty() || crate::planner::session::has_inner_semicolon(sql) {
+            return None;
+        }
+        match first_keyword(sql).as_str() {
+            "commit" | "end" if !contains_word_ci(sql, "prepared") => Some(true),
+            "rollback" | "abort"
+                if !contains_word_ci(sql, "prepared") && !contains_word_ci(sql, "to") =>
+            {
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    /// Ends a transaction spanning shards: two-phase commit over the shards it wrote
+    /// on (the others just commit), or rollback everywhere; answers the client.
+    pub(crate) async fn finish_multi_shard(&mut self, commit: bool, extended: bool) {
+        let mut all: Vec<crate::backend::Checkout> = std::mem::take(&mut self.parked);
+        all.extend(self.server.take());
+        let failed_tx = self.tx_status == b'E';
+        let mut error = None;
+        if commit && !failed_tx {
+            let pool = self.user.pool_name.clone();
+            let wrote = self.wrote.clone();
+            let schema = self.user.sharding.clone();
+            let setup = match schema.as_ref() {
+                Some(sc) if sc.twopc && sc.twopc_ready.get().is_none() && wrote.len() > 1 => {
+                    match crate::twopc::setup_pool(&self.user).await {
+                        Ok(()) => {
+                            let _ = sc.twopc_ready.set(());
+                            Ok(())
+                        }
+                        Err(m) => Err(m),
+                    }
+                }
+                _ => Ok(()),
+            };
+            let atomic = schema.as_ref().is_some_and(|s| s.twopc);
+            if let Err(m) = setup {
+                error = Some(PgError::error(
+                    "08006",
+                    format!("two-phase commit setup failed: {m}"),
+                ));
+                for co in all.iter_mut() {
+                    let _ = co.conn().run_silent("ROLLBACK").await;
+                }
+            } else if wrote.len() > 1 && !atomic {
+                error = Some(PgError::error("0A000", "unsupported cross-shard statement: this transaction wrote on several shards and two-phase commit is disabled; it was rolled back"));
+                for co in all.iter_mut() {
+                    let _ = co.conn().run_silent("ROLLBACK").await;
+                }
+            } else {
+                let (mut w, mut r): (Vec<_>, Vec<_>) = all
+                    .iter_mut()
+                    .map(|co| {
+                        let shard = co.pool.shard;
+                        crate::twopc::ConnParticipant {
+                            shard,
+                            conn: co.conn(),
+                        }
+                    })
+                    .partition(|p| wrote.contains(&p.shard));
+                let outcome = self.app.twopc.commit(&pool, &mut w, &mut r).await;
+                let broken: Vec<usize> = outcome
+                    .written
+                    .iter()
+                    .chain(&outcome.read_only)
+                    .filter(|f| f.connection == orochi_twopc::ConnState::Broken)
+                    .map(|f| f.shard)
+                    .collect();
+                drop((w, r));
+                for co in all.iter_mut() {
+                    if broken.contains(&co.pool.shard) {
+                        co.conn().broken = true;
+                    }
+                }
+                match outcome.resolution {
+                    orochi_twopc::Resolution::Committed => {
+                        if wrote.len() > 1 {
+                            self.app.metrics.twopc_committed(&pool);
+                        }
+                    }
+                    orochi_twopc::Resolution::Aborted(e) => {
+                        if wrote.len() > 1 {
+                            self.app.metrics.twopc_rolled_back(&pool);
+                        }
+                        error = Some(PgError::error(e.sqlstate(), e.to_string()));
+                    }
+                    orochi_twopc::Resolution::InDoubt(e) => {
+                        error = Some(PgError::error(e.sqlstate(), e.to_string()));
+                    }
+                }
+            }
+        } else {
+            for co in all.iter_mut() {
+                match co.conn().run_silent("ROLLBACK").await {
+                    Ok(None) => {}
+                    _ => co.conn().broken = true,
+                }
+            }
+        }
+        drop(all);
+        self.tx_status = b'I';
+        self.tx_begin = None;
+        self.wrote.clear();
+        self.pending_begin = None;
+        self.cancel.slot.set(None);
+        self.client
+            .info
+            .set_state(crate::clients::ClientState::Idle);
+        self.client.info.set_link(None);
+        match error {
+            Some(e) => {
+                let mut b = bytes::BytesMut::new();
+                e.encode(&mut b);
+                self.reply(b.freeze());
+                if extended {
+                    self.router_skipping = true;
+                } else {
+                    self.reply(ready(b'I'));
+                }
+            }
+            None => {
+                let tag = if commit && !failed_tx {
+                    "COMMIT"
+                } else {
+                    "ROLLBACK"
+                };
+                self.reply(message(BackendMessage::CommandComplete(tag.to_string())));
+                if !extended {
+                    self.reply(ready(b'I'));
+                }
+            }
+        }
     }
 }
