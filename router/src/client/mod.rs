@@ -5,6 +5,7 @@ pub mod expect;
 pub mod extended;
 pub mod params;
 pub mod relay;
+pub mod retry;
 pub mod session;
 pub mod session_ops;
 pub mod startup;
