@@ -6,6 +6,9 @@
 #   pg.sh init NAME PORT              initdb once (later calls only fix the port)
 #   pg.sh start NAME | stop NAME      start (waits until it accepts) / fast stop
 #   pg.sh replica NAME PRIMARY PORT   streaming replica of PRIMARY (pg_basebackup -R), started
+#   pg.sh promote NAME                promote a running replica to primary (pg_ctl promote -w)
+#   pg.sh repoint NAME PRIMARY        make replica NAME stream from PRIMARY (after a promotion;
+#                                     it follows the new timeline: recovery_target_timeline=latest)
 #   pg.sh psql NAME [psql args]       psql as superuser over the instance's unix socket
 #   pg.sh status | stop-all           list instances / stop every instance
 #   pg.sh destroy NAME                stop and delete an instance
@@ -304,6 +307,27 @@ pg_replica() {
     pg_start "$name"
 }
 
+pg_promote() {
+    local name="$1"
+    pg_exists "$name" || pg_die "no instance '$name'"
+    pg_running "$name" || pg_die "$name: not running"
+    [[ -f "$(pg_dir "$name")/data/standby.signal" ]] || pg_die "$name: not a replica"
+    if ! pg_as "$PG_BIN/pg_ctl" -D "$(pg_dir "$name")/data" -w -t 60 -s promote; then
+        pg_die "$name: promote failed (log: $(pg_dir "$name")/postgres.log)"
+    fi
+    pg_log "$name: promoted to primary"
+}
+
+pg_repoint() {
+    local name="$1" primary="$2" pport
+    pg_exists "$name" || pg_die "no instance '$name'"
+    pport="$(pg_port "$primary")"
+    pg_psql "$name" -q -v ON_ERROR_STOP=1 \
+        -c "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=$pport user=postgres password=postgres application_name=$name'" \
+        -c "SELECT pg_reload_conf()" >/dev/null || pg_die "$name: could not repoint to $primary"
+    pg_log "$name: now streams from $primary (127.0.0.1:$pport)"
+}
+
 pg_destroy() {
     local name="$1"
     pg_check_name "$name"
@@ -407,6 +431,8 @@ pg_main() {
         start) (($# == 1)) || pg_usage; pg_lock; pg_start "$1" ;;
         stop) (($# == 1)) || pg_usage; pg_lock; pg_stop "$1" ;;
         replica) (($# == 3)) || pg_usage; pg_lock; pg_replica "$1" "$2" "$3" ;;
+        promote) (($# == 1)) || pg_usage; pg_lock; pg_promote "$1" ;;
+        repoint) (($# == 2)) || pg_usage; pg_lock; pg_repoint "$1" "$2" ;;
         psql) (($# >= 1)) || pg_usage; pg_psql "$@" ;;
         port) (($# == 1)) || pg_usage; pg_port "$1" ;;
         dir) (($# == 1)) || pg_usage; pg_dir "$1" ;;

@@ -3,7 +3,8 @@
 //!
 //! Two kinds of series. *Events* (queries, errors, bans, 2PC outcomes) are counted by
 //! the router as they happen, through the methods here. *State* (connections, pool
-//! sizes, waiting clients, bans in force, in-doubt transactions) is read from the
+//! sizes, waiting clients, bans in force, server health, replica lag, in-doubt
+//! transactions) is read from the
 //! [`AdminView`] at scrape time by [`Metrics::refresh`], which resets those gauges first:
 //! a pool whose clients left shows 0, a pool that was removed disappears.
 //! Label values are pool, shard, role, user, server address, SQLSTATE class: all
@@ -12,8 +13,8 @@
 use crate::view::{AdminView, NodeStatus, Role};
 use crate::AdminError;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -38,6 +39,8 @@ pub struct Metrics {
     client_waiting: IntGaugeVec,
     clients_connected: IntGaugeVec,
     server_banned: IntGaugeVec,
+    server_up: IntGaugeVec,
+    replica_lag: GaugeVec,
     twopc_in_doubt: IntGaugeVec,
     queries_total: IntCounterVec,
     query_duration: HistogramVec,
@@ -130,6 +133,22 @@ impl Metrics {
                 "1 while the server is banned from rotation.",
                 &server,
             )?,
+            server_up: gauge(
+                "server_up",
+                "1 while the server's latest health check (or connection attempt) passed.",
+                &server,
+            )?,
+            replica_lag: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        format!("{PREFIX}_replica_lag_seconds"),
+                        "How far the replica is behind its primary (absent when unknown).",
+                    ),
+                    &server,
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
             twopc_in_doubt: gauge(
                 "2pc_in_doubt",
                 "Prepared two-phase transactions waiting for recovery.",
@@ -249,10 +268,12 @@ impl Metrics {
             &self.client_waiting,
             &self.clients_connected,
             &self.server_banned,
+            &self.server_up,
             &self.twopc_in_doubt,
         ] {
             g.reset();
         }
+        self.replica_lag.reset();
         for p in view.pools() {
             let shard = p.shard.to_string();
             let labels = [
@@ -289,9 +310,18 @@ impl Metrics {
         for n in view.pool_nodes() {
             let shard = n.shard.to_string();
             let server = format!("{}:{}", n.host, n.port);
+            let labels = [n.database.as_str(), &shard, n.role.as_str(), &server];
             self.server_banned
-                .with_label_values(&[&n.database, &shard, n.role.as_str(), &server])
+                .with_label_values(&labels)
                 .set(i64::from(n.status == NodeStatus::Banned));
+            self.server_up
+                .with_label_values(&labels)
+                .set(i64::from(n.status == NodeStatus::Up));
+            if let Some(lag) = n.replication_delay {
+                self.replica_lag
+                    .with_label_values(&labels)
+                    .set(lag.as_secs_f64());
+            }
         }
         for db in view.databases().into_iter().map(|d| d.name) {
             // Every pool gets a series, so "no transaction in doubt" reads 0, not absent.

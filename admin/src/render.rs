@@ -156,7 +156,13 @@ fn clients(view: &dyn AdminView) -> Table {
 
 fn servers(view: &dyn AdminView) -> Table {
     let mut cols = CONNECTION_COLUMNS.to_vec();
-    cols.extend([("id", Int8), ("shard", Int4), ("role", Text)]);
+    cols.extend([
+        ("id", Int8),
+        ("shard", Int4),
+        ("role", Text),
+        ("health", Text),
+        ("replication_delay", Float8),
+    ]);
     let mut t = Table::new(&cols);
     for s in view.servers() {
         let id = s.id;
@@ -182,6 +188,8 @@ fn servers(view: &dyn AdminView) -> Table {
             num(id),
             num(s.shard),
             text(s.role.as_str()),
+            text(s.health.as_str()),
+            s.replication_delay.and_then(seconds),
         ]);
     }
     t

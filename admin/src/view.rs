@@ -177,7 +177,12 @@ pub struct ServerRow {
     pub application_name: String,
     // Orochi columns.
     pub shard: usize,
+    /// The server's actual role (what health checks found).
     pub role: Role,
+    /// The server's health: up, down (failing checks) or banned (out of rotation).
+    pub health: NodeStatus,
+    /// Replica lag; `None` for a primary or when unknown.
+    pub replication_delay: Option<Duration>,
 }
 
 /// Traffic of one logical database since start (totals) and per second over the last
@@ -292,7 +297,7 @@ impl NodeStatus {
     }
 }
 
-/// One configured server (`SHOW POOL_NODES`).
+/// One configured server (`SHOW POOL_NODES`, and the per-server metrics).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolNodeRow {
     /// Position across the database's servers, from 0.
@@ -302,6 +307,7 @@ pub struct PoolNodeRow {
     pub status: NodeStatus,
     /// Load-balancing weight.
     pub weight: u32,
+    /// The actual role (what health checks found).
     pub role: Role,
     /// Reads routed to this server since start.
     pub select_cnt: u64,

@@ -99,6 +99,7 @@ async fn metrics_follow_workload_and_probes() {
         ("client_waiting", "gauge"),
         ("clients_connected", "gauge"),
         ("server_banned", "gauge"),
+        ("server_up", "gauge"),
         ("2pc_in_doubt", "gauge"),
         ("queries_total", "counter"),
         ("query_duration_seconds", "histogram"),
@@ -161,6 +162,7 @@ async fn metrics_follow_workload_and_probes() {
         2.0
     );
     assert_eq!(v("orochi_pgdog_server_banned{pool=\"app\",role=\"primary\",server=\"10.0.0.1:5432\",shard=\"0\"}"), 1.0);
+    assert_eq!(v("orochi_pgdog_server_up{pool=\"app\",role=\"primary\",server=\"10.0.0.1:5432\",shard=\"0\"}"), 0.0);
     assert_eq!(v("orochi_pgdog_2pc_commits_total{pool=\"app\"}"), 2.0);
     assert_eq!(v("orochi_pgdog_2pc_rollbacks_total{pool=\"app\"}"), 1.0);
     assert_eq!(

@@ -79,6 +79,8 @@ fn clients_servers_format_like_pgbouncer() {
     assert_eq!(cell(&t, 0, "remote_pid"), Some("4242"));
     assert_eq!(cell(&t, 0, "tls"), Some("TLSv1.3"));
     assert_eq!(cell(&t, 0, "role"), Some("replica"));
+    assert_eq!(cell(&t, 0, "health"), Some("banned"));
+    assert_eq!(cell(&t, 0, "replication_delay"), Some("1.500"));
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The router as the admin console and metrics see it: `AdminView` over `App`.
 //! Every method takes a snapshot from live state (pool counters, the client registry,
-//! idle lists); nothing here is on the query path.
+//! idle lists, server health); nothing here is on the query path. Roles shown are the
+//! *actual* ones (what health checks found: `unknown` for an `auto` server not checked
+//! yet), not the configured ones.
 
 use crate::app::App;
 use crate::backend::registry::ServerSlot;
@@ -65,6 +67,27 @@ fn view_role(r: Role) -> ViewRole {
     }
 }
 
+/// The health of shard `shard` of pool `name`.
+fn shard_health<'a>(
+    reg: &'a crate::backend::Registry,
+    name: &str,
+    shard: usize,
+) -> Option<&'a Arc<crate::backend::health::ShardHealth>> {
+    reg.health
+        .iter()
+        .find(|h| h.pool_name == name && h.shard == shard)
+}
+
+/// The health of server `server` of that shard.
+fn server_health<'a>(
+    reg: &'a crate::backend::Registry,
+    name: &str,
+    shard: usize,
+    server: usize,
+) -> Option<&'a Arc<crate::backend::health::ServerHealth>> {
+    shard_health(reg, name, shard).and_then(|h| h.servers.get(server))
+}
+
 fn split_addr(a: Option<std::net::SocketAddr>) -> (String, u16) {
     a.map(|a| (a.ip().to_string(), a.port()))
         .unwrap_or_default()
@@ -84,7 +107,7 @@ impl AdminView for AppView {
                 let idle_clients = mine.iter().filter(|c| c.state() == Cs::Idle).count();
                 let mut first = true;
                 for (shard, servers) in up.shards.iter().enumerate() {
-                    for ServerSlot { role, pool, .. } in servers {
+                    for ServerSlot { pool, .. } in servers {
                         let linked = mine
                             .iter()
                             .filter(|c| {
@@ -115,7 +138,7 @@ impl AdminView for AppView {
                             maxwait,
                             pool_mode: mode_name(up.mode).into(),
                             shard,
-                            role: Some(view_role(*role)),
+                            role: Some(pool.health.role().view()),
                             pool_size: pool.settings.pool_size as u32,
                             paused: self.app.is_paused(db),
                             ..Default::default()
@@ -174,15 +197,7 @@ impl AdminView for AppView {
     fn servers(&self) -> Vec<ServerRow> {
         let mut rows = Vec::new();
         let reg = self.app.registry.load();
-        let role_of = |pool: &Arc<crate::backend::ServerPool>| {
-            reg.dbs
-                .values()
-                .flat_map(|u| u.values())
-                .flat_map(|up| up.shards.iter().flatten())
-                .find(|slot| Arc::ptr_eq(&slot.pool, pool))
-                .map(|slot| view_role(slot.role))
-                .unwrap_or(ViewRole::Unknown)
-        };
+        let now = Instant::now();
         for c in self.app.clients.list() {
             let Some(l) = c.link.lock().ok().and_then(|l| l.clone()) else {
                 continue;
@@ -206,7 +221,9 @@ impl AdminView for AppView {
                 tls: None,
                 application_name: String::new(),
                 shard: l.pool.shard,
-                role: role_of(&l.pool),
+                role: l.pool.health.role().view(),
+                health: l.pool.health.status(now),
+                replication_delay: l.pool.health.lag(),
             });
         }
         for users in reg.dbs.values() {
@@ -233,7 +250,9 @@ impl AdminView for AppView {
                             tls: None,
                             application_name: String::new(),
                             shard: p.shard,
-                            role: view_role(slot.role),
+                            role: p.health.role().view(),
+                            health: p.health.status(now),
+                            replication_delay: p.health.lag(),
                         });
                     }
                 }
@@ -274,7 +293,7 @@ impl AdminView for AppView {
             let size: usize = pool.users.iter().map(|u| u.pool_size).sum();
             let min: usize = pool.users.iter().map(|u| u.min_pool_size).sum();
             for (i, shard) in pool.shards.iter().enumerate() {
-                for s in &shard.servers {
+                for (j, s) in shard.servers.iter().enumerate() {
                     let current: usize = reg
                         .all_server_pools()
                         .filter(|p| {
@@ -300,7 +319,10 @@ impl AdminView for AppView {
                         paused: self.app.is_paused(name),
                         disabled: false,
                         shard: i,
-                        role: Some(view_role(s.role)),
+                        role: Some(
+                            server_health(&reg, name, i, j)
+                                .map_or(view_role(s.role), |h| h.role().view()),
+                        ),
                     });
                 }
             }
@@ -343,6 +365,7 @@ impl AdminView for AppView {
 
     fn shards(&self) -> Vec<ShardRow> {
         let reg = self.app.registry.load();
+        let now = Instant::now();
         let mut rows = Vec::new();
         for (name, pool) in &reg.config.pools {
             let tables: Vec<String> = reg
@@ -358,22 +381,48 @@ impl AdminView for AppView {
                 .collect();
             for (i, shard) in pool.shards.iter().enumerate() {
                 let addr = |s: &orochi_config::Server| format!("{}:{}", s.host, s.port);
-                rows.push(ShardRow {
-                    database: name.clone(),
-                    shard: i,
-                    server_database: shard.database.clone(),
-                    primary: shard
+                let health = shard_health(&reg, name, i);
+                let primary = match health {
+                    Some(h) => h
+                        .write_target()
+                        .and_then(|j| shard.servers.get(j))
+                        .map(addr),
+                    None => shard
                         .servers
                         .iter()
                         .find(|s| s.role == Role::Primary)
                         .map(addr),
-                    replicas: shard
-                        .servers
-                        .iter()
-                        .filter(|s| s.role == Role::Replica)
-                        .map(addr)
-                        .collect(),
-                    servers_up: shard.servers.len() as u32,
+                };
+                let (replicas, up) = match health {
+                    Some(h) => (
+                        shard
+                            .servers
+                            .iter()
+                            .zip(&h.servers)
+                            .filter(|(_, sh)| {
+                                sh.role() == crate::backend::health::ActualRole::Replica
+                            })
+                            .map(|(s, _)| addr(s))
+                            .collect(),
+                        h.servers.iter().filter(|s| s.in_rotation(now)).count(),
+                    ),
+                    None => (
+                        shard
+                            .servers
+                            .iter()
+                            .filter(|s| s.role == Role::Replica)
+                            .map(addr)
+                            .collect(),
+                        shard.servers.len(),
+                    ),
+                };
+                rows.push(ShardRow {
+                    database: name.clone(),
+                    shard: i,
+                    server_database: shard.database.clone(),
+                    primary,
+                    replicas,
+                    servers_up: up as u32,
                     sharded_tables: tables.clone(),
                 });
             }
@@ -402,13 +451,15 @@ impl AdminView for AppView {
 
     fn pool_nodes(&self) -> Vec<PoolNodeRow> {
         let reg = self.app.registry.load();
+        let now = Instant::now();
         let mut rows = Vec::new();
         for (name, pool) in &reg.config.pools {
             let mut node = 0;
             for (i, shard) in pool.shards.iter().enumerate() {
-                for s in &shard.servers {
-                    // Every (user) pool of this server: down when the last connection
-                    // attempt of any of them failed; statements summed over them.
+                let health = shard_health(&reg, name, i);
+                let write_target = health.and_then(|h| h.write_target());
+                for (j, s) in shard.servers.iter().enumerate() {
+                    // Every (user) pool of this server: statements summed over them.
                     let pools: Vec<_> = reg
                         .all_server_pools()
                         .filter(|p| {
@@ -418,29 +469,48 @@ impl AdminView for AppView {
                                 && p.target.port == s.port
                         })
                         .collect();
-                    let down = pools
-                        .iter()
-                        .any(|p| p.stats.unreachable.load(Ordering::Relaxed));
+                    let (status, role, lb, delay, changed) = match health {
+                        Some(h) => {
+                            let sh = &h.servers[j];
+                            let reads = if !h.checked {
+                                true
+                            } else {
+                                h.readable_replica(j, now)
+                                    || (pool.primary_reads_enabled && h.readable_primary(j, now))
+                                    || (write_target == Some(j)
+                                        && !(0..h.servers.len())
+                                            .any(|k| h.readable_replica(k, now)))
+                            };
+                            (
+                                sh.status(now),
+                                sh.role().view(),
+                                reads,
+                                sh.lag(),
+                                sh.last_change(),
+                            )
+                        }
+                        None => (
+                            NodeStatus::Up,
+                            view_role(s.role),
+                            s.role == Role::Primary,
+                            None,
+                            self.started.1,
+                        ),
+                    };
                     rows.push(PoolNodeRow {
                         node_id: node,
                         host: s.host.clone(),
                         port: s.port,
-                        status: if down {
-                            NodeStatus::Down
-                        } else {
-                            NodeStatus::Up
-                        },
+                        status,
                         weight: s.weight,
-                        role: view_role(s.role),
-                        // Statements sent to it (all go to the primary until read/write
-                        // splitting lands).
+                        role,
                         select_cnt: pools
                             .iter()
                             .map(|p| p.stats.queries.load(Ordering::Relaxed))
                             .sum(),
-                        load_balance_node: s.role == Role::Primary,
-                        replication_delay: None,
-                        last_status_change: self.started.1,
+                        load_balance_node: lb,
+                        replication_delay: delay,
+                        last_status_change: changed,
                         database: name.clone(),
                         shard: i,
                     });
@@ -451,18 +521,23 @@ impl AdminView for AppView {
         rows
     }
 
-    /// Serving, and every shard of every pool has a server whose last connection
-    /// attempt did not fail.
+    /// Serving, and every shard of every pool has a server that can take writes: for a
+    /// health-checked shard, a primary in rotation (or recovering); for a single-server
+    /// shard, one whose last connection attempt did not fail.
     fn healthy(&self) -> bool {
         if self.app.draining() {
             return false;
         }
         let reg = self.app.registry.load();
         reg.dbs.values().flat_map(|u| u.values()).all(|up| {
-            up.shards.iter().all(|servers| {
-                servers
-                    .iter()
-                    .any(|s| !s.pool.stats.unreachable.load(Ordering::Relaxed))
+            up.shards.iter().zip(&up.health).all(|(servers, h)| {
+                if h.checked {
+                    h.write_target().is_some()
+                } else {
+                    servers
+                        .iter()
+                        .any(|s| !s.pool.stats.unreachable.load(Ordering::Relaxed))
+                }
             })
         })
     }

@@ -1,5 +1,5 @@
-//! `orochi-router run`: binds the listeners, starts background upkeep, and drives the
-//! lifecycle from start to shutdown.
+//! `orochi-router run`: binds the listeners, starts background upkeep (pool maintenance,
+//! health checks), and drives the lifecycle from start to shutdown.
 
 use crate::admin_view::AppView;
 use crate::app::App;
@@ -44,6 +44,11 @@ pub async fn serve(
     let tracker = TaskTracker::new();
     let addr = listeners.client.local_addr()?;
     tracing::info!(%addr, "accepting PostgreSQL clients");
+    let health_app = app.clone();
+    tokio::spawn(crate::backend::health::supervise(
+        move || health_app.registry.load_full(),
+        app.shutdown.clone(),
+    ));
     tokio::spawn(accept_loop(app.clone(), listeners.client, tracker.clone()));
     tokio::spawn(maintenance(app.clone()));
     crate::twopc::spawn_sweepers(&app);

@@ -2,8 +2,23 @@
 //! `BEGIN READ ONLY` transactions, read-only extended batches) go to the replica; writes,
 //! locking reads, transactions and mixed pipelines go to the primary; `SET orochi.role`
 //! overrides.
+//!
+//! The modules below use clusters of their own (a primary with two replicas each):
+//! balancing modes and role discovery, the 25006 retry, seed 001's endpoints, and
+//! failures (a replica killed under load, a promotion, replay paused past
+//! `max_replica_lag`).
 
+mod cluster;
 mod common;
+
+#[path = "replicas/balancing.rs"]
+mod balancing;
+#[path = "replicas/endpoints.rs"]
+mod endpoints;
+#[path = "replicas/failover.rs"]
+mod failover;
+#[path = "replicas/retry.rs"]
+mod retry;
 
 use common::raw::{bind, execute, first_error, parse};
 use common::*;

@@ -119,6 +119,8 @@ impl AdminView for FakeView {
             application_name: String::new(),
             shard: 1,
             role: Role::Replica,
+            health: NodeStatus::Banned,
+            replication_delay: Some(Duration::from_millis(1500)),
         }]
     }
     fn stats(&self) -> Vec<StatsRow> {

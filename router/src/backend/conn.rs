@@ -67,6 +67,16 @@ pub struct ServerConn {
 impl ServerConn {
     /// Connects and logs in; returns once the server said ReadyForQuery.
     pub async fn connect(target: &ServerTarget, timeout: Duration) -> Result<Self> {
+        Self::connect_named(target, timeout, None).await
+    }
+
+    /// As [`connect`](Self::connect), announcing `application_name` (health checks
+    /// name themselves so operators can tell them apart in `pg_stat_activity` and logs).
+    pub async fn connect_named(
+        target: &ServerTarget,
+        timeout: Duration,
+        application_name: Option<&str>,
+    ) -> Result<Self> {
         let unreachable = |reason: String| RouterError::ServerUnreachable {
             addr: target.addr(),
             reason,
@@ -101,7 +111,7 @@ impl ServerConn {
             last_used: Instant::now(),
             generation: 0,
         };
-        tokio::time::timeout(timeout, conn.login(target))
+        tokio::time::timeout(timeout, conn.login(target, application_name))
             .await
             .map_err(|_| {
                 unreachable(format!("login timed out after {} ms", timeout.as_millis()))
@@ -109,16 +119,16 @@ impl ServerConn {
         Ok(conn)
     }
 
-    async fn login(&mut self, t: &ServerTarget) -> Result<()> {
+    async fn login(&mut self, t: &ServerTarget, application_name: Option<&str>) -> Result<()> {
         let mut out = BytesMut::new();
-        StartupRequest::Startup {
-            minor: 0,
-            params: vec![
-                ("user".into(), t.user.clone()),
-                ("database".into(), t.database.clone()),
-            ],
+        let mut params = vec![
+            ("user".into(), t.user.clone()),
+            ("database".into(), t.database.clone()),
+        ];
+        if let Some(name) = application_name {
+            params.push(("application_name".into(), name.to_string()));
         }
-        .encode(&mut out);
+        StartupRequest::Startup { minor: 0, params }.encode(&mut out);
         self.write_all(&out).await?;
         let mut scram: Option<ScramSha256> = None;
         let need_password = || {
@@ -281,6 +291,54 @@ impl ServerConn {
                 _ => {}
             }
         }
+    }
+
+    /// Runs one simple query and returns its first row as text (`None` = SQL NULL).
+    /// A server error comes back as `RouterError::Pg`. For the router's own queries
+    /// (health checks), never for client traffic.
+    pub async fn first_row(&mut self, sql: &str) -> Result<Vec<Option<String>>> {
+        let mut out = BytesMut::new();
+        FrontendMessage::Query(sql.into()).encode(&mut out);
+        self.write_all(&out).await?;
+        let mut row = None;
+        let mut error = None;
+        loop {
+            let f = self.read_frame().await?;
+            match f.tag {
+                b'Z' => break,
+                b'D' if row.is_none() => {
+                    if let BackendMessage::DataRow(cols) = BackendMessage::decode(&f)? {
+                        row = Some(
+                            cols.into_iter()
+                                .map(|c| c.map(|b| String::from_utf8_lossy(&b).into_owned()))
+                                .collect::<Vec<_>>(),
+                        );
+                    }
+                }
+                b'E' => {
+                    if let Ok(BackendMessage::ErrorResponse(fields)) = BackendMessage::decode(&f) {
+                        error = Some(PgError { fields });
+                    }
+                }
+                _ => {}
+            }
+        }
+        match (error, row) {
+            (Some(e), _) => Err(RouterError::Pg(e)),
+            (None, Some(r)) => Ok(r),
+            (None, None) => Err(RouterError::ServerLost {
+                addr: self.addr.clone(),
+                reason: format!("no row returned by {sql:?}"),
+            }),
+        }
+    }
+
+    /// Says goodbye (Terminate) so the server logs a clean disconnect, then closes.
+    pub async fn terminate(mut self) {
+        let mut out = BytesMut::new();
+        FrontendMessage::Terminate.encode(&mut out);
+        let _ = self.stream.write_all(&out).await;
+        let _ = self.stream.shutdown().await;
     }
 
     /// Runs a query and returns the first column of its first row, as text.

@@ -1,7 +1,9 @@
 //! Server side: connections to PostgreSQL, pools of them, and the registry that maps
-//! configured pools/users/shards/servers to pools.
+//! configured pools/users/shards/servers to pools, with the health checks that decide
+//! which server of a shard takes writes and which take reads.
 
 pub mod conn;
+pub mod health;
 pub mod pool;
 pub mod registry;
 

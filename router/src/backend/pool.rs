@@ -7,6 +7,7 @@
 //! idle list is empty and its opener holds a permit.
 
 use super::conn::{ServerConn, ServerTarget};
+use super::health::ServerHealth;
 use crate::error::{Result, RouterError};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
-    /// How long a server whose connection attempt failed gets no reads.
+    /// How long a server whose connection attempt failed stays out of rotation (see
+    /// `health`).
     pub ban_time: Duration,
     pub pool_size: usize,
     pub min_pool_size: usize,
@@ -38,9 +40,6 @@ pub struct PoolStats {
     pub wait_us: AtomicU64,
     /// The last attempt to open a connection failed (cleared by the next success).
     pub unreachable: std::sync::atomic::AtomicBool,
-    /// When that failure happened (`None` while reachable): reads avoid the server for
-    /// `ban_time` after it, then try it again.
-    pub down_since: Mutex<Option<Instant>>,
     /// Statements (simple queries and Executes) sent through this pool.
     pub queries: AtomicU64,
     /// Checkouts ended (transactions in transaction mode).
@@ -68,6 +67,9 @@ pub struct ServerPool {
     pub metrics: orochi_admin::QueryMetrics,
     /// Bumped by RECONNECT-like events: connections older than this generation are closed on return.
     pub generation: AtomicU64,
+    /// Health of the server, shared with the pools of its other users: a failed
+    /// connection attempt bans it, a successful one counts as a passed check.
+    pub health: Arc<ServerHealth>,
 }
 
 impl ServerPool {
@@ -78,6 +80,7 @@ impl ServerPool {
         target: ServerTarget,
         settings: PoolSettings,
         metrics: orochi_admin::QueryMetrics,
+        health: Arc<ServerHealth>,
     ) -> Arc<Self> {
         Arc::new(ServerPool {
             pool_name: pool_name.into(),
@@ -91,6 +94,7 @@ impl ServerPool {
             metrics,
             server_params: Mutex::new(None),
             generation: AtomicU64::new(0),
+            health,
         })
     }
 
@@ -179,9 +183,7 @@ impl ServerPool {
                         *p = Some(v);
                     }
                 }
-                if let Ok(mut d) = self.stats.down_since.lock() {
-                    *d = None;
-                }
+                self.health.succeeded();
                 if self.stats.unreachable.swap(false, Ordering::Relaxed) {
                     tracing::info!(server = %self.target.addr(), "server reachable again");
                 }
@@ -191,8 +193,8 @@ impl ServerPool {
             }
             Err(e) => {
                 self.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut d) = self.stats.down_since.lock() {
-                    *d = Some(Instant::now());
+                if is_server_failure(&e) {
+                    self.health.failed(&e.to_string(), self.settings.ban_time);
                 }
                 if !self.stats.unreachable.swap(true, Ordering::Relaxed) {
                     tracing::warn!(server = %self.target.addr(), error = %e, "server unreachable");
@@ -262,16 +264,6 @@ impl ServerPool {
         }
     }
 
-    /// Reads avoid this server: a connection attempt failed less than `ban_time` ago.
-    pub fn banned(&self) -> bool {
-        self.stats
-            .down_since
-            .lock()
-            .ok()
-            .and_then(|d| *d)
-            .is_some_and(|t| t.elapsed() < self.settings.ban_time)
-    }
-
     /// A snapshot of the idle connections (admin console).
     pub fn idle_snapshot(&self) -> Vec<IdleConn> {
         self.idle
@@ -303,6 +295,23 @@ impl ServerPool {
             idle.clear();
             self.stats.open.fetch_sub(n, Ordering::Relaxed);
         }
+    }
+}
+
+/// Does this error from opening a connection say the server itself is unusable (down,
+/// unreachable, starting up or shutting down, out of connection slots), as opposed to a
+/// problem of one user (bad password, missing database)? Only those ban a server and
+/// send a checkout to another one.
+pub fn is_server_failure(e: &RouterError) -> bool {
+    match e {
+        RouterError::ServerUnreachable { .. }
+        | RouterError::ServerLost { .. }
+        | RouterError::Protocol(_) => true,
+        RouterError::ServerAuth(pg) => {
+            let code = pg.fields.code.as_str();
+            code.starts_with("57") || code.starts_with("08") || code == "53300"
+        }
+        _ => false,
     }
 }
 

@@ -173,15 +173,10 @@ impl Session {
         };
         let mut out = Vec::with_capacity(job.shards.len());
         for &s in &job.shards {
-            let pool = self.user.pick(s, target).cloned().ok_or_else(|| {
-                RouterError::Pg(PgError::error(
-                    "08006",
-                    format!("shard {s} has no server configured"),
-                ))
-            })?;
-            let (mut co, _) = pool.checkout().await?;
+            let (mut co, _) = self.user.checkout(s, target).await?;
             self.apply_params(&mut co).await?;
-            pool.stats
+            co.pool
+                .stats
                 .queries
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             out.push((s, co));

@@ -6,6 +6,7 @@ pub mod extended;
 pub mod fanout;
 pub mod params;
 pub mod relay;
+pub mod retry;
 pub mod session;
 pub mod session_ops;
 pub mod sharded;

@@ -35,6 +35,9 @@ impl Session {
     /// Handles one message from the server.
     pub(crate) fn on_server_frame(&mut self, f: Frame) -> Result<()> {
         tracing::trace!(client = self.id, tag = %(f.tag as char), expect = ?self.expect, "server message");
+        if self.retry_intercept(&f)? {
+            return Ok(());
+        }
         match f.tag {
             // Asynchronous messages: always relayed.
             b'S' => {
@@ -125,6 +128,10 @@ impl Session {
             self.server.as_ref(),
         ) {
             self.app.metrics.error(&co.pool.pool_name, &fields.code);
+            if fields.code == "25006" {
+                // Read-only: if that server was taken for the primary, check it now.
+                self.user.recheck_if_write_target(&co.pool);
+            }
         }
         self.copy_in = false;
         // An injected statement's failure is not the client's (its own request follows).

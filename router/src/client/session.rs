@@ -90,6 +90,8 @@ pub struct Session {
     pub(crate) suspended: Option<super::sharded::Suspended>,
     /// While set, fan-out output is collected here instead of sent.
     pub(crate) capture: Option<BytesMut>,
+    /// A write refused with 25006 that may be retried on the primary (`retry`).
+    pub(crate) retry: super::retry::RetryState,
 }
 
 pub(crate) fn ready(status: u8) -> Bytes {
@@ -159,6 +161,7 @@ impl Session {
             parked: Vec::new(),
             tx_begin: None,
             wrote: Vec::new(),
+            retry: Default::default(),
         }
     }
 
@@ -183,7 +186,10 @@ impl Session {
                 })
                 .collect(),
             None => {
-                self.ensure_server(Some(0), false).await?;
+                // Any server will do: as a read, logins work while the primary is down
+                // (not in session mode, where this server stays the client's).
+                let read = self.mode != PoolMode::Session && self.user.has_replicas;
+                self.ensure_server(Some(0), read).await?;
                 match self.server.as_ref() {
                     Some(co) => co
                         .conn_ref()
@@ -257,6 +263,7 @@ impl Session {
             ))
         };
         loop {
+            self.run_retry().await?;
             while let Some(frame) = decode_frame(&mut self.rbuf, MAX_MESSAGE_LEN)? {
                 if frame.tag == b'X' {
                     return Ok(());
@@ -460,16 +467,13 @@ impl Session {
         self.user = self.app.current_user_pools(&self.user);
         let shard = self.pick_shard(wanted)?;
         let target = self.target_for(read);
-        let pool = self.user.pick(shard, target).cloned().ok_or_else(|| {
-            RouterError::Pg(PgError::error("08006", "pool has no server configured"))
-        })?;
         self.client.info.set_state(ClientState::Waiting);
-        let co = pool.checkout().await.map(|(co, waited)| {
+        let co = self.user.checkout(shard, target).await.map(|(co, waited)| {
             if waited > std::time::Duration::from_micros(100) {
                 // Only checkouts that queued: keeps label lookups off the fast path.
                 self.app
                     .metrics
-                    .client_waited(&pool.pool_name, &pool.user_name, waited);
+                    .client_waited(&co.pool.pool_name, &co.pool.user_name, waited);
             }
             co
         });
@@ -478,6 +482,7 @@ impl Session {
             Err(_) => ClientState::Idle,
         });
         let mut co = co?;
+        let pool = co.pool.clone();
         self.apply_params(&mut co).await?;
         let conn = co.conn();
         // Tell the client about server-reported values that differ from what it knows.
@@ -819,6 +824,7 @@ impl Session {
         }
         self.track_session_ops(&analysis);
         self.count_statement();
+        self.arm_retry(&f, &sql);
         self.send_server(&f, None);
         self.expect.push_back(Expect::Forward(Term::Ready {
             started: Some(std::time::Instant::now()),

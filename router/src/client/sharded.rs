@@ -575,14 +575,7 @@ impl Session {
         };
         let shard = (self.id as usize) % schema.shards;
         let target = self.target_for_read();
-        let Some(pool) = self.user.pick(shard, target).cloned() else {
-            self.router_error(
-                PgError::error("08006", "shard has no server configured"),
-                true,
-            );
-            return Ok(());
-        };
-        let mut co = match pool.checkout().await {
+        let mut co = match self.user.checkout(shard, target).await {
             Ok((co, _)) => co,
             Err(e) => return self.checkout_failed(e, true),
         };

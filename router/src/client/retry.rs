@@ -1,0 +1,247 @@
+//! A write refused with `25006` (read-only transaction) by a server the router sent it
+//! to, retried on the real primary when that is safe.
+//!
+//! This happens in the window between a failover and the health round that notices it
+//! (the server taken for the primary was demoted or replaced by a standby behind the
+//! same address), or when a statement classified as a read — a user function that
+//! writes — reached a replica. The refusal is held back and, if the server was taken
+//! for the primary, its shard is re-checked at once. If the server is (still) the
+//! primary, the refusal was the server's honest answer (`BEGIN READ ONLY`,
+//! `default_transaction_read_only`) and goes to the client unchanged; otherwise the
+//! statement runs again on the primary and the client sees only that answer.
+//!
+//! Only when no data can have changed and the client has seen nothing of the answer:
+//! a simple-protocol Query that is the only request in flight, sent either outside a
+//! transaction or as the first statement after a plain `BEGIN` (which is replayed on
+//! the new server first). A server that refuses with 25006 wrote nothing of that
+//! statement, and outside those cases the client's transaction holds earlier work that
+//! cannot be moved, so the error is passed on. Not in session pooling mode (the
+//! session's state lives on its server), not with `SET orochi.role = 'replica'`, and at
+//! most once per statement. Extended-protocol batches are not retried: their earlier
+//! replies (ParseComplete, BindComplete) have reached the client already.
+
+use super::expect::{Expect, Term};
+use super::session::Session;
+use crate::backend::registry::Target;
+use crate::error::Result;
+use orochi_config::PoolMode;
+use orochi_wire::Frame;
+
+/// One Query that may be retried.
+pub(crate) struct Retry {
+    /// The client's Query, to send again.
+    request: Frame,
+    /// The plain `BEGIN` that is all of the transaction so far, replayed first.
+    prelude: Option<Frame>,
+    shard: usize,
+    /// Part of the answer was relayed to the client: too late to retry.
+    forwarded: bool,
+    /// The held-back 25006 ErrorResponse...
+    refused: Option<Frame>,
+    /// ...and the ReadyForQuery after it: the retry can run.
+    ready: Option<Frame>,
+}
+
+/// Per-session retry bookkeeping.
+#[derive(Default)]
+pub(crate) struct RetryState {
+    pending: Option<Retry>,
+    /// A plain `BEGIN` in flight...
+    begin_candidate: Option<Frame>,
+    /// ...that succeeded and is all the open transaction has done.
+    begin_only: Option<Frame>,
+}
+
+impl RetryState {
+    fn idle(&self) -> bool {
+        self.pending.is_none() && self.begin_candidate.is_none() && self.begin_only.is_none()
+    }
+}
+
+/// `BEGIN` / `START TRANSACTION` alone, not read-only (a read-only transaction refuses
+/// writes everywhere).
+fn is_plain_begin(sql: &str) -> bool {
+    use crate::planner::lex::first_keyword;
+    matches!(first_keyword(sql).as_str(), "begin" | "start")
+        && !sql.trim().trim_end_matches(';').contains(';')
+        && !crate::planner::rw::is_read_only_begin(sql)
+}
+
+impl Session {
+    /// Called for a simple Query about to be sent to the attached server.
+    pub(crate) fn arm_retry(&mut self, f: &Frame, sql: &str) {
+        let r = &mut self.retry;
+        if r.pending.as_ref().is_some_and(|p| p.refused.is_some()) {
+            // A refusal is held for the request before (pipelined): `retry_intercept`
+            // gives it up when its ReadyForQuery comes, as this request follows it.
+            return;
+        }
+        r.pending = None;
+        r.begin_candidate = None;
+        let prelude = r.begin_only.take();
+        let Some(co) = self.server.as_ref() else {
+            return;
+        };
+        if !self.user.has_replicas
+            || self.mode == PoolMode::Session
+            || self.role == Some(Target::Read)
+            || !self.expect.is_empty()
+            || self.unsynced
+        {
+            return;
+        }
+        let retry = |prelude| Retry {
+            request: f.clone(),
+            prelude,
+            shard: co.pool.shard,
+            forwarded: false,
+            refused: None,
+            ready: None,
+        };
+        match self.tx_status {
+            b'I' if is_plain_begin(sql) => r.begin_candidate = Some(f.clone()),
+            b'I' => r.pending = Some(retry(None)),
+            b'T' if prelude.is_some() => r.pending = Some(retry(prelude)),
+            _ => {}
+        }
+    }
+
+    /// Looks at every server message first; true when it was taken (held back).
+    pub(crate) fn retry_intercept(&mut self, f: &Frame) -> Result<bool> {
+        let r = &mut self.retry;
+        if r.idle() || matches!(f.tag, b'S' | b'N' | b'A') {
+            return Ok(false);
+        }
+        if let Some(p) = r.pending.as_mut() {
+            match f.tag {
+                b'E' if !p.forwarded && p.refused.is_none() && self.expect.len() == 1 => {
+                    if orochi_wire::ErrorFields::decode(&f.body).is_ok_and(|e| e.code == "25006") {
+                        p.refused = Some(f.clone());
+                        return Ok(true);
+                    }
+                    p.forwarded = true;
+                }
+                b'Z' if p.refused.is_some() && self.expect.len() == 1 => {
+                    p.ready = Some(f.clone());
+                    self.expect.pop_front();
+                    return Ok(true);
+                }
+                b'Z' => {
+                    // Done; or the client sent more meanwhile, which must not overtake
+                    // this answer: give the held refusal to the client after all.
+                    if let Some(refused) = r.pending.take().and_then(|p| p.refused) {
+                        self.on_server_frame(refused)?;
+                    }
+                }
+                _ => p.forwarded = true,
+            }
+            return Ok(false);
+        }
+        if f.tag == b'Z' {
+            let status = f.body.first().copied();
+            match r.begin_candidate.take() {
+                Some(begin) if status == Some(b'T') => r.begin_only = Some(begin),
+                _ if status != Some(b'T') => r.begin_only = None,
+                _ => {}
+            }
+        } else if r.begin_candidate.is_none() {
+            // The open transaction did something after its BEGIN.
+            r.begin_only = None;
+        }
+        Ok(false)
+    }
+
+    /// Runs a retry whose refusal has fully arrived (at the top of the session loop,
+    /// before any later client message is looked at).
+    pub(crate) async fn run_retry(&mut self) -> Result<()> {
+        if self
+            .retry
+            .pending
+            .as_ref()
+            .is_none_or(|p| p.ready.is_none())
+        {
+            return Ok(());
+        }
+        let Some(Retry {
+            request,
+            prelude,
+            shard,
+            refused: Some(refused),
+            ready: Some(ready),
+            ..
+        }) = self.retry.pending.take()
+        else {
+            return Ok(());
+        };
+        let Some(old) = self.server.as_ref().map(|co| co.pool.clone()) else {
+            return Ok(());
+        };
+        let user = self.app.current_user_pools(&self.user);
+        if user.is_write_target(&old) {
+            if let Some(h) = user.health.get(shard) {
+                h.recheck().await;
+            }
+        }
+        if user.is_write_target(&old) {
+            // Still the primary: the refusal was the server's own answer. Relay it.
+            self.expect
+                .push_front(Expect::Forward(Term::Ready { started: None }));
+            self.on_server_frame(refused)?;
+            return self.on_server_frame(ready);
+        }
+        tracing::info!(
+            client = self.id,
+            server = %old.target.addr(),
+            "write refused with 25006 (read-only) by a server that is not the primary: retrying on the primary"
+        );
+        if ready.body.first() != Some(&b'I') {
+            if let Some(co) = self.server.as_mut() {
+                let conn = co.conn();
+                if !matches!(conn.run_silent("ROLLBACK").await, Ok(None)) {
+                    conn.broken = true;
+                }
+            }
+        }
+        self.tx_status = b'I';
+        self.maybe_release().await;
+        if let Err(e) = self.ensure_server(Some(shard), false).await {
+            return self.checkout_failed(e, false);
+        }
+        if let Some(begin) = &prelude {
+            self.send_server(begin, None);
+            self.expect
+                .push_back(Expect::Swallow(Term::Ready { started: None }));
+        }
+        self.count_statement();
+        self.send_server(&request, None);
+        self.expect.push_back(Expect::Forward(Term::Ready {
+            started: Some(std::time::Instant::now()),
+        }));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_begin;
+
+    #[test]
+    fn plain_begins() {
+        for q in [
+            "BEGIN",
+            "begin;",
+            "START TRANSACTION",
+            "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        ] {
+            assert!(is_plain_begin(q), "{q}");
+        }
+        for q in [
+            "BEGIN READ ONLY",
+            "START TRANSACTION READ ONLY",
+            "BEGIN; INSERT INTO t VALUES (1)",
+            "INSERT INTO t VALUES (1)",
+        ] {
+            assert!(!is_plain_begin(q), "{q}");
+        }
+    }
+}
