@@ -19,15 +19,13 @@
 # Prints a matrix per target (case × driver: pass / FAIL / - = not a case of that
 # driver), a driver × target summary, every failure with its reason, and last
 # `N passed, M failed` over the *required* cases. Exit status non-zero when a
-# required case failed. Required: the single target always; the sharded target
-# only with DRIVERS_SHARDED_REQUIRED=1. Until the router routes shards it
-# defaults to 0: sharded cases still run and every failure is printed, with a
-# "reported only" count line, but they do not fail the run.
+# required case failed. Required: both targets (DRIVERS_SHARDED_REQUIRED=0 turns
+# the sharded target into a reported-only count line).
 #
 # Env:
 #   DRIVERS_TARGETS="single sharded"   targets to run
 #   DRIVERS_ONLY="psycopg asyncpg"     drivers to run (default: all)
-#   DRIVERS_SHARDED_REQUIRED=0         1 = sharded failures fail the run
+#   DRIVERS_SHARDED_REQUIRED=1         0 = sharded failures are only reported
 #   DRIVERS_SKIP_INSTALL=1             do not run drivers/install.sh
 #   DRIVERS_TIMEOUT=240                seconds one driver run may take
 #   OROCHI_ROUTER_BIN                  router binary (default: newest in target/)
@@ -38,7 +36,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh"
 ddir="$here/drivers"
 
-DRIVERS_SHARDED_REQUIRED="${DRIVERS_SHARDED_REQUIRED:-0}"
+DRIVERS_SHARDED_REQUIRED="${DRIVERS_SHARDED_REQUIRED:-1}"
 read -r -a targets <<<"${DRIVERS_TARGETS:-single sharded}"
 all_drivers=(psycopg sqlalchemy asyncpg node-pg pgjdbc sqlx psql pgbench)
 read -r -a drivers <<<"${DRIVERS_ONLY:-${all_drivers[*]}}"

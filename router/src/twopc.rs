@@ -136,15 +136,24 @@ pub fn spawn_sweepers(app: &Arc<App>) {
         let pool = name.clone();
         let interval = tpc.cleanup_interval;
         tokio::spawn(async move {
+            // Our own loop around `sweep`, so every recovery decision reaches the metrics.
             let stop = app2.shutdown.clone();
-            app2.twopc
-                .run_sweeper(
-                    &pool,
-                    &access,
-                    interval,
-                    async move { stop.cancelled().await },
-                )
-                .await;
+            let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {
+                        let report = app2.twopc.sweep(&pool, &access).await;
+                        for _ in &report.committed {
+                            app2.metrics.twopc_recovered(&pool, true);
+                        }
+                        for _ in &report.rolled_back {
+                            app2.metrics.twopc_recovered(&pool, false);
+                        }
+                    }
+                }
+            }
         });
     }
 }

@@ -84,6 +84,9 @@ pub struct Session {
     pub(crate) parked: Vec<Checkout>,
     /// The BEGIN of the current explicit transaction, replayed on each shard it reaches.
     pub(crate) tx_begin: Option<String>,
+    /// The transaction spanning shards is a pipeline's implicit one (no BEGIN from the
+    /// client): the router made it explicit and commits it at the client's Sync.
+    pub(crate) implicit_multi: bool,
     /// Shards the current transaction wrote on (two-phase commit participants).
     pub(crate) wrote: Vec<usize>,
     /// A multi-shard result fetched in batches (Execute with a row limit).
@@ -160,6 +163,7 @@ impl Session {
             capture: None,
             parked: Vec::new(),
             tx_begin: None,
+            implicit_multi: false,
             wrote: Vec::new(),
             retry: Default::default(),
         }
@@ -447,6 +451,14 @@ impl Session {
                     }
                     // A transaction spanning shards: park this shard's connection, take
                     // (or open) the other's; COMMIT runs two-phase commit over all.
+                    if self.tx_begin.is_none() {
+                        // A pipeline's implicit transaction: BEGIN turns it (with what
+                        // already ran in it) into a block two-phase commit can finish.
+                        let f = FrontendMessage::Query("BEGIN".into()).to_frame();
+                        self.send_server(&f, Some(Expect::Swallow(Term::Ready { started: None })));
+                        self.tx_begin = Some("BEGIN".into());
+                        self.implicit_multi = true;
+                    }
                     if !self.settle_current().await? {
                         return Err(RouterError::Pg(PgError::error(
                             "25P02",
@@ -742,6 +754,9 @@ impl Session {
             b'Q' => self.on_query(f).await,
             b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => self.on_extended(f).await,
             b'S' => {
+                if self.implicit_multi && self.server.is_some() {
+                    return self.finish_implicit_multi().await;
+                }
                 if self.server.is_none() {
                     self.unsynced = false;
                     self.finish_held().await?;
@@ -803,7 +818,7 @@ impl Session {
         let mut wanted = wanted;
         if let (None, Some(schema)) = (wanted, self.sharding()) {
             if let Some(commit) = self.ends_multi_shard(&sql) {
-                self.finish_multi_shard(commit, false).await;
+                self.finish_multi_shard(commit, false, false).await;
                 return Ok(());
             }
             if let Some(tag) = self.local_transaction(&sql) {

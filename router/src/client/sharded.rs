@@ -188,10 +188,10 @@ impl Session {
         // Several shards: only outside a transaction that already uses a shard.
         if self.server.as_ref().is_some_and(|_| self.tx_status != b'I') {
             let s = self.server.as_ref().map_or(0, |c| c.pool.shard);
-            return self.refused(&format!("this transaction runs on shard {s}; a statement that needs several shards cannot join it (atomic multi-shard transactions need two-phase commit)"), extended);
+            return self.refused(&format!("this transaction runs on shard {s}; a single statement that needs several shards cannot join it: split it per shard key, or run it outside the transaction"), extended);
         }
         if write && self.pending_begin.is_some() {
-            return self.refused("a write to several shards inside a transaction block (needs two-phase commit, not available yet)", extended);
+            return self.refused("a single statement that writes on several shards inside a transaction block; run it outside the transaction (it then commits atomically on its own), or split it per shard key", extended);
         }
         if write && !schema.twopc && !schema.best_effort {
             return self.refused("a write that touches several shards would not be atomic: two-phase commit is disabled ([sharding.two_phase_commit] enabled = false); restrict it to one shard key, enable two-phase commit, or set best_effort = true to allow non-atomic multi-shard writes", extended);
@@ -508,7 +508,7 @@ impl Session {
                     Some(LocalPortal {
                         finish: Some(commit),
                         ..
-                    }) => self.finish_multi_shard(commit, true).await,
+                    }) => self.finish_multi_shard(commit, true, false).await,
                     Some(l) => {
                         self.reply(message(BackendMessage::CommandComplete(l.tag.to_string())))
                     }
@@ -645,8 +645,8 @@ impl Session {
     pub(crate) fn can_switch_shard(&self) -> bool {
         self.sharding().is_some()
             && self.mode == orochi_config::PoolMode::Transaction
-            && self.tx_begin.is_some()
-            && self.tx_status == b'T'
+            && ((self.tx_begin.is_some() && self.tx_status == b'T')
+                || (self.tx_begin.is_none() && self.tx_status == b'I' && self.unsynced))
             && !self.copy_in
             && !self.server_skipping
     }
@@ -726,7 +726,26 @@ impl Session {
 
     /// Ends a transaction spanning shards: two-phase commit over the shards it wrote
     /// on (the others just commit), or rollback everywhere; answers the client.
-    pub(crate) async fn finish_multi_shard(&mut self, commit: bool, extended: bool) {
+    /// The client's Sync ends a pipeline whose implicit transaction spans shards: the
+    /// current shard's batch is settled, then all shards commit (two-phase) or roll back,
+    /// and the client gets ReadyForQuery as if one server had run the pipeline.
+    pub(crate) async fn finish_implicit_multi(&mut self) -> crate::error::Result<()> {
+        let ok = self.settle_current().await?;
+        self.router_skipping = false;
+        self.implicit_multi = false;
+        self.finish_multi_shard(ok, false, true).await;
+        Ok(())
+    }
+
+    /// `implicit`: the end of a pipeline's implicit transaction (the client gets only
+    /// ReadyForQuery, or the error and ReadyForQuery).
+    pub(crate) async fn finish_multi_shard(
+        &mut self,
+        commit: bool,
+        extended: bool,
+        implicit: bool,
+    ) {
+        self.implicit_multi = false;
         let mut all: Vec<crate::backend::Checkout> = std::mem::take(&mut self.parked);
         all.extend(self.server.take());
         let failed_tx = self.tx_status == b'E';
@@ -832,6 +851,7 @@ impl Session {
                     self.reply(ready(b'I'));
                 }
             }
+            None if implicit => self.reply(ready(b'I')),
             None => {
                 let tag = if commit && !failed_tx {
                     "COMMIT"

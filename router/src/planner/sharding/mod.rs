@@ -54,8 +54,13 @@ pub fn plan_uncached(schema: &ShardingSchema, sql: &str) -> ShardPlan {
     // walk; a shape it does not understand must not be routed by a partial view.
     // Only statements that can nest queries need it (the walk sees every FROM item and
     // DML target of a flat statement): it costs a full copy of the tree.
-    let nested =
-        count_word(sql, "select") > 1 || crate::planner::lex::contains_word_ci(sql, "with");
+    let plain_dml = matches!(
+        crate::planner::lex::first_keyword(sql).as_str(),
+        "select" | "insert" | "update" | "delete" | "values" | "table"
+    );
+    let nested = !plain_dml
+        || count_word(sql, "select") > 1
+        || crate::planner::lex::contains_word_ci(sql, "with");
     if nested && plan.refuse.is_none() && plan.kind != Kind::Ddl {
         let found = count_distributed(schema, &parsed.protobuf);
         let seen = plans_seen(schema, &stmts);
@@ -213,6 +218,7 @@ fn build(w: &mut Walk<'_>, n: &Node) -> Option<usize> {
             Some(top)
         }
         NodeEnum::ExplainStmt(e) => build(w, e.query.as_deref()?),
+        NodeEnum::DeclareCursorStmt(d) => build(w, d.query.as_deref()?),
         NodeEnum::CopyStmt(c) => {
             let top = w.select(&Default::default(), None, true);
             if let Some(rv) = &c.relation {
@@ -318,7 +324,7 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
         E::SelectStmt(_) => Kind::Read,
         E::InsertStmt(_) | E::UpdateStmt(_) | E::DeleteStmt(_) => Kind::Write,
         E::CopyStmt(c) if c.is_from => Kind::Write,
-        E::CopyStmt(_) | E::ExplainStmt(_) => Kind::Read,
+        E::CopyStmt(_) | E::ExplainStmt(_) | E::DeclareCursorStmt(_) => Kind::Read,
         E::TransactionStmt(_)
         | E::VariableSetStmt(_)
         | E::VariableShowStmt(_)
@@ -330,7 +336,6 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
         | E::NotifyStmt(_)
         | E::ClosePortalStmt(_)
         | E::FetchStmt(_)
-        | E::DeclareCursorStmt(_)
         | E::LoadStmt(_)
         | E::CheckPointStmt(_) => return ShardPlan::simple(Kind::Session, Routing::Any),
         E::ExecuteStmt(_) => return ShardPlan::refused("EXECUTE of an SQL-level prepared statement on a sharded pool: the router cannot see its parameters; use protocol-level prepared statements (every driver does), or choose the shard with SET orochi.shard = N"),
@@ -379,6 +384,9 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
                     plan.refuse = Some(format!("UPDATE of the shard key column \"{key}\": the row would have to move to another shard; DELETE it and INSERT it again"));
                 }
             }
+        }
+        E::DeclareCursorStmt(_) => {
+            plan.merge = Err("a cursor over rows of several shards; restrict its query to one shard key, or run the query without a cursor".into());
         }
         E::ExplainStmt(_) => {
             plan.merge = Err("EXPLAIN of a statement that runs on several shards; EXPLAIN it on one shard with SET orochi.shard = N".into());

@@ -211,3 +211,18 @@ fn non_c_collations_are_not_merged() {
     );
     assert!(p.merge.is_ok());
 }
+
+#[test]
+fn cursors_follow_their_query() {
+    let s = schema();
+    assert_eq!(
+        shards("DECLARE c CURSOR FOR SELECT * FROM users WHERE id = 42"),
+        one(42)
+    );
+    let p = plan(&s, "DECLARE c CURSOR FOR SELECT id FROM users ORDER BY id");
+    assert_eq!(p.routing, Routing::All);
+    assert!(p.merge.as_ref().unwrap_err().contains("cursor"));
+    // Anything else naming a distributed table in a shape the walk does not know is refused.
+    let p = plan(&s, "PREPARE q AS SELECT * FROM users");
+    assert!(p.refuse.is_some() || p.kind == Kind::Session);
+}
