@@ -6,6 +6,7 @@
 #   make stop    stop the demo router and its shards
 #   make test    build everything, start the PostgreSQL test fleet, run all tests + pgbench
 #   make test-drivers   the driver compatibility matrix (testing/drivers.sh)
+#   make test-bank      2PC bank test under router SIGKILLs and a shard restart (testing/bank.sh)
 #   make bench   router vs PgBouncer vs direct PostgreSQL (testing/bench.sh)
 #   make lint    rustfmt --check and clippy -D warnings
 #   make fmt     rustfmt the workspace
@@ -23,7 +24,7 @@ export PATH := $(PG_BINDIR):$(PATH)
 
 HAVE_NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: deps build run stop test test-drivers bench lint fmt fleet-up fleet-down
+.PHONY: deps build run stop test test-drivers test-bank bench lint fmt fleet-up fleet-down
 
 deps:
 	bash testing/install-deps.sh
@@ -55,6 +56,12 @@ endif
 test-drivers: deps
 	$(CARGO) build -p orochi-router
 	bash testing/drivers.sh $(TARGET_DIR)/debug/orochi-router
+
+# The bank test of two-phase commit (testing/bank.sh): transfers across 4 shards while
+# the router is SIGKILLed every few seconds and a shard restarts; CI runs it.
+test-bank: deps
+	$(CARGO) build -p orochi-router
+	bash testing/bank.sh $(TARGET_DIR)/debug/orochi-router
 
 bench: build
 	bash testing/bench.sh $(TARGET_DIR)/release/orochi-router

@@ -390,3 +390,22 @@ fi
     echo "|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${sharded_rows[@]}"
 } | tee "$work/results.md"
+
+# ---------------------------------------------------------------- two-phase commit
+# Transfers between two accounts in one transaction (testing/bank/bank.py --bench):
+# both accounts on one shard (a plain commit) vs on two shards (two-phase commit), 4
+# shards of the test fleet, same router build, same run.
+if [[ -n "$bin" ]]; then
+    ensure_psycopg "$PG_RUN_DIR/drivers-venv" "$work" bench
+    shards="$(bash "$here/pg.sh" fleet-up | sed -n 's/^OROCHI_PG_SHARDS=//p')"
+    read -r bport badmin bmetrics < <(free_ports 3)
+    mkdir -p "$work/bank"
+    {
+        echo
+        echo "### Transfers: single-shard vs cross-shard (two-phase commit), ${secs}s each, 16 clients, 4 shards"
+        echo
+        OROCHI_PG_BINDIR="$PG_BIN" "$PG_RUN_DIR/drivers-venv/bin/python" "$here/bank/bank.py" --bench \
+            --router "$bin" --shards "$shards" --shard-names s0,s1,s2,s3 --pgsh "$here/pg.sh" \
+            --work "$work/bank" --ports "$bport,$badmin,$bmetrics" --duration "$secs" --clients 16
+    } | tee -a "$work/results.md"
+fi

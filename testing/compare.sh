@@ -43,7 +43,6 @@ done
 
 work="$PG_RUN_DIR/compare"
 venv="${COMPARE_VENV:-$PG_RUN_DIR/drivers-venv}"
-req="$here/drivers/python/requirements.txt"
 py="$here/compare/compare.py"
 mkdir -p "$work"
 # One run at a time per checkout: a second run would drop the databases under the first.
@@ -51,27 +50,7 @@ exec 8>"$work/run.lock"
 flock -w 900 8 || pg_die "compare: timed out waiting for $work/run.lock (another compare.sh run)"
 
 # --- psycopg -------------------------------------------------------------------
-ensure_psycopg() {
-    if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c 'import psycopg' 2>/dev/null; then
-        return 0
-    fi
-    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-        local sudo=()
-        [[ "$(id -u)" == 0 ]] || sudo=(sudo)
-        echo "compare: apt-get install python3-venv" >&2
-        if ! { DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -qq \
-            && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
-                python3-venv; } >"$work/apt.log" 2>&1; then
-            tail -n 30 "$work/apt.log" >&2
-            exit 1
-        fi
-    fi
-    [[ -x "$venv/bin/python" ]] || { echo "compare: creating $venv" >&2; python3 -m venv "$venv"; }
-    grep -E '^psycopg' "$req" >"$work/requirements-psycopg.txt"
-    echo "compare: pip install $(tr '\n' ' ' <"$work/requirements-psycopg.txt")" >&2
-    "$venv/bin/pip" install -q --disable-pip-version-check -r "$work/requirements-psycopg.txt" >&2
-}
-ensure_psycopg
+ensure_psycopg "$venv" "$work" compare
 
 # --- PostgreSQL and data -------------------------------------------------------------
 fleet="$(bash "$here/pg.sh" fleet-up)"

@@ -128,3 +128,28 @@ database = "$db"
 servers = [["127.0.0.1", $sport, "primary"]]
 EOF
 }
+
+# ensure_psycopg VENV WORK WHO: psycopg 3 (pinned in drivers/python/requirements.txt)
+# in VENV, created if missing (python3-venv installed with apt when absent).
+ensure_psycopg() {
+    local venv="$1" work="$2" who="$3" req
+    req="$(dirname "${BASH_SOURCE[0]}")/drivers/python/requirements.txt"
+    if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c 'import psycopg' 2>/dev/null; then
+        return 0
+    fi
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        local sudo=()
+        [[ "$(id -u)" == 0 ]] || sudo=(sudo)
+        echo "$who: apt-get install python3-venv" >&2
+        if ! { DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -qq \
+            && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+                python3-venv; } >"$work/apt.log" 2>&1; then
+            tail -n 30 "$work/apt.log" >&2
+            exit 1
+        fi
+    fi
+    [[ -x "$venv/bin/python" ]] || { echo "$who: creating $venv" >&2; python3 -m venv "$venv"; }
+    grep -E '^psycopg' "$req" >"$work/requirements-psycopg.txt"
+    echo "$who: pip install $(tr '\n' ' ' <"$work/requirements-psycopg.txt")" >&2
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$work/requirements-psycopg.txt" >&2
+}

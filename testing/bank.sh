@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# bank.sh [ROUTER_BIN] — the bank test of issue #4 (`make test-bank`; CI runs it):
+# 16 clients transfer money between 1,000 accounts on 4 shards for BANK_SECONDS
+# (default 60) while the router is SIGKILLed and restarted every 2-4 s and one shard
+# gets `pg_ctl restart -m immediate` midway; then a clean router's recovery sweeper
+# runs and every invariant of atomic commit is checked on the shards directly
+# (testing/bank/bank.py). Prints attempted / committed / failed / unknown counts.
+# Env: BANK_SECONDS (60), BANK_CLIENTS (16). Logs: .run/bank/.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=testing/lib.sh
+source "$here/lib.sh"
+work="$PG_RUN_DIR/bank"
+venv="$PG_RUN_DIR/drivers-venv"
+mkdir -p "$work"
+: >"$work/router.log"
+ensure_psycopg "$venv" "$work" bank
+bin="$(router_bin "${1:-}")"
+fleet="$(bash "$here/pg.sh" fleet-up)"
+shards="$(sed -n 's/^OROCHI_PG_SHARDS=//p' <<<"$fleet")"
+[[ -n "$shards" ]] || pg_die "bank: pg.sh fleet-up printed no OROCHI_PG_SHARDS"
+read -r port admin metrics < <(free_ports 3)
+echo "bank: router $bin on 127.0.0.1:$port, shards $shards (log $work/router.log)"
+OROCHI_PG_BINDIR="$PG_BIN" timeout -k 10 "$((${BANK_SECONDS:-60} + 240))" "$venv/bin/python" "$here/bank/bank.py" \
+    --router "$bin" --shards "$shards" --shard-names s0,s1,s2,s3 --pgsh "$here/pg.sh" --work "$work" \
+    --ports "$port,$admin,$metrics" --duration "${BANK_SECONDS:-60}" --clients "${BANK_CLIENTS:-16}"
