@@ -148,40 +148,48 @@ async fn a_router_killed_mid_commit_leaves_all_or_nothing() {
     let cases = [
         ("before_prepare", false),
         ("after_prepare", false),
+        ("before_decision", false),
         ("after_decision", false),
         ("after_coordinator_commit", true),
+        ("before_commit_prepared", true),
         ("after_commit_prepared", true),
     ];
     for (point, committed) in cases {
         let db = two_shard_db().await;
-        let port = free_port();
         let dir = std::env::temp_dir().join(format!("orochi-2pc-{}-{point}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("orochi.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[general]\nhost = \"127.0.0.1\"\nport = {port}\nadmin_port = {}\nmetrics_port = {}\n{}",
-                free_port(),
-                free_port(),
-                pool_toml_two_shards(&db, "[sharding.two_phase_commit]\ntimeout_seconds = 1\ncleanup_interval_seconds = 1"),
-            ),
-        )
-        .unwrap();
-        let mut router = spawn_router(&config, Some(point));
-        let mut c = connect_router(port, &db).await;
+        // Two router instances on the same shards: A dies at the fault point, B (its own
+        // random instance id) resolves A's transactions with its sweeper.
+        let write_config = |name: &str, port: u16| {
+            let path = dir.join(name);
+            std::fs::write(
+                &path,
+                format!(
+                    "[general]\nhost = \"127.0.0.1\"\nport = {port}\nadmin_port = {}\nmetrics_port = {}\n{}",
+                    free_port(),
+                    free_port(),
+                    pool_toml_two_shards(&db, "[sharding.two_phase_commit]\ntimeout_seconds = 1\ncleanup_interval_seconds = 1"),
+                ),
+            )
+            .unwrap();
+            path
+        };
+        let (port_a, port_b) = (free_port(), free_port());
+        let config_a = write_config("a.toml", port_a);
+        let config_b = write_config("b.toml", port_b);
+        let _b = spawn_router(&config_b, None);
+        let _cb = connect_router(port_b, &db).await;
+        let mut a = spawn_router(&config_a, Some(point));
+        let mut c = connect_router(port_a, &db).await;
         let r = sqlx::raw_sql("UPDATE users SET name = 'marked' WHERE city = 'Paris'")
             .execute(&mut c)
             .await;
-        assert!(r.is_err(), "{point}: the router must have died mid-commit");
-        let status = within(10, "router exits", router.wait()).await.unwrap();
+        assert!(r.is_err(), "{point}: router A must have died mid-commit");
+        let status = within(10, "router A exits", a.wait()).await.unwrap();
         assert!(!status.success(), "{point}: killed by the fault point");
-        // A fresh router (no fault) recovers: after its sweeps nothing stays prepared.
-        let _router = spawn_router(&config, None);
-        let _c = connect_router(port, &db).await;
         within(
             30,
-            "recovery sweeper resolves the prepared transactions",
+            "router B's sweeper resolves A's prepared transactions",
             async {
                 while prepared_of(&db).await > 0 {
                     tokio::time::sleep(Duration::from_millis(200)).await;
