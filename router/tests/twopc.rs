@@ -297,3 +297,56 @@ async fn marked_as(db: &str, name: &str) -> i64 {
     }
     n
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweeper_killed_mid_recovery_is_finished_by_the_next() {
+    let db = two_shard_db().await;
+    let dir = std::env::temp_dir().join(format!("orochi-2pc-{}-sweep", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write_config = |name: &str, port: u16| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[general]\nhost = \"127.0.0.1\"\nport = {port}\nadmin_port = {}\nmetrics_port = {}\n{}",
+                free_port(),
+                free_port(),
+                pool_toml_two_shards(
+                    &db,
+                    "[sharding.two_phase_commit]\ntimeout_seconds = 1\ncleanup_interval_seconds = 1"
+                ),
+            ),
+        )
+        .unwrap();
+        path
+    };
+    // A dies right after preparing: a prepared transaction and no decision.
+    let port_a = free_port();
+    let config_a = write_config("a.toml", port_a);
+    let mut a = spawn_router(&config_a, Some("after_prepare"));
+    let mut c = connect_router(port_a, &db).await;
+    let _ = sqlx::raw_sql("UPDATE users SET name = 'marked' WHERE city = 'Paris'")
+        .execute(&mut c)
+        .await;
+    within(10, "router A exits", a.wait()).await.unwrap();
+    assert!(prepared_of(&db).await > 0, "A left a prepared transaction");
+    // B's sweeper dies after writing its abort decision, before rolling back.
+    let port_b = free_port();
+    let config_b = write_config("b.toml", port_b);
+    let mut b = spawn_router(&config_b, Some("sweep_after_decision"));
+    let status = within(20, "router B dies in its sweep", b.wait())
+        .await
+        .unwrap();
+    assert!(!status.success(), "B was killed by its fault point");
+    // C finishes the recovery from the decision row B left.
+    let port_c = free_port();
+    let config_c = write_config("c.toml", port_c);
+    let _c = spawn_router(&config_c, None);
+    within(30, "router C resolves", async {
+        while prepared_of(&db).await > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert_eq!(marked(&db).await, [0, 0], "rolled back on every shard");
+}
