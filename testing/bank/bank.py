@@ -37,6 +37,10 @@ def setup(shards, db):
         with psycopg.connect(shard_dsn(hp, "postgres"), autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             c.execute(f'CREATE DATABASE "{db}" OWNER app')
+            # The test fleet runs with synchronous_commit off for speed; a commit that an
+            # immediate shutdown can lose would break any commit protocol, so the bank
+            # database gets PostgreSQL's default, durable commits back.
+            c.execute(f'ALTER DATABASE "{db}" SET synchronous_commit = on')
         with psycopg.connect(shard_dsn(hp, db, "app", "secret"), autocommit=True) as c:
             c.execute("CREATE TABLE accounts (id bigint PRIMARY KEY, balance bigint NOT NULL)")
             c.execute("CREATE TABLE ledger (transfer_id bigint NOT NULL, account bigint NOT NULL, delta bigint NOT NULL)")
