@@ -134,6 +134,26 @@ async fn connect_router(port: u16, db: &str) -> PgConnection {
     .await
 }
 
+/// A router config file for the two-shard `db` on `port`: 2PC with a 1 s timeout and
+/// sweep, so recovery in the crash tests is quick.
+fn router_config(dir: &std::path::Path, db: &str, name: &str, port: u16) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "[general]\nhost = \"127.0.0.1\"\nport = {port}\nadmin_port = {}\nmetrics_port = {}\n{}",
+            free_port(),
+            free_port(),
+            pool_toml_two_shards(
+                db,
+                "[sharding.two_phase_commit]\ntimeout_seconds = 1\ncleanup_interval_seconds = 1"
+            ),
+        ),
+    )
+    .unwrap();
+    path
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -160,23 +180,9 @@ async fn a_router_killed_mid_commit_leaves_all_or_nothing() {
         std::fs::create_dir_all(&dir).unwrap();
         // Two router instances on the same shards: A dies at the fault point, B (its own
         // random instance id) resolves A's transactions with its sweeper.
-        let write_config = |name: &str, port: u16| {
-            let path = dir.join(name);
-            std::fs::write(
-                &path,
-                format!(
-                    "[general]\nhost = \"127.0.0.1\"\nport = {port}\nadmin_port = {}\nmetrics_port = {}\n{}",
-                    free_port(),
-                    free_port(),
-                    pool_toml_two_shards(&db, "[sharding.two_phase_commit]\ntimeout_seconds = 1\ncleanup_interval_seconds = 1"),
-                ),
-            )
-            .unwrap();
-            path
-        };
         let (port_a, port_b) = (free_port(), free_port());
-        let config_a = write_config("a.toml", port_a);
-        let config_b = write_config("b.toml", port_b);
+        let config_a = router_config(&dir, &db, "a.toml", port_a);
+        let config_b = router_config(&dir, &db, "b.toml", port_b);
         let _b = spawn_router(&config_b, None);
         let _cb = connect_router(port_b, &db).await;
         let mut a = spawn_router(&config_a, Some(point));
@@ -303,26 +309,9 @@ async fn a_sweeper_killed_mid_recovery_is_finished_by_the_next() {
     let db = two_shard_db().await;
     let dir = std::env::temp_dir().join(format!("orochi-2pc-{}-sweep", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let write_config = |name: &str, port: u16| {
-        let path = dir.join(name);
-        std::fs::write(
-            &path,
-            format!(
-                "[general]\nhost = \"127.0.0.1\"\nport = {port}\nadmin_port = {}\nmetrics_port = {}\n{}",
-                free_port(),
-                free_port(),
-                pool_toml_two_shards(
-                    &db,
-                    "[sharding.two_phase_commit]\ntimeout_seconds = 1\ncleanup_interval_seconds = 1"
-                ),
-            ),
-        )
-        .unwrap();
-        path
-    };
     // A dies right after preparing: a prepared transaction and no decision.
     let port_a = free_port();
-    let config_a = write_config("a.toml", port_a);
+    let config_a = router_config(&dir, &db, "a.toml", port_a);
     let mut a = spawn_router(&config_a, Some("after_prepare"));
     let mut c = connect_router(port_a, &db).await;
     let _ = sqlx::raw_sql("UPDATE users SET name = 'marked' WHERE city = 'Paris'")
@@ -332,7 +321,7 @@ async fn a_sweeper_killed_mid_recovery_is_finished_by_the_next() {
     assert!(prepared_of(&db).await > 0, "A left a prepared transaction");
     // B's sweeper dies after writing its abort decision, before rolling back.
     let port_b = free_port();
-    let config_b = write_config("b.toml", port_b);
+    let config_b = router_config(&dir, &db, "b.toml", port_b);
     let mut b = spawn_router(&config_b, Some("sweep_after_decision"));
     let status = within(20, "router B dies in its sweep", b.wait())
         .await
@@ -340,7 +329,7 @@ async fn a_sweeper_killed_mid_recovery_is_finished_by_the_next() {
     assert!(!status.success(), "B was killed by its fault point");
     // C finishes the recovery from the decision row B left.
     let port_c = free_port();
-    let config_c = write_config("c.toml", port_c);
+    let config_c = router_config(&dir, &db, "c.toml", port_c);
     let _c = spawn_router(&config_c, None);
     within(30, "router C resolves", async {
         while prepared_of(&db).await > 0 {

@@ -410,7 +410,6 @@ impl Session {
         let mut skipped: u64 = 0;
         let mut tags: Vec<String> = Vec::new();
         let mut copy_header_sent = false;
-        let mut copy_rows: u64 = 0;
 
         let bound = match &header {
             Some(h) => {
@@ -642,7 +641,6 @@ impl Session {
                                     self.emit(&out);
                                 }
                                 b'd' => {
-                                    copy_rows += 1;
                                     let mut out = BytesMut::new();
                                     f.encode(&mut out);
                                     self.emit(&out);
@@ -659,7 +657,6 @@ impl Session {
                         self.emit_flush().await?;
                     }
                 }
-                let _ = copy_rows;
                 if copy_header_sent {
                     let mut out = BytesMut::new();
                     FrontendMessage::CopyDone.encode(&mut out);

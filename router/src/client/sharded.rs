@@ -199,8 +199,19 @@ impl Session {
         if !self.expect.is_empty() || self.unsynced && self.server.is_some() {
             return self.refused("a multi-shard statement pipelined behind a statement still running on one shard; send a Sync first", extended);
         }
-        if merge.order.iter().any(|_| true) && !self.text_order_ok(schema).await {
-            return self.refused("ORDER BY across shards on a database whose collation is not C: the router merges text in byte order; use COLLATE \"C\" databases for sharded pools", extended);
+        // ORDER BY and min/max compare values in the router: text in byte order.
+        let compares = !merge.order.is_empty()
+            || merge.group.as_ref().is_some_and(|g| {
+                g.aggs.iter().any(|(_, k)| {
+                    matches!(
+                        k,
+                        crate::planner::sharding::AggKind::Min
+                            | crate::planner::sharding::AggKind::Max
+                    )
+                })
+            });
+        if compares && !self.text_order_ok(schema).await {
+            return self.refused("ORDER BY, min or max across shards on a database whose collation is not C (or whose collation could not be read): the router compares text in byte order; use C-collation databases for sharded pools", extended);
         }
         let sql_per_shard = match split_insert(&p, sql, &shards, schema, params) {
             Ok(v) => v,

@@ -64,8 +64,13 @@ pub fn key_cast(t: &pg_query::protobuf::TypeCast) -> bool {
     if !tn.array_bounds.is_empty() {
         return false;
     }
+    key_type_name(&func_name(&tn.names))
+}
+
+/// Type names whose values compare like the key's own (integers, text, uuid).
+fn key_type_name(name: &str) -> bool {
     matches!(
-        func_name(&tn.names).as_str(),
+        name,
         "int2"
             | "int4"
             | "int8"
@@ -94,19 +99,7 @@ pub fn any_values(n: &Node) -> Option<Vec<KeyValue>> {
                 .as_ref()
                 .map(|tn| func_name(&tn.names))
                 .unwrap_or_default();
-            if !matches!(
-                elem.as_str(),
-                "int2"
-                    | "int4"
-                    | "int8"
-                    | "smallint"
-                    | "integer"
-                    | "int"
-                    | "bigint"
-                    | "text"
-                    | "varchar"
-                    | "uuid"
-            ) {
+            if !key_type_name(&elem) {
                 return None;
             }
             match inner(arg)? {
