@@ -37,11 +37,18 @@ pub struct Job {
     pub wrap: bool,
     /// A plain SELECT: the tag is `SELECT <rows sent>`.
     pub select: bool,
+    /// A write of a replicated table: every shard runs it, the first shard's rows and
+    /// tag answer the client (the others' are the same).
+    pub replicated: bool,
+    /// COPY ... FROM STDIN: split the client's rows over the shards.
+    pub copy_in: Option<crate::planner::sharding::CopyIn>,
     pub extended: Option<Extended>,
 }
 
-enum Event {
+pub(super) enum Event {
     Header(Frame),
+    /// CopyInResponse: the shard waits for COPY data (only for a [`Stream::copy_in`]).
+    CopyIn(Frame),
     NoData,
     Row(Bytes),
     Copy(Frame),
@@ -49,17 +56,20 @@ enum Event {
     Error(Frame),
 }
 
-struct Stream {
-    co: Checkout,
+pub(super) struct Stream {
+    pub(super) co: Checkout,
     /// ReadyForQuery still owed by the server.
-    readies: usize,
+    pub(super) readies: usize,
     /// The statement's CommandComplete (or error) was read.
-    complete: bool,
+    pub(super) complete: bool,
+    /// The statement is a COPY FROM STDIN the router feeds (else a shard asking for
+    /// COPY data is refused).
+    pub(super) copy_in: bool,
 }
 
 impl Stream {
     /// The next frame that matters to the merge; notices go to the client as they come.
-    async fn next(&mut self, notices: &mut BytesMut) -> Result<Event> {
+    pub(super) async fn next(&mut self, notices: &mut BytesMut) -> Result<Event> {
         loop {
             let f = self.co.conn().read_frame().await?;
             match f.tag {
@@ -85,8 +95,9 @@ impl Stream {
                 b'Z' => {
                     self.readies = self.readies.saturating_sub(1);
                 }
+                b'G' if self.copy_in => return Ok(Event::CopyIn(f)),
                 b'G' => {
-                    // COPY FROM STDIN is never fanned out; refuse the server's request.
+                    // Only the COPY FROM path feeds COPY data; refuse the server's request.
                     let mut b = BytesMut::new();
                     FrontendMessage::CopyFail("COPY FROM across shards is not supported".into())
                         .encode(&mut b);
@@ -98,7 +109,7 @@ impl Stream {
     }
 
     /// Reads up to the last ReadyForQuery.
-    async fn drain(&mut self) -> Result<()> {
+    pub(super) async fn drain(&mut self) -> Result<()> {
         while self.readies > 0 {
             if self.co.conn().read_frame().await?.tag == b'Z' {
                 self.readies -= 1;
@@ -165,7 +176,7 @@ impl Session {
     }
 
     /// Takes one connection per shard, with this client's settings applied.
-    async fn fanout_checkouts(&mut self, job: &Job) -> Result<Vec<(usize, Checkout)>> {
+    pub(super) async fn fanout_checkouts(&mut self, job: &Job) -> Result<Vec<(usize, Checkout)>> {
         let target = if job.write {
             Target::Primary
         } else {
@@ -185,7 +196,10 @@ impl Session {
     }
 
     /// Runs `job` and answers the client (for a simple query, up to ReadyForQuery).
-    pub(crate) async fn run_fanout(&mut self, job: Job) -> Result<()> {
+    pub(crate) async fn run_fanout(&mut self, mut job: Job) -> Result<()> {
+        if let Some(spec) = job.copy_in.take() {
+            return self.run_copy_in(job, spec).await;
+        }
         let extended = job.extended.is_some();
         self.app.metrics.cross_shard_query(&self.user.pool_name);
         let conns = match self.fanout_checkouts(&job).await {
@@ -243,6 +257,7 @@ impl Session {
                 co,
                 readies,
                 complete: false,
+                copy_in: false,
             });
         }
         let r = self.merge_streams(&job, &mut streams).await;
@@ -276,7 +291,12 @@ impl Session {
     /// Ends the transactions a multi-shard write opened: two-phase commit when enabled
     /// (SPEC §4), else best effort (every shard commits in turn; any failure before
     /// that rolls back all). Returns whether the statement failed (the client was told).
-    async fn commit_fanout(&mut self, job: &Job, streams: &mut [Stream], mut failed: bool) -> bool {
+    pub(super) async fn commit_fanout(
+        &mut self,
+        job: &Job,
+        streams: &mut [Stream],
+        mut failed: bool,
+    ) -> bool {
         let extended = job.extended.is_some();
         let schema = self.user.sharding.clone();
         let atomic = schema.as_ref().is_some_and(|s| s.twopc) && streams.len() > 1;
@@ -350,7 +370,7 @@ impl Session {
         failed
     }
 
-    fn emit_error(&mut self, e: PgError, extended: bool) {
+    pub(super) fn emit_error(&mut self, e: PgError, extended: bool) {
         let mut b = BytesMut::new();
         e.encode(&mut b);
         self.emit(&b);
@@ -359,7 +379,7 @@ impl Session {
         }
     }
 
-    fn fanout_failed(&mut self, e: RouterError, extended: bool) -> Result<()> {
+    pub(super) fn fanout_failed(&mut self, e: RouterError, extended: bool) -> Result<()> {
         match e.to_client() {
             Some(pg) if !matches!(e, RouterError::ShuttingDown | RouterError::ClientIo(_)) => {
                 tracing::warn!(client = self.id, error = %e, "cross-shard statement failed");
@@ -616,6 +636,7 @@ impl Session {
                             None => s.next(&mut notices).await?,
                         };
                         match e {
+                            Event::Row(_) if job.replicated && i > 0 => {}
                             Event::Row(body) => match &bound {
                                 Some(b) => {
                                     let r = Row::parse(body).ok_or_else(|| {
@@ -652,7 +673,7 @@ impl Session {
                                 break;
                             }
                             Event::Error(f) => shard_error!(f),
-                            Event::Header(_) | Event::NoData => {}
+                            Event::Header(_) | Event::NoData | Event::CopyIn(_) => {}
                         }
                         self.emit_flush().await?;
                     }
@@ -677,6 +698,8 @@ impl Session {
         self.emit(&notices.split());
         let tag = if job.select && bound.is_some() {
             format!("SELECT {sent}")
+        } else if job.replicated {
+            tags.first().cloned().unwrap_or_default()
         } else {
             sum_tags(&tags)
         };

@@ -1,6 +1,7 @@
 //! Client side: the handshake (startup and authentication) and the per-client session
 //! task that pools server connections under it.
 
+pub mod copy_in;
 pub mod expect;
 pub mod extended;
 pub mod fanout;

@@ -348,7 +348,7 @@ impl Session {
         }
     }
 
-    async fn flush_client(&mut self) -> Result<()> {
+    pub(crate) async fn flush_client(&mut self) -> Result<()> {
         if !self.out.is_empty() {
             let r = self.stream.write_all(&self.out).await;
             self.out.clear();

@@ -163,6 +163,8 @@ impl Session {
                     write: false,
                     wrap: false,
                     select: false,
+                    replicated: false,
+                    copy_in: None,
                     extended: ext,
                 })));
             }
@@ -196,6 +198,9 @@ impl Session {
         if write && !schema.twopc && !schema.best_effort {
             return self.refused("a write that touches several shards would not be atomic: two-phase commit is disabled ([sharding.two_phase_commit] enabled = false); restrict it to one shard key, enable two-phase commit, or set best_effort = true to allow non-atomic multi-shard writes", extended);
         }
+        if p.copy_in.is_some() && extended {
+            return self.refused("COPY FROM STDIN across shards through the extended query protocol; send the COPY as a simple query (every driver's COPY API does)", extended);
+        }
         if !self.expect.is_empty() || self.unsynced && self.server.is_some() {
             return self.refused("a multi-shard statement pipelined behind a statement still running on one shard; send a Sync first", extended);
         }
@@ -224,6 +229,8 @@ impl Session {
             write,
             wrap: write && transactional(sql),
             select: p.kind == Kind::Read && first_keyword(sql) != "copy",
+            replicated: p.replicated,
+            copy_in: p.copy_in.clone(),
             extended: ext,
         };
         Ok(Route::Fanout(Box::new(job)))

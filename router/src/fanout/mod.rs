@@ -3,6 +3,7 @@
 //! `client::fanout`.
 
 pub mod cast;
+pub mod copy_rows;
 pub mod merge;
 pub mod numeric;
 pub mod value;

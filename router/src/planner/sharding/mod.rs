@@ -3,6 +3,7 @@
 //! here: a plan names `$n`, and [`resolve`] turns it into shards at Bind.
 
 pub mod ast;
+pub mod copy;
 pub mod merge;
 pub mod resolve;
 pub mod route;
@@ -12,7 +13,8 @@ pub mod scope;
 mod tests;
 
 pub use route::{
-    AggKind, CastTo, Col, Count, KeySet, KeyValue, Kind, Merge, Routing, ShardPlan, SortKey,
+    AggKind, CastTo, Col, CopyFormat, CopyIn, CopyKey, Count, KeyAt, KeySet, KeyValue, Kind, Merge,
+    Routing, ShardPlan, SortKey,
 };
 pub use schema::{DistributedTable, ShardingSchema};
 
@@ -369,6 +371,15 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
             }
         }
         E::InsertStmt(i) => insert_rows(schema, i, &mut plan),
+        E::DeleteStmt(d) => {
+            if let Some(rv) = &d.relation {
+                replicated_target(schema, rv, &mut plan, "DELETE from");
+            }
+        }
+        E::UpdateStmt(u)
+            if u.relation
+                .as_ref()
+                .is_some_and(|rv| replicated_target(schema, rv, &mut plan, "UPDATE of")) => {}
         E::UpdateStmt(u) => {
             if let Some(t) = u
                 .relation
@@ -392,7 +403,11 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
             plan.merge = Err("EXPLAIN of a statement that runs on several shards; EXPLAIN it on one shard with SET orochi.shard = N".into());
         }
         E::CopyStmt(c) if c.is_from => {
-            plan.merge = Err("COPY FROM STDIN into a table of a sharded pool that needs several shards; load each shard with SET orochi.shard = N (`orochi-router shard-for` tells where a key goes), or use INSERT".into());
+            let replicated = c
+                .relation
+                .as_ref()
+                .is_some_and(|rv| replicated_target(schema, rv, &mut plan, "COPY into"));
+            copy::plan_copy_in(schema, c, &mut plan, replicated);
         }
         E::CopyStmt(c) => {
             if let Some(q) = c.query.as_deref() {
@@ -412,17 +427,35 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
     plan
 }
 
+/// A write whose target is a replicated table runs on every shard, so that every copy
+/// stays the same; one that also reads distributed rows would write different rows on
+/// each shard and is refused. Returns whether `rv` is replicated.
+fn replicated_target(
+    schema: &ShardingSchema,
+    rv: &pg_query::protobuf::RangeVar,
+    plan: &mut ShardPlan,
+    what: &str,
+) -> bool {
+    if schema.table(&rv.schemaname, &rv.relname).is_some() {
+        return false;
+    }
+    if plan.routing == Routing::Any {
+        plan.routing = Routing::All;
+        plan.replicated = true;
+    } else {
+        plan.refuse.get_or_insert_with(|| format!("{what} the replicated table \"{}\" using rows of a distributed table: every shard would write different rows; read the distributed rows first, then write the values", rv.relname));
+    }
+    true
+}
+
 fn insert_rows(schema: &ShardingSchema, i: &pg_query::protobuf::InsertStmt, plan: &mut ShardPlan) {
     let Some(rv) = i.relation.as_ref() else {
         return;
     };
+    if replicated_target(schema, rv, plan, "INSERT into") {
+        return;
+    }
     let Some(t) = schema.table(&rv.schemaname, &rv.relname) else {
-        // A replicated table: every shard.
-        if plan.routing == Routing::Any {
-            plan.routing = Routing::All;
-        } else {
-            plan.refuse.get_or_insert_with(|| "INSERT into a replicated table from a distributed table's rows; the shards would get different rows".into());
-        }
         return;
     };
     let table = &schema.tables[t];

@@ -117,6 +117,52 @@ pub enum CastTo {
     Text,
 }
 
+/// The data format of a COPY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFormat {
+    Text,
+    Csv,
+    Binary,
+}
+
+/// COPY ... FROM STDIN on several shards: the options the router needs to find row
+/// boundaries and the key field (PostgreSQL's defaults filled in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyIn {
+    pub format: CopyFormat,
+    pub delimiter: u8,
+    pub quote: u8,
+    pub escape: u8,
+    /// The NULL marker (`\N` in text, the empty string in CSV).
+    pub null: Vec<u8>,
+    /// The first line is a header (every shard gets it; HEADER MATCH checks it there).
+    pub header: bool,
+    /// Where each row goes; `None` = every shard (a replicated table).
+    pub key: Option<CopyKey>,
+}
+
+/// The shard key field of the rows of a COPY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyKey {
+    pub ty: KeyType,
+    /// The key column's name (FORCE_NULL and FORCE_NOT_NULL name columns).
+    pub column: String,
+    pub at: KeyAt,
+    /// CSV `FORCE_NULL` names the key: a quoted NULL marker is NULL too.
+    pub force_null: bool,
+    /// CSV `FORCE_NOT_NULL` names the key: the NULL marker is a value.
+    pub force_not_null: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyAt {
+    /// The n-th field (0-based) of each row: the COPY has a column list.
+    Field(usize),
+    /// No column list: the key column's place among the table's columns, which the
+    /// executor reads from the catalog (`table`: the quoted, possibly qualified name).
+    Column { table: String },
+}
+
 /// The plan of one statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardPlan {
@@ -132,6 +178,11 @@ pub struct ShardPlan {
     pub insert_rows: Option<Vec<KeyValue>>,
     /// A statement that cannot be routed at all (`Err` = 0A000 message).
     pub refuse: Option<String>,
+    /// COPY ... FROM STDIN: how the router splits the client's rows over the shards.
+    pub copy_in: Option<CopyIn>,
+    /// Writes a replicated table: every shard runs it, and one shard's answer (rows,
+    /// command tag) is the client's, since every copy is the same.
+    pub replicated: bool,
 }
 
 impl ShardPlan {
@@ -143,6 +194,8 @@ impl ShardPlan {
             fanout_sql: None,
             insert_rows: None,
             refuse: None,
+            copy_in: None,
+            replicated: false,
         }
     }
 

@@ -226,3 +226,110 @@ fn cursors_follow_their_query() {
     let p = plan(&s, "PREPARE q AS SELECT * FROM users");
     assert!(p.refuse.is_some() || p.kind == Kind::Session);
 }
+
+#[test]
+fn writes_of_replicated_tables_go_everywhere() {
+    let s = schema();
+    for sql in [
+        "INSERT INTO countries VALUES (1, 'x')",
+        "UPDATE countries SET name = 'y' WHERE id = 1",
+        "DELETE FROM countries WHERE id = 1 RETURNING *",
+        "COPY countries FROM STDIN",
+    ] {
+        let p = plan(&s, sql);
+        assert!(p.refuse.is_none(), "{sql}: {:?}", p.refuse);
+        assert!(p.replicated, "{sql}");
+        assert_eq!(
+            resolve(&p.routing, 4, Params::default()).unwrap(),
+            all(),
+            "{sql}"
+        );
+    }
+    // Reads of a replicated table still go to one shard.
+    assert_eq!(
+        shards("SELECT * FROM countries WHERE id = 1"),
+        Resolved::Any
+    );
+    // A replicated write fed by distributed rows would differ per shard.
+    for sql in [
+        "UPDATE countries c SET name = u.name FROM users u WHERE u.id = c.id AND u.id = 5",
+        "DELETE FROM countries WHERE id IN (SELECT id FROM users WHERE id = 5)",
+        "INSERT INTO countries SELECT id, name FROM users",
+    ] {
+        assert!(plan(&s, sql).refuse.is_some(), "{sql}");
+    }
+}
+
+#[test]
+fn copy_from_stdin_options() {
+    let s = schema();
+    let spec = |sql: &str| {
+        let p = plan(&s, sql);
+        assert!(p.refuse.is_none(), "{sql}: {:?}", p.refuse);
+        assert_eq!(p.kind, Kind::Write, "{sql}");
+        p.copy_in
+            .clone()
+            .ok_or_else(|| p.merge.clone().unwrap_err())
+    };
+    let c = spec("COPY users FROM STDIN").unwrap();
+    assert_eq!(
+        (c.format, c.delimiter, c.null.as_slice(), c.header),
+        (CopyFormat::Text, b'\t', &b"\\N"[..], false)
+    );
+    let k = c.key.unwrap();
+    assert_eq!(
+        k.at,
+        KeyAt::Column {
+            table: "users".into()
+        }
+    );
+    assert_eq!((k.ty, k.column.as_str()), (KeyType::BigInt, "id"));
+    // The old syntax and a column list.
+    let c = spec("COPY public.users (name, id) FROM STDIN WITH CSV HEADER").unwrap();
+    assert_eq!(
+        (c.format, c.delimiter, c.quote, c.escape, c.header),
+        (CopyFormat::Csv, b',', b'"', b'"', true)
+    );
+    assert_eq!(c.key.unwrap().at, KeyAt::Field(1));
+    let c = spec(
+        "COPY docs FROM STDIN (FORMAT csv, DELIMITER ';', NULL 'NA', QUOTE '''', ESCAPE '\\', FORCE_NULL (slug), HEADER match)",
+    )
+    .unwrap();
+    assert_eq!(
+        (c.delimiter, c.null.as_slice(), c.quote, c.escape, c.header),
+        (b';', &b"NA"[..], b'\'', b'\\', true)
+    );
+    let k = c.key.unwrap();
+    assert!(k.force_null && !k.force_not_null);
+    assert_eq!(
+        k.at,
+        KeyAt::Column {
+            table: "docs".into()
+        }
+    );
+    assert!(
+        spec("COPY docs FROM STDIN (FORMAT csv, FORCE_NOT_NULL *)")
+            .unwrap()
+            .key
+            .unwrap()
+            .force_not_null
+    );
+    assert_eq!(
+        spec("COPY users FROM STDIN (FORMAT binary)")
+            .unwrap()
+            .format,
+        CopyFormat::Binary
+    );
+    // What the router cannot split is refused when it needs several shards.
+    for sql in [
+        "COPY users (name) FROM STDIN",
+        "COPY users FROM '/tmp/users.txt'",
+        "COPY users FROM PROGRAM 'cat x'",
+        "COPY users FROM STDIN (ENCODING 'LATIN1')",
+        "COPY users FROM STDIN (FORMAT csv, DEFAULT 'x')",
+        "COPY users FROM STDIN (DELIMITER '||')",
+    ] {
+        assert!(spec(sql).is_err(), "{sql}");
+    }
+    assert!(spec("COPY users FROM STDIN (ENCODING 'utf-8')").is_ok());
+}
