@@ -277,3 +277,65 @@ async fn best_effort_writes_reach_every_shard() {
     );
     let _ = c.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_row_insert_with_parameters_splits_per_shard() {
+    let (r, db) = cluster("").await;
+    let mut c = r.connect(&db).await;
+    let on = |shard: usize, from: i64| (from..).find(|&id| shard_of(id) == shard).unwrap();
+    let (a, b, lit) = (on(0, 1001), on(1, 1001), on(1, 1500));
+    // Typed binary parameters (sqlx), a literal row, RETURNING from both shards.
+    let mut got: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO users (id, name) VALUES ($1, $2), ($3, $4), ({lit}, 'lit') RETURNING id"
+    )))
+    .bind(a)
+    .bind("pa")
+    .bind(b)
+    .bind("pb")
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    got.sort();
+    let mut want = vec![a, b, lit];
+    want.sort();
+    assert_eq!(got, want);
+    let ports = [fleet().shards[0].1, fleet().shards[1].1];
+    for (id, name) in [(a, "pa"), (b, "pb"), (lit, "lit")] {
+        assert_eq!(
+            one(
+                &mut c,
+                &format!("SELECT name || ' ' || inet_server_port() FROM users WHERE id = {id}")
+            )
+            .await,
+            format!("{name} {}", ports[shard_of(id)])
+        );
+    }
+    // Untyped text parameters (Parse without types): a parameter only the other shard's
+    // rows use must not leave PostgreSQL guessing its type.
+    let (a, b) = (on(0, 2001), on(1, 2001));
+    let mut raw = r.raw(&db).await;
+    raw.send(&[
+        common::raw::parse("", "INSERT INTO users (id, name) VALUES ($1, $2), ($3, $4)"),
+        common::raw::bind("", "", &[&a.to_string(), "ra", &b.to_string(), "rb"]),
+        common::raw::execute("", 0),
+        orochi_wire::FrontendMessage::Sync,
+    ])
+    .await;
+    let ms = raw.until_ready().await;
+    assert!(
+        common::raw::first_error(&ms).is_none(),
+        "{:?}",
+        common::raw::first_error(&ms)
+    );
+    assert!(ms.iter().any(
+        |m| matches!(m, orochi_wire::BackendMessage::CommandComplete(t) if t == "INSERT 0 2")
+    ));
+    assert_eq!(
+        rows(
+            &mut c,
+            &format!("SELECT name FROM users WHERE id IN ({a}, {b}) ORDER BY name")
+        )
+        .await,
+        [["ra"], ["rb"]]
+    );
+}

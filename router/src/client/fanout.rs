@@ -31,6 +31,9 @@ pub struct Job {
     pub shards: Vec<usize>,
     /// SQL per shard (same text for all unless a multi-row INSERT was split).
     pub sql: Vec<String>,
+    /// Parse parameter types per shard (a split INSERT with parameters); `None` = the
+    /// client's.
+    pub shard_param_types: Option<Vec<Vec<u32>>>,
     pub merge: Merge,
     pub write: bool,
     /// Run the write in a transaction per shard (not for VACUUM and the like).
@@ -223,10 +226,16 @@ impl Session {
             match &job.extended {
                 None => FrontendMessage::Query(sql).encode(&mut b),
                 Some(x) => {
+                    let param_types = job
+                        .shard_param_types
+                        .as_ref()
+                        .and_then(|t| t.get(i))
+                        .unwrap_or(&x.param_types)
+                        .clone();
                     FrontendMessage::Parse {
                         name: String::new(),
                         query: sql,
-                        param_types: x.param_types.clone(),
+                        param_types,
                     }
                     .encode(&mut b);
                     FrontendMessage::Bind {

@@ -11,5 +11,6 @@ pub mod retry;
 pub mod session;
 pub mod session_ops;
 pub mod sharded;
+pub mod split_insert;
 pub mod startup;
 pub mod statements;

@@ -5,10 +5,11 @@
 
 use super::fanout::{Extended, Job};
 use super::session::{message, ready, Session};
+use super::split_insert::split_insert;
 use crate::error::Result;
 use crate::planner::lex::{contains_word_ci, first_keyword};
 use crate::planner::sharding::resolve::{resolve, Params, Resolved};
-use crate::planner::sharding::{plan, Kind, ShardPlan, ShardingSchema};
+use crate::planner::sharding::{plan, Kind, ShardingSchema};
 use orochi_wire::{BackendMessage, PgError};
 use std::sync::Arc;
 
@@ -159,6 +160,7 @@ impl Session {
                 return Ok(Route::Fanout(Box::new(Job {
                     shards: vec![(self.id as usize) % schema.shards],
                     sql: vec![sql.to_string()],
+                    shard_param_types: None,
                     merge: Default::default(),
                     write: false,
                     wrap: false,
@@ -218,13 +220,15 @@ impl Session {
         if compares && !self.text_order_ok(schema).await {
             return self.refused("ORDER BY, min or max across shards on a database whose collation is not C (or whose collation could not be read): the router compares text in byte order; use C-collation databases for sharded pools", extended);
         }
-        let sql_per_shard = match split_insert(&p, sql, &shards, schema, params) {
+        let client_types = ext.as_ref().map_or(&[][..], |x| &x.param_types[..]);
+        let split = match split_insert(&p, sql, &shards, schema, params, client_types) {
             Ok(v) => v,
             Err(m) => return self.refused(&m, extended),
         };
         let job = Job {
             shards,
-            sql: sql_per_shard,
+            sql: split.sql,
+            shard_param_types: split.param_types,
             merge,
             write,
             wrap: write && transactional(sql),
@@ -286,78 +290,6 @@ fn transactional(sql: &str) -> bool {
             && (contains_word_ci(sql, "database")
                 || contains_word_ci(sql, "tablespace")
                 || contains_word_ci(sql, "system"))))
-}
-
-/// A multi-row INSERT whose rows land on several shards: one INSERT per shard with that
-/// shard's rows (simple protocol; parameters would need renumbering and are refused).
-fn split_insert(
-    p: &ShardPlan,
-    sql: &str,
-    shards: &[usize],
-    schema: &ShardingSchema,
-    params: Params<'_>,
-) -> std::result::Result<Vec<String>, String> {
-    let sql = p.fanout_sql.clone().unwrap_or_else(|| sql.to_string());
-    let Some(rows) = &p.insert_rows else {
-        return Ok(vec![sql]);
-    };
-    let crate::planner::sharding::Routing::Keys(ks) = &p.routing else {
-        return Ok(vec![sql]);
-    };
-    if rows.iter().any(|v| {
-        !matches!(
-            v,
-            crate::planner::sharding::KeyValue::Text(_) | crate::planner::sharding::KeyValue::Null
-        )
-    }) {
-        return Err("a multi-row INSERT with parameters whose rows land on several shards; send one INSERT per shard key (or per shard)".into());
-    }
-    let mut per: Vec<Vec<usize>> = vec![vec![]; shards.len()];
-    for (i, v) in rows.iter().enumerate() {
-        let one = crate::planner::sharding::KeySet {
-            ty: ks.ty,
-            values: vec![v.clone()],
-        };
-        let r = resolve(
-            &crate::planner::sharding::Routing::Keys(one),
-            schema.shards,
-            params,
-        )?;
-        let s = match r {
-            Resolved::Shards(v) if v.len() == 1 => v[0],
-            _ => return Err("an INSERT row whose key the router cannot place".into()),
-        };
-        let idx = shards
-            .iter()
-            .position(|x| *x == s)
-            .ok_or("internal: shard not in route")?;
-        per[idx].push(i);
-    }
-    let parsed = pg_query::parse(&sql, 0).map_err(|e| e.to_string())?;
-    let Some(pg_query::NodeEnum::InsertStmt(ins)) = parsed
-        .protobuf
-        .stmts
-        .first()
-        .and_then(|s| s.stmt.as_ref())
-        .and_then(|n| n.node.clone())
-    else {
-        return Err("internal: not an INSERT".into());
-    };
-    let mut out = Vec::new();
-    for idxs in per {
-        let mut i2 = (*ins).clone();
-        if let Some(sel) = i2.select_stmt.as_mut() {
-            if let Some(pg_query::NodeEnum::SelectStmt(s)) = sel.node.as_mut() {
-                let all = std::mem::take(&mut s.values_lists);
-                s.values_lists = idxs.iter().filter_map(|&i| all.get(i).cloned()).collect();
-            }
-        }
-        out.push(
-            crate::planner::sharding::deparse(pg_query::NodeEnum::InsertStmt(Box::new(i2)))
-                .ok_or("internal: cannot write the split INSERT")?,
-        );
-    }
-    Ok(out)
 }
 
 /// Held-back Bind of a statement that will be fanned out at Execute.

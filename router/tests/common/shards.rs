@@ -1,6 +1,7 @@
 //! Two real shards (the fleet's s0 and s1) with a database holding `users` (sharded by
 //! `id`, rows placed where PostgreSQL's hash partitioning puts them) and `cities`
-//! (replicated), and router configs for them.
+//! (replicated), and router configs for them (users `app` and the trust user for raw
+//! protocol clients).
 
 use super::*;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
@@ -76,6 +77,12 @@ pool_mode = "transaction"
 username = "{APP_USER}"
 password = "{APP_PASSWORD}"
 pool_size = 4
+
+[pools.{db}.users.1]
+username = "{TRUST_USER}"
+server_username = "{APP_USER}"
+server_password = "{APP_PASSWORD}"
+pool_size = 2
 
 [pools.{db}.shards.0]
 database = "{db}"

@@ -14,7 +14,8 @@ pub struct Params<'a> {
 }
 
 impl Params<'_> {
-    fn format(&self, i: usize) -> i16 {
+    /// The format code of parameter `i` (0-based).
+    pub fn format(&self, i: usize) -> i16 {
         match self.formats {
             [] => 0,
             [one] => *one,

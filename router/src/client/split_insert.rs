@@ -1,0 +1,128 @@
+//! A multi-row INSERT whose rows land on several shards becomes one INSERT per shard with
+//! that shard's rows. With bind parameters every shard statement keeps the client's
+//! parameter list (no renumbering); a parameter only other shards' rows use gets an
+//! explicit type the value is always valid for (`text` for a text value, `bytea` for a
+//! binary one), so PostgreSQL need not infer a type for a parameter it never sees used.
+
+use crate::planner::sharding::resolve::{resolve, Params, Resolved};
+use crate::planner::sharding::{KeySet, Routing, ShardPlan, ShardingSchema};
+use std::collections::BTreeSet;
+
+const TEXT: u32 = 25;
+const BYTEA: u32 = 17;
+
+/// The statement per target shard.
+pub(crate) struct Split {
+    /// SQL for each shard of the route (one entry: the same SQL everywhere).
+    pub sql: Vec<String>,
+    /// Parameter types for each shard's Parse, when they differ from the client's.
+    pub param_types: Option<Vec<Vec<u32>>>,
+}
+
+pub(crate) fn split_insert(
+    p: &ShardPlan,
+    sql: &str,
+    shards: &[usize],
+    schema: &ShardingSchema,
+    params: Params<'_>,
+    client_types: &[u32],
+) -> Result<Split, String> {
+    let sql = p.fanout_sql.clone().unwrap_or_else(|| sql.to_string());
+    let whole = |sql| Split {
+        sql: vec![sql],
+        param_types: None,
+    };
+    let (Some(rows), Routing::Keys(ks)) = (&p.insert_rows, &p.routing) else {
+        return Ok(whole(sql));
+    };
+    let mut per: Vec<Vec<usize>> = vec![vec![]; shards.len()];
+    for (i, v) in rows.iter().enumerate() {
+        let one = KeySet {
+            ty: ks.ty,
+            values: vec![v.clone()],
+        };
+        let s = match resolve(&Routing::Keys(one), schema.shards, params)? {
+            Resolved::Shards(v) if v.len() == 1 => v[0],
+            _ => return Err("an INSERT row whose key the router cannot place".into()),
+        };
+        let idx = shards
+            .iter()
+            .position(|x| *x == s)
+            .ok_or("internal: shard not in route")?;
+        per[idx].push(i);
+    }
+    let parsed = pg_query::parse(&sql, 0).map_err(|e| e.to_string())?;
+    let Some(pg_query::NodeEnum::InsertStmt(ins)) = parsed
+        .protobuf
+        .stmts
+        .first()
+        .and_then(|s| s.stmt.as_ref())
+        .and_then(|n| n.node.clone())
+    else {
+        return Err("internal: not an INSERT".into());
+    };
+    let mut out = Vec::new();
+    let mut types = Vec::new();
+    for idxs in per {
+        let mut i2 = (*ins).clone();
+        if let Some(sel) = i2.select_stmt.as_mut() {
+            if let Some(pg_query::NodeEnum::SelectStmt(s)) = sel.node.as_mut() {
+                let all = std::mem::take(&mut s.values_lists);
+                s.values_lists = idxs.iter().filter_map(|&i| all.get(i).cloned()).collect();
+            }
+        }
+        if !params.values.is_empty() {
+            types.push(shard_param_types(&i2, params, client_types));
+        }
+        out.push(
+            crate::planner::sharding::deparse(pg_query::NodeEnum::InsertStmt(Box::new(i2)))
+                .ok_or("internal: cannot write the split INSERT")?,
+        );
+    }
+    Ok(Split {
+        sql: out,
+        param_types: (!types.is_empty()).then_some(types),
+    })
+}
+
+/// The client's parameter types, with a type of our own for every parameter this
+/// shard's statement does not use.
+fn shard_param_types(
+    stmt: &pg_query::protobuf::InsertStmt,
+    params: Params<'_>,
+    client_types: &[u32],
+) -> Vec<u32> {
+    let used = param_refs(stmt);
+    (0..params.values.len())
+        .map(|i| {
+            if used.contains(&(i + 1)) {
+                client_types.get(i).copied().unwrap_or(0)
+            } else if params.format(i) == 1 {
+                BYTEA
+            } else {
+                TEXT
+            }
+        })
+        .collect()
+}
+
+/// The `$n` a statement uses.
+fn param_refs(stmt: &pg_query::protobuf::InsertStmt) -> BTreeSet<usize> {
+    fn go(v: &serde_json::Value, out: &mut BTreeSet<usize>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Object(p)) = m.get("ParamRef") {
+                    if let Some(n) = p.get("number").and_then(|n| n.as_u64()) {
+                        out.insert(n as usize);
+                    }
+                }
+                m.values().for_each(|x| go(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| go(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    go(&serde_json::to_value(stmt).unwrap_or_default(), &mut out);
+    out
+}
