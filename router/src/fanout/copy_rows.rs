@@ -99,10 +99,19 @@ impl Splitter {
     /// Takes one CopyData payload; complete rows move to their shards' buffers.
     pub fn feed(&mut self, data: &[u8]) -> Result<(), SplitError> {
         if self.ended {
-            return Ok(());
+            return self.after_end(data);
         }
         self.buf.extend_from_slice(data);
         self.rows_ready(false)
+    }
+
+    /// Data after the end: ignored after text/CSV's `\.` (as PostgreSQL does), an error
+    /// after the binary trailer (as PostgreSQL says).
+    fn after_end(&self, data: &[u8]) -> Result<(), SplitError> {
+        if self.spec.format == CopyFormat::Binary && !data.is_empty() {
+            return Err(bad_format("received copy data after EOF marker"));
+        }
+        Ok(())
     }
 
     /// The client's CopyDone: the last row may lack its line ending.
@@ -338,7 +347,8 @@ impl Splitter {
                 // The trailer: every shard's data ends here.
                 self.send(None, &tuple);
                 self.ended = true;
-                continue;
+                let rest = self.buf.split();
+                return self.after_end(&rest);
             }
             self.line += 1;
             let dest = match (self.key_at, self.spec.key.as_ref()) {

@@ -221,9 +221,17 @@ fn binary_tuples_split_by_their_key_field() {
     for w in want.iter_mut() {
         w.extend(&trailer);
     }
-    data.extend(b"ignored after the trailer");
     for chunk in 1..=data.len() {
         assert_eq!(split(&sp, &data, chunk).unwrap(), want, "chunk {chunk}");
+    }
+    // Data after the trailer is PostgreSQL's error, however it arrives.
+    data.extend(b"more");
+    for chunk in [1, 5, 1000] {
+        assert_eq!(
+            split(&sp, &data, chunk).unwrap_err().0,
+            "22P04",
+            "chunk {chunk}"
+        );
     }
     assert_eq!(split(&sp, b"PGCOPX\n", 100).unwrap_err().0, "22P04");
     // A tuple cut short by the end of the data.
