@@ -1,9 +1,12 @@
 //! Planner cost per statement: a cold plan (pg_query parse, key walk, merge plan) and
 //! the hot path the router takes for a statement seen before (cache lookup by text and
-//! key resolution). `cargo bench -p orochi-router --bench planner`.
+//! key resolution), and a simple-protocol point lookup with a new literal every time
+//! (constants lifted, the shape's plan cached). `cargo bench -p orochi-router --bench
+//! planner`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use orochi_config::KeyType;
+use orochi_router::planner::sharding::literals::one_shard;
 use orochi_router::planner::sharding::resolve::{resolve, Params};
 use orochi_router::planner::sharding::{plan, plan_uncached, DistributedTable, ShardingSchema};
 
@@ -49,6 +52,14 @@ fn planner(c: &mut Criterion) {
             })
         });
     }
+    let mut aid = 0u64;
+    c.bench_function("new_literal_route/point", |b| {
+        b.iter(|| {
+            aid += 1;
+            let sql = format!("SELECT abalance FROM pgbench_accounts WHERE aid = {aid};");
+            black_box(one_shard(&s, black_box(&sql)))
+        })
+    });
 }
 
 criterion_group!(benches, planner);

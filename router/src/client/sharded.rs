@@ -125,6 +125,18 @@ impl Session {
             );
             return Ok(Route::Done);
         }
+        // Simple protocol with inlined values: routed by the statement's shape, planned
+        // once, when its keys name one shard.
+        if ext.is_none() {
+            if let Some((s, kind)) = crate::planner::sharding::literals::one_shard(schema, sql) {
+                if !self.runs_aside(kind, sql) {
+                    if kind == Kind::Write && !self.wrote.contains(&s) {
+                        self.wrote.push(s);
+                    }
+                    return Ok(Route::Shard(s));
+                }
+            }
+        }
         let p = plan(schema, sql);
         let params = ext
             .as_ref()
@@ -140,15 +152,7 @@ impl Session {
             Ok(r) => r,
             Err(m) => return self.refused(&m, extended),
         };
-        // Inside a transaction that has not touched a shard yet, plain reads (READ
-        // COMMITTED: each statement sees its own snapshot anyway) run aside, so the
-        // transaction's writes can still pick their shard.
-        let aside = !matches!(p.kind, Kind::Write | Kind::Ddl)
-            && self.server.is_none()
-            && self.pending_begin.as_deref().is_some_and(|b| {
-                !contains_word_ci(b, "repeatable") && !contains_word_ci(b, "serializable")
-            })
-            && crate::planner::rw::is_read(sql);
+        let aside = self.runs_aside(p.kind, sql);
         let shards = match shards {
             Resolved::Any
                 if self.server.is_none()
@@ -238,6 +242,18 @@ impl Session {
             extended: ext,
         };
         Ok(Route::Fanout(Box::new(job)))
+    }
+
+    /// Inside a transaction that has not touched a shard yet, plain reads (READ
+    /// COMMITTED: each statement sees its own snapshot anyway) run aside, so the
+    /// transaction's writes can still pick their shard.
+    fn runs_aside(&self, kind: Kind, sql: &str) -> bool {
+        !matches!(kind, Kind::Write | Kind::Ddl)
+            && self.server.is_none()
+            && self.pending_begin.as_deref().is_some_and(|b| {
+                !contains_word_ci(b, "repeatable") && !contains_word_ci(b, "serializable")
+            })
+            && crate::planner::rw::is_read(sql)
     }
 
     fn refused(&mut self, msg: &str, extended: bool) -> Result<Route> {

@@ -4,6 +4,7 @@
 
 pub mod ast;
 pub mod copy;
+pub mod literals;
 pub mod merge;
 pub mod resolve;
 pub mod route;

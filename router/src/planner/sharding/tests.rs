@@ -333,3 +333,72 @@ fn copy_from_stdin_options() {
     }
     assert!(spec("COPY users FROM STDIN (ENCODING 'utf-8')").is_ok());
 }
+
+#[test]
+fn literal_routes_agree_with_full_plans() {
+    let s = schema();
+    let mut fast_hits = 0;
+    for v in [
+        "0",
+        "1",
+        "42",
+        "-7",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "'42'",
+        "' 5 '",
+        "1.0",
+        "99999999999999999999",
+        "'x'",
+        "'-0'",
+    ] {
+        for t in [
+            "SELECT * FROM users WHERE id = {v}",
+            "SELECT name FROM users u WHERE u.id = {v} AND name <> 'a' LIMIT 3",
+            "SELECT * FROM users WHERE id IN ({v}, {v})",
+            "SELECT * FROM users WHERE id = {v}::bigint ORDER BY 1",
+            "SELECT * FROM users WHERE id = {v} OR id = 3",
+            "SELECT * FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = {v}",
+            "SELECT * FROM users WHERE id = {v} - 1",
+            "UPDATE users SET name = 'n' WHERE id = {v}",
+            "UPDATE users SET id = 5 WHERE id = {v}",
+            "DELETE FROM users WHERE id = {v} RETURNING id",
+            "INSERT INTO users (id, name) VALUES ({v}, 'a')",
+            "INSERT INTO users (id, name) VALUES ({v}, 'a'), (12, 'b')",
+            "INSERT INTO users (name) VALUES ({v})",
+            "SELECT * FROM docs WHERE slug = {v}",
+            "SELECT * FROM countries WHERE id = {v}",
+            "UPDATE countries SET name = 'x' WHERE id = {v}",
+            "SELECT count(*) FROM users WHERE id = {v}",
+            "SELECT * FROM users WHERE id = {v}; SELECT 1",
+        ] {
+            let sql = t.replace("{v}", v);
+            let fast = super::literals::one_shard(&s, &sql);
+            let full = plan_uncached(&s, &sql);
+            let full_route = resolve(&full.routing, 4, Params::default());
+            if let Some((shard, kind)) = fast {
+                fast_hits += 1;
+                assert!(full.refuse.is_none(), "{sql}: fast {shard}, full refused");
+                assert_eq!(full_route, Ok(Resolved::Shards(vec![shard])), "{sql}");
+                assert_eq!(full.kind, kind, "{sql}");
+            }
+        }
+    }
+    assert!(fast_hits > 60, "{fast_hits}");
+    // The usual point lookup takes the fast path.
+    assert_eq!(
+        super::literals::one_shard(&s, "SELECT * FROM users WHERE id = 42").map(|x| x.0),
+        Some(match one(42) {
+            Resolved::Shards(v) => v[0],
+            _ => unreachable!(),
+        })
+    );
+    // A typed literal (`date '...'` becomes `date $2`) still routes by the key alone.
+    let sql = "SELECT * FROM users WHERE id = 5 AND d = date '2020-01-01'";
+    if let Some((shard, _)) = super::literals::one_shard(&s, sql) {
+        assert_eq!(
+            resolve(&plan_uncached(&s, sql).routing, 4, Params::default()),
+            Ok(Resolved::Shards(vec![shard]))
+        );
+    }
+}
