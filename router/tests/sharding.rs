@@ -339,3 +339,41 @@ async fn multi_row_insert_with_parameters_splits_per_shard() {
         [["ra"], ["rb"]]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_that_are_one_database_refuse_multi_shard_statements() {
+    // PgCat's "DNS resiliency" layout (seed 001): one database listed as two shards.
+    let db = two_shard_db().await;
+    let f = fleet();
+    let (h0, p0) = (&f.shards[0].0, f.shards[0].1);
+    let toml = pool_toml_two_shards(&db, "").replace(
+        &format!(
+            "servers = [[\"{}\", {}, \"primary\"]]",
+            f.shards[1].0, f.shards[1].1
+        ),
+        &format!("servers = [[\"{h0}\", {p0}, \"primary\"]]"),
+    );
+    let r = Router::start(&toml).await;
+    let mut c = r.connect(&db).await;
+    for sql in [
+        "INSERT INTO cities VALUES ('Nice', 'FR')",
+        "SELECT count(*) FROM users",
+    ] {
+        let e = scalar(&mut c, sql).await.expect_err(sql);
+        assert_eq!(code(&e).as_deref(), Some("0A000"), "{sql}: {e}");
+        assert!(e.to_string().contains("same database"), "{e}");
+    }
+    // Nothing was written; statements on one shard still run.
+    assert_eq!(
+        one(
+            &mut c,
+            "SELECT count(*)::text FROM cities WHERE name = 'Nice'"
+        )
+        .await,
+        "0"
+    );
+    assert_eq!(
+        one(&mut c, "SELECT name FROM users WHERE id = 2").await,
+        "user2"
+    );
+}

@@ -10,6 +10,7 @@ pub mod relay;
 pub mod retry;
 pub mod session;
 pub mod session_ops;
+pub mod shard_identity;
 pub mod sharded;
 pub mod split_insert;
 pub mod startup;

@@ -30,6 +30,9 @@ pub struct ShardingSchema {
     pub(crate) plans: TextCache<ShardPlan>,
     /// Whether the shards' databases sort text in byte order (learned on first need).
     pub c_collation: std::sync::OnceLock<bool>,
+    /// `Err`: two shards reach one and the same database (learned before the first
+    /// statement over several shards).
+    pub distinct: std::sync::OnceLock<Result<(), String>>,
 }
 
 impl std::fmt::Debug for ShardingSchema {
@@ -51,6 +54,7 @@ impl ShardingSchema {
             tables,
             plans: TextCache::new(16_384),
             c_collation: std::sync::OnceLock::new(),
+            distinct: std::sync::OnceLock::new(),
         }
     }
 
