@@ -4,15 +4,17 @@
 //! (`fanout::copy_rows`; a replicated table's rows go to every shard). At the client's
 //! CopyDone the shards commit together like any multi-shard write (two-phase commit, or
 //! best effort when the pool allows it); any error (a shard's, a key the router cannot
-//! read, the client's CopyFail, a lost client) rolls every shard back.
+//! read, the client's CopyFail, a lost client) rolls every shard back. Errors travel as
+//! encoded ErrorResponse messages, a shard's exactly as it sent it.
 
 use super::fanout::{sum_tags, Event, Job, Stream};
+use super::session::error_bytes;
 use super::session::{ready, Session};
 use crate::backend::ServerConn;
 use crate::error::{Result, RouterError};
 use crate::fanout::copy_rows::Splitter;
 use crate::planner::sharding::{CopyIn, KeyAt};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use orochi_wire::{decode_frame, Frame, FrontendMessage, PgError, MAX_MESSAGE_LEN};
 
 /// Data for one shard is sent once this much is buffered for it.
@@ -68,7 +70,7 @@ impl Session {
         }
         let mut notices = BytesMut::new();
         // Every shard must be ready for data before the client is told to send it.
-        let mut first_error: Option<Frame> = None;
+        let mut first_error: Option<Bytes> = None;
         let mut header: Option<Frame> = None;
         for s in streams.iter_mut() {
             match s.next(&mut notices).await {
@@ -76,7 +78,7 @@ impl Session {
                     header.get_or_insert(g);
                 }
                 Ok(Event::Error(f)) => {
-                    first_error.get_or_insert(f);
+                    first_error.get_or_insert(encoded(&f));
                 }
                 Ok(_) => {
                     s.co.conn().broken = true;
@@ -84,7 +86,7 @@ impl Session {
                 Err(e) => {
                     s.co.conn().broken = true;
                     if first_error.is_none() {
-                        first_error = e.to_client().map(|pg| pg_frame(&pg));
+                        first_error = e.to_client().map(|pg| error_bytes(&pg));
                     }
                 }
             }
@@ -94,7 +96,7 @@ impl Session {
             (None, Some(h)) => h,
             (e, _) => {
                 let e = e.unwrap_or_else(|| {
-                    pg_frame(&PgError::error("08P01", "a shard did not start the COPY"))
+                    error_bytes(&PgError::error("08P01", "a shard did not start the COPY"))
                 });
                 self.abort_shards(&mut streams, "another shard failed")
                     .await;
@@ -155,18 +157,18 @@ impl Session {
                 Ok(()) => self.end_copy(&mut streams).await,
                 Err(e) => {
                     self.abort_shards(&mut streams, &e.fields.message).await;
-                    Err(pg_frame(&e))
+                    Err(error_bytes(&e))
                 }
             },
             Err(Abort::Error(e)) => {
                 self.abort_shards(&mut streams, &e.fields.message).await;
-                Err(pg_frame(&e))
+                Err(error_bytes(&e))
             }
             Err(Abort::ClientFail(m)) => {
                 // Each shard answers the CopyFail with PostgreSQL's own error.
                 let first = self.abort_shards(&mut streams, &m).await;
                 Err(first.unwrap_or_else(|| {
-                    pg_frame(&PgError::error(
+                    error_bytes(&PgError::error(
                         "57014",
                         format!("COPY from stdin failed: {m}"),
                     ))
@@ -209,7 +211,7 @@ impl Session {
     async fn end_copy(
         &mut self,
         streams: &mut [Stream],
-    ) -> std::result::Result<Vec<String>, Frame> {
+    ) -> std::result::Result<Vec<String>, Bytes> {
         let mut b = BytesMut::new();
         FrontendMessage::CopyDone.encode(&mut b);
         for s in streams.iter_mut() {
@@ -223,7 +225,7 @@ impl Session {
         for s in streams.iter_mut() {
             if s.co.conn().broken {
                 error.get_or_insert_with(|| {
-                    pg_frame(&PgError::error(
+                    error_bytes(&PgError::error(
                         "08006",
                         "lost a shard connection during COPY",
                     ))
@@ -245,7 +247,7 @@ impl Session {
     }
 
     /// Stops the COPY on every shard that is still in it; returns the first shard error.
-    async fn abort_shards(&mut self, streams: &mut [Stream], why: &str) -> Option<Frame> {
+    async fn abort_shards(&mut self, streams: &mut [Stream], why: &str) -> Option<Bytes> {
         let mut b = BytesMut::new();
         FrontendMessage::CopyFail(why.to_string()).encode(&mut b);
         let mut notices = BytesMut::new();
@@ -271,7 +273,7 @@ impl Session {
         &mut self,
         job: &Job,
         mut streams: Vec<Stream>,
-        result: std::result::Result<Vec<String>, Frame>,
+        result: std::result::Result<Vec<String>, Bytes>,
     ) -> Result<()> {
         let mut failed = result.is_err();
         for s in streams.iter_mut() {
@@ -284,11 +286,7 @@ impl Session {
         let failed = self.commit_fanout(job, &mut streams, failed).await;
         drop(streams);
         match result {
-            Err(f) => {
-                let mut b = BytesMut::new();
-                f.encode(&mut b);
-                self.emit(&b);
-            }
+            Err(e) => self.emit(&e),
             Ok(_) if failed_before => {
                 let e = PgError::error(
                     "08006",
@@ -336,15 +334,15 @@ impl Session {
 async fn shard_result(
     s: &mut Stream,
     notices: &mut BytesMut,
-) -> std::result::Result<String, Frame> {
+) -> std::result::Result<String, Bytes> {
     loop {
         match s.next(notices).await {
             Ok(Event::Complete(t)) => return Ok(t),
-            Ok(Event::Error(f)) => return Err(f),
+            Ok(Event::Error(f)) => return Err(encoded(&f)),
             Ok(_) => {}
             Err(e) => {
                 s.co.conn().broken = true;
-                return Err(pg_frame(&e.to_client().unwrap_or_else(|| {
+                return Err(error_bytes(&e.to_client().unwrap_or_else(|| {
                     PgError::error("08006", "lost a shard connection")
                 })));
             }
@@ -352,13 +350,11 @@ async fn shard_result(
     }
 }
 
-fn pg_frame(e: &PgError) -> Frame {
+/// A shard's ErrorResponse as it goes to the client.
+fn encoded(f: &Frame) -> Bytes {
     let mut b = BytesMut::new();
-    e.encode(&mut b);
-    orochi_wire::decode_frame(&mut b, MAX_MESSAGE_LEN)
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| Frame::new(b'E', bytes::Bytes::new()))
+    f.encode(&mut b);
+    b.freeze()
 }
 
 /// Where the key column sits among the columns a COPY without a column list reads (the

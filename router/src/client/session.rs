@@ -109,7 +109,7 @@ pub(crate) fn message(m: BackendMessage) -> Bytes {
     b.freeze()
 }
 
-fn error_bytes(e: &PgError) -> Bytes {
+pub(crate) fn error_bytes(e: &PgError) -> Bytes {
     let mut b = BytesMut::new();
     e.encode(&mut b);
     b.freeze()

@@ -16,8 +16,8 @@ const IDENTITY: &str = "SELECT system_identifier::text || '/' || \
 
 impl Session {
     /// `Err` names two shards that are one database. Learned once per pool; a shard that
-    /// cannot answer (unreachable, no right to read the control data) is not judged, and
-    /// the question is asked again next time.
+    /// refuses to say (no right to read the control data) is not judged, and one that is
+    /// unreachable is asked again before the next multi-shard statement.
     pub(crate) async fn distinct_shards(&mut self, schema: &ShardingSchema) -> Result<(), String> {
         if let Some(r) = schema.distinct.get() {
             return r.clone();
@@ -29,13 +29,27 @@ impl Session {
                 complete = false;
                 continue;
             };
-            let id = match pool.checkout().await {
-                Ok((mut co, _)) => co.conn().query_one(IDENTITY).await.ok().flatten(),
+            let answer = match pool.checkout().await {
+                Ok((mut co, _)) => co.conn().query_rows(IDENTITY).await.ok(),
                 Err(_) => None,
             };
-            let Some(id) = id else {
-                complete = false;
-                continue;
+            let id = match answer {
+                // Unreachable now: asked again before the next multi-shard statement.
+                None => {
+                    complete = false;
+                    continue;
+                }
+                // The server refuses (no right to read the control data): not judged,
+                // and not asked again on every statement.
+                Some(Err(_)) => continue,
+                Some(Ok((_, rows))) => match rows
+                    .into_iter()
+                    .next()
+                    .and_then(|r| r.into_iter().next().flatten())
+                {
+                    Some(id) => id,
+                    None => continue,
+                },
             };
             if let Some((_, first)) = seen.iter().find(|(i, _)| *i == id) {
                 let m = format!(

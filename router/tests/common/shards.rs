@@ -39,12 +39,17 @@ pub async fn two_shard_db() -> String {
             .connect()
             .await
             .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE \"{db}\" OWNER app"
-        )))
-        .execute(&mut su)
-        .await
-        .unwrap();
+        // A database of this name is left by an earlier test process with the same pid
+        // (one statement each: CREATE DATABASE refuses an implicit transaction).
+        for sql in [
+            format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
+            format!("CREATE DATABASE \"{db}\" OWNER app"),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut su)
+                .await
+                .unwrap();
+        }
         let mut c = shard_opts(k, APP_USER, APP_PASSWORD, &db)
             .connect()
             .await

@@ -377,16 +377,14 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
                 replicated_target(schema, rv, &mut plan, "DELETE from");
             }
         }
-        E::UpdateStmt(u)
-            if u.relation
-                .as_ref()
-                .is_some_and(|rv| replicated_target(schema, rv, &mut plan, "UPDATE of")) => {}
         E::UpdateStmt(u) => {
-            if let Some(t) = u
-                .relation
-                .as_ref()
-                .and_then(|rv| schema.table(&rv.schemaname, &rv.relname))
-            {
+            let Some(rv) = &u.relation else {
+                return plan;
+            };
+            if replicated_target(schema, rv, &mut plan, "UPDATE of") {
+                return plan;
+            }
+            if let Some(t) = schema.table(&rv.schemaname, &rv.relname) {
                 let key = &schema.tables[t].column;
                 let sets_key = u
                     .target_list
