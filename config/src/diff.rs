@@ -71,6 +71,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         tls,
         otel_endpoint,
         instance_id,
+        server_reset_query_always,
     );
     const RESTART: &[&str] = &[
         "host",

@@ -67,6 +67,7 @@ pub(crate) fn default_general() -> General {
         tls: None,
         otel_endpoint: None,
         instance_id: None,
+        server_reset_query_always: false,
     }
 }
 
@@ -145,6 +146,9 @@ pub(crate) fn parse_general(
     }
     if let Some(v) = sec.choice(cx, "log_format", choices::LOG_FORMAT) {
         g.log_format = v;
+    }
+    if let Some(v) = sec.bool(cx, "server_reset_query_always") {
+        g.server_reset_query_always = v;
     }
     g.otel_endpoint = non_empty(sec.string(cx, "otel_endpoint"));
     g.instance_id = non_empty(sec.string(cx, "instance_id"));

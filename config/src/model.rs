@@ -51,6 +51,10 @@ pub struct General {
     pub otel_endpoint: Option<String>,
     /// Identifies this router instance in 2PC transaction names; `None` = random at start.
     pub instance_id: Option<String>,
+    /// PgBouncer's `server_reset_query_always`: in transaction and statement mode every
+    /// server connection is reset (`DISCARD ALL`) before another client uses it, not only
+    /// after statements that leave session state (default false).
+    pub server_reset_query_always: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -198,7 +198,7 @@ async fn count_users(c: &mut PgConnection) -> String {
 async fn failed_copies_load_nothing_anywhere() {
     let (r, db) = cluster("").await;
     let mut c = r.connect(&db).await;
-    let cases: [(&str, &[u8], usize, &str); 3] = [
+    let cases: [(&str, &[u8], usize, &str); 4] = [
         // A duplicate key on one shard: that shard's error, every shard rolled back.
         (
             "COPY users (id, name) FROM STDIN",
@@ -220,6 +220,8 @@ async fn failed_copies_load_nothing_anywhere() {
             64,
             "22P04",
         ),
+        // The key field is a lone backslash at the end of the data (once a panic).
+        ("COPY users (name, id) FROM STDIN", b"x\t\\", 64, "22P02"),
     ];
     for (sql, data, chunk, want) in cases {
         let e = copy(&mut c, sql, data, chunk).await.unwrap_err();

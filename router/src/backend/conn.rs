@@ -54,8 +54,11 @@ pub struct ServerConn {
     pub prepared: HashSet<u64>,
     /// SQL-level `PREPARE name` statements on this connection: name -> hash of its text.
     pub sql_prepared: HashMap<String, u64>,
-    /// Session state the router cannot track was changed: reset before reuse.
+    /// Session state `RESET ALL` cannot undo was left by `owner`: another client gets
+    /// this connection only after `DISCARD ALL` (see `pool`).
     pub dirty: bool,
+    /// The client that used the connection last (0: the router itself).
+    pub owner: u64,
     /// The connection is unusable (I/O error, protocol desync): close, never reuse.
     pub broken: bool,
     pub created: Instant,
@@ -106,6 +109,7 @@ impl ServerConn {
             prepared: HashSet::new(),
             sql_prepared: HashMap::new(),
             dirty: false,
+            owner: 0,
             broken: false,
             created: Instant::now(),
             last_used: Instant::now(),

@@ -2,9 +2,23 @@
 //!
 //! `pool_size` permits of a FIFO semaphore bound the connections in use; a checkout
 //! takes a permit (waiting fairly, at most `connect_timeout`), then reuses an idle
-//! connection (LIFO: the warmest) or opens a new one. Invariant: open connections
-//! (in use + idle) never exceed `pool_size`, because a new one is opened only while the
-//! idle list is empty and its opener holds a permit.
+//! connection or opens a new one. Invariant: open connections (in use + idle) never
+//! exceed `pool_size`, because a new one is opened only while the idle list is empty and
+//! its opener holds a permit.
+//!
+//! Affinity and isolation: every connection remembers the client that used it last
+//! (its *owner*) and whether that client left session state on it the router cannot
+//! undo with `RESET ALL` (*dirty*: temp tables, held cursors, session advisory locks,
+//! an identity change, SQL prepared statements, anything unclassified). A checkout
+//! prefers, in order: the client's own connection, the warmest clean one, and last the
+//! dirty connection idle longest. A dirty connection is given to another client only
+//! after `DISCARD ALL` (failing that, it is closed and a new one opened), so state never
+//! crosses clients, and a client that gets its own connection back keeps its temp
+//! tables and locks. Owner 0 is the router itself (health checks, schema queries).
+//!
+//! A connection goes back to the pool only through [`Checkout::release`], which its
+//! holder calls once the server is idle; a checkout dropped any other way (an error
+//! path, a panic, a vanished task) closes its connection.
 
 use super::conn::{ServerConn, ServerTarget};
 use super::health::ServerHealth;
@@ -24,6 +38,10 @@ pub struct PoolSettings {
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
     pub server_lifetime: Duration,
+    /// PgBouncer's `server_reset_query_always`: every released connection counts as
+    /// dirty (reset before another client uses it), for applications whose own
+    /// functions change session state the router cannot see.
+    pub reset_always: bool,
 }
 
 /// Live counters, read by the admin console and metrics.
@@ -102,9 +120,15 @@ impl ServerPool {
         self.idle.lock().map(|v| v.len()).unwrap_or(0)
     }
 
-    /// Waits (fairly) for a permit, then returns a live connection. `waited` is how
-    /// long the client queued (zero on the fast path, which takes no timer).
+    /// A connection for the router's own use (owner 0): see [`checkout_for`](Self::checkout_for).
     pub async fn checkout(self: &Arc<Self>) -> Result<(Checkout, Duration)> {
+        self.checkout_for(0).await
+    }
+
+    /// Waits (fairly) for a permit, then returns a live connection that carries no other
+    /// client's session state. `waited` is how long the client queued (zero on the fast
+    /// path, which takes no timer).
+    pub async fn checkout_for(self: &Arc<Self>, owner: u64) -> Result<(Checkout, Duration)> {
         let started = Instant::now();
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(p) => Ok(Ok(p)),
@@ -134,10 +158,12 @@ impl ServerPool {
                 });
             }
         };
-        let conn = match self.take_idle() {
+        let mut conn = match self.take_idle(owner) {
+            Some(c) if c.dirty && c.owner != owner => self.scrub(c).await?,
             Some(c) => c,
             None => self.open().await?,
         };
+        conn.owner = owner;
         self.stats.in_use.fetch_add(1, Ordering::Relaxed);
         self.stats.checkouts.fetch_add(1, Ordering::Relaxed);
         Ok((
@@ -145,21 +171,54 @@ impl ServerPool {
                 conn: Some(conn),
                 pool: self.clone(),
                 since: Instant::now(),
+                released: false,
                 _permit: permit,
             },
             waited,
         ))
     }
 
-    /// Pops the warmest idle connection that is still usable, closing stale ones.
-    fn take_idle(&self) -> Option<ServerConn> {
+    /// Takes the idle connection `owner` should get (see the module doc), closing stale
+    /// ones on the way.
+    fn take_idle(&self, owner: u64) -> Option<ServerConn> {
         loop {
-            let mut conn = self.idle.lock().ok()?.pop()?;
+            let mut conn = {
+                let mut idle = self.idle.lock().ok()?;
+                let i = pick_idle(&idle, owner)?;
+                idle.remove(i)
+            };
             if self.expired(&conn) || !conn.looks_alive() {
                 self.stats.open.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
             return Some(conn);
+        }
+    }
+
+    /// Makes another client's dirty connection clean with `DISCARD ALL`; a connection that
+    /// cannot be reset is closed and replaced.
+    async fn scrub(&self, mut conn: ServerConn) -> Result<ServerConn> {
+        match conn.run_silent("DISCARD ALL").await {
+            Ok(None) => {
+                conn.forget_session_state();
+                Ok(conn)
+            }
+            _ => {
+                self.stats.open.fetch_sub(1, Ordering::Relaxed);
+                self.open().await
+            }
+        }
+    }
+
+    /// Closes the idle connections `owner` left dirty (its client has gone: its temp
+    /// tables and session locks must not outlive it).
+    pub fn close_owned_dirty(&self, owner: u64) {
+        if let Ok(mut idle) = self.idle.lock() {
+            let before = idle.len();
+            idle.retain(|c| !(c.dirty && c.owner == owner));
+            self.stats
+                .open
+                .fetch_sub(before - idle.len(), Ordering::Relaxed);
         }
     }
 
@@ -206,8 +265,8 @@ impl ServerPool {
 
     fn give_back(&self, mut conn: ServerConn) {
         self.stats.in_use.fetch_sub(1, Ordering::Relaxed);
+        conn.dirty |= self.settings.reset_always;
         if conn.broken
-            || conn.dirty
             || conn.generation < self.generation.load(Ordering::Relaxed)
             || conn.created.elapsed() >= self.settings.server_lifetime
         {
@@ -298,6 +357,19 @@ impl ServerPool {
     }
 }
 
+/// Which idle connection `owner` gets: its own (newest first), else the newest clean
+/// one, else the dirty one idle longest (the list is in release order).
+fn pick_idle(idle: &[ServerConn], owner: u64) -> Option<usize> {
+    if idle.is_empty() {
+        return None;
+    }
+    let own = (owner != 0)
+        .then(|| idle.iter().rposition(|c| c.owner == owner))
+        .flatten();
+    own.or_else(|| idle.iter().rposition(|c| !c.dirty))
+        .or(Some(0))
+}
+
 /// Does this error from opening a connection say the server itself is unusable (down,
 /// unreachable, starting up or shutting down, out of connection slots), as opposed to a
 /// problem of one user (bad password, missing database)? Only those ban a server and
@@ -336,15 +408,24 @@ pub struct IdleConn {
     pub last_used: Instant,
 }
 
-/// A connection lent to one client. Returned to the pool on drop if it is clean.
+/// A connection lent to one client. [`release`](Self::release) returns it to the pool;
+/// dropped without that, it is closed (its state is not known to be idle and clean).
 pub struct Checkout {
     conn: Option<ServerConn>,
     pub pool: Arc<ServerPool>,
     since: Instant,
+    released: bool,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Checkout {
+    /// Gives the connection back: its holder saw the server idle (ReadyForQuery outside
+    /// a transaction, nothing in flight). A broken or dirty one is still handled by the
+    /// pool's rules.
+    pub fn release(mut self) {
+        self.released = true;
+    }
+
     /// When the connection was lent.
     pub fn since(&self) -> Instant {
         self.since
@@ -364,7 +445,10 @@ impl Drop for Checkout {
         s.xacts.fetch_add(1, Ordering::Relaxed);
         s.xact_us
             .fetch_add(self.since.elapsed().as_micros() as u64, Ordering::Relaxed);
-        if let Some(c) = self.conn.take() {
+        if let Some(mut c) = self.conn.take() {
+            if !self.released {
+                c.broken = true;
+            }
             self.pool.give_back(c);
         }
     }

@@ -99,6 +99,13 @@ impl UserPools {
         self.shards.iter().flatten().map(|s| &s.pool)
     }
 
+    /// A client left: close the idle connections it left session state on.
+    pub fn client_left(&self, owner: u64) {
+        for p in self.all_server_pools() {
+            p.close_owned_dirty(owner);
+        }
+    }
+
     /// Is `pool`'s server the one that takes writes on its shard now? (Compared by
     /// server health, which outlives a reload.)
     pub fn is_write_target(&self, pool: &Arc<ServerPool>) -> bool {
@@ -196,10 +203,12 @@ impl UserPools {
     /// the failed attempt and the checkout moves on to the next choice, so a server that
     /// just died costs no client an error (only what was running on it). Right after
     /// start, with roles to discover, waits for the first health check.
+    /// `owner` is the client (its connections' affinity; 0 for the router itself).
     pub async fn checkout(
         &self,
         shard: usize,
         target: Target,
+        owner: u64,
     ) -> Result<(Checkout, std::time::Duration), RouterError> {
         if let Some(h) = self.health.get(shard) {
             h.wait_discovered().await;
@@ -213,7 +222,7 @@ impl UserPools {
                 Ok(_) => break,
                 Err(e) => return Err(first_error.unwrap_or(e)),
             };
-            match pool.checkout().await {
+            match pool.checkout_for(owner).await {
                 Ok(c) => return Ok(c),
                 Err(e) if super::pool::is_server_failure(&e) && self.health[shard].checked => {
                     tracing::debug!(server = %pool.target.addr(), error = %e, "checkout moves to another server");
@@ -347,6 +356,7 @@ impl Registry {
                     connect_timeout: pool.connect_timeout,
                     idle_timeout: pool.idle_timeout,
                     server_lifetime: pool.server_lifetime,
+                    reset_always: config.general.server_reset_query_always,
                 };
                 let shards = pool
                     .shards

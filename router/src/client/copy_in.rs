@@ -284,7 +284,7 @@ impl Session {
         }
         let failed_before = failed;
         let failed = self.commit_fanout(job, &mut streams, failed).await;
-        drop(streams);
+        Stream::release_all(streams);
         match result {
             Err(e) => self.emit(&e),
             Ok(_) if failed_before => {

@@ -71,6 +71,14 @@ pub(super) struct Stream {
 }
 
 impl Stream {
+    /// Every stream's connection back to its pool (each has been drained to
+    /// ReadyForQuery; a broken one is closed by the pool).
+    pub(super) fn release_all(streams: Vec<Stream>) {
+        for s in streams {
+            s.co.release();
+        }
+    }
+
     /// The next frame that matters to the merge; notices go to the client as they come.
     pub(super) async fn next(&mut self, notices: &mut BytesMut) -> Result<Event> {
         loop {
@@ -185,10 +193,18 @@ impl Session {
         } else {
             self.target_for_read()
         };
+        // What the statement leaves on each shard's session, as on one server.
+        let dirty = job.sql.iter().any(|q| {
+            crate::planner::analyze(q)
+                .ops
+                .iter()
+                .any(|o| !matches!(o, crate::planner::SessionOp::Execute { .. }))
+        });
         let mut out = Vec::with_capacity(job.shards.len());
         for &s in &job.shards {
-            let (mut co, _) = self.user.checkout(s, target).await?;
+            let (mut co, _) = self.user.checkout(s, target, self.id).await?;
             self.apply_params(&mut co).await?;
+            co.conn().dirty |= dirty;
             co.pool
                 .stats
                 .queries
@@ -284,7 +300,7 @@ impl Session {
         if let (false, Ok(Some(tag))) = (failed, &r) {
             self.emit(tag);
         }
-        drop(streams);
+        Stream::release_all(streams);
         match r {
             Err(e) => self.fanout_failed(e, extended),
             Ok(_) => {

@@ -5,8 +5,22 @@
 //! the set it was given; when a client gets a connection with another fingerprint, the
 //! router runs `RESET ALL` and replays the client's settings first. So a setting never
 //! leaks to another client and always follows its own client.
+//!
+//! PostgreSQL's rules are followed where they differ from a plain map of names:
+//! - `RESET x` and `RESET ALL` go back to the client's *startup* value (PostgreSQL makes
+//!   startup parameters the session's reset values), not to the server default;
+//! - `RESET ALL` leaves `role` and `session_authorization` alone (GUC_NO_RESET_ALL),
+//!   `DISCARD ALL` resets them;
+//! - setting or resetting the session authorization also ends any `SET ROLE`;
+//! - the identity is replayed last, session authorization before role, so settings that
+//!   need the login user's privileges are applied while it still has them.
+//!
+//! Identity changes also mark the server connection dirty (see `planner::session`):
+//! `RESET ALL` cannot undo them, so another client only gets that connection after
+//! `DISCARD ALL`.
 
 use crate::backend::conn::EMPTY_PARAMS;
+use crate::planner::session::IDENTITY_SETTINGS;
 use crate::planner::SessionOp;
 use orochi_wire::PgError;
 use std::collections::BTreeMap;
@@ -127,12 +141,32 @@ impl SessionParams {
 
     /// SQL that takes a server from the state `applied` to this client's settings.
     pub fn sync_sql(&self, applied: u64) -> String {
-        let mut parts: Vec<&str> = Vec::with_capacity(self.current.len() + 1);
+        let mut parts: Vec<&str> = Vec::with_capacity(self.current.len() + 3);
         if applied != EMPTY_PARAMS {
-            parts.push("RESET ALL");
+            parts.extend(["RESET ALL", "RESET SESSION AUTHORIZATION", "RESET ROLE"]);
         }
-        parts.extend(self.current.values().map(String::as_str));
+        parts.extend(self.in_replay_order().map(|(_, sql)| sql));
         parts.join(";\n")
+    }
+
+    /// The client's settings as (name, SQL), identity last: session authorization, then
+    /// role.
+    pub fn in_replay_order(&self) -> impl Iterator<Item = (&str, &str)> {
+        let plain = self
+            .current
+            .iter()
+            .filter(|(k, _)| !IDENTITY_SETTINGS.contains(&k.as_str()));
+        let identity = IDENTITY_SETTINGS
+            .iter()
+            .filter_map(|k| self.current.get_key_value(*k));
+        plain.chain(identity).map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Forgets a setting that can no longer be applied (its replay failed: a role
+    /// dropped since, a privilege revoked): the client keeps working without it.
+    pub fn forget(&mut self, name: &str) {
+        self.current.remove(name);
+        self.refresh();
     }
 
     /// Applies the session effects of a statement that completed outside a failed or
@@ -143,13 +177,36 @@ impl SessionParams {
         for op in ops {
             match op {
                 SessionOp::Set { name, sql } => {
+                    if name == "session_authorization" {
+                        self.current.remove("role");
+                    }
                     self.current.insert(name.clone(), sql.clone());
                 }
                 SessionOp::Reset { name } => {
-                    self.current.remove(name);
+                    if name == "session_authorization" {
+                        self.current.remove("role");
+                    }
+                    match self.startup.get(name) {
+                        Some(sql) => {
+                            self.current.insert(name.clone(), sql.clone());
+                        }
+                        None => {
+                            self.current.remove(name);
+                        }
+                    }
                     server_unknown = true;
                 }
-                SessionOp::ResetAll | SessionOp::DiscardAll => {
+                SessionOp::ResetAll => {
+                    let mut next = self.startup.clone();
+                    for k in IDENTITY_SETTINGS {
+                        if let Some(v) = self.current.get(*k) {
+                            next.insert(k.to_string(), v.clone());
+                        }
+                    }
+                    self.current = next;
+                    server_unknown = true;
+                }
+                SessionOp::DiscardAll => {
                     self.current = self.startup.clone();
                     server_unknown = true;
                 }
@@ -207,5 +264,63 @@ mod tests {
             name: "work_mem".into()
         }]));
         assert_eq!(s.fingerprint(), EMPTY_PARAMS);
+    }
+
+    fn set(name: &str, sql: &str) -> SessionOp {
+        SessionOp::Set {
+            name: name.into(),
+            sql: sql.into(),
+        }
+    }
+
+    #[test]
+    fn reset_returns_to_the_startup_value() {
+        let mut s = SessionParams::from_startup(&kv(&[("DateStyle", "Postgres, MDY")])).unwrap();
+        s.apply(&[set("datestyle", "SET datestyle = ISO")]);
+        assert!(s.apply(&[SessionOp::Reset {
+            name: "datestyle".into()
+        }]));
+        assert!(s
+            .sync_sql(EMPTY_PARAMS)
+            .contains("set_config('DateStyle', 'Postgres, MDY', false)"));
+        s.apply(&[set("datestyle", "SET datestyle = ISO")]);
+        s.apply(&[SessionOp::ResetAll]);
+        assert!(!s.sync_sql(EMPTY_PARAMS).contains("ISO"));
+        assert!(s.sync_sql(EMPTY_PARAMS).contains("Postgres, MDY"));
+    }
+
+    #[test]
+    fn identity_follows_postgresql() {
+        let mut s = SessionParams::from_startup(&kv(&[("user", "u")])).unwrap();
+        // RESET ALL keeps the role; DISCARD ALL does not.
+        s.apply(&[
+            set("role", "SET ROLE carol"),
+            set("work_mem", "SET work_mem = '8MB'"),
+        ]);
+        s.apply(&[SessionOp::ResetAll]);
+        assert_eq!(s.sync_sql(EMPTY_PARAMS), "SET ROLE carol");
+        s.apply(&[SessionOp::DiscardAll]);
+        assert_eq!(s.sync_sql(EMPTY_PARAMS), "");
+        // SET ROLE carol; SET SESSION AUTHORIZATION bob; RESET SESSION AUTHORIZATION:
+        // back to the login user, no role.
+        s.apply(&[
+            set("role", "SET ROLE carol"),
+            set("session_authorization", "SET SESSION AUTHORIZATION bob"),
+        ]);
+        assert_eq!(s.sync_sql(EMPTY_PARAMS), "SET SESSION AUTHORIZATION bob");
+        s.apply(&[SessionOp::Reset {
+            name: "session_authorization".into(),
+        }]);
+        assert_eq!(s.sync_sql(EMPTY_PARAMS), "");
+        // Replay order: settings, then session authorization, then role.
+        s.apply(&[
+            set("session_authorization", "SET SESSION AUTHORIZATION bob"),
+            set("role", "SET ROLE carol"),
+            set("work_mem", "SET work_mem = '8MB'"),
+        ]);
+        assert_eq!(
+            s.sync_sql(7),
+            "RESET ALL;\nRESET SESSION AUTHORIZATION;\nRESET ROLE;\nSET work_mem = '8MB';\nSET SESSION AUTHORIZATION bob;\nSET ROLE carol"
+        );
     }
 }

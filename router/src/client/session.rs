@@ -470,7 +470,7 @@ impl Session {
                     }
                     self.pending_begin = self.tx_begin.clone();
                 }
-                _ => return Ok(()),
+                _ => return self.resync_attached().await,
             }
         }
         if self.app.is_paused(&self.user.pool_name) {
@@ -480,15 +480,19 @@ impl Session {
         let shard = self.pick_shard(wanted)?;
         let target = self.target_for(read);
         self.client.info.set_state(ClientState::Waiting);
-        let co = self.user.checkout(shard, target).await.map(|(co, waited)| {
-            if waited > std::time::Duration::from_micros(100) {
-                // Only checkouts that queued: keeps label lookups off the fast path.
-                self.app
-                    .metrics
-                    .client_waited(&co.pool.pool_name, &co.pool.user_name, waited);
-            }
-            co
-        });
+        let co = self
+            .user
+            .checkout(shard, target, self.id)
+            .await
+            .map(|(co, waited)| {
+                if waited > std::time::Duration::from_micros(100) {
+                    // Only checkouts that queued: keeps label lookups off the fast path.
+                    self.app
+                        .metrics
+                        .client_waited(&co.pool.pool_name, &co.pool.user_name, waited);
+                }
+                co
+            });
         self.client.info.set_state(match co {
             Ok(_) => ClientState::Active,
             Err(_) => ClientState::Idle,
@@ -538,20 +542,72 @@ impl Session {
         Ok(())
     }
 
+    /// A connection kept between statements (session mode, or within a transaction)
+    /// whose settings fell behind the client's — after a `RESET`, which PostgreSQL would
+    /// take back to the client's startup value but the server takes to its own default —
+    /// is brought up to date before the next statement, once nothing is in flight.
+    async fn resync_attached(&mut self) -> Result<()> {
+        let fp = self.params.fingerprint();
+        let idle = self.expect.is_empty() && !self.unsynced && self.tx_status == b'I';
+        match self.server.take() {
+            Some(mut co) if idle && co.conn_ref().applied_params != fp => {
+                let r = self.apply_params(&mut co).await;
+                self.server = Some(co);
+                r
+            }
+            co => {
+                self.server = co;
+                Ok(())
+            }
+        }
+    }
+
     /// Brings a connection's settings to this client's (SET/RESET/startup parameters).
+    /// A setting whose replay fails (a role dropped since, a privilege revoked) is
+    /// dropped from the client's settings with a warning, instead of failing every later
+    /// statement of the session.
     pub(crate) async fn apply_params(&mut self, co: &mut Checkout) -> Result<()> {
         let fp = self.params.fingerprint();
         let conn = co.conn();
-        if conn.applied_params != fp {
-            let sql = self.params.sync_sql(conn.applied_params);
-            if !sql.is_empty() {
-                if let Some(err) = conn.run_silent(&sql).await? {
-                    conn.applied_params = super::params::UNKNOWN_PARAMS;
-                    return Err(RouterError::Pg(err));
-                }
-            }
-            conn.applied_params = fp;
+        if conn.applied_params == fp {
+            return Ok(());
         }
+        let sql = self.params.sync_sql(conn.applied_params);
+        if sql.is_empty() || conn.run_silent(&sql).await?.is_none() {
+            conn.applied_params = fp;
+            return Ok(());
+        }
+        // One by one, from a reset state, keeping what still applies.
+        conn.applied_params = super::params::UNKNOWN_PARAMS;
+        let reset = self.params.sync_sql(super::params::UNKNOWN_PARAMS);
+        let reset = reset.split(";\n").take(3).collect::<Vec<_>>().join(";\n");
+        if let Some(err) = conn.run_silent(&reset).await? {
+            return Err(RouterError::Pg(err));
+        }
+        let settings: Vec<(String, String)> = self
+            .params
+            .in_replay_order()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (name, set) in settings {
+            if let Some(err) = conn.run_silent(&set).await? {
+                tracing::warn!(client = self.id, setting = %name, error = %err.fields.message, "session setting could not be restored; dropped");
+                BackendMessage::NoticeResponse(
+                    PgError::new(
+                        "WARNING",
+                        "01000",
+                        format!(
+                            "the session setting \"{name}\" could not be restored on a server connection and was dropped: {}",
+                            err.fields.message
+                        ),
+                    )
+                    .fields,
+                )
+                .encode(&mut self.out);
+                self.params.forget(&name);
+            }
+        }
+        conn.applied_params = self.params.fingerprint();
         Ok(())
     }
 
@@ -586,16 +642,12 @@ impl Session {
         if self.mode == PoolMode::Session {
             return;
         }
-        let conn = co.conn();
-        if conn.dirty && !conn.broken {
-            match conn.run_silent("DISCARD ALL").await {
-                Ok(None) => conn.forget_session_state(),
-                _ => conn.broken = true,
-            }
-        }
+        // A dirty connection stays dirty: the pool resets it only if another client
+        // takes it (affinity keeps this client's temp tables and locks).
         self.cancel.slot.set(None);
         if let Some(co) = self.server.take() {
             self.trace_transaction(&co, false);
+            co.release();
         }
         self.tx_begin = None;
         self.wrote.clear();
@@ -623,11 +675,12 @@ impl Session {
 
     /// Brings a server back to idle after its client left mid-way, or closes it.
     async fn client_gone(&mut self) {
+        self.user.client_left(self.id);
         for mut co in std::mem::take(&mut self.parked) {
             // Other shards of an unfinished multi-shard transaction: roll them back.
             let conn = co.conn();
             match tokio::time::timeout(CLEANUP_TIMEOUT, conn.run_silent("ROLLBACK")).await {
-                Ok(Ok(None)) => {}
+                Ok(Ok(None)) => co.release(),
                 _ => conn.broken = true,
             }
         }
@@ -725,7 +778,7 @@ impl Session {
             Ok::<(), RouterError>(())
         };
         match tokio::time::timeout(CLEANUP_TIMEOUT, work).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => co.release(),
             _ => co.conn().broken = true,
         }
     }

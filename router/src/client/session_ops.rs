@@ -58,8 +58,7 @@ impl Session {
                             .is_none()
                         {
                             conn.forget_session_state();
-                        } else {
-                            conn.broken = true;
+                            co.release();
                         }
                         self.cancel.slot.set(None);
                         self.client.info.set_state(ClientState::Idle);
@@ -125,6 +124,23 @@ impl Session {
             expect.push_back(Expect::Swallow(Term::Ready { started: None }));
         };
         match op {
+            SessionOp::Prepare { name, .. } if self.sql_prepared.contains_key(name) => {
+                // A duplicate: this connection must hold the client's statement of that
+                // name, so the server answers 42P05 and the statement stays the first.
+                let sql = self.sql_prepared[name].clone();
+                let h = hash_text(&sql);
+                if conn.sql_prepared.get(name) != Some(&h) {
+                    if conn.sql_prepared.contains_key(name) {
+                        inject(
+                            format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")),
+                            &mut self.sout,
+                            &mut self.expect,
+                        );
+                    }
+                    inject(sql, &mut self.sout, &mut self.expect);
+                    conn.sql_prepared.insert(name.clone(), h);
+                }
+            }
             SessionOp::Execute { name } | SessionOp::Deallocate { name: Some(name) } => {
                 if let Some(sql) = self.sql_prepared.get(name) {
                     let h = hash_text(sql);

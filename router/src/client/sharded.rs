@@ -288,6 +288,7 @@ impl Session {
             Ok(Some(c)) => c == "C" || c == "POSIX" || c.starts_with("C."),
             _ => return false,
         };
+        co.release();
         let _ = schema.c_collation.set(ok);
         ok
     }
@@ -544,7 +545,7 @@ impl Session {
         };
         let shard = (self.id as usize) % schema.shards;
         let target = self.target_for_read();
-        let mut co = match self.user.checkout(shard, target).await {
+        let mut co = match self.user.checkout(shard, target, self.id).await {
             Ok((co, _)) => co,
             Err(e) => return self.checkout_failed(e, true),
         };
@@ -580,7 +581,7 @@ impl Session {
                 _ => {}
             }
         }
-        drop(co);
+        co.release();
         self.reply(out.freeze());
         if failed {
             self.router_skipping = true;
@@ -799,7 +800,9 @@ impl Session {
                 }
             }
         }
-        drop(all);
+        for co in all {
+            co.release();
+        }
         self.tx_status = b'I';
         self.tx_begin = None;
         self.wrote.clear();

@@ -403,7 +403,8 @@ fn text_field(row: &[u8], at: usize, spec: &CopyIn) -> Option<Field> {
             i += 1;
             continue;
         }
-        i += if row[i] == b'\\' { 2 } else { 1 };
+        // A backslash as the row's last byte must not step past the end.
+        i = (i + if row[i] == b'\\' { 2 } else { 1 }).min(row.len());
     }
 }
 

@@ -277,6 +277,10 @@ fn fields_are_read_as_postgresql_reads_them() {
     );
     assert_eq!(tf(b"a\tb", 1), Some(Some("b".into())));
     assert_eq!(tf(b"a\tb", 2), None);
+    // A backslash as the last byte of a row (a client's malformed data) is no panic.
+    assert_eq!(tf(b"1\t\\", 1), Some(Some(String::new())));
+    assert_eq!(tf(b"1\t\\", 2), None);
+    assert_eq!(tf(b"\\", 0), Some(Some(String::new())));
     // The NULL marker is compared before unescaping: \\N is the text \N.
     assert_eq!(tf(b"a\t\\\\N\t\\N", 1), Some(Some("\\N".into())));
     assert_eq!(tf(b"a\t\\\\N\t\\N", 2), Some(None));

@@ -3,6 +3,8 @@
 //! the primary, is needed. ASCII case-insensitive; comments and leading `(` skipped.
 
 /// Skips whitespace and comments; returns the first word, lower-cased (ASCII).
+/// Block comments nest, as PostgreSQL's do (`/* /* */ still a comment */`); an
+/// unterminated comment yields no keyword (the statement is then parsed, never guessed).
 pub fn first_keyword(sql: &str) -> String {
     let b = sql.as_bytes();
     let mut i = 0;
@@ -15,8 +17,8 @@ pub fn first_keyword(sql: &str) -> String {
                 i += 1;
             }
         } else if b[i..].starts_with(b"/*") {
-            match sql[i + 2..].find("*/") {
-                Some(end) => i += end + 4,
+            match block_comment_end(b, i) {
+                Some(end) => i = end,
                 None => return String::new(),
             }
         } else {
@@ -28,6 +30,28 @@ pub fn first_keyword(sql: &str) -> String {
         i += 1;
     }
     sql[start..i].to_ascii_lowercase()
+}
+
+/// The index just past the block comment that opens at `start` (`/*`), counting nested
+/// comments; `None` when it never closes.
+pub fn block_comment_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i + 1 < b.len() {
+        if b[i] == b'/' && b[i + 1] == b'*' {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b[i + 1] == b'/' {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return Some(i);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
 }
 
 /// Case-insensitive (ASCII) substring test.
@@ -46,4 +70,24 @@ pub fn contains_word_ci(hay: &str, word: &str) -> bool {
             && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'_')
             && (i + n == b.len() || !b[i + n].is_ascii_alphanumeric() && b[i + n] != b'_')
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_comments_nest_as_in_postgresql() {
+        assert_eq!(first_keyword("/* a */ select 1"), "select");
+        assert_eq!(
+            first_keyword("/* /* */ select */ SET search_path = evil, public"),
+            "set"
+        );
+        assert_eq!(
+            first_keyword("/* /* /* */ */ x */ --c\n reset role"),
+            "reset"
+        );
+        assert_eq!(first_keyword("/* /* */ select 1"), "");
+        assert_eq!(first_keyword("/* unterminated"), "");
+    }
 }

@@ -36,7 +36,14 @@ pub fn plan_uncached(schema: &ShardingSchema, sql: &str) -> ShardPlan {
     let parsed = match pg_query::parse(sql, 0) {
         Ok(p) => p,
         // The server reports the syntax error; any shard will do.
-        Err(_) => return ShardPlan::simple(Kind::Read, Routing::Any),
+        Err(pg_query::Error::Parse(_)) => return ShardPlan::simple(Kind::Read, Routing::Any),
+        // Valid SQL the parser's decoder cannot take (nesting past its limit): it may
+        // be a write, so it goes nowhere rather than to an arbitrary shard.
+        Err(e) => {
+            return ShardPlan::refused(format!(
+                "this statement cannot be analysed by the sharding planner ({e}); simplify it, or choose the shard with SET orochi.shard = N"
+            ))
+        }
     };
     let stmts: Vec<&Node> = parsed
         .protobuf
