@@ -543,7 +543,11 @@ mod tests {
     #[test]
     fn statements_the_decoder_cannot_take_are_dirty() {
         // Valid SQL nested deeper than the parse tree decoder's recursion limit.
-        let deep = format!("SELECT {}1{}", "abs(".repeat(200), ")".repeat(200));
+        let deep = format!(
+            "PREPARE q AS SELECT {}1{}",
+            "abs(".repeat(200),
+            ")".repeat(200)
+        );
         assert!(matches!(
             pg_query::parse(&deep, 0),
             Err(pg_query::Error::Decode(_))
