@@ -7,6 +7,7 @@
 #   make test    build everything, start the PostgreSQL test fleet, run all tests + pgbench
 #   make test-drivers   the driver compatibility matrix (testing/drivers.sh)
 #   make test-bank      2PC bank test under router SIGKILLs and a shard restart (testing/bank.sh)
+#   make test-regress   PostgreSQL's regression suite through the router vs directly (testing/regress.sh)
 #   make bench   router vs PgBouncer vs direct PostgreSQL (testing/bench.sh)
 #   make lint    rustfmt --check and clippy -D warnings
 #   make fmt     rustfmt the workspace
@@ -24,7 +25,7 @@ export PATH := $(PG_BINDIR):$(PATH)
 
 HAVE_NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: deps build run stop test test-drivers test-bank bench lint fmt fleet-up fleet-down
+.PHONY: deps build run stop test test-drivers test-bank test-regress bench lint fmt fleet-up fleet-down
 
 deps:
 	bash testing/install-deps.sh
@@ -62,6 +63,17 @@ test-drivers: deps
 test-bank: deps
 	$(CARGO) build -p orochi-router
 	bash testing/bank.sh $(TARGET_DIR)/debug/orochi-router
+
+# PostgreSQL 15's own regression suite (217 files, run one at a time) through a
+# one-shard pool in session and in transaction mode, each file's output compared
+# with the same file run directly (testing/regress.sh; diffs in .run/regress/).
+# The thresholds are the identical counts main achieves today: fewer fails.
+REGRESS_MIN_SESSION ?= 209
+REGRESS_MIN_TRANSACTION ?= 130
+test-regress: deps
+	$(CARGO) build -p orochi-router
+	REGRESS_MIN_SESSION=$(REGRESS_MIN_SESSION) REGRESS_MIN_TRANSACTION=$(REGRESS_MIN_TRANSACTION) \
+		bash testing/regress.sh $(TARGET_DIR)/debug/orochi-router
 
 bench: build
 	bash testing/bench.sh $(TARGET_DIR)/release/orochi-router
