@@ -42,7 +42,8 @@
 #   REGRESS_MODES ("session transaction"); REGRESS_POOL_SIZE (4);
 #   REGRESS_TIMEOUT (900 s per run); REGRESS_PARALLEL (1: run the direct
 #   baseline alongside the first routed run; 0: one run at a time);
-#   REGRESS_BASE_PORT (OROCHI_PG_BASE_PORT + 40; uses BASE .. BASE+8).
+#   REGRESS_BASE_PORT (OROCHI_PG_BASE_PORT + 80; uses BASE .. BASE+8: clear of the
+#   ports the test suites use, +0..+61).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=testing/lib.sh
@@ -55,7 +56,7 @@ read -r -a modes <<<"${REGRESS_MODES:-session transaction}"
 pool_size="${REGRESS_POOL_SIZE:-4}"
 run_timeout="${REGRESS_TIMEOUT:-900}"
 parallel="${REGRESS_PARALLEL:-1}"
-base="${REGRESS_BASE_PORT:-$((${OROCHI_PG_BASE_PORT:-15432} + 40))}"
+base="${REGRESS_BASE_PORT:-$((${OROCHI_PG_BASE_PORT:-15432} + 80))}"
 pg_check_port "$base"
 pg_check_port $((base + 8))
 
