@@ -53,17 +53,27 @@ impl Session {
             }
         };
         let sql = job.sql.first().cloned().unwrap_or_default();
+        // Outside a transaction each shard's part is its own transaction, committed
+        // together at the end; inside the client's, only shards new to it need BEGIN.
+        let begin = match job.in_tx {
+            false => Some("BEGIN".to_string()),
+            true => self.tx_begin.clone().or_else(|| self.pending_begin.clone()),
+        };
         let mut streams = Vec::with_capacity(conns.len());
-        for (_, mut co) in conns.drain(..) {
+        for (_, mut co, joins) in conns.drain(..) {
             let mut b = BytesMut::new();
-            FrontendMessage::Query("BEGIN".into()).encode(&mut b);
+            let mut readies = 1;
+            if let Some(begin) = begin.as_ref().filter(|_| joins || !job.in_tx) {
+                FrontendMessage::Query(begin.clone()).encode(&mut b);
+                readies += 1;
+            }
             FrontendMessage::Query(sql.clone()).encode(&mut b);
             if let Err(e) = co.conn().write_all(&b).await {
                 return self.fanout_failed(e, false);
             }
             streams.push(Stream {
                 co,
-                readies: 2,
+                readies,
                 complete: false,
                 copy_in: true,
             });
@@ -283,8 +293,14 @@ impl Session {
             }
         }
         let failed_before = failed;
-        let failed = self.commit_fanout(job, &mut streams, failed).await;
-        Stream::release_all(streams);
+        let failed = if job.in_tx {
+            self.keep_in_transaction(job, streams, failed).await;
+            failed
+        } else {
+            let failed = self.commit_fanout(job, &mut streams, failed).await;
+            Stream::release_all(streams);
+            failed
+        };
         match result {
             Err(e) => self.emit(&e),
             Ok(_) if failed_before => {

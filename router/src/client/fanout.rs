@@ -46,6 +46,11 @@ pub struct Job {
     /// COPY ... FROM STDIN: split the client's rows over the shards.
     pub copy_in: Option<crate::planner::sharding::CopyIn>,
     pub extended: Option<Extended>,
+    /// The statement joins the client's open transaction (see `in_tx`): it runs on the
+    /// transaction's connection of each shard (a shard new to the transaction gets the
+    /// transaction's BEGIN first), nothing is committed, and the connections stay with
+    /// the transaction until COMMIT (two-phase over every shard written) or ROLLBACK.
+    pub in_tx: bool,
 }
 
 pub(super) enum Event {
@@ -69,6 +74,10 @@ pub(super) struct Stream {
     /// COPY data is refused).
     pub(super) copy_in: bool,
 }
+
+/// Puts a shard's open transaction in the failed state (a statement of the same
+/// transaction failed on another shard).
+const ABORT_TX: &str = "DO $$BEGIN RAISE EXCEPTION USING ERRCODE = '25P02', MESSAGE = 'the transaction failed on another shard'; END$$";
 
 impl Stream {
     /// Every stream's connection back to its pool (each has been drained to
@@ -186,8 +195,13 @@ impl Session {
         Ok(())
     }
 
-    /// Takes one connection per shard, with this client's settings applied.
-    pub(super) async fn fanout_checkouts(&mut self, job: &Job) -> Result<Vec<(usize, Checkout)>> {
+    /// Takes one connection per shard, with this client's settings applied. For a job
+    /// inside the client's transaction, a shard the transaction already uses gives its
+    /// connection; `true` marks a connection that must first join the transaction.
+    pub(super) async fn fanout_checkouts(
+        &mut self,
+        job: &Job,
+    ) -> Result<Vec<(usize, Checkout, bool)>> {
         let target = if job.write {
             Target::Primary
         } else {
@@ -201,17 +215,69 @@ impl Session {
                 .any(|o| !matches!(o, crate::planner::SessionOp::Execute { .. }))
         });
         let mut out = Vec::with_capacity(job.shards.len());
+        if job.in_tx {
+            if let Some(cur) = self.server.take() {
+                self.parked.push(cur);
+            }
+        }
         for &s in &job.shards {
-            let (mut co, _) = self.user.checkout(s, target, self.id).await?;
-            self.apply_params(&mut co).await?;
+            let held = job
+                .in_tx
+                .then(|| self.parked.iter().position(|c| c.pool.shard == s))
+                .flatten();
+            let (mut co, joins) = match held {
+                Some(i) => (self.parked.remove(i), false),
+                None => {
+                    let (mut co, _) = self.user.checkout(s, target, self.id).await?;
+                    self.apply_params(&mut co).await?;
+                    (co, job.in_tx)
+                }
+            };
             co.conn().dirty |= dirty;
             co.pool
                 .stats
                 .queries
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            out.push((s, co));
+            out.push((s, co, joins));
         }
         Ok(out)
+    }
+
+    /// After a statement that joined the client's transaction: every connection stays
+    /// with the transaction (parked; the first serves next). A failed statement fails
+    /// the whole transaction, as on one server: the shards where it did not fail are
+    /// put in the failed state too, so everything until ROLLBACK gets 25P02 and COMMIT
+    /// rolls back everywhere.
+    pub(super) async fn keep_in_transaction(
+        &mut self,
+        job: &Job,
+        streams: Vec<Stream>,
+        failed: bool,
+    ) {
+        if self.tx_begin.is_none() {
+            self.tx_begin = self.pending_begin.take();
+        }
+        self.pending_begin = None;
+        for mut s in streams {
+            if failed && !s.co.conn().broken {
+                let conn = s.co.conn();
+                if !matches!(conn.run_silent(ABORT_TX).await, Ok(Some(_))) {
+                    conn.broken = true;
+                }
+            }
+            self.parked.push(s.co);
+        }
+        if job.write {
+            for &s in &job.shards {
+                if !self.wrote.contains(&s) {
+                    self.wrote.push(s);
+                }
+            }
+        }
+        if let Some(&first) = job.shards.first() {
+            self.switch_to_parked(first);
+        }
+        self.tx_status = if failed { b'E' } else { b'T' };
     }
 
     /// Runs `job` and answers the client (for a simple query, up to ReadyForQuery).
@@ -225,8 +291,13 @@ impl Session {
             Ok(c) => c,
             Err(e) => return self.fanout_failed(e, extended),
         };
+        let begin = self
+            .tx_begin
+            .clone()
+            .or_else(|| self.pending_begin.clone())
+            .unwrap_or_else(|| "BEGIN".into());
         let mut streams = Vec::with_capacity(conns.len());
-        for (i, (_, mut co)) in conns.into_iter().enumerate() {
+        for (i, (_, mut co, joins)) in conns.into_iter().enumerate() {
             let sql = job
                 .sql
                 .get(i)
@@ -235,7 +306,11 @@ impl Session {
                 .unwrap_or_default();
             let mut b = BytesMut::new();
             let mut readies = 1;
-            if job.write && job.wrap {
+            if joins {
+                FrontendMessage::Query(begin.clone()).encode(&mut b);
+                readies += 1;
+            }
+            if job.write && job.wrap && !job.in_tx {
                 FrontendMessage::Query("BEGIN".into()).encode(&mut b);
                 readies += 1;
             }
@@ -294,13 +369,20 @@ impl Session {
                 failed = true;
             }
         }
-        if job.write && job.wrap {
-            failed = self.commit_fanout(&job, &mut streams, failed).await;
+        if job.in_tx {
+            self.keep_in_transaction(&job, streams, failed).await;
+            if let (false, Ok(Some(tag))) = (failed, &r) {
+                self.emit(tag);
+            }
+        } else {
+            if job.write && job.wrap {
+                failed = self.commit_fanout(&job, &mut streams, failed).await;
+            }
+            if let (false, Ok(Some(tag))) = (failed, &r) {
+                self.emit(tag);
+            }
+            Stream::release_all(streams);
         }
-        if let (false, Ok(Some(tag))) = (failed, &r) {
-            self.emit(tag);
-        }
-        Stream::release_all(streams);
         match r {
             Err(e) => self.fanout_failed(e, extended),
             Ok(_) => {

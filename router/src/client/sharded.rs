@@ -172,6 +172,7 @@ impl Session {
                     replicated: false,
                     copy_in: None,
                     extended: ext,
+                    in_tx: false,
                 })));
             }
             Resolved::Any => {
@@ -193,13 +194,29 @@ impl Session {
             Ok(m) => m.clone(),
             Err(m) => return self.refused(m, extended),
         };
-        // Several shards: only outside a transaction that already uses a shard.
-        if self.server.as_ref().is_some_and(|_| self.tx_status != b'I') {
-            let s = self.server.as_ref().map_or(0, |c| c.pool.shard);
-            return self.refused(&format!("this transaction runs on shard {s}; a single statement that needs several shards cannot join it: split it per shard key, or run it outside the transaction"), extended);
-        }
-        if write && self.pending_begin.is_some() {
-            return self.refused("a single statement that writes on several shards inside a transaction block; run it outside the transaction (it then commits atomically on its own), or split it per shard key", extended);
+        // Several shards inside the client's transaction: the statement joins it on
+        // every shard it needs (transaction pooling, explicit transactions).
+        // (A plain read before the transaction touched any shard runs aside, as a
+        // one-shard one does: READ COMMITTED gives it its own snapshot anyway.)
+        let in_tx = (self.pending_begin.is_some() && !aside)
+            || self.server.as_ref().is_some_and(|_| self.tx_status != b'I');
+        if in_tx {
+            if self.mode != orochi_config::PoolMode::Transaction
+                || (self.tx_begin.is_none() && self.pending_begin.is_none())
+            {
+                let s = self.server.as_ref().map_or(0, |c| c.pool.shard);
+                return self.refused(&format!("this transaction runs on shard {s}; a single statement that needs several shards cannot join it here (only explicit transactions in transaction pooling mode can span shards): split it per shard key, or run it outside the transaction"), extended);
+            }
+            if self.tx_status == b'E' && self.server.is_some() {
+                self.router_error(
+                    PgError::error(
+                        "25P02",
+                        "current transaction is aborted, commands ignored until end of transaction block",
+                    ),
+                    extended,
+                );
+                return Ok(Route::Done);
+            }
         }
         if write && !schema.twopc && !schema.best_effort {
             return self.refused("a write that touches several shards would not be atomic: two-phase commit is disabled ([sharding.two_phase_commit] enabled = false); restrict it to one shard key, enable two-phase commit, or set best_effort = true to allow non-atomic multi-shard writes", extended);
@@ -238,11 +255,12 @@ impl Session {
             shard_param_types: split.param_types,
             merge,
             write,
-            wrap: write && transactional(sql),
+            wrap: write && transactional(sql) && !in_tx,
             select: p.kind == Kind::Read && first_keyword(sql) != "copy",
             replicated: p.replicated,
             copy_in: p.copy_in.clone(),
             extended: ext,
+            in_tx,
         };
         Ok(Route::Fanout(Box::new(job)))
     }

@@ -1,0 +1,239 @@
+//! Multi-shard statements inside an explicit transaction, as psycopg (DB-API), JDBC with
+//! autocommit off, Rails, Django and SQLAlchemy send them: each joins the transaction on
+//! every shard it needs, the transaction's later statements see its writes, COMMIT is
+//! atomic (two-phase commit) and ROLLBACK, or a failed statement, undoes everything.
+
+mod common;
+
+use common::shards::*;
+use common::*;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+fn code(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
+}
+
+/// (users rows, sum of scores, cities rows) on shard `k`, read directly.
+async fn on_shard(db: &str, k: usize) -> String {
+    let mut c = shard_opts(k, APP_USER, APP_PASSWORD, db)
+        .connect()
+        .await
+        .unwrap();
+    one(
+        &mut c,
+        "SELECT (SELECT count(*) FROM users) || ' ' || (SELECT coalesce(sum(score), 0) FROM users)
+            || ' ' || (SELECT count(*) FROM cities)
+            || ' ' || (SELECT count(*) FROM pg_prepared_xacts)",
+    )
+    .await
+}
+
+async fn both(db: &str) -> (String, String) {
+    (on_shard(db, 0).await, on_shard(db, 1).await)
+}
+
+async fn raw(c: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(c)
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_shard_writes_join_the_transaction_and_commit_atomically() {
+    let (r, db) = cluster("").await;
+    let before = both(&db).await;
+    let mut c = r.connect(&db).await;
+    raw(&mut c, "BEGIN").await.unwrap();
+    // A one-shard write first: the transaction then spans shards.
+    raw(&mut c, "UPDATE users SET score = 0 WHERE id = 1")
+        .await
+        .unwrap();
+    // No key: every shard.
+    raw(&mut c, "UPDATE users SET score = score + 1")
+        .await
+        .unwrap();
+    // Rows on both shards.
+    raw(
+        &mut c,
+        "INSERT INTO users (id, name) VALUES (9001, 'a'), (9002, 'b'), (9003, 'c'), (9004, 'd')",
+    )
+    .await
+    .unwrap();
+    raw(&mut c, "DELETE FROM users WHERE id IN (2, 3, 4, 5)")
+        .await
+        .unwrap();
+    // A replicated table: every shard.
+    raw(&mut c, "INSERT INTO cities VALUES ('Lyon', 'FR')")
+        .await
+        .unwrap();
+    // The transaction's own writes are visible to its fan-out reads.
+    assert_eq!(
+        one(&mut c, "SELECT count(*)::text FROM users").await,
+        (ROWS + 4 - 4).to_string()
+    );
+    assert_eq!(one(&mut c, "SELECT count(*)::text FROM cities").await, "4");
+    // ...and not yet to anyone else.
+    assert_eq!(both(&db).await, before);
+    raw(&mut c, "COMMIT").await.unwrap();
+    let mut check = r.connect(&db).await;
+    assert_eq!(
+        one(&mut check, "SELECT count(*)::text FROM users").await,
+        ROWS.to_string()
+    );
+    assert_eq!(
+        one(
+            &mut check,
+            "SELECT count(*)::text FROM users WHERE id > 9000"
+        )
+        .await,
+        "4"
+    );
+    assert_eq!(
+        one(&mut check, "SELECT score::text FROM users WHERE id = 1").await,
+        "1.00"
+    );
+    let (a, b) = both(&db).await;
+    assert!(a.ends_with(" 4 0") && b.ends_with(" 4 0"), "{a} / {b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_and_failed_statements_undo_every_shard() {
+    let (r, db) = cluster("").await;
+    let before = both(&db).await;
+    let mut c = r.connect(&db).await;
+    raw(&mut c, "BEGIN").await.unwrap();
+    raw(&mut c, "UPDATE users SET score = score + 100")
+        .await
+        .unwrap();
+    raw(&mut c, "INSERT INTO cities VALUES ('Nice', 'FR')")
+        .await
+        .unwrap();
+    raw(&mut c, "ROLLBACK").await.unwrap();
+    assert_eq!(both(&db).await, before);
+
+    // A statement failing on one shard fails the whole transaction.
+    raw(&mut c, "BEGIN").await.unwrap();
+    raw(&mut c, "UPDATE users SET score = score + 100")
+        .await
+        .unwrap();
+    let e = raw(
+        &mut c,
+        "INSERT INTO users (id, name) VALUES (9101, 'new'), (1, 'duplicate')",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(code(&e).as_deref(), Some("23505"), "{e}");
+    for sql in [
+        "SELECT count(*) FROM users",
+        "SELECT * FROM users WHERE id = 1",
+        "SELECT * FROM users WHERE id = 2",
+    ] {
+        let e = raw(&mut c, sql).await.unwrap_err();
+        assert_eq!(code(&e).as_deref(), Some("25P02"), "{sql}: {e}");
+    }
+    // COMMIT of a failed transaction rolls back, as PostgreSQL does.
+    raw(&mut c, "COMMIT").await.unwrap();
+    assert_eq!(both(&db).await, before);
+    assert_eq!(
+        one(&mut c, "SELECT count(*)::text FROM users").await,
+        ROWS.to_string()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn driver_transactions_with_bind_parameters() {
+    let (r, db) = cluster("").await;
+    let mut c = r.connect(&db).await;
+    // sqlx: BEGIN, extended-protocol statements with parameters, COMMIT.
+    let mut tx = c.begin().await.unwrap();
+    sqlx::query("UPDATE users SET score = score + $1")
+        .bind(2i32)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO users (id, name) VALUES ($1, $2), ($3, $4)")
+        .bind(9201i64)
+        .bind("x")
+        .bind(9202i64)
+        .bind("y")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE id > $1")
+        .bind(9200i64)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    tx.commit().await.unwrap();
+    assert_eq!(
+        one(&mut c, "SELECT count(*)::text FROM users WHERE id > 9200").await,
+        "2"
+    );
+    assert_eq!(
+        one(&mut c, "SELECT score::text FROM users WHERE id = 7").await,
+        "10.75"
+    );
+    let (a, b) = both(&db).await;
+    assert!(a.ends_with(" 0") && b.ends_with(" 0"), "{a} / {b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_from_stdin_inside_a_transaction() {
+    let (r, db) = cluster("").await;
+    let mut c = r.connect(&db).await;
+    raw(&mut c, "BEGIN").await.unwrap();
+    raw(&mut c, "DELETE FROM users WHERE id <= 10")
+        .await
+        .unwrap();
+    let mut cp = c
+        .copy_in_raw("COPY users (id, name) FROM STDIN")
+        .await
+        .unwrap();
+    cp.send(b"9301\ta\n9302\tb\n9303\tc\n9304\td\n".as_slice())
+        .await
+        .unwrap();
+    assert_eq!(cp.finish().await.unwrap(), 4);
+    assert_eq!(
+        one(&mut c, "SELECT count(*)::text FROM users").await,
+        (ROWS - 10 + 4).to_string()
+    );
+    raw(&mut c, "COMMIT").await.unwrap();
+    let mut check = r.connect(&db).await;
+    assert_eq!(
+        one(&mut check, "SELECT count(*)::text FROM users").await,
+        (ROWS - 10 + 4).to_string()
+    );
+    // Every row on the shard its key hashes to.
+    for id in 9301..=9304 {
+        let k = shard_of(id);
+        let mut s = shard_opts(k, APP_USER, APP_PASSWORD, &db)
+            .connect()
+            .await
+            .unwrap();
+        assert_eq!(
+            one(
+                &mut s,
+                &format!("SELECT count(*)::text FROM users WHERE id = {id}")
+            )
+            .await,
+            "1"
+        );
+    }
+    // A COPY rolled back with its transaction loads nothing.
+    raw(&mut c, "BEGIN").await.unwrap();
+    let mut cp = c
+        .copy_in_raw("COPY users (id, name) FROM STDIN")
+        .await
+        .unwrap();
+    cp.send(b"9401\ta\n9402\tb\n".as_slice()).await.unwrap();
+    cp.finish().await.unwrap();
+    raw(&mut c, "ROLLBACK").await.unwrap();
+    assert_eq!(
+        one(&mut c, "SELECT count(*)::text FROM users WHERE id > 9400").await,
+        "0"
+    );
+}
