@@ -5,6 +5,10 @@
 //! md5 authentication, so that is what such a config gets (as PostgreSQL does). An
 //! unknown user goes through the same exchange against a decoy and fails the same way,
 //! so the console does not reveal which user names exist.
+//!
+//! The credentials are a shared handle: RELOAD replaces them ([`AdminCreds::update`]),
+//! so a rotated `admin_password` takes effect for the next login and the old one stops
+//! working (sessions already logged in stay).
 
 use crate::conn::Conn;
 use crate::AdminError;
@@ -13,6 +17,7 @@ use orochi_wire::frontend::{parse_password, parse_sasl_initial};
 use orochi_wire::scram::{ScramServer, Verifier, MECHANISM};
 use orochi_wire::{md5, BackendMessage};
 use rand::RngCore;
+use std::sync::{Arc, RwLock};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 #[derive(Debug, Clone)]
@@ -23,9 +28,17 @@ enum Secret {
     Disabled(String),
 }
 
-/// The admin console's credentials.
+/// The admin console's credentials: a handle shared by the console and the router,
+/// which replaces them on reload.
 #[derive(Debug, Clone)]
 pub struct AdminCreds {
+    current: Arc<RwLock<Arc<Creds>>>,
+}
+
+#[derive(Debug)]
+struct Creds {
+    /// As configured, to tell whether a reload changed them.
+    configured: (String, String),
     username: String,
     secret: Secret,
     decoy: Verifier,
@@ -45,6 +58,55 @@ impl AdminCreds {
     /// `password` as configured: plain text (SCRAM is used), `md5<32 hex>` (md5 is
     /// used), or a `SCRAM-SHA-256$…` verifier. Empty disables the console's logins.
     pub fn new(username: &str, password: &str) -> Self {
+        AdminCreds {
+            current: Arc::new(RwLock::new(Arc::new(Creds::new(username, password)))),
+        }
+    }
+
+    /// From `[general] admin_username` / `admin_password`.
+    pub fn from_general(general: &orochi_config::General) -> Self {
+        Self::new(&general.admin_username, &general.admin_password)
+    }
+
+    /// Takes the credentials of a reloaded configuration; true when they changed.
+    pub fn update(&self, general: &orochi_config::General) -> bool {
+        let wanted = (
+            general.admin_username.clone(),
+            general.admin_password.clone(),
+        );
+        if self.get().configured == wanted {
+            return false;
+        }
+        let next = Arc::new(Creds::new(&wanted.0, &wanted.1));
+        if let Ok(mut g) = self.current.write() {
+            *g = next;
+        }
+        true
+    }
+
+    fn get(&self) -> Arc<Creds> {
+        self.current
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    pub fn username(&self) -> String {
+        self.get().username.clone()
+    }
+
+    /// Runs the exchange for `user` with the credentials in force when it starts.
+    pub(crate) async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut Conn<S>,
+        user: &str,
+    ) -> Result<AuthOutcome, AdminError> {
+        self.get().authenticate(conn, user).await
+    }
+}
+
+impl Creds {
+    fn new(username: &str, password: &str) -> Self {
         let secret = if password.is_empty() {
             Secret::Disabled("admin console login is disabled: admin_password is not set".into())
         } else if password.len() == 35
@@ -63,25 +125,17 @@ impl AdminCreds {
         } else {
             Secret::Scram(Verifier::from_password(password))
         };
-        AdminCreds {
+        Creds {
+            configured: (username.to_string(), password.to_string()),
             username: username.to_string(),
             secret,
             decoy: Verifier::from_password(&random_token()),
         }
     }
 
-    /// From `[general] admin_username` / `admin_password`.
-    pub fn from_general(general: &orochi_config::General) -> Self {
-        Self::new(&general.admin_username, &general.admin_password)
-    }
-
-    pub fn username(&self) -> &str {
-        &self.username
-    }
-
     /// Runs the exchange for `user`; on `Ok` nothing has been sent yet beyond the
     /// SASL/MD5 messages (the caller sends AuthenticationOk).
-    pub(crate) async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+    async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         conn: &mut Conn<S>,
         user: &str,

@@ -2,7 +2,9 @@
 //!
 //! Hand-written over tokio instead of pulling in an HTTP stack: three GET routes, one
 //! request per connection (`Connection: close`), request head capped at 8 KiB and read
-//! under a timeout, which is all Prometheus and Kubernetes probes need.
+//! under a timeout, which is all Prometheus and Kubernetes probes need. With a
+//! `metrics_token` configured, `/metrics` answers 401 unless the request carries
+//! `Authorization: Bearer <token>`; the probes stay open (Kubernetes sends no token).
 
 use crate::metrics::Metrics;
 use crate::view::AdminView;
@@ -61,7 +63,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(head) => head?,
         Err(_) => return Ok(()),
     };
-    let Some(head) = head else {
+    let Some((head, authorization)) = head else {
         return respond(&mut stream, 400, "text/plain", "bad request\n", false).await;
     };
     let mut parts = head.split(' ');
@@ -82,6 +84,9 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     match path {
+        "/metrics" if !token_matches(view.metrics_token(), authorization.as_deref()) => {
+            respond(&mut stream, 401, "text/plain", "unauthorized\n", head_only).await
+        }
         "/metrics" => {
             let body = metrics.scrape(view);
             respond(
@@ -105,17 +110,39 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// The request line, once the whole head has arrived; `None` when it is malformed,
-/// too large, or the client closed early.
-async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Option<String>> {
+/// Whether a request may read `/metrics`: no token configured, or the request's
+/// `Authorization: Bearer` value equals it (compared in constant time).
+fn token_matches(token: Option<String>, authorization: Option<&str>) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    let Some(given) = authorization.and_then(|a| a.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    let (a, b) = (token.as_bytes(), given.trim().as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The request line and the `Authorization` header, once the whole head has arrived;
+/// `None` when it is malformed, too large, or the client closed early.
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> std::io::Result<Option<(String, Option<String>)>> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]);
-            let line = head.lines().next().unwrap_or("");
+            let mut lines = head.lines();
+            let line = lines.next().unwrap_or("");
+            let authorization = lines.find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("authorization")
+                    .then(|| v.trim().to_string())
+            });
             return Ok(line.ends_with("HTTP/1.1") || line.ends_with("HTTP/1.0"))
-                .map(|ok| ok.then(|| line.to_string()));
+                .map(|ok| ok.then(|| (line.to_string(), authorization)));
         }
         if buf.len() > MAX_HEAD {
             return Ok(None);
@@ -138,6 +165,7 @@ async fn respond<S: AsyncWrite + Unpin>(
     let reason = match code {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         _ => "Service Unavailable",

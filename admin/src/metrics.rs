@@ -51,7 +51,18 @@ pub struct Metrics {
     twopc_commits_total: IntCounterVec,
     twopc_rollbacks_total: IntCounterVec,
     twopc_recovered_total: IntCounterVec,
+    logins_refused_total: IntCounterVec,
 }
+
+/// Why a client login was refused (the `reason` label of `logins_refused_total`).
+pub const LOGIN_REFUSALS: [&str; 6] = [
+    "auth_failed",
+    "rate_limited",
+    "max_client_conn",
+    "max_db_client_connections",
+    "max_user_client_connections",
+    "login_timeout",
+];
 
 /// Counter and histogram of one (pool, shard, role, user), resolved once so the hot
 /// path does not hash label values per query.
@@ -191,8 +202,24 @@ impl Metrics {
                 "Prepared transactions resolved by the recovery sweeper.",
                 &["pool", "outcome"],
             )?,
+            logins_refused_total: {
+                let c = counter(
+                    "logins_refused_total",
+                    "Client logins refused, by reason (failed authentication, rate limit, connection limits, login timeout).",
+                    &["reason"],
+                )?;
+                for r in LOGIN_REFUSALS {
+                    c.with_label_values(&[r]);
+                }
+                c
+            },
             registry,
         })
+    }
+
+    /// A client login was refused; `reason` is one of [`LOGIN_REFUSALS`].
+    pub fn login_refused(&self, reason: &str) {
+        self.logins_refused_total.with_label_values(&[reason]).inc();
     }
 
     pub fn registry(&self) -> &Registry {

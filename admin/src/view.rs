@@ -341,6 +341,11 @@ pub trait AdminView: Send + Sync {
     fn healthy(&self) -> bool;
     /// Ready for traffic (`/ready`): started up, not draining.
     fn ready(&self) -> bool;
+    /// The bearer token `/metrics` requires, if any (`[general] metrics_token`; read per
+    /// request, so a reload rotates it).
+    fn metrics_token(&self) -> Option<String> {
+        None
+    }
 
     /// Re-reads the configuration files and applies them, all or nothing. `Ok` carries
     /// a one-line summary of what changed; an invalid config is `AdminError::Config`.

@@ -1,7 +1,9 @@
 //! The closed sets of string values a config may use, with PgCat's spellings as aliases.
 //! Matching is case-insensitive (PgCat accepts `"Primary"` as well as `"primary"`).
 
-use crate::model::{DefaultRole, KeyType, LoadBalancingMode, LogFormat, PoolMode, Role};
+use crate::model::{AuthType, DefaultRole, KeyType, LoadBalancingMode, LogFormat, PoolMode, Role};
+
+pub(crate) const AUTH_TYPE: &[(&str, AuthType)] = &[("trust", AuthType::Trust)];
 
 pub(crate) const POOL_MODE: &[(&str, PoolMode)] = &[
     ("transaction", PoolMode::Transaction),

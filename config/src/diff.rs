@@ -72,6 +72,14 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         otel_endpoint,
         instance_id,
         server_reset_query_always,
+        client_login_timeout,
+        max_client_conn,
+        max_message_size,
+        client_auth_failure_limit,
+        metrics_host,
+        metrics_token,
+        allow_server_cleartext_password,
+        max_prepared_statements,
     );
     const RESTART: &[&str] = &[
         "host",

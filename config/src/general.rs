@@ -68,6 +68,14 @@ pub(crate) fn default_general() -> General {
         otel_endpoint: None,
         instance_id: None,
         server_reset_query_always: false,
+        client_login_timeout: Duration::from_secs(60),
+        max_client_conn: 10_000,
+        max_message_size: 1 << 30,
+        client_auth_failure_limit: 20,
+        metrics_host: None,
+        metrics_token: None,
+        allow_server_cleartext_password: true,
+        max_prepared_statements: 200,
     }
 }
 
@@ -149,6 +157,29 @@ pub(crate) fn parse_general(
     }
     if let Some(v) = sec.bool(cx, "server_reset_query_always") {
         g.server_reset_query_always = v;
+    }
+    if let Some(v) = sec.seconds(cx, "client_login_timeout") {
+        g.client_login_timeout = v;
+    }
+    if let Some(v) = sec.count(cx, "max_client_conn", 1) {
+        g.max_client_conn = v;
+    }
+    if let Some(v) = sec.count(cx, "max_message_size", 1024) {
+        g.max_message_size = v.min(1 << 30);
+    }
+    if let Some(v) = sec.count(cx, "client_auth_failure_limit", 0) {
+        g.client_auth_failure_limit = v;
+    }
+    g.metrics_host = non_empty(sec.string(cx, "metrics_host"));
+    g.metrics_token = non_empty(sec.string(cx, "metrics_token"));
+    if let Some(v) = sec
+        .count(cx, "max_prepared_statements", 1)
+        .or_else(|| sec.count(cx, "prepared_statements_cache_size", 1))
+    {
+        g.max_prepared_statements = v;
+    }
+    if let Some(v) = sec.bool(cx, "allow_server_cleartext_password") {
+        g.allow_server_cleartext_password = v;
     }
     g.otel_endpoint = non_empty(sec.string(cx, "otel_endpoint"));
     g.instance_id = non_empty(sec.string(cx, "instance_id"));

@@ -55,6 +55,30 @@ pub struct General {
     /// server connection is reset (`DISCARD ALL`) before another client uses it, not only
     /// after statements that leave session state (default false).
     pub server_reset_query_always: bool,
+    /// PgBouncer's `client_login_timeout`: a client that has not finished logging in by
+    /// then is disconnected (default 60 s).
+    pub client_login_timeout: Duration,
+    /// PgBouncer's `max_client_conn`: client connections accepted at once, logins
+    /// included (default 10,000); the next one gets 53300.
+    pub max_client_conn: usize,
+    /// Largest message a client may send, in bytes (default 1 GiB, PostgreSQL's own
+    /// limit); a larger one ends the connection with 08P01.
+    pub max_message_size: usize,
+    /// Failed logins per client address per minute before further logins from that
+    /// address are refused for the rest of the minute (default 20; 0 = no limit).
+    pub client_auth_failure_limit: usize,
+    /// Address the HTTP listener (`/metrics`, `/health`, `/ready`) binds to (default:
+    /// `host`).
+    pub metrics_host: Option<String>,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>` (`/health` and
+    /// `/ready` stay open for probes).
+    pub metrics_token: Option<String>,
+    /// Answer a server's request for a cleartext password (default true; false refuses
+    /// such servers, so the password never crosses the network in the clear).
+    pub allow_server_cleartext_password: bool,
+    /// PgBouncer's `max_prepared_statements`: router-named statements kept prepared on
+    /// one server connection; past it the least recently used is closed (default 200).
+    pub max_prepared_statements: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +154,15 @@ pub struct Pool {
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
     pub server_lifetime: Duration,
+    /// PgBouncer's `max_db_client_connections`: clients of this pool at once (0 = no limit).
+    pub max_db_client_connections: usize,
+}
+
+/// How a user's clients authenticate when that is not implied by the password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthType {
+    /// No password asked (PgBouncer's `auth_type = trust`): explicit, never a default.
+    Trust,
 }
 
 /// Client credential as configured.
@@ -159,6 +192,9 @@ pub struct User {
     /// Per-user pool mode override.
     pub pool_mode: Option<PoolMode>,
     pub statement_timeout: Option<Duration>,
+    /// PgBouncer's `max_user_client_connections`: clients of this user (in this pool)
+    /// at once (0 = no limit).
+    pub max_user_client_connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -79,6 +79,7 @@ fn parse_pool(
         .millis(cx, "idle_timeout")
         .or_else(|| sec.millis(cx, "server_idle_timeout"));
     let server_lifetime = sec.millis(cx, "server_lifetime");
+    let max_db_client_connections = sec.count(cx, "max_db_client_connections", 0);
     let mut user_defaults = UserDefaults::default();
     if let Some(v) = sec.count(cx, "max_pool_size", 1) {
         user_defaults.pool_size = v;
@@ -248,6 +249,7 @@ fn parse_pool(
         connect_timeout: connect_timeout.unwrap_or(g.connect_timeout),
         idle_timeout: idle_timeout.unwrap_or(g.idle_timeout),
         server_lifetime: server_lifetime.unwrap_or(g.server_lifetime),
+        max_db_client_connections: max_db_client_connections.unwrap_or(0),
     };
     let site = PoolSite {
         span: sec.span.clone(),

@@ -2,7 +2,7 @@
 //! `users.toml` `[[users]]` (PgDog: `name`, `pooler_mode`, `server_user`).
 
 use crate::choices;
-use crate::model::{Secret, User};
+use crate::model::{AuthType, Secret, User};
 use crate::password;
 use crate::reader::{Ctx, Section};
 
@@ -70,6 +70,8 @@ pub(crate) fn parse_user(
     }
     let server_password = sec.string(cx, "server_password");
     let statement_timeout = sec.millis(cx, "statement_timeout").filter(|d| !d.is_zero());
+    let max_user_client_connections = sec.count(cx, "max_user_client_connections", 0);
+    let auth_type = sec.choice(cx, "auth_type", choices::AUTH_TYPE);
 
     if let Some(min) = min_pool_size {
         if min > pool_size {
@@ -94,7 +96,29 @@ pub(crate) fn parse_user(
     }
     // On a malformed password the error is recorded; keep the user so the pool does
     // not also get a misleading "has no users" error.
+    let malformed = password.is_none();
     let password = password.unwrap_or(Secret::None);
+    // No silent trust: a user without a password logs in without one only when the
+    // configuration says so in as many words.
+    match (&password, auth_type) {
+        (Secret::None, Some(AuthType::Trust)) => {}
+        (Secret::None, _) if !malformed => cx.error(
+            sec.span.clone(),
+            format!(
+                "{}: user \"{username}\" has no password; set one, or auth_type = \"trust\" to let anyone who can reach the router log in as this user without one",
+                sec.name()
+            ),
+        ),
+        (Secret::None, _) => {}
+        (_, Some(AuthType::Trust)) => cx.error(
+            sec.value_span("auth_type"),
+            format!(
+                "key \"auth_type\" in {}: \"trust\" and a password contradict each other; remove one",
+                sec.name()
+            ),
+        ),
+        _ => {}
+    }
     let server_password = server_password.or_else(|| match &password {
         Secret::Plain(p) => Some(p.clone()),
         _ => None,
@@ -108,5 +132,6 @@ pub(crate) fn parse_user(
         min_pool_size,
         pool_mode,
         statement_timeout,
+        max_user_client_connections: max_user_client_connections.unwrap_or(0),
     })
 }

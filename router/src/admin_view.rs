@@ -546,6 +546,10 @@ impl AdminView for AppView {
         !self.app.draining()
     }
 
+    fn metrics_token(&self) -> Option<String> {
+        self.app.config().general.metrics_token.clone()
+    }
+
     fn reload(&self) -> BoxFuture<'_, Result<String, AdminError>> {
         Box::pin(async move {
             match self.app.reload() {

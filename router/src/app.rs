@@ -68,6 +68,10 @@ pub struct App {
     paused_count: std::sync::atomic::AtomicUsize,
     resumed: Notify,
     next_client: AtomicU64,
+    /// Client connection limits and the failed-login limiter.
+    pub admission: Arc<crate::admission::Admission>,
+    /// The admin console's credentials, replaced on reload.
+    pub admin_creds: orochi_admin::AdminCreds,
 }
 
 impl App {
@@ -80,7 +84,10 @@ impl App {
                 &config.sharding.two_phase_commit,
             ),
         ));
+        let admin_creds = orochi_admin::AdminCreds::from_general(&config.general);
         Arc::new(App {
+            admin_creds,
+            admission: Default::default(),
             twopc,
             registry: ArcSwap::from_pointee(Registry::build(Arc::new(config), None, &metrics)),
             metrics,
@@ -137,6 +144,9 @@ impl App {
         let new = src.load().map_err(ReloadError::Config)?;
         let old = self.registry.load();
         let diff = orochi_config::diff(&old.config, &new);
+        if self.admin_creds.update(&new.general) {
+            tracing::info!("admin console credentials replaced: new logins use the new ones");
+        }
         let next = Registry::build(Arc::new(new), Some(&old), &self.metrics);
         self.registry.store(Arc::new(next));
         Ok(diff)

@@ -37,17 +37,20 @@ impl From<PgError> for RouterError {
 
 impl RouterError {
     /// What the client is told. `None` when the client is gone and nothing can be said.
+    /// Server addresses and operating-system error texts stay in the router's log (the
+    /// caller logs the error itself): a client learns that a server of its pool failed,
+    /// not where the servers are or how the network looks from the router.
     pub fn to_client(&self) -> Option<PgError> {
         Some(match self {
             RouterError::ClientIo(_) => return None,
             RouterError::Protocol(e) => PgError::fatal("08P01", format!("protocol violation: {e}")),
-            RouterError::ServerUnreachable { addr, reason } => PgError::error(
+            RouterError::ServerUnreachable { .. } => PgError::error(
                 "08006",
-                format!("server {addr} is unreachable: {reason}"),
+                "a server of this pool is unreachable (the router's log says which and why)",
             ),
-            RouterError::ServerLost { addr, reason } => PgError::error(
+            RouterError::ServerLost { .. } => PgError::error(
                 "08006",
-                format!("lost the connection to server {addr}: {reason}"),
+                "lost the connection to a server of this pool (the router's log says which and why)",
             ),
             RouterError::PoolExhausted {
                 pool,
@@ -60,9 +63,9 @@ impl RouterError {
                 ),
             )
             .with_hint("raise pool_size, shorten transactions, or raise connect_timeout"),
-            RouterError::ServerAuth(e) => PgError::error(
+            RouterError::ServerAuth(_) => PgError::error(
                 "08006",
-                format!("the router could not log in to the server: {}", e.fields.message),
+                "the router could not log in to a server of this pool (the router's log says why)",
             ),
             RouterError::Pg(e) => e.clone(),
             RouterError::ShuttingDown => {
@@ -73,3 +76,33 @@ impl RouterError {
 }
 
 pub type Result<T, E = RouterError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_learn_no_addresses_or_os_errors() {
+        for e in [
+            RouterError::ServerUnreachable {
+                addr: "10.1.2.3:5432".into(),
+                reason: "Connection refused (os error 111)".into(),
+            },
+            RouterError::ServerLost {
+                addr: "db-7.internal:5432".into(),
+                reason: "Broken pipe (os error 32)".into(),
+            },
+            RouterError::ServerAuth(PgError::fatal(
+                "28P01",
+                "password authentication failed for user \"svc\"",
+            )),
+        ] {
+            let pg = e.to_client().unwrap();
+            let text = format!("{} {:?}", pg.fields.message, pg.fields.other);
+            for secret in ["10.1.2.3", "db-7", "os error", "svc", "5432"] {
+                assert!(!text.contains(secret), "{text}");
+            }
+            assert_eq!(pg.fields.code, "08006");
+        }
+    }
+}

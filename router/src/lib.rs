@@ -5,6 +5,7 @@
 //! `listener`, `server` and `signals` run the process; `cli` is the command line.
 
 pub mod admin_view;
+pub mod admission;
 pub mod app;
 pub mod backend;
 pub mod cancel;

@@ -4,7 +4,7 @@
 use crate::app::App;
 use crate::client::params::SessionParams;
 use crate::client::session::Session;
-use crate::client::startup::{handshake, LOGIN_TIMEOUT};
+use crate::client::startup::handshake;
 use crate::error::RouterError;
 use bytes::BytesMut;
 use orochi_wire::PgError;
@@ -44,19 +44,47 @@ async fn tell(stream: &mut TcpStream, e: &RouterError) {
     }
 }
 
+/// Tells the client why it may not log in, and counts it.
+async fn refuse(app: &App, stream: &mut TcpStream, code: &str, r: crate::admission::Refusal) {
+    app.metrics.login_refused(r.reason);
+    tracing::info!(reason = r.reason, "client login refused: {}", r.message);
+    tell(stream, &RouterError::Pg(PgError::fatal(code, r.message))).await;
+}
+
 async fn serve_client(
     app: Arc<App>,
     mut stream: TcpStream,
     peer: std::net::SocketAddr,
 ) -> Result<(), RouterError> {
     stream.set_nodelay(true).ok();
-    let login = tokio::time::timeout(LOGIN_TIMEOUT, handshake(&app, &mut stream)).await;
+    let general = app.config().general.clone();
+    let mut ticket = match app.admission.connect(general.max_client_conn) {
+        Ok(t) => t,
+        Err(r) => {
+            refuse(&app, &mut stream, "53300", r).await;
+            return Ok(());
+        }
+    };
+    if let Err(r) = app
+        .admission
+        .check_address(peer.ip(), general.client_auth_failure_limit)
+    {
+        refuse(&app, &mut stream, "28000", r).await;
+        return Ok(());
+    }
+    let login =
+        tokio::time::timeout(general.client_login_timeout, handshake(&app, &mut stream)).await;
     let logged_in = match login {
-        Err(_) => return Ok(()),
+        Err(_) => {
+            app.metrics.login_refused("login_timeout");
+            return Ok(());
+        }
         Ok(Err(e)) => {
             if let RouterError::Pg(pg) = &e {
                 if pg.fields.code.starts_with("28") {
-                    tracing::info!(message = %pg.fields.message, "client authentication failed");
+                    tracing::info!(%peer, message = %pg.fields.message, "client authentication failed");
+                    app.admission.failed_login(peer.ip());
+                    app.metrics.login_refused("auth_failed");
                 }
             }
             tell(&mut stream, &e).await;
@@ -65,6 +93,16 @@ async fn serve_client(
         Ok(Ok(None)) => return Ok(()),
         Ok(Ok(Some(l))) => l,
     };
+    if let Err(r) = app.admission.admit(
+        &mut ticket,
+        &logged_in.user.pool_name,
+        logged_in.user.pool.max_db_client_connections,
+        &logged_in.user.user.username,
+        logged_in.user.user.max_user_client_connections,
+    ) {
+        refuse(&app, &mut stream, "53300", r).await;
+        return Ok(());
+    }
     let params = match SessionParams::from_startup(&logged_in.params) {
         Ok(p) => p,
         Err(pg) => {
@@ -110,5 +148,6 @@ async fn serve_client(
         duration_ms = started.elapsed().as_millis() as u64,
         "client disconnected"
     );
+    drop(ticket);
     result
 }

@@ -21,18 +21,42 @@ impl Listeners {
     pub async fn bind(app: &App) -> anyhow::Result<Self> {
         use anyhow::Context;
         let cfg = app.config();
+        refuse_unsafe_start(&cfg)?;
         let host = cfg.general.host.as_str();
-        let bind = |port: u16, what: &'static str| async move {
-            TcpListener::bind((host, port))
-                .await
-                .with_context(|| format!("cannot listen on {host}:{port} ({what})"))
+        let bind = |host: &str, port: u16, what: &'static str| {
+            let host = host.to_string();
+            async move {
+                TcpListener::bind((host.as_str(), port))
+                    .await
+                    .with_context(|| format!("cannot listen on {host}:{port} ({what})"))
+            }
         };
+        let metrics_host = cfg.general.metrics_host.as_deref().unwrap_or(host);
         Ok(Listeners {
-            client: bind(cfg.general.port, "client port").await?,
-            admin: bind(cfg.general.admin_port, "admin port").await?,
-            metrics: bind(cfg.general.metrics_port, "metrics port").await?,
+            client: bind(host, cfg.general.port, "client port").await?,
+            admin: bind(host, cfg.general.admin_port, "admin port").await?,
+            metrics: bind(metrics_host, cfg.general.metrics_port, "metrics port").await?,
         })
     }
+}
+
+/// No silent fallback to cleartext, no silent trust: TLS configured (TLS_ENABLED or
+/// certificate files) stops the start while this build cannot serve it, and every user
+/// that logs in without a password is named in a warning.
+fn refuse_unsafe_start(cfg: &orochi_config::Config) -> anyhow::Result<()> {
+    if cfg.general.tls.is_some() {
+        anyhow::bail!(
+            "TLS is configured (tls_certificate/tls_private_key or TLS_ENABLED) but this build does not serve TLS yet; refusing to start rather than accept clients in cleartext. Remove the TLS settings to run without TLS."
+        );
+    }
+    for pool in cfg.pools.values() {
+        for u in &pool.users {
+            if u.password == orochi_config::Secret::None {
+                tracing::warn!(pool = %pool.name, user = %u.username, "auth_type = \"trust\": anyone who can reach the router logs in as this user without a password");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs until `stop` resolves; then shuts down as asked.
@@ -62,7 +86,7 @@ pub async fn serve(
         }
     }
     let view: Arc<dyn orochi_admin::AdminView> = Arc::new(AppView::new(app.clone()));
-    let creds = orochi_admin::AdminCreds::from_general(&app.config().general);
+    let creds = app.admin_creds.clone();
     tracing::info!(addr = %listeners.admin.local_addr()?, "admin console");
     tracing::info!(addr = %listeners.metrics.local_addr()?, "metrics and health (HTTP)");
     let admin = tokio::spawn(orochi_admin::serve_admin(

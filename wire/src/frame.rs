@@ -10,6 +10,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 /// Default cap on one message (PostgreSQL's own limit for most messages is 1 GiB).
 pub const MAX_MESSAGE_LEN: usize = 1 << 30;
 
+/// The most `decode_frame` reserves ahead of the bytes that have arrived.
+const RESERVE_STEP: usize = 64 * 1024;
+
 /// One tagged protocol message: `tag`, then `body` (without the 4-byte length).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -62,9 +65,11 @@ pub fn decode_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, Wir
     match peek_frame(buf, max)? {
         None => {
             if buf.len() >= 5 {
-                // Header is complete: make room for the body once instead of growing in steps.
+                // Header is complete: make room for the body in large steps, but never
+                // for more than a bounded step ahead of what arrived: a 5-byte header
+                // must not make the router reserve the gigabyte it declares.
                 let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
-                buf.reserve(len + 1 - buf.len());
+                buf.reserve((len + 1 - buf.len()).min(RESERVE_STEP));
             }
             Ok(None)
         }
@@ -96,6 +101,13 @@ mod tests {
         let f = decode_frame(&mut out, MAX_MESSAGE_LEN).unwrap().unwrap();
         assert_eq!((f.tag, f.body.len()), (b'S', 0));
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_declared_length_reserves_nothing_large() {
+        let mut b = BytesMut::from(&[b'Q', 0x3f, 0xff, 0xff, 0xff][..]);
+        assert_eq!(decode_frame(&mut b, MAX_MESSAGE_LEN).unwrap(), None);
+        assert!(b.capacity() <= RESERVE_STEP + 64, "{}", b.capacity());
     }
 
     #[test]

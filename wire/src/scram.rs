@@ -104,6 +104,13 @@ impl ScramServer {
         if !(flag == "n" || flag == "y") {
             return Err(ScramError::Malformed("channel binding is not supported"));
         }
+        // An authorization identity would ask to act as another user than the one
+        // logging in; PostgreSQL refuses it, and so do we (never ignored).
+        if !authzid.is_empty() {
+            return Err(ScramError::Malformed(
+                "an authorization identity (authzid) is not supported",
+            ));
+        }
         let client_nonce = bare
             .split(',')
             .find_map(|a| a.strip_prefix("r="))
@@ -228,5 +235,12 @@ mod tests {
         let v = Verifier::from_password("x");
         assert!(ScramServer::start(v.clone(), b"p=tls-server-end-point,,n=,r=a").is_err());
         assert!(ScramServer::start(v, b"garbage").is_err());
+    }
+
+    #[test]
+    fn an_authorization_identity_is_refused() {
+        let v = Verifier::from_password("x");
+        assert!(ScramServer::start(v.clone(), b"n,a=postgres,n=,r=abc").is_err());
+        assert!(ScramServer::start(v, b"n,,n=,r=abc").is_ok());
     }
 }

@@ -7,7 +7,7 @@ use orochi_wire::backend::Authentication;
 use orochi_wire::frontend::sasl_initial;
 use orochi_wire::{decode_frame, BackendMessage, Frame, FrontendMessage, PgError, StartupRequest};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -50,8 +50,10 @@ pub struct ServerConn {
     pub params: HashMap<String, String>,
     /// Fingerprint of the client parameter set applied with SET (see `client::params`).
     pub applied_params: u64,
-    /// Router-named prepared statements (global ids) that exist on this connection.
-    pub prepared: HashSet<u64>,
+    /// Router-named prepared statements (global ids) that exist on this connection, with
+    /// when each was last used (a tick of `prepared_tick`), for LRU eviction.
+    pub prepared: HashMap<u64, u64>,
+    pub prepared_tick: u64,
     /// SQL-level `PREPARE name` statements on this connection: name -> hash of its text.
     pub sql_prepared: HashMap<String, u64>,
     /// Session state `RESET ALL` cannot undo was left by `owner`: another client gets
@@ -106,7 +108,8 @@ impl ServerConn {
             backend_key: (0, 0),
             params: HashMap::new(),
             applied_params: EMPTY_PARAMS,
-            prepared: HashSet::new(),
+            prepared: HashMap::new(),
+            prepared_tick: 0,
             sql_prepared: HashMap::new(),
             dirty: false,
             owner: 0,
@@ -417,6 +420,23 @@ impl ServerConn {
         }
         let mut probe = [0u8; 1];
         matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Records a use of router statement `id` (prepared now, or found prepared).
+    pub fn touch_prepared(&mut self, id: u64) {
+        self.prepared_tick += 1;
+        self.prepared.insert(id, self.prepared_tick);
+    }
+
+    /// The least recently used router statement, when more than `max` are prepared:
+    /// the caller closes it on the server and forgets it.
+    pub fn prepared_to_evict(&mut self, max: usize) -> Option<u64> {
+        if self.prepared.len() <= max {
+            return None;
+        }
+        let (&id, _) = self.prepared.iter().min_by_key(|(_, &t)| t)?;
+        self.prepared.remove(&id);
+        Some(id)
     }
 
     /// Forgets what a `DISCARD ALL` removes.

@@ -15,7 +15,7 @@ use crate::error::{Result, RouterError};
 use crate::fanout::copy_rows::Splitter;
 use crate::planner::sharding::{CopyIn, KeyAt};
 use bytes::{Bytes, BytesMut};
-use orochi_wire::{decode_frame, Frame, FrontendMessage, PgError, MAX_MESSAGE_LEN};
+use orochi_wire::{decode_frame, Frame, FrontendMessage, PgError};
 
 /// Data for one shard is sent once this much is buffered for it.
 const CHUNK: usize = 64 * 1024;
@@ -331,7 +331,7 @@ impl Session {
     /// The client's next message, reading more when none is buffered.
     async fn next_client_frame(&mut self) -> Result<Frame> {
         loop {
-            if let Some(f) = decode_frame(&mut self.rbuf, MAX_MESSAGE_LEN)? {
+            if let Some(f) = decode_frame(&mut self.rbuf, self.max_message)? {
                 return Ok(f);
             }
             let n = tokio::io::AsyncReadExt::read_buf(&mut self.stream, &mut self.rbuf)

@@ -233,14 +233,32 @@ impl Session {
     }
 
     fn server_has(&mut self, id: u64) -> bool {
-        self.server
-            .as_mut()
-            .is_some_and(|co| co.conn().prepared.contains(&id))
+        self.server.as_mut().is_some_and(|co| {
+            let conn = co.conn();
+            let has = conn.prepared.contains_key(&id);
+            if has {
+                conn.touch_prepared(id);
+            }
+            has
+        })
     }
 
+    /// Records that `id` is being prepared on the current connection; past
+    /// `max_prepared_statements`, the connection's least recently used router statement
+    /// is closed on the server first (its clients re-prepare it where they need it).
     fn mark_prepared(&mut self, id: u64) {
-        if let Some(co) = self.server.as_mut() {
-            co.conn().prepared.insert(id);
+        let Some(co) = self.server.as_mut() else {
+            return;
+        };
+        let conn = co.conn();
+        conn.touch_prepared(id);
+        if let Some(old) = conn.prepared_to_evict(self.max_prepared) {
+            let f = FrontendMessage::Close {
+                kind: b'S',
+                name: format!("_orochi_{old}"),
+            }
+            .to_frame();
+            self.send_server(&f, Some(Expect::Swallow(Term::Close)));
         }
     }
 

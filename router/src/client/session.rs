@@ -14,7 +14,7 @@ use crate::planner::directive::{comment_shard, directive};
 use crate::planner::{analyze, SessionOp};
 use bytes::{Bytes, BytesMut};
 use orochi_config::PoolMode;
-use orochi_wire::{decode_frame, BackendMessage, Frame, FrontendMessage, PgError, MAX_MESSAGE_LEN};
+use orochi_wire::{decode_frame, BackendMessage, Frame, FrontendMessage, PgError};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +95,10 @@ pub struct Session {
     pub(crate) capture: Option<BytesMut>,
     /// A write refused with 25006 that may be retried on the primary (`retry`).
     pub(crate) retry: super::retry::RetryState,
+    /// The largest message this client may send (`max_message_size`).
+    pub(crate) max_message: usize,
+    /// Router statements kept prepared per server connection (`max_prepared_statements`).
+    pub(crate) max_prepared: usize,
 }
 
 pub(crate) fn ready(status: u8) -> Bytes {
@@ -126,7 +130,6 @@ impl Session {
         client: Registered,
     ) -> Self {
         Session {
-            app,
             id,
             stream,
             rbuf: BytesMut::new(),
@@ -166,6 +169,9 @@ impl Session {
             implicit_multi: false,
             wrote: Vec::new(),
             retry: Default::default(),
+            max_message: app.config().general.max_message_size,
+            max_prepared: app.config().general.max_prepared_statements,
+            app,
         }
     }
 
@@ -268,7 +274,7 @@ impl Session {
         };
         loop {
             self.run_retry().await?;
-            while let Some(frame) = decode_frame(&mut self.rbuf, MAX_MESSAGE_LEN)? {
+            while let Some(frame) = decode_frame(&mut self.rbuf, self.max_message)? {
                 if frame.tag == b'X' {
                     return Ok(());
                 }

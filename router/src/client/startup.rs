@@ -12,7 +12,6 @@ use orochi_wire::scram::{ScramServer, MECHANISM};
 use orochi_wire::{decode_frame, decode_startup, BackendMessage, Frame, PgError, StartupRequest};
 use rand::RngCore;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -21,9 +20,6 @@ pub struct LoggedIn {
     pub user: Arc<UserPools>,
     pub params: Vec<(String, String)>,
 }
-
-/// Whole handshake, bounded so a silent client cannot hold a task forever.
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<()> {
     buf.reserve(1024);

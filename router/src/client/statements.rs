@@ -5,6 +5,11 @@
 //! remembers which ids it has, and the session prepares a statement on a connection the
 //! first time it is needed there. Identical statements from different clients share one
 //! server-side statement.
+//!
+//! Bounded: past `REGISTRY_SWEEP` entries, statements no client session holds any more
+//! are dropped from the registry (a client that parses the text again gets a new id);
+//! each server connection keeps at most `max_prepared_statements` of them prepared and
+//! closes the least recently used (see `ServerConn::prepared_to_evict`).
 
 use crate::planner::{analyze, Analysis};
 use orochi_wire::{Frame, FrontendMessage};
@@ -39,10 +44,16 @@ impl PreparedStatement {
 /// (query text, parameter types) -> statement.
 type StatementMap = HashMap<(String, Vec<u32>), Arc<PreparedStatement>>;
 
+/// Registry size at which unreferenced statements are swept out.
+const REGISTRY_SWEEP: usize = 10_000;
+
 #[derive(Default)]
 pub struct StatementRegistry {
     ids: Mutex<StatementMap>,
     next: AtomicU64,
+    /// Size that triggers the next sweep (doubles while most entries are in use, so a
+    /// sweep costs amortised O(1) per insert).
+    sweep_at: AtomicU64,
 }
 
 impl StatementRegistry {
@@ -51,6 +62,15 @@ impl StatementRegistry {
         let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = ids.get(&key) {
             return s.clone();
+        }
+        let sweep_at = (self.sweep_at.load(Ordering::Relaxed) as usize).max(REGISTRY_SWEEP);
+        if ids.len() >= sweep_at {
+            // Only the registry holds them: no session can name them any more.
+            ids.retain(|_, s| Arc::strong_count(s) > 1);
+            self.sweep_at.store(
+                (ids.len() * 2).max(REGISTRY_SWEEP) as u64,
+                Ordering::Relaxed,
+            );
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let s = Arc::new(PreparedStatement {
@@ -91,5 +111,21 @@ mod tests {
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, c.id);
         assert_eq!(a.server_name, format!("_orochi_{}", a.id));
+    }
+
+    #[test]
+    fn unreferenced_statements_are_swept() {
+        let r = StatementRegistry::default();
+        let kept: Vec<_> = (0..10)
+            .map(|i| r.get(&format!("select {i}"), &[]))
+            .collect();
+        for i in 0..100_000 {
+            drop(r.get(&format!("select {i} + 1"), &[]));
+        }
+        let n = r.ids.lock().unwrap().len();
+        assert!(n <= REGISTRY_SWEEP + 10, "{n}");
+        for (i, s) in kept.iter().enumerate() {
+            assert_eq!(r.get(&format!("select {i}"), &[]).id, s.id);
+        }
     }
 }

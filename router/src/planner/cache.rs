@@ -1,5 +1,8 @@
 //! A small sharded cache keyed by statement text, so a statement seen before is never
-//! parsed again. Bounded: a full shard is cleared (statements that recur come back fast).
+//! parsed again. Bounded in entries *and* bytes: a shard that reaches either bound is
+//! cleared (statements that recur come back fast), and a statement larger than a shard's
+//! byte budget allows is planned every time instead of cached — so ten thousand
+//! distinct 100 KB statements cost at most the byte budget, not a gigabyte.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -7,22 +10,51 @@ use std::sync::{Arc, Mutex};
 
 const SHARDS: usize = 16;
 
+/// Default byte budget of one cache (all shards): statement texts plus a per-entry
+/// allowance for the cached value, which is of the order of its statement.
+pub const DEFAULT_BYTES: usize = 64 << 20;
+
+/// What an entry is counted as: its text twice (key, and the plan's own copies of
+/// parts of it) plus fixed overhead.
+fn cost(key: &str) -> usize {
+    2 * key.len() + 256
+}
+
+#[derive(Default)]
+struct Shard<V> {
+    map: HashMap<String, Arc<V>>,
+    bytes: usize,
+}
+
 pub struct TextCache<V> {
-    shards: Vec<Mutex<HashMap<String, Arc<V>>>>,
+    shards: Vec<Mutex<Shard<V>>>,
     per_shard: usize,
+    bytes_per_shard: usize,
     hasher: std::collections::hash_map::RandomState,
 }
 
 impl<V> TextCache<V> {
     pub fn new(capacity: usize) -> Self {
+        Self::with_bytes(capacity, DEFAULT_BYTES)
+    }
+
+    pub fn with_bytes(capacity: usize, bytes: usize) -> Self {
         TextCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        map: HashMap::new(),
+                        bytes: 0,
+                    })
+                })
+                .collect(),
             per_shard: (capacity / SHARDS).max(16),
+            bytes_per_shard: (bytes / SHARDS).max(4096),
             hasher: Default::default(),
         }
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Arc<V>>> {
+    fn shard(&self, key: &str) -> &Mutex<Shard<V>> {
         &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
     }
 
@@ -31,16 +63,24 @@ impl<V> TextCache<V> {
             .shard(key)
             .lock()
             .ok()
-            .and_then(|m| m.get(key).cloned())
+            .and_then(|m| m.map.get(key).cloned())
         {
             return v;
         }
         let v = Arc::new(make());
+        let c = cost(key);
+        if c > self.bytes_per_shard / 8 {
+            // Too large to be worth a slot: planned again next time.
+            return v;
+        }
         if let Ok(mut m) = self.shard(key).lock() {
-            if m.len() >= self.per_shard {
-                m.clear();
+            if m.map.len() >= self.per_shard || m.bytes + c > self.bytes_per_shard {
+                m.map.clear();
+                m.bytes = 0;
             }
-            m.insert(key.to_string(), v.clone());
+            if m.map.insert(key.to_string(), v.clone()).is_none() {
+                m.bytes += c;
+            }
         }
         v
     }
@@ -64,7 +104,31 @@ mod tests {
         for i in 0..10_000 {
             c.get_or_insert_with(&i.to_string(), || i);
         }
-        let total: usize = c.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        let total: usize = c.shards.iter().map(|s| s.lock().unwrap().map.len()).sum();
         assert!(total <= 16 * 16);
+    }
+
+    #[test]
+    fn bounded_in_bytes() {
+        let c = TextCache::with_bytes(1_000_000, 16 << 20);
+        let big = "x".repeat(100_000);
+        for i in 0..1_000 {
+            c.get_or_insert_with(&format!("{i} {big}"), || i);
+        }
+        let bytes: usize = c.shards.iter().map(|s| s.lock().unwrap().bytes).sum();
+        let held: usize = c
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap().map.keys().map(|k| k.len()).sum::<usize>())
+            .sum();
+        assert!(bytes <= 16 << 20, "{bytes}");
+        assert!(held <= 8 << 20, "{held}");
+        // A statement over the per-shard allowance is not kept at all.
+        let huge = "y".repeat(200_000);
+        c.get_or_insert_with(&huge, || 0);
+        assert!(c
+            .shards
+            .iter()
+            .all(|s| !s.lock().unwrap().map.contains_key(&huge)));
     }
 }

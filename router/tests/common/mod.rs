@@ -321,6 +321,7 @@ pool_size = {pool_size}
 
 [pools.{db}.users.2]
 username = "{TRUST_USER}"
+auth_type = "trust"
 server_username = "{APP_USER}"
 server_password = "{APP_PASSWORD}"
 pool_size = {pool_size}

@@ -85,6 +85,7 @@ pool_size = 4
 
 [pools.{db}.users.1]
 username = "{TRUST_USER}"
+auth_type = "trust"
 server_username = "{APP_USER}"
 server_password = "{APP_PASSWORD}"
 pool_size = 2

@@ -478,6 +478,20 @@ impl ShardHealth {
                 d
             })
             .collect();
+        // Addresses and error texts go to the log; the client learns the servers' states.
+        tracing::warn!(pool = %self.pool_name, shard = self.shard, servers = %states.join("; "), "no primary available");
+        let summary: Vec<String> = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let st = match s.status(Instant::now()) {
+                    NodeStatus::Up if s.stale() => "up on an old timeline",
+                    st => st.as_str(),
+                };
+                format!("server {i} {} {st}", s.role().as_str())
+            })
+            .collect();
         RouterError::Pg(
             PgError::error(
                 "08006",
@@ -485,7 +499,7 @@ impl ShardHealth {
                     "no primary available for shard {} of pool \"{}\": {}",
                     self.shard,
                     self.pool_name,
-                    states.join("; ")
+                    summary.join("; ")
                 ),
             )
             .with_hint(format!(
