@@ -20,3 +20,4 @@ pub mod server;
 pub mod shard_for;
 pub mod signals;
 pub mod twopc;
+pub mod twopc_setup;
