@@ -7,6 +7,9 @@
 #   pg.sh start NAME | stop NAME      start (waits until it accepts) / fast stop
 #   pg.sh replica NAME PRIMARY PORT   streaming replica of PRIMARY (pg_basebackup -R), started
 #   pg.sh promote NAME                promote a running replica to primary (pg_ctl promote -w)
+#   pg.sh clone NAME SOURCE PORT      a copy of SOURCE's data directory (SOURCE stopped while
+#                                     copied), started: same system identifier and database
+#                                     oids, as a VM or volume snapshot gives
 #   pg.sh repoint NAME PRIMARY        make replica NAME stream from PRIMARY (after a promotion;
 #                                     it follows the new timeline: recovery_target_timeline=latest)
 #   pg.sh psql NAME [psql args]       psql as superuser over the instance's unix socket
@@ -307,6 +310,36 @@ pg_replica() {
     pg_start "$name"
 }
 
+# clone NAME SOURCE PORT: copy SOURCE's (stopped) data directory, start the copy.
+pg_clone() {
+    local name="$1" source="$2" port="$3" dir sdir was_running=0
+    pg_check_name "$name"
+    pg_check_port "$port"
+    if ! pg_exists "$name"; then
+        pg_exists "$source" || pg_die "source '$source' is not initialised"
+        [[ -f "$(pg_dir "$source")/data/standby.signal" ]] && pg_die "$source: is a replica; clone a primary"
+        if pg_running "$source"; then
+            was_running=1
+            pg_stop "$source"
+        fi
+        dir="$(pg_dir "$name")"
+        sdir="$(pg_dir "$source")"
+        pg_log "$name: copy of $source's data directory"
+        pg_as mkdir -p "$dir"
+        pg_as chmod 755 "$dir"
+        pg_as rm -rf "$dir/data" "$dir/data.tmp" "$dir/.roles-done"
+        pg_as cp -a "$sdir/data" "$dir/data.tmp"
+        pg_as rm -f "$dir/data.tmp/postmaster.pid"
+        pg_as mv "$dir/data.tmp" "$dir/data"
+        if [[ -f "$sdir/.roles-done" ]]; then pg_as touch "$dir/.roles-done"; fi
+        pg_write_conf "$name" "$port"
+        if ((was_running)); then pg_start "$source"; fi
+    else
+        pg_set_port "$name" "$port"
+    fi
+    pg_start "$name"
+}
+
 pg_promote() {
     local name="$1"
     pg_exists "$name" || pg_die "no instance '$name'"
@@ -432,6 +465,7 @@ pg_main() {
         stop) (($# == 1)) || pg_usage; pg_lock; pg_stop "$1" ;;
         replica) (($# == 3)) || pg_usage; pg_lock; pg_replica "$1" "$2" "$3" ;;
         promote) (($# == 1)) || pg_usage; pg_lock; pg_promote "$1" ;;
+        clone) (($# == 3)) || pg_usage; pg_lock; pg_clone "$1" "$2" "$3" ;;
         repoint) (($# == 2)) || pg_usage; pg_lock; pg_repoint "$1" "$2" ;;
         psql) (($# >= 1)) || pg_usage; pg_psql "$@" ;;
         port) (($# == 1)) || pg_usage; pg_port "$1" ;;

@@ -52,6 +52,7 @@ pub struct Metrics {
     twopc_rollbacks_total: IntCounterVec,
     twopc_recovered_total: IntCounterVec,
     logins_refused_total: IntCounterVec,
+    twopc_sweeper_lock_unavailable_total: IntCounterVec,
 }
 
 /// Why a client login was refused (the `reason` label of `logins_refused_total`).
@@ -213,6 +214,11 @@ impl Metrics {
                 }
                 c
             },
+            twopc_sweeper_lock_unavailable_total: counter(
+                "2pc_sweeper_lock_unavailable_total",
+                "Recovery sweeps skipped because another session had held the sweeper's advisory lock for 3 or more sweeps in a row.",
+                &["pool"],
+            )?,
             registry,
         })
     }
@@ -285,6 +291,57 @@ impl Metrics {
             .inc();
     }
 
+    /// The sweeper found its advisory lock taken again, for the 3rd sweep in a row or more.
+    pub fn twopc_sweeper_lock_unavailable(&self, pool: &str) {
+        self.twopc_sweeper_lock_unavailable_total
+            .with_label_values(&[pool])
+            .inc();
+    }
+
+    /// Creates every per-pool counter and histogram series at 0 (a no-op for series that
+    /// exist), so dashboards and alerts see 0 rather than "no data" before first use.
+    fn touch_counters(&self, view: &dyn AdminView) {
+        for p in view.pools() {
+            let shard = p.shard.to_string();
+            let labels = [
+                p.database.as_str(),
+                shard.as_str(),
+                role_label(p.role),
+                p.user.as_str(),
+            ];
+            self.queries_total.with_label_values(&labels);
+            self.query_duration.with_label_values(&labels);
+            self.wait_duration
+                .with_label_values(&[p.database.as_str(), p.user.as_str()]);
+        }
+        for n in view.pool_nodes() {
+            let shard = n.shard.to_string();
+            let server = format!("{}:{}", n.host, n.port);
+            self.server_bans_total.with_label_values(&[
+                n.database.as_str(),
+                &shard,
+                n.role.as_str(),
+                &server,
+            ]);
+        }
+        for db in view.databases().into_iter().map(|d| d.name) {
+            let pool = [db.as_str()];
+            // The router's own error classes: 08 (shard unreachable), 53 (pool exhausted).
+            for class in ["08", "53"] {
+                self.errors_total.with_label_values(&[db.as_str(), class]);
+            }
+            self.cross_shard_queries_total.with_label_values(&pool);
+            self.twopc_commits_total.with_label_values(&pool);
+            self.twopc_rollbacks_total.with_label_values(&pool);
+            self.twopc_sweeper_lock_unavailable_total
+                .with_label_values(&pool);
+            for outcome in ["commit", "rollback"] {
+                self.twopc_recovered_total
+                    .with_label_values(&[db.as_str(), outcome]);
+            }
+        }
+    }
+
     /// Sets the state gauges from a fresh snapshot of the router.
     pub fn refresh(&self, view: &dyn AdminView) {
         for g in [
@@ -301,6 +358,7 @@ impl Metrics {
             g.reset();
         }
         self.replica_lag.reset();
+        self.touch_counters(view);
         for p in view.pools() {
             let shard = p.shard.to_string();
             let labels = [

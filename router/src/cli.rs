@@ -48,7 +48,13 @@ pub enum Command {
     Check,
     /// Create the `orochi` schema objects (two-phase commit decisions) on every shard of
     /// every sharded pool; idempotent.
-    Setup,
+    Setup {
+        /// Connect as this (privileged) role instead of the pool's server user, so the
+        /// decisions table can get a role of its own; the password is read from
+        /// OROCHI_SETUP_PASSWORD. The pool's server users get only what they need.
+        #[arg(long)]
+        admin_user: Option<String>,
+    },
     /// Print the shard index of each value, one a line.
     ShardFor {
         /// A sharded table of the configuration (-c): its key type and shard count are used.
@@ -100,7 +106,7 @@ pub fn main(cli: Cli) -> i32 {
                 1
             }
         },
-        Command::Setup => {
+        Command::Setup { admin_user } => {
             let config = match source.load() {
                 Ok(c) => c,
                 Err(e) => {
@@ -118,7 +124,8 @@ pub fn main(cli: Cli) -> i32 {
                     return 1;
                 }
             };
-            rt.block_on(setup(config))
+            let admin = admin_user.map(|u| (u, std::env::var("OROCHI_SETUP_PASSWORD").ok()));
+            rt.block_on(setup(config, admin))
         }
         Command::ShardFor {
             table,
@@ -194,8 +201,9 @@ fn shard_for(
     shards_of(ty, n, values)
 }
 
-/// `orochi-router setup`: SETUP_SQL on every shard of every pool with several shards.
-async fn setup(config: Config) -> i32 {
+/// `orochi-router setup`: the two-phase commit objects on every shard of every pool with
+/// several shards, usable by every server user of the pool.
+async fn setup(config: Config, admin: Option<(String, Option<String>)>) -> i32 {
     let app = crate::app::App::new(config, None);
     let reg = app.registry.load();
     let mut failed = false;
@@ -207,7 +215,13 @@ async fn setup(config: Config) -> i32 {
         if user.shards.len() < 2 {
             continue;
         }
-        match crate::twopc::setup_pool(user).await {
+        let mut grantees: Vec<String> = users
+            .values()
+            .map(|u| u.user.server_username.clone())
+            .collect();
+        grantees.sort();
+        grantees.dedup();
+        match crate::twopc::setup_pool_for(user, &grantees, admin.clone()).await {
             Ok(()) => {
                 println!(
                     "pool {pool}: orochi schema ready on {} shards",

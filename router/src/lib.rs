@@ -21,3 +21,4 @@ pub mod server;
 pub mod shard_for;
 pub mod signals;
 pub mod twopc;
+pub mod twopc_setup;

@@ -2,7 +2,9 @@
 //! shards through the router's connections. A [`ConnParticipant`] is a pooled server
 //! connection holding the client's open transaction; [`PoolShards`] opens dedicated
 //! connections to a pool's shard primaries for the recovery sweeper (its advisory lock
-//! is held per session, so those connections are never pooled).
+//! is held per session, so those connections are never pooled). The sweeper looks each
+//! shard's primary up when it connects, through the same role detection the pools use,
+//! so recovery follows a failover without a restart.
 
 use crate::app::App;
 use crate::backend::conn::{ServerConn, ServerTarget};
@@ -60,26 +62,77 @@ impl ShardSession for Dedicated {
     }
 }
 
+/// Where the shard primaries of one pool are.
+enum Primaries {
+    /// Known now (setup: one short use).
+    Fixed(Vec<Option<ServerTarget>>),
+    /// Looked up in the router's current registry at every connection (the sweeper: it
+    /// runs for the life of the process and must follow promotions and reloads).
+    Live { app: Arc<App>, pool: String },
+}
+
 /// The shard primaries of one pool, as the sweeper reaches them.
 pub struct PoolShards {
-    targets: Vec<Option<ServerTarget>>,
+    primaries: Primaries,
+    shards: usize,
     timeout: Duration,
+}
+
+fn primaries(user: &UserPools) -> Vec<Option<ServerTarget>> {
+    (0..user.shards.len())
+        .map(|s| user.primary(s).map(|p| p.target.clone()))
+        .collect()
 }
 
 impl PoolShards {
     pub fn new(user: &UserPools) -> Self {
         PoolShards {
-            targets: (0..user.shards.len())
-                .map(|s| user.primary(s).map(|p| p.target.clone()))
-                .collect(),
+            primaries: Primaries::Fixed(primaries(user)),
+            shards: user.shards.len(),
             timeout: user.pool.connect_timeout,
+        }
+    }
+
+    /// As [`PoolShards::new`], logging in as another role (`orochi-router setup
+    /// --admin-user`).
+    pub fn with_login(user: &UserPools, name: &str, password: Option<String>) -> Self {
+        let mut shards = Self::new(user);
+        if let Primaries::Fixed(targets) = &mut shards.primaries {
+            for t in targets.iter_mut().flatten() {
+                t.user = name.to_string();
+                t.password = password.clone();
+            }
+        }
+        shards
+    }
+
+    /// Follows `pool`'s current primaries in `app`'s registry.
+    pub fn live(app: &Arc<App>, pool: &str, user: &UserPools) -> Self {
+        PoolShards {
+            primaries: Primaries::Live {
+                app: app.clone(),
+                pool: pool.to_string(),
+            },
+            shards: user.shards.len(),
+            timeout: user.pool.connect_timeout,
+        }
+    }
+
+    fn target(&self, shard: usize) -> Option<ServerTarget> {
+        match &self.primaries {
+            Primaries::Fixed(t) => t.get(shard).cloned().flatten(),
+            Primaries::Live { app, pool } => {
+                let reg = app.registry.load();
+                let user = reg.dbs.get(pool)?.values().next()?;
+                user.primary(shard).map(|p| p.target.clone())
+            }
         }
     }
 }
 
 impl ShardAccess for PoolShards {
     fn shard_count(&self) -> usize {
-        self.targets.len()
+        self.shards
     }
 
     fn connect(
@@ -87,10 +140,9 @@ impl ShardAccess for PoolShards {
         shard: usize,
     ) -> BoxFuture<'_, Result<Box<dyn ShardSession>, ParticipantError>> {
         Box::pin(async move {
-            let t =
-                self.targets.get(shard).cloned().flatten().ok_or_else(|| {
-                    ParticipantError::lost(format!("shard {shard} has no primary"))
-                })?;
+            let t = self
+                .target(shard)
+                .ok_or_else(|| ParticipantError::lost(format!("shard {shard} has no primary")))?;
             let conn = ServerConn::connect(&t, self.timeout)
                 .await
                 .map_err(|e| ParticipantError::lost(e.to_string()))?;
@@ -99,21 +151,7 @@ impl ShardAccess for PoolShards {
     }
 }
 
-/// Creates the `orochi` schema objects on every shard of a pool (idempotent).
-pub async fn setup_pool(user: &UserPools) -> Result<(), String> {
-    let access = PoolShards::new(user);
-    for s in 0..access.shard_count() {
-        let mut session = access
-            .connect(s)
-            .await
-            .map_err(|e| format!("shard {s}: {e}"))?;
-        session
-            .simple_query(orochi_twopc::SETUP_SQL)
-            .await
-            .map_err(|e| format!("shard {s}: {e}"))?;
-    }
-    Ok(())
-}
+pub use crate::twopc_setup::{setup_pool, setup_pool_for};
 
 /// One sweeper per sharded pool with two-phase commit enabled, for the life of the
 /// process (a reload that changes pools takes effect at the next restart).
@@ -131,7 +169,7 @@ pub fn spawn_sweepers(app: &Arc<App>) {
         if user.shards.len() < 2 {
             continue;
         }
-        let access = PoolShards::new(user);
+        let access = PoolShards::live(app, name, user);
         let app2 = app.clone();
         let pool = name.clone();
         let interval = tpc.cleanup_interval;
@@ -150,6 +188,9 @@ pub fn spawn_sweepers(app: &Arc<App>) {
                         }
                         for _ in &report.rolled_back {
                             app2.metrics.twopc_recovered(&pool, false);
+                        }
+                        if report.lock_unavailable_streak >= orochi_twopc::sweeper::LOCK_MISSES_WARN {
+                            app2.metrics.twopc_sweeper_lock_unavailable(&pool);
                         }
                     }
                 }

@@ -32,10 +32,14 @@ fn config_text(db: &str, pool_size: usize) -> String {
 }
 
 async fn live(db: &str, pool_size: usize) -> Live {
+    live_with(db, &config_text(db, pool_size)).await
+}
+
+async fn live_with(db: &str, text: &str) -> Live {
     let dir = repo_root().join(".run").join("test-admin");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{db}.toml"));
-    std::fs::write(&file, config_text(db, pool_size)).unwrap();
+    std::fs::write(&file, text).unwrap();
     let source = ConfigSource {
         config: file.clone(),
         users: None,
@@ -489,4 +493,61 @@ async fn reload_adds_and_removes_pools() {
         !pools.lines().any(|r| r.starts_with(&format!("{db}|"))),
         "{pools}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_metric_exists_from_start_up_at_zero() {
+    // A sharded pool with two-phase commit, scraped before any client connected.
+    let db = common::shards::two_shard_db().await;
+    let text = format!(
+        "[general]\nhost = \"127.0.0.1\"\nport = 0\nadmin_port = 0\nmetrics_port = 0\nadmin_password = \"{ADMIN_PASSWORD}\"\n{}",
+        common::shards::pool_toml_two_shards(&db, "")
+    );
+    let l = live_with(&db, &text).await;
+    let (code, body) = l.http("/metrics").await;
+    assert_eq!(code, 200);
+    let pool = format!("pool=\"{db}\"");
+    let series = |name: &str| -> Vec<&str> {
+        body.lines()
+            .filter(|x| {
+                x.starts_with(name) && x[name.len()..].starts_with('{') && x.contains(&pool)
+            })
+            .collect()
+    };
+    for name in [
+        "orochi_pgdog_connections_active",
+        "orochi_pgdog_connections_idle",
+        "orochi_pgdog_pool_size",
+        "orochi_pgdog_pool_available",
+        "orochi_pgdog_client_waiting",
+        "orochi_pgdog_queries_total",
+        "orochi_pgdog_query_duration_seconds_count",
+        "orochi_pgdog_wait_duration_seconds_count",
+        "orochi_pgdog_errors_total",
+        "orochi_pgdog_server_bans_total",
+        "orochi_pgdog_cross_shard_queries_total",
+        "orochi_pgdog_2pc_commits_total",
+        "orochi_pgdog_2pc_rollbacks_total",
+        "orochi_pgdog_2pc_recovered_total",
+        "orochi_pgdog_2pc_in_doubt",
+        "orochi_pgdog_2pc_sweeper_lock_unavailable_total",
+    ] {
+        let found = series(name);
+        assert!(
+            !found.is_empty(),
+            "{name} has no series for the pool:\n{body}"
+        );
+        if name.ends_with("_total") || name.ends_with("_count") {
+            assert!(
+                found.iter().all(|x| x.ends_with(" 0")),
+                "{name} starts at 0: {found:?}"
+            );
+        }
+    }
+    // Both shards' series.
+    for shard in ["0", "1"] {
+        assert!(series("orochi_pgdog_queries_total")
+            .iter()
+            .any(|x| x.contains(&format!("shard=\"{shard}\""))));
+    }
 }

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::procs::*;
 use common::shards::*;
 use common::*;
 use sqlx::{ConnectOptions, Connection, PgConnection};
@@ -97,69 +98,6 @@ async fn multi_shard_writes_commit_with_two_phase_commit() {
         .expect_err("division by zero on one shard");
     assert_eq!(code(&e).as_deref(), Some("22012"), "{e}");
     let _ = c.close().await;
-}
-
-/// Starts the router binary with `fault` armed (or none) on `port`.
-fn spawn_router(config: &std::path::Path, fault: Option<&str>) -> tokio::process::Child {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_orochi-router"));
-    cmd.arg("-c")
-        .arg(config)
-        .env("PGDOG_LOG_LEVEL", "info")
-        .kill_on_drop(true);
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    match fault {
-        Some(f) => cmd.env("OROCHI_2PC_FAULT", f),
-        None => cmd.env_remove("OROCHI_2PC_FAULT"),
-    };
-    cmd.spawn().expect("start the router binary")
-}
-
-async fn connect_router(port: u16, db: &str) -> PgConnection {
-    let opts = sqlx::postgres::PgConnectOptions::new_without_pgpass()
-        .host("127.0.0.1")
-        .port(port)
-        .username(APP_USER)
-        .password(APP_PASSWORD)
-        .database(db)
-        .ssl_mode(sqlx::postgres::PgSslMode::Disable);
-    within(20, "router accepts connections", async {
-        loop {
-            if let Ok(c) = opts.connect().await {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-}
-
-/// A router config file for the two-shard `db` on `port`: 2PC with a 1 s timeout and
-/// sweep, so recovery in the crash tests is quick.
-fn router_config(dir: &std::path::Path, db: &str, name: &str, port: u16) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::write(
-        &path,
-        format!(
-            "[general]\nhost = \"127.0.0.1\"\nport = {port}\nadmin_port = {}\nmetrics_port = {}\n{}",
-            free_port(),
-            free_port(),
-            pool_toml_two_shards(
-                db,
-                "[sharding.two_phase_commit]\ntimeout_seconds = 1\ncleanup_interval_seconds = 1"
-            ),
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

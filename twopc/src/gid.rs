@@ -11,6 +11,11 @@
 //! default), and the sequence starts at the wall clock in microseconds, so a restarted
 //! router with a fixed instance id does not reuse the numbers of its previous life.
 //!
+//! The sequence part carries a random nonce, `<sequence>r<16 hex digits>`, so a client
+//! cannot predict the gid of a transaction to come (and, say, pre-insert an `abort`
+//! decision for it). Gids of the older shape (digits only) still parse, so transactions
+//! prepared by an older router are recovered.
+//!
 //! Names are ASCII letters, digits and `_` only; the parser enforces it, which is what
 //! makes it safe to put a gid found in `pg_prepared_xacts` into SQL.
 
@@ -27,6 +32,8 @@ pub const PREFIX: &str = "orochi_";
 pub struct GidBase {
     instance: String,
     sequence: u64,
+    /// Random part of the name (`None`: the older shape, or tests).
+    nonce: Option<u64>,
     coordinator: usize,
 }
 
@@ -35,8 +42,15 @@ impl GidBase {
         GidBase {
             instance: instance.to_string(),
             sequence,
+            nonce: None,
             coordinator,
         }
+    }
+
+    /// The same name with a random part.
+    pub fn with_nonce(mut self, nonce: u64) -> Self {
+        self.nonce = Some(nonce);
+        self
     }
 
     /// The shard that holds the decision row (the lowest-numbered written shard).
@@ -60,11 +74,11 @@ impl GidBase {
 
 impl fmt::Display for GidBase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{PREFIX}{}_{}_c{}",
-            self.instance, self.sequence, self.coordinator
-        )
+        write!(f, "{PREFIX}{}_{}", self.instance, self.sequence)?;
+        if let Some(n) = self.nonce {
+            write!(f, "r{n:016x}")?;
+        }
+        write!(f, "_c{}", self.coordinator)
     }
 }
 
@@ -87,7 +101,15 @@ fn number(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-/// Parses `orochi_<instance>_<sequence>_c<coordinator>`. The instance id may itself
+/// Exactly 16 lowercase hex digits.
+fn nonce(s: &str) -> Option<u64> {
+    if s.len() != 16 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u64::from_str_radix(s, 16).ok()
+}
+
+/// Parses `orochi_<instance>_<sequence>[r<nonce>]_c<coordinator>`. The instance id may itself
 /// contain `_`, so the fixed-shape parts are taken from the right.
 pub fn parse_base(s: &str) -> Result<GidBase, TwoPcError> {
     let bad = || TwoPcError::BadGid(s.to_string());
@@ -98,6 +120,10 @@ pub fn parse_base(s: &str) -> Result<GidBase, TwoPcError> {
     let (rest, coord) = rest.rsplit_once('_').ok_or_else(bad)?;
     let coordinator = coord.strip_prefix('c').and_then(number).ok_or_else(bad)?;
     let (instance, seq) = rest.rsplit_once('_').ok_or_else(bad)?;
+    let (seq, nonce) = match seq.split_once('r') {
+        Some((seq, hex)) => (seq, Some(nonce(hex).ok_or_else(bad)?)),
+        None => (seq, None),
+    };
     let sequence = number(seq).ok_or_else(bad)?;
     if instance.is_empty() {
         return Err(bad());
@@ -105,6 +131,7 @@ pub fn parse_base(s: &str) -> Result<GidBase, TwoPcError> {
     Ok(GidBase {
         instance: instance.to_string(),
         sequence,
+        nonce,
         coordinator: usize::try_from(coordinator).map_err(|_| bad())?,
     })
 }
@@ -125,22 +152,30 @@ pub fn parse_participant(s: &str) -> Result<ParticipantGid, TwoPcError> {
 pub struct GidGenerator {
     instance: String,
     next: AtomicU64,
+    /// Whether names carry a random nonce (always, except in tests that need fixed names).
+    random: bool,
 }
 
 impl GidGenerator {
     /// Sequence starts at the current Unix time in microseconds (see the module docs).
+    /// Names carry a random nonce.
     pub fn new(instance: &str) -> Self {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
             .unwrap_or(1);
-        Self::starting_at(instance, now)
+        GidGenerator {
+            random: true,
+            ..Self::starting_at(instance, now)
+        }
     }
 
+    /// Fixed, predictable names without a nonce (tests).
     pub fn starting_at(instance: &str, sequence: u64) -> Self {
         GidGenerator {
             instance: instance.to_string(),
             next: AtomicU64::new(sequence),
+            random: false,
         }
     }
 
@@ -150,7 +185,12 @@ impl GidGenerator {
 
     pub fn next(&self, coordinator: usize) -> GidBase {
         let sequence = self.next.fetch_add(1, Ordering::Relaxed);
-        GidBase::new(&self.instance, sequence, coordinator)
+        let base = GidBase::new(&self.instance, sequence, coordinator);
+        if self.random {
+            base.with_nonce(rand::random())
+        } else {
+            base
+        }
     }
 }
 
@@ -206,6 +246,15 @@ mod tests {
             assert!(parse_participant(s).is_err(), "{s}");
         }
         assert!(parse_base("orochi_r1_42_c3_s1x").is_err());
+        for s in [
+            "orochi_r1_42r_c3_s1",                  // empty nonce
+            "orochi_r1_42r00000000000000001_c3_s1", // 17 digits
+            "orochi_r1_42r000000000000000G_c3_s1",  // not hex
+            "orochi_r1_42r000000000000000A_c3_s1",  // upper case
+            "orochi_r1_r0000000000000001_c3_s1",    // no sequence
+        ] {
+            assert!(parse_participant(s).is_err(), "{s}");
+        }
     }
 
     #[test]
@@ -213,8 +262,20 @@ mod tests {
         let g = GidGenerator::starting_at("i", 10);
         assert_eq!(g.next(0).to_string(), "orochi_i_10_c0");
         assert_eq!(g.next(2).to_string(), "orochi_i_11_c2");
-        let clock = GidGenerator::new("i").next(0).sequence();
-        assert!(clock > 1_600_000_000_000_000, "{clock}");
+        let g = GidGenerator::new("i");
+        let (a, b) = (g.next(0), g.next(0));
+        assert!(a.sequence() > 1_600_000_000_000_000, "{a}");
+        assert_ne!(a.nonce, b.nonce, "random parts differ");
+        let name = a.participant(1);
+        assert!(
+            name.len() == "orochi_i__c0_s1".len() + 16 + 1 + 16,
+            "{name}"
+        );
+        assert_eq!(parse_participant(&name).unwrap().base, a);
+        assert_eq!(
+            parse_base("orochi_eu_1_7r00000000000000ff_c2").unwrap(),
+            GidBase::new("eu_1", 7, 2).with_nonce(255)
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! - [`TwoPc::commit`] — commit a client transaction over its participants;
 //! - [`TwoPc::sweep`] / [`TwoPc::run_sweeper`] — recovery, per pool;
 //! - [`TwoPc::registry`] / [`TwoPc::stats`] — `SHOW TRANSACTIONS` and metrics;
-//! - [`SETUP_SQL`] — the schema objects every shard needs.
+//! - [`setup`] — the schema objects every shard needs, and who may write them.
 
 mod coordinator;
 pub mod error;
@@ -22,6 +22,7 @@ pub mod outcome;
 pub mod participant;
 pub mod phase;
 pub mod registry;
+pub mod setup;
 mod slot;
 pub mod sql;
 pub mod stats;
@@ -38,7 +39,8 @@ pub use outcome::{CommitOutcome, ConnState, Fate, Resolution};
 pub use participant::{BoxFuture, Participant};
 pub use phase::Phase;
 pub use registry::{Registry, TxnInfo};
-pub use sql::{SETUP_SQL, SWEEP_LOCK_KEY};
+pub use setup::SETUP_SQL;
+pub use sql::SWEEP_LOCK_KEY;
 pub use stats::{Stats, StatsSnapshot};
 pub use sweeper::access::{QueryResult, ShardAccess, ShardSession};
 pub use sweeper::report::SweepReport;

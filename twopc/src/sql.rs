@@ -7,9 +7,6 @@
 
 use std::time::Duration;
 
-/// The schema objects of SPEC §4; idempotent, run by `orochi-router setup` and on first use.
-pub const SETUP_SQL: &str = "CREATE SCHEMA IF NOT EXISTS orochi; CREATE TABLE IF NOT EXISTS orochi.twopc_decisions (gid text PRIMARY KEY, decision text NOT NULL CHECK (decision IN ('commit','abort')), decided_at timestamptz NOT NULL DEFAULT now());";
-
 /// Key of the session advisory lock (on shard 0) that serializes recovery sweeps across
 /// router instances: the ASCII bytes of `orochi2p` read as a big-endian i64.
 pub const SWEEP_LOCK_KEY: i64 = i64::from_be_bytes(*b"orochi2p");
@@ -42,15 +39,18 @@ pub fn rollback_prepared(gid: &str) -> String {
 /// The coordinator's decision, inside the client's own transaction (the commit point is
 /// the COMMIT that follows).
 pub fn insert_commit_decision(base: &str) -> String {
-    format!(
-        "INSERT INTO orochi.twopc_decisions VALUES ({}, 'commit')",
-        literal(base)
-    )
+    format!("SELECT orochi.record_decision({}, 'commit')", literal(base))
 }
 
 /// The sweeper's fence: waits for an in-flight coordinator holding the same key, and makes
-/// a late coordinator's commit insert fail.
+/// a late coordinator's commit insert fail. Answers `t` when this call decided.
 pub fn insert_abort_decision(base: &str) -> String {
+    format!("SELECT orochi.record_decision({}, 'abort')", literal(base))
+}
+
+/// The SPEC's plain INSERT, for a shard set up by an older router (no
+/// `orochi.record_decision` there yet: 42883).
+pub fn insert_abort_decision_legacy(base: &str) -> String {
     format!(
         "INSERT INTO orochi.twopc_decisions VALUES ({}, 'abort') ON CONFLICT (gid) DO NOTHING",
         literal(base)
@@ -87,14 +87,36 @@ pub fn list_old_decisions(age: Duration) -> String {
     )
 }
 
-/// Deletes the given decision rows; the age condition is repeated so a row is never
-/// deleted younger than the retention, whatever happened since it was listed.
+/// Deletes the given decision rows; the age condition is repeated (and floored by the
+/// function, see [`crate::setup::FORGET_FLOOR_SECS`]) so a row is never deleted younger
+/// than the retention, whatever happened since it was listed. Answers the count.
 pub fn delete_decisions(bases: &[String], age: Duration) -> String {
+    let list: Vec<String> = bases.iter().map(|b| literal(b)).collect();
+    format!(
+        "SELECT orochi.forget_decisions(ARRAY[{}]::text[], {})",
+        list.join(", "),
+        age.as_secs_f64()
+    )
+}
+
+/// The plain DELETE, for a shard set up by an older router (42883 on the function).
+pub fn delete_decisions_legacy(bases: &[String], age: Duration) -> String {
     let list: Vec<String> = bases.iter().map(|b| literal(b)).collect();
     format!(
         "DELETE FROM orochi.twopc_decisions WHERE gid IN ({}) AND {}",
         list.join(", "),
         older_than(age)
+    )
+}
+
+/// Who holds the sweeper's lock in this database: pid, user, application name, client
+/// address (a bigint advisory key is stored as classid = high half, objid = low half).
+pub fn sweep_lock_holder() -> String {
+    let key = SWEEP_LOCK_KEY as u64;
+    format!(
+        "SELECT a.pid::text, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local') FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {} AND l.objid = {} AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())",
+        key >> 32,
+        key & 0xffff_ffff
     )
 }
 
@@ -106,11 +128,11 @@ mod tests {
     fn statements_are_the_spec_text() {
         assert_eq!(
             insert_commit_decision("orochi_a_1_c0"),
-            "INSERT INTO orochi.twopc_decisions VALUES ('orochi_a_1_c0', 'commit')"
+            "SELECT orochi.record_decision('orochi_a_1_c0', 'commit')"
         );
         assert_eq!(
             insert_abort_decision("orochi_a_1_c0"),
-            "INSERT INTO orochi.twopc_decisions VALUES ('orochi_a_1_c0', 'abort') ON CONFLICT (gid) DO NOTHING"
+            "SELECT orochi.record_decision('orochi_a_1_c0', 'abort')"
         );
         assert_eq!(
             prepare("orochi_a_1_c0_s2"),
@@ -120,7 +142,6 @@ mod tests {
             try_sweep_lock(),
             "SELECT pg_try_advisory_lock(8030603558299185776)"
         );
-        assert!(SETUP_SQL.contains("gid text PRIMARY KEY"));
     }
 
     #[test]
@@ -128,7 +149,8 @@ mod tests {
         assert_eq!(literal("a'b"), "'a''b'");
         assert_eq!(
             delete_decisions(&["x".into(), "y'".into()], Duration::from_secs(60)),
-            "DELETE FROM orochi.twopc_decisions WHERE gid IN ('x', 'y''') AND decided_at < now() - make_interval(secs => 60)"
+            "SELECT orochi.forget_decisions(ARRAY['x', 'y''']::text[], 60)"
         );
+        assert!(sweep_lock_holder().contains("l.classid = 1869770595 AND l.objid = 1751724656"));
     }
 }

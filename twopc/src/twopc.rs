@@ -46,6 +46,8 @@ pub struct TwoPc {
     pub(crate) registry: Registry,
     pub(crate) stats: Stats,
     pub(crate) faults: Faults,
+    /// Per pool: sweeps in a row that found the advisory lock taken.
+    lock_misses: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl TwoPc {
@@ -64,6 +66,7 @@ impl TwoPc {
             gids,
             timeout_ms: AtomicU64::new(duration_ms(settings.timeout)),
             registry: Registry::default(),
+            lock_misses: Default::default(),
             stats: Stats::default(),
             faults,
         }
@@ -89,6 +92,18 @@ impl TwoPc {
     /// deadline, one timeout after preparing, long before the row may be collected.
     pub fn decision_retention(&self) -> Duration {
         self.timeout() * 2
+    }
+
+    /// Records whether `pool`'s sweep missed the lock; returns the current streak.
+    pub(crate) fn lock_misses(&self, pool: &str, missed: bool) -> u32 {
+        let mut m = self.lock_misses.lock().unwrap_or_else(|e| e.into_inner());
+        if !missed {
+            m.remove(pool);
+            return 0;
+        }
+        let n = m.entry(pool.to_string()).or_default();
+        *n = n.saturating_add(1);
+        *n
     }
 
     pub fn registry(&self) -> &Registry {

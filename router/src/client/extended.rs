@@ -17,6 +17,10 @@ impl Session {
     /// Parse, Bind, Describe, Execute, Close, FunctionCall.
     pub(crate) async fn on_extended(&mut self, f: Frame) -> Result<()> {
         let msg = FrontendMessage::decode(&f)?;
+        if let Some(e) = crate::planner::twopc_guard::refuse_message(&msg) {
+            self.router_error(e, true);
+            return Ok(());
+        }
         // Messages the router answers without a server.
         match &msg {
             FrontendMessage::Close { kind: b'S', name } if !name.is_empty() => {

@@ -869,6 +869,10 @@ impl Session {
             self.on_directive(d).await;
             return Ok(());
         }
+        if let Some(e) = crate::planner::twopc_guard::refuse_query(&sql) {
+            self.router_error(e, false);
+            return Ok(());
+        }
         let analysis = analyze(&sql);
         if let Some(e) = self.refuse_listen(&analysis) {
             self.router_error(e, false);

@@ -241,8 +241,10 @@ impl Session {
         if compares && !self.text_order_ok(schema).await {
             return self.refused("ORDER BY, min or max across shards on a database whose collation is not C (or whose collation could not be read): the router compares text in byte order; use C-collation databases for sharded pools", extended);
         }
-        if let Err(m) = self.distinct_shards(schema).await {
-            return self.refused(&m, extended);
+        if shards.len() > 1 {
+            if let Err(m) = self.distinct_shards(schema).await {
+                return self.refused(&m, extended);
+            }
         }
         let client_types = ext.as_ref().map_or(&[][..], |x| &x.param_types[..]);
         let split = match split_insert(&p, sql, &shards, schema, params, client_types) {

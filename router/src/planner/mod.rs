@@ -7,5 +7,6 @@ pub mod lex;
 pub mod rw;
 pub mod session;
 pub mod sharding;
+pub mod twopc_guard;
 
 pub use session::{analyze, Analysis, SessionOp};

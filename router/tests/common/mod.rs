@@ -5,6 +5,7 @@
 //! test in every binary can run in parallel: no globals, no fixed ports, no shared tables.
 #![allow(dead_code)]
 
+pub mod procs;
 pub mod raw;
 pub mod shards;
 

@@ -3,7 +3,10 @@
 //!
 //! One sweep of a pool:
 //! 1. `pg_try_advisory_lock(SWEEP_LOCK_KEY)` on shard 0, as a session lock; if another
-//!    instance holds it, do nothing this round.
+//!    instance holds it, do nothing this round. Any session can take that lock, so after
+//!    [`LOCK_MISSES_WARN`] misses in a row the sweeper looks the holder up (`pg_locks`
+//!    and `pg_stat_activity`) and warns with its pid, user and application name; the
+//!    report's `lock_unavailable_streak` feeds a metric.
 //! 2. List our prepared transactions on every shard (age by the shard's clock).
 //! 3. For each transaction with a participant older than the timeout, on its coordinator
 //!    (named in the gid): insert `abort` unless a decision exists — this waits for an
@@ -39,6 +42,17 @@ use tokio::time::Instant;
 
 /// At most this many gids per garbage-collection DELETE.
 const DELETE_BATCH: usize = 500;
+
+/// Consecutive sweeps without the advisory lock after which the sweeper warns.
+pub const LOCK_MISSES_WARN: u32 = 3;
+
+/// 42883: `orochi.record_decision` / `orochi.forget_decisions` missing (a shard set up
+/// by an older router); the sweeper then uses the SPEC's plain statements.
+const UNDEFINED_FUNCTION: &str = "42883";
+
+fn undefined_function(e: &TwoPcError) -> bool {
+    matches!(e, TwoPcError::Sweep { source, .. } if source.sqlstate == UNDEFINED_FUNCTION)
+}
 
 /// A prepared transaction of ours found on a shard.
 #[derive(Debug, Clone)]
@@ -85,9 +99,24 @@ impl TwoPc {
             .query(0, "advisory lock", &sql::try_sweep_lock())
             .await
         {
-            Ok(r) if r.first_value() == Some("t") => report.locked = true,
+            Ok(r) if r.first_value() == Some("t") => {
+                report.locked = true;
+                self.lock_misses(pool, false);
+            }
             Ok(r) if r.first_value() == Some("f") => {
-                tracing::debug!(pool, "two-phase recovery: another instance is sweeping");
+                report.lock_unavailable_streak = self.lock_misses(pool, true);
+                if report.lock_unavailable_streak % LOCK_MISSES_WARN == 0 {
+                    let holder = lock_holder(&mut sessions).await;
+                    tracing::warn!(
+                        pool,
+                        sweeps = report.lock_unavailable_streak,
+                        holder = %holder,
+                        "two-phase recovery: the sweeper's advisory lock has been held by another session for {} sweeps in a row; if that is not another router's sweeper, in-doubt transactions are not being recovered",
+                        report.lock_unavailable_streak
+                    );
+                } else {
+                    tracing::debug!(pool, "two-phase recovery: another instance is sweeping");
+                }
                 return report;
             }
             Ok(r) => report.errors.push(bad_reply(0, "advisory lock", &r)),
@@ -191,15 +220,24 @@ impl TwoPc {
                 .in_doubt
                 .extend(work.found.iter().map(|f| f.gid.clone()));
         };
-        let fenced = match sessions
+        let mut fenced = sessions
             .query(
                 coordinator,
                 "abort decision",
                 &sql::insert_abort_decision(&base),
             )
-            .await
-        {
-            Ok(r) => r.tag == "INSERT 0 1",
+            .await;
+        if fenced.as_ref().is_err_and(undefined_function) {
+            fenced = sessions
+                .query(
+                    coordinator,
+                    "abort decision",
+                    &sql::insert_abort_decision_legacy(&base),
+                )
+                .await;
+        }
+        let fenced = match fenced {
+            Ok(r) => r.first_value() == Some("t") || r.tag == "INSERT 0 1",
             Err(e) => return give_up(report, e),
         };
         let decision = match sessions
@@ -317,14 +355,23 @@ impl TwoPc {
         for (shard, gids) in candidates {
             let unneeded: Vec<String> = gids.into_iter().filter(|g| !still.contains(g)).collect();
             for batch in unneeded.chunks(DELETE_BATCH) {
-                match sessions
+                let mut r = sessions
                     .query(
                         shard,
                         "decision cleanup",
                         &sql::delete_decisions(batch, retention),
                     )
-                    .await
-                {
+                    .await;
+                if r.as_ref().is_err_and(undefined_function) {
+                    r = sessions
+                        .query(
+                            shard,
+                            "decision cleanup",
+                            &sql::delete_decisions_legacy(batch, retention),
+                        )
+                        .await;
+                }
+                match r {
                     Ok(r) => report.decisions_deleted += deleted_count(&r),
                     Err(e) => report.errors.push(e),
                 }
@@ -412,11 +459,38 @@ fn parse_listing(shard: usize, r: &QueryResult) -> Result<Vec<Found>, TwoPcError
         .collect()
 }
 
+/// The function's count, or the legacy DELETE's tag.
 fn deleted_count(r: &QueryResult) -> u64 {
-    r.tag
-        .strip_prefix("DELETE ")
+    r.first_value()
+        .or_else(|| r.tag.strip_prefix("DELETE "))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// Who holds the sweeper's lock on shard 0, for the warning; best effort.
+async fn lock_holder<A: ShardAccess + ?Sized>(sessions: &mut Sessions<'_, A>) -> String {
+    match sessions
+        .query(0, "advisory lock holder", &sql::sweep_lock_holder())
+        .await
+    {
+        Ok(r) if !r.rows.is_empty() => r
+            .rows
+            .iter()
+            .map(|row| {
+                let col = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+                format!(
+                    "pid {} user \"{}\" application_name \"{}\" from {}",
+                    col(0),
+                    col(1),
+                    col(2),
+                    col(3)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Ok(_) => "released since".into(),
+        Err(e) => format!("unknown ({e})"),
+    }
 }
 
 fn bad_reply(shard: usize, step: &'static str, r: &QueryResult) -> TwoPcError {

@@ -7,6 +7,9 @@ pub struct SweepReport {
     /// This instance held the advisory lock and swept. `false` with no errors: another
     /// instance is sweeping.
     pub locked: bool,
+    /// Sweeps in a row, this one included, that found the lock held by another session
+    /// (0 when this sweep got it).
+    pub lock_unavailable_streak: u32,
     /// Participant gids committed (`COMMIT PREPARED`) by this sweep.
     pub committed: Vec<String>,
     /// Participant gids rolled back (`ROLLBACK PREPARED`) by this sweep.

@@ -240,19 +240,15 @@ fn autocommit(
             "relation \"orochi.twopc_decisions\" does not exist",
         )
     };
-    if let Some(b) = between(
-        sql,
-        "INSERT INTO orochi.twopc_decisions VALUES ('",
-        "', 'abort') ON CONFLICT (gid) DO NOTHING",
-    ) {
+    if let Some(b) = between(sql, "SELECT orochi.record_decision('", "', 'abort')") {
         if s.no_table {
             return Err(missing());
         }
         if s.decisions.contains_key(b) {
-            return Ok(tag("INSERT 0 0"));
+            return Ok(one("SELECT 1", Some("f")));
         }
         s.decisions.insert(b.to_string(), ("abort".into(), 0.0));
-        return Ok(tag("INSERT 0 1"));
+        return Ok(one("SELECT 1", Some("t")));
     }
     if let Some(b) = between(
         sql,
@@ -283,9 +279,12 @@ fn autocommit(
             rows,
         });
     }
-    if let Some(rest) = sql.strip_prefix("DELETE FROM orochi.twopc_decisions WHERE gid IN (") {
-        let (list, cond) = rest.split_once(") AND ").ok_or_else(|| syntax(sql))?;
-        let min = secs_clause(cond).ok_or_else(|| syntax(sql))?;
+    if let Some(rest) = sql.strip_prefix("SELECT orochi.forget_decisions(ARRAY[") {
+        let (list, cond) = rest.split_once("]::text[], ").ok_or_else(|| syntax(sql))?;
+        let min: f64 = cond
+            .strip_suffix(')')
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| syntax(sql))?;
         let mut n = 0;
         for item in list.split(", ") {
             let g = between(item, "'", "'").ok_or_else(|| syntax(sql))?;
@@ -294,7 +293,7 @@ fn autocommit(
                 n += 1;
             }
         }
-        return Ok(tag(&format!("DELETE {n}")));
+        return Ok(one("SELECT 1", Some(&n.to_string())));
     }
     Err(syntax(sql))
 }
@@ -364,11 +363,7 @@ impl FakeParticipant {
                 .insert(g.to_string(), (std::mem::take(&mut self.rows), 0.0));
             return Ok(tag("PREPARE TRANSACTION"));
         }
-        if let Some(b) = between(
-            sql,
-            "INSERT INTO orochi.twopc_decisions VALUES ('",
-            "', 'commit')",
-        ) {
+        if let Some(b) = between(sql, "SELECT orochi.record_decision('", "', 'commit')") {
             if s.decisions.contains_key(b) {
                 self.failed = true;
                 return Err(ParticipantError::server(
@@ -377,7 +372,7 @@ impl FakeParticipant {
                 ));
             }
             self.decision = Some(b.to_string());
-            return Ok(tag("INSERT 0 1"));
+            return Ok(tag("SELECT 1"));
         }
         match sql {
             "COMMIT" => {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const BASE: &str = "orochi_t_100_c0";
-const INSERT: &str = "INSERT INTO orochi.twopc_decisions VALUES ('orochi_t_100_c0', 'commit')";
+const INSERT: &str = "SELECT orochi.record_decision('orochi_t_100_c0', 'commit')";
 
 fn prepare(k: usize) -> String {
     format!("PREPARE TRANSACTION '{BASE}_s{k}'")
@@ -638,7 +638,7 @@ async fn dyn_participants_work_too() {
             (5, "PREPARE TRANSACTION 'orochi_t_100_c4_s5'".to_string()),
             (
                 4,
-                "INSERT INTO orochi.twopc_decisions VALUES ('orochi_t_100_c4', 'commit')".into()
+                "SELECT orochi.record_decision('orochi_t_100_c4', 'commit')".into()
             ),
             (4, "COMMIT".into()),
             (5, "COMMIT PREPARED 'orochi_t_100_c4_s5'".into()),

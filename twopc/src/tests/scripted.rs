@@ -20,7 +20,7 @@ pub enum Kind {
 pub fn kind_of(sql: &str) -> Kind {
     if sql.starts_with("PREPARE TRANSACTION ") {
         Kind::Prepare
-    } else if sql.starts_with("INSERT ") {
+    } else if sql.starts_with("SELECT orochi.record_decision(") {
         Kind::Insert
     } else if sql.starts_with("COMMIT PREPARED ") {
         Kind::CommitPrepared
@@ -38,7 +38,7 @@ pub fn kind_of(sql: &str) -> Kind {
 fn natural_tag(kind: Kind) -> &'static str {
     match kind {
         Kind::Prepare => "PREPARE TRANSACTION",
-        Kind::Insert => "INSERT 0 1",
+        Kind::Insert => "SELECT 1",
         Kind::Commit => "COMMIT",
         Kind::Rollback => "ROLLBACK",
         Kind::CommitPrepared => "COMMIT PREPARED",

@@ -20,7 +20,7 @@ fn sweeper() -> TwoPc {
 }
 
 fn abort_insert(base: &str) -> String {
-    format!("INSERT INTO orochi.twopc_decisions VALUES ('{base}', 'abort') ON CONFLICT (gid) DO NOTHING")
+    format!("SELECT orochi.record_decision('{base}', 'abort')")
 }
 
 fn lookup(base: &str) -> String {
@@ -115,7 +115,10 @@ async fn young_transactions_are_left_alone() {
     assert!(r.committed.is_empty() && r.rolled_back.is_empty());
     assert_eq!(fake.prepared_everywhere(), s(&["orochi_r1_9_c0_s1"]));
     assert!(fake.decisions(0).is_empty());
-    assert!(!fake.log(0).iter().any(|q| q.starts_with("INSERT")));
+    assert!(!fake
+        .log(0)
+        .iter()
+        .any(|q| q.starts_with("SELECT orochi.record_decision(")));
     assert_eq!(fake.log(1), s(&[LIST, OLD_DECISIONS, LIST]));
     assert_eq!(sweeper_pending(&fake).await, 1);
 }
@@ -168,6 +171,27 @@ async fn without_the_advisory_lock_nothing_is_done() {
     assert_eq!(fake.prepared_everywhere(), s(&["orochi_r1_12_c0_s1"]));
     assert_eq!(sw.stats().snapshot().sweeps, 0);
     assert_eq!(fake.shard(0, |s| s.lock_holder), Some(999));
+    assert_eq!(r.lock_unavailable_streak, 1);
+    // Held for LOCK_MISSES_WARN sweeps in a row: the holder is looked up (and warned
+    // about); taking the lock again resets the streak.
+    sw.sweep("app", &fake.access()).await;
+    let r = sw.sweep("app", &fake.access()).await;
+    assert_eq!(r.lock_unavailable_streak, 3);
+    assert!(fake
+        .log(0)
+        .iter()
+        .any(|q| q.contains("FROM pg_catalog.pg_locks")));
+    fake.shard(0, |s| s.lock_holder = None);
+    let r = sw.sweep("app", &fake.access()).await;
+    assert!(r.locked);
+    assert_eq!(r.lock_unavailable_streak, 0);
+    fake.shard(0, |s| s.lock_holder = Some(999));
+    assert_eq!(
+        sw.sweep("app", &fake.access())
+            .await
+            .lock_unavailable_streak,
+        1
+    );
 }
 
 #[tokio::test]
@@ -191,7 +215,7 @@ async fn decision_rows_no_shard_needs_are_deleted() {
     );
     assert!(fake.decisions(1).is_empty());
     assert!(fake.log(0).contains(
-        &"DELETE FROM orochi.twopc_decisions WHERE gid IN ('orochi_a_1_c0') AND decided_at < now() - make_interval(secs => 60)".to_string()
+        &"SELECT orochi.forget_decisions(ARRAY['orochi_a_1_c0']::text[], 60)".to_string()
     ));
 }
 
@@ -207,7 +231,10 @@ async fn decision_rows_survive_while_a_shard_is_unreachable() {
     let r = sweeper().sweep("app", &fake.access()).await;
     assert!(!r.errors.is_empty());
     assert_eq!(r.decisions_deleted, 0);
-    assert!(!fake.log(0).iter().any(|q| q.starts_with("DELETE")));
+    assert!(!fake
+        .log(0)
+        .iter()
+        .any(|q| q.starts_with("SELECT orochi.forget_decisions(")));
     assert_eq!(fake.decisions(0).len(), 1);
 
     fake.shard(2, |s| s.down = false);
@@ -241,7 +268,7 @@ async fn a_coordinator_that_never_answers_is_retried_next_time() {
     // The fencing INSERT blocks (an in-flight coordinator holds the key and hangs).
     let fake = Fake::new(2);
     fake.prepare(1, "orochi_a_6_c0_s1", &["j"], OLD);
-    fake.inject(0, "INSERT INTO orochi.twopc_decisions", Inject::HangBefore);
+    fake.inject(0, "SELECT orochi.record_decision(", Inject::HangBefore);
     let start = tokio::time::Instant::now();
     let r = sweeper().sweep("app", &fake.access()).await;
     assert_eq!(start.elapsed(), TIMEOUT);
@@ -271,7 +298,10 @@ async fn names_that_are_not_ours_are_ignored() {
     assert_eq!(r.ignored.len(), 2);
     assert_eq!(fake.prepared_everywhere().len(), 2);
     assert!(fake.decisions(0).is_empty());
-    assert!(!fake.log(0).iter().any(|q| q.starts_with("INSERT")));
+    assert!(!fake
+        .log(0)
+        .iter()
+        .any(|q| q.starts_with("SELECT orochi.record_decision(")));
 }
 
 #[tokio::test]

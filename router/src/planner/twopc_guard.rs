@@ -1,0 +1,126 @@
+//! Clients may not drive the router's two-phase commits (issue 19).
+//!
+//! The router's prepared transactions are visible in `pg_prepared_xacts`, and they
+//! belong to the server user the clients run as, so a client could `COMMIT PREPARED`
+//! one participant of a transaction the router is rolling back (or the reverse) and
+//! split it across shards. A `PREPARE TRANSACTION`, `COMMIT PREPARED` or `ROLLBACK
+//! PREPARED` naming a gid with the router's `orochi_` prefix (in any letter case) is
+//! refused with 42501 before it reaches a server.
+//!
+//! The statement is parsed with PostgreSQL's own grammar, so comments, whitespace,
+//! letter case and `E''`/`U&''` string forms cannot hide the gid. Ordinary statements pay
+//! only a scan for the word `prepare`, which every one of these three commands contains
+//! literally (keywords cannot be escaped). These commands cannot run inside a function
+//! or DO block, so only top-level statements matter. The router does not track the
+//! session's `standard_conforming_strings`, so a statement is read both ways (`'\o...'`
+//! is `\o...` with it on and `o...` with it off) and refused if either reading names a
+//! router gid.
+
+use orochi_wire::{FrontendMessage, PgError};
+use pg_query::protobuf::TransactionStmtKind;
+use pg_query::{NodeEnum, ParserOptions};
+
+/// SQLSTATE of the refusal (insufficient_privilege).
+pub const SQLSTATE: &str = "42501";
+
+/// The error for a simple-protocol Query or an extended-protocol Parse that would
+/// prepare, commit or roll back a prepared transaction named like the router's.
+pub fn refuse_message(msg: &FrontendMessage) -> Option<PgError> {
+    match msg {
+        FrontendMessage::Query(sql) | FrontendMessage::Parse { query: sql, .. } => {
+            refuse_query(sql)
+        }
+        _ => None,
+    }
+}
+
+/// As [`refuse_message`], for statement text.
+pub fn refuse_query(sql: &str) -> Option<PgError> {
+    refuse(sql).map(|m| PgError::error(SQLSTATE, m))
+}
+
+/// The refusal message when `sql` would prepare, commit or roll back a prepared
+/// transaction named like the router's.
+pub fn refuse(sql: &str) -> Option<String> {
+    if !contains_prepare(sql) {
+        return None;
+    }
+    [
+        ParserOptions::DEFAULT,
+        ParserOptions::DISABLE_STANDARD_CONFORMING_STRINGS,
+    ]
+    .into_iter()
+    .find_map(|o| refuse_parsed(sql, o))
+}
+
+fn refuse_parsed(sql: &str, options: ParserOptions) -> Option<String> {
+    let parsed = pg_query::parse(sql, options).ok()?;
+    for raw in &parsed.protobuf.stmts {
+        let Some(NodeEnum::TransactionStmt(t)) = raw.stmt.as_ref().and_then(|n| n.node.as_ref())
+        else {
+            continue;
+        };
+        let command = match TransactionStmtKind::try_from(t.kind) {
+            Ok(TransactionStmtKind::TransStmtPrepare) => "PREPARE TRANSACTION",
+            Ok(TransactionStmtKind::TransStmtCommitPrepared) => "COMMIT PREPARED",
+            Ok(TransactionStmtKind::TransStmtRollbackPrepared) => "ROLLBACK PREPARED",
+            _ => continue,
+        };
+        if is_router_gid(&t.gid) {
+            return Some(format!(
+                "permission denied: {command} of transaction \"{}\": names starting with \"orochi_\" belong to the router's two-phase commit",
+                t.gid
+            ));
+        }
+    }
+    None
+}
+
+fn is_router_gid(gid: &str) -> bool {
+    gid.get(..orochi_twopc::gid::PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(orochi_twopc::gid::PREFIX))
+}
+
+fn contains_prepare(sql: &str) -> bool {
+    sql.as_bytes()
+        .windows(7)
+        .any(|w| w.eq_ignore_ascii_case(b"prepare"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn router_gids_are_refused_however_written() {
+        for sql in [
+            "COMMIT PREPARED 'orochi_ab12cd34_17r00000000000000ff_c0_s1'",
+            "commit prepared 'orochi_x_1_c0_s1'",
+            "  ROLLBACK /* hi */ PREPARED\n'orochi_x_1_c0_s1' ;",
+            "-- c\nROLLBACK PREPARED 'OROCHI_x_1_c0_s1'",
+            "COMMIT PREPARED E'\\x6frochi_x_1_c0_s1'",
+            "COMMIT PREPARED U&'\\006Frochi_x_1_c0_s1'",
+            "PREPARE TRANSACTION 'orochi_mine'",
+            "COMMIT PREPARED '\\orochi_x_1_c0_s1'", // standard_conforming_strings = off
+            "SELECT 1; COMMIT PREPARED 'orochi_x_1_c0_s1'",
+        ] {
+            let m = refuse(sql).unwrap_or_else(|| panic!("not refused: {sql}"));
+            assert!(m.starts_with("permission denied"), "{m}");
+        }
+    }
+
+    #[test]
+    fn other_statements_pass() {
+        for sql in [
+            "COMMIT PREPARED 'app_tx_1'",
+            "PREPARE TRANSACTION 'mine'",
+            "PREPARE q AS SELECT 'orochi_x'",
+            "SELECT 'COMMIT PREPARED ''orochi_x_1_c0_s1'''",
+            "SELECT * FROM pg_prepared_xacts WHERE gid LIKE 'orochi_%'",
+            "COMMIT",
+            "not sql at all prepare",
+        ] {
+            assert_eq!(refuse(sql), None, "{sql}");
+        }
+    }
+}
