@@ -195,6 +195,9 @@ pub struct User {
     /// PgBouncer's `max_user_client_connections`: clients of this user (in this pool)
     /// at once (0 = no limit).
     pub max_user_client_connections: usize,
+    /// `auth_type = "trust"`: clients log in without a password. A user with no
+    /// password and no explicit trust cannot log in at all (no silent trust).
+    pub trust: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -96,19 +96,10 @@ pub(crate) fn parse_user(
     }
     // On a malformed password the error is recorded; keep the user so the pool does
     // not also get a misleading "has no users" error.
-    let malformed = password.is_none();
     let password = password.unwrap_or(Secret::None);
     // No silent trust: a user without a password logs in without one only when the
-    // configuration says so in as many words.
+    // configuration says so in as many words (else its logins are refused).
     match (&password, auth_type) {
-        (Secret::None, Some(AuthType::Trust)) => {}
-        (Secret::None, _) if !malformed => cx.error(
-            sec.span.clone(),
-            format!(
-                "{}: user \"{username}\" has no password; set one, or auth_type = \"trust\" to let anyone who can reach the router log in as this user without one",
-                sec.name()
-            ),
-        ),
         (Secret::None, _) => {}
         (_, Some(AuthType::Trust)) => cx.error(
             sec.value_span("auth_type"),
@@ -133,5 +124,6 @@ pub(crate) fn parse_user(
         pool_mode,
         statement_timeout,
         max_user_client_connections: max_user_client_connections.unwrap_or(0),
+        trust: auth_type == Some(AuthType::Trust),
     })
 }

@@ -2,7 +2,9 @@
 //!
 //! Each client gets its own random BackendKeyData. While it holds a server connection,
 //! its slot points at that server's key; a CancelRequest with the client's key is sent
-//! on to that server, so a client can only ever cancel its own query.
+//! on to that server, so a client can only ever cancel its own query. A statement
+//! running on several shards at once points the slot at every one of their backends,
+//! and a cancel reaches them all.
 
 use bytes::BytesMut;
 use orochi_wire::StartupRequest;
@@ -21,17 +23,24 @@ pub struct CancelTarget {
 
 #[derive(Default, Debug)]
 pub struct CancelSlot {
-    target: Mutex<Option<CancelTarget>>,
+    targets: Mutex<Vec<CancelTarget>>,
 }
 
 impl CancelSlot {
     pub fn set(&self, t: Option<CancelTarget>) {
-        if let Ok(mut g) = self.target.lock() {
+        self.set_all(t.into_iter().collect());
+    }
+    /// Every backend a multi-shard statement runs on.
+    pub fn set_all(&self, t: Vec<CancelTarget>) {
+        if let Ok(mut g) = self.targets.lock() {
             *g = t;
         }
     }
     pub fn get(&self) -> Option<CancelTarget> {
-        self.target.lock().ok().and_then(|g| g.clone())
+        self.targets.lock().ok().and_then(|g| g.first().cloned())
+    }
+    pub fn get_all(&self) -> Vec<CancelTarget> {
+        self.targets.lock().map(|g| g.clone()).unwrap_or_default()
     }
 }
 
@@ -75,19 +84,29 @@ impl CancelRegistry {
 
     /// Forwards a client's CancelRequest to the server it is using, if any.
     pub async fn cancel(&self, process_id: i32, secret_key: i32) {
-        let target = self
+        let targets = self
             .slots
             .lock()
             .ok()
             .and_then(|s| s.get(&(process_id, secret_key)).cloned())
-            .and_then(|slot| slot.get());
-        match target {
-            Some(t) => {
-                if let Err(e) = send_cancel(&t).await {
-                    tracing::warn!(server = %format!("{}:{}", t.host, t.port), error = %e, "cancel request failed");
-                }
-            }
-            None => tracing::debug!("cancel request for an unknown or idle client ignored"),
+            .map(|slot| slot.get_all())
+            .unwrap_or_default();
+        if targets.is_empty() {
+            tracing::debug!("cancel request for an unknown or idle client ignored");
+        }
+        // Concurrently: every shard's backend is cancelled at about the same moment.
+        let sends: Vec<_> = targets
+            .into_iter()
+            .map(|t| {
+                tokio::spawn(async move {
+                    if let Err(e) = send_cancel(&t).await {
+                        tracing::warn!(server = %format!("{}:{}", t.host, t.port), error = %e, "cancel request failed");
+                    }
+                })
+            })
+            .collect();
+        for s in sends {
+            let _ = s.await;
         }
     }
 }

@@ -51,8 +51,14 @@ fn refuse_unsafe_start(cfg: &orochi_config::Config) -> anyhow::Result<()> {
     }
     for pool in cfg.pools.values() {
         for u in &pool.users {
-            if u.password == orochi_config::Secret::None {
-                tracing::warn!(pool = %pool.name, user = %u.username, "auth_type = \"trust\": anyone who can reach the router logs in as this user without a password");
+            match (&u.password, u.trust) {
+                (orochi_config::Secret::None, true) => {
+                    tracing::warn!(pool = %pool.name, user = %u.username, "auth_type = \"trust\": anyone who can reach the router logs in as this user without a password")
+                }
+                (orochi_config::Secret::None, false) => {
+                    tracing::warn!(pool = %pool.name, user = %u.username, "this user has no password and auth_type is not \"trust\": its logins are refused")
+                }
+                _ => {}
             }
         }
     }

@@ -20,6 +20,8 @@ pub struct ServerTarget {
     pub database: String,
     pub user: String,
     pub password: Option<String>,
+    /// Answer a request for the password in cleartext (`allow_server_cleartext_password`).
+    pub allow_cleartext: bool,
 }
 
 impl ServerTarget {
@@ -152,6 +154,12 @@ impl ServerConn {
                 BackendMessage::Authentication(a) => match a {
                     Authentication::Ok => {}
                     Authentication::CleartextPassword => {
+                        if !t.allow_cleartext {
+                            return Err(RouterError::ServerAuth(PgError::fatal(
+                                "28000",
+                                format!("server {} asks for the password in cleartext, which allow_server_cleartext_password = false refuses (configure SCRAM or md5 for user \"{}\" in its pg_hba.conf)", t.addr(), t.user),
+                            )));
+                        }
                         let pw = t.password.as_deref().ok_or_else(need_password)?;
                         let mut body = pw.as_bytes().to_vec();
                         body.push(0);

@@ -18,7 +18,10 @@ use std::sync::Arc;
 /// How a client of a user proves who it is.
 #[derive(Debug, Clone)]
 pub enum ClientAuth {
+    /// `auth_type = "trust"`.
     Trust,
+    /// No password and no explicit trust: nobody logs in as this user.
+    Refuse,
     /// Stored `md5…` hash.
     Md5(String),
     Scram(Verifier),
@@ -27,7 +30,8 @@ pub enum ClientAuth {
 impl ClientAuth {
     fn from_user(u: &User) -> Self {
         match &u.password {
-            Secret::None => ClientAuth::Trust,
+            Secret::None if u.trust => ClientAuth::Trust,
+            Secret::None => ClientAuth::Refuse,
             Secret::Md5(h) => ClientAuth::Md5(h.clone()),
             Secret::Plain(p) => ClientAuth::Scram(Verifier::from_password(p)),
             Secret::Scram(v) => match Verifier::parse(v) {
@@ -321,6 +325,7 @@ impl Registry {
                                         .map(|u| u.server_username.clone())
                                         .unwrap_or_default(),
                                     password: user.and_then(server_password),
+                                    allow_cleartext: config.general.allow_server_cleartext_password,
                                 };
                                 (target, s.role)
                             })
@@ -374,6 +379,7 @@ impl Registry {
                                     database: shard.database.clone(),
                                     user: user.server_username.clone(),
                                     password: server_password(user),
+                                    allow_cleartext: config.general.allow_server_cleartext_password,
                                 };
                                 let server_health = health[i].servers[j].clone();
                                 let key = (name.clone(), user.username.clone(), i, target.addr());

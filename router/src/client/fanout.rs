@@ -79,6 +79,16 @@ pub(super) struct Stream {
 /// transaction failed on another shard).
 const ABORT_TX: &str = "DO $$BEGIN RAISE EXCEPTION USING ERRCODE = '25P02', MESSAGE = 'the transaction failed on another shard'; END$$";
 
+/// Where a CancelRequest for this checkout's backend goes.
+pub(super) fn cancel_target(co: &Checkout) -> crate::cancel::CancelTarget {
+    crate::cancel::CancelTarget {
+        host: co.pool.target.host.clone(),
+        port: co.pool.target.port,
+        process_id: co.conn_ref().backend_key.0,
+        secret_key: co.conn_ref().backend_key.1,
+    }
+}
+
 impl Stream {
     /// Every stream's connection back to its pool (each has been drained to
     /// ReadyForQuery; a broken one is closed by the pool).
@@ -360,7 +370,13 @@ impl Session {
                 copy_in: false,
             });
         }
+        // A cancel from the client reaches every shard's backend while they run.
+        let restore = self.cancel.slot.get_all();
+        self.cancel
+            .slot
+            .set_all(streams.iter().map(|s| cancel_target(&s.co)).collect());
         let r = self.merge_streams(&job, &mut streams).await;
+        self.cancel.slot.set_all(restore);
         // Every stream back to ReadyForQuery; writes committed or rolled back.
         let mut failed = r.as_ref().map_or(true, |tag| tag.is_none());
         for s in streams.iter_mut() {

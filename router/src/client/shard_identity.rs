@@ -95,7 +95,9 @@ impl Session {
             }
             held.push(co);
         }
-        drop(held);
+        for co in held {
+            co.release();
+        }
         if complete {
             let _ = schema.distinct.set(Ok(()));
         }

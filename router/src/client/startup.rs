@@ -126,6 +126,10 @@ async fn authenticate(
 ) -> Result<()> {
     match &user.auth {
         ClientAuth::Trust => Ok(()),
+        ClientAuth::Refuse => {
+            tracing::warn!(user = %username, "login refused: the user has no password and auth_type is not \"trust\"");
+            Err(auth_failed(username))
+        }
         ClientAuth::Md5(stored) => {
             let mut salt = [0u8; 4];
             rand::thread_rng().fill_bytes(&mut salt);
