@@ -33,6 +33,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 from dataset import INT8_MAX, INT8_MIN
+from shapes import outer_joins, shapes
 
 
 class Q:
@@ -533,6 +534,8 @@ SECTIONS = (
     _key_predicates_that_do_not_restrict,
     _more_merge_shapes,
     _no_table,
+    shapes,
+    outer_joins,
 )
 
 

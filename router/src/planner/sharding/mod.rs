@@ -6,6 +6,9 @@ pub mod ast;
 pub mod copy;
 pub mod literals;
 pub mod merge;
+pub mod proof;
+#[cfg(test)]
+mod proof_tests;
 pub mod resolve;
 pub mod route;
 pub mod schema;
@@ -174,8 +177,13 @@ fn count_distributed(schema: &ShardingSchema, tree: &ParseResult) -> usize {
     n
 }
 
-/// Walks one statement; `None` for statements without tables to route by.
+/// Walks one statement; `None` for statements without tables to route by. Returns the
+/// top query level (the one whose rows are the statement's).
 fn build(w: &mut Walk<'_>, n: &Node) -> Option<usize> {
+    let target = |w: &mut Walk<'_>, rv: &pg_query::protobuf::RangeVar, top: usize| {
+        let a = w.relation(rv, top, false);
+        w.anchor(top, a);
+    };
     match n.node.as_ref()? {
         NodeEnum::SelectStmt(s) => Some(w.select(s, None, true)),
         NodeEnum::InsertStmt(i) => {
@@ -188,10 +196,13 @@ fn build(w: &mut Walk<'_>, n: &Node) -> Option<usize> {
                 w.select(&s, Some(top), false);
             }
             if let Some(rv) = &i.relation {
-                w.relation(rv, top);
+                target(w, rv, top);
             }
             if let Some(sel) = i.select_stmt.as_deref() {
                 w.query(sel, Some(top), false);
+            }
+            for t in returning(&i.returning_clause) {
+                w.sublinks(t, top);
             }
             w.writes = true;
             Some(top)
@@ -199,15 +210,17 @@ fn build(w: &mut Walk<'_>, n: &Node) -> Option<usize> {
         NodeEnum::UpdateStmt(u) => {
             let top = w.select(&Default::default(), None, true);
             if let Some(rv) = &u.relation {
-                w.relation(rv, top);
+                target(w, rv, top);
             }
             for f in &u.from_clause {
-                w.from_item(f, top, true);
+                let a = w.from_item(f, top, true, false);
+                w.anchor(top, a);
             }
             if let Some(wh) = u.where_clause.as_deref() {
-                w.conds(wh, top, true);
+                let conf = w.own_occs(top);
+                w.conds(wh, top, true, &conf);
             }
-            for t in &u.target_list {
+            for t in u.target_list.iter().chain(returning(&u.returning_clause)) {
                 w.sublinks(t, top);
             }
             w.writes = true;
@@ -216,13 +229,18 @@ fn build(w: &mut Walk<'_>, n: &Node) -> Option<usize> {
         NodeEnum::DeleteStmt(d) => {
             let top = w.select(&Default::default(), None, true);
             if let Some(rv) = &d.relation {
-                w.relation(rv, top);
+                target(w, rv, top);
             }
             for f in &d.using_clause {
-                w.from_item(f, top, true);
+                let a = w.from_item(f, top, true, false);
+                w.anchor(top, a);
             }
             if let Some(wh) = d.where_clause.as_deref() {
-                w.conds(wh, top, true);
+                let conf = w.own_occs(top);
+                w.conds(wh, top, true, &conf);
+            }
+            for t in returning(&d.returning_clause) {
+                w.sublinks(t, top);
             }
             w.writes = true;
             Some(top)
@@ -230,17 +248,22 @@ fn build(w: &mut Walk<'_>, n: &Node) -> Option<usize> {
         NodeEnum::ExplainStmt(e) => build(w, e.query.as_deref()?),
         NodeEnum::DeclareCursorStmt(d) => build(w, d.query.as_deref()?),
         NodeEnum::CopyStmt(c) => {
+            if let Some(q) = c.query.as_deref() {
+                return w.query(q, None, true);
+            }
             let top = w.select(&Default::default(), None, true);
             if let Some(rv) = &c.relation {
-                w.relation(rv, top);
-            }
-            if let Some(q) = c.query.as_deref() {
-                w.query(q, Some(top), true);
+                target(w, rv, top);
             }
             Some(top)
         }
         _ => None,
     }
+}
+
+/// The expressions of a RETURNING clause.
+fn returning(r: &Option<pg_query::protobuf::ReturningClause>) -> &[Node] {
+    r.as_ref().map_or(&[], |r| &r.exprs)
 }
 
 /// Union-find over occurrences joined on their keys; then the statement's routing.
@@ -279,18 +302,6 @@ fn routing(w: &Walk<'_>) -> (Routing, Result<(), String>) {
             }
         }
     }
-    // Subqueries that aggregate (or DISTINCT/LIMIT) over rows of several shards are
-    // wrong when answered shard by shard, unless joined on the key to the outside.
-    let mut fanout_ok = Ok(());
-    for group in w.aggregated_scopes(0) {
-        let closed = group
-            .iter()
-            .any(|&o| !(0..w.occs.len()).any(|x| !group.contains(&x) && roots[x] == roots[o]));
-        if closed {
-            let t = w.schema_table(w.occs[group[0]].table).name.clone();
-            fanout_ok = Err(format!("a subquery with aggregates, DISTINCT or LIMIT over the distributed table \"{t}\" across shards: each shard would only see its own rows; restrict it to one shard key, or join it to the outer query on the key"));
-        }
-    }
     let keyset = |root: usize, vals: Vec<KeyValue>| KeySet {
         ty: ty(w, root),
         values: vals,
@@ -298,8 +309,8 @@ fn routing(w: &Walk<'_>) -> (Routing, Result<(), String>) {
     if classes.len() == 1 {
         let (root, c) = classes.remove(0);
         return match c {
-            Some(v) => (Routing::Keys(keyset(root, v)), fanout_ok),
-            None => (Routing::All, fanout_ok),
+            Some(v) => (Routing::Keys(keyset(root, v)), Ok(())),
+            None => (Routing::All, Ok(())),
         };
     }
     if classes.iter().all(|(_, c)| c.is_some()) {
@@ -307,7 +318,7 @@ fn routing(w: &Walk<'_>) -> (Routing, Result<(), String>) {
             .into_iter()
             .map(|(r, c)| keyset(r, c.unwrap_or_default()))
             .collect();
-        return (Routing::SameShard(sets), fanout_ok);
+        return (Routing::SameShard(sets), Ok(()));
     }
     let names: Vec<String> = classes
         .iter()
@@ -357,8 +368,15 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
     let Some(top) = build(&mut w, n) else {
         return ShardPlan::simple(kind, Routing::Any);
     };
-    let _ = top;
-    let (routing, fanout_ok) = routing(&w);
+    let (routing, fanout_ok) = match proof::prove(&w, top) {
+        proof::Verdict::NoTables => (Routing::Any, Ok(())),
+        proof::Verdict::FanOut => routing(&w),
+        proof::Verdict::OneShard(sets) => (
+            Routing::SameShard(sets),
+            Err("a statement that reads distributed tables only under subqueries, on one shard only".into()),
+        ),
+        proof::Verdict::Refuse(m) => (Routing::All, Err(m)),
+    };
     let mut plan = ShardPlan::simple(if w.writes { Kind::Write } else { kind }, routing);
     plan.refuse = w.refuse.take();
     if let Err(e) = fanout_ok {
@@ -378,7 +396,12 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
                 Err(e) => plan.merge = Err(e),
             }
         }
-        E::InsertStmt(i) => insert_rows(schema, i, &mut plan),
+        E::InsertStmt(i) => {
+            insert_rows(schema, i, &mut plan);
+            if plan.insert_rows.is_some() && w.occs.len() > 1 {
+                plan.refuse.get_or_insert_with(|| "an INSERT whose VALUES, ON CONFLICT or RETURNING read a distributed table: the rows of that table may be on other shards than the inserted row; read them first and pass the values".into());
+            }
+        }
         E::DeleteStmt(d) => {
             if let Some(rv) = &d.relation {
                 replicated_target(schema, rv, &mut plan, "DELETE from");
