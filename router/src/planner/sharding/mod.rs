@@ -3,7 +3,9 @@
 //! here: a plan names `$n`, and [`resolve`] turns it into shards at Bind.
 
 pub mod ast;
+pub mod columns;
 pub mod copy;
+pub mod insert;
 pub mod literals;
 pub mod merge;
 pub mod proof;
@@ -34,8 +36,23 @@ pub fn plan(schema: &ShardingSchema, sql: &str) -> Arc<ShardPlan> {
         .get_or_insert_with(sql, || plan_uncached(schema, sql))
 }
 
+/// The plan of an `INSERT` without a column list (one whose plan said `needs_columns`),
+/// given the table's columns in order as the executor read them from the catalog.
+/// Cached by text and columns: a changed column order is a new plan.
+pub fn plan_with_columns(schema: &ShardingSchema, sql: &str, columns: &[String]) -> Arc<ShardPlan> {
+    let key = format!("{sql}\0{}", columns.join("\0"));
+    schema
+        .plans
+        .get_or_insert_with(&key, || plan_full(schema, sql, Some(columns)))
+}
+
 /// The plan of `sql`, computed afresh (no cache): parse, walk, merge plan.
 pub fn plan_uncached(schema: &ShardingSchema, sql: &str) -> ShardPlan {
+    plan_full(schema, sql, None)
+}
+
+/// `columns`: the column order of the table a column-less INSERT names.
+fn plan_full(schema: &ShardingSchema, sql: &str, columns: Option<&[String]>) -> ShardPlan {
     let parsed = match pg_query::parse(sql, 0) {
         Ok(p) => p,
         // The server reports the syntax error; any shard will do.
@@ -54,7 +71,10 @@ pub fn plan_uncached(schema: &ShardingSchema, sql: &str) -> ShardPlan {
         .iter()
         .filter_map(|s| s.stmt.as_deref())
         .collect();
-    let plans: Vec<ShardPlan> = stmts.iter().map(|n| plan_node(schema, n)).collect();
+    let plans: Vec<ShardPlan> = stmts
+        .iter()
+        .map(|n| plan_node(schema, n, columns))
+        .collect();
     let mut plan = match plans.len() {
         0 => ShardPlan::simple(Kind::Session, Routing::Any),
         1 => plans
@@ -333,7 +353,7 @@ fn routing(w: &Walk<'_>) -> (Routing, Result<(), String>) {
     )
 }
 
-fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
+fn plan_node(schema: &ShardingSchema, n: &Node, columns: Option<&[String]>) -> ShardPlan {
     let Some(e) = n.node.as_ref() else {
         return ShardPlan::simple(Kind::Session, Routing::Any);
     };
@@ -397,7 +417,7 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
             }
         }
         E::InsertStmt(i) => {
-            insert_rows(schema, i, &mut plan);
+            insert::insert_rows(schema, i, &mut plan, columns);
             if plan.insert_rows.is_some() && w.occs.len() > 1 {
                 plan.refuse.get_or_insert_with(|| "an INSERT whose VALUES, ON CONFLICT or RETURNING read a distributed table: the rows of that table may be on other shards than the inserted row; read them first and pass the values".into());
             }
@@ -459,7 +479,7 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
 /// A write whose target is a replicated table runs on every shard, so that every copy
 /// stays the same; one that also reads distributed rows would write different rows on
 /// each shard and is refused. Returns whether `rv` is replicated.
-fn replicated_target(
+pub(super) fn replicated_target(
     schema: &ShardingSchema,
     rv: &pg_query::protobuf::RangeVar,
     plan: &mut ShardPlan,
@@ -475,73 +495,6 @@ fn replicated_target(
         plan.refuse.get_or_insert_with(|| format!("{what} the replicated table \"{}\" using rows of a distributed table: every shard would write different rows; read the distributed rows first, then write the values", rv.relname));
     }
     true
-}
-
-fn insert_rows(schema: &ShardingSchema, i: &pg_query::protobuf::InsertStmt, plan: &mut ShardPlan) {
-    let Some(rv) = i.relation.as_ref() else {
-        return;
-    };
-    if replicated_target(schema, rv, plan, "INSERT into") {
-        return;
-    }
-    let Some(t) = schema.table(&rv.schemaname, &rv.relname) else {
-        return;
-    };
-    let table = &schema.tables[t];
-    let refuse = |plan: &mut ShardPlan, m: String| {
-        plan.refuse.get_or_insert(m);
-    };
-    let Some(idx) = i.cols.iter().position(
-        |c| matches!(ast::inner(c), Some(NodeEnum::ResTarget(r)) if r.name == table.column),
-    ) else {
-        return refuse(plan, format!(
-            "INSERT into the distributed table \"{}\" must name its shard key column \"{}\" in the column list (INSERT INTO {} ({}, ...) VALUES ...)",
-            table.name, table.column, table.name, table.column
-        ));
-    };
-    let rows = match i.select_stmt.as_deref().and_then(|s| s.node.as_ref()) {
-        Some(NodeEnum::SelectStmt(s)) if !s.values_lists.is_empty() => &s.values_lists,
-        _ => {
-            return refuse(plan, format!(
-                "INSERT ... SELECT into the distributed table \"{}\": the router cannot see the keys of the rows; insert with VALUES, or choose the shard with SET orochi.shard = N",
-                table.name
-            ))
-        }
-    };
-    let mut keys = Vec::with_capacity(rows.len());
-    for r in rows {
-        let Some(NodeEnum::List(l)) = ast::inner(r) else {
-            return;
-        };
-        match l.items.get(idx).and_then(ast::key_value) {
-            Some(v) => keys.push(v),
-            None => {
-                return refuse(plan, format!(
-                    "INSERT into \"{}\" with a computed or DEFAULT shard key: the router must know the key; pass \"{}\" as a literal or a parameter",
-                    table.name, table.column
-                ))
-            }
-        }
-    }
-    if let Some(oc) = &i.on_conflict_clause {
-        let sets_key = oc.target_list.iter().any(
-            |t| matches!(ast::inner(t), Some(NodeEnum::ResTarget(r)) if r.name == table.column),
-        );
-        if sets_key {
-            return refuse(
-                plan,
-                format!(
-                    "ON CONFLICT DO UPDATE of the shard key \"{}\"",
-                    table.column
-                ),
-            );
-        }
-    }
-    plan.routing = Routing::Keys(KeySet {
-        ty: table.ty,
-        values: keys.clone(),
-    });
-    plan.insert_rows = Some(keys);
 }
 
 /// Whether literal keys already pin the statement to one shard (its merge plan is then
