@@ -5,6 +5,7 @@
 pub mod ast;
 pub mod columns;
 pub mod copy;
+pub mod dml;
 pub mod insert;
 pub mod literals;
 pub mod merge;
@@ -200,70 +201,10 @@ fn count_distributed(schema: &ShardingSchema, tree: &ParseResult) -> usize {
 /// Walks one statement; `None` for statements without tables to route by. Returns the
 /// top query level (the one whose rows are the statement's).
 fn build(w: &mut Walk<'_>, n: &Node) -> Option<usize> {
-    let target = |w: &mut Walk<'_>, rv: &pg_query::protobuf::RangeVar, top: usize| {
-        let a = w.relation(rv, top, false);
-        w.anchor(top, a);
-    };
     match n.node.as_ref()? {
         NodeEnum::SelectStmt(s) => Some(w.select(s, None, true)),
-        NodeEnum::InsertStmt(i) => {
-            let top = w.select(&Default::default(), None, true);
-            if let Some(wc) = &i.with_clause {
-                let s = pg_query::protobuf::SelectStmt {
-                    with_clause: Some(wc.clone()),
-                    ..Default::default()
-                };
-                w.select(&s, Some(top), false);
-            }
-            if let Some(rv) = &i.relation {
-                target(w, rv, top);
-            }
-            if let Some(sel) = i.select_stmt.as_deref() {
-                w.query(sel, Some(top), false);
-            }
-            for t in returning(&i.returning_clause) {
-                w.sublinks(t, top);
-            }
-            w.writes = true;
-            Some(top)
-        }
-        NodeEnum::UpdateStmt(u) => {
-            let top = w.select(&Default::default(), None, true);
-            if let Some(rv) = &u.relation {
-                target(w, rv, top);
-            }
-            for f in &u.from_clause {
-                let a = w.from_item(f, top, true, false);
-                w.anchor(top, a);
-            }
-            if let Some(wh) = u.where_clause.as_deref() {
-                let conf = w.own_occs(top);
-                w.conds(wh, top, true, &conf);
-            }
-            for t in u.target_list.iter().chain(returning(&u.returning_clause)) {
-                w.sublinks(t, top);
-            }
-            w.writes = true;
-            Some(top)
-        }
-        NodeEnum::DeleteStmt(d) => {
-            let top = w.select(&Default::default(), None, true);
-            if let Some(rv) = &d.relation {
-                target(w, rv, top);
-            }
-            for f in &d.using_clause {
-                let a = w.from_item(f, top, true, false);
-                w.anchor(top, a);
-            }
-            if let Some(wh) = d.where_clause.as_deref() {
-                let conf = w.own_occs(top);
-                w.conds(wh, top, true, &conf);
-            }
-            for t in returning(&d.returning_clause) {
-                w.sublinks(t, top);
-            }
-            w.writes = true;
-            Some(top)
+        e @ (NodeEnum::InsertStmt(_) | NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_)) => {
+            w.dml(e, None)
         }
         NodeEnum::ExplainStmt(e) => build(w, e.query.as_deref()?),
         NodeEnum::DeclareCursorStmt(d) => build(w, d.query.as_deref()?),
@@ -273,17 +214,13 @@ fn build(w: &mut Walk<'_>, n: &Node) -> Option<usize> {
             }
             let top = w.select(&Default::default(), None, true);
             if let Some(rv) = &c.relation {
-                target(w, rv, top);
+                let a = w.relation(rv, top, false);
+                w.anchor(top, a);
             }
             Some(top)
         }
         _ => None,
     }
-}
-
-/// The expressions of a RETURNING clause.
-fn returning(r: &Option<pg_query::protobuf::ReturningClause>) -> &[Node] {
-    r.as_ref().map_or(&[], |r| &r.exprs)
 }
 
 /// Union-find over occurrences joined on their keys; then the statement's routing.

@@ -39,7 +39,9 @@
 //! 2. **One shard**: otherwise, when every occurrence is pinned and the pins land on one
 //!    shard (checked at Bind, `Routing::SameShard`): that shard holds every distributed row
 //!    that can matter.
-//! 3. Anything else is refused, naming the table and a rewrite.
+//! 3. A data-modifying statement inside WITH changes rows whatever the answer rows are:
+//!    such a statement takes rule 2 only.
+//! 4. Anything else is refused, naming the table and a rewrite.
 
 use super::route::{KeySet, KeyValue};
 use super::scope::Walk;
@@ -62,6 +64,14 @@ pub fn prove(w: &Walk<'_>, top: usize) -> Verdict {
     let n = w.occs.len();
     if n == 0 {
         return Verdict::NoTables;
+    }
+    if w.cte_writes {
+        // A data-modifying CTE changes rows whatever the outer query returns: only
+        // rule 2 keeps every row it changes on the shard the statement runs on.
+        return match pinned(w) {
+            Some(sets) => Verdict::OneShard(sets),
+            None => Verdict::Refuse("a data-modifying statement inside WITH whose keys do not name one shard: restrict every table of the statement to one shard key (WHERE key = ..., or the key in an INSERT's VALUES), or run the statements one by one".into()),
+        };
     }
     let shared_cte = w
         .ctes

@@ -62,6 +62,8 @@ pub struct Walk<'a> {
     pub ctes: Vec<Cte>,
     /// Writes found (DML, also inside CTEs).
     pub writes: bool,
+    /// A data-modifying statement inside WITH (allowed on one shard only).
+    pub cte_writes: bool,
     /// Set when something cannot be routed at all.
     pub refuse: Option<String>,
 }
@@ -78,6 +80,7 @@ impl<'a> Walk<'a> {
             pins: vec![],
             ctes: vec![],
             writes: false,
+            cte_writes: false,
             refuse: None,
         }
     }
@@ -106,7 +109,7 @@ impl<'a> Walk<'a> {
         false
     }
 
-    fn new_scope(&mut self, parent: Option<usize>) -> usize {
+    pub(super) fn new_scope(&mut self, parent: Option<usize>) -> usize {
         self.scopes.push(Scope {
             parent,
             items: vec![],
@@ -156,7 +159,7 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn refuse(&mut self, msg: impl Into<String>) {
+    pub(super) fn refuse(&mut self, msg: impl Into<String>) {
         self.refuse.get_or_insert(msg.into());
     }
 
@@ -164,10 +167,9 @@ impl<'a> Walk<'a> {
     pub fn query(&mut self, n: &Node, parent: Option<usize>, restricting: bool) -> Option<usize> {
         match inner(n)? {
             NodeEnum::SelectStmt(s) => Some(self.select(s, parent, restricting)),
-            NodeEnum::InsertStmt(_) | NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) => {
-                self.writes = true;
-                self.refuse("a data-modifying statement inside WITH on a sharded pool");
-                None
+            e @ (NodeEnum::InsertStmt(_) | NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_)) => {
+                self.cte_writes = true;
+                self.dml(e, parent)
             }
             _ => None,
         }
@@ -533,9 +535,7 @@ impl<'a> Walk<'a> {
                 if self.occs[y].scope != sub_scope || self.scopes[sub_scope].aggregated {
                     return;
                 }
-                if restricts {
-                    self.edges.push((x, y));
-                }
+                self.edges.push((x, y));
                 if self.same_type(x, y) {
                     self.ties.push((y, x));
                     if conf.contains(&x) {
