@@ -8,7 +8,7 @@
 
 use super::ast::{inner, key_value};
 use super::scope::Walk;
-use pg_query::protobuf::{Node, SelectStmt, WithClause};
+use pg_query::protobuf::{Node, WithClause};
 use pg_query::NodeEnum;
 
 /// The expressions of a RETURNING clause.
@@ -69,11 +69,7 @@ impl Walk<'_> {
 
     fn with(&mut self, w: &Option<WithClause>, top: usize) {
         if let Some(wc) = w {
-            let s = SelectStmt {
-                with_clause: Some(wc.clone()),
-                ..Default::default()
-            };
-            self.select(&s, Some(top), false);
+            self.with_clause(wc, top);
         }
     }
 

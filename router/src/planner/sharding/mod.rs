@@ -327,7 +327,10 @@ fn plan_node(schema: &ShardingSchema, n: &Node, columns: Option<&[String]>) -> S
     };
     let (routing, fanout_ok) = match proof::prove(&w, top) {
         proof::Verdict::NoTables => (Routing::Any, Ok(())),
-        proof::Verdict::FanOut => routing(&w),
+        proof::Verdict::FanOut(pin) => match (routing(&w), pin) {
+            ((Routing::All, Ok(())), Some(ks)) => (Routing::Keys(ks), Ok(())),
+            (r, _) => r,
+        },
         proof::Verdict::OneShard(sets) => (
             Routing::SameShard(sets),
             Err("a statement that reads distributed tables only under subqueries, on one shard only".into()),

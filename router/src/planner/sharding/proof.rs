@@ -51,8 +51,9 @@ use super::scope::Walk;
 pub enum Verdict {
     /// No distributed table: any shard answers.
     NoTables,
-    /// Rule 1: shard by shard, merged.
-    FanOut,
+    /// Rule 1: shard by shard, merged; on the shards of these keys when the anchor is
+    /// pinned (every answer row has a row of it, so other shards have none).
+    FanOut(Option<KeySet>),
     /// Rule 2: the one shard these key sets all land on.
     OneShard(Vec<KeySet>),
     /// Neither: why, for the 0A000 message.
@@ -83,7 +84,11 @@ pub fn prove(w: &Walk<'_>, top: usize) -> Verdict {
         for &a in anchors {
             let carried = closure(w, |o| o == a);
             if carried.iter().all(|&c| c) {
-                return Verdict::FanOut;
+                let pin = pins(w)[a].map(|v| KeySet {
+                    ty: w.schema_table(w.occs[a].table).ty,
+                    values: v.clone(),
+                });
+                return Verdict::FanOut(pin);
             }
             if best.as_ref().is_none_or(|b| count(b) < count(&carried)) {
                 best = Some(carried);
@@ -137,6 +142,21 @@ fn closure(w: &Walk<'_>, seed: impl Fn(usize) -> bool) -> Vec<bool> {
 
 /// The key sets pinning every occurrence, if each one is pinned.
 fn pinned(w: &Walk<'_>) -> Option<Vec<KeySet>> {
+    let mut sets: Vec<KeySet> = Vec::new();
+    for (o, p) in pins(w).into_iter().enumerate() {
+        let ks = KeySet {
+            ty: w.schema_table(w.occs[o].table).ty,
+            values: p?.clone(),
+        };
+        if !sets.contains(&ks) {
+            sets.push(ks);
+        }
+    }
+    Some(sets)
+}
+
+/// The pin of every occurrence (its own, or through ties), if it has one.
+fn pins<'w>(w: &'w Walk<'_>) -> Vec<Option<&'w Vec<KeyValue>>> {
     let n = w.occs.len();
     let mut pin: Vec<Option<&Vec<KeyValue>>> = vec![None; n];
     for (o, v) in &w.pins {
@@ -156,15 +176,5 @@ fn pinned(w: &Walk<'_>) -> Option<Vec<KeySet>> {
             break;
         }
     }
-    let mut sets: Vec<KeySet> = Vec::new();
-    for (o, p) in pin.into_iter().enumerate() {
-        let ks = KeySet {
-            ty: w.schema_table(w.occs[o].table).ty,
-            values: p?.clone(),
-        };
-        if !sets.contains(&ks) {
-            sets.push(ks);
-        }
-    }
-    Some(sets)
+    pin
 }

@@ -254,3 +254,32 @@ fn writable_ctes_run_on_the_one_shard_their_keys_name() {
         assert_eq!(out(&sql), Route::Refused, "{sql}");
     }
 }
+
+#[test]
+fn cte_names_are_scoped_like_postgresql_scopes_them() {
+    // A CTE named like a distributed table hides it only where it is visible.
+    assert_eq!(
+        out("SELECT * FROM (WITH users AS (SELECT 1 AS id) SELECT * FROM users) a, users b"),
+        Route::FanOut
+    );
+    assert_eq!(
+        out("SELECT * FROM (WITH users AS (SELECT 1 AS id) SELECT * FROM users) a, cities b"),
+        Route::Any
+    );
+    // Inside a non-recursive CTE its own name is the table.
+    assert_eq!(
+        out("WITH users AS (SELECT * FROM users WHERE id = 5) SELECT * FROM users"),
+        one(5)
+    );
+    assert_eq!(
+        out("WITH users AS (SELECT * FROM users WHERE age = 5) SELECT count(*) FROM users"),
+        Route::FanOut
+    );
+    assert_eq!(
+        out(
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) \
+             SELECT * FROM users u JOIN r ON r.n = u.age"
+        ),
+        Route::FanOut
+    );
+}

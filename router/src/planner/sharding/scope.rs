@@ -44,6 +44,8 @@ pub struct Scope {
 /// A CTE: its query's scope and how many times a FROM clause names it.
 pub struct Cte {
     pub name: String,
+    /// The query level whose WITH defines it.
+    pub owner: usize,
     pub scope: Option<usize>,
     pub uses: usize,
 }
@@ -178,19 +180,7 @@ impl<'a> Walk<'a> {
     pub fn select(&mut self, s: &SelectStmt, parent: Option<usize>, restricting: bool) -> usize {
         let scope = self.new_scope(parent);
         if let Some(w) = &s.with_clause {
-            for c in &w.ctes {
-                if let Some(NodeEnum::CommonTableExpr(cte)) = inner(c) {
-                    let at = self.ctes.len();
-                    self.ctes.push(Cte {
-                        name: cte.ctename.clone(),
-                        scope: None,
-                        uses: 0,
-                    });
-                    if let Some(q) = cte.ctequery.as_deref() {
-                        self.ctes[at].scope = self.query(q, Some(scope), false);
-                    }
-                }
-            }
+            self.with_clause(w, scope);
         }
         if !matches!(
             SetOperation::try_from(s.op),
@@ -236,6 +226,50 @@ impl<'a> Walk<'a> {
         scope
     }
 
+    /// The CTEs of a WITH clause, visible in `scope` and the levels under it; in its
+    /// own query only under WITH RECURSIVE (otherwise the name there is a table's).
+    pub fn with_clause(&mut self, w: &pg_query::protobuf::WithClause, scope: usize) {
+        for c in &w.ctes {
+            if let Some(NodeEnum::CommonTableExpr(cte)) = inner(c) {
+                let mut me = Cte {
+                    name: cte.ctename.clone(),
+                    owner: scope,
+                    scope: None,
+                    uses: 0,
+                };
+                if w.recursive {
+                    let at = self.ctes.len();
+                    self.ctes.push(me);
+                    if let Some(q) = cte.ctequery.as_deref() {
+                        self.ctes[at].scope = self.query(q, Some(scope), false);
+                    }
+                } else {
+                    me.scope = cte
+                        .ctequery
+                        .as_deref()
+                        .and_then(|q| self.query(q, Some(scope), false));
+                    self.ctes.push(me);
+                }
+            }
+        }
+    }
+
+    /// The CTE an unqualified name in `scope` means: the innermost one visible there.
+    fn cte(&self, name: &str, scope: usize) -> Option<usize> {
+        let mut s = Some(scope);
+        while let Some(cur) = s {
+            if let Some(c) = self
+                .ctes
+                .iter()
+                .rposition(|c| c.owner == cur && c.name == name)
+            {
+                return Some(c);
+            }
+            s = self.scopes[cur].parent;
+        }
+        None
+    }
+
     /// A table named by `rv` in a FROM clause of `scope` (a CTE's name included); a
     /// distributed one becomes a new occurrence. Returns the anchors it brings.
     pub fn relation(
@@ -250,7 +284,7 @@ impl<'a> Walk<'a> {
             .map(|a| a.aliasname.clone())
             .unwrap_or_else(|| rv.relname.clone());
         let cte = if rv.schemaname.is_empty() {
-            self.ctes.iter().rposition(|c| c.name == rv.relname)
+            self.cte(&rv.relname, scope)
         } else {
             None
         };
