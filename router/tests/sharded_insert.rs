@@ -141,5 +141,22 @@ async fn insert_without_column_list_finds_the_key_by_column_order() {
     .await
     .unwrap();
     assert_eq!(qty_at(&mut c, id).await, (port_of(id), other));
+    // A column added behind the router's back: rows wider than the cached order.
+    on_shards(&db, "ALTER TABLE items ADD COLUMN note text").await;
+    let (a, b) = (on(0, 500), on(1, 500));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO items VALUES (1, DEFAULT, {a}, 'wide'), (1, DEFAULT, {b}, 'wide')"
+    )))
+    .execute(&mut c)
+    .await
+    .unwrap();
+    for id in [a, b] {
+        assert_eq!(placed(&mut c, id).await, (port_of(id), "wide".into()));
+    }
+    let e = sqlx::raw_sql("INSERT INTO items VALUES (1, DEFAULT, 5, 'x', 'too many')")
+        .execute(&mut c)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("more expressions"), "{e}");
     c.close().await.unwrap();
 }

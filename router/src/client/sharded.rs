@@ -150,16 +150,22 @@ impl Session {
                     }
                 };
                 p = crate::planner::sharding::plan_with_columns(schema, sql, &cols);
-                // Rows narrower than the table: trailing DEFAULTs, or a column dropped
-                // since the order was read (the key may have moved): read it again.
+                // Rows narrower than the table (trailing DEFAULTs, or a column dropped
+                // since the order was read: the key may have moved) or wider (a column
+                // added): read the order again.
                 let narrow = p
                     .insert_columns
                     .as_ref()
                     .is_some_and(|c| c.len() < cols.len());
-                if !narrow || fresh {
+                if !(narrow || p.needs_columns.is_some()) || fresh {
                     break;
                 }
                 fresh = true;
+            }
+            if p.needs_columns.is_some() {
+                let e = PgError::error("42601", "INSERT has more expressions than target columns");
+                self.router_error(e, extended);
+                return Ok(Route::Done);
             }
         }
         if p.kind == Kind::Ddl {

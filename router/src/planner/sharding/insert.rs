@@ -98,6 +98,14 @@ pub fn insert_rows(
     });
     plan.insert_rows = Some(keys);
     if let (true, Some(cols)) = (i.cols.is_empty(), columns) {
+        if width > cols.len() {
+            // More values than columns: a column added since the order was read, or the
+            // client's mistake; the executor reads the order again before deciding.
+            plan.needs_columns = Some(qualified(rv));
+            plan.routing = Routing::All;
+            plan.insert_rows = None;
+            return;
+        }
         plan.insert_columns = Some(cols.iter().take(width).cloned().collect());
     }
 }

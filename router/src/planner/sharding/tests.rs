@@ -429,6 +429,9 @@ fn insert_without_column_list_asks_for_the_column_order() {
     let other: Vec<String> = ["id", "name"].map(String::from).to_vec();
     let p = plan_with_columns(&s, "INSERT INTO users VALUES (42, 'a')", &other);
     assert_eq!(resolve(&p.routing, 4, Params::default()).unwrap(), one(42));
+    // Rows wider than the order: the order is asked for again.
+    let p = plan_with_columns(&s, "INSERT INTO users VALUES ('a', 1, 2, 3)", &cols);
+    assert!(p.needs_columns.is_some() && p.insert_rows.is_none());
     // A key left to its default (a row too short) is refused.
     let p = plan_with_columns(&s, "INSERT INTO users VALUES ('a')", &cols);
     assert!(p.refuse.is_some());
