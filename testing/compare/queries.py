@@ -33,6 +33,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 from dataset import INT8_MAX, INT8_MIN
+from shapes import outer_joins, shapes
 
 
 class Q:
@@ -533,6 +534,8 @@ SECTIONS = (
     _key_predicates_that_do_not_restrict,
     _more_merge_shapes,
     _no_table,
+    shapes,
+    outer_joins,
 )
 
 
@@ -619,6 +622,23 @@ def writes(d):
         ("SELECT id, age FROM users WHERE id = %s FOR UPDATE", [ids[0]], False),
         ("SELECT id FROM users WHERE city = 'Oslo' ORDER BY id LIMIT 3 FOR UPDATE", None, True),
     ], ("SELECT count(*) FROM users", None)))
+    # A data-modifying CTE on one key; an INSERT without a column list (issue 20).
+    for i in ids:
+        out.append(Write("writable CTE by key, rolled back", [
+            ("WITH d AS (UPDATE users SET score = score + 1 WHERE id = %s RETURNING id, score) "
+             "SELECT id, score FROM d", [i], False),
+            ("SELECT id, score FROM users WHERE id = %s", [i], False),
+        ], ("SELECT id, score FROM users WHERE id = %s", [i])))
+    for n, uid in enumerate(heavy):
+        out.append(Write("INSERT without a column list, rolled back", [
+            ("INSERT INTO orders VALUES (%s, %s, %s, 1, 'new') RETURNING user_id, order_id, amount, qty",
+             [uid, 910000 + n, Decimal("1.50")], False),
+            ("SELECT order_id, amount FROM orders WHERE user_id = %s ORDER BY order_id", [uid], True),
+        ], ("SELECT count(*) FROM orders WHERE user_id = %s", [uid])))
+    out.append(Write("INSERT without a column list, rolled back", [
+        ("INSERT INTO orders VALUES (%s, 920001, 2.00), (%s, 920002, 3.00)", [heavy[0], heavy[1]], False),
+        ("SELECT user_id, order_id, amount FROM orders WHERE order_id > 920000 ORDER BY order_id", None, True),
+    ], ("SELECT count(*) FROM orders", None)))
     for uid in heavy:
         out.append(Write("two writes on one key, rolled back", [
             ("DELETE FROM orders WHERE user_id = %s", [uid], False),

@@ -128,6 +128,9 @@ impl Session {
             self.server.as_ref(),
         ) {
             self.app.metrics.error(&co.pool.pool_name, &fields.code);
+            if let Some(s) = self.user.sharding.as_ref() {
+                s.columns.on_error(&fields.code);
+            }
             if fields.code == "25006" {
                 // Read-only: if that server was taken for the primary, check it now.
                 self.user.recheck_if_write_target(&co.pool);

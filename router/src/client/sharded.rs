@@ -137,7 +137,40 @@ impl Session {
                 }
             }
         }
-        let p = plan(schema, sql);
+        let mut p = plan(schema, sql);
+        if let Some(table) = p.needs_columns.clone() {
+            // INSERT without a column list: the key's place comes from the catalog.
+            let mut fresh = false;
+            loop {
+                let cols = match self.table_columns(schema, &table, fresh).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.router_error(e, extended);
+                        return Ok(Route::Done);
+                    }
+                };
+                p = crate::planner::sharding::plan_with_columns(schema, sql, &cols);
+                // Rows narrower than the table (trailing DEFAULTs, or a column dropped
+                // since the order was read: the key may have moved) or wider (a column
+                // added): read the order again.
+                let narrow = p
+                    .insert_columns
+                    .as_ref()
+                    .is_some_and(|c| c.len() < cols.len());
+                if !(narrow || p.needs_columns.is_some()) || fresh {
+                    break;
+                }
+                fresh = true;
+            }
+            if p.needs_columns.is_some() {
+                let e = PgError::error("42601", "INSERT has more expressions than target columns");
+                self.router_error(e, extended);
+                return Ok(Route::Done);
+            }
+        }
+        if p.kind == Kind::Ddl {
+            schema.columns.clear();
+        }
         let params = ext
             .as_ref()
             .map(|x| Params {

@@ -1,5 +1,6 @@
 //! A multi-row INSERT whose rows land on several shards becomes one INSERT per shard with
-//! that shard's rows. With bind parameters every shard statement keeps the client's
+//! that shard's rows (naming the table's columns when the client's INSERT has no column
+//! list, so an order read from a stale cache fails instead of misplacing rows). With bind parameters every shard statement keeps the client's
 //! parameter list (no renumbering); a parameter only other shards' rows use gets an
 //! explicit type the value is always valid for (`text` for a text value, `bytea` for a
 //! binary one), so PostgreSQL need not infer a type for a parameter it never sees used.
@@ -63,6 +64,20 @@ pub(crate) fn split_insert(
     };
     let mut out = Vec::new();
     let mut types = Vec::new();
+    let mut ins = ins;
+    if let (true, Some(cols)) = (ins.cols.is_empty(), p.insert_columns.as_ref()) {
+        ins.cols = cols
+            .iter()
+            .map(|c| pg_query::protobuf::Node {
+                node: Some(pg_query::NodeEnum::ResTarget(Box::new(
+                    pg_query::protobuf::ResTarget {
+                        name: c.clone(),
+                        ..Default::default()
+                    },
+                ))),
+            })
+            .collect();
+    }
     for idxs in per {
         let mut i2 = (*ins).clone();
         if let Some(sel) = i2.select_stmt.as_mut() {
@@ -83,6 +98,53 @@ pub(crate) fn split_insert(
         sql: out,
         param_types: (!types.is_empty()).then_some(types),
     })
+}
+
+impl crate::client::session::Session {
+    /// The column order of `table` (quoted, possibly qualified) for an INSERT without a
+    /// column list: from the pool's cache (unless `fresh`), else from shard 0's catalog. Dropped columns
+    /// are left out; generated ones stay (the INSERT names them with DEFAULT).
+    pub(crate) async fn table_columns(
+        &mut self,
+        schema: &ShardingSchema,
+        table: &str,
+        fresh: bool,
+    ) -> Result<std::sync::Arc<Vec<String>>, orochi_wire::PgError> {
+        if let Some(c) = schema.columns.get(table).filter(|_| !fresh) {
+            return Ok(c);
+        }
+        let unavailable = |e: String| {
+            orochi_wire::PgError::error(
+                "08006",
+                format!("cannot read the columns of {table} from shard 0: {e}"),
+            )
+        };
+        let pool = self
+            .user
+            .primary(0)
+            .cloned()
+            .ok_or_else(|| unavailable("no primary".into()))?;
+        let (mut co, _) = pool
+            .checkout()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let sql = format!(
+            "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = '{}'::regclass \
+             AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            table.replace('\'', "''")
+        );
+        match co.conn().query_rows(&sql).await {
+            Ok(Ok((_, rows))) => {
+                let cols = rows
+                    .into_iter()
+                    .filter_map(|r| r.into_iter().next().flatten())
+                    .collect();
+                Ok(schema.columns.put(table, cols))
+            }
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(unavailable(e.to_string())),
+        }
+    }
 }
 
 /// The client's parameter types, with a type of our own for every parameter this

@@ -3,9 +3,15 @@
 //! here: a plan names `$n`, and [`resolve`] turns it into shards at Bind.
 
 pub mod ast;
+pub mod columns;
 pub mod copy;
+pub mod dml;
+pub mod insert;
 pub mod literals;
 pub mod merge;
+pub mod proof;
+#[cfg(test)]
+mod proof_tests;
 pub mod resolve;
 pub mod route;
 pub mod schema;
@@ -31,8 +37,23 @@ pub fn plan(schema: &ShardingSchema, sql: &str) -> Arc<ShardPlan> {
         .get_or_insert_with(sql, || plan_uncached(schema, sql))
 }
 
+/// The plan of an `INSERT` without a column list (one whose plan said `needs_columns`),
+/// given the table's columns in order as the executor read them from the catalog.
+/// Cached by text and columns: a changed column order is a new plan.
+pub fn plan_with_columns(schema: &ShardingSchema, sql: &str, columns: &[String]) -> Arc<ShardPlan> {
+    let key = format!("{sql}\0{}", columns.join("\0"));
+    schema
+        .plans
+        .get_or_insert_with(&key, || plan_full(schema, sql, Some(columns)))
+}
+
 /// The plan of `sql`, computed afresh (no cache): parse, walk, merge plan.
 pub fn plan_uncached(schema: &ShardingSchema, sql: &str) -> ShardPlan {
+    plan_full(schema, sql, None)
+}
+
+/// `columns`: the column order of the table a column-less INSERT names.
+fn plan_full(schema: &ShardingSchema, sql: &str, columns: Option<&[String]>) -> ShardPlan {
     let parsed = match pg_query::parse(sql, 0) {
         Ok(p) => p,
         // The server reports the syntax error; any shard will do.
@@ -51,7 +72,10 @@ pub fn plan_uncached(schema: &ShardingSchema, sql: &str) -> ShardPlan {
         .iter()
         .filter_map(|s| s.stmt.as_deref())
         .collect();
-    let plans: Vec<ShardPlan> = stmts.iter().map(|n| plan_node(schema, n)).collect();
+    let plans: Vec<ShardPlan> = stmts
+        .iter()
+        .map(|n| plan_node(schema, n, columns))
+        .collect();
     let mut plan = match plans.len() {
         0 => ShardPlan::simple(Kind::Session, Routing::Any),
         1 => plans
@@ -174,68 +198,24 @@ fn count_distributed(schema: &ShardingSchema, tree: &ParseResult) -> usize {
     n
 }
 
-/// Walks one statement; `None` for statements without tables to route by.
+/// Walks one statement; `None` for statements without tables to route by. Returns the
+/// top query level (the one whose rows are the statement's).
 fn build(w: &mut Walk<'_>, n: &Node) -> Option<usize> {
     match n.node.as_ref()? {
         NodeEnum::SelectStmt(s) => Some(w.select(s, None, true)),
-        NodeEnum::InsertStmt(i) => {
-            let top = w.select(&Default::default(), None, true);
-            if let Some(wc) = &i.with_clause {
-                let s = pg_query::protobuf::SelectStmt {
-                    with_clause: Some(wc.clone()),
-                    ..Default::default()
-                };
-                w.select(&s, Some(top), false);
-            }
-            if let Some(rv) = &i.relation {
-                w.relation(rv, top);
-            }
-            if let Some(sel) = i.select_stmt.as_deref() {
-                w.query(sel, Some(top), false);
-            }
-            w.writes = true;
-            Some(top)
-        }
-        NodeEnum::UpdateStmt(u) => {
-            let top = w.select(&Default::default(), None, true);
-            if let Some(rv) = &u.relation {
-                w.relation(rv, top);
-            }
-            for f in &u.from_clause {
-                w.from_item(f, top, true);
-            }
-            if let Some(wh) = u.where_clause.as_deref() {
-                w.conds(wh, top, true);
-            }
-            for t in &u.target_list {
-                w.sublinks(t, top);
-            }
-            w.writes = true;
-            Some(top)
-        }
-        NodeEnum::DeleteStmt(d) => {
-            let top = w.select(&Default::default(), None, true);
-            if let Some(rv) = &d.relation {
-                w.relation(rv, top);
-            }
-            for f in &d.using_clause {
-                w.from_item(f, top, true);
-            }
-            if let Some(wh) = d.where_clause.as_deref() {
-                w.conds(wh, top, true);
-            }
-            w.writes = true;
-            Some(top)
+        e @ (NodeEnum::InsertStmt(_) | NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_)) => {
+            w.dml(e, None)
         }
         NodeEnum::ExplainStmt(e) => build(w, e.query.as_deref()?),
         NodeEnum::DeclareCursorStmt(d) => build(w, d.query.as_deref()?),
         NodeEnum::CopyStmt(c) => {
+            if let Some(q) = c.query.as_deref() {
+                return w.query(q, None, true);
+            }
             let top = w.select(&Default::default(), None, true);
             if let Some(rv) = &c.relation {
-                w.relation(rv, top);
-            }
-            if let Some(q) = c.query.as_deref() {
-                w.query(q, Some(top), true);
+                let a = w.relation(rv, top, false);
+                w.anchor(top, a);
             }
             Some(top)
         }
@@ -279,18 +259,6 @@ fn routing(w: &Walk<'_>) -> (Routing, Result<(), String>) {
             }
         }
     }
-    // Subqueries that aggregate (or DISTINCT/LIMIT) over rows of several shards are
-    // wrong when answered shard by shard, unless joined on the key to the outside.
-    let mut fanout_ok = Ok(());
-    for group in w.aggregated_scopes(0) {
-        let closed = group
-            .iter()
-            .any(|&o| !(0..w.occs.len()).any(|x| !group.contains(&x) && roots[x] == roots[o]));
-        if closed {
-            let t = w.schema_table(w.occs[group[0]].table).name.clone();
-            fanout_ok = Err(format!("a subquery with aggregates, DISTINCT or LIMIT over the distributed table \"{t}\" across shards: each shard would only see its own rows; restrict it to one shard key, or join it to the outer query on the key"));
-        }
-    }
     let keyset = |root: usize, vals: Vec<KeyValue>| KeySet {
         ty: ty(w, root),
         values: vals,
@@ -298,8 +266,8 @@ fn routing(w: &Walk<'_>) -> (Routing, Result<(), String>) {
     if classes.len() == 1 {
         let (root, c) = classes.remove(0);
         return match c {
-            Some(v) => (Routing::Keys(keyset(root, v)), fanout_ok),
-            None => (Routing::All, fanout_ok),
+            Some(v) => (Routing::Keys(keyset(root, v)), Ok(())),
+            None => (Routing::All, Ok(())),
         };
     }
     if classes.iter().all(|(_, c)| c.is_some()) {
@@ -307,7 +275,7 @@ fn routing(w: &Walk<'_>) -> (Routing, Result<(), String>) {
             .into_iter()
             .map(|(r, c)| keyset(r, c.unwrap_or_default()))
             .collect();
-        return (Routing::SameShard(sets), fanout_ok);
+        return (Routing::SameShard(sets), Ok(()));
     }
     let names: Vec<String> = classes
         .iter()
@@ -322,7 +290,7 @@ fn routing(w: &Walk<'_>) -> (Routing, Result<(), String>) {
     )
 }
 
-fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
+fn plan_node(schema: &ShardingSchema, n: &Node, columns: Option<&[String]>) -> ShardPlan {
     let Some(e) = n.node.as_ref() else {
         return ShardPlan::simple(Kind::Session, Routing::Any);
     };
@@ -357,8 +325,18 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
     let Some(top) = build(&mut w, n) else {
         return ShardPlan::simple(kind, Routing::Any);
     };
-    let _ = top;
-    let (routing, fanout_ok) = routing(&w);
+    let (routing, fanout_ok) = match proof::prove(&w, top) {
+        proof::Verdict::NoTables => (Routing::Any, Ok(())),
+        proof::Verdict::FanOut(pin) => match (routing(&w), pin) {
+            ((Routing::All, Ok(())), Some(ks)) => (Routing::Keys(ks), Ok(())),
+            (r, _) => r,
+        },
+        proof::Verdict::OneShard(sets) => (
+            Routing::SameShard(sets),
+            Err("a statement that reads distributed tables only under subqueries, on one shard only".into()),
+        ),
+        proof::Verdict::Refuse(m) => (Routing::All, Err(m)),
+    };
     let mut plan = ShardPlan::simple(if w.writes { Kind::Write } else { kind }, routing);
     plan.refuse = w.refuse.take();
     if let Err(e) = fanout_ok {
@@ -378,7 +356,12 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
                 Err(e) => plan.merge = Err(e),
             }
         }
-        E::InsertStmt(i) => insert_rows(schema, i, &mut plan),
+        E::InsertStmt(i) => {
+            insert::insert_rows(schema, i, &mut plan, columns);
+            if plan.insert_rows.is_some() && w.occs.len() > 1 {
+                plan.refuse.get_or_insert_with(|| "an INSERT whose VALUES, ON CONFLICT or RETURNING read a distributed table: the rows of that table may be on other shards than the inserted row; read them first and pass the values".into());
+            }
+        }
         E::DeleteStmt(d) => {
             if let Some(rv) = &d.relation {
                 replicated_target(schema, rv, &mut plan, "DELETE from");
@@ -436,7 +419,7 @@ fn plan_node(schema: &ShardingSchema, n: &Node) -> ShardPlan {
 /// A write whose target is a replicated table runs on every shard, so that every copy
 /// stays the same; one that also reads distributed rows would write different rows on
 /// each shard and is refused. Returns whether `rv` is replicated.
-fn replicated_target(
+pub(super) fn replicated_target(
     schema: &ShardingSchema,
     rv: &pg_query::protobuf::RangeVar,
     plan: &mut ShardPlan,
@@ -452,73 +435,6 @@ fn replicated_target(
         plan.refuse.get_or_insert_with(|| format!("{what} the replicated table \"{}\" using rows of a distributed table: every shard would write different rows; read the distributed rows first, then write the values", rv.relname));
     }
     true
-}
-
-fn insert_rows(schema: &ShardingSchema, i: &pg_query::protobuf::InsertStmt, plan: &mut ShardPlan) {
-    let Some(rv) = i.relation.as_ref() else {
-        return;
-    };
-    if replicated_target(schema, rv, plan, "INSERT into") {
-        return;
-    }
-    let Some(t) = schema.table(&rv.schemaname, &rv.relname) else {
-        return;
-    };
-    let table = &schema.tables[t];
-    let refuse = |plan: &mut ShardPlan, m: String| {
-        plan.refuse.get_or_insert(m);
-    };
-    let Some(idx) = i.cols.iter().position(
-        |c| matches!(ast::inner(c), Some(NodeEnum::ResTarget(r)) if r.name == table.column),
-    ) else {
-        return refuse(plan, format!(
-            "INSERT into the distributed table \"{}\" must name its shard key column \"{}\" in the column list (INSERT INTO {} ({}, ...) VALUES ...)",
-            table.name, table.column, table.name, table.column
-        ));
-    };
-    let rows = match i.select_stmt.as_deref().and_then(|s| s.node.as_ref()) {
-        Some(NodeEnum::SelectStmt(s)) if !s.values_lists.is_empty() => &s.values_lists,
-        _ => {
-            return refuse(plan, format!(
-                "INSERT ... SELECT into the distributed table \"{}\": the router cannot see the keys of the rows; insert with VALUES, or choose the shard with SET orochi.shard = N",
-                table.name
-            ))
-        }
-    };
-    let mut keys = Vec::with_capacity(rows.len());
-    for r in rows {
-        let Some(NodeEnum::List(l)) = ast::inner(r) else {
-            return;
-        };
-        match l.items.get(idx).and_then(ast::key_value) {
-            Some(v) => keys.push(v),
-            None => {
-                return refuse(plan, format!(
-                    "INSERT into \"{}\" with a computed or DEFAULT shard key: the router must know the key; pass \"{}\" as a literal or a parameter",
-                    table.name, table.column
-                ))
-            }
-        }
-    }
-    if let Some(oc) = &i.on_conflict_clause {
-        let sets_key = oc.target_list.iter().any(
-            |t| matches!(ast::inner(t), Some(NodeEnum::ResTarget(r)) if r.name == table.column),
-        );
-        if sets_key {
-            return refuse(
-                plan,
-                format!(
-                    "ON CONFLICT DO UPDATE of the shard key \"{}\"",
-                    table.column
-                ),
-            );
-        }
-    }
-    plan.routing = Routing::Keys(KeySet {
-        ty: table.ty,
-        values: keys.clone(),
-    });
-    plan.insert_rows = Some(keys);
 }
 
 /// Whether literal keys already pin the statement to one shard (its merge plan is then

@@ -176,6 +176,13 @@ pub struct ShardPlan {
     pub fanout_sql: Option<String>,
     /// Multi-row INSERT: the key of each VALUES row, for splitting per shard.
     pub insert_rows: Option<Vec<KeyValue>>,
+    /// An INSERT without a column list: the table (quoted, possibly qualified) whose
+    /// column order the executor must read before planning it again with
+    /// `plan_with_columns`.
+    pub needs_columns: Option<String>,
+    /// That INSERT's implicit column list (the table's columns in order): a split INSERT
+    /// names them, so a stale order fails on the shard instead of misplacing a row.
+    pub insert_columns: Option<Vec<String>>,
     /// A statement that cannot be routed at all (`Err` = 0A000 message).
     pub refuse: Option<String>,
     /// COPY ... FROM STDIN: how the router splits the client's rows over the shards.
@@ -193,6 +200,8 @@ impl ShardPlan {
             merge: Ok(Merge::default()),
             fanout_sql: None,
             insert_rows: None,
+            needs_columns: None,
+            insert_columns: None,
             refuse: None,
             copy_in: None,
             replicated: false,

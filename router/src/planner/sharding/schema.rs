@@ -33,6 +33,8 @@ pub struct ShardingSchema {
     /// `Err`: two shards reach one and the same database (learned before the first
     /// statement over several shards).
     pub distinct: std::sync::OnceLock<Result<(), String>>,
+    /// Column orders of distributed tables (column-less INSERT), read by the executor.
+    pub columns: super::columns::ColumnCache,
 }
 
 impl std::fmt::Debug for ShardingSchema {
@@ -55,6 +57,7 @@ impl ShardingSchema {
             plans: TextCache::new(16_384),
             c_collation: std::sync::OnceLock::new(),
             distinct: std::sync::OnceLock::new(),
+            columns: Default::default(),
         }
     }
 

@@ -402,3 +402,37 @@ fn literal_routes_agree_with_full_plans() {
         );
     }
 }
+
+#[test]
+fn insert_without_column_list_asks_for_the_column_order() {
+    let s = schema();
+    let sql =
+        "INSERT INTO users VALUES (42, 'a'), (7, 'b') ON CONFLICT (id) DO NOTHING RETURNING id";
+    let p = plan(&s, sql);
+    assert_eq!(p.needs_columns.as_deref(), Some("\"users\""));
+    assert!(super::literals::one_shard(&s, "INSERT INTO users VALUES (42, 'a')").is_none());
+    let cols: Vec<String> = ["name", "id", "extra"].map(String::from).to_vec();
+    let sql = "INSERT INTO public.users VALUES ('a', 42), ('b', $1)";
+    assert_eq!(
+        plan(&s, sql).needs_columns.as_deref(),
+        Some("\"public\".\"users\"")
+    );
+    let p = plan_with_columns(&s, sql, &cols);
+    assert!(p.refuse.is_none() && p.needs_columns.is_none());
+    assert_eq!(
+        p.insert_rows,
+        Some(vec![KeyValue::Text("42".into()), KeyValue::Param(1)])
+    );
+    // Only the columns the rows write are named when the INSERT is split.
+    assert_eq!(p.insert_columns, Some(vec!["name".into(), "id".into()]));
+    // Another order is another plan.
+    let other: Vec<String> = ["id", "name"].map(String::from).to_vec();
+    let p = plan_with_columns(&s, "INSERT INTO users VALUES (42, 'a')", &other);
+    assert_eq!(resolve(&p.routing, 4, Params::default()).unwrap(), one(42));
+    // Rows wider than the order: the order is asked for again.
+    let p = plan_with_columns(&s, "INSERT INTO users VALUES ('a', 1, 2, 3)", &cols);
+    assert!(p.needs_columns.is_some() && p.insert_rows.is_none());
+    // A key left to its default (a row too short) is refused.
+    let p = plan_with_columns(&s, "INSERT INTO users VALUES ('a')", &cols);
+    assert!(p.refuse.is_some());
+}
