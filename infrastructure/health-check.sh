@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # health-check.sh [-v] — is this Orochi Router instance serving? (seed 002's script;
-# the Kubernetes liveness exec probe of kubernetes/deployment.yaml runs it in the pod.)
+# the Kubernetes liveness exec probe of kubernetes/base/deployment.yaml runs it in the pod.)
 #
 # Checks, all of them every run:
 #   client   pg_isready on the client port
