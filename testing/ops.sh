@@ -24,6 +24,8 @@ root="$PG_ROOT_DIR"
 work="$PG_RUN_DIR/ops"
 venv="$PG_RUN_DIR/ops-venv"
 mkdir -p "$work"
+# The checks mean the files as shipped: no template variables or TLS from the caller.
+unset CLUSTER_NAME NAMESPACE TLS_ENABLED TLS_CERT_PATH TLS_KEY_PATH TLS_CA_PATH PGDOG_CONFIG PGDOG_USERS_CONFIG
 cd "$root"
 
 bin="$(router_bin "${1:-}")"
