@@ -12,6 +12,17 @@
 #   make lint    rustfmt --check and clippy -D warnings
 #   make fmt     rustfmt the workspace
 #   make fleet-up / fleet-down   the PostgreSQL instances the tests use (testing/pg.sh)
+#   make test-ops  deployment files validated: shellcheck, kubernetes-validate, promtool,
+#                  `check` on every config, dashboard metrics and health-check.sh live (testing/ops.sh)
+#
+# Seed 002's operator targets:
+#   make config-gen        render infrastructure/config/*.tmpl into $(CONFIG_OUT) and check them
+#                          (CLUSTER_NAME=, NAMESPACE=, TLS_ENABLED=, SHARD_COUNT=, CONFIG_GEN_FLAGS=)
+#   make docker-build      the image $(IMAGE):$(TAG) (infrastructure/Dockerfile)
+#   make docker-build-dev  the build stage (toolchain + sources) as $(IMAGE):dev
+#   make docker-push       push $(REGISTRY)/$(IMAGE):$(TAG)
+#   make deploy            kubectl apply -k $(K8S_DIR) (the config-gen overlay once rendered)
+#   make format            rustfmt the workspace (same as make fmt)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -25,7 +36,8 @@ export PATH := $(PG_BINDIR):$(PATH)
 
 HAVE_NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: deps build run stop test test-drivers test-bank test-regress bench lint fmt fleet-up fleet-down
+.PHONY: deps build run stop test test-drivers test-bank test-regress bench lint fmt fleet-up fleet-down \
+	test-ops config-gen docker-build docker-build-dev docker-push deploy format
 
 deps:
 	bash testing/install-deps.sh
@@ -91,3 +103,47 @@ fleet-up:
 
 fleet-down:
 	bash testing/pg.sh fleet-down
+
+# Deployment files and operator tooling (testing/ops.sh); CI runs it after make test.
+test-ops:
+	$(CARGO) build -p orochi-router
+	bash testing/ops.sh $(TARGET_DIR)/debug/orochi-router
+
+format: fmt
+
+# ---- seed 002's operator targets ----
+IMAGE ?= orochi-router
+TAG ?= latest
+REGISTRY ?=
+PUSH_IMAGE := $(if $(REGISTRY),$(REGISTRY)/)$(IMAGE):$(TAG)
+# config-gen renders where the kustomize overlay picks the files up for make deploy.
+CONFIG_OUT ?= infrastructure/kubernetes/overlays/generated
+CONFIG_GEN_FLAGS ?= $(if $(SHARD_COUNT),-shard-count $(SHARD_COUNT))
+K8S_DIR ?= $(if $(wildcard infrastructure/kubernetes/overlays/generated/orochi.toml),infrastructure/kubernetes/overlays/generated,infrastructure/kubernetes)
+ROUTER_DEBUG := $(TARGET_DIR)/debug/orochi-router
+# One line and a non-zero exit when a tool a target needs is missing.
+need = command -v $(1) >/dev/null 2>&1 || { echo "make $@: $(1) is not installed" >&2; exit 1; }
+
+config-gen:
+	$(CARGO) build -q -p orochi-router
+	mkdir -p $(CONFIG_OUT)
+	$(ROUTER_DEBUG) config-gen -template infrastructure/config/orochi.toml.tmpl -output $(CONFIG_OUT)/orochi.toml $(CONFIG_GEN_FLAGS)
+	$(ROUTER_DEBUG) config-gen -template infrastructure/config/users.toml.tmpl -output $(CONFIG_OUT)/users.toml $(CONFIG_GEN_FLAGS)
+	$(ROUTER_DEBUG) check -c $(CONFIG_OUT)/orochi.toml -u $(CONFIG_OUT)/users.toml
+
+docker-build:
+	@$(call need,docker)
+	docker build -f infrastructure/Dockerfile -t $(IMAGE):$(TAG) .
+
+docker-build-dev:
+	@$(call need,docker)
+	docker build -f infrastructure/Dockerfile --target build -t $(IMAGE):dev .
+
+docker-push:
+	@$(call need,docker)
+	$(if $(REGISTRY),docker tag $(IMAGE):$(TAG) $(PUSH_IMAGE))
+	docker push $(PUSH_IMAGE)
+
+deploy:
+	@$(call need,kubectl)
+	kubectl apply -k $(K8S_DIR) $(if $(NAMESPACE),-n $(NAMESPACE))

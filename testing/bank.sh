@@ -17,10 +17,10 @@ mkdir -p "$work"
 ensure_psycopg "$venv" "$work" bank
 bin="$(router_bin "${1:-}")"
 fleet="$(bash "$here/pg.sh" fleet-up)"
-shards="$(sed -n 's/^OROCHI_PG_SHARDS=//p' <<<"$fleet")"
-[[ -n "$shards" ]] || pg_die "bank: pg.sh fleet-up printed no OROCHI_PG_SHARDS"
+shard_addrs="$(sed -n 's/^OROCHI_PG_SHARDS=//p' <<<"$fleet")"
+[[ -n "$shard_addrs" ]] || pg_die "bank: pg.sh fleet-up printed no OROCHI_PG_SHARDS"
 read -r port admin metrics < <(free_ports 3)
-echo "bank: router $bin on 127.0.0.1:$port, shards $shards (log $work/router.log)"
+echo "bank: router $bin on 127.0.0.1:$port, shards $shard_addrs (log $work/router.log)"
 OROCHI_PG_BINDIR="$PG_BIN" timeout -k 10 "$((${BANK_SECONDS:-60} + 240))" "$venv/bin/python" "$here/bank/bank.py" \
-    --router "$bin" --shards "$shards" --shard-names s0,s1,s2,s3 --pgsh "$here/pg.sh" --work "$work" \
+    --router "$bin" --shards "$shard_addrs" --shard-names s0,s1,s2,s3 --pgsh "$here/pg.sh" --work "$work" \
     --ports "$port,$admin,$metrics" --duration "${BANK_SECONDS:-60}" --clients "${BANK_CLIENTS:-16}"

@@ -122,6 +122,7 @@ EOF
     fi
     rm -f "$bouncer_dir/pgbouncer.pid"
     # runuser's PAM session resets RLIMIT_NOFILE; raise it again inside.
+    # shellcheck disable=SC2016 # $0 and $@ expand in the inner shell
     pg_as bash -c 'ulimit -n "$0" && exec "$@"' "$(ulimit -n)" pgbouncer -q -d "$bouncer_dir/pgbouncer.ini" ||
         { tail -n 20 "$bouncer_dir/pgbouncer.log" >&2; pg_die "pgbouncer failed to start"; }
     local i
@@ -343,7 +344,9 @@ point() {
     fi
 }
 
+# shellcheck disable=SC2015 # echo cannot fail
 ratio() { [[ "$1" == n/a || "$2" == n/a ]] && echo n/a || awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+# shellcheck disable=SC2015 # echo cannot fail
 fmt() { [[ "$1" == n/a ]] && echo n/a || awk -v v="$1" -v d="$2" 'BEGIN {printf "%.*f", d, v}'; }
 
 rows=()
@@ -397,7 +400,7 @@ fi
 # shards of the test fleet, same router build, same run.
 if [[ -n "$bin" ]]; then
     ensure_psycopg "$PG_RUN_DIR/drivers-venv" "$work" bench
-    shards="$(bash "$here/pg.sh" fleet-up | sed -n 's/^OROCHI_PG_SHARDS=//p')"
+    shard_addrs="$(bash "$here/pg.sh" fleet-up | sed -n 's/^OROCHI_PG_SHARDS=//p')"
     read -r bport badmin bmetrics < <(free_ports 3)
     mkdir -p "$work/bank"
     {
@@ -405,7 +408,7 @@ if [[ -n "$bin" ]]; then
         echo "### Transfers: single-shard vs cross-shard (two-phase commit), ${secs}s each, 16 clients, 4 shards"
         echo
         OROCHI_PG_BINDIR="$PG_BIN" "$PG_RUN_DIR/drivers-venv/bin/python" "$here/bank/bank.py" --bench \
-            --router "$bin" --shards "$shards" --shard-names s0,s1,s2,s3 --pgsh "$here/pg.sh" \
+            --router "$bin" --shards "$shard_addrs" --shard-names s0,s1,s2,s3 --pgsh "$here/pg.sh" \
             --work "$work/bank" --ports "$bport,$badmin,$bmetrics" --duration "$secs" --clients 16
     } | tee -a "$work/results.md"
 fi

@@ -52,6 +52,7 @@ router_start() {
     done
     : >"$log"
     rm -f "$pidfile"
+    # shellcheck disable=SC2016 # $$, $0 and $@ expand in the inner shell
     PGDOG_HOST=127.0.0.1 PGDOG_PORT="$port" PGDOG_ADMIN_PORT="$admin" PGDOG_METRICS_PORT="$metrics" \
         PGDOG_LOG_LEVEL="${PGDOG_LOG_LEVEL:-info}" \
         setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$bin" run -c "$config" </dev/null >>"$log" 2>&1 &

@@ -138,7 +138,7 @@ pg_check_name() {
 }
 
 pg_check_port() {
-    [[ "$1" =~ ^[0-9]+$ ]] && (( $1 > 0 && $1 < 65536 )) || pg_die "bad port '$1'"
+    if ! [[ "$1" =~ ^[0-9]+$ ]] || ! (( $1 > 0 && $1 < 65536 )); then pg_die "bad port '$1'"; fi
 }
 
 # The settings we own; rewritten on every init so a port change takes effect.

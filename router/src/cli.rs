@@ -70,6 +70,13 @@ pub enum Command {
         #[arg(required = true, allow_negative_numbers = true)]
         values: Vec<String>,
     },
+    /// Render a Go-template config (seed 002): -template T [-output O] [-cluster-name ...];
+    /// `config-gen -help` lists the flags (Go style -flag or --flag).
+    #[command(disable_help_flag = true)]
+    ConfigGen {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
 }
 
 fn init_logging(config: Option<&Config>) {
@@ -144,6 +151,7 @@ pub fn main(cli: Cli) -> i32 {
                 1
             }
         },
+        Command::ConfigGen { args } => crate::config_gen::main(&args),
         Command::Run => {
             let config = match source.load() {
                 Ok(c) => c,

@@ -12,6 +12,7 @@ pub mod cancel;
 pub mod cli;
 pub mod client;
 pub mod clients;
+pub mod config_gen;
 pub mod error;
 pub mod fanout;
 pub mod listener;
