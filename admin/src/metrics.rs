@@ -5,8 +5,7 @@
 //! the router as they happen, through the methods here. *State* (connections, pool
 //! sizes, waiting clients, bans in force, server health, replica lag, in-doubt
 //! transactions) is read from the
-//! [`AdminView`] at scrape time by [`Metrics::refresh`], which resets those gauges first
-//! (and creates every event series of the pools it sees at 0, so none is absent):
+//! [`AdminView`] at scrape time by [`Metrics::refresh`], which resets those gauges first:
 //! a pool whose clients left shows 0, a pool that was removed disappears.
 //! Label values are pool, shard, role, user, server address, SQLSTATE class: all
 //! bounded by the configuration, never SQL text.
@@ -385,11 +384,6 @@ impl Metrics {
                 .add(i64::from(p.cl_waiting));
         }
         let mut clients: BTreeMap<(String, String), i64> = BTreeMap::new();
-        for p in view.pools() {
-            // No waits yet is an empty histogram, not an absent one.
-            self.wait_duration
-                .with_label_values(&[&p.database, &p.user]);
-        }
         for c in view.clients() {
             *clients.entry((c.database, c.user)).or_default() += 1;
         }
@@ -408,7 +402,6 @@ impl Metrics {
             self.server_up
                 .with_label_values(&labels)
                 .set(i64::from(n.status == NodeStatus::Up));
-            self.server_bans_total.with_label_values(&labels);
             if let Some(lag) = n.replication_delay {
                 self.replica_lag
                     .with_label_values(&labels)
@@ -418,14 +411,6 @@ impl Metrics {
         for db in view.databases().into_iter().map(|d| d.name) {
             // Every pool gets a series, so "no transaction in doubt" reads 0, not absent.
             self.twopc_in_doubt.with_label_values(&[&db]).set(0);
-            // Event counters likewise start at 0 (touching a series never resets it).
-            self.cross_shard_queries_total.with_label_values(&[&db]);
-            self.twopc_commits_total.with_label_values(&[&db]);
-            self.twopc_rollbacks_total.with_label_values(&[&db]);
-            for outcome in ["commit", "rollback"] {
-                self.twopc_recovered_total
-                    .with_label_values(&[&db, outcome]);
-            }
         }
         for t in view.transactions().into_iter().filter(|t| t.in_doubt) {
             self.twopc_in_doubt.with_label_values(&[&t.database]).inc();
