@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::raw::RawClient;
+use common::raw::{bind, close, execute, first_error, parse, RawClient};
 use common::*;
 use orochi_router::app::{App, ConfigSource};
 use orochi_router::signals::Stop;
@@ -338,4 +338,55 @@ async fn a_server_asking_for_a_cleartext_password_can_be_refused() {
         !String::from_utf8_lossy(&sent).contains("the-secret"),
         "the password was sent"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_are_bounded_per_server_connection() {
+    let db = scratch_db().await;
+    let r = Router::start_with(
+        "max_prepared_statements = 50",
+        &pool_toml(&db, "transaction", 1, ""),
+    )
+    .await;
+    let mut c = RawClient::connect(r.port, TRUST_USER, &db, &[])
+        .await
+        .unwrap();
+    let before = rss_kib();
+    // 20,000 distinct named statements, each used once and closed by the client, in
+    // pipelined batches; the server connection never holds more than 50 of them.
+    for batch in 0..100 {
+        let mut msgs = Vec::new();
+        for i in 0..200 {
+            let n = batch * 200 + i;
+            let name = format!("s{n}");
+            msgs.push(parse(&name, &format!("SELECT {n}::int AS v{n}")));
+            msgs.push(bind("", &name, &[]));
+            msgs.push(execute("", 0));
+            msgs.push(close(b'S', &name));
+        }
+        msgs.push(orochi_wire::FrontendMessage::Sync);
+        c.send(&msgs).await;
+        let out = c.until_ready().await;
+        assert!(first_error(&out).is_none(), "{:?}", first_error(&out));
+    }
+    let held = c
+        .rows("SELECT count(*) FROM pg_prepared_statements WHERE NOT from_sql")
+        .await;
+    let held: usize = held[0].parse().unwrap();
+    assert!(
+        held <= 51,
+        "{held} statements prepared on the server connection"
+    );
+    let grown = rss_kib().saturating_sub(before);
+    assert!(grown < 64 * 1024, "RSS grew {grown} KiB");
+    // A statement evicted from the server is prepared again where it is used.
+    c.send(&[
+        parse("again", "SELECT 0::int AS v0"),
+        bind("", "again", &[]),
+        execute("", 0),
+        orochi_wire::FrontendMessage::Sync,
+    ])
+    .await;
+    assert!(first_error(&c.until_ready().await).is_none());
+    still_works(&r, &db).await;
 }

@@ -377,3 +377,42 @@ async fn two_shards_that_are_one_database_refuse_multi_shard_statements() {
         "user2"
     );
 }
+
+/// city, bool_and, bool_or, every, bit_and(int4), bit_or(int4), bit_or(int2), bit_and(int8).
+type BoolBitRow = (String, bool, bool, bool, i32, i32, i16, i64);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boolean_and_bitwise_aggregates_merge_like_one_database() {
+    let (r, db) = cluster("").await;
+    let mut c = r.connect(&db).await;
+    // users: ids 1..ROWS over both shards, score = id * 1.25, city by id % 3.
+    let fanout = "SELECT city, bool_and(id > 0), bool_or(id > 150), every(score > 2), \
+                  bit_and(id::int), bit_or(id::int), bit_or((id % 7)::smallint), bit_and(id + 1024) \
+                  FROM users GROUP BY city ORDER BY city";
+    let direct = format!(
+        "SELECT (ARRAY['Tokyo','Osaka','Paris'])[1 + g % 3] AS city, bool_and(g > 0), bool_or(g > 150), \
+         every(g * 1.25 > 2), bit_and(g::int), bit_or(g::int), bit_or((g % 7)::smallint), bit_and(g::bigint + 1024) \
+         FROM generate_series(1, {ROWS}) g GROUP BY 1 ORDER BY 1"
+    );
+    let mut plain = superuser(&scratch_db().await).await;
+    // Text results (simple protocol)...
+    assert_eq!(rows(&mut c, fanout).await, rows(&mut plain, &direct).await);
+    // ...and binary ones (sqlx's extended protocol decodes each type).
+    let typed: Vec<BoolBitRow> =
+        sqlx::query_as(fanout).fetch_all(&mut c).await.unwrap();
+    let want: Vec<BoolBitRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(direct.clone()))
+            .fetch_all(&mut plain)
+            .await
+            .unwrap();
+    assert_eq!(typed, want);
+    // No input rows: NULL, as on one database.
+    assert_eq!(
+        rows(
+            &mut c,
+            "SELECT bool_and(id > 0), bit_or(id::int) FROM users WHERE id < 0"
+        )
+        .await,
+        vec![vec!["NULL".to_string(), "NULL".to_string()]]
+    );
+}

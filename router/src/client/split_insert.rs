@@ -124,16 +124,18 @@ impl crate::client::session::Session {
             .primary(0)
             .cloned()
             .ok_or_else(|| unavailable("no primary".into()))?;
-        let (mut co, _) = pool
-            .checkout()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
+        let (mut co, _) = pool.checkout().await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot read a table's columns from shard 0");
+            unavailable("no connection".into())
+        })?;
         let sql = format!(
             "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = '{}'::regclass \
              AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
             table.replace('\'', "''")
         );
-        match co.conn().query_rows(&sql).await {
+        let answer = co.conn().query_rows(&sql).await;
+        co.release();
+        match answer {
             Ok(Ok((_, rows))) => {
                 let cols = rows
                     .into_iter()
@@ -142,7 +144,10 @@ impl crate::client::session::Session {
                 Ok(schema.columns.put(table, cols))
             }
             Ok(Err(e)) => Err(e),
-            Err(e) => Err(unavailable(e.to_string())),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a table's columns from shard 0");
+                Err(unavailable("the connection was lost".into()))
+            }
         }
     }
 }

@@ -129,6 +129,9 @@ impl Bound {
                         matches!(t.oid, value::INT8 | value::NUMERIC | value::FLOAT8)
                     }
                     AggKind::Min | AggKind::Max => value::orderable(t.oid),
+                    AggKind::BitAnd | AggKind::BitOr => {
+                        matches!(t.oid, value::INT2 | value::INT4 | value::INT8)
+                    }
                 };
                 if !ok {
                     return Err(format!(
@@ -208,6 +211,8 @@ enum Acc {
     Float(f64),
     /// min/max keep the winning value's bytes.
     Raw(Vec<u8>),
+    /// bit_and/bit_or so far.
+    Bits(i64),
 }
 
 /// One group: the first row's values, the aggregate states, avg's count states.
@@ -363,6 +368,9 @@ fn combine(acc: &mut Acc, kind: AggKind, t: ColType, v: Option<&[u8]>) -> Result
         (AggKind::Sum | AggKind::Avg { .. }, Acc::Num(a), Value::Num(x)) => Acc::Num(a.add(&x)),
         (AggKind::Sum | AggKind::Avg { .. }, Acc::Null, Value::Float(x)) => Acc::Float(x),
         (AggKind::Sum | AggKind::Avg { .. }, Acc::Float(a), Value::Float(x)) => Acc::Float(a + x),
+        (AggKind::BitAnd | AggKind::BitOr, Acc::Null, Value::Int(x)) => Acc::Bits(x),
+        (AggKind::BitAnd, Acc::Bits(a), Value::Int(x)) => Acc::Bits(a & x),
+        (AggKind::BitOr, Acc::Bits(a), Value::Int(x)) => Acc::Bits(a | x),
         (AggKind::Min | AggKind::Max, Acc::Null, _) => Acc::Raw(v.to_vec()),
         (AggKind::Min | AggKind::Max, Acc::Raw(cur), x) => {
             let c = decode(t.oid, t.binary, &cur).ok_or_else(bad)?;
@@ -386,6 +394,17 @@ fn finish(acc: &Acc, t: ColType) -> Option<Vec<u8>> {
         Acc::Num(n) => Some(encode_num(t, n)),
         Acc::Float(f) => Some(encode_float(t, *f)),
         Acc::Raw(r) => Some(r.clone()),
+        Acc::Bits(v) => Some(encode_int_as(t, *v)),
+    }
+}
+
+/// An integer in the column's own type (bit_and/bit_or keep their input's type).
+fn encode_int_as(t: ColType, v: i64) -> Vec<u8> {
+    match (t.binary, t.oid) {
+        (true, value::INT2) => (v as i16).to_be_bytes().to_vec(),
+        (true, value::INT4) => (v as i32).to_be_bytes().to_vec(),
+        (true, _) => v.to_be_bytes().to_vec(),
+        (false, _) => v.to_string().into_bytes(),
     }
 }
 
@@ -407,7 +426,7 @@ fn avg(sum: &Acc, count: &Acc, t: ColType) -> Result<Option<Vec<u8>>, String> {
             .map(|q| encode_num(out, &q)),
         Acc::Num(s) => s.div(&Numeric::from_i64(n)).map(|q| encode_num(out, &q)),
         Acc::Float(s) => Some(encode_float(out, s / n as f64)),
-        Acc::Raw(_) => return Err("avg of this type across shards".into()),
+        Acc::Raw(_) | Acc::Bits(_) => return Err("avg of this type across shards".into()),
     })
 }
 

@@ -70,6 +70,12 @@ fn simple_aggregate(n: &Node) -> Result<Option<(&FuncCall, &'static str)>, Strin
         "min" => "min",
         "max" => "max",
         "avg" => "avg",
+        // false < true: the AND of the shards' answers is their minimum, the OR their
+        // maximum (NULL, a shard with no non-NULL input, is skipped by both).
+        "bool_and" | "every" => "min",
+        "bool_or" => "max",
+        "bit_and" => "bit_and",
+        "bit_or" => "bit_or",
         _ => return Ok(None),
     };
     if f.over.is_some() {
@@ -238,6 +244,8 @@ pub fn plan_select(s: &SelectStmt) -> Result<(Merge, Option<SelectStmt>), String
                         "sum" => AggKind::Sum,
                         "min" => AggKind::Min,
                         "max" => AggKind::Max,
+                        "bit_and" => AggKind::BitAnd,
+                        "bit_or" => AggKind::BitOr,
                         _ => {
                             // avg(x) → sum(x) here, count(x) hidden.
                             let mut sum = (*f).clone();
@@ -262,7 +270,7 @@ pub fn plan_select(s: &SelectStmt) -> Result<(Merge, Option<SelectStmt>), String
                 }
                 None if has_aggregate(v).0 => {
                     return Err(format!(
-                        "\"{}\" across shards: only plain count, sum, min, max and avg can be combined; select the aggregates themselves and compute the expression in the application",
+                        "\"{}\" across shards: only plain count, sum, min, max, avg, bool_and/bool_or/every and bit_and/bit_or can be combined; select the aggregates themselves and compute the expression in the application",
                         targets[i].name
                     ))
                 }

@@ -71,6 +71,9 @@ pub enum AggKind {
     Sum,
     Min,
     Max,
+    /// `bit_and` / `bit_or` of integers: the shards' answers combined bitwise.
+    BitAnd,
+    BitOr,
     /// `avg(x)`, sent as `sum(x)` in this column and `count(x)` in `count_column`.
     Avg {
         count: Col,
