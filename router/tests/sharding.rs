@@ -398,13 +398,11 @@ async fn boolean_and_bitwise_aggregates_merge_like_one_database() {
     // Text results (simple protocol)...
     assert_eq!(rows(&mut c, fanout).await, rows(&mut plain, &direct).await);
     // ...and binary ones (sqlx's extended protocol decodes each type).
-    let typed: Vec<BoolBitRow> =
-        sqlx::query_as(fanout).fetch_all(&mut c).await.unwrap();
-    let want: Vec<BoolBitRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(direct.clone()))
-            .fetch_all(&mut plain)
-            .await
-            .unwrap();
+    let typed: Vec<BoolBitRow> = sqlx::query_as(fanout).fetch_all(&mut c).await.unwrap();
+    let want: Vec<BoolBitRow> = sqlx::query_as(sqlx::AssertSqlSafe(direct.clone()))
+        .fetch_all(&mut plain)
+        .await
+        .unwrap();
     assert_eq!(typed, want);
     // No input rows: NULL, as on one database.
     assert_eq!(

@@ -1,10 +1,13 @@
 //! Client side: the handshake (startup and authentication) and the per-client session
 //! task that pools server connections under it.
 
+pub mod cleanup;
 pub mod copy_in;
 pub mod expect;
 pub mod extended;
 pub mod fanout;
+pub mod fanout_end;
+pub mod multi_shard;
 pub mod params;
 pub mod relay;
 pub mod retry;

@@ -17,15 +17,8 @@ use orochi_config::PoolMode;
 use orochi_wire::{decode_frame, BackendMessage, Frame, FrontendMessage, PgError};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// How long the router waits to bring a server back to idle after its client vanished.
-const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a vanished client's last request may take to finish by itself before it is
-/// cancelled (and its connection closed rather than reused).
-const QUICK_DRAIN: Duration = Duration::from_millis(500);
 
 pub struct Session {
     pub(crate) app: Arc<App>,
@@ -548,75 +541,6 @@ impl Session {
         Ok(())
     }
 
-    /// A connection kept between statements (session mode, or within a transaction)
-    /// whose settings fell behind the client's — after a `RESET`, which PostgreSQL would
-    /// take back to the client's startup value but the server takes to its own default —
-    /// is brought up to date before the next statement, once nothing is in flight.
-    async fn resync_attached(&mut self) -> Result<()> {
-        let fp = self.params.fingerprint();
-        let idle = self.expect.is_empty() && !self.unsynced && self.tx_status == b'I';
-        match self.server.take() {
-            Some(mut co) if idle && co.conn_ref().applied_params != fp => {
-                let r = self.apply_params(&mut co).await;
-                self.server = Some(co);
-                r
-            }
-            co => {
-                self.server = co;
-                Ok(())
-            }
-        }
-    }
-
-    /// Brings a connection's settings to this client's (SET/RESET/startup parameters).
-    /// A setting whose replay fails (a role dropped since, a privilege revoked) is
-    /// dropped from the client's settings with a warning, instead of failing every later
-    /// statement of the session.
-    pub(crate) async fn apply_params(&mut self, co: &mut Checkout) -> Result<()> {
-        let fp = self.params.fingerprint();
-        let conn = co.conn();
-        if conn.applied_params == fp {
-            return Ok(());
-        }
-        let sql = self.params.sync_sql(conn.applied_params);
-        if sql.is_empty() || conn.run_silent(&sql).await?.is_none() {
-            conn.applied_params = fp;
-            return Ok(());
-        }
-        // One by one, from a reset state, keeping what still applies.
-        conn.applied_params = super::params::UNKNOWN_PARAMS;
-        let reset = self.params.sync_sql(super::params::UNKNOWN_PARAMS);
-        let reset = reset.split(";\n").take(3).collect::<Vec<_>>().join(";\n");
-        if let Some(err) = conn.run_silent(&reset).await? {
-            return Err(RouterError::Pg(err));
-        }
-        let settings: Vec<(String, String)> = self
-            .params
-            .in_replay_order()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        for (name, set) in settings {
-            if let Some(err) = conn.run_silent(&set).await? {
-                tracing::warn!(client = self.id, setting = %name, error = %err.fields.message, "session setting could not be restored; dropped");
-                BackendMessage::NoticeResponse(
-                    PgError::new(
-                        "WARNING",
-                        "01000",
-                        format!(
-                            "the session setting \"{name}\" could not be restored on a server connection and was dropped: {}",
-                            err.fields.message
-                        ),
-                    )
-                    .fields,
-                )
-                .encode(&mut self.out);
-                self.params.forget(&name);
-            }
-        }
-        conn.applied_params = self.params.fingerprint();
-        Ok(())
-    }
-
     /// Gives the server connection back when the pool mode allows it.
     pub(crate) async fn maybe_release(&mut self) {
         let Some(co) = self.server.as_mut() else {
@@ -662,7 +586,7 @@ impl Session {
     }
 
     /// Exports the span of a finished checkout (a transaction in transaction mode).
-    fn trace_transaction(&self, co: &Checkout, failed: bool) {
+    pub(crate) fn trace_transaction(&self, co: &Checkout, failed: bool) {
         if let Some(otel) = self.app.otel.get() {
             let elapsed = co.since().elapsed();
             let end = std::time::SystemTime::now();
@@ -676,116 +600,6 @@ impl Session {
                 client_id: self.id,
                 failed,
             });
-        }
-    }
-
-    /// Brings a server back to idle after its client left mid-way, or closes it.
-    async fn client_gone(&mut self) {
-        self.user.client_left(self.id);
-        for mut co in std::mem::take(&mut self.parked) {
-            // Other shards of an unfinished multi-shard transaction: roll them back.
-            let conn = co.conn();
-            match tokio::time::timeout(CLEANUP_TIMEOUT, conn.run_silent("ROLLBACK")).await {
-                Ok(Ok(None)) => co.release(),
-                _ => conn.broken = true,
-            }
-        }
-        let Some(mut co) = self.server.take() else {
-            return;
-        };
-        self.cancel.slot.set(None);
-        self.client.info.set_link(None);
-        self.trace_transaction(&co, !self.expect.is_empty() || self.tx_status != b'I');
-        let clean = self.expect.is_empty()
-            && !self.unsynced
-            && !self.copy_in
-            && !self.server_skipping
-            && self.tx_status == b'I';
-        let session_mode = self.mode == PoolMode::Session;
-        let expect = std::mem::take(&mut self.expect);
-        let (copy_in, unsynced) = (self.copy_in, self.unsynced || self.server_skipping);
-        let tx_status = self.tx_status;
-        let target = CancelTarget {
-            host: co.pool.target.host.clone(),
-            port: co.pool.target.port,
-            process_id: co.conn_ref().backend_key.0,
-            secret_key: co.conn_ref().backend_key.1,
-        };
-        let conn = co.conn();
-        let work = async {
-            if !clean {
-                let mut readies = expect
-                    .iter()
-                    .filter(|e| {
-                        matches!(
-                            e,
-                            Expect::Forward(Term::Ready { .. })
-                                | Expect::Swallow(Term::Ready { .. })
-                        )
-                    })
-                    .count();
-                let mut b = BytesMut::new();
-                if copy_in {
-                    FrontendMessage::CopyFail("client disconnected".into()).encode(&mut b);
-                }
-                if unsynced || copy_in {
-                    FrontendMessage::Sync.encode(&mut b);
-                    readies += 1;
-                }
-                if !b.is_empty() {
-                    conn.write_all(&b).await?;
-                }
-                let mut status = tx_status;
-                let mut cancel_consumed = false;
-                let mut cancelled = false;
-                // Let the last request finish by itself for a moment; if it does not, cancel
-                // it and keep draining. A connection we cancelled is reused only if the
-                // cancel visibly took effect (57014): a cancel PostgreSQL acts on late would
-                // otherwise hit the next client's query.
-                while readies > 0 {
-                    let f = if cancelled {
-                        conn.read_frame().await?
-                    } else {
-                        match tokio::time::timeout(QUICK_DRAIN, conn.read_frame()).await {
-                            Ok(f) => f?,
-                            Err(_) => {
-                                let _ = crate::cancel::send_cancel(&target).await;
-                                cancelled = true;
-                                continue;
-                            }
-                        }
-                    };
-                    match f.tag {
-                        b'Z' => {
-                            readies -= 1;
-                            status = f.body.first().copied().unwrap_or(b'I');
-                        }
-                        b'E' if cancelled => {
-                            cancel_consumed |= orochi_wire::ErrorFields::decode(&f.body)
-                                .is_ok_and(|e| e.code == "57014");
-                        }
-                        _ => {}
-                    }
-                }
-                if cancelled && !cancel_consumed {
-                    conn.broken = true;
-                    return Ok(());
-                }
-                if status != b'I' && conn.run_silent("ROLLBACK").await?.is_some() {
-                    conn.broken = true;
-                }
-            }
-            if (session_mode || conn.dirty) && !conn.broken {
-                match conn.run_silent("DISCARD ALL").await? {
-                    None => conn.forget_session_state(),
-                    Some(_) => conn.broken = true,
-                }
-            }
-            Ok::<(), RouterError>(())
-        };
-        match tokio::time::timeout(CLEANUP_TIMEOUT, work).await {
-            Ok(Ok(())) => co.release(),
-            _ => co.conn().broken = true,
         }
     }
 

@@ -4,7 +4,9 @@
 
 use super::expect::{Expect, Term};
 use super::session::{message, ready, Session};
+use crate::backend::Checkout;
 use crate::clients::ClientState;
+use crate::error::{Result, RouterError};
 use crate::planner::directive::Directive;
 use crate::planner::{Analysis, SessionOp};
 use bytes::BytesMut;
@@ -191,5 +193,74 @@ impl Session {
             SessionOp::Dirty => conn.dirty = true,
             _ => {}
         }
+    }
+
+    /// A connection kept between statements (session mode, or within a transaction)
+    /// whose settings fell behind the client's — after a `RESET`, which PostgreSQL would
+    /// take back to the client's startup value but the server takes to its own default —
+    /// is brought up to date before the next statement, once nothing is in flight.
+    pub(crate) async fn resync_attached(&mut self) -> Result<()> {
+        let fp = self.params.fingerprint();
+        let idle = self.expect.is_empty() && !self.unsynced && self.tx_status == b'I';
+        match self.server.take() {
+            Some(mut co) if idle && co.conn_ref().applied_params != fp => {
+                let r = self.apply_params(&mut co).await;
+                self.server = Some(co);
+                r
+            }
+            co => {
+                self.server = co;
+                Ok(())
+            }
+        }
+    }
+
+    /// Brings a connection's settings to this client's (SET/RESET/startup parameters).
+    /// A setting whose replay fails (a role dropped since, a privilege revoked) is
+    /// dropped from the client's settings with a warning, instead of failing every later
+    /// statement of the session.
+    pub(crate) async fn apply_params(&mut self, co: &mut Checkout) -> Result<()> {
+        let fp = self.params.fingerprint();
+        let conn = co.conn();
+        if conn.applied_params == fp {
+            return Ok(());
+        }
+        let sql = self.params.sync_sql(conn.applied_params);
+        if sql.is_empty() || conn.run_silent(&sql).await?.is_none() {
+            conn.applied_params = fp;
+            return Ok(());
+        }
+        // One by one, from a reset state, keeping what still applies.
+        conn.applied_params = super::params::UNKNOWN_PARAMS;
+        let reset = self.params.sync_sql(super::params::UNKNOWN_PARAMS);
+        let reset = reset.split(";\n").take(3).collect::<Vec<_>>().join(";\n");
+        if let Some(err) = conn.run_silent(&reset).await? {
+            return Err(RouterError::Pg(err));
+        }
+        let settings: Vec<(String, String)> = self
+            .params
+            .in_replay_order()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (name, set) in settings {
+            if let Some(err) = conn.run_silent(&set).await? {
+                tracing::warn!(client = self.id, setting = %name, error = %err.fields.message, "session setting could not be restored; dropped");
+                BackendMessage::NoticeResponse(
+                    PgError::new(
+                        "WARNING",
+                        "01000",
+                        format!(
+                            "the session setting \"{name}\" could not be restored on a server connection and was dropped: {}",
+                            err.fields.message
+                        ),
+                    )
+                    .fields,
+                )
+                .encode(&mut self.out);
+                self.params.forget(&name);
+            }
+        }
+        conn.applied_params = self.params.fingerprint();
+        Ok(())
     }
 }

@@ -1,0 +1,132 @@
+//! A session's end: the server connections a vanished or finished client held are brought
+//! back to idle (its last request drained, cancelled if it takes too long, an open
+//! transaction rolled back, session state discarded where it must be) and released, or
+//! closed when that cannot be done cleanly; the connections it left dirty in the pool go
+//! with it.
+
+use super::expect::{Expect, Term};
+use super::session::Session;
+use crate::cancel::CancelTarget;
+use crate::error::RouterError;
+use bytes::BytesMut;
+use orochi_config::PoolMode;
+use orochi_wire::FrontendMessage;
+use std::time::Duration;
+
+/// How long the router waits to bring a server back to idle after its client vanished.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a vanished client's last request may take to finish by itself before it is
+/// cancelled (and its connection closed rather than reused).
+const QUICK_DRAIN: Duration = Duration::from_millis(500);
+
+impl Session {
+    /// Brings a server back to idle after its client left mid-way, or closes it.
+    pub(crate) async fn client_gone(&mut self) {
+        self.user.client_left(self.id);
+        for mut co in std::mem::take(&mut self.parked) {
+            // Other shards of an unfinished multi-shard transaction: roll them back.
+            let conn = co.conn();
+            match tokio::time::timeout(CLEANUP_TIMEOUT, conn.run_silent("ROLLBACK")).await {
+                Ok(Ok(None)) => co.release(),
+                _ => conn.broken = true,
+            }
+        }
+        let Some(mut co) = self.server.take() else {
+            return;
+        };
+        self.cancel.slot.set(None);
+        self.client.info.set_link(None);
+        self.trace_transaction(&co, !self.expect.is_empty() || self.tx_status != b'I');
+        let clean = self.expect.is_empty()
+            && !self.unsynced
+            && !self.copy_in
+            && !self.server_skipping
+            && self.tx_status == b'I';
+        let session_mode = self.mode == PoolMode::Session;
+        let expect = std::mem::take(&mut self.expect);
+        let (copy_in, unsynced) = (self.copy_in, self.unsynced || self.server_skipping);
+        let tx_status = self.tx_status;
+        let target = CancelTarget {
+            host: co.pool.target.host.clone(),
+            port: co.pool.target.port,
+            process_id: co.conn_ref().backend_key.0,
+            secret_key: co.conn_ref().backend_key.1,
+        };
+        let conn = co.conn();
+        let work = async {
+            if !clean {
+                let mut readies = expect
+                    .iter()
+                    .filter(|e| {
+                        matches!(
+                            e,
+                            Expect::Forward(Term::Ready { .. })
+                                | Expect::Swallow(Term::Ready { .. })
+                        )
+                    })
+                    .count();
+                let mut b = BytesMut::new();
+                if copy_in {
+                    FrontendMessage::CopyFail("client disconnected".into()).encode(&mut b);
+                }
+                if unsynced || copy_in {
+                    FrontendMessage::Sync.encode(&mut b);
+                    readies += 1;
+                }
+                if !b.is_empty() {
+                    conn.write_all(&b).await?;
+                }
+                let mut status = tx_status;
+                let mut cancel_consumed = false;
+                let mut cancelled = false;
+                // Let the last request finish by itself for a moment; if it does not, cancel
+                // it and keep draining. A connection we cancelled is reused only if the
+                // cancel visibly took effect (57014): a cancel PostgreSQL acts on late would
+                // otherwise hit the next client's query.
+                while readies > 0 {
+                    let f = if cancelled {
+                        conn.read_frame().await?
+                    } else {
+                        match tokio::time::timeout(QUICK_DRAIN, conn.read_frame()).await {
+                            Ok(f) => f?,
+                            Err(_) => {
+                                let _ = crate::cancel::send_cancel(&target).await;
+                                cancelled = true;
+                                continue;
+                            }
+                        }
+                    };
+                    match f.tag {
+                        b'Z' => {
+                            readies -= 1;
+                            status = f.body.first().copied().unwrap_or(b'I');
+                        }
+                        b'E' if cancelled => {
+                            cancel_consumed |= orochi_wire::ErrorFields::decode(&f.body)
+                                .is_ok_and(|e| e.code == "57014");
+                        }
+                        _ => {}
+                    }
+                }
+                if cancelled && !cancel_consumed {
+                    conn.broken = true;
+                    return Ok(());
+                }
+                if status != b'I' && conn.run_silent("ROLLBACK").await?.is_some() {
+                    conn.broken = true;
+                }
+            }
+            if (session_mode || conn.dirty) && !conn.broken {
+                match conn.run_silent("DISCARD ALL").await? {
+                    None => conn.forget_session_state(),
+                    Some(_) => conn.broken = true,
+                }
+            }
+            Ok::<(), RouterError>(())
+        };
+        match tokio::time::timeout(CLEANUP_TIMEOUT, work).await {
+            Ok(Ok(())) => co.release(),
+            _ => co.conn().broken = true,
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! How a statement that ran on several shards ends: its per-shard transactions commit
+//! together (two-phase commit when enabled, SPEC §4; else best effort) or roll back, or,
+//! when it ran inside the client's own transaction, its connections stay with that
+//! transaction until the client's COMMIT or ROLLBACK.
+
+use super::fanout::{Job, Stream};
+use super::session::Session;
+use orochi_wire::PgError;
+
+/// Puts a shard's open transaction in the failed state (a statement of the same
+/// transaction failed on another shard).
+const ABORT_TX: &str = "DO $$BEGIN RAISE EXCEPTION USING ERRCODE = '25P02', MESSAGE = 'the transaction failed on another shard'; END$$";
+
+impl Session {
+    /// After a statement that joined the client's transaction: every connection stays
+    /// with the transaction (parked; the first serves next). A failed statement fails
+    /// the whole transaction, as on one server: the shards where it did not fail are
+    /// put in the failed state too, so everything until ROLLBACK gets 25P02 and COMMIT
+    /// rolls back everywhere.
+    pub(super) async fn keep_in_transaction(
+        &mut self,
+        job: &Job,
+        streams: Vec<Stream>,
+        failed: bool,
+    ) {
+        if self.tx_begin.is_none() {
+            self.tx_begin = self.pending_begin.take();
+        }
+        self.pending_begin = None;
+        for mut s in streams {
+            if failed && !s.co.conn().broken {
+                let conn = s.co.conn();
+                if !matches!(conn.run_silent(ABORT_TX).await, Ok(Some(_))) {
+                    conn.broken = true;
+                }
+            }
+            self.parked.push(s.co);
+        }
+        if job.write {
+            for &s in &job.shards {
+                if !self.wrote.contains(&s) {
+                    self.wrote.push(s);
+                }
+            }
+        }
+        if let Some(&first) = job.shards.first() {
+            self.switch_to_parked(first);
+        }
+        self.tx_status = if failed { b'E' } else { b'T' };
+    }
+
+    /// Ends the transactions a multi-shard write opened: two-phase commit when enabled
+    /// (SPEC §4), else best effort (every shard commits in turn; any failure before
+    /// that rolls back all). Returns whether the statement failed (the client was told).
+    pub(super) async fn commit_fanout(
+        &mut self,
+        job: &Job,
+        streams: &mut [Stream],
+        mut failed: bool,
+    ) -> bool {
+        let extended = job.extended.is_some();
+        let schema = self.user.sharding.clone();
+        let atomic = schema.as_ref().is_some_and(|s| s.twopc) && streams.len() > 1;
+        if atomic && !failed {
+            if let Some(sc) = &schema {
+                if sc.twopc_ready.get().is_none() {
+                    match crate::twopc::setup_pool(&self.user).await {
+                        Ok(()) => {
+                            let _ = sc.twopc_ready.set(());
+                        }
+                        Err(m) => {
+                            self.emit_error(
+                                PgError::error(
+                                    "08006",
+                                    format!("two-phase commit setup failed: {m}"),
+                                ),
+                                extended,
+                            );
+                            failed = true;
+                        }
+                    }
+                }
+            }
+        }
+        if atomic && !failed {
+            let pool = self.user.pool_name.clone();
+            let mut parts: Vec<crate::twopc::ConnParticipant<'_>> = streams
+                .iter_mut()
+                .zip(&job.shards)
+                .map(|(s, &shard)| crate::twopc::ConnParticipant {
+                    shard,
+                    conn: s.co.conn(),
+                })
+                .collect();
+            let outcome = self.app.twopc.commit(&pool, &mut parts, &mut []).await;
+            drop(parts);
+            for (s, fate) in streams.iter_mut().zip(&outcome.written) {
+                if fate.connection == orochi_twopc::ConnState::Broken {
+                    s.co.conn().broken = true;
+                }
+            }
+            match outcome.resolution {
+                orochi_twopc::Resolution::Committed => self.app.metrics.twopc_committed(&pool),
+                orochi_twopc::Resolution::Aborted(e) => {
+                    self.app.metrics.twopc_rolled_back(&pool);
+                    self.emit_error(PgError::error(e.sqlstate(), e.to_string()), extended);
+                    failed = true;
+                }
+                orochi_twopc::Resolution::InDoubt(e) => {
+                    self.emit_error(PgError::error(e.sqlstate(), e.to_string()), extended);
+                    failed = true;
+                }
+            }
+            return failed;
+        }
+        let verb = if failed { "ROLLBACK" } else { "COMMIT" };
+        for s in streams.iter_mut() {
+            if s.co.conn().broken {
+                continue;
+            }
+            match s.co.conn().run_silent(verb).await {
+                Ok(None) => {}
+                Ok(Some(e)) if !failed => {
+                    // Best effort: shards committed before this one stay committed.
+                    self.emit_error(e, extended);
+                    failed = true;
+                }
+                _ => s.co.conn().broken = true,
+            }
+        }
+        failed
+    }
+}

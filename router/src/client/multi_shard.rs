@@ -1,0 +1,169 @@
+//! The end of a transaction that spans shards: COMMIT runs two-phase commit over the
+//! shards it wrote on (the others just commit), ROLLBACK or a failure rolls back every
+//! shard, and the client is answered as by one server.
+
+use super::session::{message, ready, Session};
+use crate::planner::lex::{contains_word_ci, first_keyword};
+use orochi_wire::{BackendMessage, PgError};
+
+impl Session {
+    /// COMMIT/ROLLBACK of a transaction that spans shards: `Some(commit)`.
+    pub(crate) fn ends_multi_shard(&self, sql: &str) -> Option<bool> {
+        if self.parked.is_empty() || crate::planner::session::has_inner_semicolon(sql) {
+            return None;
+        }
+        match first_keyword(sql).as_str() {
+            "commit" | "end" if !contains_word_ci(sql, "prepared") => Some(true),
+            "rollback" | "abort"
+                if !contains_word_ci(sql, "prepared") && !contains_word_ci(sql, "to") =>
+            {
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    /// Ends a transaction spanning shards: two-phase commit over the shards it wrote
+    /// on (the others just commit), or rollback everywhere; answers the client.
+    /// The client's Sync ends a pipeline whose implicit transaction spans shards: the
+    /// current shard's batch is settled, then all shards commit (two-phase) or roll back,
+    /// and the client gets ReadyForQuery as if one server had run the pipeline.
+    pub(crate) async fn finish_implicit_multi(&mut self) -> crate::error::Result<()> {
+        let ok = self.settle_current().await?;
+        self.router_skipping = false;
+        self.implicit_multi = false;
+        self.finish_multi_shard(ok, false, true).await;
+        Ok(())
+    }
+
+    /// `implicit`: the end of a pipeline's implicit transaction (the client gets only
+    /// ReadyForQuery, or the error and ReadyForQuery).
+    pub(crate) async fn finish_multi_shard(
+        &mut self,
+        commit: bool,
+        extended: bool,
+        implicit: bool,
+    ) {
+        self.implicit_multi = false;
+        let mut all: Vec<crate::backend::Checkout> = std::mem::take(&mut self.parked);
+        all.extend(self.server.take());
+        let failed_tx = self.tx_status == b'E';
+        let mut error = None;
+        if commit && !failed_tx {
+            let pool = self.user.pool_name.clone();
+            let wrote = self.wrote.clone();
+            let schema = self.user.sharding.clone();
+            let setup = match schema.as_ref() {
+                Some(sc) if sc.twopc && sc.twopc_ready.get().is_none() && wrote.len() > 1 => {
+                    match crate::twopc::setup_pool(&self.user).await {
+                        Ok(()) => {
+                            let _ = sc.twopc_ready.set(());
+                            Ok(())
+                        }
+                        Err(m) => Err(m),
+                    }
+                }
+                _ => Ok(()),
+            };
+            let atomic = schema.as_ref().is_some_and(|s| s.twopc);
+            if let Err(m) = setup {
+                error = Some(PgError::error(
+                    "08006",
+                    format!("two-phase commit setup failed: {m}"),
+                ));
+                for co in all.iter_mut() {
+                    let _ = co.conn().run_silent("ROLLBACK").await;
+                }
+            } else if wrote.len() > 1 && !atomic {
+                error = Some(PgError::error("0A000", "unsupported cross-shard statement: this transaction wrote on several shards and two-phase commit is disabled; it was rolled back"));
+                for co in all.iter_mut() {
+                    let _ = co.conn().run_silent("ROLLBACK").await;
+                }
+            } else {
+                let (mut w, mut r): (Vec<_>, Vec<_>) = all
+                    .iter_mut()
+                    .map(|co| {
+                        let shard = co.pool.shard;
+                        crate::twopc::ConnParticipant {
+                            shard,
+                            conn: co.conn(),
+                        }
+                    })
+                    .partition(|p| wrote.contains(&p.shard));
+                let outcome = self.app.twopc.commit(&pool, &mut w, &mut r).await;
+                let broken: Vec<usize> = outcome
+                    .written
+                    .iter()
+                    .chain(&outcome.read_only)
+                    .filter(|f| f.connection == orochi_twopc::ConnState::Broken)
+                    .map(|f| f.shard)
+                    .collect();
+                drop((w, r));
+                for co in all.iter_mut() {
+                    if broken.contains(&co.pool.shard) {
+                        co.conn().broken = true;
+                    }
+                }
+                match outcome.resolution {
+                    orochi_twopc::Resolution::Committed => {
+                        if wrote.len() > 1 {
+                            self.app.metrics.twopc_committed(&pool);
+                        }
+                    }
+                    orochi_twopc::Resolution::Aborted(e) => {
+                        if wrote.len() > 1 {
+                            self.app.metrics.twopc_rolled_back(&pool);
+                        }
+                        error = Some(PgError::error(e.sqlstate(), e.to_string()));
+                    }
+                    orochi_twopc::Resolution::InDoubt(e) => {
+                        error = Some(PgError::error(e.sqlstate(), e.to_string()));
+                    }
+                }
+            }
+        } else {
+            for co in all.iter_mut() {
+                match co.conn().run_silent("ROLLBACK").await {
+                    Ok(None) => {}
+                    _ => co.conn().broken = true,
+                }
+            }
+        }
+        for co in all {
+            co.release();
+        }
+        self.tx_status = b'I';
+        self.tx_begin = None;
+        self.wrote.clear();
+        self.pending_begin = None;
+        self.cancel.slot.set(None);
+        self.client
+            .info
+            .set_state(crate::clients::ClientState::Idle);
+        self.client.info.set_link(None);
+        match error {
+            Some(e) => {
+                let mut b = bytes::BytesMut::new();
+                e.encode(&mut b);
+                self.reply(b.freeze());
+                if extended {
+                    self.router_skipping = true;
+                } else {
+                    self.reply(ready(b'I'));
+                }
+            }
+            None if implicit => self.reply(ready(b'I')),
+            None => {
+                let tag = if commit && !failed_tx {
+                    "COMMIT"
+                } else {
+                    "ROLLBACK"
+                };
+                self.reply(message(BackendMessage::CommandComplete(tag.to_string())));
+                if !extended {
+                    self.reply(ready(b'I'));
+                }
+            }
+        }
+    }
+}
