@@ -100,9 +100,9 @@ async fn half_open_and_oversized_logins_are_bounded() {
     )
     .await;
     let before = rss_kib();
-    // 2,000 connections that send half a startup packet, 50 that declare a 1 GiB message.
+    // 5,000 connections that send half a startup packet, 50 that declare a 1 GiB message.
     let mut half = Vec::new();
-    for _ in 0..2000 {
+    for _ in 0..5000 {
         let mut s = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
         s.write_all(&[0, 0, 0, 40, 0, 3]).await.unwrap();
         half.push(s);
@@ -118,7 +118,9 @@ async fn half_open_and_oversized_logins_are_bounded() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let grown = rss_kib().saturating_sub(before);
-    assert!(grown < 64 * 1024, "RSS grew {grown} KiB");
+    // The bound: 128 MiB for 5,050 hostile connections (client and router ends both live
+    // in this test process), far below what 50 declared gigabytes would take.
+    assert!(grown < 128 * 1024, "RSS grew {grown} KiB");
     // Others keep working meanwhile.
     still_works(&r, &db).await;
     // The half-open ones are closed after client_login_timeout.
@@ -352,9 +354,9 @@ async fn prepared_statements_are_bounded_per_server_connection() {
         .await
         .unwrap();
     let before = rss_kib();
-    // 20,000 distinct named statements, each used once and closed by the client, in
+    // 100,000 distinct named statements, each used once and closed by the client, in
     // pipelined batches; the server connection never holds more than 50 of them.
-    for batch in 0..100 {
+    for batch in 0..500 {
         let mut msgs = Vec::new();
         for i in 0..200 {
             let n = batch * 200 + i;

@@ -237,3 +237,53 @@ async fn copy_from_stdin_inside_a_transaction() {
         "0"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_that_cannot_join_fails_the_whole_transaction() {
+    // One server connection per shard, and a short wait for one.
+    let (r, db) = cluster("").await;
+    let body = pool_toml_two_shards(&db, "").replace("pool_size = 4", "pool_size = 1");
+    drop(r);
+    let r = Router::start_with("connect_timeout = 500", &body).await;
+    let before = both(&db).await;
+    let (k0, k1) = {
+        let mut ids = (1..=ROWS).map(|i| (i, shard_of(i)));
+        let a = ids.find(|(_, s)| *s == 0).unwrap().0;
+        let b = (1..=ROWS).find(|i| shard_of(*i) == 1).unwrap();
+        (a, b)
+    };
+    // B holds shard 1's only connection in a transaction.
+    let mut b = r.connect(&db).await;
+    raw(&mut b, "BEGIN").await.unwrap();
+    raw(
+        &mut b,
+        &format!("UPDATE users SET name = 'b' WHERE id = {k1}"),
+    )
+    .await
+    .unwrap();
+    // A writes on shard 0, then a statement needs shard 1 too: it cannot get there.
+    let mut a = r.connect(&db).await;
+    raw(&mut a, "BEGIN").await.unwrap();
+    raw(
+        &mut a,
+        &format!("UPDATE users SET name = 'a' WHERE id = {k0}"),
+    )
+    .await
+    .unwrap();
+    let e = raw(&mut a, "UPDATE users SET score = score + 1")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e).as_deref(), Some("53300"), "{e}");
+    let e = raw(&mut a, &format!("SELECT * FROM users WHERE id = {k0}"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e).as_deref(), Some("25P02"), "{e}");
+    // COMMIT of the failed transaction commits nothing anywhere.
+    raw(&mut a, "COMMIT").await.unwrap();
+    raw(&mut b, "ROLLBACK").await.unwrap();
+    assert_eq!(both(&db).await, before);
+    assert_eq!(
+        one(&mut a, &format!("SELECT name FROM users WHERE id = {k0}")).await,
+        format!("user{k0}")
+    );
+}

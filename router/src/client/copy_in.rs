@@ -31,6 +31,7 @@ enum Abort {
 impl Session {
     pub(crate) async fn run_copy_in(&mut self, job: Job, spec: CopyIn) -> Result<()> {
         self.app.metrics.cross_shard_query(&self.user.pool_name);
+        self.tx_poisoned |= job.in_tx;
         let mut conns = match self.fanout_checkouts(&job).await {
             Ok(c) => c,
             Err(e) => return self.fanout_failed(e, false),

@@ -256,6 +256,7 @@ impl Session {
         }
         let extended = job.extended.is_some();
         self.app.metrics.cross_shard_query(&self.user.pool_name);
+        self.tx_poisoned |= job.in_tx;
         let conns = match self.fanout_checkouts(&job).await {
             Ok(c) => c,
             Err(e) => return self.fanout_failed(e, extended),

@@ -47,6 +47,8 @@ impl Session {
             self.switch_to_parked(first);
         }
         self.tx_status = if failed { b'E' } else { b'T' };
+        // Settled: the servers' own state says whether the transaction failed.
+        self.tx_poisoned = false;
     }
 
     /// Ends the transactions a multi-shard write opened: two-phase commit when enabled

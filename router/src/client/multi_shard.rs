@@ -9,7 +9,9 @@ use orochi_wire::{BackendMessage, PgError};
 impl Session {
     /// COMMIT/ROLLBACK of a transaction that spans shards: `Some(commit)`.
     pub(crate) fn ends_multi_shard(&self, sql: &str) -> Option<bool> {
-        if self.parked.is_empty() || crate::planner::session::has_inner_semicolon(sql) {
+        if (self.parked.is_empty() && !self.tx_poisoned)
+            || crate::planner::session::has_inner_semicolon(sql)
+        {
             return None;
         }
         match first_keyword(sql).as_str() {
@@ -47,7 +49,9 @@ impl Session {
         self.implicit_multi = false;
         let mut all: Vec<crate::backend::Checkout> = std::mem::take(&mut self.parked);
         all.extend(self.server.take());
-        let failed_tx = self.tx_status == b'E';
+        // A multi-shard statement of this transaction that ended half way (see
+        // `Session::tx_poisoned`) failed it, whatever the connections say.
+        let failed_tx = self.tx_status == b'E' || std::mem::take(&mut self.tx_poisoned);
         let mut error = None;
         if commit && !failed_tx {
             let pool = self.user.pool_name.clone();

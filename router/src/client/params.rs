@@ -29,6 +29,9 @@ use std::hash::{Hash, Hasher};
 /// A server connection whose settings are not known: always reset before use.
 pub const UNKNOWN_PARAMS: u64 = u64::MAX;
 
+/// Takes a connection back to its login state: settings, session authorization, role.
+pub const RESET_SQL: [&str; 3] = ["RESET ALL", "RESET SESSION AUTHORIZATION", "RESET ROLE"];
+
 /// Startup packet keys that are not settings.
 const NOT_SETTINGS: &[&str] = &["user", "database", "options", "replication"];
 
@@ -143,7 +146,7 @@ impl SessionParams {
     pub fn sync_sql(&self, applied: u64) -> String {
         let mut parts: Vec<&str> = Vec::with_capacity(self.current.len() + 3);
         if applied != EMPTY_PARAMS {
-            parts.extend(["RESET ALL", "RESET SESSION AUTHORIZATION", "RESET ROLE"]);
+            parts.extend(RESET_SQL);
         }
         parts.extend(self.in_replay_order().map(|(_, sql)| sql));
         parts.join(";\n")

@@ -88,6 +88,11 @@ pub struct Session {
     pub(crate) capture: Option<BytesMut>,
     /// A write refused with 25006 that may be retried on the primary (`retry`).
     pub(crate) retry: super::retry::RetryState,
+    /// A statement joining the client's transaction on several shards is running, or
+    /// stopped half way (a checkout or a connection failed before its connections were
+    /// settled back into the transaction): until COMMIT/ROLLBACK, which then roll back
+    /// every shard, everything gets 25P02 — never a partial commit.
+    pub(crate) tx_poisoned: bool,
     /// The largest message this client may send (`max_message_size`).
     pub(crate) max_message: usize,
     /// Router statements kept prepared per server connection (`max_prepared_statements`).
@@ -162,6 +167,7 @@ impl Session {
             implicit_multi: false,
             wrote: Vec::new(),
             retry: Default::default(),
+            tx_poisoned: false,
             max_message: app.config().general.max_message_size,
             max_prepared: app.config().general.max_prepared_statements,
             app,

@@ -232,9 +232,10 @@ impl Session {
         }
         // One by one, from a reset state, keeping what still applies.
         conn.applied_params = super::params::UNKNOWN_PARAMS;
-        let reset = self.params.sync_sql(super::params::UNKNOWN_PARAMS);
-        let reset = reset.split(";\n").take(3).collect::<Vec<_>>().join(";\n");
-        if let Some(err) = conn.run_silent(&reset).await? {
+        if let Some(err) = conn
+            .run_silent(&super::params::RESET_SQL.join(";\n"))
+            .await?
+        {
             return Err(RouterError::Pg(err));
         }
         let settings: Vec<(String, String)> = self

@@ -40,6 +40,9 @@ impl Session {
 
     /// Transaction status the client sees while no server is attached.
     pub(crate) fn local_status(&self) -> u8 {
+        if self.tx_poisoned {
+            return b'E';
+        }
         if self.server.is_some() {
             return self.tx_status;
         }
@@ -115,6 +118,16 @@ impl Session {
         ext: Option<Extended>,
     ) -> Result<Route> {
         let extended = ext.is_some();
+        if self.tx_poisoned {
+            self.router_error(
+                PgError::error(
+                    "25P02",
+                    "current transaction is aborted, commands ignored until end of transaction block",
+                ),
+                extended,
+            );
+            return Ok(Route::Done);
+        }
         if self.pending_failed && self.server.is_none() {
             self.router_error(
                 PgError::error(
