@@ -465,10 +465,7 @@ impl Session {
                         self.implicit_multi = true;
                     }
                     if !self.settle_current().await? {
-                        return Err(RouterError::Pg(PgError::error(
-                            "25P02",
-                            "current transaction is aborted, commands ignored until end of transaction block",
-                        )));
+                        return Err(RouterError::Pg(super::sharded::tx_aborted()));
                     }
                     if self.switch_to_parked(w) {
                         return Ok(());

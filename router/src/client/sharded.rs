@@ -13,6 +13,14 @@ use crate::planner::sharding::{plan, Kind, ShardingSchema};
 use orochi_wire::{BackendMessage, PgError};
 use std::sync::Arc;
 
+/// PostgreSQL's answer to a statement in a failed transaction.
+pub(crate) fn tx_aborted() -> PgError {
+    PgError::error(
+        "25P02",
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
 /// What to do with a statement on a sharded pool.
 pub(crate) enum Route {
     /// Run on this shard through the ordinary path.
@@ -118,24 +126,8 @@ impl Session {
         ext: Option<Extended>,
     ) -> Result<Route> {
         let extended = ext.is_some();
-        if self.tx_poisoned {
-            self.router_error(
-                PgError::error(
-                    "25P02",
-                    "current transaction is aborted, commands ignored until end of transaction block",
-                ),
-                extended,
-            );
-            return Ok(Route::Done);
-        }
-        if self.pending_failed && self.server.is_none() {
-            self.router_error(
-                PgError::error(
-                    "25P02",
-                    "current transaction is aborted, commands ignored until end of transaction block",
-                ),
-                extended,
-            );
+        if self.tx_poisoned || (self.pending_failed && self.server.is_none()) {
+            self.router_error(tx_aborted(), extended);
             return Ok(Route::Done);
         }
         // Simple protocol with inlined values: routed by the statement's shape, planned
@@ -254,13 +246,7 @@ impl Session {
                 return self.refused(&format!("this transaction runs on shard {s}; a single statement that needs several shards cannot join it here (only explicit transactions in transaction pooling mode can span shards): split it per shard key, or run it outside the transaction"), extended);
             }
             if self.tx_status == b'E' && self.server.is_some() {
-                self.router_error(
-                    PgError::error(
-                        "25P02",
-                        "current transaction is aborted, commands ignored until end of transaction block",
-                    ),
-                    extended,
-                );
+                self.router_error(tx_aborted(), extended);
                 return Ok(Route::Done);
             }
         }
