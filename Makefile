@@ -7,6 +7,7 @@
 #   make test    build everything, start the PostgreSQL test fleet, run all tests + pgbench
 #   make test-drivers   the driver compatibility matrix (testing/drivers.sh)
 #   make test-bank      2PC bank test under router SIGKILLs and a shard restart (testing/bank.sh)
+#   make test-soak     soak-length runs kept out of CI (10,000 × 100 KB statements)
 #   make test-regress   PostgreSQL's regression suite through the router vs directly (testing/regress.sh)
 #   make bench   router vs PgBouncer vs direct PostgreSQL (testing/bench.sh)
 #   make lint    rustfmt --check and clippy -D warnings
@@ -37,7 +38,7 @@ export PATH := $(PG_BINDIR):$(PATH)
 HAVE_NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
 .PHONY: deps build run stop test test-drivers test-bank test-regress bench lint fmt fleet-up fleet-down \
-	test-ops config-gen docker-build docker-build-dev docker-push deploy format
+	test-ops test-soak config-gen docker-build docker-build-dev docker-push deploy format
 
 deps:
 	bash testing/install-deps.sh
@@ -103,6 +104,13 @@ fleet-up:
 
 fleet-down:
 	bash testing/pg.sh fleet-down
+
+# Soak-length runs, kept out of CI: the issue-sized hardening test (10,000 distinct
+# 100 KB statements through one client, 1 GB of text) in a release build.
+test-soak: deps
+	bash testing/pg.sh fleet-up >/dev/null
+	set -a; source .run/fleet.env; set +a; OROCHI_SOAK_STATEMENTS=10000 \
+		$(CARGO) nextest run --release -p orochi-router --test hardening large_distinct
 
 # Deployment files and operator tooling (testing/ops.sh); CI runs it after make test.
 test-ops:

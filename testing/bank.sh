@@ -5,7 +5,10 @@
 # gets `pg_ctl restart -m immediate` midway; then a clean router's recovery sweeper
 # runs and every invariant of atomic commit is checked on the shards directly
 # (testing/bank/bank.py). Prints attempted / committed / failed / unknown counts.
-# Env: BANK_SECONDS (60), BANK_CLIENTS (16). Logs: .run/bank/.
+# Meanwhile an attacker (testing/bank/attack.py) tries to split or stall the two-phase
+# commits through the router and directly on the shards; every attempt must be refused.
+# Env: BANK_SECONDS (60), BANK_CLIENTS (16), BANK_ATTACK (1; 0 runs without the
+# attacker). Logs: .run/bank/.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=testing/lib.sh
@@ -20,7 +23,10 @@ fleet="$(bash "$here/pg.sh" fleet-up)"
 shard_addrs="$(sed -n 's/^OROCHI_PG_SHARDS=//p' <<<"$fleet")"
 [[ -n "$shard_addrs" ]] || pg_die "bank: pg.sh fleet-up printed no OROCHI_PG_SHARDS"
 read -r port admin metrics < <(free_ports 3)
+attack=""
+[[ "${BANK_ATTACK:-1}" == 1 ]] && attack=1
 echo "bank: router $bin on 127.0.0.1:$port, shards $shard_addrs (log $work/router.log)"
 OROCHI_PG_BINDIR="$PG_BIN" timeout -k 10 "$((${BANK_SECONDS:-60} + 240))" "$venv/bin/python" "$here/bank/bank.py" \
     --router "$bin" --shards "$shard_addrs" --shard-names s0,s1,s2,s3 --pgsh "$here/pg.sh" --work "$work" \
-    --ports "$port,$admin,$metrics" --duration "${BANK_SECONDS:-60}" --clients "${BANK_CLIENTS:-16}"
+    --ports "$port,$admin,$metrics" --duration "${BANK_SECONDS:-60}" --clients "${BANK_CLIENTS:-16}" \
+    ${attack:+--attack}

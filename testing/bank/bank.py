@@ -18,6 +18,7 @@ Exit status 0 only if all hold.
 """
 import argparse, os, random, signal, socket, subprocess, sys, threading, time
 import psycopg
+from attack import Attacker, create_mallory
 
 ACCOUNTS = 1000
 START = 1000
@@ -210,6 +211,7 @@ def main():
     p.add_argument("--duration", type=int, default=60)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--bench", action="store_true", help="no faults: same-shard vs cross-shard transfer throughput")
+    p.add_argument("--attack", action="store_true", help="attack two-phase commit during the run (attack.py)")
     a = p.parse_args()
     shards = a.shards.split(",")
     names = a.shard_names.split(",")
@@ -220,6 +222,13 @@ def main():
     config = os.path.join(a.work, "orochi.toml")
     with open(config, "w") as f:
         f.write(config_text(port, admin, metrics, shards, db))
+    if a.attack:
+        for hp in shards:
+            with psycopg.connect(shard_dsn(hp, db), autocommit=True) as c:
+                create_mallory(c)
+        # The hardened setup: decisions owned by a role of their own (README: Two-phase commit).
+        subprocess.run([a.router, "setup", "--admin-user", "postgres", "-c", config], check=True,
+                       env=dict(os.environ, OROCHI_SETUP_PASSWORD="postgres"))
     router = Router(a.router, config, port, os.path.join(a.work, "router.log"))
     router.start()
     dsn = f"host=127.0.0.1 port={port} user=app password=secret dbname={db}"
@@ -245,6 +254,11 @@ def main():
     clients = [Client(i + 1, dsn, stop, shards_of) for i in range(a.clients)]
     for c in clients:
         c.start()
+    attacker = None
+    if a.attack:
+        attacker = Attacker(dsn + " connect_timeout=2", [shard_dsn(hp, db).replace(" user=postgres password=postgres", "")
+                                                          for hp in shards], stop)
+        attacker.start()
     started = time.time()
     kills = 0
     shard_restarted = False
@@ -261,6 +275,8 @@ def main():
     stop.set()
     for c in clients:
         c.join(timeout=30)
+    if attacker:
+        attacker.join(timeout=30)
     router.stop()
     # A clean router: its sweeper resolves whatever the killed ones left prepared.
     router.start()
@@ -305,6 +321,12 @@ def main():
         problems.append(f"{len(off)} accounts whose balance disagrees with the ledger, e.g. {off[:5]}")
     if left:
         problems.append(f"{left} prepared transactions of ours left")
+    if attacker:
+        problems += [f"attack not refused: {b}" for b in attacker.breaches[:10]]
+        log(f"attacks refused (42501) or held off: {attacker.refused}")
+        if not any(k.startswith("router") for k in attacker.refused) or not any(
+                k.startswith("shard") for k in attacker.refused):
+            problems.append("the attacker never got an attack refused through the router and on a shard")
     unknown_committed = sum(1 for t in unknown if rows.get(t, 0) == 2)
     log(f"{a.duration}s, {a.clients} clients, {kills} router SIGKILLs, shard {names[1]} restarted immediate: {shard_restarted}")
     log(f"attempted {attempted} ({cross} cross-shard), committed {len(committed)}, failed {len(failed)}, "

@@ -42,7 +42,10 @@ pub fn refuse_query(sql: &str) -> Option<PgError> {
 /// The refusal message when `sql` would prepare, commit or roll back a prepared
 /// transaction named like the router's.
 pub fn refuse(sql: &str) -> Option<String> {
-    if !contains_prepare(sql) {
+    if let Some(m) = refuse_decision_call(sql) {
+        return Some(m);
+    }
+    if !contains_word(sql, b"prepare") {
         return None;
     }
     [
@@ -81,10 +84,41 @@ fn is_router_gid(gid: &str) -> bool {
         .is_some_and(|p| p.eq_ignore_ascii_case(orochi_twopc::gid::PREFIX))
 }
 
-fn contains_prepare(sql: &str) -> bool {
+/// The decision functions run as the server user, which is also the role clients run
+/// as: a client recording `commit` for another transaction's in-doubt gid could make
+/// the sweeper commit a participant whose sibling never prepared. Calls to them (any
+/// schema, any spelling the parser decodes, inside `DO` or function bodies too) are
+/// the router's alone. Dynamic SQL assembled at run time inside a function cannot be
+/// seen here; the README's threat model says so.
+fn refuse_decision_call(sql: &str) -> Option<String> {
+    const NAMES: [&str; 2] = ["record_decision", "forget_decisions"];
+    let literal = NAMES.iter().find(|n| contains_word(sql, n.as_bytes()));
+    let escaped = || contains_word(sql, b"u&");
+    if literal.is_none() && !escaped() {
+        return None;
+    }
+    let named = literal.map(|n| n.to_string()).or_else(|| {
+        let parsed = pg_query::parse(sql, ParserOptions::DEFAULT).ok()?;
+        parsed
+            .functions()
+            .into_iter()
+            .map(|f| {
+                f.rsplit('.')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+            })
+            .find(|f| NAMES.contains(&f.as_str()))
+    })?;
+    Some(format!(
+        "permission denied for function {named}: it belongs to the router's two-phase commit"
+    ))
+}
+
+fn contains_word(sql: &str, word: &[u8]) -> bool {
     sql.as_bytes()
-        .windows(7)
-        .any(|w| w.eq_ignore_ascii_case(b"prepare"))
+        .windows(word.len())
+        .any(|w| w.eq_ignore_ascii_case(word))
 }
 
 #[cfg(test)]
@@ -107,6 +141,21 @@ mod tests {
             let m = refuse(sql).unwrap_or_else(|| panic!("not refused: {sql}"));
             assert!(m.starts_with("permission denied"), "{m}");
         }
+    }
+
+    #[test]
+    fn decision_functions_are_the_routers() {
+        for sql in [
+            "SELECT orochi.record_decision('orochi_x_1_c0', 'commit')",
+            "select RECORD_DECISION('orochi_x_1_c0', 'commit')",
+            "SELECT orochi.forget_decisions(ARRAY['orochi_x_1_c0'], 0)",
+            "DO $$ BEGIN PERFORM orochi.record_decision('orochi_x_1_c0', 'commit'); END $$",
+            "SELECT orochi.U&\"recor\\0064_decision\"('orochi_x_1_c0', 'commit')",
+        ] {
+            let m = refuse(sql).unwrap_or_else(|| panic!("not refused: {sql}"));
+            assert!(m.starts_with("permission denied for function"), "{m}");
+        }
+        assert_eq!(refuse("SELECT U&'d\\0061ta'"), None);
     }
 
     #[test]
