@@ -22,4 +22,5 @@ pub mod server;
 pub mod shard_for;
 pub mod signals;
 pub mod twopc;
+pub mod twopc_guard;
 pub mod twopc_setup;

@@ -7,6 +7,5 @@ pub mod lex;
 pub mod rw;
 pub mod session;
 pub mod sharding;
-pub mod twopc_guard;
 
 pub use session::{analyze, Analysis, SessionOp};
