@@ -17,10 +17,12 @@ pub mod error;
 pub mod fanout;
 pub mod listener;
 pub mod otel;
-pub mod planner;
 pub mod server;
 pub mod shard_for;
 pub mod signals;
 pub mod twopc;
 pub mod twopc_guard;
 pub mod twopc_setup;
+
+/// The planner is its own crate (`planner/`); `crate::planner` names it here.
+pub use orochi_planner as planner;

@@ -2,8 +2,7 @@
 //! arithmetic, and the merge of shard result streams. The I/O side lives in
 //! `client::fanout`.
 
-pub mod cast;
 pub mod copy_rows;
 pub mod merge;
-pub mod numeric;
-pub mod value;
+
+pub use orochi_planner::codec::{cast, numeric, value};

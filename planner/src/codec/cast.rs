@@ -10,7 +10,7 @@ use super::value::{self, Value};
 use num_bigint::BigInt;
 use num_traits::{Signed, ToPrimitive};
 
-pub use crate::planner::sharding::CastTo;
+pub use crate::sharding::CastTo;
 
 impl CastTo {
     /// The cast target a type name means, if the router can apply it.

@@ -89,12 +89,12 @@ fn plan_full(schema: &ShardingSchema, sql: &str, columns: Option<&[String]>) -> 
     // Only statements that can nest queries need it (the walk sees every FROM item and
     // DML target of a flat statement): it costs a full copy of the tree.
     let plain_dml = matches!(
-        crate::planner::lex::first_keyword(sql).as_str(),
+        crate::lex::first_keyword(sql).as_str(),
         "select" | "insert" | "update" | "delete" | "values" | "table"
     );
     let nested = !plain_dml
         || count_word(sql, "select") > 1
-        || crate::planner::lex::contains_word_ci(sql, "with");
+        || crate::lex::contains_word_ci(sql, "with");
     if nested && plan.refuse.is_none() && plan.kind != Kind::Ddl {
         let found = count_distributed(schema, &parsed.protobuf);
         let seen = plans_seen(schema, &stmts);

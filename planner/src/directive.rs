@@ -115,7 +115,7 @@ mod tests {
         ));
         assert_eq!(directive("SET search_path = a"), None);
         assert_eq!(directive("select 1"), None);
-        use crate::planner::rw::Target;
+        use crate::rw::Target;
         assert_eq!(
             directive("SET orochi.role = 'primary'"),
             Some(Directive::SetRole(Some(Target::Primary)))

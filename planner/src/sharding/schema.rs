@@ -4,7 +4,7 @@
 //! the sharded tables starts from an empty cache.
 
 use super::route::ShardPlan;
-use crate::planner::cache::TextCache;
+use crate::cache::TextCache;
 use orochi_config::{Config, KeyType, Pool};
 
 #[derive(Debug, Clone)]

@@ -2,6 +2,7 @@
 //! No I/O here; results are cached by statement text.
 
 pub mod cache;
+pub mod codec;
 pub mod directive;
 pub mod lex;
 pub mod rw;
