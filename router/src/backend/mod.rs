@@ -6,6 +6,7 @@ pub mod conn;
 pub mod health;
 pub mod pool;
 pub mod registry;
+pub mod server_state;
 
 pub use conn::ServerConn;
 pub use pool::{Checkout, ServerPool};
