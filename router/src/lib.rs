@@ -1,8 +1,10 @@
 //! Orochi Router: a PostgreSQL wire-protocol proxy.
 //!
-//! Layout: `planner` is pure (statement text to what must happen, cached); `client` and
-//! `backend` are the executor (sessions, pools, sockets); `app` holds shared state;
-//! `listener`, `server` and `signals` run the process; `cli` is the command line.
+//! Layout: the planner is a crate of its own (`orochi-planner`, named `crate::planner`
+//! here: statement text to what must happen, pure and cached); `client` and `backend`
+//! are the executor (sessions, pools, sockets) and `fanout` its pure merge of shard
+//! answers; `app` holds shared state; `listener`, `server` and `signals` run the process;
+//! `cli` is the command line.
 
 pub mod admin_view;
 pub mod admission;
@@ -17,9 +19,12 @@ pub mod error;
 pub mod fanout;
 pub mod listener;
 pub mod otel;
-pub mod planner;
 pub mod server;
 pub mod shard_for;
 pub mod signals;
 pub mod twopc;
+pub mod twopc_guard;
 pub mod twopc_setup;
+
+/// The planner is its own crate (`planner/`); `crate::planner` names it here.
+pub use orochi_planner as planner;

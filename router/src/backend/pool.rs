@@ -21,7 +21,7 @@
 //! path, a panic, a vanished task) closes its connection.
 
 use super::conn::{ServerConn, ServerTarget};
-use super::health::ServerHealth;
+use super::server_state::ServerHealth;
 use crate::error::{Result, RouterError};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

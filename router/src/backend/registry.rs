@@ -57,14 +57,8 @@ pub struct ServerSlot {
     pub pool: Arc<ServerPool>,
 }
 
-/// Where a checkout must go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    /// The shard's primary: writes, transactions, anything in doubt.
-    Primary,
-    /// A read: a replica (or the primary when `primary_reads_enabled`), by load balancing.
-    Read,
-}
+/// Where a checkout must go: the planner's read/write decision.
+pub use crate::planner::rw::Target;
 
 /// Everything a client session of (pool, user) needs.
 pub struct UserPools {

@@ -17,7 +17,7 @@ impl Session {
     /// Parse, Bind, Describe, Execute, Close, FunctionCall.
     pub(crate) async fn on_extended(&mut self, f: Frame) -> Result<()> {
         let msg = FrontendMessage::decode(&f)?;
-        if let Some(e) = crate::planner::twopc_guard::refuse_message(&msg) {
+        if let Some(e) = crate::twopc_guard::refuse_message(&msg) {
             self.router_error(e, true);
             return Ok(());
         }

@@ -686,7 +686,7 @@ impl Session {
             self.on_directive(d).await;
             return Ok(());
         }
-        if let Some(e) = crate::planner::twopc_guard::refuse_query(&sql) {
+        if let Some(e) = crate::twopc_guard::refuse_query(&sql) {
             self.router_error(e, false);
             return Ok(());
         }

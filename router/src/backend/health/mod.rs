@@ -58,19 +58,18 @@
 
 mod lag;
 mod probe;
-mod server;
 
+pub use super::server_state::{actual_role, ActualRole, ServerHealth};
 pub use lag::LsnHistory;
 pub use probe::{Probe, ProbeFailure, PROBE_APPLICATION_NAME, PROBE_SQL};
-pub use server::{actual_role, ActualRole, ServerHealth};
 
 use super::conn::ServerTarget;
+use super::server_state::lock;
 use crate::error::RouterError;
 use orochi_admin::NodeStatus;
 use orochi_config::Role;
 use orochi_wire::PgError;
 use probe::probe;
-use server::lock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -10,7 +10,17 @@ use super::value::{self, Value};
 use num_bigint::BigInt;
 use num_traits::{Signed, ToPrimitive};
 
-pub use crate::planner::sharding::CastTo;
+/// A cast the router applies to a merged aggregate: the planner finds it over an
+/// aggregate (`count(*)::int`), the executor applies it after merging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CastTo {
+    Int2,
+    Int4,
+    Int8,
+    Numeric,
+    Float8,
+    Text,
+}
 
 impl CastTo {
     /// The cast target a type name means, if the router can apply it.

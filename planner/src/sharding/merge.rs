@@ -225,7 +225,7 @@ pub fn plan_select(s: &SelectStmt) -> Result<(Merge, Option<SelectStmt>), String
             if !chain.is_empty() && simple_aggregate(core)?.is_some() {
                 let mut to = Vec::new();
                 for tn in chain.iter().rev() {
-                    match crate::fanout::cast::CastTo::from_type_name(tn) {
+                    match crate::codec::cast::CastTo::from_type_name(tn) {
                         Some(c) => to.push(c),
                         None => return Err(format!("a cast to {tn} over an aggregate across shards; cast in the application, or to int, bigint, numeric, float8 or text")),
                     }

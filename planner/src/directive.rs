@@ -12,13 +12,13 @@ pub enum Directive {
     ResetShard,
     /// `SET orochi.role = 'primary' | 'replica' | 'any'` (PgCat: `SET SERVER ROLE TO …`);
     /// `None` = back to automatic read/write splitting.
-    SetRole(Option<crate::backend::registry::Target>),
+    SetRole(Option<super::rw::Target>),
     /// A malformed directive: the message to send back.
     Invalid(String),
 }
 
 fn parse_role(v: &str) -> Directive {
-    use crate::backend::registry::Target;
+    use super::rw::Target;
     match v.trim().trim_matches(|c| c == '\'' || c == '"').trim() {
         "primary" => Directive::SetRole(Some(Target::Primary)),
         "replica" => Directive::SetRole(Some(Target::Read)),
@@ -115,7 +115,7 @@ mod tests {
         ));
         assert_eq!(directive("SET search_path = a"), None);
         assert_eq!(directive("select 1"), None);
-        use crate::backend::registry::Target;
+        use crate::rw::Target;
         assert_eq!(
             directive("SET orochi.role = 'primary'"),
             Some(Directive::SetRole(Some(Target::Primary)))

@@ -4,7 +4,7 @@
 //! the sharded tables starts from an empty cache.
 
 use super::route::ShardPlan;
-use crate::planner::cache::TextCache;
+use crate::cache::TextCache;
 use orochi_config::{Config, KeyType, Pool};
 
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ pub struct ShardingSchema {
     /// `[sharding.two_phase_commit] enabled`: multi-shard writes commit atomically.
     pub twopc: bool,
     /// The `orochi` schema objects exist on every shard (checked on first 2PC commit).
-    pub twopc_ready: tokio::sync::OnceCell<()>,
+    pub twopc_ready: std::sync::OnceLock<()>,
     pub tables: Vec<DistributedTable>,
     pub(crate) plans: TextCache<ShardPlan>,
     /// Whether the shards' databases sort text in byte order (learned on first need).
@@ -52,7 +52,7 @@ impl ShardingSchema {
             shards,
             best_effort: false,
             twopc: false,
-            twopc_ready: tokio::sync::OnceCell::new(),
+            twopc_ready: std::sync::OnceLock::new(),
             tables,
             plans: TextCache::new(16_384),
             c_collation: std::sync::OnceLock::new(),

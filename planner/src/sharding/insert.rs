@@ -10,7 +10,7 @@
 
 use super::ast;
 use super::route::{KeySet, Routing, ShardPlan};
-use super::ShardingSchema;
+use super::schema::ShardingSchema;
 use pg_query::NodeEnum;
 
 /// Fills in the route of an INSERT; `columns`: the table's column order, when the

@@ -2,6 +2,7 @@
 //! values, possibly bind parameters known only at Bind), whether it writes, and how the
 //! results of several shards merge into one answer.
 
+use crate::codec::cast::CastTo;
 use orochi_config::KeyType;
 
 /// One value a key column is constrained to.
@@ -107,17 +108,6 @@ pub struct Grouping {
     pub aggs: Vec<(Col, AggKind)>,
     /// Casts over aggregates (`count(*)::int`), innermost first, applied after merging.
     pub casts: Vec<(Col, Vec<CastTo>)>,
-}
-
-/// A cast the router applies to a merged aggregate (see `fanout::cast`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CastTo {
-    Int2,
-    Int4,
-    Int8,
-    Numeric,
-    Float8,
-    Text,
 }
 
 /// The data format of a COPY.

@@ -1,14 +1,14 @@
 //! Planner cost per statement: a cold plan (pg_query parse, key walk, merge plan) and
 //! the hot path the router takes for a statement seen before (cache lookup by text and
 //! key resolution), and a simple-protocol point lookup with a new literal every time
-//! (constants lifted, the shape's plan cached). `cargo bench -p orochi-router --bench
+//! (constants lifted, the shape's plan cached). `cargo bench -p orochi-planner --bench
 //! planner`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use orochi_config::KeyType;
-use orochi_router::planner::sharding::literals::one_shard;
-use orochi_router::planner::sharding::resolve::{resolve, Params};
-use orochi_router::planner::sharding::{plan, plan_uncached, DistributedTable, ShardingSchema};
+use orochi_planner::sharding::literals::one_shard;
+use orochi_planner::sharding::resolve::{resolve, Params};
+use orochi_planner::sharding::{plan, plan_uncached, DistributedTable, ShardingSchema};
 
 const STATEMENTS: &[(&str, &str)] = &[
     ("point", "SELECT abalance FROM pgbench_accounts WHERE aid = 42"),

@@ -1,6 +1,10 @@
 //! The health of one server as routing reads it: actual role, rotation (bans), lag.
 //! Written by the shard's checker (`health`) and by the server's pools (connection
 //! attempts), read on every checkout.
+//!
+//! A plain shared record below both writers: the pools report their connection
+//! attempts here without knowing the checker, and the checker (which observes the
+//! pools, e.g. which connect errors mean a server is down) sits above them.
 
 use orochi_admin::NodeStatus;
 use orochi_config::Role;

@@ -20,7 +20,7 @@ pub mod scope;
 mod tests;
 
 pub use route::{
-    AggKind, CastTo, Col, CopyFormat, CopyIn, CopyKey, Count, KeyAt, KeySet, KeyValue, Kind, Merge,
+    AggKind, Col, CopyFormat, CopyIn, CopyKey, Count, KeyAt, KeySet, KeyValue, Kind, Merge,
     Routing, ShardPlan, SortKey,
 };
 pub use schema::{DistributedTable, ShardingSchema};
@@ -89,12 +89,11 @@ fn plan_full(schema: &ShardingSchema, sql: &str, columns: Option<&[String]>) -> 
     // Only statements that can nest queries need it (the walk sees every FROM item and
     // DML target of a flat statement): it costs a full copy of the tree.
     let plain_dml = matches!(
-        crate::planner::lex::first_keyword(sql).as_str(),
+        crate::lex::first_keyword(sql).as_str(),
         "select" | "insert" | "update" | "delete" | "values" | "table"
     );
-    let nested = !plain_dml
-        || count_word(sql, "select") > 1
-        || crate::planner::lex::contains_word_ci(sql, "with");
+    let nested =
+        !plain_dml || count_word(sql, "select") > 1 || crate::lex::contains_word_ci(sql, "with");
     if nested && plan.refuse.is_none() && plan.kind != Kind::Ddl {
         let found = count_distributed(schema, &parsed.protobuf);
         let seen = plans_seen(schema, &stmts);

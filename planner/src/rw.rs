@@ -7,6 +7,15 @@
 
 use super::lex::{contains_ci, contains_word_ci, first_keyword};
 
+/// Where a checkout must go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The shard's primary: writes, transactions, anything in doubt.
+    Primary,
+    /// A read: a replica (or the primary when `primary_reads_enabled`), by load balancing.
+    Read,
+}
+
 /// Functions that write or need the primary, matched as substrings (lower case).
 const PRIMARY_ONLY: &[&str] = &[
     "nextval",
