@@ -6,6 +6,7 @@ pub mod ast;
 pub mod columns;
 pub mod copy;
 pub mod dml;
+pub mod gather;
 pub mod insert;
 pub mod literals;
 pub mod merge;

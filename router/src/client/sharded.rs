@@ -184,7 +184,7 @@ impl Session {
             })
             .unwrap_or_default();
         if let Some(r) = &p.refuse {
-            return self.refused(r, extended);
+            return self.gather_or_refuse(schema, sql, p.kind, r, ext).await;
         }
         let shards = match resolve(&p.routing, schema.shards, params) {
             Ok(r) => r,
@@ -230,7 +230,7 @@ impl Session {
         let write = matches!(p.kind, Kind::Write | Kind::Ddl);
         let merge = match &p.merge {
             Ok(m) => m.clone(),
-            Err(m) => return self.refused(m, extended),
+            Err(m) => return self.gather_or_refuse(schema, sql, p.kind, m, ext).await,
         };
         // Several shards inside the client's transaction: the statement joins it on
         // every shard it needs (transaction pooling, explicit transactions).
@@ -302,7 +302,7 @@ impl Session {
     /// Inside a transaction that has not touched a shard yet, plain reads (READ
     /// COMMITTED: each statement sees its own snapshot anyway) run aside, so the
     /// transaction's writes can still pick their shard.
-    fn runs_aside(&self, kind: Kind, sql: &str) -> bool {
+    pub(crate) fn runs_aside(&self, kind: Kind, sql: &str) -> bool {
         !matches!(kind, Kind::Write | Kind::Ddl)
             && self.server.is_none()
             && self.pending_begin.as_deref().is_some_and(|b| {
@@ -311,7 +311,7 @@ impl Session {
             && crate::planner::rw::is_read(sql)
     }
 
-    fn refused(&mut self, msg: &str, extended: bool) -> Result<Route> {
+    pub(crate) fn refused(&mut self, msg: &str, extended: bool) -> Result<Route> {
         self.app.metrics.error(&self.user.pool_name, "0A000");
         self.router_error(refuse(msg), extended);
         if self.server.is_none() && self.pending_begin.is_some() {

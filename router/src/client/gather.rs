@@ -1,0 +1,131 @@
+//! The executor's half of gather-then-answer (see `planner::sharding::gather`): a read
+//! the fan-out merge cannot answer exactly fetches the rows of its distributed tables
+//! from every shard, and the statement, rewritten over those rows, runs on one shard.
+//!
+//! It runs outside the client's transaction only (no transaction, or one that has not
+//! touched a shard yet and reads at READ COMMITTED, where a statement gets its own
+//! snapshot anyway): inside a transaction that wrote, rows gathered on other connections
+//! would miss its own writes, so the statement stays refused there.
+
+use super::fanout::{Extended, Job};
+use super::session::Session;
+use super::sharded::Route;
+use crate::error::Result;
+use crate::planner::sharding::gather::{self, Gather, MAX_BYTES, MAX_ROWS};
+use crate::planner::sharding::{plan_uncached, Kind, Routing, ShardingSchema};
+use orochi_wire::PgError;
+
+enum Gathered {
+    Rows(Vec<Vec<String>>),
+    /// Past the row or byte budget.
+    TooMany,
+    Failed(PgError),
+}
+
+impl Session {
+    /// Answers a read the fan-out refused (`why`) by gathering, or refuses it with `why`
+    /// when it does not qualify.
+    pub(crate) async fn gather_or_refuse(
+        &mut self,
+        schema: &ShardingSchema,
+        sql: &str,
+        kind: Kind,
+        why: &str,
+        ext: Option<Extended>,
+    ) -> Result<Route> {
+        let extended = ext.is_some();
+        let outside_tx =
+            self.server.is_none() && (self.pending_begin.is_none() || self.runs_aside(kind, sql));
+        if kind != Kind::Read || !outside_tx {
+            return self.refused(why, extended);
+        }
+        let Ok(g) = gather::plan(schema, sql) else {
+            return self.refused(why, extended);
+        };
+        let rows = match self.gather_rows(schema, &g).await {
+            Gathered::Rows(r) => r,
+            Gathered::TooMany => {
+                let m = format!("{why}; answering it exactly needs more than {MAX_ROWS} rows (or {} MiB) of {} from the shards", MAX_BYTES >> 20, g.tables.join(", "));
+                return self.refused(&m, extended);
+            }
+            Gathered::Failed(e) => {
+                self.router_error(e, extended);
+                return Ok(Route::Done);
+            }
+        };
+        // By construction the rewritten statement names no distributed table; the
+        // planner confirms it (on the same statement without the rows, which are only
+        // string constants) before one shard answers for all.
+        let check = plan_uncached(schema, &g.rewrite(sql, &[]));
+        if check.refuse.is_some() || check.routing != Routing::Any {
+            return self.refused(why, extended);
+        }
+        let rewritten = g.rewrite(sql, &rows);
+        tracing::debug!(tables = ?g.tables, "gathered across shards, answered on one");
+        Ok(Route::Fanout(Box::new(Job {
+            shards: vec![(self.id as usize) % schema.shards],
+            sql: vec![rewritten],
+            shard_param_types: None,
+            merge: Default::default(),
+            write: false,
+            wrap: false,
+            select: true,
+            replicated: false,
+            copy_in: None,
+            extended: ext,
+            in_tx: false,
+        })))
+    }
+
+    /// Every shard's rows of the gathered tables, one statement per shard.
+    async fn gather_rows(&mut self, schema: &ShardingSchema, g: &Gather) -> Gathered {
+        let sql = g.shard_sql();
+        let mut out = vec![Vec::new(); g.tables.len()];
+        let (mut rows, mut bytes) = (0usize, 0usize);
+        for shard in 0..schema.shards {
+            let unavailable = || {
+                PgError::error(
+                    "08006",
+                    format!("cannot read the rows this statement needs from shard {shard}"),
+                )
+            };
+            let Some(pool) = self.user.primary(shard).cloned() else {
+                return Gathered::Failed(unavailable());
+            };
+            let mut co = match pool.checkout().await {
+                Ok((co, _)) => co,
+                Err(e) => {
+                    tracing::warn!(shard, error = %e, "gather: no connection");
+                    return Gathered::Failed(unavailable());
+                }
+            };
+            let answer = co.conn().query_rows(&sql).await;
+            co.release();
+            let got = match answer {
+                Ok(Ok((_, got))) => got,
+                Ok(Err(e)) => return Gathered::Failed(e),
+                Err(e) => {
+                    tracing::warn!(shard, error = %e, "gather: connection lost");
+                    return Gathered::Failed(unavailable());
+                }
+            };
+            for r in got {
+                let mut cells = r.into_iter();
+                let table = cells.next().flatten().and_then(|t| t.parse::<usize>().ok());
+                let (Some(t), Some(Some(text))) = (table, cells.next()) else {
+                    return Gathered::Failed(unavailable());
+                };
+                rows += 1;
+                bytes += text.len();
+                if rows > MAX_ROWS || bytes > MAX_BYTES {
+                    return Gathered::TooMany;
+                }
+                match out.get_mut(t) {
+                    Some(v) => v.push(text),
+                    None => return Gathered::Failed(unavailable()),
+                }
+            }
+        }
+        Gathered::Rows(out)
+    }
+}
