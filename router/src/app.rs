@@ -4,9 +4,9 @@
 
 use crate::backend::{Registry, UserPools};
 use crate::cancel::CancelRegistry;
-use crate::client::statements::StatementRegistry;
 use crate::clients::ClientRegistry;
 use crate::error::{Result, RouterError};
+use crate::statements::StatementRegistry;
 use arc_swap::ArcSwap;
 use orochi_config::{Config, ConfigErrors};
 use orochi_wire::PgError;

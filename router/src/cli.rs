@@ -229,7 +229,7 @@ async fn setup(config: Config, admin: Option<(String, Option<String>)>) -> i32 {
             .collect();
         grantees.sort();
         grantees.dedup();
-        match crate::twopc::setup_pool_for(user, &grantees, admin.clone()).await {
+        match crate::twopc_setup::setup_pool_for(user, &grantees, admin.clone()).await {
             Ok(()) => {
                 println!(
                     "pool {pool}: orochi schema ready on {} shards",

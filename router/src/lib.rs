@@ -22,6 +22,7 @@ pub mod otel;
 pub mod server;
 pub mod shard_for;
 pub mod signals;
+pub mod statements;
 pub mod twopc;
 pub mod twopc_guard;
 pub mod twopc_setup;

@@ -151,8 +151,6 @@ impl ShardAccess for PoolShards {
     }
 }
 
-pub use crate::twopc_setup::{setup_pool, setup_pool_for};
-
 /// One sweeper per sharded pool with two-phase commit enabled, for the life of the
 /// process (a reload that changes pools takes effect at the next restart).
 pub fn spawn_sweepers(app: &Arc<App>) {

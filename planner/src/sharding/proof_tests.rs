@@ -2,25 +2,8 @@
 //! sublink, in every position, with replicated, distributed or no outer rows.
 
 use super::resolve::{resolve, Params, Resolved};
+use super::tests::schema;
 use super::*;
-use orochi_config::KeyType;
-
-fn schema() -> ShardingSchema {
-    let t = |name: &str, column: &str, ty| DistributedTable {
-        name: name.into(),
-        schema: None,
-        column: column.into(),
-        ty,
-    };
-    ShardingSchema::new(
-        4,
-        vec![
-            t("users", "id", KeyType::BigInt),
-            t("orders", "user_id", KeyType::BigInt),
-            t("docs", "slug", KeyType::Text),
-        ],
-    )
-}
 
 #[derive(Debug, PartialEq, Eq)]
 enum Route {

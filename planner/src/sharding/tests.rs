@@ -4,7 +4,9 @@ use super::resolve::{resolve, Params, Resolved};
 use super::*;
 use orochi_config::KeyType;
 
-fn schema() -> ShardingSchema {
+/// Four shards; `users` and `orders` by a bigint key, `docs` by text (shared with
+/// `proof_tests`).
+pub(super) fn schema() -> ShardingSchema {
     let t = |name: &str, column: &str, ty| DistributedTable {
         name: name.into(),
         schema: None,

@@ -6,9 +6,9 @@
 
 use super::expect::{Expect, Term};
 use super::session::{message, Session};
-use super::statements::{PreparedStatement, StatementRegistry};
 use crate::error::Result;
 use crate::planner::directive::comment_shard;
+use crate::statements::{PreparedStatement, StatementRegistry};
 use bytes::{BufMut, BytesMut};
 use orochi_wire::{BackendMessage, Frame, FrontendMessage, PgError};
 use std::sync::Arc;

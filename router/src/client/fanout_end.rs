@@ -66,7 +66,7 @@ impl Session {
         if atomic && !failed {
             if let Some(sc) = &schema {
                 if sc.twopc_ready.get().is_none() {
-                    match crate::twopc::setup_pool(&self.user).await {
+                    match crate::twopc_setup::setup_pool(&self.user).await {
                         Ok(()) => {
                             let _ = sc.twopc_ready.set(());
                         }

@@ -18,4 +18,3 @@ pub mod shard_identity;
 pub mod sharded;
 pub mod split_insert;
 pub mod startup;
-pub mod statements;

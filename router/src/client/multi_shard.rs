@@ -59,7 +59,7 @@ impl Session {
             let schema = self.user.sharding.clone();
             let setup = match schema.as_ref() {
                 Some(sc) if sc.twopc && sc.twopc_ready.get().is_none() && wrote.len() > 1 => {
-                    match crate::twopc::setup_pool(&self.user).await {
+                    match crate::twopc_setup::setup_pool(&self.user).await {
                         Ok(()) => {
                             let _ = sc.twopc_ready.set(());
                             Ok(())

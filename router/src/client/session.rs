@@ -4,7 +4,6 @@
 
 use super::expect::{Expect, Term};
 use super::params::SessionParams;
-use super::statements::PreparedStatement;
 use crate::app::App;
 use crate::backend::{Checkout, UserPools};
 use crate::cancel::{CancelKey, CancelTarget};
@@ -12,6 +11,7 @@ use crate::clients::{ClientState, Registered};
 use crate::error::{Result, RouterError};
 use crate::planner::directive::{comment_shard, directive};
 use crate::planner::{analyze, SessionOp};
+use crate::statements::PreparedStatement;
 use bytes::{Bytes, BytesMut};
 use orochi_config::PoolMode;
 use orochi_wire::{decode_frame, BackendMessage, Frame, FrontendMessage, PgError};

@@ -401,7 +401,7 @@ impl Session {
                 param_types,
             } => {
                 if name.is_empty() {
-                    self.unnamed = Some(super::statements::StatementRegistry::unnamed(
+                    self.unnamed = Some(crate::statements::StatementRegistry::unnamed(
                         query,
                         param_types,
                     ));
