@@ -335,6 +335,7 @@ impl ServerPool {
                         local: c.local,
                         created: c.created,
                         last_used: c.last_used,
+                        tls: c.tls.clone(),
                     })
                     .collect()
             })
@@ -406,6 +407,7 @@ pub struct IdleConn {
     pub local: Option<std::net::SocketAddr>,
     pub created: Instant,
     pub last_used: Instant,
+    pub tls: Option<String>,
 }
 
 /// A connection lent to one client. [`release`](Self::release) returns it to the pool;

@@ -565,6 +565,7 @@ mod tests {
             user: "u".into(),
             password: None,
             allow_cleartext: true,
+            tls: crate::backend::conn::TargetTls::plain(),
         }
     }
 
