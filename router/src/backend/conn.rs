@@ -148,11 +148,10 @@ impl ServerConn {
                     timeout.as_millis()
                 ))
             })?
-            .map_err(|e| {
-                unreachable(format!(
-                    "TLS (server_tls_sslmode = {}): {e}",
-                    target.tls.mode.as_str()
-                ))
+            .map_err(|e| RouterError::ServerTls {
+                addr: target.addr(),
+                reason: format!("server_tls_sslmode = {}: {e}", target.tls.mode.as_str()),
+                client_reason: e.client_reason(),
             })?;
         let mut conn = ServerConn {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),

@@ -378,6 +378,7 @@ fn pick_idle(idle: &[ServerConn], owner: u64) -> Option<usize> {
 pub fn is_server_failure(e: &RouterError) -> bool {
     match e {
         RouterError::ServerUnreachable { .. }
+        | RouterError::ServerTls { .. }
         | RouterError::ServerLost { .. }
         | RouterError::Protocol(_) => true,
         RouterError::ServerAuth(pg) => {
