@@ -521,7 +521,14 @@ servers = [["h", 1, "{}"], ["h", 2, "{}"], ["h", 3, "{}"]]
     }
 
     fn build(c: Arc<Config>, prev: Option<&Registry>, m: &Arc<orochi_admin::Metrics>) -> Registry {
-        Registry::build(c, prev, m, &Arc::new(orochi_tls::TlsHub::disabled()))
+        // One hub for all builds, as in a running router (targets compare it by pointer).
+        static HUB: std::sync::OnceLock<Arc<orochi_tls::TlsHub>> = std::sync::OnceLock::new();
+        Registry::build(
+            c,
+            prev,
+            m,
+            HUB.get_or_init(|| Arc::new(orochi_tls::TlsHub::disabled())),
+        )
     }
 
     fn metrics() -> Arc<orochi_admin::Metrics> {
