@@ -38,6 +38,10 @@
 # and `s0`..`s3` on BASE+8..BASE+11. It writes $ROOT/.run/fleet.env and prints it:
 #   OROCHI_PG_SINGLE=127.0.0.1:15432
 #   OROCHI_PG_SHARDS=127.0.0.1:15440,127.0.0.1:15441,127.0.0.1:15442,127.0.0.1:15443
+#   OROCHI_PG_TLS=127.0.0.1:15444
+# `tls` (BASE+12) is for the TLS tests: its pg_hba.conf admits role tlsapp/tlssecret
+# over `hostssl` only. It starts with ssl off; the tests write certificates they make
+# into its data directory and turn ssl on (ALTER SYSTEM, reload).
 # A port held by anything other than the instance itself is a clear error.
 
 PG_ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -402,6 +406,7 @@ pg_fleet_names() {
     local i
     echo single
     for ((i = 0; i < PG_SHARD_COUNT; i++)); do echo "s$i"; done
+    echo tls
 }
 
 pg_fleet_port() {
@@ -409,6 +414,7 @@ pg_fleet_port() {
     pg_check_port "$base"
     case "$1" in
         single) echo "$base" ;;
+        tls) echo $((base + 12)) ;;
         s*) echo $((base + 8 + ${1#s})) ;;
     esac
 }
@@ -418,12 +424,17 @@ pg_fleet_up() {
     for name in $(pg_fleet_names); do
         pg_init "$name" "$(pg_fleet_port "$name")"
         pg_start "$name"
-        [[ "$name" == single ]] || shards+=("127.0.0.1:$(pg_fleet_port "$name")")
+        case "$name" in
+            single) ;;
+            tls) pg_tls_setup "$name" ;;
+            *) shards+=("127.0.0.1:$(pg_fleet_port "$name")") ;;
+        esac
     done
     local IFS=,
     cat >"$env.tmp" <<EOF
 OROCHI_PG_SINGLE=127.0.0.1:$(pg_fleet_port single)
 OROCHI_PG_SHARDS=${shards[*]}
+OROCHI_PG_TLS=127.0.0.1:$(pg_fleet_port tls)
 OROCHI_PG_SUPERUSER=postgres
 OROCHI_PG_SUPERUSER_PASSWORD=postgres
 OROCHI_PG_APP_USER=app
@@ -432,6 +443,29 @@ OROCHI_PG_BINDIR=$PG_BIN
 EOF
     mv "$env.tmp" "$env"
     cat "$env"
+}
+
+# The TLS instance: role tlsapp may log in over TLS only (hostssl); the superuser and
+# app over anything, so tests can turn ssl on. Idempotent.
+pg_tls_setup() {
+    local name="$1"
+    pg_write "$(pg_dir "$name")/data/pg_hba.conf" <<'EOF'
+# TYPE  DATABASE  USER      ADDRESS        METHOD
+local   all       all                      trust
+hostssl all       tlsapp    127.0.0.1/32   scram-sha-256
+hostssl all       tlsapp    ::1/128        scram-sha-256
+host    all       postgres  127.0.0.1/32   scram-sha-256
+host    all       app       127.0.0.1/32   scram-sha-256
+EOF
+    pg_psql "$name" -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+SET client_min_messages = warning;
+DO $$BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tlsapp') THEN CREATE ROLE tlsapp LOGIN; END IF;
+END$$;
+SET password_encryption = 'scram-sha-256';
+ALTER ROLE tlsapp PASSWORD 'tlssecret';
+SELECT pg_reload_conf();
+SQL
 }
 
 pg_fleet_down() {

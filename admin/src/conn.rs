@@ -24,6 +24,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
+    /// A connection whose first bytes were already read (during TLS negotiation).
+    pub fn with_buffered(stream: S, buffered: &[u8]) -> Self {
+        let mut c = Self::new(stream);
+        c.read.extend_from_slice(buffered);
+        c
+    }
+
     /// Fills the read buffer; `Ok(false)` on a clean end of stream.
     async fn fill(&mut self) -> Result<bool, AdminError> {
         Ok(self.stream.read_buf(&mut self.read).await? > 0)

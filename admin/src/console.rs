@@ -36,12 +36,14 @@ const PARAMETERS: [(&str, &str); 6] = [
 ];
 
 /// Accepts admin connections until `shutdown` is cancelled, then closes open sessions
-/// (FATAL 57P01) and returns once they have ended.
+/// (FATAL 57P01) and returns once they have ended. TLS is the client port's: same
+/// certificate, same `client_tls_sslmode`.
 pub async fn serve_admin(
     listener: TcpListener,
     view: Arc<dyn AdminView>,
     creds: AdminCreds,
     shutdown: CancellationToken,
+    tls: Arc<orochi_tls::TlsHub>,
 ) {
     let creds = Arc::new(creds);
     let tracker = TaskTracker::new();
@@ -54,8 +56,23 @@ pub async fn serve_admin(
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let (view, creds, shutdown) = (view.clone(), creds.clone(), shutdown.clone());
+                let side = tls.client();
                 tracker.spawn(async move {
-                    if let Err(e) = session(stream, view, &creds, shutdown).await {
+                    let negotiated = tokio::time::timeout(
+                        LOGIN_TIMEOUT,
+                        orochi_tls::negotiate::accept(stream, &side),
+                    );
+                    let accepted = match negotiated.await {
+                        Ok(Ok(a)) => a,
+                        Ok(Err(e)) => {
+                            tracing::info!(%peer, error = %e, "admin console TLS negotiation failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let must_tls = side.mode.requires_tls() && !accepted.stream.is_tls();
+                    let conn = Conn::with_buffered(accepted.stream, &accepted.buffered);
+                    if let Err(e) = run(conn, must_tls, view, &creds, shutdown).await {
                         tracing::debug!(%peer, error = %e, "admin session ended with an error");
                     }
                 });
@@ -78,10 +95,20 @@ pub async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     creds: &AdminCreds,
     shutdown: CancellationToken,
 ) -> Result<(), AdminError> {
-    let mut conn = Conn::new(stream);
+    run(Conn::new(stream), false, view, creds, shutdown).await
+}
+
+/// A console session; `must_tls`: a plaintext client that TLS is required of.
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: Conn<S>,
+    must_tls: bool,
+    view: Arc<dyn AdminView>,
+    creds: &AdminCreds,
+    shutdown: CancellationToken,
+) -> Result<(), AdminError> {
     let login = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        r = tokio::time::timeout(LOGIN_TIMEOUT, login(&mut conn, creds)) => r,
+        r = tokio::time::timeout(LOGIN_TIMEOUT, login(&mut conn, creds, must_tls)) => r,
     };
     let logged_in = match login {
         Ok(r) => r?,
@@ -161,16 +188,26 @@ async fn goodbye<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>) -> Resul
 async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<S>,
     creds: &AdminCreds,
+    must_tls: bool,
 ) -> Result<bool, AdminError> {
     let params = loop {
         match conn.read_startup().await? {
             None => return Ok(false),
-            // No TLS on the admin port: 'N' and the client goes on in clear text (or hangs up).
+            // TLS was negotiated before (`orochi_tls::negotiate`); in-memory test
+            // streams get 'N' and go on in clear text.
             Some(StartupRequest::Ssl | StartupRequest::GssEnc) => conn.write_raw(b"N").await?,
             Some(StartupRequest::Cancel { .. }) => return Ok(false),
             Some(req @ StartupRequest::Startup { .. }) => break req,
         }
     };
+    if must_tls {
+        conn.queue_error(&PgError::fatal(
+            "28000",
+            "TLS is required: this router accepts only encrypted connections (client_tls_sslmode = require); connect with sslmode=require",
+        ));
+        conn.flush().await?;
+        return Ok(false);
+    }
     let Some(user) = params.param("user").map(str::to_string) else {
         conn.queue_error(&PgError::fatal(
             "28000",

@@ -14,9 +14,9 @@
 //!   `log_client_parameter_status_changes`: connection events are logged at `debug`.
 //! - `autoreload`: reload is explicit (SIGHUP or admin `RELOAD`).
 //! - `idle_client_in_transaction_timeout`, `server_round_robin`, `validate_config`,
-//!   `dns_cache_enabled`, `dns_max_ttl`, `server_tls`, `verify_server_certificate`,
-//!   `prepared_statements`, `prepared_statements_cache_size`: PgCat tuning knobs with no
-//!   Orochi equivalent yet.
+//!   `dns_cache_enabled`, `dns_max_ttl`, `prepared_statements`,
+//!   `prepared_statements_cache_size`: PgCat tuning knobs with no Orochi equivalent yet.
+//!   (`server_tls` and `verify_server_certificate` *are* honoured: see `tls.rs`.)
 //! - `auth_query`, `auth_query_user`, `auth_query_password`, `admin_auth_type`:
 //!   passthrough authentication is not supported; users are listed in the config.
 //! - `automatic_failover`, `failover_timeout` (seed 001): failover is always on: health
@@ -60,13 +60,11 @@ pub(crate) const GENERAL: &[&str] = &[
     "log_client_parameter_status_changes",
     "prepared_statements",
     "server_round_robin",
-    "server_tls",
     "tcp_keepalives_count",
     "tcp_keepalives_idle",
     "tcp_keepalives_interval",
     "tcp_user_timeout",
     "validate_config",
-    "verify_server_certificate",
 ];
 
 pub(crate) const POOL: &[&str] = &[

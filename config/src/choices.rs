@@ -1,7 +1,10 @@
 //! The closed sets of string values a config may use, with PgCat's spellings as aliases.
 //! Matching is case-insensitive (PgCat accepts `"Primary"` as well as `"primary"`).
 
-use crate::model::{AuthType, DefaultRole, KeyType, LoadBalancingMode, LogFormat, PoolMode, Role};
+use crate::model::{
+    AuthType, ClientTlsMode, DefaultRole, KeyType, LoadBalancingMode, LogFormat, PoolMode, Role,
+    ServerTlsMode,
+};
 
 pub(crate) const AUTH_TYPE: &[(&str, AuthType)] = &[("trust", AuthType::Trust)];
 
@@ -56,4 +59,28 @@ pub(crate) const KEY_TYPE: &[(&str, KeyType)] = &[
     ("int4", KeyType::Integer),
     ("int2", KeyType::SmallInt),
     ("varchar", KeyType::Text),
+];
+
+/// PgBouncer's `client_tls_sslmode` values (underscores accepted too).
+pub(crate) const CLIENT_TLS_MODE: &[(&str, ClientTlsMode)] = &[
+    ("disable", ClientTlsMode::Disable),
+    ("allow", ClientTlsMode::Allow),
+    ("prefer", ClientTlsMode::Prefer),
+    ("require", ClientTlsMode::Require),
+    ("verify-ca", ClientTlsMode::VerifyCa),
+    ("verify-full", ClientTlsMode::VerifyFull),
+    ("verify_ca", ClientTlsMode::VerifyCa),
+    ("verify_full", ClientTlsMode::VerifyFull),
+];
+
+/// libpq's `sslmode` values towards servers; PgDog's `tls_verify` spellings as aliases.
+pub(crate) const SERVER_TLS_MODE: &[(&str, ServerTlsMode)] = &[
+    ("disable", ServerTlsMode::Disable),
+    ("prefer", ServerTlsMode::Prefer),
+    ("require", ServerTlsMode::Require),
+    ("verify-ca", ServerTlsMode::VerifyCa),
+    ("verify-full", ServerTlsMode::VerifyFull),
+    ("disabled", ServerTlsMode::Disable),
+    ("verify_ca", ServerTlsMode::VerifyCa),
+    ("verify_full", ServerTlsMode::VerifyFull),
 ];

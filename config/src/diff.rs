@@ -9,7 +9,8 @@ use std::fmt;
 pub struct ConfigDiff {
     /// Names of `[general]` fields that changed.
     pub general_changed: Vec<&'static str>,
-    /// The subset of `general_changed` that a reload cannot apply (listeners, threads, TLS).
+    /// The subset of `general_changed` that a reload cannot apply (listeners, threads).
+    /// TLS settings are not among them: a reload re-reads certificates and keys.
     pub restart_required: Vec<&'static str>,
     pub pools_added: Vec<String>,
     pub pools_removed: Vec<String>,
@@ -69,6 +70,8 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         log_level,
         log_format,
         tls,
+        client_tls_sslmode,
+        server_tls,
         otel_endpoint,
         instance_id,
         server_reset_query_always,
@@ -87,7 +90,6 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         "admin_port",
         "metrics_port",
         "worker_threads",
-        "tls",
         "otel_endpoint",
         "instance_id",
         "log_format",
@@ -146,6 +148,7 @@ fn pool_diff(old: &Pool, new: &Pool) -> PoolDiff {
         connect_timeout,
         idle_timeout,
         server_lifetime,
+        server_tls_sslmode,
     );
     let find = |p: &Pool, name: &str| p.users.iter().find(|u| u.username == name).cloned();
     PoolDiff {

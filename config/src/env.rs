@@ -5,7 +5,7 @@
 
 use crate::error::{ConfigError, Location};
 use crate::general::FileGeneral;
-use crate::model::{General, Tls};
+use crate::model::General;
 use crate::source::SourceFile;
 
 /// Looks up one environment variable.
@@ -97,39 +97,9 @@ pub(crate) fn apply(
             }
         },
     };
-    let cert = get(env, "TLS_CERT_PATH").map(Into::into).or(file_tls.cert);
-    let key = get(env, "TLS_KEY_PATH").map(Into::into).or(file_tls.key);
-    let ca = get(env, "TLS_CA_PATH").map(Into::into).or(file_tls.ca);
-    let want = enabled.unwrap_or(cert.is_some() || key.is_some());
-    g.tls = None;
-    if !want {
-        return;
-    }
-    match (cert, key) {
-        (Some(cert_path), Some(key_path)) => {
-            g.tls = Some(Tls {
-                cert_path,
-                key_path,
-                ca_path: ca,
-            })
-        }
-        (cert, _) => {
-            let missing = if cert.is_none() {
-                "a certificate (tls_certificate in [general], or TLS_CERT_PATH)"
-            } else {
-                "a private key (tls_private_key in [general], or TLS_KEY_PATH)"
-            };
-            let message = format!("TLS is enabled but {missing} is not set");
-            errors.push(if enabled == Some(true) {
-                env_error("TLS_ENABLED", message)
-            } else {
-                ConfigError::Invalid {
-                    location: src.locate(file_tls.span),
-                    message: format!(
-                        "key \"tls_certificate\"/\"tls_private_key\" in [general]: {message}"
-                    ),
-                }
-            });
-        }
-    }
+    let mut file_tls = file_tls;
+    file_tls.cert = get(env, "TLS_CERT_PATH").map(Into::into).or(file_tls.cert);
+    file_tls.key = get(env, "TLS_KEY_PATH").map(Into::into).or(file_tls.key);
+    file_tls.ca = get(env, "TLS_CA_PATH").map(Into::into).or(file_tls.ca);
+    crate::tls::resolve(g, file_tls, src, enabled, errors);
 }

@@ -11,8 +11,7 @@ use crate::choices;
 use crate::model::{
     DefaultRole, General, LoadBalancingMode, LogFormat, PoolMode, ShardingFunction,
 };
-use crate::reader::{Ctx, Section, Span};
-use std::path::PathBuf;
+use crate::reader::{Ctx, Section};
 use std::time::Duration;
 
 /// Pool settings that may be given once for all pools.
@@ -30,20 +29,10 @@ pub(crate) struct PoolDefaults {
 /// What `[general]` said that is resolved later, together with the environment.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FileGeneral {
-    pub tls: FileTls,
+    pub tls: crate::tls::FileTls,
     /// `admin_port` / `metrics_port` (or `prometheus_exporter_port`) written explicitly.
     pub admin_port_set: bool,
     pub metrics_port_set: bool,
-}
-
-/// TLS file paths as written in the file; resolved with the environment later.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct FileTls {
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    pub ca: Option<PathBuf>,
-    /// Where to point when the pair is incomplete.
-    pub span: Span,
 }
 
 pub(crate) fn default_general() -> General {
@@ -65,6 +54,13 @@ pub(crate) fn default_general() -> General {
         log_level: "info".to_string(),
         log_format: LogFormat::Text,
         tls: None,
+        client_tls_sslmode: crate::model::ClientTlsMode::Disable,
+        server_tls: crate::model::ServerTls {
+            sslmode: crate::model::ServerTlsMode::Prefer,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+        },
         otel_endpoint: None,
         instance_id: None,
         server_reset_query_always: false,
@@ -178,9 +174,6 @@ pub(crate) fn parse_general(
     {
         g.max_prepared_statements = v;
     }
-    if let Some(v) = sec.bool(cx, "allow_server_cleartext_password") {
-        g.allow_server_cleartext_password = v;
-    }
     g.otel_endpoint = non_empty(sec.string(cx, "otel_endpoint"));
     g.instance_id = non_empty(sec.string(cx, "instance_id"));
     if let Some(id) = &g.instance_id {
@@ -196,18 +189,10 @@ pub(crate) fn parse_general(
         }
     }
 
-    let tls = FileTls {
-        cert: non_empty(sec.string(cx, "tls_certificate")).map(PathBuf::from),
-        key: non_empty(sec.string(cx, "tls_private_key")).map(PathBuf::from),
-        ca: non_empty(sec.string(cx, "tls_ca_certificate")).map(PathBuf::from),
-        span: if sec.has("tls_certificate") {
-            sec.at("tls_certificate")
-        } else if sec.has("tls_private_key") {
-            sec.at("tls_private_key")
-        } else {
-            sec.span.clone()
-        },
-    };
+    let tls = crate::tls::read_file_tls(&mut sec, cx);
+    g.server_tls = crate::tls::read_server_tls(&mut sec, cx);
+    let ca_span = sec.at("server_tls_sslmode");
+    crate::tls::check_server_ca(cx, ca_span, "[general]", g.server_tls.sslmode, &g);
 
     let defaults = read_pool_settings(&mut sec, cx);
     sec.accept(accepted::GENERAL);

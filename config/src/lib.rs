@@ -22,6 +22,7 @@ mod reader;
 mod routing;
 mod shards;
 mod source;
+mod tls;
 mod users;
 mod users_file;
 mod validate;

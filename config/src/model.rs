@@ -47,7 +47,13 @@ pub struct General {
     /// error | warn | info | debug | trace
     pub log_level: String,
     pub log_format: LogFormat,
+    /// Certificate and key served to clients (client and admin ports); `None` = no TLS.
     pub tls: Option<Tls>,
+    /// PgBouncer's `client_tls_sslmode` (default `prefer` with a certificate, else
+    /// `disable`; `TLS_ENABLED=true` raises it to at least `prefer`).
+    pub client_tls_sslmode: ClientTlsMode,
+    /// TLS towards PostgreSQL: the default mode (pools may override it) and the files.
+    pub server_tls: ServerTls,
     pub otel_endpoint: Option<String>,
     /// Identifies this router instance in 2PC transaction names; `None` = random at start.
     pub instance_id: Option<String>,
@@ -73,8 +79,9 @@ pub struct General {
     /// When set, `/metrics` requires `Authorization: Bearer <token>` (`/health` and
     /// `/ready` stay open for probes).
     pub metrics_token: Option<String>,
-    /// Answer a server's request for a cleartext password (default true; false refuses
-    /// such servers, so the password never crosses the network in the clear).
+    /// Answer a server's request for a cleartext password (default true, but false when
+    /// TLS is on towards clients or servers: then such servers are refused, so the password
+    /// never crosses the network in the clear).
     pub allow_server_cleartext_password: bool,
     /// PgBouncer's `max_prepared_statements`: router-named statements kept prepared on
     /// one server connection; past it the least recently used is closed (default 200).
@@ -89,9 +96,74 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tls {
+    /// PEM chain: the leaf first, then intermediates (served whole).
     pub cert_path: PathBuf,
     pub key_path: PathBuf,
+    /// `tls_client_ca_certificate` / `TLS_CA_PATH`: CA bundle for client certificates.
     pub ca_path: Option<PathBuf>,
+}
+
+/// PgBouncer's `client_tls_sslmode` values, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ClientTlsMode {
+    /// SSLRequest answered `N`.
+    Disable,
+    /// TLS offered, plaintext accepted (PgBouncer's `allow` and `prefer` behave alike).
+    Allow,
+    Prefer,
+    /// Plaintext logins get 28000.
+    Require,
+    /// TLS with a client certificate signed by `tls_client_ca_certificate`.
+    VerifyCa,
+    /// As `VerifyCa` (PgBouncer checks no client name either).
+    VerifyFull,
+}
+
+impl ClientTlsMode {
+    pub fn requires_tls(self) -> bool {
+        self >= ClientTlsMode::Require
+    }
+    pub fn requires_client_cert(self) -> bool {
+        self >= ClientTlsMode::VerifyCa
+    }
+}
+
+/// libpq's `sslmode` values towards PostgreSQL, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ServerTlsMode {
+    Disable,
+    /// TLS when the server accepts it, else plaintext; the certificate is not checked.
+    Prefer,
+    /// TLS or no connection; the certificate is not checked.
+    Require,
+    /// The certificate chains to `server_tls_ca_file`.
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate names the server's host (DNS name or IP SAN).
+    VerifyFull,
+}
+
+impl ServerTlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerTlsMode::Disable => "disable",
+            ServerTlsMode::Prefer => "prefer",
+            ServerTlsMode::Require => "require",
+            ServerTlsMode::VerifyCa => "verify-ca",
+            ServerTlsMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// TLS towards PostgreSQL servers (`server_tls_*` keys of `[general]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerTls {
+    /// Default for pools that set none (default `prefer`).
+    pub sslmode: ServerTlsMode,
+    /// CA bundle that server certificates must chain to (needed by verify-ca/verify-full).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key for servers that ask for one (both or neither).
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +228,8 @@ pub struct Pool {
     pub server_lifetime: Duration,
     /// PgBouncer's `max_db_client_connections`: clients of this pool at once (0 = no limit).
     pub max_db_client_connections: usize,
+    /// TLS towards this pool's servers (default: `[general] server_tls_sslmode`).
+    pub server_tls_sslmode: ServerTlsMode,
 }
 
 /// How a user's clients authenticate when that is not implied by the password.

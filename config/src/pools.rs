@@ -80,6 +80,11 @@ fn parse_pool(
         .or_else(|| sec.millis(cx, "server_idle_timeout"));
     let server_lifetime = sec.millis(cx, "server_lifetime");
     let max_db_client_connections = sec.count(cx, "max_db_client_connections", 0);
+    let server_tls_sslmode = crate::tls::server_mode(&mut sec, cx);
+    if let Some(mode) = server_tls_sslmode {
+        let span = sec.at("server_tls_sslmode");
+        crate::tls::check_server_ca(cx, span, &sec.name(), mode, inh.general);
+    }
     let mut user_defaults = UserDefaults::default();
     if let Some(v) = sec.count(cx, "max_pool_size", 1) {
         user_defaults.pool_size = v;
@@ -250,6 +255,7 @@ fn parse_pool(
         idle_timeout: idle_timeout.unwrap_or(g.idle_timeout),
         server_lifetime: server_lifetime.unwrap_or(g.server_lifetime),
         max_db_client_connections: max_db_client_connections.unwrap_or(0),
+        server_tls_sslmode: server_tls_sslmode.unwrap_or(g.server_tls.sslmode),
     };
     let site = PoolSite {
         span: sec.span.clone(),

@@ -186,7 +186,7 @@ impl AdminView for AppView {
                     wait,
                     close_needed: false,
                     link: link.as_ref().map(|l| l.server_id),
-                    tls: None,
+                    tls: c.tls.clone(),
                     application_name: c.application_name.clone(),
                     in_transaction: link.is_some(),
                 }
@@ -218,7 +218,7 @@ impl AdminView for AppView {
                 close_needed: false,
                 link: Some(c.id),
                 remote_pid: l.process_id,
-                tls: None,
+                tls: l.tls.clone(),
                 application_name: String::new(),
                 shard: l.pool.shard,
                 role: l.pool.health.role().view(),
@@ -247,7 +247,7 @@ impl AdminView for AppView {
                             close_needed: false,
                             link: None,
                             remote_pid: i.process_id,
-                            tls: None,
+                            tls: i.tls.clone(),
                             application_name: String::new(),
                             shard: p.shard,
                             role: p.health.role().view(),
@@ -564,6 +564,14 @@ impl AdminView for AppView {
                 Err(crate::app::ReloadError::Config(e)) => {
                     tracing::error!("RELOAD rejected, keeping the running configuration:\n{e}");
                     Err(AdminError::Config(e))
+                }
+                Err(crate::app::ReloadError::Tls(e)) => {
+                    tracing::error!(
+                        "RELOAD rejected, keeping the running configuration and certificates: {e}"
+                    );
+                    Err(AdminError::Action(format!(
+                        "RELOAD rejected, the running configuration and certificates stay: {e}"
+                    )))
                 }
                 Err(crate::app::ReloadError::NoSource) => Err(AdminError::WrongState(
                     "the router was started without a configuration file".into(),

@@ -34,6 +34,8 @@ impl ConfigSource {
 pub enum ReloadError {
     NoSource,
     Config(ConfigErrors),
+    /// A certificate or key file could not be used; the running TLS state stays.
+    Tls(orochi_tls::TlsError),
 }
 
 impl std::fmt::Display for ReloadError {
@@ -43,6 +45,7 @@ impl std::fmt::Display for ReloadError {
                 write!(f, "the router was started without a configuration file")
             }
             ReloadError::Config(e) => write!(f, "{e}"),
+            ReloadError::Tls(e) => write!(f, "TLS: {e}"),
         }
     }
 }
@@ -72,6 +75,8 @@ pub struct App {
     pub admission: Arc<crate::admission::Admission>,
     /// The admin console's credentials, replaced on reload.
     pub admin_creds: orochi_admin::AdminCreds,
+    /// Certificates and TLS settings for clients and servers, re-read on reload.
+    pub tls: Arc<orochi_tls::TlsHub>,
 }
 
 impl App {
@@ -85,11 +90,22 @@ impl App {
             ),
         ));
         let admin_creds = orochi_admin::AdminCreds::from_general(&config.general);
+        // A file that cannot be read stops `Listeners::bind`, which reads them again.
+        let tls = Arc::new(
+            orochi_tls::TlsHub::new(&config.general)
+                .unwrap_or_else(|_| orochi_tls::TlsHub::disabled()),
+        );
         Arc::new(App {
+            registry: ArcSwap::from_pointee(Registry::build(
+                Arc::new(config),
+                None,
+                &metrics,
+                &tls,
+            )),
+            tls,
             admin_creds,
             admission: Default::default(),
             twopc,
-            registry: ArcSwap::from_pointee(Registry::build(Arc::new(config), None, &metrics)),
             metrics,
             otel: std::sync::OnceLock::new(),
             source,
@@ -144,10 +160,12 @@ impl App {
         let new = src.load().map_err(ReloadError::Config)?;
         let old = self.registry.load();
         let diff = orochi_config::diff(&old.config, &new);
+        // Before anything else changes: a bad certificate rejects the whole reload.
+        self.tls.reload(&new.general).map_err(ReloadError::Tls)?;
         if self.admin_creds.update(&new.general) {
             tracing::info!("admin console credentials replaced: new logins use the new ones");
         }
-        let next = Registry::build(Arc::new(new), Some(&old), &self.metrics);
+        let next = Registry::build(Arc::new(new), Some(&old), &self.metrics, &self.tls);
         self.registry.store(Arc::new(next));
         Ok(diff)
     }

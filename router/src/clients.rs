@@ -28,6 +28,8 @@ pub struct ClientInfo {
     pub connected_at: SystemTime,
     pub started: Instant,
     pub cancel_key: (i32, i32),
+    /// The TLS version and cipher suite, `None` in plaintext.
+    pub tls: Option<String>,
     state: AtomicU8,
     /// Fired by KILL_CLIENT.
     pub kill: CancellationToken,
@@ -45,6 +47,8 @@ pub struct ServerLink {
     pub pool: std::sync::Arc<crate::backend::ServerPool>,
     pub since: Instant,
     pub connected: Instant,
+    /// The server connection's TLS version and cipher suite (SHOW SERVERS `tls`).
+    pub tls: Option<String>,
 }
 
 impl ClientInfo {
@@ -95,6 +99,8 @@ pub struct NewClient {
     pub addr: Option<SocketAddr>,
     pub application_name: String,
     pub cancel_key: (i32, i32),
+    /// `TLSv1.3/TLS_AES_256_GCM_SHA384`, `None` in plaintext (SHOW CLIENTS `tls`).
+    pub tls: Option<String>,
 }
 
 impl ClientRegistry {
@@ -108,6 +114,7 @@ impl ClientRegistry {
             connected_at: SystemTime::now(),
             started: Instant::now(),
             cancel_key: c.cancel_key,
+            tls: c.tls,
             state: AtomicU8::new(ClientState::Idle as u8),
             kill: CancellationToken::new(),
             link: Mutex::new(None),

@@ -12,6 +12,14 @@ pub enum RouterError {
     ClientIo(std::io::Error),
     #[error("server {addr} unreachable: {reason}")]
     ServerUnreachable { addr: String, reason: String },
+    /// TLS towards a server failed; `client_reason` is safe to tell the client (it
+    /// names the kind of failure, not hosts or addresses).
+    #[error("server {addr}: TLS: {reason}")]
+    ServerTls {
+        addr: String,
+        reason: String,
+        client_reason: &'static str,
+    },
     #[error("server {addr} connection lost: {reason}")]
     ServerLost { addr: String, reason: String },
     #[error("pool {pool} for user {user} exhausted: no server connection became free within {waited_ms} ms")]
@@ -47,6 +55,10 @@ impl RouterError {
             RouterError::ServerUnreachable { .. } => PgError::error(
                 "08006",
                 "a server of this pool is unreachable (the router's log says which and why)",
+            ),
+            RouterError::ServerTls { client_reason, .. } => PgError::error(
+                "08006",
+                format!("TLS towards a server of this pool failed: {client_reason} (the router's log has the details)"),
             ),
             RouterError::ServerLost { .. } => PgError::error(
                 "08006",

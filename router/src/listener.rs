@@ -9,7 +9,7 @@ use crate::error::RouterError;
 use bytes::BytesMut;
 use orochi_wire::PgError;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
@@ -36,7 +36,7 @@ pub async fn accept_loop(app: Arc<App>, listener: TcpListener, tracker: TaskTrac
     }
 }
 
-async fn tell(stream: &mut TcpStream, e: &RouterError) {
+async fn tell<S: AsyncWrite + Unpin>(stream: &mut S, e: &RouterError) {
     if let Some(pg) = e.to_client() {
         let mut b = BytesMut::new();
         PgError::fatal(&pg.fields.code, pg.fields.message.clone()).encode(&mut b);
@@ -45,7 +45,12 @@ async fn tell(stream: &mut TcpStream, e: &RouterError) {
 }
 
 /// Tells the client why it may not log in, and counts it.
-async fn refuse(app: &App, stream: &mut TcpStream, code: &str, r: crate::admission::Refusal) {
+async fn refuse<S: AsyncWrite + Unpin>(
+    app: &App,
+    stream: &mut S,
+    code: &str,
+    r: crate::admission::Refusal,
+) {
     app.metrics.login_refused(r.reason);
     tracing::info!(reason = r.reason, "client login refused: {}", r.message);
     tell(stream, &RouterError::Pg(PgError::fatal(code, r.message))).await;
@@ -53,15 +58,15 @@ async fn refuse(app: &App, stream: &mut TcpStream, code: &str, r: crate::admissi
 
 async fn serve_client(
     app: Arc<App>,
-    mut stream: TcpStream,
+    mut tcp: TcpStream,
     peer: std::net::SocketAddr,
 ) -> Result<(), RouterError> {
-    stream.set_nodelay(true).ok();
+    tcp.set_nodelay(true).ok();
     let general = app.config().general.clone();
     let mut ticket = match app.admission.connect(general.max_client_conn) {
         Ok(t) => t,
         Err(r) => {
-            refuse(&app, &mut stream, "53300", r).await;
+            refuse(&app, &mut tcp, "53300", r).await;
             return Ok(());
         }
     };
@@ -69,11 +74,30 @@ async fn serve_client(
         .admission
         .check_address(peer.ip(), general.client_auth_failure_limit)
     {
-        refuse(&app, &mut stream, "28000", r).await;
+        refuse(&app, &mut tcp, "28000", r).await;
         return Ok(());
     }
+    // TLS negotiation and login share one deadline (client_login_timeout); the TLS
+    // handshake alone is bounded by connect_timeout.
+    let deadline = tokio::time::Instant::now() + general.client_login_timeout;
+    let tls = app.tls.client();
+    let accept = orochi_tls::negotiate::accept(tcp, &tls);
+    let accepted = match tokio::time::timeout_at(deadline, accept).await {
+        Err(_) => {
+            app.metrics.login_refused("login_timeout");
+            return Ok(());
+        }
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "client TLS negotiation failed");
+            app.metrics.login_refused("tls");
+            return Ok(());
+        }
+        Ok(Ok(a)) => a,
+    };
+    let mut stream = accepted.stream;
+    let buffered = BytesMut::from(&accepted.buffered[..]);
     let login =
-        tokio::time::timeout(general.client_login_timeout, handshake(&app, &mut stream)).await;
+        tokio::time::timeout_at(deadline, handshake(&app, &mut stream, buffered, &tls)).await;
     let logged_in = match login {
         Err(_) => {
             app.metrics.login_refused("login_timeout");
@@ -127,6 +151,7 @@ async fn serve_client(
         addr: Some(peer),
         application_name: get("application_name").unwrap_or_default(),
         cancel_key: cancel.key,
+        tls: stream.describe(),
     });
     let mut session = Session::new(
         app.clone(),

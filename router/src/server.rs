@@ -22,6 +22,9 @@ impl Listeners {
         use anyhow::Context;
         let cfg = app.config();
         refuse_unsafe_start(&cfg)?;
+        app.tls
+            .reload(&cfg.general)
+            .map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
         let host = cfg.general.host.as_str();
         let bind = |host: &str, port: u16, what: &'static str| {
             let host = host.to_string();
@@ -40,15 +43,9 @@ impl Listeners {
     }
 }
 
-/// No silent fallback to cleartext, no silent trust: TLS configured (TLS_ENABLED or
-/// certificate files) stops the start while this build cannot serve it, and every user
-/// that logs in without a password is named in a warning.
+/// No silent trust: every user that logs in without a password is named in a warning.
+/// (TLS files that cannot be used stop the start in `Listeners::bind`.)
 fn refuse_unsafe_start(cfg: &orochi_config::Config) -> anyhow::Result<()> {
-    if cfg.general.tls.is_some() {
-        anyhow::bail!(
-            "TLS is configured (tls_certificate/tls_private_key or TLS_ENABLED) but this build does not serve TLS yet; refusing to start rather than accept clients in cleartext. Remove the TLS settings to run without TLS."
-        );
-    }
     for pool in cfg.pools.values() {
         for u in &pool.users {
             match (&u.password, u.trust) {
@@ -100,6 +97,7 @@ pub async fn serve(
         view.clone(),
         creds,
         app.force.clone(),
+        app.tls.clone(),
     ));
     let http = tokio::spawn(orochi_admin::serve_http(
         listeners.metrics,

@@ -190,7 +190,7 @@ async fn a_user_without_a_password_needs_explicit_trust() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_configured_refuses_to_start_instead_of_serving_cleartext() {
+async fn unusable_tls_files_stop_the_start_instead_of_serving_cleartext() {
     let dir = repo_root().join(".run").join("test-hardening");
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
@@ -208,7 +208,8 @@ async fn tls_configured_refuses_to_start_instead_of_serving_cleartext() {
         .await
         .err()
         .expect("must refuse");
-    assert!(e.to_string().contains("refusing to start"), "{e}");
+    let e = e.to_string();
+    assert!(e.contains("TLS") && e.contains("c.pem"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,6 +330,7 @@ async fn a_server_asking_for_a_cleartext_password_can_be_refused() {
         user: "u".into(),
         password: Some("the-secret".into()),
         allow_cleartext: false,
+        tls: orochi_router::backend::conn::TargetTls::plain(),
     };
     let e = orochi_router::backend::conn::ServerConn::connect(&target, Duration::from_secs(2))
         .await

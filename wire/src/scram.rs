@@ -1,8 +1,9 @@
 //! SCRAM-SHA-256, server side (RFC 5802 / 7677 as PostgreSQL uses it).
 //!
 //! Hand-written because `postgres-protocol` implements only the client side, which the
-//! router uses towards PostgreSQL. Channel binding (`-PLUS`) is not offered: the client
-//! connection is not TLS yet. Passwords are used as raw UTF-8 (no SASLprep), which
+//! router uses towards PostgreSQL. Over TLS, `SCRAM-SHA-256-PLUS` binds the exchange to
+//! the router's certificate (`tls-server-end-point`, computed by the TLS crate and passed
+//! in), so a man in the middle with another certificate cannot relay it. Passwords are used as raw UTF-8 (no SASLprep), which
 //! matches PostgreSQL for ASCII passwords.
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -12,6 +13,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 pub const MECHANISM: &str = "SCRAM-SHA-256";
+pub const MECHANISM_PLUS: &str = "SCRAM-SHA-256-PLUS";
+const CHANNEL_BINDING_TYPE: &str = "tls-server-end-point";
 const DEFAULT_ITERATIONS: u32 = 4096;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -90,20 +93,47 @@ pub struct ScramServer {
     server_first: String,
     nonce: String,
     gs2_header: String,
+    /// Channel-binding data the client must have bound to (empty without -PLUS).
+    cb_data: Vec<u8>,
 }
 
 impl ScramServer {
-    /// Handles client-first; returns the exchange and the server-first message.
+    /// Handles client-first without TLS; returns the exchange and the server-first message.
     pub fn start(verifier: Verifier, client_first: &[u8]) -> Result<(Self, String), ScramError> {
+        Self::start_bound(verifier, client_first, false, None)
+    }
+
+    /// As [`start`](Self::start) on a TLS connection whose channel-binding data is
+    /// `offered` (`None`: PLUS was not offered). `plus` says the client chose
+    /// `SCRAM-SHA-256-PLUS`. A client that says it could bind ("y") while PLUS was
+    /// offered is refused: that is a downgrade (RFC 5802 §6).
+    pub fn start_bound(
+        verifier: Verifier,
+        client_first: &[u8],
+        plus: bool,
+        offered: Option<&[u8]>,
+    ) -> Result<(Self, String), ScramError> {
         let cf = std::str::from_utf8(client_first).map_err(|_| ScramError::Malformed("utf8"))?;
         // gs2-header: cbind-flag "," [authzid] ","
         let mut parts = cf.splitn(3, ',');
         let flag = parts.next().ok_or(ScramError::Malformed("gs2 header"))?;
         let authzid = parts.next().ok_or(ScramError::Malformed("gs2 header"))?;
         let bare = parts.next().ok_or(ScramError::Malformed("client-first"))?;
-        if !(flag == "n" || flag == "y") {
-            return Err(ScramError::Malformed("channel binding is not supported"));
-        }
+        let cb_data = match (flag, plus, offered) {
+            ("n", false, _) | ("y", false, None) => Vec::new(),
+            ("y", false, Some(_)) => return Err(ScramError::Malformed(
+                "the client supports channel binding, which the server offered (downgrade refused)",
+            )),
+            (f, true, Some(data)) if f.strip_prefix("p=") == Some(CHANNEL_BINDING_TYPE) => {
+                data.to_vec()
+            }
+            (_, true, _) => {
+                return Err(ScramError::Malformed(
+                    "SCRAM-SHA-256-PLUS needs channel binding type tls-server-end-point",
+                ))
+            }
+            _ => return Err(ScramError::Malformed("channel binding is not supported")),
+        };
         // An authorization identity would ask to act as another user than the one
         // logging in; PostgreSQL refuses it, and so do we (never ignored).
         if !authzid.is_empty() {
@@ -130,6 +160,7 @@ impl ScramServer {
             server_first: server_first.clone(),
             nonce,
             gs2_header: format!("{flag},{authzid},"),
+            cb_data,
         };
         Ok((ex, server_first))
     }
@@ -149,7 +180,9 @@ impl ScramServer {
                 nonce = Some(v);
             }
         }
-        if channel != Some(B64.encode(self.gs2_header.as_bytes()).as_str()) {
+        let mut bound = self.gs2_header.clone().into_bytes();
+        bound.extend_from_slice(&self.cb_data);
+        if channel != Some(B64.encode(bound).as_str()) {
             return Err(ScramError::Malformed("channel binding data"));
         }
         if nonce != Some(self.nonce.as_str()) {
@@ -242,5 +275,23 @@ mod tests {
         let v = Verifier::from_password("x");
         assert!(ScramServer::start(v.clone(), b"n,a=postgres,n=,r=abc").is_err());
         assert!(ScramServer::start(v, b"n,,n=,r=abc").is_ok());
+    }
+
+    #[test]
+    fn plus_binds_to_the_offered_data_and_refuses_downgrades() {
+        let v = Verifier::from_password("x");
+        let first = b"p=tls-server-end-point,,n=,r=abc";
+        let (server, sf) = ScramServer::start_bound(v.clone(), first, true, Some(b"CERT")).unwrap();
+        let nonce = sf.split(',').next().unwrap().trim_start_matches("r=");
+        // Bound to other data: refused before the proof is even looked at.
+        let wrong = B64.encode(b"p=tls-server-end-point,,OTHER");
+        assert_eq!(
+            server.finish(format!("c={wrong},r={nonce},p=AAAA").as_bytes()),
+            Err(ScramError::Malformed("channel binding data"))
+        );
+        assert!(ScramServer::start_bound(v.clone(), b"y,,n=,r=a", false, Some(b"C")).is_err());
+        assert!(ScramServer::start_bound(v.clone(), b"y,,n=,r=a", false, None).is_ok());
+        assert!(ScramServer::start_bound(v.clone(), b"n,,n=,r=a", true, Some(b"C")).is_err());
+        assert!(ScramServer::start_bound(v, first, true, None).is_err());
     }
 }

@@ -19,6 +19,12 @@ pub async fn start_console(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let token = CancellationToken::new();
-    let task = tokio::spawn(serve_admin(listener, view, creds, token.clone()));
+    let task = tokio::spawn(serve_admin(
+        listener,
+        view,
+        creds,
+        token.clone(),
+        Arc::new(orochi_tls::TlsHub::disabled()),
+    ));
     (port, token, task)
 }

@@ -3,11 +3,13 @@
 
 use crate::error::{Result, RouterError};
 use bytes::BytesMut;
+use orochi_tls::Stream;
 use orochi_wire::backend::Authentication;
 use orochi_wire::frontend::sasl_initial;
 use orochi_wire::{decode_frame, BackendMessage, Frame, FrontendMessage, PgError, StartupRequest};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,6 +24,38 @@ pub struct ServerTarget {
     pub password: Option<String>,
     /// Answer a request for the password in cleartext (`allow_server_cleartext_password`).
     pub allow_cleartext: bool,
+    pub tls: TargetTls,
+}
+
+/// TLS towards one server: the pool's `server_tls_sslmode` and the hub holding the
+/// current CA and client certificate (re-read on reload, so never part of equality).
+#[derive(Clone)]
+pub struct TargetTls {
+    pub mode: orochi_config::ServerTlsMode,
+    pub hub: Arc<orochi_tls::TlsHub>,
+}
+
+impl TargetTls {
+    /// No TLS (tests, and tools that talk to servers without a config).
+    pub fn plain() -> Self {
+        TargetTls {
+            mode: orochi_config::ServerTlsMode::Disable,
+            hub: Arc::new(orochi_tls::TlsHub::disabled()),
+        }
+    }
+}
+
+impl PartialEq for TargetTls {
+    fn eq(&self, other: &Self) -> bool {
+        self.mode == other.mode && Arc::ptr_eq(&self.hub, &other.hub)
+    }
+}
+impl Eq for TargetTls {}
+
+impl std::fmt::Debug for TargetTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.mode.as_str())
+    }
 }
 
 impl ServerTarget {
@@ -43,8 +77,10 @@ pub struct ServerConn {
     pub id: u64,
     /// The router's end of the socket.
     pub local: Option<std::net::SocketAddr>,
-    stream: TcpStream,
+    stream: Stream,
     rbuf: BytesMut,
+    /// `TLSv1.3/TLS_AES_256_GCM_SHA384`, `None` in plaintext (SHOW SERVERS `tls`).
+    pub tls: Option<String>,
     pub addr: String,
     /// The server's own cancel key.
     pub backend_key: (i32, i32),
@@ -101,9 +137,26 @@ impl ServerConn {
         })?
         .map_err(|e| unreachable(e.to_string()))?;
         stream.set_nodelay(true).ok();
+        let local = stream.local_addr().ok();
+        let side = target.tls.hub.server();
+        let upgrade = orochi_tls::connect::upgrade(stream, &target.host, target.tls.mode, &side);
+        let stream = tokio::time::timeout(timeout, upgrade)
+            .await
+            .map_err(|_| {
+                unreachable(format!(
+                    "TLS handshake timed out after {} ms",
+                    timeout.as_millis()
+                ))
+            })?
+            .map_err(|e| RouterError::ServerTls {
+                addr: target.addr(),
+                reason: format!("server_tls_sslmode = {}: {e}", target.tls.mode.as_str()),
+                client_reason: e.client_reason(),
+            })?;
         let mut conn = ServerConn {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            local: stream.local_addr().ok(),
+            local,
+            tls: stream.describe(),
             stream,
             rbuf: BytesMut::with_capacity(8192),
             addr: target.addr(),
@@ -426,8 +479,7 @@ impl ServerConn {
         if self.broken || !self.rbuf.is_empty() {
             return false;
         }
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        self.stream.is_quiet()
     }
 
     /// Records a use of router statement `id` (prepared now, or found prepared).

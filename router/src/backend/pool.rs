@@ -335,6 +335,7 @@ impl ServerPool {
                         local: c.local,
                         created: c.created,
                         last_used: c.last_used,
+                        tls: c.tls.clone(),
                     })
                     .collect()
             })
@@ -377,6 +378,7 @@ fn pick_idle(idle: &[ServerConn], owner: u64) -> Option<usize> {
 pub fn is_server_failure(e: &RouterError) -> bool {
     match e {
         RouterError::ServerUnreachable { .. }
+        | RouterError::ServerTls { .. }
         | RouterError::ServerLost { .. }
         | RouterError::Protocol(_) => true,
         RouterError::ServerAuth(pg) => {
@@ -406,6 +408,7 @@ pub struct IdleConn {
     pub local: Option<std::net::SocketAddr>,
     pub created: Instant,
     pub last_used: Instant,
+    pub tls: Option<String>,
 }
 
 /// A connection lent to one client. [`release`](Self::release) returns it to the pool;

@@ -251,6 +251,7 @@ impl Registry {
         config: Arc<Config>,
         previous: Option<&Registry>,
         metrics: &Arc<orochi_admin::Metrics>,
+        tls: &Arc<orochi_tls::TlsHub>,
     ) -> Self {
         let mut old: HashMap<PoolKey, Arc<ServerPool>> = HashMap::new();
         let mut old_servers: HashMap<HealthKey, Arc<ServerHealth>> = HashMap::new();
@@ -320,6 +321,10 @@ impl Registry {
                                         .unwrap_or_default(),
                                     password: user.and_then(server_password),
                                     allow_cleartext: config.general.allow_server_cleartext_password,
+                                    tls: super::conn::TargetTls {
+                                        mode: pool.server_tls_sslmode,
+                                        hub: tls.clone(),
+                                    },
                                 };
                                 (target, s.role)
                             })
@@ -374,6 +379,10 @@ impl Registry {
                                     user: user.server_username.clone(),
                                     password: server_password(user),
                                     allow_cleartext: config.general.allow_server_cleartext_password,
+                                    tls: super::conn::TargetTls {
+                                        mode: pool.server_tls_sslmode,
+                                        hub: tls.clone(),
+                                    },
                                 };
                                 let server_health = health[i].servers[j].clone();
                                 let key = (name.clone(), user.username.clone(), i, target.addr());
@@ -505,6 +514,17 @@ servers = [["h", 1, "{}"], ["h", 2, "{}"], ["h", 3, "{}"]]
         Arc::new(Config::from_str_with_env(&text, "t.toml", &|_| None).expect("valid config"))
     }
 
+    fn build(c: Arc<Config>, prev: Option<&Registry>, m: &Arc<orochi_admin::Metrics>) -> Registry {
+        // One hub for all builds, as in a running router (targets compare it by pointer).
+        static HUB: std::sync::OnceLock<Arc<orochi_tls::TlsHub>> = std::sync::OnceLock::new();
+        Registry::build(
+            c,
+            prev,
+            m,
+            HUB.get_or_init(|| Arc::new(orochi_tls::TlsHub::disabled())),
+        )
+    }
+
     fn metrics() -> Arc<orochi_admin::Metrics> {
         Arc::new(orochi_admin::Metrics::new().unwrap())
     }
@@ -531,7 +551,7 @@ servers = [["h", 1, "{}"], ["h", 2, "{}"], ["h", 3, "{}"]]
 
     #[test]
     fn reads_avoid_banned_replicas_and_fall_back_to_the_primary() {
-        let reg = Registry::build(
+        let reg = build(
             config(
                 ["primary", "replica", "replica"],
                 "primary_reads_enabled = false",
@@ -573,7 +593,7 @@ servers = [["h", 1, "{}"], ["h", 2, "{}"], ["h", 3, "{}"]]
             "08006"
         );
         // The primary down, the replicas back (after their ban): reads continue.
-        let reg = Registry::build(
+        let reg = build(
             config(
                 ["primary", "replica", "replica"],
                 "primary_reads_enabled = false",
@@ -590,7 +610,7 @@ servers = [["h", 1, "{}"], ["h", 2, "{}"], ["h", 3, "{}"]]
 
     #[test]
     fn primary_reads_spread_over_the_current_primary() {
-        let reg = Registry::build(
+        let reg = build(
             config(["auto", "auto", "auto"], "primary_reads_enabled = true"),
             None,
             &metrics(),
@@ -608,7 +628,7 @@ servers = [["h", 1, "{}"], ["h", 2, "{}"], ["h", 3, "{}"]]
     #[test]
     fn a_reload_keeps_health_of_unchanged_servers() {
         let m = metrics();
-        let a = Registry::build(
+        let a = build(
             config(
                 ["primary", "replica", "replica"],
                 "primary_reads_enabled = false",
@@ -618,7 +638,7 @@ servers = [["h", 1, "{}"], ["h", 2, "{}"], ["h", 3, "{}"]]
         );
         user(&a).health[0].apply(&[up(false, 1), down(), up(true, 0)], Instant::now());
         // Same servers: the same checker, the same state.
-        let b = Registry::build(
+        let b = build(
             config(
                 ["primary", "replica", "replica"],
                 "primary_reads_enabled = false",
@@ -632,7 +652,7 @@ servers = [["h", 1, "{}"], ["h", 2, "{}"], ["h", 3, "{}"]]
             &user(&b).shards[0][1].pool
         ));
         // A role changed: a new checker, but servers keep their health (server 2 banned).
-        let c = Registry::build(
+        let c = build(
             config(
                 ["primary", "replica", "auto"],
                 "primary_reads_enabled = false",
@@ -655,7 +675,7 @@ servers = [["h", 1, "{}"], ["h", 2, "{}"], ["h", 3, "{}"]]
     #[tokio::test]
     async fn checkers_start_with_the_registry_and_stop_when_a_reload_drops_them() {
         let m = metrics();
-        let a = Arc::new(Registry::build(
+        let a = Arc::new(build(
             config(
                 ["primary", "replica", "replica"],
                 "primary_reads_enabled = false",
@@ -680,7 +700,7 @@ servers = [["h", 1, "{}"], ["h", 2, "{}"], ["h", 3, "{}"]]
             panic!("checker running() never became {want}");
         };
         wait(a.health[0].clone(), true).await;
-        let b = Arc::new(Registry::build(
+        let b = Arc::new(build(
             config(
                 ["auto", "replica", "replica"],
                 "primary_reads_enabled = false",

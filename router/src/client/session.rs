@@ -14,16 +14,16 @@ use crate::planner::{analyze, SessionOp};
 use crate::statements::PreparedStatement;
 use bytes::{Bytes, BytesMut};
 use orochi_config::PoolMode;
+use orochi_tls::Stream;
 use orochi_wire::{decode_frame, BackendMessage, Frame, FrontendMessage, PgError};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 pub struct Session {
     pub(crate) app: Arc<App>,
     pub(crate) id: u64,
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Stream,
     pub(crate) rbuf: BytesMut,
     /// Bytes for the client, flushed after each batch.
     pub(crate) out: BytesMut,
@@ -121,7 +121,7 @@ impl Session {
     pub fn new(
         app: Arc<App>,
         id: u64,
-        stream: TcpStream,
+        stream: Stream,
         user: Arc<UserPools>,
         params: SessionParams,
         cancel: CancelKey,
@@ -306,16 +306,11 @@ impl Session {
                 }
                 None => {
                     tokio::select! {
-                        r = self.stream.readable() => {
-                            r.map_err(RouterError::ClientIo)?;
-                            self.rbuf.reserve(4096);
-                            match self.stream.try_read_buf(&mut self.rbuf) {
-                                Ok(0) => return Ok(()),
-                                Ok(_) => {}
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                                Err(e) => return Err(RouterError::ClientIo(e)),
-                            }
-                        }
+                        r = self.stream.read_ready(&mut self.rbuf) => match r {
+                            Ok(0) => return Ok(()),
+                            Ok(_) => {}
+                            Err(e) => return Err(RouterError::ClientIo(e)),
+                        },
                         _ = &mut shutdown_fut, if !shutdown.is_cancelled() => {}
                         _ = &mut kill_fut => return Err(killed()),
                     }
@@ -529,6 +524,7 @@ impl Session {
             pool: pool.clone(),
             since: std::time::Instant::now(),
             connected: conn.created,
+            tls: conn.tls.clone(),
         }));
         self.server = Some(co);
         self.unnamed_on_server = false;

@@ -1,19 +1,21 @@
-//! The handshake: startup packet (SSL/GSSENC refused with `N`, CancelRequest forwarded),
-//! pool and user lookup, and client authentication (trust, md5, SCRAM-SHA-256).
+//! The handshake after TLS negotiation (`orochi_tls::negotiate`): startup packet
+//! (CancelRequest forwarded), TLS required by `client_tls_sslmode`, pool and user
+//! lookup, and client authentication (trust, md5, SCRAM-SHA-256 and, over TLS,
+//! SCRAM-SHA-256-PLUS).
 
 use crate::app::App;
 use crate::backend::registry::ClientAuth;
 use crate::backend::UserPools;
 use crate::error::{Result, RouterError};
 use bytes::{Bytes, BytesMut};
+use orochi_tls::{ClientSide, Stream};
 use orochi_wire::backend::Authentication;
 use orochi_wire::frontend::{parse_password, parse_sasl_initial};
-use orochi_wire::scram::{ScramServer, MECHANISM};
+use orochi_wire::scram::{ScramServer, MECHANISM, MECHANISM_PLUS};
 use orochi_wire::{decode_frame, decode_startup, BackendMessage, Frame, PgError, StartupRequest};
 use rand::RngCore;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// A client that may start its session.
 pub struct LoggedIn {
@@ -21,7 +23,7 @@ pub struct LoggedIn {
     pub params: Vec<(String, String)>,
 }
 
-async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<()> {
+async fn read_more(stream: &mut Stream, buf: &mut BytesMut) -> Result<()> {
     buf.reserve(1024);
     match stream.read_buf(buf).await {
         Ok(0) => Err(RouterError::ClientIo(
@@ -32,14 +34,14 @@ async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<()> {
     }
 }
 
-async fn send(stream: &mut TcpStream, m: BackendMessage) -> Result<()> {
+async fn send(stream: &mut Stream, m: BackendMessage) -> Result<()> {
     let mut b = BytesMut::new();
     m.encode(&mut b);
     stream.write_all(&b).await.map_err(RouterError::ClientIo)
 }
 
 /// Reads the next password-type message ('p').
-async fn read_password(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Bytes> {
+async fn read_password(stream: &mut Stream, buf: &mut BytesMut) -> Result<Bytes> {
     loop {
         if let Some(Frame { tag, body }) = decode_frame(buf, 64 * 1024)? {
             if tag != b'p' {
@@ -52,16 +54,22 @@ async fn read_password(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Byt
 }
 
 /// Runs the startup phase. `Ok(None)` = the connection was a CancelRequest.
-pub async fn handshake(app: &App, stream: &mut TcpStream) -> Result<Option<LoggedIn>> {
-    let mut buf = BytesMut::new();
+pub async fn handshake(
+    app: &App,
+    stream: &mut Stream,
+    mut buf: BytesMut,
+    tls: &ClientSide,
+) -> Result<Option<LoggedIn>> {
     let (minor, params) = loop {
         match decode_startup(&mut buf)? {
             None => read_more(stream, &mut buf).await?,
+            // Negotiation is over: another request now is a protocol violation.
             Some(StartupRequest::Ssl) | Some(StartupRequest::GssEnc) => {
-                stream
-                    .write_all(b"N")
-                    .await
-                    .map_err(RouterError::ClientIo)?;
+                return Err(PgError::fatal(
+                    "08P01",
+                    "SSLRequest or GSSENCRequest after TLS negotiation",
+                )
+                .into());
             }
             Some(StartupRequest::Cancel {
                 process_id,
@@ -73,6 +81,13 @@ pub async fn handshake(app: &App, stream: &mut TcpStream) -> Result<Option<Logge
             Some(StartupRequest::Startup { minor, params }) => break (minor, params),
         }
     };
+    if tls.mode.requires_tls() && !stream.is_tls() {
+        return Err(PgError::fatal(
+            "28000",
+            "TLS is required: this router accepts only encrypted connections (client_tls_sslmode = require); connect with sslmode=require",
+        )
+        .into());
+    }
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     if minor > 0 {
         let unrecognized = params
@@ -105,7 +120,12 @@ pub async fn handshake(app: &App, stream: &mut TcpStream) -> Result<Option<Logge
     }
     let database = get("database").unwrap_or_else(|| username.clone());
     let user = app.lookup_user(&database, &username)?;
-    authenticate(stream, &mut buf, &user, &username).await?;
+    let binding = if stream.is_tls() {
+        tls.end_point()
+    } else {
+        None
+    };
+    authenticate(stream, &mut buf, &user, &username, binding).await?;
     send(stream, BackendMessage::Authentication(Authentication::Ok)).await?;
     Ok(Some(LoggedIn { user, params }))
 }
@@ -119,10 +139,11 @@ fn auth_failed(username: &str) -> RouterError {
 }
 
 async fn authenticate(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
     user: &UserPools,
     username: &str,
+    binding: Option<&[u8]>,
 ) -> Result<()> {
     match &user.auth {
         ClientAuth::Trust => Ok(()),
@@ -150,13 +171,17 @@ async fn authenticate(
             send(
                 stream,
                 BackendMessage::Authentication(Authentication::Sasl {
-                    mechanisms: vec![MECHANISM.into()],
+                    mechanisms: match binding {
+                        Some(_) => vec![MECHANISM_PLUS.into(), MECHANISM.into()],
+                        None => vec![MECHANISM.into()],
+                    },
                 }),
             )
             .await?;
             let body = read_password(stream, buf).await?;
             let (mech, first) = parse_sasl_initial(&body)?;
-            if mech != MECHANISM {
+            let plus = binding.is_some() && mech == MECHANISM_PLUS;
+            if mech != MECHANISM && !plus {
                 return Err(PgError::fatal(
                     "28000",
                     format!("SASL mechanism {mech} is not supported"),
@@ -164,7 +189,8 @@ async fn authenticate(
                 .into());
             }
             let (exchange, server_first) =
-                ScramServer::start(verifier.clone(), first).map_err(|_| auth_failed(username))?;
+                ScramServer::start_bound(verifier.clone(), first, plus, binding)
+                    .map_err(|_| auth_failed(username))?;
             send(
                 stream,
                 BackendMessage::Authentication(Authentication::SaslContinue(server_first.into())),

@@ -5,6 +5,7 @@
 //! test in every binary can run in parallel: no globals, no fixed ports, no shared tables.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod procs;
 pub mod raw;
 pub mod shards;
@@ -177,6 +178,7 @@ pub async fn scratch_db() -> String {
 /// A router running on the test's runtime. Dropping it stops it (fast).
 pub struct Router {
     pub port: u16,
+    pub admin_port: u16,
     pub app: Arc<App>,
     stop: Option<oneshot::Sender<Stop>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -195,11 +197,27 @@ impl Router {
         );
         let config = orochi_config::Config::from_str_with_env(&text, "test.toml", &|_| None)
             .unwrap_or_else(|e| panic!("test config rejected:\n{e}\n---\n{text}"));
-        let app = App::new(config, None);
+        Router::start_app(App::new(config, None)).await
+    }
+
+    /// A router whose configuration is read from a file, so RELOAD re-reads it.
+    pub async fn start_file(path: &std::path::Path) -> Router {
+        let source = orochi_router::app::ConfigSource {
+            config: path.to_path_buf(),
+            users: None,
+        };
+        let config = source
+            .load()
+            .unwrap_or_else(|e| panic!("test config rejected:\n{e}"));
+        Router::start_app(App::new(config, Some(source))).await
+    }
+
+    async fn start_app(app: Arc<App>) -> Router {
         let listeners = orochi_router::server::Listeners::bind(&app)
             .await
             .expect("bind router listeners");
         let port = listeners.client.local_addr().expect("local_addr").port();
+        let admin_port = listeners.admin.local_addr().expect("local_addr").port();
         let (tx, rx) = oneshot::channel::<Stop>();
         let handle = tokio::spawn(orochi_router::server::serve(
             app.clone(),
@@ -208,6 +226,7 @@ impl Router {
         ));
         Router {
             port,
+            admin_port,
             app,
             stop: Some(tx),
             handle: Some(handle),

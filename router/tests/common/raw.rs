@@ -6,14 +6,15 @@ use orochi_wire::backend::Authentication;
 use orochi_wire::{decode_frame, BackendMessage, ErrorFields, FrontendMessage, StartupRequest};
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// How long any single read may take before the test fails.
 pub const READ_LIMIT: Duration = Duration::from_secs(15);
 
-pub struct RawClient {
-    pub stream: TcpStream,
+/// Over TCP by default; the TLS tests run it over a TLS stream.
+pub struct RawClient<S = TcpStream> {
+    pub stream: S,
     buf: BytesMut,
     /// BackendKeyData from the login.
     pub key: (i32, i32),
@@ -118,6 +119,18 @@ impl RawClient {
             .await
             .expect("TCP connect to router");
         stream.set_nodelay(true).ok();
+        RawClient::login(stream, user, db, extra).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
+    /// Logs in over an open stream as a user that needs no password.
+    pub async fn login(
+        stream: S,
+        user: &str,
+        db: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<RawClient<S>, ErrorFields> {
         let mut params = vec![
             ("user".to_string(), user.to_string()),
             ("database".to_string(), db.to_string()),

@@ -564,6 +564,7 @@ mod tests {
             user: "u".into(),
             password: None,
             allow_cleartext: true,
+            tls: crate::backend::conn::TargetTls::plain(),
         }
     }
 

@@ -1,0 +1,195 @@
+//! A connection that is plain TCP or TLS, in either role, behind one type so sessions
+//! and server connections need not be generic over it.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+pub enum Stream {
+    Plain(TcpStream),
+    /// The router is the TLS server (a client's connection).
+    Accepted(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// The router is the TLS client (a connection to PostgreSQL).
+    Connected(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+fn version_name(v: rustls::ProtocolVersion) -> String {
+    match v {
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// OpenSSL's name of a cipher suite, as PgBouncer prints it.
+fn suite_name(s: rustls::CipherSuite) -> String {
+    let name = s.as_str().map(str::to_string).unwrap_or(format!("{s:?}"));
+    if let Some(rest) = name.strip_prefix("TLS13_") {
+        return format!("TLS_{rest}");
+    }
+    // TLS 1.2: TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 -> ECDHE-RSA-AES256-GCM-SHA384
+    let Some(rest) = name.strip_prefix("TLS_") else {
+        return name;
+    };
+    let (kx, cipher) = rest.split_once("_WITH_").unwrap_or(("", rest));
+    let cipher = cipher
+        .replace("AES_128", "AES128")
+        .replace("AES_256", "AES256")
+        .replace("CHACHA20_POLY1305_SHA256", "CHACHA20_POLY1305");
+    format!("{kx}-{cipher}").replace('_', "-")
+}
+
+impl Stream {
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, Stream::Plain(_))
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Accepted(s) => s.get_ref().0,
+            Stream::Connected(s) => s.get_ref().0,
+        }
+    }
+
+    /// PgBouncer's `tls` column: `TLSv1.3/TLS_AES_256_GCM_SHA384`; `None` when plain.
+    pub fn describe(&self) -> Option<String> {
+        let (version, suite) = match self {
+            Stream::Plain(_) => return None,
+            Stream::Accepted(s) => (
+                s.get_ref().1.protocol_version()?,
+                s.get_ref().1.negotiated_cipher_suite()?,
+            ),
+            Stream::Connected(s) => (
+                s.get_ref().1.protocol_version()?,
+                s.get_ref().1.negotiated_cipher_suite()?,
+            ),
+        };
+        Some(format!(
+            "{}/{}",
+            version_name(version),
+            suite_name(suite.suite())
+        ))
+    }
+
+    /// The ALPN protocol agreed with a client.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        match self {
+            Stream::Accepted(s) => s.get_ref().1.alpn_protocol(),
+            Stream::Connected(s) => s.get_ref().1.alpn_protocol(),
+            Stream::Plain(_) => None,
+        }
+    }
+
+    /// Waits until the peer sent something and reads it (cancel-safe). A plain socket
+    /// reserves buffer space only once bytes are there, so idle clients hold none.
+    pub async fn read_ready(&mut self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => loop {
+                s.readable().await?;
+                buf.reserve(4096);
+                match s.try_read_buf(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => return r,
+                }
+            },
+            _ => {
+                buf.reserve(4096);
+                self.read_buf(buf).await
+            }
+        }
+    }
+
+    /// True when nothing is waiting to be read and the peer has not closed: an idle
+    /// pooled connection that is still good.
+    pub fn is_quiet(&self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut byte = [0u8; 1];
+        let mut rb = ReadBuf::new(&mut byte);
+        matches!(self.tcp().poll_peek(&mut cx, &mut rb), Poll::Pending)
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Accepted(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Connected(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, b),
+            Stream::Accepted(s) => Pin::new(s.as_mut()).poll_write(cx, b),
+            Stream::Connected(s) => Pin::new(s.as_mut()).poll_write(cx, b),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Accepted(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Connected(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Accepted(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Connected(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Accepted(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Stream::Connected(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Accepted(s) => s.is_write_vectored(),
+            Stream::Connected(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::suite_name;
+    use rustls::CipherSuite;
+
+    #[test]
+    fn suites_get_openssl_names() {
+        assert_eq!(
+            suite_name(CipherSuite::TLS13_AES_256_GCM_SHA384),
+            "TLS_AES_256_GCM_SHA384"
+        );
+        assert_eq!(
+            suite_name(CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384),
+            "ECDHE-RSA-AES256-GCM-SHA384"
+        );
+        assert_eq!(
+            suite_name(CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256),
+            "ECDHE-ECDSA-CHACHA20-POLY1305"
+        );
+    }
+}
