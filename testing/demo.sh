@@ -156,7 +156,7 @@ A sharded session (keys route to their shard; other reads fan out and merge):
   PGPASSWORD=secret psql -h 127.0.0.1 -p $port -U app app -c "SELECT b.name, count(*) FROM accounts a JOIN branches b ON b.bid = a.aid % 4 + 1 GROUP BY b.name ORDER BY 1"
   printf '1001,7,csv one\n1002,8,csv two\n' | PGPASSWORD=secret psql -h 127.0.0.1 -p $port -U app app -c "\\copy accounts FROM STDIN CSV"   # rows split per shard, committed together
   $bin shard-for -c $config --table accounts 42            # which shard holds aid 42
-  PGPASSWORD=secret psql -h 127.0.0.1 -p $port -U app app -c "SELECT count(DISTINCT name) FROM accounts"   # refused: 0A000 + why
+  PGPASSWORD=secret psql -h 127.0.0.1 -p $port -U app app -c "SELECT count(DISTINCT name) FROM accounts"   # rows gathered from every shard, answered on one
 Admin console:
   PGPASSWORD=admin psql -h 127.0.0.1 -p $admin -U admin orochi      (SHOW POOLS; SHOW SHARDS;)
 Metrics:
