@@ -262,11 +262,15 @@ fn array_literal(rows: &[String]) -> String {
             out.push(',');
         }
         out.push('"');
-        for c in r.chars() {
-            if c == '\\' || c == '"' {
-                out.push('\\');
+        if r.contains(['\\', '"']) {
+            for c in r.chars() {
+                if c == '\\' || c == '"' {
+                    out.push('\\');
+                }
+                out.push(c);
             }
-            out.push(c);
+        } else {
+            out.push_str(r);
         }
         out.push('"');
     }

@@ -77,43 +77,54 @@ impl Session {
         })))
     }
 
-    /// Every shard's rows of the gathered tables, one statement per shard.
+    /// Every shard's rows of the gathered tables, one statement per shard, all shards at
+    /// once.
     async fn gather_rows(&mut self, schema: &ShardingSchema, g: &Gather) -> Gathered {
-        let sql = g.shard_sql();
+        let sql: std::sync::Arc<str> = g.shard_sql().into();
+        let mut tasks = tokio::task::JoinSet::new();
+        for shard in 0..schema.shards {
+            let unavailable = PgError::error(
+                "08006",
+                format!("cannot read the rows this statement needs from shard {shard}"),
+            );
+            let Some(pool) = self.user.primary(shard).cloned() else {
+                return Gathered::Failed(unavailable);
+            };
+            let sql = sql.clone();
+            tasks.spawn(async move {
+                let mut co = match pool.checkout().await {
+                    Ok((co, _)) => co,
+                    Err(e) => {
+                        tracing::warn!(shard, error = %e, "gather: no connection");
+                        return Err(unavailable);
+                    }
+                };
+                let answer = co.conn().query_rows(&sql).await;
+                co.release();
+                match answer {
+                    Ok(Ok((_, got))) => Ok(got),
+                    Ok(Err(e)) => Err(e),
+                    Err(e) => {
+                        tracing::warn!(shard, error = %e, "gather: connection lost");
+                        Err(unavailable)
+                    }
+                }
+            });
+        }
         let mut out = vec![Vec::new(); g.tables.len()];
         let (mut rows, mut bytes) = (0usize, 0usize);
-        for shard in 0..schema.shards {
-            let unavailable = || {
-                PgError::error(
-                    "08006",
-                    format!("cannot read the rows this statement needs from shard {shard}"),
-                )
-            };
-            let Some(pool) = self.user.primary(shard).cloned() else {
-                return Gathered::Failed(unavailable());
-            };
-            let mut co = match pool.checkout().await {
-                Ok((co, _)) => co,
-                Err(e) => {
-                    tracing::warn!(shard, error = %e, "gather: no connection");
-                    return Gathered::Failed(unavailable());
-                }
-            };
-            let answer = co.conn().query_rows(&sql).await;
-            co.release();
-            let got = match answer {
-                Ok(Ok((_, got))) => got,
+        let malformed = || PgError::error("08006", "a shard answered the router's gather oddly");
+        while let Some(done) = tasks.join_next().await {
+            let got = match done {
+                Ok(Ok(got)) => got,
                 Ok(Err(e)) => return Gathered::Failed(e),
-                Err(e) => {
-                    tracing::warn!(shard, error = %e, "gather: connection lost");
-                    return Gathered::Failed(unavailable());
-                }
+                Err(_) => return Gathered::Failed(malformed()),
             };
             for r in got {
                 let mut cells = r.into_iter();
                 let table = cells.next().flatten().and_then(|t| t.parse::<usize>().ok());
                 let (Some(t), Some(Some(text))) = (table, cells.next()) else {
-                    return Gathered::Failed(unavailable());
+                    return Gathered::Failed(malformed());
                 };
                 rows += 1;
                 bytes += text.len();
@@ -122,7 +133,7 @@ impl Session {
                 }
                 match out.get_mut(t) {
                     Some(v) => v.push(text),
-                    None => return Gathered::Failed(unavailable()),
+                    None => return Gathered::Failed(malformed()),
                 }
             }
         }
