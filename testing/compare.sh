@@ -22,7 +22,7 @@
 # a copy loaded in shuffled order. Every answer must match: proves the judge.
 #
 # Env: OROCHI_PG_BASE_PORT (15432), COMPARE_ONLY (regex: only matching queries),
-#      COMPARE_VERBOSE=1 (more refusal messages), COMPARE_TIMEOUT (600 s),
+#      COMPARE_VERBOSE=1 (more refusal messages), COMPARE_TIMEOUT (1800 s),
 #      COMPARE_VENV (a venv other than .run/drivers-venv).
 # Logs and config: .run/compare/.
 set -euo pipefail
@@ -87,8 +87,8 @@ fi
 
 # --- the comparison -----------------------------------------------------------------
 rc=0
-timeout -k 10 "${COMPARE_TIMEOUT:-600}" "$venv/bin/python" "$py" "${check_args[@]}" || rc=$?
-((rc == 124 || rc == 137)) && echo "compare: timed out after ${COMPARE_TIMEOUT:-600}s" >&2
+timeout -k 10 "${COMPARE_TIMEOUT:-1800}" "$venv/bin/python" "$py" "${check_args[@]}" || rc=$?
+((rc == 124 || rc == 137)) && echo "compare: timed out after ${COMPARE_TIMEOUT:-1800}s" >&2
 if ((!self_check)) && ! router_alive "$(cat "$pidfile" 2>/dev/null)"; then
     echo "compare: the router died during the run (log $work/router.log)" >&2
     tail -n 20 "$work/router.log" >&2 || true
