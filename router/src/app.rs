@@ -72,6 +72,8 @@ pub struct App {
     pub admission: Arc<crate::admission::Admission>,
     /// The admin console's credentials, replaced on reload.
     pub admin_creds: orochi_admin::AdminCreds,
+    /// Shard maps switched by a reshard (`RESHARD SWITCH`), kept over reloads.
+    pub shard_maps: crate::reshard_map::ShardMaps,
 }
 
 impl App {
@@ -103,6 +105,7 @@ impl App {
             paused_count: std::sync::atomic::AtomicUsize::new(0),
             resumed: Notify::new(),
             next_client: AtomicU64::new(1),
+            shard_maps: Default::default(),
         })
     }
 
@@ -141,7 +144,9 @@ impl App {
         let Some(src) = &self.source else {
             return Err(ReloadError::NoSource);
         };
-        let new = src.load().map_err(ReloadError::Config)?;
+        let new = self
+            .shard_maps
+            .apply(src.load().map_err(ReloadError::Config)?);
         let old = self.registry.load();
         let diff = orochi_config::diff(&old.config, &new);
         if self.admin_creds.update(&new.general) {

@@ -18,6 +18,7 @@ pub mod fanout;
 pub mod listener;
 pub mod otel;
 pub mod planner;
+pub mod reshard_map;
 pub mod server;
 pub mod shard_for;
 pub mod signals;

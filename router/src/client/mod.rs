@@ -9,6 +9,7 @@ pub mod fanout;
 pub mod fanout_end;
 pub mod multi_shard;
 pub mod params;
+pub mod pause_gate;
 pub mod relay;
 pub mod retry;
 pub mod session;
