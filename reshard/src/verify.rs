@@ -303,8 +303,8 @@ async fn chunk_rows(t: &Target<'_>, lo: Option<&str>, hi: Option<&str>) -> Resul
     Ok(keys)
 }
 
-/// Compares the given keys again, up to `rounds` times: read old, let replication drain
-/// past that point, read new. A key whose new rows equal the old read is in sync (it was
+/// Compares the given keys again, `rounds` times and then until 30 s passed: read old,
+/// let replication drain past that point, read new. A key whose new rows equal the old read is in sync (it was
 /// in flight); one changed again meanwhile is looked at next round. What is left after
 /// the last round is reported, one line per key.
 async fn settle(
@@ -321,9 +321,14 @@ async fn settle(
         t.qname, t.ty
     );
     let mut last = (Rows::new(), Rows::new());
-    for _ in 0..rounds.max(1) {
-        if keys.is_empty() {
-            break;
+    // At least `rounds` rounds, and for up to 30 s: a key that several writers keep
+    // changing settles once the chance of catching it in flight runs out.
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut round = 0;
+    while !keys.is_empty() && (round < rounds.max(1) || Instant::now() < until) {
+        round += 1;
+        if round > 1 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let before = rows_of(&t.old, &q, Some(&keys)).await?;
         drain(f, dir, stream).await?;
