@@ -9,6 +9,7 @@
 #   make test-bank      2PC bank test under router SIGKILLs and a shard restart (testing/bank.sh)
 #   make test-soak     soak-length runs kept out of CI (10,000 × 100 KB statements)
 #   make test-regress   PostgreSQL's regression suite through the router vs directly (testing/regress.sh)
+#   make test-reshard   online resharding 2->4 and 2->3 under load, on logical-replication servers (testing/reshard.sh)
 #   make bench   router vs PgBouncer vs direct PostgreSQL (testing/bench.sh)
 #   make lint    rustfmt --check and clippy -D warnings
 #   make fmt     rustfmt the workspace
@@ -37,7 +38,7 @@ export PATH := $(PG_BINDIR):$(PATH)
 
 HAVE_NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: deps build run stop test test-drivers test-bank test-regress bench lint fmt fleet-up fleet-down \
+.PHONY: deps build run stop test test-drivers test-bank test-regress test-reshard bench lint fmt fleet-up fleet-down \
 	test-ops test-soak config-gen docker-build docker-build-dev docker-push deploy format
 
 deps:
@@ -88,6 +89,14 @@ test-regress: deps
 	$(CARGO) build -p orochi-router
 	REGRESS_MIN_SESSION=$(REGRESS_MIN_SESSION) REGRESS_MIN_TRANSACTION=$(REGRESS_MIN_TRANSACTION) \
 		bash testing/regress.sh $(TARGET_DIR)/debug/orochi-router
+
+# Online resharding (testing/reshard.sh): two PostgreSQL servers with wal_level = logical
+# on OROCHI_PG_BASE_PORT + 70, + 71, and the ignored-by-default suite of reshard/tests run
+# one test at a time against the router binary. CI runs it.
+test-reshard: deps
+	$(CARGO) build -p orochi-router
+	$(CARGO) build -p orochi-reshard --tests
+	bash testing/reshard.sh test $(TARGET_DIR)/debug/orochi-router
 
 bench: build
 	bash testing/bench.sh $(TARGET_DIR)/release/orochi-router

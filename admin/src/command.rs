@@ -67,6 +67,11 @@ pub enum Command {
     Reconnect(Option<String>),
     KillClient(u64),
     Shutdown,
+    /// `RESHARD SWITCH pool '<json>'`: use another shard map for the pool (see `reshard`).
+    ReshardSwitch {
+        pool: String,
+        map: String,
+    },
     /// `SET name = value` / `SET name TO value`: accepted and ignored (drivers and tools
     /// send `SET application_name`, `SET extra_float_digits`, …).
     Set,
@@ -74,7 +79,7 @@ pub enum Command {
 
 /// The valid commands, for error messages and `SHOW HELP`.
 pub const HELP: &str = "SHOW POOLS|CLIENTS|SERVERS|STATS|DATABASES|CONFIG|VERSION|LISTS|SHARDS|TRANSACTIONS|POOL_NODES|HELP, \
-RELOAD, PAUSE [db], RESUME [db], RECONNECT [db], KILL_CLIENT id, SHUTDOWN";
+RELOAD, PAUSE [db], RESUME [db], RECONNECT [db], KILL_CLIENT id, SHUTDOWN, RESHARD SWITCH db 'map'";
 
 impl Command {
     /// Parses one statement (without surrounding whitespace concerns).
@@ -115,6 +120,9 @@ impl Command {
                 })
             }
             "SET" if words.len() >= 2 => Ok(Command::Set),
+            "RESHARD" => {
+                crate::reshard::parse(text).map(|(pool, map)| Command::ReshardSwitch { pool, map })
+            }
             _ => Err(unknown()),
         }
     }
@@ -130,6 +138,7 @@ impl Command {
             Command::KillClient(_) => "KILL_CLIENT",
             Command::Shutdown => "SHUTDOWN",
             Command::Set => "SET",
+            Command::ReshardSwitch { .. } => "RESHARD",
         }
     }
 }

@@ -50,6 +50,11 @@ pub async fn execute(
             Ok(vec![done()])
         }
         Command::Set => Ok(vec![done()]),
+        Command::ReshardSwitch { pool, map } => {
+            let databases = view.reshard_switch(pool, map)?;
+            tracing::info!(pool = %pool, databases = %databases.join(","), "shard map switched from the admin console");
+            Ok(crate::reshard::confirmation(pool, &databases).into_messages())
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod execute;
 pub mod http;
 pub mod metrics;
 pub mod render;
+pub mod reshard;
 pub mod table;
 pub mod view;
 

@@ -360,4 +360,12 @@ pub trait AdminView: Send + Sync {
     fn kill_client(&self, id: u64) -> bool;
     /// Starts a graceful shutdown (as SIGTERM).
     fn shutdown(&self);
+    /// Makes `pool` use the shard map `map` (JSON, see `reshard`) from its next
+    /// transaction on, and keeps it over reloads; returns the databases now used.
+    fn reshard_switch(&self, pool: &str, map: &str) -> Result<Vec<String>, AdminError> {
+        let _ = (pool, map);
+        Err(AdminError::WrongState(
+            "this router cannot switch shard maps".into(),
+        ))
+    }
 }

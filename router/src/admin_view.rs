@@ -628,4 +628,8 @@ impl AdminView for AppView {
     fn shutdown(&self) {
         self.app.begin_shutdown();
     }
+
+    fn reshard_switch(&self, pool: &str, map: &str) -> Result<Vec<String>, AdminError> {
+        crate::reshard_map::switch(&self.app, pool, map)
+    }
 }

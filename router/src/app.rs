@@ -77,6 +77,8 @@ pub struct App {
     pub admin_creds: orochi_admin::AdminCreds,
     /// Certificates and TLS settings for clients and servers, re-read on reload.
     pub tls: Arc<orochi_tls::TlsHub>,
+    /// Shard maps switched by a reshard (`RESHARD SWITCH`), kept over reloads.
+    pub shard_maps: crate::reshard_map::ShardMaps,
 }
 
 impl App {
@@ -119,6 +121,7 @@ impl App {
             paused_count: std::sync::atomic::AtomicUsize::new(0),
             resumed: Notify::new(),
             next_client: AtomicU64::new(1),
+            shard_maps: Default::default(),
         })
     }
 
@@ -157,7 +160,9 @@ impl App {
         let Some(src) = &self.source else {
             return Err(ReloadError::NoSource);
         };
-        let new = src.load().map_err(ReloadError::Config)?;
+        let new = self
+            .shard_maps
+            .apply(src.load().map_err(ReloadError::Config)?);
         let old = self.registry.load();
         let diff = orochi_config::diff(&old.config, &new);
         // Before anything else changes: a bad certificate rejects the whole reload.

@@ -70,6 +70,9 @@ pub enum Command {
         #[arg(required = true, allow_negative_numbers = true)]
         values: Vec<String>,
     },
+    /// Online resharding of a pool, N -> M shards (SPEC §10): plan, start, status, verify,
+    /// cutover, reverse, complete, cancel.
+    Reshard(orochi_reshard::Args),
     /// Render a Go-template config (seed 002): -template T [-output O] [-cluster-name ...];
     /// `config-gen -help` lists the flags (Go style -flag or --flag).
     #[command(disable_help_flag = true)]
@@ -152,6 +155,9 @@ pub fn main(cli: Cli) -> i32 {
             }
         },
         Command::ConfigGen { args } => crate::config_gen::main(&args),
+        Command::Reshard(args) => {
+            orochi_reshard::main(args, &source.config, source.users.as_deref())
+        }
         Command::Run => {
             let config = match source.load() {
                 Ok(c) => c,

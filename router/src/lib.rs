@@ -19,6 +19,7 @@ pub mod error;
 pub mod fanout;
 pub mod listener;
 pub mod otel;
+pub mod reshard_map;
 pub mod server;
 pub mod shard_for;
 pub mod signals;

@@ -221,6 +221,7 @@ impl Session {
                 .any(|o| !matches!(o, crate::planner::SessionOp::Execute { .. }))
         });
         let mut out = Vec::with_capacity(job.shards.len());
+        self.pause_gate(true).await?;
         if job.in_tx {
             if let Some(cur) = self.server.take() {
                 self.parked.push(cur);

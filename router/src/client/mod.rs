@@ -10,6 +10,7 @@ pub mod fanout_end;
 pub mod gather;
 pub mod multi_shard;
 pub mod params;
+pub mod pause_gate;
 pub mod relay;
 pub mod retry;
 pub mod session;

@@ -277,6 +277,7 @@ impl Session {
                 if frame.tag == b'X' {
                     return Ok(());
                 }
+                self.pause_gate(false).await?;
                 self.on_client_frame(frame).await?;
             }
             self.flush_server().await?;
@@ -470,10 +471,7 @@ impl Session {
                 _ => return self.resync_attached().await,
             }
         }
-        if self.app.is_paused(&self.user.pool_name) {
-            self.app.wait_resumed(&self.user.pool_name).await;
-        }
-        self.user = self.app.current_user_pools(&self.user);
+        self.pause_gate(true).await?;
         let shard = self.pick_shard(wanted)?;
         let target = self.target_for(read);
         self.client.info.set_state(ClientState::Waiting);

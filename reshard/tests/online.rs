@@ -1,0 +1,232 @@
+//! Online resharding against real servers (testing/reshard.sh; `make test-reshard`):
+//! N -> M while two router processes carry a transfer-and-insert load, `start` killed
+//! with SIGKILL and rerun, cutover, reverse and a second cutover, verify, complete; then
+//! every invariant of the issue is checked on the shards themselves.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::load::Load;
+use support::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn ok(out: &std::process::Output) -> bool {
+    out.status.success()
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `start`, killing it (SIGKILL) once its stderr printed a line containing `at`;
+/// returns whether it was killed.
+async fn start_killed_at(c: &Cluster, args: &[&str], at: &str) -> bool {
+    let mut cmd = c.reshard_cmd(args);
+    cmd.stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    while let Ok(Some(l)) = lines.next_line().await {
+        eprintln!("start> {l}");
+        if l.contains(at) {
+            child.start_kill().unwrap();
+            child.wait().await.unwrap();
+            return true;
+        }
+    }
+    child.wait().await.unwrap();
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the logical-replication servers of testing/reshard.sh: make test-reshard"]
+async fn two_to_four_under_load_killed_reversed_and_cut_over_again() {
+    let c = Cluster::new("x24", &[0, 1], &[1, 0, 0, 1]).await;
+    let target = c.target_arg();
+    let r1 = c.router("r1").await;
+    let r2 = c.router("r2").await;
+    let load = Load::start(&[r1.port, r2.port], 3);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = load.committed_between(Duration::ZERO, Duration::from_secs(2));
+
+    let plan = c.reshard(&["plan", "--target", &target]).await;
+    assert!(ok(&plan), "plan: {}", text(&plan));
+    assert!(text(&plan).contains("CREATE PUBLICATION"));
+
+    // Killed during the copy (after its first link), then during catch-up (after the
+    // last one), then run to the end; one subscription at a time.
+    let copy_from = load.began.elapsed();
+    let args = ["start", "--target", &target, "--parallel", "1"];
+    assert!(
+        start_killed_at(&c, &args, "_0_0: old shard 0").await,
+        "start was not killed during the copy"
+    );
+    assert!(
+        start_killed_at(&c, &args, "_1_3: old shard 1").await,
+        "start was not killed during catch-up"
+    );
+    let st = c.reshard(&args).await;
+    assert!(ok(&st), "start: {}", text(&st));
+    let copy_to = load.began.elapsed();
+    let during = load.committed_between(copy_from, copy_to);
+
+    // DDL through a router is refused while the reshard runs, naming it.
+    let app = connect(r1.port, "app", "app", "secret").await.unwrap();
+    let e = app
+        .batch_execute("CREATE TABLE t_ddl (x int)")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.as_db_error().map(|d| d.code().code()),
+        Some("0A000"),
+        "{e}"
+    );
+    assert!(describe(&e).contains("reshard"), "{}", describe(&e));
+
+    let st = c.reshard(&["status"]).await;
+    assert!(ok(&st) && text(&st).contains("caught_up"), "{}", text(&st));
+    let v = c.reshard(&["verify"]).await;
+    assert!(ok(&v), "verify during the load: {}", text(&v));
+
+    let routers = ["--router", &r1.admin_url, "--router", &r2.admin_url];
+    let mut pauses = Vec::new();
+    for step in ["cutover", "reverse", "cutover"] {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let t = Instant::now();
+        let out = c.reshard(&[&[step][..], &routers[..]].concat()).await;
+        pauses.push(t.elapsed());
+        assert!(ok(&out), "{step}: {}", text(&out));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stats = load.stop().await;
+    assert!(
+        stats.errors.is_empty(),
+        "client errors: {:?}",
+        &stats.errors[..stats.errors.len().min(10)]
+    );
+    assert!(
+        stats.slowest < Duration::from_secs(5),
+        "slowest transaction {:?}",
+        stats.slowest
+    );
+
+    // A router started later with the old configuration cannot write to the old shards.
+    let r3 = c.router("r3").await;
+    let stale = connect(r3.port, "app", "app", "secret").await.unwrap();
+    let e = stale
+        .batch_execute("UPDATE accounts SET balance = balance WHERE aid = 1")
+        .await
+        .unwrap_err();
+    assert!(describe(&e).contains("reshard"), "{}", describe(&e));
+
+    let v = c.reshard(&["verify"]).await;
+    assert!(ok(&v), "verify: {}", text(&v));
+    let done = c.reshard(&["complete"]).await;
+    assert!(ok(&done), "complete: {}", text(&done));
+    assert!(text(&done).contains("no replication slot, publication or subscription"));
+    assert_eq!(c.leftovers().await, Vec::<String>::new());
+    check_invariants(&c.new, &stats.acked).await;
+    eprintln!(
+        "BENCH 2->4: {} transactions acknowledged; {before} tx in the 2 s before the copy, {during} during {:.1} s of copy; pauses {pauses:?}",
+        stats.acked.len(),
+        (copy_to - copy_from).as_secs_f64()
+    );
+    drop((r1, r2, r3));
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the logical-replication servers of testing/reshard.sh: make test-reshard"]
+async fn two_to_three_with_a_pending_prepared_transaction() {
+    let c = Cluster::new("x23", &[0, 1], &[1, 0, 1]).await;
+    let target = c.target_arg();
+    let r1 = c.router("r1").await;
+    let r2 = c.router("r2").await;
+    let load = Load::start(&[r1.port, r2.port], 3);
+    let st = c.reshard(&["start", "--target", &target]).await;
+    assert!(ok(&st), "start: {}", text(&st));
+    // Idempotent: a second start finds everything in place.
+    let again = c.reshard(&["start", "--target", &target]).await;
+    assert!(ok(&again), "start again: {}", text(&again));
+
+    let old0 = superuser(c.old[0].port, &c.old[0].name).await;
+    old0.batch_execute(
+        "BEGIN; INSERT INTO branches VALUES (99, 'pending'); PREPARE TRANSACTION 'test_pending'",
+    )
+    .await
+    .unwrap();
+    let routers = ["--router", &r1.admin_url, "--router", &r2.admin_url];
+    let out = c.reshard(&[&["cutover"][..], &routers[..]].concat()).await;
+    assert!(
+        !ok(&out),
+        "cutover with a pending prepared transaction must fail"
+    );
+    assert!(text(&out).contains("test_pending"), "{}", text(&out));
+    let st = c.reshard(&["status"]).await;
+    assert!(text(&st).contains("phase caught_up"), "{}", text(&st));
+    old0.batch_execute("ROLLBACK PREPARED 'test_pending'")
+        .await
+        .unwrap();
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let out = c.reshard(&[&["cutover"][..], &routers[..]].concat()).await;
+    assert!(ok(&out), "cutover: {}", text(&out));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stats = load.stop().await;
+    assert!(
+        stats.errors.is_empty(),
+        "client errors: {:?}",
+        &stats.errors[..stats.errors.len().min(10)]
+    );
+    assert!(
+        stats.slowest < Duration::from_secs(5),
+        "slowest transaction {:?}",
+        stats.slowest
+    );
+    let v = c.reshard(&["verify"]).await;
+    assert!(ok(&v), "verify: {}", text(&v));
+    let done = c.reshard(&["complete"]).await;
+    assert!(ok(&done), "complete: {}", text(&done));
+    assert_eq!(c.leftovers().await, Vec::<String>::new());
+    check_invariants(&c.new, &stats.acked).await;
+    drop((r1, r2));
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the logical-replication servers of testing/reshard.sh: make test-reshard"]
+async fn cancel_leaves_nothing_and_verify_names_a_differing_key() {
+    let c = Cluster::new("xc", &[0, 1], &[1, 0, 0, 1]).await;
+    let target = c.target_arg();
+    let st = c.reshard(&["start", "--target", &target]).await;
+    assert!(ok(&st), "start: {}", text(&st));
+    // A row changed behind replication's back on a new shard: verify names its key.
+    let aid = (1..).find(|k| shard_of(*k, 4) == 2).unwrap();
+    let n2 = superuser(c.new[2].port, &c.new[2].name).await;
+    n2.batch_execute(&format!(
+        "SET session_replication_role = replica; UPDATE accounts SET balance = balance + 1 WHERE aid = {aid}"
+    ))
+    .await
+    .unwrap();
+    let v = c.reshard(&["verify"]).await;
+    assert!(!ok(&v), "verify must fail");
+    assert!(
+        text(&v).contains(&format!("aid={aid} differs")),
+        "{}",
+        text(&v)
+    );
+    let out = c.reshard(&["cancel"]).await;
+    assert!(ok(&out), "cancel: {}", text(&out));
+    assert!(text(&out).contains("no replication slot, publication or subscription"));
+    assert_eq!(c.leftovers().await, Vec::<String>::new());
+    // The pool is still writable on the old shards.
+    let o = superuser(c.old[0].port, &c.old[0].name).await;
+    o.batch_execute("SET ROLE app; UPDATE accounts SET balance = balance WHERE aid = 1; CREATE TABLE after_cancel (x int)")
+        .await
+        .unwrap();
+    c.cleanup().await;
+}

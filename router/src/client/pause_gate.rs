@@ -1,0 +1,40 @@
+//! Where PAUSE holds a session: before it starts its next transaction, never inside one.
+//!
+//! A session that already holds a server connection (a transaction under way, perhaps
+//! parked on one shard while it takes another) goes on: PAUSE waits for exactly those
+//! connections to come back, so holding them would deadlock it — the case of every
+//! cross-shard transaction when a reshard cutover pauses the pool.
+//!
+//! After a pause the session takes the pool's current definition, since `RESHARD SWITCH`
+//! may have changed its shards. The main gate is before a client message is handled, so
+//! the statement is planned against the new map. A statement planned just before the
+//! pause began and held at checkout would carry shard numbers of the old map: if the
+//! shard count changed meanwhile it is refused with 40001 (run it again) rather than sent
+//! to a shard the new map does not name.
+
+use super::session::Session;
+use crate::error::{Result, RouterError};
+use orochi_wire::PgError;
+
+impl Session {
+    /// `planned`: a statement of this session was already planned against `self.user`.
+    pub(crate) async fn pause_gate(&mut self, planned: bool) -> Result<()> {
+        if !(self.server.is_none() && self.parked.is_empty()) {
+            return Ok(());
+        }
+        let paused = self.app.is_paused(&self.user.pool_name);
+        if paused {
+            self.app.wait_resumed(&self.user.pool_name).await;
+        }
+        let current = self.app.current_user_pools(&self.user);
+        let moved = current.shards.len() != self.user.shards.len();
+        self.user = current;
+        if planned && paused && moved {
+            return Err(RouterError::Pg(PgError::error(
+                "40001",
+                "the pool's shard map changed (a reshard cutover) while this statement waited for RESUME; run it again",
+            )));
+        }
+        Ok(())
+    }
+}
