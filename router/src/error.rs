@@ -35,6 +35,10 @@ pub enum RouterError {
     Pg(PgError),
     #[error("the router is shutting down")]
     ShuttingDown,
+    /// A statement planned against the pool's shard map waited for RESUME, and a
+    /// reshard cutover changed the map meanwhile: nothing was sent, plan it again.
+    #[error("the pool's shard map changed while the statement waited for RESUME")]
+    MapChanged,
 }
 
 impl From<PgError> for RouterError {
@@ -52,6 +56,10 @@ impl RouterError {
         Some(match self {
             RouterError::ClientIo(_) => return None,
             RouterError::Protocol(e) => PgError::fatal("08P01", format!("protocol violation: {e}")),
+            RouterError::MapChanged => PgError::error(
+                "40001",
+                "the pool's shard map changed (a reshard cutover) while this statement waited for RESUME; run it again",
+            ),
             RouterError::ServerUnreachable { .. } => PgError::error(
                 "08006",
                 "a server of this pool is unreachable (the router's log says which and why)",
@@ -74,7 +82,7 @@ impl RouterError {
                     "no server connection available for pool \"{pool}\" user \"{user}\" after waiting {waited_ms} ms"
                 ),
             )
-            .with_hint("raise pool_size, shorten transactions, or raise connect_timeout"),
+            .with_hint("raise pool_size, shorten transactions, or raise query_wait_timeout"),
             RouterError::ServerAuth(_) => PgError::error(
                 "08006",
                 "the router could not log in to a server of this pool (the router's log says why)",

@@ -11,11 +11,6 @@ use std::time::{Duration, Instant};
 pub struct Stats {
     pub acked: Vec<i64>,
     pub errors: Vec<String>,
-    /// Transactions refused with 40001 because the shard map changed while their first
-    /// statement, planned against the old map, waited for RESUME (a cutover's pause);
-    /// nothing of them was written, and the client runs them again, as it would after
-    /// any serialization failure.
-    pub retried: usize,
     pub slowest: Duration,
     /// (when it committed, since the load began) per transaction.
     pub commits: Vec<Duration>,
@@ -130,13 +125,6 @@ async fn client(
                     s.slowest = s.slowest.max(took);
                     s.commits.push(began.elapsed());
                     false
-                }
-                Err(e)
-                    if e.code()
-                        == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE) =>
-                {
-                    s.retried += 1;
-                    true
                 }
                 Err(e) => {
                     s.errors

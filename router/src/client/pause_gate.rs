@@ -9,12 +9,14 @@
 //! may have changed its shards. The main gate is before a client message is handled, so
 //! the statement is planned against the new map. A statement planned just before the
 //! pause began and held at checkout would carry shard numbers of the old map: if the
-//! shard count changed meanwhile it is refused with 40001 (run it again) rather than sent
-//! to a shard the new map does not name.
+//! shard count changed meanwhile the gate says `MapChanged` rather than let it reach a
+//! shard the new map does not name. Nothing of the statement was sent yet, so a simple
+//! Query is planned again against the new map (`Session::on_client_frame`); an
+//! extended-protocol batch, whose earlier replies may have reached the client, gets
+//! 40001 (run it again).
 
 use super::session::Session;
 use crate::error::{Result, RouterError};
-use orochi_wire::PgError;
 
 impl Session {
     /// `planned`: a statement of this session was already planned against `self.user`.
@@ -30,10 +32,7 @@ impl Session {
         let moved = current.shards.len() != self.user.shards.len();
         self.user = current;
         if planned && paused && moved {
-            return Err(RouterError::Pg(PgError::error(
-                "40001",
-                "the pool's shard map changed (a reshard cutover) while this statement waited for RESUME; run it again",
-            )));
+            return Err(RouterError::MapChanged);
         }
         Ok(())
     }
