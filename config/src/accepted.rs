@@ -8,12 +8,10 @@
 //! `[general]`:
 //! - `enable_prometheus_exporter`: the HTTP endpoint (`/metrics`, `/health`) always runs.
 //!   (`prometheus_exporter_port` *is* honoured: it is `metrics_port`.)
-//! - `tcp_keepalives_idle`, `tcp_keepalives_count`, `tcp_keepalives_interval`,
-//!   `tcp_user_timeout`: the router uses its own keepalive settings.
 //! - `log_client_connections`, `log_client_disconnections`,
 //!   `log_client_parameter_status_changes`: connection events are logged at `debug`.
 //! - `autoreload`: reload is explicit (SIGHUP or admin `RELOAD`).
-//! - `idle_client_in_transaction_timeout`, `server_round_robin`, `validate_config`,
+//! - `server_round_robin`, `validate_config`,
 //!   `dns_cache_enabled`, `dns_max_ttl`, `prepared_statements`,
 //!   `prepared_statements_cache_size`: PgCat tuning knobs with no Orochi equivalent yet.
 //!   (`server_tls` and `verify_server_certificate` *are* honoured: see `tls.rs`.)
@@ -54,16 +52,11 @@ pub(crate) const GENERAL: &[&str] = &[
     "dns_max_ttl",
     "enable_prometheus_exporter",
     "failover_timeout",
-    "idle_client_in_transaction_timeout",
     "log_client_connections",
     "log_client_disconnections",
     "log_client_parameter_status_changes",
     "prepared_statements",
     "server_round_robin",
-    "tcp_keepalives_count",
-    "tcp_keepalives_idle",
-    "tcp_keepalives_interval",
-    "tcp_user_timeout",
     "validate_config",
 ];
 

@@ -83,6 +83,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         metrics_token,
         allow_server_cleartext_password,
         max_prepared_statements,
+        bounds,
     );
     const RESTART: &[&str] = &[
         "host",

@@ -72,6 +72,7 @@ pub(crate) fn default_general() -> General {
         metrics_token: None,
         allow_server_cleartext_password: true,
         max_prepared_statements: 200,
+        bounds: crate::bounds::Bounds::default(),
     }
 }
 
@@ -174,6 +175,7 @@ pub(crate) fn parse_general(
     {
         g.max_prepared_statements = v;
     }
+    crate::bounds::read_bounds(&mut sec, cx, &mut g);
     g.otel_endpoint = non_empty(sec.string(cx, "otel_endpoint"));
     g.instance_id = non_empty(sec.string(cx, "instance_id"));
     if let Some(id) = &g.instance_id {

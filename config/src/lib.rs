@@ -9,6 +9,7 @@
 //! module's documentation.
 
 mod accepted;
+mod bounds;
 mod choices;
 mod diff;
 mod env;
@@ -27,6 +28,7 @@ mod users;
 mod users_file;
 mod validate;
 
+pub use bounds::{Bounds, TcpKeepalive};
 pub use diff::{diff, ConfigDiff, PoolDiff};
 pub use env::{process_env, EnvLookup};
 pub use error::{ConfigError, ConfigErrors, ConfigWarning, Location};

@@ -86,6 +86,8 @@ pub struct General {
     /// PgBouncer's `max_prepared_statements`: router-named statements kept prepared on
     /// one server connection; past it the least recently used is closed (default 200).
     pub max_prepared_statements: usize,
+    /// Bounds on waits and dead peers (`query_timeout`, `tcp_keepalive`, ...): `bounds.rs`.
+    pub bounds: crate::bounds::Bounds,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

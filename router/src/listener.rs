@@ -63,6 +63,7 @@ async fn serve_client(
 ) -> Result<(), RouterError> {
     tcp.set_nodelay(true).ok();
     let general = app.config().general.clone();
+    crate::backend::sockopt::apply(&tcp, &general.bounds.tcp);
     let mut ticket = match app.admission.connect(general.max_client_conn) {
         Ok(t) => t,
         Err(r) => {

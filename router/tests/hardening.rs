@@ -330,6 +330,7 @@ async fn a_server_asking_for_a_cleartext_password_can_be_refused() {
         user: "u".into(),
         password: Some("the-secret".into()),
         allow_cleartext: false,
+        tcp: Default::default(),
         tls: orochi_router::backend::conn::TargetTls::plain(),
     };
     let e = orochi_router::backend::conn::ServerConn::connect(&target, Duration::from_secs(2))

@@ -25,6 +25,8 @@ pub struct ServerTarget {
     /// Answer a request for the password in cleartext (`allow_server_cleartext_password`).
     pub allow_cleartext: bool,
     pub tls: TargetTls,
+    /// Keepalive and user timeout for the socket (`tcp_keepalive`, `tcp_user_timeout`).
+    pub tcp: orochi_config::TcpKeepalive,
 }
 
 /// TLS towards one server: the pool's `server_tls_sslmode` and the hub holding the
@@ -137,6 +139,7 @@ impl ServerConn {
         })?
         .map_err(|e| unreachable(e.to_string()))?;
         stream.set_nodelay(true).ok();
+        super::sockopt::apply(&stream, &target.tcp);
         let local = stream.local_addr().ok();
         let side = target.tls.hub.server();
         let upgrade = orochi_tls::connect::upgrade(stream, &target.host, target.tls.mode, &side);

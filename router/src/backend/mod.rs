@@ -13,6 +13,7 @@ pub mod health;
 pub mod pool;
 pub mod registry;
 pub mod server_state;
+pub mod sockopt;
 
 pub use conn::ServerConn;
 pub use pool::{Checkout, ServerPool};

@@ -35,7 +35,11 @@ pub struct PoolSettings {
     pub ban_time: Duration,
     pub pool_size: usize,
     pub min_pool_size: usize,
+    /// Bounds the TCP connect, TLS handshake and login towards a server.
     pub connect_timeout: Duration,
+    /// How long a client may queue for a connection (`query_wait_timeout`, default
+    /// `connect_timeout`).
+    pub wait_timeout: Duration,
     pub idle_timeout: Duration,
     pub server_lifetime: Duration,
     /// PgBouncer's `server_reset_query_always`: every released connection counts as
@@ -135,7 +139,7 @@ impl ServerPool {
             Err(_) => {
                 self.stats.waiting.fetch_add(1, Ordering::Relaxed);
                 let p = tokio::time::timeout(
-                    self.settings.connect_timeout,
+                    self.settings.wait_timeout,
                     self.permits.clone().acquire_owned(),
                 )
                 .await;

@@ -321,6 +321,7 @@ impl Registry {
                                         .unwrap_or_default(),
                                     password: user.and_then(server_password),
                                     allow_cleartext: config.general.allow_server_cleartext_password,
+                                    tcp: config.general.bounds.tcp,
                                     tls: super::conn::TargetTls {
                                         mode: pool.server_tls_sslmode,
                                         hub: tls.clone(),
@@ -358,6 +359,11 @@ impl Registry {
                     pool_size: user.pool_size,
                     min_pool_size: user.min_pool_size,
                     connect_timeout: pool.connect_timeout,
+                    wait_timeout: config
+                        .general
+                        .bounds
+                        .query_wait_timeout
+                        .unwrap_or(pool.connect_timeout),
                     idle_timeout: pool.idle_timeout,
                     server_lifetime: pool.server_lifetime,
                     reset_always: config.general.server_reset_query_always,
@@ -379,6 +385,7 @@ impl Registry {
                                     user: user.server_username.clone(),
                                     password: server_password(user),
                                     allow_cleartext: config.general.allow_server_cleartext_password,
+                                    tcp: config.general.bounds.tcp,
                                     tls: super::conn::TargetTls {
                                         mode: pool.server_tls_sslmode,
                                         hub: tls.clone(),
@@ -467,6 +474,7 @@ fn same(a: &PoolSettings, b: &PoolSettings) -> bool {
         && a.pool_size == b.pool_size
         && a.min_pool_size == b.min_pool_size
         && a.connect_timeout == b.connect_timeout
+        && a.wait_timeout == b.wait_timeout
         && a.idle_timeout == b.idle_timeout
         && a.server_lifetime == b.server_lifetime
 }

@@ -336,7 +336,22 @@ impl Session {
         self.cancel
             .slot
             .set_all(streams.iter().map(|s| cancel_target(&s.co)).collect());
-        let r = self.merge_streams(&job, &mut streams).await;
+        let r = match self.deadlines.query() {
+            None => self.merge_streams(&job, &mut streams).await,
+            Some(d) => {
+                match tokio::time::timeout(d, self.merge_streams(&job, &mut streams)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        // query_timeout: every shard's connection is cancelled and closed.
+                        for s in streams.iter_mut() {
+                            super::deadline::abandon(&mut s.co);
+                        }
+                        drop(streams);
+                        return Err(self.on_expired(super::deadline::Wait::Query));
+                    }
+                }
+            }
+        };
         self.cancel.slot.set_all(restore);
         // Every stream back to ReadyForQuery; writes committed or rolled back.
         let mut failed = r.as_ref().map_or(true, |tag| tag.is_none());
@@ -382,6 +397,10 @@ impl Session {
     }
 
     pub(super) fn fanout_failed(&mut self, e: RouterError, extended: bool) -> Result<()> {
+        if matches!(e, RouterError::MapChanged) && !extended {
+            // Planned again by the caller (`on_client_frame`).
+            return Err(e);
+        }
         match e.to_client() {
             Some(pg) if !matches!(e, RouterError::ShuttingDown | RouterError::ClientIo(_)) => {
                 tracing::warn!(client = self.id, error = %e, "cross-shard statement failed");

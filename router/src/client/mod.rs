@@ -3,6 +3,7 @@
 
 pub mod cleanup;
 pub mod copy_in;
+pub mod deadline;
 pub mod expect;
 pub mod extended;
 pub mod fanout;

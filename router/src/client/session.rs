@@ -95,6 +95,8 @@ pub struct Session {
     pub(crate) tx_poisoned: bool,
     /// The largest message this client may send (`max_message_size`).
     pub(crate) max_message: usize,
+    /// `query_timeout` / `idle_transaction_timeout` (`deadline.rs`).
+    pub(crate) deadlines: super::deadline::Deadlines,
     /// Router statements kept prepared per server connection (`max_prepared_statements`).
     pub(crate) max_prepared: usize,
 }
@@ -169,6 +171,7 @@ impl Session {
             retry: Default::default(),
             tx_poisoned: false,
             max_message: app.config().general.max_message_size,
+            deadlines: super::deadline::Deadlines::new(&app.config().general.bounds),
             max_prepared: app.config().general.max_prepared_statements,
             app,
         }
@@ -288,6 +291,8 @@ impl Session {
                 return Err(RouterError::ShuttingDown);
             }
             self.shrink_buffers();
+            let wait = self.server.as_ref().and_then(|_| self.wait_kind());
+            let at = self.deadlines.next(wait);
             match self.server.as_mut() {
                 Some(co) => {
                     let conn = co.conn();
@@ -300,6 +305,9 @@ impl Session {
                         r = conn.fill() => {
                             r?;
                             self.relay_buffered()?;
+                        }
+                        w = super::deadline::expire(at), if at.is_some() => {
+                            return Err(self.on_expired(w));
                         }
                         _ = &mut force_fut => return Err(RouterError::ShuttingDown),
                         _ = &mut kill_fut => return Err(killed()),
@@ -621,7 +629,21 @@ impl Session {
             self.router_skipping = false;
         }
         match f.tag {
-            b'Q' => self.on_query(f).await,
+            b'Q' => match self.on_query(f.clone()).await {
+                // Planned against a shard map a reshard cutover replaced while the
+                // statement waited at the pause gate; nothing was sent: plan it again.
+                Err(RouterError::MapChanged) => match self.on_query(f).await {
+                    Err(RouterError::MapChanged) => {
+                        self.router_error(
+                            RouterError::MapChanged.to_client().expect("a client error"),
+                            false,
+                        );
+                        Ok(())
+                    }
+                    r => r,
+                },
+                r => r,
+            },
             b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => self.on_extended(f).await,
             b'S' => {
                 if self.implicit_multi && self.server.is_some() {
@@ -731,6 +753,9 @@ impl Session {
     }
 
     pub(crate) fn checkout_failed(&mut self, e: RouterError, extended: bool) -> Result<()> {
+        if matches!(e, RouterError::MapChanged) && !extended {
+            return Err(e);
+        }
         match e.to_client() {
             Some(pg) if !matches!(e, RouterError::ShuttingDown) => {
                 if !matches!(e, RouterError::Pg(_)) {

@@ -564,6 +564,7 @@ mod tests {
             user: "u".into(),
             password: None,
             allow_cleartext: true,
+            tcp: Default::default(),
             tls: crate::backend::conn::TargetTls::plain(),
         }
     }
