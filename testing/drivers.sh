@@ -15,6 +15,11 @@
 #            `accounts` distributed by `aid` ([[sharding.tables]]); aid 1..1000
 #            are seeded directly on the shard PostgreSQL's own hash partitioning
 #            puts them on (helper table drv_hashref, PARTITION BY HASH (aid)).
+#   tls      the single target with client TLS required (client_tls_sslmode =
+#            require; a test CA and a certificate for 127.0.0.1 made with openssl):
+#            plaintext is refused, so a case that passes ran over TLS. The drivers
+#            keep their default sslmode (prefer: libpq, pgjdbc, asyncpg, sqlx);
+#            node-postgres, which only does TLS when told, verifies the test CA.
 #
 # Prints a matrix per target (case × driver: pass / FAIL / - = not a case of that
 # driver), a driver × target summary, every failure with its reason, and last
@@ -23,7 +28,7 @@
 # the sharded target into a reported-only count line).
 #
 # Env:
-#   DRIVERS_TARGETS="single sharded"   targets to run
+#   DRIVERS_TARGETS="single sharded tls"   targets to run
 #   DRIVERS_ONLY="psycopg asyncpg"     drivers to run (default: all)
 #   DRIVERS_SHARDED_REQUIRED=1         0 = sharded failures are only reported
 #   DRIVERS_SKIP_INSTALL=1             do not run drivers/install.sh
@@ -37,7 +42,7 @@ source "$here/lib.sh"
 ddir="$here/drivers"
 
 DRIVERS_SHARDED_REQUIRED="${DRIVERS_SHARDED_REQUIRED:-1}"
-read -r -a targets <<<"${DRIVERS_TARGETS:-single sharded}"
+read -r -a targets <<<"${DRIVERS_TARGETS:-single sharded tls}"
 all_drivers=(psycopg sqlalchemy asyncpg node-pg pgjdbc sqlx psql pgbench)
 read -r -a drivers <<<"${DRIVERS_ONLY:-${all_drivers[*]}}"
 timeout_s="${DRIVERS_TIMEOUT:-240}"
@@ -76,9 +81,30 @@ for i in 0 1; do
         -v shard="$i" -f "$ddir/sql/shard-seed.sql" >/dev/null
 done
 
+# --- TLS (the tls target) ----------------------------------------------------------
+tls_dir="$work/tls"
+make_certs() { # a CA, and a certificate it signs for 127.0.0.1 / localhost
+    [[ -s "$tls_dir/server.pem" ]] && return 0
+    mkdir -p "$tls_dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=orochi drivers test CA" \
+        -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.pem" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$tls_dir/server.key" -out "$tls_dir/server.csr" >/dev/null 2>&1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$tls_dir/san.ext"
+    openssl x509 -req -in "$tls_dir/server.csr" -CA "$tls_dir/ca.pem" -CAkey "$tls_dir/ca.key" \
+        -CAcreateserial -days 2 -extfile "$tls_dir/san.ext" -out "$tls_dir/server.pem" >/dev/null 2>&1
+}
+rm -rf "$tls_dir"
+[[ " ${targets[*]} " == *" tls "* ]] && make_certs
+
 # --- routers -------------------------------------------------------------------
 write_config() { # FILE PORT ADMIN METRICS TARGET
-    local file="$1" port="$2" admin="$3" metrics="$4" target="$5"
+    local file="$1" port="$2" admin="$3" metrics="$4" target="$5" tls=""
+    if [[ "$target" == tls ]]; then
+        tls="tls_certificate = \"$tls_dir/server.pem\"
+tls_private_key = \"$tls_dir/server.key\"
+client_tls_sslmode = \"require\""
+    fi
     cat >"$file" <<EOF
 # Written by testing/drivers.sh ($target target).
 [general]
@@ -89,6 +115,7 @@ metrics_port = $metrics
 admin_username = "admin"
 admin_password = "admin"
 connect_timeout = 10000
+$tls
 
 [pools.$pool]
 pool_mode = "transaction"
@@ -99,7 +126,7 @@ password = "secret"
 pool_size = $pool_size
 
 EOF
-    if [[ "$target" == single ]]; then
+    if [[ "$target" != sharded ]]; then
         cat >>"$file" <<EOF
 [pools.$pool.shards.0]
 database = "$db"
@@ -199,7 +226,8 @@ for t in "${targets[@]}"; do
         rc=0
         PGHOST=127.0.0.1 PGPORT="$router_port" PGUSER=app PGPASSWORD=secret PGDATABASE="$db" \
             PGCONNECT_TIMEOUT=15 PGAPPNAME="drv-$d" \
-            DRV_TARGET="$t" DRV_DRIVER="$d" DRV_POOL_SIZE="$pool_size" DRV_KEY_BASE="$key_base" \
+            DRV_TARGET="${t/tls/single}" DRV_DRIVER="$d" DRV_TLS="$([[ $t == tls ]] && echo 1 || echo 0)" \
+            DRV_TLS_CA="$tls_dir/ca.pem" DRV_POOL_SIZE="$pool_size" DRV_KEY_BASE="$key_base" \
             DRV_SHARD_PORTS="${shard_ports[0]},${shard_ports[1]}" DRV_PG_BIN="$PG_BIN" \
             timeout -k 10 "$timeout_s" "${cmd[@]}" >"$out" 2>&1 </dev/null || rc=$?
         plan="$(sed -n 's/^PLAN //p' "$out" | head -n 1)"
@@ -231,7 +259,7 @@ done
 echo
 for t in "${targets[@]}"; do
     req="required"
-    [[ "$t" == sharded && "$DRIVERS_SHARDED_REQUIRED" != 1 ]] && req="reported only (DRIVERS_SHARDED_REQUIRED=0)"
+    [[ "$t" != single && "$DRIVERS_SHARDED_REQUIRED" != 1 ]] && req="reported only (DRIVERS_SHARDED_REQUIRED=0)"
     echo "== target: $t — $req"
     printf '%-22s' case
     for d in "${drivers[@]}"; do printf ' %-10s' "$d"; done
