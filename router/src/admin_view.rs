@@ -334,6 +334,8 @@ impl AdminView for AppView {
         let c = self.app.config();
         let g = &c.general;
         let ms = |d: Duration| d.as_millis().to_string();
+        let b = &g.bounds;
+        let secs = |d: Option<Duration>| d.map_or("0".into(), |d| d.as_secs_f64().to_string());
         let row = |k: &str, v: String, d: &str, ch: bool| ConfigRow {
             key: k.into(),
             value: v,
@@ -360,6 +362,26 @@ impl AdminView for AppView {
             row("shutdown_timeout", ms(g.shutdown_timeout), "60000", true),
             row("worker_threads", g.worker_threads.to_string(), "0", false),
             row("log_level", g.log_level.clone(), "info", false),
+            row("query_timeout", secs(b.query_timeout), "0", true),
+            row(
+                "query_wait_timeout",
+                secs(b.query_wait_timeout.or(Some(g.connect_timeout))),
+                "connect_timeout",
+                true,
+            ),
+            row(
+                "idle_transaction_timeout",
+                secs(b.idle_transaction_timeout),
+                "0",
+                true,
+            ),
+            row("tcp_keepalive", b.tcp.enabled.to_string(), "true", true),
+            row(
+                "tcp_user_timeout",
+                ms(b.tcp.user_timeout.unwrap_or_default()),
+                "0",
+                true,
+            ),
         ]
     }
 
