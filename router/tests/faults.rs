@@ -200,9 +200,10 @@ async fn latency_on_one_shard_leaves_the_other_at_its_own_speed() {
     }
     let under = median(under);
     assert_eq!(slow.await.unwrap(), 8);
-    // Within 2x the baseline; 5 ms of slack for a shared 2-core machine's scheduling.
+    // Within 2x the baseline; 20 ms of slack for a shared 2-core machine's scheduling
+    // (other test binaries run beside this one).
     assert!(
-        under <= base * 2 + Duration::from_millis(5),
+        under <= base * 2 + Duration::from_millis(20),
         "shard 0 median {under:?} under shard 1's latency, baseline {base:?}"
     );
     proxy.set(Fault::None);
