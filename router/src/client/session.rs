@@ -97,6 +97,8 @@ pub struct Session {
     pub(crate) max_message: usize,
     /// Router statements kept prepared per server connection (`max_prepared_statements`).
     pub(crate) max_prepared: usize,
+    /// A JWT gateway session: the token's identity (role, claims, tenant pin).
+    pub(crate) gateway: Option<Arc<crate::gateway::SessionIdentity>>,
 }
 
 pub(crate) fn ready(status: u8) -> Bytes {
@@ -170,6 +172,7 @@ impl Session {
             tx_poisoned: false,
             max_message: app.config().general.max_message_size,
             max_prepared: app.config().general.max_prepared_statements,
+            gateway: None,
             app,
         }
     }
@@ -572,8 +575,12 @@ impl Session {
         // A dirty connection stays dirty: the pool resets it only if another client
         // takes it (affinity keeps this client's temp tables and locks).
         self.cancel.slot.set(None);
-        if let Some(co) = self.server.take() {
+        if let Some(mut co) = self.server.take() {
             self.trace_transaction(&co, false);
+            if self.gateway.is_some() {
+                // The next transaction sets the token's role and claims afresh.
+                co.conn().applied_params = super::params::UNKNOWN_PARAMS;
+            }
             co.release();
         }
         self.tx_begin = None;
@@ -676,6 +683,10 @@ impl Session {
             }
             None => None,
         };
+        if let Some(e) = self.gateway_refuse_query(&sql) {
+            self.router_error(e, false);
+            return Ok(());
+        }
         if let Some(d) = directive(&sql) {
             self.on_directive(d).await;
             return Ok(());

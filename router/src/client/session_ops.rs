@@ -225,6 +225,9 @@ impl Session {
         if conn.applied_params == fp {
             return Ok(());
         }
+        // Marked before the first byte: even a half-applied identity is reset before
+        // another client (or the router) uses this connection.
+        conn.identity |= self.gateway.is_some();
         let sql = self.params.sync_sql(conn.applied_params);
         if sql.is_empty() || conn.run_silent(&sql).await?.is_none() {
             conn.applied_params = fp;
