@@ -99,11 +99,10 @@ impl App {
             orochi_tls::TlsHub::new(&config.general)
                 .unwrap_or_else(|_| orochi_tls::TlsHub::disabled()),
         );
-        let gateway = crate::gateway::Gateway::new();
-        // A key file that cannot be used stops `Listeners::bind`, which reads it again.
-        let _ = gateway.configure(&config);
         Arc::new(App {
-            gateway,
+            // Keys are read by `Listeners::bind` (a file that cannot be used stops the
+            // start) and on every reload.
+            gateway: crate::gateway::Gateway::new(),
             registry: ArcSwap::from_pointee(Registry::build(
                 Arc::new(config),
                 None,
