@@ -172,6 +172,42 @@ async fn role_escapes_are_refused_and_change_nothing() {
     )
     .await;
     assert_eq!(code(r), "42501");
+    // The residual risk the README names: a function using dynamic SQL can end the
+    // SET ROLE inside its transaction; the next transaction has the token's role again.
+    let k = common::shards::shard_of(a);
+    let mut su = sqlx::ConnectOptions::connect(&common::shards::shard_opts(
+        k,
+        common::SUPERUSER,
+        common::SUPERUSER_PASSWORD,
+        &bed.db,
+    ))
+    .await
+    .unwrap();
+    sqlx::raw_sql("CREATE FUNCTION escape_role() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN EXECUTE 'RE' || 'SET ROLE'; RETURN current_user; END $f$")
+        .execute(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(one(&mut cl, "SELECT escape_role()").await, "app");
+    assert_eq!(one(&mut cl, "SELECT current_user").await, ROLE);
+    assert_eq!(
+        one(
+            &mut cl,
+            "SELECT current_setting('request.jwt.claims')::jsonb->>'tenant_id'"
+        )
+        .await,
+        a.to_string()
+    );
+    // A role the authenticator cannot become: nothing runs, never as the authenticator.
+    let t = token_with(&bed, |c| {
+        c.insert("role".into(), json!("gw_nobody"));
+    });
+    match bed.login_as("gw_nobody", &t).await {
+        Err(e) => assert_eq!(e.code, "42501", "{}", e.message),
+        Ok(mut cl) => {
+            assert_eq!(err(&mut cl, "SELECT current_user").await, "42501");
+            assert_eq!(err(&mut cl, "SELECT 1").await, "42501");
+        }
+    }
 }
 
 /// Claims of a good token, changed by `f`, signed with the bed's key.

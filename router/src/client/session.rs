@@ -569,18 +569,19 @@ impl Session {
                 return;
             }
         }
+        if self.gateway.is_some() {
+            // The next transaction sets the token's role and claims afresh (session
+            // mode too: `resync_attached` re-applies them before its first statement).
+            co.conn().applied_params = super::params::UNKNOWN_PARAMS;
+        }
         if self.mode == PoolMode::Session {
             return;
         }
         // A dirty connection stays dirty: the pool resets it only if another client
         // takes it (affinity keeps this client's temp tables and locks).
         self.cancel.slot.set(None);
-        if let Some(mut co) = self.server.take() {
+        if let Some(co) = self.server.take() {
             self.trace_transaction(&co, false);
-            if self.gateway.is_some() {
-                // The next transaction sets the token's role and claims afresh.
-                co.conn().applied_params = super::params::UNKNOWN_PARAMS;
-            }
             co.release();
         }
         self.tx_begin = None;

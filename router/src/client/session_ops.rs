@@ -248,6 +248,17 @@ impl Session {
             .collect();
         for (name, set) in settings {
             if let Some(err) = conn.run_silent(&set).await? {
+                if self.gateway.is_some() && (name == "role" || name == "request.jwt.claims") {
+                    // Never run on without the token's identity (as the authenticator).
+                    tracing::warn!(client = self.id, setting = %name, error = %err.fields.message, "the JWT gateway session's identity could not be set; session ended");
+                    return Err(RouterError::Pg(PgError::error(
+                        "42501",
+                        format!(
+                            "the role the token names cannot be used: {}",
+                            err.fields.message
+                        ),
+                    )));
+                }
                 tracing::warn!(client = self.id, setting = %name, error = %err.fields.message, "session setting could not be restored; dropped");
                 BackendMessage::NoticeResponse(
                     PgError::new(

@@ -43,8 +43,11 @@ pub fn refuse(sql: &str) -> Option<String> {
 }
 
 fn refuse_parsed(sql: &str, options: ParserOptions) -> Option<String> {
-    // A statement PostgreSQL cannot parse either fails on the server: nothing to guard.
-    let parsed = pg_query::parse(sql, options).ok()?;
+    // A statement this grammar cannot parse most likely fails on the server too; in
+    // case the server's grammar differs, its words are checked as a body's would be.
+    let Ok(parsed) = pg_query::parse(sql, options) else {
+        return refuse_body_text(sql);
+    };
     let mut bodies = false;
     for (node, _, _, _) in parsed.protobuf.nodes() {
         match node {
@@ -165,6 +168,8 @@ mod tests {
             "DO $$ BEGIN PERFORM set_config('role','postgres',false); END $$",
             "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN RESET ROLE; END $$",
             "DO $$ BEGIN PERFORM set_config('request.jwt.claims','{}',false); END $$",
+            "SET ROLE postgres SET ROLE",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET role = 'postgres' AS 'SELECT 1'",
         ] {
             assert!(refuse(sql).is_some(), "{sql}");
         }
