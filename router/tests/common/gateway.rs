@@ -5,13 +5,12 @@
 
 use super::certs::{scratch_dir, write, Ca};
 use super::raw::RawClient;
-use super::shards::{rand_suffix, shard_of, shard_opts};
+use super::shards::{shard_db, shard_of};
 use super::*;
 use orochi_router::gateway::token::{generate_dev_key, now, SigningKey};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::{json, Map, Value};
-use sqlx::ConnectOptions;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -51,31 +50,13 @@ pub struct Bed {
 
 /// The role, the table with its policy and the rows, on both shards.
 async fn make_db() -> String {
-    let db = format!("gw_{}_{}", std::process::id(), rand_suffix());
-    for k in 0..2 {
-        let mut su = shard_opts(k, SUPERUSER, SUPERUSER_PASSWORD, "postgres")
-            .connect()
-            .await
-            .unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
-            format!("CREATE DATABASE \"{db}\" OWNER app"),
-            // Roles are per instance and shared by test processes: tolerate a race.
-            format!(
-                "DO $$ BEGIN CREATE ROLE {ROLE} NOLOGIN; EXCEPTION WHEN OTHERS THEN NULL; END $$"
-            ),
-            format!("DO $$ BEGIN GRANT {ROLE} TO app; EXCEPTION WHEN OTHERS THEN NULL; END $$"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut su)
-                .await
-                .unwrap();
-        }
-        let mut c = shard_opts(k, APP_USER, APP_PASSWORD, &db)
-            .connect()
-            .await
-            .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+    // Roles are per instance and shared by test processes: tolerate a race.
+    let admin = [
+        format!("DO $$ BEGIN CREATE ROLE {ROLE} NOLOGIN; EXCEPTION WHEN OTHERS THEN NULL; END $$"),
+        format!("DO $$ BEGIN GRANT {ROLE} TO app; EXCEPTION WHEN OTHERS THEN NULL; END $$"),
+    ];
+    shard_db("gw", &admin, |k| {
+        format!(
             "CREATE TABLE notes (tenant_id bigint NOT NULL, id int NOT NULL, body text);
              ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
              CREATE POLICY tenant_rows ON notes
@@ -85,12 +66,9 @@ async fn make_db() -> String {
              INSERT INTO notes SELECT t, g, 'note ' || g || ' of ' || t
                FROM generate_series(1, 40) t, generate_series(1, 2 + t % 5) g
               WHERE satisfies_hash_partition('ks'::regclass, 2, {k}, t::bigint);"
-        )))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    }
-    db
+        )
+    })
+    .await
 }
 
 /// `[general]` + pool + `[gateway]` as text; `gateway_extra` goes in `[gateway]`.
