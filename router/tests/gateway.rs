@@ -174,19 +174,7 @@ async fn role_escapes_are_refused_and_change_nothing() {
     assert_eq!(code(r), "42501");
     // The residual risk the README names: a function using dynamic SQL can end the
     // SET ROLE inside its transaction; the next transaction has the token's role again.
-    let k = common::shards::shard_of(a);
-    let mut su = sqlx::ConnectOptions::connect(&common::shards::shard_opts(
-        k,
-        common::SUPERUSER,
-        common::SUPERUSER_PASSWORD,
-        &bed.db,
-    ))
-    .await
-    .unwrap();
-    sqlx::raw_sql("CREATE FUNCTION escape_role() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN EXECUTE 'RE' || 'SET ROLE'; RETURN current_user; END $f$")
-        .execute(&mut su)
-        .await
-        .unwrap();
+    bed.create_escape_function(a).await;
     assert_eq!(one(&mut cl, "SELECT escape_role()").await, "app");
     assert_eq!(one(&mut cl, "SELECT current_user").await, ROLE);
     assert_eq!(

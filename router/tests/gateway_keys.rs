@@ -133,6 +133,57 @@ async fn two_tenants_over_one_server_connection_never_meet() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_mode_reapplies_the_identity_every_transaction() {
+    let bed = Bed::start_mode("session", 2, "tenant_claim = \"tenant_id\"").await;
+    let (a, _, _) = tenants();
+    bed.create_escape_function(a).await;
+    let mut cl = bed.login(&bed.token(a)).await.expect("login");
+    let who =
+        "SELECT current_user, current_setting('request.jwt.claims', true)::jsonb->>'tenant_id'";
+    assert_eq!(
+        cells(&cl.query(who).await),
+        vec![ROLE.to_string(), a.to_string()]
+    );
+    assert_eq!(cells(&cl.query("SELECT escape_role()").await), vec!["app"]);
+    assert_eq!(
+        cells(&cl.query(who).await),
+        vec![ROLE.to_string(), a.to_string()]
+    );
+    // An explicit transaction keeps what happened inside it until it ends.
+    let ms = cl
+        .query("BEGIN; SELECT escape_role(); SELECT current_user; COMMIT")
+        .await;
+    assert!(first_error(&ms).is_none(), "{ms:?}");
+    assert_eq!(
+        cells(&cl.query(who).await),
+        vec![ROLE.to_string(), a.to_string()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tenant_claim_reads_fan_out_under_rls() {
+    let bed = Bed::start_mode("transaction", 2, "").await;
+    let (a, _, c) = tenants();
+    for t in [a, c] {
+        let mut cl = bed.login(&bed.token(t)).await.expect("login");
+        // Both shards, each under the token's role and claims: only the tenant's rows.
+        let r = cells(
+            &cl.query("SELECT count(*), min(tenant_id), max(tenant_id) FROM notes")
+                .await,
+        );
+        assert_eq!(
+            r,
+            vec![rows_of(t).to_string(), t.to_string(), t.to_string()]
+        );
+        let r = cells(&cl.query("SELECT current_user, current_setting('request.jwt.claims', true)::jsonb->>'tenant_id' FROM notes ORDER BY id LIMIT 1").await);
+        assert_eq!(r, vec![ROLE.to_string(), t.to_string()]);
+        // A read the router would gather on its own connections is refused instead.
+        let ms = cl.query("SELECT count(DISTINCT body) FROM notes").await;
+        assert_eq!(first_error(&ms).map(|e| e.code.as_str()), Some("0A000"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_logs_in_with_a_token() {
     let bed = Bed::start(2, "").await;
     let (a, _, _) = tenants();

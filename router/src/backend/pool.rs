@@ -284,6 +284,11 @@ impl ServerPool {
     fn give_back(&self, mut conn: ServerConn) {
         self.stats.in_use.fetch_sub(1, Ordering::Relaxed);
         conn.dirty |= self.settings.reset_always;
+        if conn.identity {
+            // A JWT gateway session's next transaction sets its role and claims afresh,
+            // whichever path (single shard, fan-out, multi-shard) gave the connection back.
+            conn.applied_params = crate::client::params::UNKNOWN_PARAMS;
+        }
         if conn.broken
             || conn.generation < self.generation.load(Ordering::Relaxed)
             || conn.created.elapsed() >= self.settings.server_lifetime

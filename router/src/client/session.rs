@@ -569,12 +569,13 @@ impl Session {
                 return;
             }
         }
-        if self.gateway.is_some() {
-            // The next transaction sets the token's role and claims afresh (session
-            // mode too: `resync_attached` re-applies them before its first statement).
-            co.conn().applied_params = super::params::UNKNOWN_PARAMS;
-        }
         if self.mode == PoolMode::Session {
+            if self.gateway.is_some() {
+                // The connection stays: the next transaction's first statement sets the
+                // token's role and claims afresh (`resync_attached`), as the pool does
+                // for connections given back.
+                co.conn().applied_params = super::params::UNKNOWN_PARAMS;
+            }
             return;
         }
         // A dirty connection stays dirty: the pool resets it only if another client

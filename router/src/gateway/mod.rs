@@ -11,8 +11,10 @@
 //! role and claims are two of the session's settings, `SET ROLE "<role>"` and
 //! `set_config('request.jwt.claims', <json>, false)`, replayed by the ordinary
 //! settings machinery (`client::params`) on every server connection the session takes,
-//! and re-applied at the start of *every* transaction (the connection's applied
-//! settings are forgotten when it goes back to the pool). Session-level settings were
+//! and re-applied at the start of *every* transaction (the pool forgets the applied
+//! settings of a connection that carried an identity when it is given back, whichever
+//! path gave it back; in session mode the session forgets them at each transaction's
+//! end). Session-level settings were
 //! chosen over `SET LOCAL` inside each transaction because `SET LOCAL` ends at the
 //! first COMMIT: a pipeline or a multi-statement query (`COMMIT; SELECT ...`) would run
 //! its tail as the authenticator. A connection that carried a gateway identity is

@@ -72,7 +72,13 @@ async fn make_db() -> String {
 }
 
 /// `[general]` + pool + `[gateway]` as text; `gateway_extra` goes in `[gateway]`.
-pub fn config_text(bed_dir: &Path, db: &str, pool_size: usize, gateway_extra: &str) -> String {
+pub fn config_text(
+    bed_dir: &Path,
+    db: &str,
+    mode: &str,
+    pool_size: usize,
+    gateway_extra: &str,
+) -> String {
     let f = fleet();
     format!(
         r#"[general]
@@ -84,7 +90,7 @@ tls_certificate = "{cert}"
 tls_private_key = "{key}"
 
 [pools.{db}]
-pool_mode = "transaction"
+pool_mode = "{mode}"
 
 [pools.{db}.users.0]
 username = "{APP_USER}"
@@ -115,7 +121,6 @@ issuer = "{ISSUER}"
 audience = ["other", "{AUDIENCE}"]
 user = "{APP_USER}"
 role_claim = "role"
-tenant_claim = "tenant_id"
 leeway_seconds = 5
 {gateway_extra}
 "#,
@@ -146,7 +151,13 @@ pub fn jwks_of(keys: &[(&str, &SigningKey)]) -> String {
 }
 
 impl Bed {
+    /// Transaction mode, sessions pinned by `tenant_claim = "tenant_id"`.
     pub async fn start(pool_size: usize, gateway_extra: &str) -> Bed {
+        let extra = format!("tenant_claim = \"tenant_id\"\n{gateway_extra}");
+        Bed::start_mode("transaction", pool_size, &extra).await
+    }
+
+    pub async fn start_mode(mode: &str, pool_size: usize, gateway_extra: &str) -> Bed {
         let db = make_db().await;
         let dir = scratch_dir("gateway");
         let ca = Ca::new("gateway test CA");
@@ -158,7 +169,11 @@ impl Bed {
         let jwks = dir.join("jwks.json");
         std::fs::write(&jwks, jwks_of(&[("k1", &key)])).unwrap();
         let config = dir.join("orochi.toml");
-        std::fs::write(&config, config_text(&dir, &db, pool_size, gateway_extra)).unwrap();
+        std::fs::write(
+            &config,
+            config_text(&dir, &db, mode, pool_size, gateway_extra),
+        )
+        .unwrap();
         let router = Router::start_file(&config).await;
         Bed {
             router,
@@ -225,6 +240,19 @@ impl Bed {
 
     pub async fn login(&self, token: &str) -> Result<RawClient<Tls>, ErrorFields> {
         self.login_as(ROLE, token).await
+    }
+
+    /// `escape_role()` on the shard of `tenant`: dynamic SQL that ends the session's
+    /// `SET ROLE` (what the router cannot see; the README's residual risk).
+    pub async fn create_escape_function(&self, tenant: i64) {
+        use sqlx::ConnectOptions;
+        let opts =
+            super::shards::shard_opts(shard_of(tenant), SUPERUSER, SUPERUSER_PASSWORD, &self.db);
+        let mut su = opts.connect().await.unwrap();
+        sqlx::raw_sql("CREATE FUNCTION escape_role() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN EXECUTE 'RE' || 'SET ROLE'; RETURN current_user; END $f$")
+            .execute(&mut su)
+            .await
+            .unwrap();
     }
 
     /// The metrics text (`/metrics`).
