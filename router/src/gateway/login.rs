@@ -196,6 +196,11 @@ pub async fn handshake(
 
 /// Logs, counts and answers a refused gateway login.
 pub fn record_refusal(app: &App, peer: std::net::SocketAddr, r: &Refused) {
+    if let RouterError::ClientIo(e) = &r.error {
+        // The client went away during the login: nothing was refused.
+        tracing::debug!(%peer, error = %e, "JWT gateway client left during login");
+        return;
+    }
     app.metrics.gateway_login(r.outcome.label());
     tracing::warn!(%peer, outcome = r.outcome.label(), reason = %r.reason, "JWT gateway login refused");
 }
