@@ -113,10 +113,15 @@ pub(crate) fn parse_gateway(cx: &mut Ctx, sec: Option<Section>) -> Option<FileGa
         }
     };
     let audience = audience(&mut sec, cx);
-    if audience.is_empty() && !sec.has("audience") {
+    if !sec.has("audience") {
         cx.error(
             sec.span.clone(),
             "[gateway]: key \"audience\" is required (tokens must name it in `aud`); a string or a list",
+        );
+    } else if audience.is_empty() || audience.iter().any(|a| a.trim().is_empty()) {
+        cx.error(
+            sec.value_span("audience"),
+            "[gateway]: key \"audience\" needs at least one non-empty value",
         );
     }
     let role_claim = sec

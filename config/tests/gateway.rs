@@ -103,6 +103,12 @@ fn unknown_pool_user_claim_and_missing_keys_are_errors() {
     );
     let e = errors(&text);
     assert!(e.iter().any(|e| e.2.contains("audience")), "{e:?}");
+    let text = format!(
+        "{MINIMAL}{}",
+        GW.replace("audience = \"orochi\"", "audience = []")
+    );
+    let e = errors(&text);
+    assert!(e.iter().any(|e| e.2.contains("at least one")), "{e:?}");
     let text = format!("{MINIMAL}{GW}porte = 1\n");
     let e = errors(&text);
     assert!(
