@@ -13,8 +13,15 @@
 # 5432 is often taken by a system PostgreSQL). Log .run/demo/router.log, pid
 # .run/demo/router.pid. Re-running restarts the router and keeps the data.
 #
+# The JWT gateway (SPEC §9) listens on 5433: a self-signed certificate
+# (openssl), a dev Ed25519 key .run/demo/dev.pem and its JWKS (both made by
+# `orochi-router token`), role app_user and table notes(tenant_id, id, body),
+# distributed by tenant_id, with a row-level security policy on the token's
+# claims. The last lines printed log in with a minted token.
+#
 # stop: stops the router and both demo shards.
-# Env: OROCHI_DEMO_PORT (6543), OROCHI_DEMO_ADMIN_PORT (6433), OROCHI_DEMO_METRICS_PORT (9091).
+# Env: OROCHI_DEMO_PORT (6543), OROCHI_DEMO_ADMIN_PORT (6433), OROCHI_DEMO_METRICS_PORT (9091),
+#      OROCHI_DEMO_GATEWAY_PORT (5433), OROCHI_DEMO_SHARD_PORT (25440: shards on it and the next).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=testing/lib.sh
@@ -24,8 +31,10 @@ demo="$PG_RUN_DIR/demo"
 port="${OROCHI_DEMO_PORT:-6543}"
 admin="${OROCHI_DEMO_ADMIN_PORT:-6433}"
 metrics="${OROCHI_DEMO_METRICS_PORT:-9091}"
+gateway="${OROCHI_DEMO_GATEWAY_PORT:-5433}"
 shards=(demo_s0 demo_s1)
-shard_ports=(25440 25441)
+shard_base="${OROCHI_DEMO_SHARD_PORT:-25440}"
+shard_ports=("$shard_base" "$((shard_base + 1))")
 pidfile="$demo/router.pid"
 log="$demo/router.log"
 config="$demo/orochi.toml"
@@ -77,7 +86,45 @@ INSERT INTO accounts (aid, balance, name)
     SELECT g, 1000, 'account ' || g FROM generate_series(1, 100) AS g
     WHERE satisfies_hash_partition('keyspace'::regclass, :shards, :shard, g::bigint)
     ON CONFLICT (aid) DO NOTHING;
+-- The JWT gateway's table: each tenant sees its own rows (RLS on the token's claims).
+CREATE TABLE IF NOT EXISTS notes (tenant_id bigint NOT NULL, id int NOT NULL, body text,
+                                  PRIMARY KEY (tenant_id, id));
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS tenant_rows ON notes;
+CREATE POLICY tenant_rows ON notes
+    USING (tenant_id = (current_setting('request.jwt.claims', true)::jsonb->>'tenant_id')::bigint);
+GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO app_user;
+CREATE TEMP TABLE tenants (t bigint) PARTITION BY HASH (t);
+INSERT INTO notes SELECT t, g, 'note ' || g || ' of tenant ' || t
+    FROM generate_series(1, 50) AS t, generate_series(1, 3) AS g
+    WHERE satisfies_hash_partition('tenants'::regclass, :shards, :shard, t::bigint)
+    ON CONFLICT DO NOTHING;
 SQL
+}
+
+# The gateway's database role (what tokens name), granted to the pool user `app`.
+demo_roles() {
+    pg_psql "$1" -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+SET client_min_messages = warning;
+SELECT 'CREATE ROLE app_user NOLOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app_user')
+\gexec
+GRANT app_user TO app;
+SQL
+}
+
+# A self-signed certificate for 127.0.0.1/localhost, a dev signing key and its JWKS.
+demo_secrets() {
+    local bin="$1"
+    if [[ ! -s "$demo/server.crt" ]]; then
+        command -v openssl >/dev/null || pg_die "openssl is needed for the demo's TLS certificate"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 \
+            -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+            -keyout "$demo/server.key" -out "$demo/server.crt" >/dev/null 2>&1 \
+            || pg_die "openssl could not make the demo certificate"
+        chmod 600 "$demo/server.key"
+    fi
+    [[ -s "$demo/dev.pem" ]] || "$bin" token --generate-key --key "$demo/dev.pem"
+    "$bin" token --key "$demo/dev.pem" --kid dev --print-jwks >"$demo/jwks.json"
 }
 
 demo_config() {
@@ -90,6 +137,8 @@ admin_port = $admin
 metrics_port = $metrics
 admin_username = "admin"
 admin_password = "admin"
+tls_certificate = "$demo/server.crt"
+tls_private_key = "$demo/server.key"
 
 [pools.app]
 pool_mode = "transaction"
@@ -115,6 +164,23 @@ enabled = true
 name = "accounts"
 column = "aid"
 data_type = "bigint"
+
+[[sharding.tables]]
+name = "notes"
+column = "tenant_id"
+data_type = "bigint"
+
+# The JWT gateway: the password is a token signed by dev.pem (jwks.json holds its public key).
+[gateway]
+port = $gateway
+pool = "app"
+jwks_file = "$demo/jwks.json"
+issuer = "orochi-demo"
+audience = "orochi"
+user = "app"
+role_claim = "role"
+tenant_claim = "tenant_id"
+leeway_seconds = 30
 EOF
 }
 
@@ -124,11 +190,14 @@ demo_up() {
     bin="$(demo_build)"
     [[ -x "$bin" ]] || pg_die "router binary $bin missing after the build"
     router_stop "$pidfile"
+    pg_port_busy "$gateway" && pg_die "port $gateway is already in use; set OROCHI_DEMO_GATEWAY_PORT"
     for k in "${!shards[@]}"; do
         bash "$here/pg.sh" init "${shards[$k]}" "${shard_ports[$k]}"
         bash "$here/pg.sh" start "${shards[$k]}"
+        demo_roles "${shards[$k]}"
         demo_schema "$k"
     done
+    demo_secrets "$bin"
     demo_config
     "$bin" check -c "$config" >&2 || pg_die "the router rejected $config"
     router_start "$bin" "$config" "$log" "$pidfile" "$port" "$admin" "$metrics"
@@ -139,6 +208,16 @@ demo_up() {
         echo "$got" >&2
         tail -n 20 "$log" >&2
         pg_die "the router runs but a query through it failed (log: $log)"
+    fi
+    local mint="$bin token -c $config --key $demo/dev.pem --kid dev --role app_user --tenant 42"
+    local gw_conn="host=127.0.0.1 port=$gateway sslmode=require user=app_user dbname=app"
+    local seen
+    # shellcheck disable=SC2086 # $mint is a command line
+    if ! seen="$(PGPASSWORD="$($mint)" PGCONNECT_TIMEOUT=5 "$PG_BIN/psql" -X -At "$gw_conn" \
+        -c 'SELECT current_user, count(*) FROM notes' 2>&1)"; then
+        echo "$seen" >&2
+        tail -n 20 "$log" >&2
+        pg_die "the JWT gateway runs but a login with a minted token failed (log: $log)"
     fi
     cat <<EOF
 
@@ -161,6 +240,10 @@ Admin console:
   PGPASSWORD=admin psql -h 127.0.0.1 -p $admin -U admin orochi      (SHOW POOLS; SHOW SHARDS;)
 Metrics:
   curl -s http://127.0.0.1:$metrics/metrics
+JWT gateway (TLS; the password is a token for role app_user, tenant 42; it sees $seen):
+  PGPASSWORD=\$($mint) psql "$gw_conn"
+  PGPASSWORD=\$($mint) psql "$gw_conn" -c "SELECT current_setting('request.jwt.claims', true), * FROM notes"
+  $bin token --key $demo/dev.pem --kid dev --print-jwks     # the JWKS the gateway reads ($demo/jwks.json)
 A shard directly:
   testing/pg.sh psql demo_s0 -d app
 Stop:

@@ -24,5 +24,5 @@ pub use console::{serve_admin, session};
 pub use error::AdminError;
 pub use execute::execute;
 pub use http::serve_http;
-pub use metrics::{Metrics, QueryMetrics};
+pub use metrics::{Metrics, QueryMetrics, GATEWAY_LOGIN_OUTCOMES};
 pub use view::*;

@@ -52,6 +52,7 @@ pub struct Metrics {
     twopc_rollbacks_total: IntCounterVec,
     twopc_recovered_total: IntCounterVec,
     logins_refused_total: IntCounterVec,
+    gateway_logins_total: IntCounterVec,
     twopc_sweeper_lock_unavailable_total: IntCounterVec,
 }
 
@@ -63,6 +64,23 @@ pub const LOGIN_REFUSALS: [&str; 6] = [
     "max_db_client_connections",
     "max_user_client_connections",
     "login_timeout",
+];
+
+/// How a JWT gateway login ended (the `outcome` label of `gateway_logins_total`);
+/// the router's `gateway::verify::Outcome` labels, in its order.
+pub const GATEWAY_LOGIN_OUTCOMES: [&str; 12] = [
+    "ok",
+    "expired",
+    "not_yet_valid",
+    "bad_signature",
+    "bad_algorithm",
+    "unknown_kid",
+    "bad_claims",
+    "malformed",
+    "wrong_user",
+    "too_large",
+    "no_tls",
+    "tenant_limit",
 ];
 
 /// Counter and histogram of one (pool, shard, role, user), resolved once so the hot
@@ -214,6 +232,17 @@ impl Metrics {
                 }
                 c
             },
+            gateway_logins_total: {
+                let c = counter(
+                    "gateway_logins_total",
+                    "JWT gateway logins by outcome (ok, or why the token or login was refused).",
+                    &["outcome"],
+                )?;
+                for o in GATEWAY_LOGIN_OUTCOMES {
+                    c.with_label_values(&[o]);
+                }
+                c
+            },
             twopc_sweeper_lock_unavailable_total: counter(
                 "2pc_sweeper_lock_unavailable_total",
                 "Recovery sweeps skipped because another session had held the sweeper's advisory lock for 3 or more sweeps in a row.",
@@ -226,6 +255,13 @@ impl Metrics {
     /// A client login was refused; `reason` is one of [`LOGIN_REFUSALS`].
     pub fn login_refused(&self, reason: &str) {
         self.logins_refused_total.with_label_values(&[reason]).inc();
+    }
+
+    /// A JWT gateway login ended; `outcome` is one of [`GATEWAY_LOGIN_OUTCOMES`].
+    pub fn gateway_login(&self, outcome: &str) {
+        self.gateway_logins_total
+            .with_label_values(&[outcome])
+            .inc();
     }
 
     pub fn registry(&self) -> &Registry {

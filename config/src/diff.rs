@@ -17,6 +17,8 @@ pub struct ConfigDiff {
     pub pools_changed: Vec<PoolDiff>,
     pub query_routing_changed: bool,
     pub sharding_changed: bool,
+    /// `[gateway]` changed (keys, claims, limits apply at once; see `restart_required`).
+    pub gateway_changed: bool,
 }
 
 /// How one pool present in both snapshots changed.
@@ -95,11 +97,16 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         "instance_id",
         "log_format",
     ];
-    let restart_required = general_changed
+    let mut restart_required: Vec<&'static str> = general_changed
         .iter()
         .copied()
         .filter(|f| RESTART.contains(f))
         .collect();
+    // The gateway's listener is bound at start: adding, removing or moving it waits
+    // for a restart; everything else in `[gateway]` applies to the next login.
+    if old.gateway.as_ref().map(|g| g.port) != new.gateway.as_ref().map(|g| g.port) {
+        restart_required.push("gateway.port");
+    }
     let pools_added = new
         .pools
         .keys()
@@ -132,6 +139,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         pools_changed,
         query_routing_changed: old.query_routing != new.query_routing,
         sharding_changed: old.sharding != new.sharding,
+        gateway_changed: old.gateway != new.gateway,
     }
 }
 

@@ -32,7 +32,7 @@ fn get(env: EnvLookup, var: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
-fn port(env: EnvLookup, var: &str, errors: &mut Vec<ConfigError>) -> Option<u16> {
+pub(crate) fn port(env: EnvLookup, var: &str, errors: &mut Vec<ConfigError>) -> Option<u16> {
     let v = get(env, var)?;
     match v.parse::<u16>() {
         Ok(p) => Some(p),

@@ -155,6 +155,8 @@ fn build(main: Input, users: Option<Input>, env: EnvLookup) -> Result<Loaded, Co
         sharding_function: sharding.sharding_function,
     };
     let mut parsed = pools::parse_pools(&mut cx, pools_sec, &inherited);
+    let gateway_sec = root.section(&mut cx, "gateway");
+    let file_gateway = crate::gateway::parse_gateway(&mut cx, gateway_sec);
     if parsed.pools.is_empty() && !root.has("pools") {
         cx.error(
             Some(0..0),
@@ -177,6 +179,10 @@ fn build(main: Input, users: Option<Input>, env: EnvLookup) -> Result<Loaded, Co
     validate::pools_have_users(&mut cx, &parsed.pools, &parsed.sites);
     decls.append(&mut parsed.tables);
     sharding.tables = validate::sharded_tables(&mut cx, &parsed.pools, decls);
+    if let Some(g) = &file_gateway {
+        crate::gateway::check(&mut cx, g, &parsed.pools, &sharding.tables);
+    }
+    let mut gateway = file_gateway.map(|g| g.gateway);
 
     let mut env_errors = Vec::new();
     env::apply(
@@ -186,7 +192,18 @@ fn build(main: Input, users: Option<Input>, env: EnvLookup) -> Result<Loaded, Co
         env,
         &mut env_errors,
     );
-    check_ports(&mut cx, &mut general, &file_general, general_span);
+    if let Some(g) = gateway.as_mut() {
+        if let Some(p) = env::port(env, "PGDOG_GATEWAY_PORT", &mut env_errors) {
+            g.port = p;
+        }
+    }
+    check_ports(
+        &mut cx,
+        &mut general,
+        &file_general,
+        general_span,
+        gateway.as_ref().map(|g| g.port),
+    );
 
     let mut errors = sorted(cx.errors);
     errors.extend(sorted(users_errors));
@@ -205,6 +222,7 @@ fn build(main: Input, users: Option<Input>, env: EnvLookup) -> Result<Loaded, Co
             pools: parsed.pools,
             query_routing,
             sharding,
+            gateway,
             sources,
         },
         warnings,
@@ -221,6 +239,7 @@ fn check_ports(
     g: &mut crate::model::General,
     file: &general::FileGeneral,
     span: crate::reader::Span,
+    gateway_port: Option<u16>,
 ) {
     let taken = |g: &crate::model::General, p: u16, own: &str| {
         (own != "port" && g.port == p)
@@ -252,11 +271,12 @@ fn check_ports(
             g.metrics_port = free;
         }
     }
-    let named = [
+    let mut named = vec![
         ("port", g.port),
         ("admin_port", g.admin_port),
         ("metrics_port", g.metrics_port),
     ];
+    named.extend(gateway_port.map(|p| ("[gateway] port", p)));
     for (i, (a, pa)) in named.iter().enumerate() {
         for (b, pb) in &named[i + 1..] {
             if pa == pb && *pa != 0 {

@@ -16,6 +16,8 @@ pub struct Config {
     pub pools: BTreeMap<String, Pool>,
     pub query_routing: QueryRouting,
     pub sharding: Sharding,
+    /// The JWT gateway listener (SPEC §9); `None` = no `[gateway]` section, no listener.
+    pub gateway: Option<Gateway>,
     /// Files this snapshot was read from (for RELOAD and error messages).
     pub sources: Vec<PathBuf>,
 }
@@ -338,4 +340,37 @@ pub struct TwoPhaseCommit {
     pub cleanup_interval: Duration,
     /// Opt-in: multi-shard writes without 2PC commit shard by shard (not atomic).
     pub best_effort: bool,
+}
+
+/// Where the gateway's token-verification keys come from (never both).
+#[derive(Debug, Clone, PartialEq)]
+pub enum GatewayKeys {
+    /// A JWKS document (an identity provider's `jwks_uri` saved to a file).
+    JwksFile(PathBuf),
+    /// A shared secret: HS256 tokens only.
+    Hs256Secret(String),
+}
+
+/// `[gateway]` (SPEC §9): applications log in with a JWT as their password.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gateway {
+    /// Listener port (default 5433; env `PGDOG_GATEWAY_PORT`; 0 = OS-assigned).
+    pub port: u16,
+    /// The pool gateway sessions use (an existing pool).
+    pub pool: String,
+    pub keys: GatewayKeys,
+    /// Tokens' `iss` must equal this exactly.
+    pub issuer: String,
+    /// Tokens' `aud` (string or list) must contain one of these; at least one.
+    pub audience: Vec<String>,
+    /// The pool user whose server connections every gateway session uses.
+    pub user: String,
+    /// Claim naming the database role each transaction runs as (default `role`).
+    pub role_claim: String,
+    /// Claim whose value is the shard key the session is pinned to.
+    pub tenant_claim: Option<String>,
+    /// Clock skew allowed for `exp`, `nbf` and `iat` (default 30 s).
+    pub leeway: Duration,
+    /// Gateway sessions of one tenant at once; the next login gets 53300.
+    pub max_connections_per_tenant: Option<usize>,
 }

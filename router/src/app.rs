@@ -79,6 +79,8 @@ pub struct App {
     pub tls: Arc<orochi_tls::TlsHub>,
     /// Shard maps switched by a reshard (`RESHARD SWITCH`), kept over reloads.
     pub shard_maps: crate::reshard_map::ShardMaps,
+    /// The JWT gateway's keys and tenant counts (unused without `[gateway]`).
+    pub gateway: Arc<crate::gateway::Gateway>,
 }
 
 impl App {
@@ -98,6 +100,9 @@ impl App {
                 .unwrap_or_else(|_| orochi_tls::TlsHub::disabled()),
         );
         Arc::new(App {
+            // Keys are read by `Listeners::bind` (a file that cannot be used stops the
+            // start) and on every reload.
+            gateway: crate::gateway::Gateway::new(),
             registry: ArcSwap::from_pointee(Registry::build(
                 Arc::new(config),
                 None,
@@ -167,6 +172,11 @@ impl App {
         let diff = orochi_config::diff(&old.config, &new);
         // Before anything else changes: a bad certificate rejects the whole reload.
         self.tls.reload(&new.general).map_err(ReloadError::Tls)?;
+        // The gateway's keys: a bad JWKS file keeps the last good keys (and says why);
+        // the rest of the reload goes on.
+        if let Err(e) = self.gateway.configure(&new) {
+            tracing::error!("JWT gateway keys not reloaded, keeping the last good ones: {e}");
+        }
         if self.admin_creds.update(&new.general) {
             tracing::info!("admin console credentials replaced: new logins use the new ones");
         }

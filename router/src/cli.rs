@@ -73,6 +73,10 @@ pub enum Command {
     /// Online resharding of a pool, N -> M shards (SPEC §10): plan, start, status, verify,
     /// cutover, reverse, complete, cancel.
     Reshard(orochi_reshard::Args),
+    /// Mint a JWT for the gateway with a dev key (`--key dev.pem --kid dev --role app_user
+    /// --tenant 42 [--ttl 1h]`), print the key's JWKS (`--print-jwks`), or create a dev
+    /// key (`--generate-key`). With -c, claim names, issuer and audience follow [gateway].
+    Token(crate::gateway::token_cli::TokenArgs),
     /// Render a Go-template config (seed 002): -template T [-output O] [-cluster-name ...];
     /// `config-gen -help` lists the flags (Go style -flag or --flag).
     #[command(disable_help_flag = true)]
@@ -155,6 +159,19 @@ pub fn main(cli: Cli) -> i32 {
             }
         },
         Command::ConfigGen { args } => crate::config_gen::main(&args),
+        Command::Token(args) => {
+            let config = match &cli.files.config {
+                None => None,
+                Some(_) => match source.load() {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return 1;
+                    }
+                },
+            };
+            crate::gateway::token_cli::run(args, config)
+        }
         Command::Reshard(args) => {
             orochi_reshard::main(args, &source.config, source.users.as_deref())
         }

@@ -17,6 +17,7 @@ pub mod clients;
 pub mod config_gen;
 pub mod error;
 pub mod fanout;
+pub mod gateway;
 pub mod listener;
 pub mod otel;
 pub mod reshard_map;

@@ -1,5 +1,6 @@
 //! The client listener: accepts connections and runs one task per client. The listener
-//! owns task lifetimes (a `TaskTracker`), so shutdown can wait for every session.
+//! owns task lifetimes (a `TaskTracker`), so shutdown can wait for every session. The
+//! JWT gateway's port runs the same loop; only its handshake differs (`gateway::login`).
 
 use crate::app::App;
 use crate::client::params::SessionParams;
@@ -13,14 +14,23 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
-pub async fn accept_loop(app: Arc<App>, listener: TcpListener, tracker: TaskTracker) {
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// The client port: pool users log in with their passwords.
+    Client,
+    /// The JWT gateway port (SPEC §9): the password is a token.
+    Gateway,
+}
+
+pub async fn accept_loop(app: Arc<App>, listener: TcpListener, tracker: TaskTracker, port: Port) {
     loop {
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let app = app.clone();
                     tracker.spawn(async move {
-                        if let Err(e) = serve_client(app, stream, peer).await {
+                        if let Err(e) = serve_client(app, stream, peer, port).await {
                             tracing::debug!(%peer, error = %e, "client session ended with an error");
                         }
                     });
@@ -60,11 +70,12 @@ async fn serve_client(
     app: Arc<App>,
     mut tcp: TcpStream,
     peer: std::net::SocketAddr,
+    port: Port,
 ) -> Result<(), RouterError> {
     tcp.set_nodelay(true).ok();
     let general = app.config().general.clone();
     crate::backend::sockopt::apply(&tcp, &general.bounds.tcp);
-    let mut ticket = match app.admission.connect(general.max_client_conn) {
+    let ticket = match app.admission.connect(general.max_client_conn) {
         Ok(t) => t,
         Err(r) => {
             refuse(&app, &mut tcp, "53300", r).await;
@@ -81,7 +92,10 @@ async fn serve_client(
     // TLS negotiation and login share one deadline (client_login_timeout); the TLS
     // handshake alone is bounded by connect_timeout.
     let deadline = tokio::time::Instant::now() + general.client_login_timeout;
-    let tls = app.tls.client();
+    let tls = match port {
+        Port::Client => app.tls.client(),
+        Port::Gateway => app.tls.gateway(),
+    };
     let accept = orochi_tls::negotiate::accept(tcp, &tls);
     let accepted = match tokio::time::timeout_at(deadline, accept).await {
         Err(_) => {
@@ -97,6 +111,29 @@ async fn serve_client(
     };
     let mut stream = accepted.stream;
     let buffered = BytesMut::from(&accepted.buffered[..]);
+    if port == Port::Gateway {
+        let login = tokio::time::timeout_at(
+            deadline,
+            crate::gateway::login::handshake(&app, &mut stream, buffered),
+        )
+        .await;
+        return match login {
+            Err(_) => {
+                app.metrics.login_refused("login_timeout");
+                Ok(())
+            }
+            Ok(Err(r)) => {
+                crate::gateway::login::record_refusal(&app, peer, &r);
+                if matches!(&r.error, RouterError::Pg(pg) if pg.fields.code.starts_with("28")) {
+                    app.admission.failed_login(peer.ip());
+                }
+                tell(&mut stream, &r.error).await;
+                Ok(())
+            }
+            Ok(Ok(None)) => Ok(()),
+            Ok(Ok(Some(l))) => start_session(app, stream, peer, ticket, l).await,
+        };
+    }
     let login =
         tokio::time::timeout_at(deadline, handshake(&app, &mut stream, buffered, &tls)).await;
     let logged_in = match login {
@@ -118,6 +155,17 @@ async fn serve_client(
         Ok(Ok(None)) => return Ok(()),
         Ok(Ok(Some(l))) => l,
     };
+    start_session(app, stream, peer, ticket, logged_in).await
+}
+
+/// A logged-in client: connection limits, then its session until it leaves.
+async fn start_session(
+    app: Arc<App>,
+    mut stream: orochi_tls::Stream,
+    peer: std::net::SocketAddr,
+    mut ticket: crate::admission::Ticket,
+    logged_in: crate::client::startup::LoggedIn,
+) -> Result<(), RouterError> {
     if let Err(r) = app.admission.admit(
         &mut ticket,
         &logged_in.user.pool_name,
@@ -128,7 +176,12 @@ async fn serve_client(
         refuse(&app, &mut stream, "53300", r).await;
         return Ok(());
     }
-    let params = match SessionParams::from_startup(&logged_in.params) {
+    let params = match SessionParams::from_startup(&logged_in.params).and_then(|mut p| {
+        if let Some(g) = &logged_in.gateway {
+            p.set_gateway_identity(&g.identity)?;
+        }
+        Ok(p)
+    }) {
         Ok(p) => p,
         Err(pg) => {
             let e = RouterError::Pg(pg);
@@ -163,6 +216,11 @@ async fn serve_client(
         cancel,
         client,
     );
+    if let Some(g) = logged_in.gateway {
+        crate::gateway::login::audit(&app, peer, id, &g);
+        session.shard = g.pin.as_ref().map(|p| p.shard);
+        session.gateway = Some(Arc::new(g));
+    }
     tracing::info!(client = id, %peer, database = %session.user.pool_name, user = %session.user.user.username, "client connected");
     let started = std::time::Instant::now();
     let result = match session.welcome().await {

@@ -15,6 +15,8 @@ pub struct Listeners {
     pub client: TcpListener,
     pub admin: TcpListener,
     pub metrics: TcpListener,
+    /// The JWT gateway port, when `[gateway]` is configured.
+    pub gateway: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -35,7 +37,20 @@ impl Listeners {
             }
         };
         let metrics_host = cfg.general.metrics_host.as_deref().unwrap_or(host);
+        let gateway = match &cfg.gateway {
+            None => None,
+            Some(g) => {
+                if cfg.general.tls.is_none() {
+                    anyhow::bail!("[gateway] needs TLS towards clients (tokens never cross the network in the clear): set tls_certificate and tls_private_key in [general]");
+                }
+                app.gateway
+                    .configure(&cfg)
+                    .map_err(|e| anyhow::anyhow!("[gateway]: {e}"))?;
+                Some(bind(host, g.port, "JWT gateway port").await?)
+            }
+        };
         Ok(Listeners {
+            gateway,
             client: bind(host, cfg.general.port, "client port").await?,
             admin: bind(host, cfg.general.admin_port, "admin port").await?,
             metrics: bind(metrics_host, cfg.general.metrics_port, "metrics port").await?,
@@ -76,7 +91,21 @@ pub async fn serve(
         move || health_app.registry.load_full(),
         app.shutdown.clone(),
     ));
-    tokio::spawn(accept_loop(app.clone(), listeners.client, tracker.clone()));
+    tokio::spawn(accept_loop(
+        app.clone(),
+        listeners.client,
+        tracker.clone(),
+        crate::listener::Port::Client,
+    ));
+    if let Some(gw) = listeners.gateway {
+        tracing::info!(addr = %gw.local_addr()?, "JWT gateway");
+        tokio::spawn(accept_loop(
+            app.clone(),
+            gw,
+            tracker.clone(),
+            crate::listener::Port::Gateway,
+        ));
+    }
     tokio::spawn(maintenance(app.clone()));
     crate::twopc::spawn_sweepers(&app);
     if let Some(endpoint) = app.config().general.otel_endpoint.clone() {

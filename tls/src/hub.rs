@@ -169,7 +169,17 @@ impl ServerSide {
 /// Both sides, each swapped atomically; handshakes read whichever is current.
 pub struct TlsHub {
     client: ArcSwap<ClientSide>,
+    /// The JWT gateway's side: the client certificate and key, TLS required whatever
+    /// `client_tls_sslmode` says (a token must never cross the network in the clear).
+    gateway: ArcSwap<ClientSide>,
     server: ArcSwap<ServerSide>,
+}
+
+/// The gateway port's TLS: the client port's settings with at least `require`.
+fn gateway_side(g: &General) -> Result<ClientSide, TlsError> {
+    let mut g = g.clone();
+    g.client_tls_sslmode = g.client_tls_sslmode.max(ClientTlsMode::Require);
+    ClientSide::build(&g)
 }
 
 impl TlsHub {
@@ -178,19 +188,22 @@ impl TlsHub {
         crate::install_provider();
         Ok(TlsHub {
             client: ArcSwap::from_pointee(ClientSide::build(g)?),
+            gateway: ArcSwap::from_pointee(gateway_side(g)?),
             server: ArcSwap::from_pointee(ServerSide::build(g)?),
         })
     }
 
     /// TLS off on every leg (before the files are read).
     pub fn disabled() -> Self {
+        let off = || ClientSide {
+            mode: ClientTlsMode::Disable,
+            handshake_timeout: std::time::Duration::from_secs(5),
+            config: None,
+            end_point: None,
+        };
         TlsHub {
-            client: ArcSwap::from_pointee(ClientSide {
-                mode: ClientTlsMode::Disable,
-                handshake_timeout: std::time::Duration::from_secs(5),
-                config: None,
-                end_point: None,
-            }),
+            client: ArcSwap::from_pointee(off()),
+            gateway: ArcSwap::from_pointee(off()),
             server: ArcSwap::from_pointee(ServerSide::plain()),
         }
     }
@@ -198,14 +211,21 @@ impl TlsHub {
     /// Re-reads every file. All or nothing: on error both sides stay as they were.
     pub fn reload(&self, g: &General) -> Result<(), TlsError> {
         let client = ClientSide::build(g)?;
+        let gateway = gateway_side(g)?;
         let server = ServerSide::build(g)?;
         self.client.store(Arc::new(client));
+        self.gateway.store(Arc::new(gateway));
         self.server.store(Arc::new(server));
         Ok(())
     }
 
     pub fn client(&self) -> Arc<ClientSide> {
         self.client.load_full()
+    }
+
+    /// The JWT gateway port's side (TLS required; no TLS at all without a certificate).
+    pub fn gateway(&self) -> Arc<ClientSide> {
+        self.gateway.load_full()
     }
 
     pub fn server(&self) -> Arc<ServerSide> {

@@ -99,6 +99,9 @@ pub struct ServerConn {
     /// Session state `RESET ALL` cannot undo was left by `owner`: another client gets
     /// this connection only after `DISCARD ALL` (see `pool`).
     pub dirty: bool,
+    /// A JWT gateway session's role and claims were set here: before another owner
+    /// uses the connection, the pool resets them (see `pool`).
+    pub identity: bool,
     /// The client that used the connection last (0: the router itself).
     pub owner: u64,
     /// The connection is unusable (I/O error, protocol desync): close, never reuse.
@@ -170,6 +173,7 @@ impl ServerConn {
             prepared_tick: 0,
             sql_prepared: HashMap::new(),
             dirty: false,
+            identity: false,
             owner: 0,
             broken: false,
             created: Instant::now(),
@@ -508,6 +512,7 @@ impl ServerConn {
         self.prepared.clear();
         self.sql_prepared.clear();
         self.dirty = false;
+        self.identity = false;
     }
 
     /// Drops buffers grown by a large result so an idle connection stays small.

@@ -164,6 +164,7 @@ impl ServerPool {
         };
         let mut conn = match self.take_idle(owner) {
             Some(c) if c.dirty && c.owner != owner => self.scrub(c).await?,
+            Some(c) if c.identity && c.owner != owner => self.drop_identity(c).await?,
             Some(c) => c,
             None => self.open().await?,
         };
@@ -205,6 +206,23 @@ impl ServerPool {
         match conn.run_silent("DISCARD ALL").await {
             Ok(None) => {
                 conn.forget_session_state();
+                Ok(conn)
+            }
+            _ => {
+                self.stats.open.fetch_sub(1, Ordering::Relaxed);
+                self.open().await
+            }
+        }
+    }
+
+    /// Takes a JWT gateway session's role and claims off a connection (prepared
+    /// statements stay); a connection that cannot be reset is closed and replaced.
+    async fn drop_identity(&self, mut conn: ServerConn) -> Result<ServerConn> {
+        let reset = crate::client::params::RESET_SQL.join(";\n");
+        match conn.run_silent(&reset).await {
+            Ok(None) => {
+                conn.applied_params = crate::backend::conn::EMPTY_PARAMS;
+                conn.identity = false;
                 Ok(conn)
             }
             _ => {
@@ -270,6 +288,11 @@ impl ServerPool {
     fn give_back(&self, mut conn: ServerConn) {
         self.stats.in_use.fetch_sub(1, Ordering::Relaxed);
         conn.dirty |= self.settings.reset_always;
+        if conn.identity {
+            // A JWT gateway session's next transaction sets its role and claims afresh,
+            // whichever path (single shard, fan-out, multi-shard) gave the connection back.
+            conn.applied_params = crate::client::params::UNKNOWN_PARAMS;
+        }
         if conn.broken
             || conn.generation < self.generation.load(Ordering::Relaxed)
             || conn.created.elapsed() >= self.settings.server_lifetime

@@ -17,7 +17,9 @@ impl Session {
     /// Parse, Bind, Describe, Execute, Close, FunctionCall.
     pub(crate) async fn on_extended(&mut self, f: Frame) -> Result<()> {
         let msg = FrontendMessage::decode(&f)?;
-        if let Some(e) = crate::twopc_guard::refuse_message(&msg) {
+        if let Some(e) =
+            crate::twopc_guard::refuse_message(&msg).or_else(|| self.gateway_refuse_message(&msg))
+        {
             self.router_error(e, true);
             return Ok(());
         }
@@ -228,7 +230,7 @@ impl Session {
         false
     }
 
-    fn statement_for(&self, name: &str) -> Option<Arc<PreparedStatement>> {
+    pub(crate) fn statement_for(&self, name: &str) -> Option<Arc<PreparedStatement>> {
         if name.is_empty() {
             self.unnamed.clone()
         } else {

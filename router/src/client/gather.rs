@@ -36,7 +36,9 @@ impl Session {
         let extended = ext.is_some();
         let outside_tx =
             self.server.is_none() && (self.pending_begin.is_none() || self.runs_aside(kind, sql));
-        if kind != Kind::Read || !outside_tx {
+        // The rows are read on the router's own connections, without a JWT gateway
+        // session's role and claims (row-level security would not apply): refused.
+        if kind != Kind::Read || !outside_tx || self.gateway.is_some() {
             return self.refused(why, extended);
         }
         let Ok(g) = gather::plan(schema, sql) else {

@@ -8,6 +8,7 @@ pub mod expect;
 pub mod extended;
 pub mod fanout;
 pub mod fanout_end;
+pub mod gateway_checks;
 pub mod gather;
 pub mod multi_shard;
 pub mod params;

@@ -223,6 +223,34 @@ impl SessionParams {
     pub fn is_empty(&self) -> bool {
         self.current.is_empty()
     }
+
+    /// A JWT gateway session: the token's role and claims become settings of the
+    /// session's own (startup) set, so every server connection it takes gets them, and
+    /// `RESET`s return to them. Startup values that would set either are refused.
+    pub fn set_gateway_identity(
+        &mut self,
+        id: &crate::gateway::claims::Identity,
+    ) -> Result<(), PgError> {
+        if let Some(k) = self
+            .startup
+            .keys()
+            .find(|k| IDENTITY_SETTINGS.contains(&k.as_str()) || k.starts_with("request.jwt"))
+        {
+            return Err(PgError::fatal(
+                "42501",
+                format!("startup parameter \"{k}\" is not allowed through the JWT gateway (the role and claims come from the token)"),
+            ));
+        }
+        for (k, sql) in [
+            ("request.jwt.claims", id.claims_sql()),
+            ("role", id.role_sql()),
+        ] {
+            self.startup.insert(k.to_string(), sql.clone());
+            self.current.insert(k.to_string(), sql);
+        }
+        self.refresh();
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -99,6 +99,8 @@ pub struct Session {
     pub(crate) deadlines: super::deadline::Deadlines,
     /// Router statements kept prepared per server connection (`max_prepared_statements`).
     pub(crate) max_prepared: usize,
+    /// A JWT gateway session: the token's identity (role, claims, tenant pin).
+    pub(crate) gateway: Option<Arc<crate::gateway::SessionIdentity>>,
 }
 
 pub(crate) fn ready(status: u8) -> Bytes {
@@ -173,6 +175,7 @@ impl Session {
             max_message: app.config().general.max_message_size,
             deadlines: super::deadline::Deadlines::new(&app.config().general.bounds),
             max_prepared: app.config().general.max_prepared_statements,
+            gateway: None,
             app,
         }
     }
@@ -575,6 +578,12 @@ impl Session {
             }
         }
         if self.mode == PoolMode::Session {
+            if self.gateway.is_some() {
+                // The connection stays: the next transaction's first statement sets the
+                // token's role and claims afresh (`resync_attached`), as the pool does
+                // for connections given back.
+                co.conn().applied_params = super::params::UNKNOWN_PARAMS;
+            }
             return;
         }
         // A dirty connection stays dirty: the pool resets it only if another client
@@ -698,6 +707,10 @@ impl Session {
             }
             None => None,
         };
+        if let Some(e) = self.gateway_refuse_query(&sql) {
+            self.router_error(e, false);
+            return Ok(());
+        }
         if let Some(d) = directive(&sql) {
             self.on_directive(d).await;
             return Ok(());

@@ -225,6 +225,9 @@ impl Session {
         if conn.applied_params == fp {
             return Ok(());
         }
+        // Marked before the first byte: even a half-applied identity is reset before
+        // another client (or the router) uses this connection.
+        conn.identity |= self.gateway.is_some();
         let sql = self.params.sync_sql(conn.applied_params);
         if sql.is_empty() || conn.run_silent(&sql).await?.is_none() {
             conn.applied_params = fp;
@@ -245,6 +248,17 @@ impl Session {
             .collect();
         for (name, set) in settings {
             if let Some(err) = conn.run_silent(&set).await? {
+                if self.gateway.is_some() && (name == "role" || name == "request.jwt.claims") {
+                    // Never run on without the token's identity (as the authenticator).
+                    tracing::warn!(client = self.id, setting = %name, error = %err.fields.message, "the JWT gateway session's identity could not be set; session ended");
+                    return Err(RouterError::Pg(PgError::error(
+                        "42501",
+                        format!(
+                            "the role the token names cannot be used: {}",
+                            err.fields.message
+                        ),
+                    )));
+                }
                 tracing::warn!(client = self.id, setting = %name, error = %err.fields.message, "session setting could not be restored; dropped");
                 BackendMessage::NoticeResponse(
                     PgError::new(

@@ -21,9 +21,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub struct LoggedIn {
     pub user: Arc<UserPools>,
     pub params: Vec<(String, String)>,
+    /// A JWT gateway login: the token's identity (see `gateway`).
+    pub gateway: Option<crate::gateway::SessionIdentity>,
 }
 
-async fn read_more(stream: &mut Stream, buf: &mut BytesMut) -> Result<()> {
+pub(crate) async fn read_more(stream: &mut Stream, buf: &mut BytesMut) -> Result<()> {
     buf.reserve(1024);
     match stream.read_buf(buf).await {
         Ok(0) => Err(RouterError::ClientIo(
@@ -34,7 +36,7 @@ async fn read_more(stream: &mut Stream, buf: &mut BytesMut) -> Result<()> {
     }
 }
 
-async fn send(stream: &mut Stream, m: BackendMessage) -> Result<()> {
+pub(crate) async fn send(stream: &mut Stream, m: BackendMessage) -> Result<()> {
     let mut b = BytesMut::new();
     m.encode(&mut b);
     stream.write_all(&b).await.map_err(RouterError::ClientIo)
@@ -53,16 +55,15 @@ async fn read_password(stream: &mut Stream, buf: &mut BytesMut) -> Result<Bytes>
     }
 }
 
-/// Runs the startup phase. `Ok(None)` = the connection was a CancelRequest.
-pub async fn handshake(
+/// Reads the startup packet. `Ok(None)` = the connection was a CancelRequest (done).
+pub(crate) async fn startup_packet(
     app: &App,
     stream: &mut Stream,
-    mut buf: BytesMut,
-    tls: &ClientSide,
-) -> Result<Option<LoggedIn>> {
-    let (minor, params) = loop {
-        match decode_startup(&mut buf)? {
-            None => read_more(stream, &mut buf).await?,
+    buf: &mut BytesMut,
+) -> Result<Option<(u16, Vec<(String, String)>)>> {
+    loop {
+        match decode_startup(buf)? {
+            None => read_more(stream, buf).await?,
             // Negotiation is over: another request now is a protocol violation.
             Some(StartupRequest::Ssl) | Some(StartupRequest::GssEnc) => {
                 return Err(PgError::fatal(
@@ -78,16 +79,18 @@ pub async fn handshake(
                 app.cancel.cancel(process_id, secret_key).await;
                 return Ok(None);
             }
-            Some(StartupRequest::Startup { minor, params }) => break (minor, params),
+            Some(StartupRequest::Startup { minor, params }) => return Ok(Some((minor, params))),
         }
-    };
-    if tls.mode.requires_tls() && !stream.is_tls() {
-        return Err(PgError::fatal(
-            "28000",
-            "TLS is required: this router accepts only encrypted connections (client_tls_sslmode = require); connect with sslmode=require",
-        )
-        .into());
     }
+}
+
+/// Protocol 3.x with x > 0 is answered with NegotiateProtocolVersion; a replication
+/// connection is refused. Returns the startup `user`.
+pub(crate) async fn accept_startup(
+    stream: &mut Stream,
+    minor: u16,
+    params: &[(String, String)],
+) -> Result<String> {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     if minor > 0 {
         let unrecognized = params
@@ -118,6 +121,28 @@ pub async fn handshake(
         )
         .into());
     }
+    Ok(username)
+}
+
+/// Runs the startup phase. `Ok(None)` = the connection was a CancelRequest.
+pub async fn handshake(
+    app: &App,
+    stream: &mut Stream,
+    mut buf: BytesMut,
+    tls: &ClientSide,
+) -> Result<Option<LoggedIn>> {
+    let Some((minor, params)) = startup_packet(app, stream, &mut buf).await? else {
+        return Ok(None);
+    };
+    if tls.mode.requires_tls() && !stream.is_tls() {
+        return Err(PgError::fatal(
+            "28000",
+            "TLS is required: this router accepts only encrypted connections (client_tls_sslmode = require); connect with sslmode=require",
+        )
+        .into());
+    }
+    let username = accept_startup(stream, minor, &params).await?;
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let database = get("database").unwrap_or_else(|| username.clone());
     let user = app.lookup_user(&database, &username)?;
     let binding = if stream.is_tls() {
@@ -127,10 +152,14 @@ pub async fn handshake(
     };
     authenticate(stream, &mut buf, &user, &username, binding).await?;
     send(stream, BackendMessage::Authentication(Authentication::Ok)).await?;
-    Ok(Some(LoggedIn { user, params }))
+    Ok(Some(LoggedIn {
+        user,
+        params,
+        gateway: None,
+    }))
 }
 
-fn auth_failed(username: &str) -> RouterError {
+pub(crate) fn auth_failed(username: &str) -> RouterError {
     PgError::fatal(
         "28P01",
         format!("password authentication failed for user \"{username}\""),

@@ -7,6 +7,7 @@
 
 pub mod certs;
 pub mod faultproxy;
+pub mod gateway;
 pub mod procs;
 pub mod raw;
 pub mod shards;
@@ -180,6 +181,8 @@ pub async fn scratch_db() -> String {
 pub struct Router {
     pub port: u16,
     pub admin_port: u16,
+    /// The JWT gateway port, when the config has `[gateway]`.
+    pub gateway_port: Option<u16>,
     pub app: Arc<App>,
     stop: Option<oneshot::Sender<Stop>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -219,6 +222,10 @@ impl Router {
             .expect("bind router listeners");
         let port = listeners.client.local_addr().expect("local_addr").port();
         let admin_port = listeners.admin.local_addr().expect("local_addr").port();
+        let gateway_port = listeners
+            .gateway
+            .as_ref()
+            .map(|g| g.local_addr().expect("local_addr").port());
         let (tx, rx) = oneshot::channel::<Stop>();
         let handle = tokio::spawn(orochi_router::server::serve(
             app.clone(),
@@ -228,6 +235,7 @@ impl Router {
         Router {
             port,
             admin_port,
+            gateway_port,
             app,
             stop: Some(tx),
             handle: Some(handle),

@@ -131,6 +131,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
         db: &str,
         extra: &[(&str, &str)],
     ) -> Result<RawClient<S>, ErrorFields> {
+        RawClient::login_password(stream, user, db, extra, None).await
+    }
+
+    /// Logs in, answering a cleartext password request with `password` (the JWT
+    /// gateway asks for one).
+    pub async fn login_password(
+        stream: S,
+        user: &str,
+        db: &str,
+        extra: &[(&str, &str)],
+        password: Option<&str>,
+    ) -> Result<RawClient<S>, ErrorFields> {
         let mut params = vec![
             ("user".to_string(), user.to_string()),
             ("database".to_string(), db.to_string()),
@@ -148,6 +160,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
         loop {
             match c.recv().await {
                 Some(BackendMessage::Authentication(Authentication::Ok)) => {}
+                Some(BackendMessage::Authentication(Authentication::CleartextPassword))
+                    if password.is_some() =>
+                {
+                    let mut body = password.unwrap_or_default().as_bytes().to_vec();
+                    body.push(0);
+                    c.send(&[FrontendMessage::Password(body.into())]).await;
+                }
                 Some(BackendMessage::Authentication(other)) => {
                     panic!("raw client only supports trust users, got {other:?}")
                 }

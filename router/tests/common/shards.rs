@@ -33,7 +33,24 @@ pub async fn cluster(extra: &str) -> (Router, String) {
 
 /// Creates the database on both shards and loads it.
 pub async fn two_shard_db() -> String {
-    let db = format!("sh_{}_{}", std::process::id(), rand_suffix());
+    shard_db("sh", &[], |k| {
+        format!(
+            "CREATE TABLE users (id bigint PRIMARY KEY, name text, score numeric(10,2), city text);
+             CREATE TABLE cities (name text PRIMARY KEY, country text);
+             INSERT INTO cities VALUES ('Tokyo', 'JP'), ('Osaka', 'JP'), ('Paris', 'FR');
+             CREATE TEMP TABLE ks (id bigint) PARTITION BY HASH (id);
+             INSERT INTO users SELECT g, 'user' || g, g * 1.25, (ARRAY['Tokyo','Osaka','Paris'])[1 + g % 3]
+               FROM generate_series(1, {ROWS}) g
+              WHERE satisfies_hash_partition('ks'::regclass, 2, {k}, g::bigint);"
+        )
+    })
+    .await
+}
+
+/// A fresh database `<prefix>_<pid>_<n>` (owner `app`) on shards 0 and 1: `admin` runs
+/// as the superuser once it exists, then `load(k)` as `app` in it on shard k.
+pub async fn shard_db(prefix: &str, admin: &[String], load: impl Fn(usize) -> String) -> String {
+    let db = format!("{prefix}_{}_{}", std::process::id(), rand_suffix());
     for k in 0..2 {
         let mut su = shard_opts(k, SUPERUSER, SUPERUSER_PASSWORD, "postgres")
             .connect()
@@ -41,11 +58,12 @@ pub async fn two_shard_db() -> String {
             .unwrap();
         // A database of this name is left by an earlier test process with the same pid
         // (one statement each: CREATE DATABASE refuses an implicit transaction).
-        for sql in [
+        let create = [
             format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
             format!("CREATE DATABASE \"{db}\" OWNER app"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        ];
+        for sql in create.iter().chain(admin) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
                 .execute(&mut su)
                 .await
                 .unwrap();
@@ -54,18 +72,10 @@ pub async fn two_shard_db() -> String {
             .connect()
             .await
             .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE users (id bigint PRIMARY KEY, name text, score numeric(10,2), city text);
-             CREATE TABLE cities (name text PRIMARY KEY, country text);
-             INSERT INTO cities VALUES ('Tokyo', 'JP'), ('Osaka', 'JP'), ('Paris', 'FR');
-             CREATE TEMP TABLE ks (id bigint) PARTITION BY HASH (id);
-             INSERT INTO users SELECT g, 'user' || g, g * 1.25, (ARRAY['Tokyo','Osaka','Paris'])[1 + g % 3]
-               FROM generate_series(1, {ROWS}) g
-              WHERE satisfies_hash_partition('ks'::regclass, 2, {k}, g::bigint);"
-        )))
-        .execute(&mut c)
-        .await
-        .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(load(k)))
+            .execute(&mut c)
+            .await
+            .unwrap();
     }
     db
 }
