@@ -267,8 +267,8 @@ def cmd_check(a):
     return report(a, tally, targets, qs, ws, read_runs, write_runs, time.monotonic() - t0)
 
 
-def report(a, tally, targets, qs, ws, read_runs, write_runs, secs):
-    wrong = sum(tally.wrong.values())
+def print_details(tally, verbose):
+    """Every wrong answer (the first SHOW_WRONG in full), suite error and refusal."""
     for n, (label, mode, q, why, want, got) in enumerate(tally.mismatches):
         if n == SHOW_WRONG:
             print(f"... {len(tally.mismatches) - SHOW_WRONG} more wrong answers not shown")
@@ -284,8 +284,13 @@ def report(a, tally, targets, qs, ws, read_runs, write_runs, secs):
         print("refused (SQLSTATE 0A000), by construct:")
         for construct, (runs, msgs) in sorted(tally.refusals.items(), key=lambda kv: (-kv[1][0], kv[0])):
             print(f"  {construct}: {runs} runs")
-            for msg, _ in msgs.most_common(2 if a.verbose else 1):
+            for msg, _ in msgs.most_common(2 if verbose else 1):
                 print(f"      {_cut(msg, 240)}")
+
+
+def report(a, tally, targets, qs, ws, read_runs, write_runs, secs):
+    wrong = sum(tally.wrong.values())
+    print_details(tally, a.verbose)
     nconstructs = len({q.construct for q in qs} | {w.construct for w in ws})
     print(f"compare: {len(qs)} read queries + {len(ws)} rolled-back write transactions "
           f"({nconstructs} constructs) × up to {len(judge.MODES)} modes "
