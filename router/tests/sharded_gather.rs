@@ -7,7 +7,6 @@ mod common;
 
 use common::shards::*;
 use common::*;
-use sqlx::{ConnectOptions, Row};
 
 const QUERIES: &[&str] = &[
     "SELECT EXISTS (SELECT 1 FROM users WHERE score = 99)::text",
@@ -29,59 +28,10 @@ const QUERIES: &[&str] = &[
     "SELECT c.name, l.n::text FROM cities c, LATERAL (SELECT count(*) AS n FROM users u WHERE u.city = c.name) l ORDER BY 1",
 ];
 
-async fn answer(c: &mut sqlx::PgConnection, sql: &str) -> Result<Vec<Vec<String>>, sqlx::Error> {
-    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_all(&mut *c)
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            (0..r.len())
-                .map(|i| {
-                    r.try_get::<Option<String>, _>(i)
-                        .unwrap()
-                        .unwrap_or_default()
-                })
-                .collect()
-        })
-        .collect())
-}
-
-/// All the rows of both shards in one plain database on shard 0's server.
-async fn reference(db: &str) -> sqlx::PgConnection {
-    let name = format!("{db}_ref");
-    let mut su = shard_opts(0, SUPERUSER, SUPERUSER_PASSWORD, "postgres")
-        .connect()
-        .await
-        .unwrap();
-    exec(
-        &mut su,
-        &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-    )
-    .await;
-    exec(&mut su, &format!("CREATE DATABASE \"{name}\" OWNER app")).await;
-    let mut c = shard_opts(0, APP_USER, APP_PASSWORD, &name)
-        .connect()
-        .await
-        .unwrap();
-    exec(
-        &mut c,
-        &format!(
-            "CREATE TABLE users (id bigint PRIMARY KEY, name text, score numeric(10,2), city text);
-             CREATE TABLE cities (name text PRIMARY KEY, country text);
-             INSERT INTO cities VALUES ('Tokyo', 'JP'), ('Osaka', 'JP'), ('Paris', 'FR');
-             INSERT INTO users SELECT g, 'user' || g, g * 1.25, (ARRAY['Tokyo','Osaka','Paris'])[1 + g % 3]
-               FROM generate_series(1, {ROWS}) g"
-        ),
-    )
-    .await;
-    c
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmergeable_reads_are_answered_like_one_database() {
     let (r, db) = cluster("").await;
-    let mut refdb = reference(&db).await;
+    let mut refdb = one_database(&db).await;
     let mut c = r.connect(&db).await;
     for sql in QUERIES {
         let want = answer(&mut refdb, sql).await.unwrap();

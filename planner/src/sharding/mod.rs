@@ -19,6 +19,7 @@ pub mod schema;
 pub mod scope;
 #[cfg(test)]
 mod tests;
+pub mod union;
 
 pub use route::{
     AggKind, Col, CopyFormat, CopyIn, CopyKey, Count, KeyAt, KeySet, KeyValue, Kind, Merge,
@@ -331,6 +332,7 @@ fn plan_node(schema: &ShardingSchema, n: &Node, columns: Option<&[String]>) -> S
             ((Routing::All, Ok(())), Some(ks)) => (Routing::Keys(ks), Ok(())),
             (r, _) => r,
         },
+        proof::Verdict::Concat(pin) => (pin.map_or(Routing::All, Routing::Keys), Ok(())),
         proof::Verdict::OneShard(sets) => (
             Routing::SameShard(sets),
             Err("a statement that reads distributed tables only under subqueries, on one shard only".into()),

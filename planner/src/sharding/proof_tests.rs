@@ -266,3 +266,49 @@ fn cte_names_are_scoped_like_postgresql_scopes_them() {
         Route::FanOut
     );
 }
+
+#[test]
+fn unions_of_fanouts_are_concatenated() {
+    for sql in [
+        "SELECT id FROM users UNION ALL SELECT user_id FROM orders",
+        "SELECT id, 'u' FROM users WHERE age > 3 UNION ALL SELECT u.id, 'o' FROM users u JOIN orders o ON o.user_id = u.id ORDER BY 2, 1 LIMIT 5",
+        "SELECT id FROM users UNION SELECT user_id FROM orders UNION SELECT id FROM users WHERE age = 3",
+        "(SELECT id FROM users UNION ALL SELECT user_id FROM orders) UNION ALL SELECT id FROM users",
+        "SELECT id FROM users u WHERE EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id) UNION ALL SELECT user_id FROM orders",
+        "WITH a AS (SELECT id FROM users) SELECT id FROM a UNION ALL SELECT user_id FROM orders",
+    ] {
+        assert_eq!(out(sql), Route::FanOut, "{sql}");
+    }
+    // Every branch pinned: the shards of the keys (one, when they share it).
+    assert_eq!(
+        out("SELECT id FROM users WHERE id = 5 UNION ALL SELECT user_id FROM orders WHERE user_id IN (5)"),
+        one(5)
+    );
+    let (a, b) = (0..100)
+        .flat_map(|a| (0..100).map(move |b| (a, b)))
+        .find(|&(a, b)| shard_of(a) != shard_of(b))
+        .unwrap();
+    assert_eq!(
+        out(&format!(
+            "SELECT id FROM users WHERE id = {a} UNION ALL SELECT user_id FROM orders WHERE user_id = {b}"
+        )),
+        Route::FanOut
+    );
+    // A branch whose rows are not made on one shard each (replicated, aggregated, limited,
+    // unjoined), a mixed tree, INTERSECT/EXCEPT: not a concatenation (gathered instead).
+    for sql in [
+        "SELECT id FROM users UNION ALL SELECT id FROM cities",
+        "SELECT id FROM users UNION ALL SELECT 1",
+        "SELECT count(*) FROM users UNION ALL SELECT count(*) FROM orders",
+        "(SELECT id FROM users ORDER BY id LIMIT 3) UNION ALL SELECT user_id FROM orders",
+        "SELECT DISTINCT city FROM users UNION ALL SELECT status FROM orders",
+        "SELECT u.id FROM users u, orders o UNION ALL SELECT id FROM users",
+        "SELECT id FROM users UNION SELECT user_id FROM orders UNION ALL SELECT id FROM users",
+        "SELECT id FROM users INTERSECT SELECT user_id FROM orders",
+        "SELECT id FROM users EXCEPT SELECT user_id FROM orders",
+        "WITH a AS (SELECT id FROM users) SELECT id FROM a UNION ALL SELECT id FROM a",
+        "SELECT id FROM users UNION ALL VALUES (1)",
+    ] {
+        assert_eq!(out(sql), Route::Refused, "{sql}");
+    }
+}
