@@ -211,6 +211,7 @@ impl Session {
                     copy_in: None,
                     extended: ext,
                     in_tx: false,
+                    gather: None,
                 })));
             }
             Resolved::Any => {
@@ -295,6 +296,7 @@ impl Session {
             copy_in: p.copy_in.clone(),
             extended: ext,
             in_tx,
+            gather: (p.kind == Kind::Read && !in_tx).then(|| sql.to_string()),
         };
         Ok(Route::Fanout(Box::new(job)))
     }
