@@ -312,3 +312,22 @@ fn unions_of_fanouts_are_concatenated() {
         assert_eq!(out(sql), Route::Refused, "{sql}");
     }
 }
+
+#[test]
+fn copy_of_a_query_is_only_concatenated() {
+    for sql in [
+        "COPY (SELECT id FROM users WHERE age > 3) TO STDOUT",
+        "COPY (SELECT id FROM users UNION ALL SELECT user_id FROM orders) TO STDOUT",
+    ] {
+        assert_eq!(out(sql), Route::FanOut, "{sql}");
+    }
+    for sql in [
+        "COPY (SELECT count(*) FROM users) TO STDOUT",
+        "COPY (SELECT id, row_number() OVER () FROM users) TO STDOUT",
+        "COPY (SELECT id FROM users UNION SELECT user_id FROM orders) TO STDOUT",
+        "COPY (SELECT id FROM users UNION ALL SELECT user_id FROM orders LIMIT 3) TO STDOUT",
+        "COPY (SELECT id FROM users OFFSET 3) TO STDOUT",
+    ] {
+        assert_eq!(out(sql), Route::Refused, "{sql}");
+    }
+}

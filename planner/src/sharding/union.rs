@@ -18,7 +18,7 @@ use pg_query::NodeEnum;
 
 /// `Some(all)` when every set operation of the tree under `s` is `UNION` with the same
 /// `ALL`; None when it mixes them or holds INTERSECT/EXCEPT.
-fn uniform(s: &SelectStmt) -> Option<Option<bool>> {
+pub(super) fn uniform(s: &SelectStmt) -> Option<Option<bool>> {
     match SetOperation::try_from(s.op) {
         Ok(SetOperation::SetopNone) => Some(None),
         Ok(SetOperation::SetopUnion) => {
