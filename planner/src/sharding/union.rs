@@ -152,10 +152,7 @@ mod tests {
         .unwrap();
         assert!(!m.distinct);
         assert_eq!(
-            m.order
-                .iter()
-                .map(|k| (k.col.clone(), k.desc))
-                .collect::<Vec<_>>(),
+            m.order.iter().map(|k| (k.col, k.desc)).collect::<Vec<_>>(),
             vec![(Col::At(1), true), (Col::At(0), false)]
         );
         let out = crate::sharding::deparse(NodeEnum::SelectStmt(Box::new(out.unwrap()))).unwrap();
