@@ -22,14 +22,11 @@ app_queries.sql: each query is a block starting with `-- name: ...`, optionally
 (the query uses %s placeholders), then the SQL, ended by a `;` at the end of a line.
 """
 
-import argparse
 import ast
 import os
-import random
 import re
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "compare"))
@@ -81,33 +78,10 @@ def parse(path=QUERIES):
 def cmd_setup(a):
     t0 = time.monotonic()
     d = appdata.generate()
-    plan = [(a.single, REF_DB, None, None)]
-    for pool, n in POOLS.items():
-        plan += [(a.shards[i], pool, i, n) for i in range(n)]
-    if a.self_check:
-        plan.append((a.single, SHUF_DB, None, None))
-
-    def build(item):
-        hp, db, shard, n = item
-        dataset.create_database(compare.dsn(hp, "postgres", compare.SUPERUSER, compare.SUPERUSER_PASSWORD), db)
-        order = random.Random(5) if db == SHUF_DB else None
-        dataset.load(compare.dsn(hp, db), d, shard, n, order, spec=appdata)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(build, plan))
-    want = dataset.counts(compare.dsn(a.single, REF_DB), appdata.COLUMNS)
-    for pool, n in POOLS.items():
-        per = [dataset.counts(compare.dsn(a.shards[i], pool), appdata.COLUMNS) for i in range(n)]
-        for table in appdata.COLUMNS:
-            got = [c[table] for c in per]
-            if table in appdata.SHARDED:
-                if sum(got) != want[table] or min(got) == 0:
-                    sys.exit(f"corpus: {pool}.{table} split {got} does not partition {want[table]} rows")
-            elif got != [want[table]] * n:
-                sys.exit(f"corpus: replicated {pool}.{table} has {got} rows, want {want[table]} on each")
+    want, ndb = compare.load_everywhere(a, appdata, d, REF_DB, SHUF_DB, POOLS, "corpus")
     print(f"corpus: loaded {dataset.total_rows(d)} rows ("
           + ", ".join(f"{t} {want[t]}" for t in appdata.COLUMNS)
-          + f") into {len(plan)} databases in {time.monotonic() - t0:.1f}s")
+          + f") into {ndb} databases in {time.monotonic() - t0:.1f}s")
 
 
 def cmd_config(a):
@@ -173,33 +147,7 @@ def cmd_check(a):
 
 
 def main():
-    hostport, shards = compare.hostport, (lambda v: [compare.hostport(x) for x in v.split(",") if x])
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("setup")
-    s.add_argument("--single", type=hostport, required=True)
-    s.add_argument("--shards", type=shards, required=True)
-    s.add_argument("--self-check", action="store_true")
-    c = sub.add_parser("config")
-    c.add_argument("--out", required=True)
-    c.add_argument("--shards", type=shards, required=True)
-    k = sub.add_parser("check")
-    k.add_argument("--single", type=hostport, required=True)
-    k.add_argument("--router", type=hostport)
-    k.add_argument("--self-check", action="store_true")
-    k.add_argument("--only", help="regex: only queries whose name or SQL matches")
-    k.add_argument("--list", action="store_true", help="print the queries and exit")
-    k.add_argument("--verbose", action="store_true")
-    a = p.parse_args()
-    if a.cmd == "setup":
-        cmd_setup(a)
-        return 0
-    if a.cmd == "config":
-        cmd_config(a)
-        return 0
-    if not a.self_check and a.router is None and not a.list:
-        p.error("check needs --router HOST:PORT or --self-check")
-    return cmd_check(a)
+    return compare.run_cli(__doc__, cmd_setup, cmd_config, cmd_check, ports=False)
 
 
 if __name__ == "__main__":

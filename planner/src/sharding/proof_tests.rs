@@ -39,6 +39,14 @@ fn out(sql: &str) -> Route {
     }
 }
 
+/// Two keys that live on different shards.
+fn keys_on_two_shards() -> (i64, i64) {
+    (0..100)
+        .flat_map(|a| (0..100).map(move |b| (a, b)))
+        .find(|&(a, b)| shard_of(a) != shard_of(b))
+        .unwrap()
+}
+
 fn one(v: i64) -> Route {
     let s = shard_of(v);
     Route::One((-1000..1000).find(|&k| shard_of(k) == s).unwrap())
@@ -115,10 +123,7 @@ fn pinned_subqueries_go_to_their_shard() {
         assert_eq!(out(sql), one(5), "{sql}");
     }
     // Pins on different shards, or a pin that is not a filter, are refused.
-    let (a, b) = (0..100)
-        .flat_map(|a| (0..100).map(move |b| (a, b)))
-        .find(|&(a, b)| shard_of(a) != shard_of(b))
-        .unwrap();
+    let (a, b) = keys_on_two_shards();
     assert_eq!(
         out(&format!(
             "SELECT (SELECT age FROM users WHERE id = {a}), (SELECT age FROM users WHERE id = {b})"
@@ -220,10 +225,7 @@ fn writable_ctes_run_on_the_one_shard_their_keys_name() {
         }
         assert_eq!(out(sql), one(5), "{sql}");
     }
-    let (a, b) = (0..100)
-        .flat_map(|a| (0..100).map(move |b| (a, b)))
-        .find(|&(a, b)| shard_of(a) != shard_of(b))
-        .unwrap();
+    let (a, b) = keys_on_two_shards();
     for sql in [
         "WITH d AS (DELETE FROM orders WHERE qty = 1 RETURNING *) SELECT count(*) FROM d".to_string(),
         "WITH d AS (DELETE FROM orders WHERE user_id = 5 RETURNING *) SELECT * FROM users".into(),
@@ -284,10 +286,7 @@ fn unions_of_fanouts_are_concatenated() {
         out("SELECT id FROM users WHERE id = 5 UNION ALL SELECT user_id FROM orders WHERE user_id IN (5)"),
         one(5)
     );
-    let (a, b) = (0..100)
-        .flat_map(|a| (0..100).map(move |b| (a, b)))
-        .find(|&(a, b)| shard_of(a) != shard_of(b))
-        .unwrap();
+    let (a, b) = keys_on_two_shards();
     assert_eq!(
         out(&format!(
             "SELECT id FROM users WHERE id = {a} UNION ALL SELECT user_id FROM orders WHERE user_id = {b}"
