@@ -61,6 +61,13 @@ async fn unmergeable_reads_are_answered_like_one_database() {
     .await
     .unwrap();
     assert_eq!(got, "3/50");
+    // Two tables restricted to keys on different shards, not joined on them.
+    let b = (2..ROWS).find(|&k| shard_of(k) != shard_of(1)).unwrap();
+    let sql = format!(
+        "SELECT u.id::text, v.name FROM users u CROSS JOIN users v WHERE u.id = 1 AND v.id = {b}"
+    );
+    let want = vec![vec!["1".to_string(), format!("user{b}")]];
+    assert_eq!(answer(&mut c, &sql).await.unwrap(), want, "{sql}");
     // A transaction that wrote on a shard: rows gathered elsewhere would miss its write.
     exec(&mut c, "BEGIN").await;
     exec(&mut c, "UPDATE users SET name = 'tx' WHERE id = 1").await;

@@ -188,7 +188,8 @@ impl Session {
         }
         let shards = match resolve(&p.routing, schema.shards, params) {
             Ok(r) => r,
-            Err(m) => return self.refused(&m, extended),
+            // Keys on different shards in tables not joined on them: a read is gathered.
+            Err(m) => return self.gather_or_refuse(schema, sql, p.kind, &m, ext).await,
         };
         let aside = self.runs_aside(p.kind, sql);
         let shards = match shards {
