@@ -91,7 +91,7 @@ impl Session {
         let schema = self.sharding().filter(|_| self.capture.is_none());
         let (Some(sql), Some(schema)) = (job.gather, schema) else {
             self.app.metrics.error(&self.user.pool_name, "0A000");
-            self.emit_error(PgError::error("0A000", why), extended);
+            self.emit_error(super::sharded::refuse(&why), extended);
             if !extended {
                 let status = self.local_status();
                 self.emit(&ready(status));

@@ -31,7 +31,7 @@ pub(crate) enum Route {
     Fanout(Box<Job>),
 }
 
-fn refuse(msg: &str) -> PgError {
+pub(super) fn refuse(msg: &str) -> PgError {
     PgError::error("0A000", format!("unsupported cross-shard statement: {msg}")).with_hint(
         "add the shard key to the statement, or choose the shard with SET orochi.shard = N",
     )
