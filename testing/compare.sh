@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# compare.sh [--self-check] [ROUTER_BIN] — the comparison suite of issue #3: the
-# sharded router answers like one PostgreSQL database, or refuses with 0A000.
+# compare.sh [--self-check] [--corpus-only] [ROUTER_BIN] — the comparison suite of
+# issue #3: the sharded router answers like one PostgreSQL database, or refuses
+# with 0A000. Then the application corpus of issue 20 (corpus/corpus.py): ≥ 150
+# queries written the way applications write them, over a multi-tenant shop.
 #
 # 1. The PostgreSQL test fleet (pg.sh fleet-up; honours OROCHI_PG_BASE_PORT).
 # 2. psycopg 3 in $ROOT/.run/drivers-venv, the venv of the driver matrix: reused
@@ -17,12 +19,16 @@
 #    writes, each in the simple, extended, prepared and binary modes, through
 #    the router on cmp2 and cmp4 and directly on cmp; prints every WRONG answer
 #    and a summary. Exit status 0 only with zero wrong answers.
+# 6. corpus/corpus.py check: the queries of corpus/app_queries.sql over the shop
+#    (`corpus` directly; pools corpus2 and corpus4 of the same router); fails on
+#    any wrong answer or non-0A000 error, and when more than 5% are refused.
 #
 # --self-check: no router; the "router" side is the plain database itself and
 # a copy loaded in shuffled order. Every answer must match: proves the judge.
+# --corpus-only: skip step 5 (the generated queries); load and ask the corpus only.
 #
-# Env: OROCHI_PG_BASE_PORT (15432), COMPARE_ONLY (regex: only matching queries),
-#      COMPARE_VERBOSE=1 (more refusal messages), COMPARE_TIMEOUT (1800 s),
+# Env: OROCHI_PG_BASE_PORT (15432), COMPARE_ONLY (regex: only matching queries, both parts),
+#      COMPARE_VERBOSE=1 (more refusal messages), COMPARE_TIMEOUT (1800 s), CORPUS_TIMEOUT (300 s),
 #      COMPARE_VENV (a venv other than .run/drivers-venv).
 # Logs and config: .run/compare/.
 set -euo pipefail
@@ -31,10 +37,12 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh"
 
 self_check=0
+corpus_only=0
 bin_arg=""
 for arg in "$@"; do
     case "$arg" in
         --self-check) self_check=1 ;;
+        --corpus-only) corpus_only=1 ;;
         -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
         -*) pg_die "compare.sh: unknown option $arg" ;;
         *) bin_arg="$arg" ;;
@@ -44,6 +52,7 @@ done
 work="$PG_RUN_DIR/compare"
 venv="${COMPARE_VENV:-$PG_RUN_DIR/drivers-venv}"
 py="$here/compare/compare.py"
+corpus_py="$here/corpus/corpus.py"
 mkdir -p "$work"
 # One run at a time per checkout: a second run would drop the databases under the first.
 exec 8>"$work/run.lock"
@@ -64,7 +73,9 @@ check_args=(check --single "$single")
 ((self_check)) && setup_args+=(--self-check) && check_args+=(--self-check)
 [[ -n "${COMPARE_ONLY:-}" ]] && check_args+=(--only "$COMPARE_ONLY")
 [[ "${COMPARE_VERBOSE:-0}" == 1 ]] && check_args+=(--verbose)
-"$venv/bin/python" "$py" "${setup_args[@]}"
+((corpus_only)) || "$venv/bin/python" "$py" "${setup_args[@]}"
+"$venv/bin/python" "$corpus_py" "${setup_args[@]}"
+corpus_args=("${check_args[@]}")
 
 # --- router --------------------------------------------------------------------------
 pidfile="$work/router.pid"
@@ -77,18 +88,26 @@ if ((!self_check)); then
     config="$work/orochi.toml"
     "$venv/bin/python" "$py" config --out "$config" --port "$port" --admin "$admin" --metrics "$metrics" \
         --shards "$shard_list"
+    "$venv/bin/python" "$corpus_py" config --out "$config" --shards "$shard_list"
     "$bin" check -c "$config" >"$work/config-check.log" 2>&1 \
         || { cat "$work/config-check.log" >&2; pg_die "compare: the router rejected $config"; }
     echo "compare: router $bin on 127.0.0.1:$port (config $config, log $work/router.log)"
     router_start "$bin" "$config" "$work/router.log" "$pidfile" "$port" "$admin" "$metrics" 8>&- # not our lock
     router_wait "$pidfile" "$port" "$work/router.log"
     check_args+=(--router "127.0.0.1:$port")
+    corpus_args+=(--router "127.0.0.1:$port")
 fi
 
 # --- the comparison -----------------------------------------------------------------
 rc=0
-timeout -k 10 "${COMPARE_TIMEOUT:-1800}" "$venv/bin/python" "$py" "${check_args[@]}" || rc=$?
-((rc == 124 || rc == 137)) && echo "compare: timed out after ${COMPARE_TIMEOUT:-1800}s" >&2
+if ((!corpus_only)); then
+    timeout -k 10 "${COMPARE_TIMEOUT:-1800}" "$venv/bin/python" "$py" "${check_args[@]}" || rc=$?
+    ((rc == 124 || rc == 137)) && echo "compare: timed out after ${COMPARE_TIMEOUT:-1800}s" >&2
+fi
+crc=0
+timeout -k 10 "${CORPUS_TIMEOUT:-300}" "$venv/bin/python" "$corpus_py" "${corpus_args[@]}" || crc=$?
+((crc == 124 || crc == 137)) && echo "compare: the corpus timed out after ${CORPUS_TIMEOUT:-300}s" >&2
+((rc)) || rc=$crc
 if ((!self_check)) && ! router_alive "$(cat "$pidfile" 2>/dev/null)"; then
     echo "compare: the router died during the run (log $work/router.log)" >&2
     tail -n 20 "$work/router.log" >&2 || true

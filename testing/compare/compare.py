@@ -47,45 +47,54 @@ def dsn(hp, db, user=APP_USER, password=APP_PASSWORD):
     return f"host={hp[0]} port={hp[1]} dbname={db} user={user} password={password}"
 
 
-def cmd_setup(a):
+def load_everywhere(a, spec, d, ref_db, shuf_db, pools, who):
+    """Loads D (tables of module SPEC) into REF_DB on the single server, each pool's
+    database on its shard servers (each shard only its rows) and, with --self-check,
+    SHUF_DB (all rows, shuffled); checks the split. Returns the per-table row counts
+    of REF_DB and the number of databases."""
     shards = a.shards
-    if len(shards) < max(POOLS.values()):
-        sys.exit(f"compare: need {max(POOLS.values())} shard servers, got {len(shards)}")
-    t0 = time.monotonic()
-    d = dataset.generate()
-    plan = [(a.single, REF_DB, None, None)]
-    for pool, n in POOLS.items():
+    if len(shards) < max(pools.values()):
+        sys.exit(f"{who}: need {max(pools.values())} shard servers, got {len(shards)}")
+    plan = [(a.single, ref_db, None, None)]
+    for pool, n in pools.items():
         plan += [(shards[i], pool, i, n) for i in range(n)]
     if a.self_check:
-        plan.append((a.single, SHUF_DB, None, None))
+        plan.append((a.single, shuf_db, None, None))
 
     def build(item):
         hp, db, shard, n = item
         dataset.create_database(dsn(hp, "postgres", SUPERUSER, SUPERUSER_PASSWORD), db)
-        order = random.Random(99) if db == SHUF_DB else None
-        dataset.load(dsn(hp, db), d, shard, n, order)
+        order = random.Random(99) if db == shuf_db else None
+        dataset.load(dsn(hp, db), d, shard, n, order, spec)
 
     # One server at a time per database, servers in parallel (the work is theirs).
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(build, plan))
     # The split must be a partition of the plain data: every row on exactly
     # one shard (sums equal), every shard holding some, replicated tables whole.
-    want = dataset.counts(dsn(a.single, REF_DB))
+    want = dataset.counts(dsn(a.single, ref_db), spec.COLUMNS)
     for table, rows in d.rows.items():
         if want[table] != len(rows):
-            sys.exit(f"compare: {REF_DB}.{table} has {want[table]} rows, generated {len(rows)}")
-    for pool, n in POOLS.items():
-        per = [dataset.counts(dsn(shards[i], pool)) for i in range(n)]
-        for table in dataset.COLUMNS:
+            sys.exit(f"{who}: {ref_db}.{table} has {want[table]} rows, generated {len(rows)}")
+    for pool, n in pools.items():
+        per = [dataset.counts(dsn(shards[i], pool), spec.COLUMNS) for i in range(n)]
+        for table in spec.COLUMNS:
             got = [c[table] for c in per]
-            if table in dataset.SHARDED:
+            if table in spec.SHARDED:
                 if sum(got) != want[table] or min(got) == 0:
-                    sys.exit(f"compare: {pool}.{table} split {got} does not partition {want[table]} rows")
+                    sys.exit(f"{who}: {pool}.{table} split {got} does not partition {want[table]} rows")
             elif got != [want[table]] * n:
-                sys.exit(f"compare: replicated {pool}.{table} has {got} rows, want {want[table]} on each")
-        print(f"compare: {pool}: " + ", ".join(
-            f"{t} {'+'.join(str(c[t]) for c in per)}" for t in dataset.SHARDED))
-    print(f"compare: loaded {dataset.total_rows(d)} rows into {len(plan)} databases "
+                sys.exit(f"{who}: replicated {pool}.{table} has {got} rows, want {want[table]} on each")
+        print(f"{who}: {pool}: " + ", ".join(
+            f"{t} {'+'.join(str(c[t]) for c in per)}" for t in spec.SHARDED))
+    return want, len(plan)
+
+
+def cmd_setup(a):
+    t0 = time.monotonic()
+    d = dataset.generate()
+    _, ndb = load_everywhere(a, dataset, d, REF_DB, SHUF_DB, POOLS, "compare")
+    print(f"compare: loaded {dataset.total_rows(d)} rows into {ndb} databases "
           f"in {time.monotonic() - t0:.1f}s")
 
 
@@ -267,8 +276,8 @@ def cmd_check(a):
     return report(a, tally, targets, qs, ws, read_runs, write_runs, time.monotonic() - t0)
 
 
-def report(a, tally, targets, qs, ws, read_runs, write_runs, secs):
-    wrong = sum(tally.wrong.values())
+def print_details(tally, verbose):
+    """Every wrong answer (the first SHOW_WRONG in full), suite error and refusal."""
     for n, (label, mode, q, why, want, got) in enumerate(tally.mismatches):
         if n == SHOW_WRONG:
             print(f"... {len(tally.mismatches) - SHOW_WRONG} more wrong answers not shown")
@@ -284,8 +293,13 @@ def report(a, tally, targets, qs, ws, read_runs, write_runs, secs):
         print("refused (SQLSTATE 0A000), by construct:")
         for construct, (runs, msgs) in sorted(tally.refusals.items(), key=lambda kv: (-kv[1][0], kv[0])):
             print(f"  {construct}: {runs} runs")
-            for msg, _ in msgs.most_common(2 if a.verbose else 1):
+            for msg, _ in msgs.most_common(2 if verbose else 1):
                 print(f"      {_cut(msg, 240)}")
+
+
+def report(a, tally, targets, qs, ws, read_runs, write_runs, secs):
+    wrong = sum(tally.wrong.values())
+    print_details(tally, a.verbose)
     nconstructs = len({q.construct for q in qs} | {w.construct for w in ws})
     print(f"compare: {len(qs)} read queries + {len(ws)} rolled-back write transactions "
           f"({nconstructs} constructs) × up to {len(judge.MODES)} modes "
@@ -304,35 +318,41 @@ def report(a, tally, targets, qs, ws, read_runs, write_runs, secs):
     return 1 if wrong or tally.suite_errors else 0
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_cli(doc, setup, config, check, ports=True):
+    """The setup / config / check command line (this suite's and the corpus's)."""
+    shards = lambda v: [hostport(x) for x in v.split(",") if x]  # noqa: E731
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("setup")
     s.add_argument("--single", type=hostport, required=True)
-    s.add_argument("--shards", type=lambda v: [hostport(x) for x in v.split(",") if x], required=True)
+    s.add_argument("--shards", type=shards, required=True)
     s.add_argument("--self-check", action="store_true")
     c = sub.add_parser("config")
     c.add_argument("--out", required=True)
-    for k in ("port", "admin", "metrics"):
+    for k in ("port", "admin", "metrics") if ports else ():
         c.add_argument(f"--{k}", type=int, required=True)
-    c.add_argument("--shards", type=lambda v: [hostport(x) for x in v.split(",") if x], required=True)
+    c.add_argument("--shards", type=shards, required=True)
     k = sub.add_parser("check")
     k.add_argument("--single", type=hostport, required=True)
     k.add_argument("--router", type=hostport)
     k.add_argument("--self-check", action="store_true")
-    k.add_argument("--only", help="regex: only queries whose construct or SQL matches")
+    k.add_argument("--only", help="regex: only queries whose name, construct or SQL matches")
     k.add_argument("--list", action="store_true", help="print the queries and exit")
     k.add_argument("--verbose", action="store_true")
     a = p.parse_args()
     if a.cmd == "setup":
-        cmd_setup(a)
+        setup(a)
         return 0
     if a.cmd == "config":
-        cmd_config(a)
+        config(a)
         return 0
     if not a.self_check and a.router is None and not a.list:
         p.error("check needs --router HOST:PORT or --self-check")
-    return cmd_check(a)
+    return check(a)
+
+
+def main():
+    return run_cli(__doc__, cmd_setup, cmd_config, cmd_check)
 
 
 if __name__ == "__main__":

@@ -222,8 +222,7 @@ def total_rows(d):
     return sum(len(r) for r in d.rows.values())
 
 
-def _copy(conn, table, rows):
-    cols = COLUMNS[table]
+def _copy(conn, table, cols, rows):
     with conn.cursor() as cur:
         with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
             for r in rows:
@@ -238,25 +237,28 @@ def create_database(admin_dsn, name):
         c.execute(f'CREATE DATABASE "{name}" OWNER app')
 
 
-def load(app_dsn, d, shard=None, shards=None, order=None):
+def load(app_dsn, d, shard=None, shards=None, order=None, spec=None):
     """Creates the schema in the database of APP_DSN and loads D into it.
 
     shard/shards: keep only the rows PostgreSQL's hash partitioning puts on
     shard SHARD of SHARDS (replicated tables keep every row).
     order: a random.Random to load rows in a shuffled order (self-check).
+    spec: a module with SCHEMA, COLUMNS and SHARDED (default: this one's).
     """
+    schema, columns, sharded = (SCHEMA, COLUMNS, SHARDED) if spec is None else (
+        spec.SCHEMA, spec.COLUMNS, spec.SHARDED)
     with psycopg.connect(app_dsn) as conn:
-        conn.execute(SCHEMA)
-        for table in COLUMNS:
+        conn.execute(schema)
+        for table, cols in columns.items():
             rows = d.rows[table]
             if order is not None:
                 rows = list(rows)
                 order.shuffle(rows)
-            _copy(conn, table, rows)
+            _copy(conn, table, cols, rows)
         if shard is not None:
             for t in ("bigint", "text", "uuid"):
                 conn.execute(f"CREATE TEMP TABLE hashref_{t} (k {t}) PARTITION BY HASH (k)")
-            for table, (col, typ) in SHARDED.items():
+            for table, (col, typ) in sharded.items():
                 conn.execute(
                     f"DELETE FROM {table} WHERE NOT satisfies_hash_partition("
                     f"'hashref_{typ}'::regclass, %s, %s, {col})",
@@ -267,7 +269,7 @@ def load(app_dsn, d, shard=None, shards=None, order=None):
         conn.execute("VACUUM ANALYZE")
 
 
-def counts(app_dsn):
+def counts(app_dsn, columns=COLUMNS):
     """Row count per table."""
     with psycopg.connect(app_dsn, autocommit=True) as conn:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COLUMNS}
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in columns}

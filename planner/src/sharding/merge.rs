@@ -5,7 +5,8 @@
 //! DISTINCT, and count/sum/min/max/avg with or without GROUP BY (`avg(x)` is asked as
 //! `sum(x)` plus a hidden `count(x)`). ORDER BY or GROUP BY expressions missing from the
 //! select list are added as hidden trailing columns. Everything else that depends on
-//! seeing all rows at once is refused with a reason.
+//! seeing all rows at once is refused with a reason. A top-level `UNION [ALL]` is
+//! planned in `union`.
 
 use super::ast::{expr_key, func_name, has_aggregate, inner, output_name};
 use super::route::{AggKind, Col, Count, Grouping, Merge, SortKey};
@@ -34,7 +35,7 @@ struct Target {
     key: String,
 }
 
-fn count(n: Option<&Node>, what: &str) -> Result<Option<Count>, String> {
+pub(super) fn count(n: Option<&Node>, what: &str) -> Result<Option<Count>, String> {
     let Some(n) = n else { return Ok(None) };
     match inner(n) {
         Some(NodeEnum::AConst(c)) if c.isnull => Ok(None),
@@ -107,10 +108,7 @@ pub fn plan_select(s: &SelectStmt) -> Result<(Merge, Option<SelectStmt>), String
         SetOperation::try_from(s.op),
         Ok(SetOperation::SetopNone) | Err(_)
     ) {
-        return Err(
-            "UNION/INTERSECT/EXCEPT over distributed tables across shards; run each part on its own, or restrict every part to one shard key"
-                .into(),
-        );
+        return super::union::plan_union(s);
     }
     if s.having_clause.is_some() {
         return Err("HAVING across shards; filter the grouped rows in the application, or add the shard key to the WHERE clause".into());
@@ -317,22 +315,7 @@ pub fn plan_select(s: &SelectStmt) -> Result<(Merge, Option<SelectStmt>), String
         merge.offset = count(s.limit_offset.as_deref(), "OFFSET")?;
         // Each shard returns at most limit + offset rows; the router skips the offset.
         out.limit_offset = None;
-        out.limit_count = match (merge.limit, merge.offset) {
-            (None, _) => None,
-            (Some(l), None) => Some(Box::new(count_node(l))),
-            (Some(Count::Const(l)), Some(Count::Const(o))) => {
-                Some(Box::new(count_node(Count::Const(l.saturating_add(o)))))
-            }
-            (Some(l), Some(o)) => Some(Box::new(node(NodeEnum::AExpr(Box::new(AExpr {
-                kind: AExprKind::AexprOp as i32,
-                name: vec![node(NodeEnum::String(pg_query::protobuf::String {
-                    sval: "+".into(),
-                }))],
-                lexpr: Some(Box::new(count_node(l))),
-                rexpr: Some(Box::new(count_node(o))),
-                ..Default::default()
-            }))))),
-        };
+        out.limit_count = shard_limit(&merge);
     }
     merge.hidden = hidden.len();
     for (j, h) in hidden.into_iter().enumerate() {
@@ -340,6 +323,26 @@ pub fn plan_select(s: &SelectStmt) -> Result<(Merge, Option<SelectStmt>), String
     }
     let changed = out != *s;
     Ok((merge, changed.then_some(out)))
+}
+
+/// The LIMIT each shard gets: limit + offset (the router skips the offset itself).
+pub(super) fn shard_limit(merge: &Merge) -> Option<Box<Node>> {
+    match (merge.limit, merge.offset) {
+        (None, _) => None,
+        (Some(l), None) => Some(Box::new(count_node(l))),
+        (Some(Count::Const(l)), Some(Count::Const(o))) => {
+            Some(Box::new(count_node(Count::Const(l.saturating_add(o)))))
+        }
+        (Some(l), Some(o)) => Some(Box::new(node(NodeEnum::AExpr(Box::new(AExpr {
+            kind: AExprKind::AexprOp as i32,
+            name: vec![node(NodeEnum::String(pg_query::protobuf::String {
+                sval: "+".into(),
+            }))],
+            lexpr: Some(Box::new(count_node(l))),
+            rexpr: Some(Box::new(count_node(o))),
+            ..Default::default()
+        }))))),
+    }
 }
 
 /// The expression under a chain of casts, and the cast type names (outermost first).
@@ -362,7 +365,7 @@ fn peel_casts(n: &Node) -> (&Node, Vec<String>) {
 }
 
 /// A `COLLATE` other than "C"/"POSIX" inside an expression.
-fn non_c_collation(n: &Node) -> Option<String> {
+pub(super) fn non_c_collation(n: &Node) -> Option<String> {
     let mut found = None;
     super::ast::visit_exprs(n, &mut |e| {
         if let NodeEnum::CollateClause(c) = e {
@@ -396,7 +399,7 @@ fn count_node(c: Count) -> Node {
     }
 }
 
-fn sort_key(col: Col, dir: i32, nulls: i32) -> Result<SortKey, String> {
+pub(super) fn sort_key(col: Col, dir: i32, nulls: i32) -> Result<SortKey, String> {
     let desc = dir == SortByDir::SortbyDesc as i32;
     if dir == SortByDir::SortbyUsing as i32 {
         return Err("ORDER BY ... USING across shards".into());

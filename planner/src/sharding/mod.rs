@@ -19,6 +19,7 @@ pub mod schema;
 pub mod scope;
 #[cfg(test)]
 mod tests;
+pub mod union;
 
 pub use route::{
     AggKind, Col, CopyFormat, CopyIn, CopyKey, Count, KeyAt, KeySet, KeyValue, Kind, Merge,
@@ -331,6 +332,7 @@ fn plan_node(schema: &ShardingSchema, n: &Node, columns: Option<&[String]>) -> S
             ((Routing::All, Ok(())), Some(ks)) => (Routing::Keys(ks), Ok(())),
             (r, _) => r,
         },
+        proof::Verdict::Concat(pin) => (pin.map_or(Routing::All, Routing::Keys), Ok(())),
         proof::Verdict::OneShard(sets) => (
             Routing::SameShard(sets),
             Err("a statement that reads distributed tables only under subqueries, on one shard only".into()),
@@ -401,12 +403,21 @@ fn plan_node(schema: &ShardingSchema, n: &Node, columns: Option<&[String]>) -> S
         E::CopyStmt(c) => {
             if let Some(q) = c.query.as_deref() {
                 if let Some(E::SelectStmt(s)) = q.node.as_ref() {
+                    // COPY's rows are concatenated, never merged.
+                    let aggregates = s.target_list.iter().any(|t| {
+                        let (a, w) = ast::has_aggregate(t);
+                        a || w
+                    });
                     if !s.sort_clause.is_empty()
                         || s.limit_count.is_some()
+                        || s.limit_offset.is_some()
                         || !s.distinct_clause.is_empty()
                         || !s.group_clause.is_empty()
+                        || s.having_clause.is_some()
+                        || aggregates
+                        || !matches!(union::uniform(s), Some(None | Some(true)))
                     {
-                        plan.merge = Err("COPY (SELECT ... ORDER BY/LIMIT/DISTINCT/GROUP BY) across shards; run the SELECT instead".into());
+                        plan.merge = Err("COPY (SELECT ... ORDER BY/LIMIT/DISTINCT/GROUP BY/aggregates/UNION) across shards; run the SELECT instead".into());
                     }
                 }
             }

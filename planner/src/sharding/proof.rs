@@ -36,6 +36,12 @@
 //!    a distributed table is named twice (each use would pair rows of one shard only).
 //!    Every answer row then has exactly one row of `A`, on one shard, and every other
 //!    distributed row it depends on is on that shard.
+//!    A top level that is `UNION [ALL]` (every set operation of its tree one of them,
+//!    each operand a plain query: no aggregates, DISTINCT, LIMIT or window) takes the
+//!    rule branch by branch: every branch has an anchor carrying every occurrence
+//!    inside it, and together they carry every occurrence. Every answer row then comes
+//!    from one branch, on one shard, so the shards' answers are concatenated (`UNION`:
+//!    and made distinct by the router, as each shard makes its own).
 //! 2. **One shard**: otherwise, when every occurrence is pinned and the pins land on one
 //!    shard (checked at Bind, `Routing::SameShard`): that shard holds every distributed row
 //!    that can matter.
@@ -54,6 +60,9 @@ pub enum Verdict {
     /// Rule 1: shard by shard, merged; on the shards of these keys when the anchor is
     /// pinned (every answer row has a row of it, so other shards have none).
     FanOut(Option<KeySet>),
+    /// Rule 1 for a top-level `UNION [ALL]`, branch by branch; on the shards of these
+    /// keys when every branch's anchor is pinned.
+    Concat(Option<KeySet>),
     /// Rule 2: the one shard these key sets all land on.
     OneShard(Vec<KeySet>),
     /// Neither: why, for the 0A000 message.
@@ -78,6 +87,11 @@ pub fn prove(w: &Walk<'_>, top: usize) -> Verdict {
         .ctes
         .iter()
         .any(|c| c.uses > 1 && c.scope.is_some_and(|s| (0..n).any(|o| w.within(s, o))));
+    if !shared_cte {
+        if let Some(v) = union_of_fanouts(w, top) {
+            return v;
+        }
+    }
     let anchors = &w.scope(top).anchors;
     let mut best: Option<Vec<bool>> = None;
     if !shared_cte {
@@ -117,6 +131,55 @@ pub fn prove(w: &Walk<'_>, top: usize) -> Verdict {
             ))
         }
     }
+}
+
+/// Rule 1 branch by branch, when `top` is a tree of `UNION [ALL]` over plain queries.
+fn union_of_fanouts(w: &Walk<'_>, top: usize) -> Option<Verdict> {
+    let mut leaves = Vec::new();
+    let mut stack = vec![top];
+    while let Some(s) = stack.pop() {
+        let sc = w.scope(s);
+        if sc.branches.is_empty() {
+            leaves.push(s);
+        } else {
+            sc.union_all?;
+            stack.extend(&sc.branches);
+        }
+    }
+    if leaves.len() < 2 {
+        return None;
+    }
+    let n = w.occs.len();
+    let all_pins = pins(w);
+    let mut covered = vec![false; n];
+    let mut pin: Option<KeySet> = None;
+    let mut pinned = true;
+    for b in leaves {
+        let sc = w.scope(b);
+        if sc.aggregated || sc.setop {
+            return None;
+        }
+        let (a, carried) = sc.anchors.iter().find_map(|&a| {
+            let c = closure(w, |o| o == a);
+            (0..n).all(|o| !w.within(b, o) || c[o]).then_some((a, c))
+        })?;
+        covered.iter_mut().zip(&carried).for_each(|(x, &c)| *x |= c);
+        let ty = w.schema_table(w.occs[a].table).ty;
+        match (all_pins[a], pin.as_mut()) {
+            (Some(v), None) if pinned => {
+                pin = Some(KeySet {
+                    ty,
+                    values: v.clone(),
+                })
+            }
+            (Some(v), Some(ks)) if ks.ty == ty => ks.values.extend(v.iter().cloned()),
+            _ => pinned = false,
+        }
+    }
+    covered
+        .iter()
+        .all(|&c| c)
+        .then(|| Verdict::Concat(pin.filter(|_| pinned)))
 }
 
 fn count(v: &[bool]) -> usize {

@@ -39,6 +39,14 @@ fn out(sql: &str) -> Route {
     }
 }
 
+/// Two keys that live on different shards.
+fn keys_on_two_shards() -> (i64, i64) {
+    (0..100)
+        .flat_map(|a| (0..100).map(move |b| (a, b)))
+        .find(|&(a, b)| shard_of(a) != shard_of(b))
+        .unwrap()
+}
+
 fn one(v: i64) -> Route {
     let s = shard_of(v);
     Route::One((-1000..1000).find(|&k| shard_of(k) == s).unwrap())
@@ -115,10 +123,7 @@ fn pinned_subqueries_go_to_their_shard() {
         assert_eq!(out(sql), one(5), "{sql}");
     }
     // Pins on different shards, or a pin that is not a filter, are refused.
-    let (a, b) = (0..100)
-        .flat_map(|a| (0..100).map(move |b| (a, b)))
-        .find(|&(a, b)| shard_of(a) != shard_of(b))
-        .unwrap();
+    let (a, b) = keys_on_two_shards();
     assert_eq!(
         out(&format!(
             "SELECT (SELECT age FROM users WHERE id = {a}), (SELECT age FROM users WHERE id = {b})"
@@ -220,10 +225,7 @@ fn writable_ctes_run_on_the_one_shard_their_keys_name() {
         }
         assert_eq!(out(sql), one(5), "{sql}");
     }
-    let (a, b) = (0..100)
-        .flat_map(|a| (0..100).map(move |b| (a, b)))
-        .find(|&(a, b)| shard_of(a) != shard_of(b))
-        .unwrap();
+    let (a, b) = keys_on_two_shards();
     for sql in [
         "WITH d AS (DELETE FROM orders WHERE qty = 1 RETURNING *) SELECT count(*) FROM d".to_string(),
         "WITH d AS (DELETE FROM orders WHERE user_id = 5 RETURNING *) SELECT * FROM users".into(),
@@ -265,4 +267,66 @@ fn cte_names_are_scoped_like_postgresql_scopes_them() {
         ),
         Route::FanOut
     );
+}
+
+#[test]
+fn unions_of_fanouts_are_concatenated() {
+    for sql in [
+        "SELECT id FROM users UNION ALL SELECT user_id FROM orders",
+        "SELECT id, 'u' FROM users WHERE age > 3 UNION ALL SELECT u.id, 'o' FROM users u JOIN orders o ON o.user_id = u.id ORDER BY 2, 1 LIMIT 5",
+        "SELECT id FROM users UNION SELECT user_id FROM orders UNION SELECT id FROM users WHERE age = 3",
+        "(SELECT id FROM users UNION ALL SELECT user_id FROM orders) UNION ALL SELECT id FROM users",
+        "SELECT id FROM users u WHERE EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id) UNION ALL SELECT user_id FROM orders",
+        "WITH a AS (SELECT id FROM users) SELECT id FROM a UNION ALL SELECT user_id FROM orders",
+    ] {
+        assert_eq!(out(sql), Route::FanOut, "{sql}");
+    }
+    // Every branch pinned: the shards of the keys (one, when they share it).
+    assert_eq!(
+        out("SELECT id FROM users WHERE id = 5 UNION ALL SELECT user_id FROM orders WHERE user_id IN (5)"),
+        one(5)
+    );
+    let (a, b) = keys_on_two_shards();
+    assert_eq!(
+        out(&format!(
+            "SELECT id FROM users WHERE id = {a} UNION ALL SELECT user_id FROM orders WHERE user_id = {b}"
+        )),
+        Route::FanOut
+    );
+    // A branch whose rows are not made on one shard each (replicated, aggregated, limited,
+    // unjoined), a mixed tree, INTERSECT/EXCEPT: not a concatenation (gathered instead).
+    for sql in [
+        "SELECT id FROM users UNION ALL SELECT id FROM cities",
+        "SELECT id FROM users UNION ALL SELECT 1",
+        "SELECT count(*) FROM users UNION ALL SELECT count(*) FROM orders",
+        "(SELECT id FROM users ORDER BY id LIMIT 3) UNION ALL SELECT user_id FROM orders",
+        "SELECT DISTINCT city FROM users UNION ALL SELECT status FROM orders",
+        "SELECT u.id FROM users u, orders o UNION ALL SELECT id FROM users",
+        "SELECT id FROM users UNION SELECT user_id FROM orders UNION ALL SELECT id FROM users",
+        "SELECT id FROM users INTERSECT SELECT user_id FROM orders",
+        "SELECT id FROM users EXCEPT SELECT user_id FROM orders",
+        "WITH a AS (SELECT id FROM users) SELECT id FROM a UNION ALL SELECT id FROM a",
+        "SELECT id FROM users UNION ALL VALUES (1)",
+    ] {
+        assert_eq!(out(sql), Route::Refused, "{sql}");
+    }
+}
+
+#[test]
+fn copy_of_a_query_is_only_concatenated() {
+    for sql in [
+        "COPY (SELECT id FROM users WHERE age > 3) TO STDOUT",
+        "COPY (SELECT id FROM users UNION ALL SELECT user_id FROM orders) TO STDOUT",
+    ] {
+        assert_eq!(out(sql), Route::FanOut, "{sql}");
+    }
+    for sql in [
+        "COPY (SELECT count(*) FROM users) TO STDOUT",
+        "COPY (SELECT id, row_number() OVER () FROM users) TO STDOUT",
+        "COPY (SELECT id FROM users UNION SELECT user_id FROM orders) TO STDOUT",
+        "COPY (SELECT id FROM users UNION ALL SELECT user_id FROM orders LIMIT 3) TO STDOUT",
+        "COPY (SELECT id FROM users OFFSET 3) TO STDOUT",
+    ] {
+        assert_eq!(out(sql), Route::Refused, "{sql}");
+    }
 }

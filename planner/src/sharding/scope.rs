@@ -36,6 +36,10 @@ pub struct Scope {
     pub aggregated: bool,
     /// A set operation (UNION, INTERSECT, EXCEPT) or a VALUES list.
     pub setop: bool,
+    /// A set operation's two operand queries (their scopes), and `Some(all)` when it is
+    /// `UNION [ALL]` (None for INTERSECT/EXCEPT).
+    pub branches: Vec<usize>,
+    pub union_all: Option<bool>,
     /// Occurrences a real (not NULL-extended) row of which is part of every row of this
     /// query level's FROM (see `proof`).
     pub anchors: Vec<usize>,
@@ -117,6 +121,8 @@ impl<'a> Walk<'a> {
             items: vec![],
             aggregated: false,
             setop: false,
+            branches: vec![],
+            union_all: None,
             anchors: vec![],
         });
         self.scopes.len() - 1
@@ -182,16 +188,14 @@ impl<'a> Walk<'a> {
         if let Some(w) = &s.with_clause {
             self.with_clause(w, scope);
         }
-        if !matches!(
-            SetOperation::try_from(s.op),
-            Ok(SetOperation::SetopNone) | Err(_)
-        ) {
+        let op = SetOperation::try_from(s.op);
+        if !matches!(op, Ok(SetOperation::SetopNone) | Err(_)) {
             self.scopes[scope].setop = true;
-            if let Some(l) = &s.larg {
-                self.select(l, Some(scope), restricting);
-            }
-            if let Some(r) = &s.rarg {
-                self.select(r, Some(scope), restricting);
+            self.scopes[scope].union_all =
+                matches!(op, Ok(SetOperation::SetopUnion)).then_some(s.all);
+            for arg in [&s.larg, &s.rarg].into_iter().flatten() {
+                let b = self.select(arg, Some(scope), restricting);
+                self.scopes[scope].branches.push(b);
             }
             return scope;
         }

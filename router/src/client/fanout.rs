@@ -51,6 +51,20 @@ pub struct Job {
     /// transaction's BEGIN first), nothing is committed, and the connections stay with
     /// the transaction until COMMIT (two-phase over every shard written) or ROLLBACK.
     pub in_tx: bool,
+    /// A plain read outside a transaction (its text): when the shards' column types
+    /// turn out to be ones the merge cannot combine or order (`interval`, `money`, …),
+    /// it is gathered and answered on one shard instead of refused.
+    pub gather: Option<String>,
+}
+
+/// How a merge ended.
+pub(super) enum Merged {
+    /// The CommandComplete to send once the work is committed.
+    Tag(Bytes),
+    /// A shard's (or the merge's) error was sent to the client.
+    Sent,
+    /// The merge cannot combine these columns (nothing was sent): why.
+    Unmergeable(String),
 }
 
 pub(super) enum Event {
@@ -354,7 +368,7 @@ impl Session {
         };
         self.cancel.slot.set_all(restore);
         // Every stream back to ReadyForQuery; writes committed or rolled back.
-        let mut failed = r.as_ref().map_or(true, |tag| tag.is_none());
+        let mut failed = !matches!(r, Ok(Merged::Tag(_)));
         for s in streams.iter_mut() {
             if s.drain().await.is_err() {
                 s.co.conn().broken = true;
@@ -363,20 +377,21 @@ impl Session {
         }
         if job.in_tx {
             self.keep_in_transaction(&job, streams, failed).await;
-            if let (false, Ok(Some(tag))) = (failed, &r) {
+            if let (false, Ok(Merged::Tag(tag))) = (failed, &r) {
                 self.emit(tag);
             }
         } else {
             if job.write && job.wrap {
                 failed = self.commit_fanout(&job, &mut streams, failed).await;
             }
-            if let (false, Ok(Some(tag))) = (failed, &r) {
+            if let (false, Ok(Merged::Tag(tag))) = (failed, &r) {
                 self.emit(tag);
             }
             Stream::release_all(streams);
         }
         match r {
             Err(e) => self.fanout_failed(e, extended),
+            Ok(Merged::Unmergeable(why)) => self.gather_after_merge(job, why).await,
             Ok(_) => {
                 if !extended {
                     let status = self.local_status();
@@ -415,9 +430,8 @@ impl Session {
         }
     }
 
-    /// The merge proper. `Ok(Some(tag))`: the CommandComplete to send once the work is
-    /// committed; `Ok(None)`: a shard's error was sent to the client.
-    async fn merge_streams(&mut self, job: &Job, streams: &mut [Stream]) -> Result<Option<Bytes>> {
+    /// The merge proper.
+    async fn merge_streams(&mut self, job: &Job, streams: &mut [Stream]) -> Result<Merged> {
         let extended = job.extended.is_some();
         let mut notices = BytesMut::new();
         // 1. Every shard's first answer.
@@ -434,7 +448,7 @@ impl Session {
             if extended {
                 self.router_skipping = true;
             }
-            return Ok(None);
+            return Ok(Merged::Sent);
         }
         let header = heads.iter().find_map(|e| match e {
             Event::Header(f) => Some(f.clone()),
@@ -474,9 +488,9 @@ impl Session {
                     visible,
                 };
                 if let Err(m) = bound.check() {
-                    let e = PgError::error("0A000", format!("{m} is not supported by the router"));
-                    self.emit_error(e, extended);
-                    return Ok(None);
+                    return Ok(Merged::Unmergeable(format!(
+                        "{m} is not supported by the router"
+                    )));
                 }
                 let mut out_fields: Vec<FieldDescription> = fs[..visible].to_vec();
                 if let Some(g) = &job.merge.group {
@@ -570,7 +584,7 @@ impl Session {
                 if extended {
                     self.router_skipping = true;
                 }
-                return Ok(None);
+                return Ok(Merged::Sent);
             }};
         }
         match &bound {
@@ -582,7 +596,7 @@ impl Session {
                             Ok(Some(r)) => {
                                 if let Err(m) = groups.add(b, &r) {
                                     self.emit_error(PgError::error("22003", m), extended);
-                                    return Ok(None);
+                                    return Ok(Merged::Sent);
                                 }
                             }
                             Ok(None) => break,
@@ -599,7 +613,7 @@ impl Session {
                             _ => PgError::error("0A000", m),
                         };
                         self.emit_error(e, extended);
-                        return Ok(None);
+                        return Ok(Merged::Sent);
                     }
                 };
                 if !b.plan.order.is_empty() {
@@ -724,7 +738,7 @@ impl Session {
         } else {
             sum_tags(&tags)
         };
-        Ok(Some(super::session::message(
+        Ok(Merged::Tag(super::session::message(
             BackendMessage::CommandComplete(tag),
         )))
     }

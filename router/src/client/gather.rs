@@ -2,12 +2,17 @@
 //! the fan-out merge cannot answer exactly fetches the rows of its distributed tables
 //! from every shard, and the statement, rewritten over those rows, runs on one shard.
 //!
+//! A fan-out whose merge finds column types it cannot combine or order (`interval`,
+//! `money`, …; the shards' RowDescription says so only once they answered) takes the same
+//! path before anything reached the client.
+//!
 //! It runs outside the client's transaction only (no transaction, or one that has not
 //! touched a shard yet and reads at READ COMMITTED, where a statement gets its own
 //! snapshot anyway): inside a transaction that wrote, rows gathered on other connections
 //! would miss its own writes, so the statement stays refused there.
 
 use super::fanout::{Extended, Job};
+use super::session::ready;
 use super::session::Session;
 use super::sharded::Route;
 use crate::error::Result;
@@ -76,7 +81,32 @@ impl Session {
             copy_in: None,
             extended: ext,
             in_tx: false,
+            gather: None,
         })))
+    }
+
+    /// A fan-out read the merge could not combine (`why`, from the shards' column
+    /// types; nothing was sent yet): gathered and run again on one shard, or refused.
+    pub(super) async fn gather_after_merge(&mut self, job: Job, why: String) -> Result<()> {
+        let extended = job.extended.is_some();
+        // A batched Execute captures the answer; a refusal is emitted the same way.
+        let schema = self.sharding().filter(|_| self.capture.is_none());
+        let (Some(sql), Some(schema)) = (job.gather, schema) else {
+            self.app.metrics.error(&self.user.pool_name, "0A000");
+            self.emit_error(super::sharded::refuse(&why), extended);
+            if !extended {
+                let status = self.local_status();
+                self.emit(&ready(status));
+            }
+            return Ok(());
+        };
+        match self
+            .gather_or_refuse(&schema, &sql, Kind::Read, &why, job.extended)
+            .await?
+        {
+            Route::Fanout(gathered) => Box::pin(self.run_fanout(*gathered)).await,
+            Route::Shard(_) | Route::Done => Ok(()),
+        }
     }
 
     /// Every shard's rows of the gathered tables, one statement per shard, all shards at

@@ -31,7 +31,7 @@ pub(crate) enum Route {
     Fanout(Box<Job>),
 }
 
-fn refuse(msg: &str) -> PgError {
+pub(super) fn refuse(msg: &str) -> PgError {
     PgError::error("0A000", format!("unsupported cross-shard statement: {msg}")).with_hint(
         "add the shard key to the statement, or choose the shard with SET orochi.shard = N",
     )
@@ -188,7 +188,8 @@ impl Session {
         }
         let shards = match resolve(&p.routing, schema.shards, params) {
             Ok(r) => r,
-            Err(m) => return self.refused(&m, extended),
+            // Keys on different shards in tables not joined on them: a read is gathered.
+            Err(m) => return self.gather_or_refuse(schema, sql, p.kind, &m, ext).await,
         };
         let aside = self.runs_aside(p.kind, sql);
         let shards = match shards {
@@ -211,6 +212,7 @@ impl Session {
                     copy_in: None,
                     extended: ext,
                     in_tx: false,
+                    gather: None,
                 })));
             }
             Resolved::Any => {
@@ -295,6 +297,7 @@ impl Session {
             copy_in: p.copy_in.clone(),
             extended: ext,
             in_tx,
+            gather: (p.kind == Kind::Read && !in_tx).then(|| sql.to_string()),
         };
         Ok(Route::Fanout(Box::new(job)))
     }

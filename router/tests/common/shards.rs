@@ -5,7 +5,7 @@
 
 use super::*;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
-use sqlx::ConnectOptions;
+use sqlx::{ConnectOptions, Row};
 
 pub const ROWS: i64 = 200;
 
@@ -128,4 +128,58 @@ pub fn rand_suffix() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Every row of a simple-protocol query, each column as text (NULL as "").
+pub async fn answer(
+    c: &mut sqlx::PgConnection,
+    sql: &str,
+) -> Result<Vec<Vec<String>>, sqlx::Error> {
+    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_all(&mut *c)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| {
+                    r.try_get::<Option<String>, _>(i)
+                        .unwrap()
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// All the rows of both shards of `two_shard_db` in one plain database on shard 0's
+/// server: the reference a sharded answer must equal.
+pub async fn one_database(db: &str) -> sqlx::PgConnection {
+    let name = format!("{db}_ref");
+    let mut su = shard_opts(0, SUPERUSER, SUPERUSER_PASSWORD, "postgres")
+        .connect()
+        .await
+        .unwrap();
+    exec(
+        &mut su,
+        &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+    )
+    .await;
+    exec(&mut su, &format!("CREATE DATABASE \"{name}\" OWNER app")).await;
+    let mut c = shard_opts(0, APP_USER, APP_PASSWORD, &name)
+        .connect()
+        .await
+        .unwrap();
+    exec(
+        &mut c,
+        &format!(
+            "CREATE TABLE users (id bigint PRIMARY KEY, name text, score numeric(10,2), city text);
+             CREATE TABLE cities (name text PRIMARY KEY, country text);
+             INSERT INTO cities VALUES ('Tokyo', 'JP'), ('Osaka', 'JP'), ('Paris', 'FR');
+             INSERT INTO users SELECT g, 'user' || g, g * 1.25, (ARRAY['Tokyo','Osaka','Paris'])[1 + g % 3]
+               FROM generate_series(1, {ROWS}) g"
+        ),
+    )
+    .await;
+    c
 }
