@@ -64,6 +64,7 @@ else
 	set -a; source .run/fleet.env; set +a; $(CARGO) test --workspace --no-fail-fast
 endif
 	bash testing/pgbench-test.sh $(TARGET_DIR)/debug/orochi-router
+	bash testing/pgbench-sharded.sh $(TARGET_DIR)/debug/orochi-router
 	bash testing/compare.sh $(TARGET_DIR)/debug/orochi-router
 
 # Driver compatibility matrix (testing/drivers.sh): psycopg, SQLAlchemy, asyncpg,
