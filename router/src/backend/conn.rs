@@ -72,6 +72,12 @@ pub type QueryRows = (String, Vec<Vec<Option<String>>>);
 /// Fingerprint of "no parameters set by the router": what a fresh connection has.
 pub const EMPTY_PARAMS: u64 = 0;
 
+/// A server connection whose settings are not known: always reset before use.
+pub const UNKNOWN_PARAMS: u64 = u64::MAX;
+
+/// Takes a connection back to its login state: settings, session authorization, role.
+pub const RESET_SQL: [&str; 3] = ["RESET ALL", "RESET SESSION AUTHORIZATION", "RESET ROLE"];
+
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 pub struct ServerConn {

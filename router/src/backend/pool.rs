@@ -218,7 +218,7 @@ impl ServerPool {
     /// Takes a JWT gateway session's role and claims off a connection (prepared
     /// statements stay); a connection that cannot be reset is closed and replaced.
     async fn drop_identity(&self, mut conn: ServerConn) -> Result<ServerConn> {
-        let reset = crate::client::params::RESET_SQL.join(";\n");
+        let reset = crate::backend::conn::RESET_SQL.join(";\n");
         match conn.run_silent(&reset).await {
             Ok(None) => {
                 conn.applied_params = crate::backend::conn::EMPTY_PARAMS;
@@ -291,7 +291,7 @@ impl ServerPool {
         if conn.identity {
             // A JWT gateway session's next transaction sets its role and claims afresh,
             // whichever path (single shard, fan-out, multi-shard) gave the connection back.
-            conn.applied_params = crate::client::params::UNKNOWN_PARAMS;
+            conn.applied_params = crate::backend::conn::UNKNOWN_PARAMS;
         }
         if conn.broken
             || conn.generation < self.generation.load(Ordering::Relaxed)

@@ -26,11 +26,7 @@ use orochi_wire::PgError;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
-/// A server connection whose settings are not known: always reset before use.
-pub const UNKNOWN_PARAMS: u64 = u64::MAX;
-
-/// Takes a connection back to its login state: settings, session authorization, role.
-pub const RESET_SQL: [&str; 3] = ["RESET ALL", "RESET SESSION AUTHORIZATION", "RESET ROLE"];
+pub use crate::backend::conn::{RESET_SQL, UNKNOWN_PARAMS};
 
 /// Startup packet keys that are not settings.
 const NOT_SETTINGS: &[&str] = &["user", "database", "options", "replication"];
