@@ -33,26 +33,8 @@ SQL
 done
 
 read -r port admin metrics < <(free_ports 3)
-cat >"$work/orochi.toml" <<EOF
-# Written by testing/pgbench-sharded.sh.
-[general]
-host = "127.0.0.1"
-port = $port
-admin_port = $admin
-metrics_port = $metrics
-admin_password = "admin"
-
-[pools.$db]
-pool_mode = "transaction"
-
-[pools.$db.users.0]
-username = "app"
-password = "secret"
-pool_size = 6
-
-[pools.$db.shards.0]
-database = "$db"
-servers = [["127.0.0.1", ${ports[0]}, "primary"]]
+router_config "$work/orochi.toml" "$port" "$admin" "$metrics" "$db" "$db" "${ports[0]}" 6
+cat >>"$work/orochi.toml" <<EOF
 
 [pools.$db.shards.1]
 database = "$db"
