@@ -57,6 +57,7 @@ stop:
 test: deps
 	$(CARGO) build --workspace --all-targets
 	bash testing/pg.sh fleet-up
+	bash testing/pg.sh fleet-trim
 ifeq ($(HAVE_NEXTEST),yes)
 	set -a; source .run/fleet.env; set +a; $(CARGO) nextest run --workspace --no-fail-fast --no-tests=warn
 	set -a; source .run/fleet.env; set +a; $(CARGO) test --workspace --doc
