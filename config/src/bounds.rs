@@ -18,7 +18,6 @@
 //! - `tcp_user_timeout` (ms, 0 = off): unacknowledged data older than this closes the
 //!   socket (Linux `TCP_USER_TIMEOUT`), so a write into a black hole fails in bounded time.
 
-use crate::model::General;
 use crate::reader::{Ctx, Section};
 use std::time::Duration;
 
@@ -57,10 +56,14 @@ fn nonzero(d: Option<Duration>) -> Option<Duration> {
     d.filter(|d| !d.is_zero())
 }
 
-/// Reads the keys of `[general]` above into `g.bounds` (and `server_connect_timeout` into
-/// `g.connect_timeout` when `connect_timeout` itself is not written).
-pub(crate) fn read_bounds(sec: &mut Section, cx: &mut Ctx, g: &mut General) {
-    let b = &mut g.bounds;
+/// Reads the keys of `[general]` above into `b` (and `server_connect_timeout` into
+/// `connect_timeout` when `connect_timeout` itself is not written).
+pub(crate) fn read_bounds(
+    sec: &mut Section,
+    cx: &mut Ctx,
+    b: &mut Bounds,
+    connect_timeout: &mut Duration,
+) {
     b.query_timeout = nonzero(sec.seconds(cx, "query_timeout"));
     b.query_wait_timeout = nonzero(sec.seconds(cx, "query_wait_timeout"));
     b.idle_transaction_timeout = nonzero(
@@ -94,7 +97,7 @@ pub(crate) fn read_bounds(sec: &mut Section, cx: &mut Ctx, g: &mut General) {
                 ),
             );
         } else {
-            g.connect_timeout = v;
+            *connect_timeout = v;
         }
     }
 }

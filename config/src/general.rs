@@ -175,7 +175,7 @@ pub(crate) fn parse_general(
     {
         g.max_prepared_statements = v;
     }
-    crate::bounds::read_bounds(&mut sec, cx, &mut g);
+    crate::bounds::read_bounds(&mut sec, cx, &mut g.bounds, &mut g.connect_timeout);
     g.otel_endpoint = non_empty(sec.string(cx, "otel_endpoint"));
     g.instance_id = non_empty(sec.string(cx, "instance_id"));
     if let Some(id) = &g.instance_id {

@@ -39,8 +39,8 @@ impl Table {
     pub fn qname(&self) -> String {
         format!(
             "{}.{}",
-            crate::sql::ident(&self.schema),
-            crate::sql::ident(&self.name)
+            crate::quote::ident(&self.schema),
+            crate::quote::ident(&self.name)
         )
     }
     pub fn display(&self) -> String {

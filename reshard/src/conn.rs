@@ -76,8 +76,8 @@ pub async fn connect_or_create(
             admin
                 .exec(&format!(
                     "CREATE DATABASE {} OWNER {}",
-                    crate::sql::ident(&ep.database),
-                    crate::sql::ident(owner)
+                    crate::quote::ident(&ep.database),
+                    crate::quote::ident(owner)
                 ))
                 .await?;
             Ok((connect(ep, login, label).await?, true))

@@ -23,6 +23,7 @@ pub mod fleet;
 pub mod names;
 pub mod plan;
 pub mod progress;
+pub mod quote;
 pub mod repl;
 pub mod routers;
 pub mod sql;

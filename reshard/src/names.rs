@@ -2,27 +2,6 @@
 //! machine, and every object is named from it, so a rerun finds what an earlier (maybe
 //! killed) run created instead of creating a second copy.
 
-use crate::topology::ShardSpec;
-use sha2::{Digest, Sha256};
-
-/// 8 hex digits of SHA-256 over the pool and both shard lists.
-pub fn reshard_id(pool: &str, old: &[ShardSpec], new: &[ShardSpec]) -> String {
-    let mut h = Sha256::new();
-    h.update(pool.as_bytes());
-    for (tag, list) in [("old", old), ("new", new)] {
-        h.update(tag.as_bytes());
-        for s in list {
-            h.update(s.database.as_bytes());
-            for (host, port, _) in &s.servers {
-                h.update(format!("|{host}:{port}").as_bytes());
-            }
-            h.update(b";");
-        }
-    }
-    let d = h.finalize();
-    d[..4].iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Which way rows flow: forward (old → new, during copy and before cutover) or reverse
 /// (new → old, armed at cutover so that `reverse` loses nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,17 +129,5 @@ mod tests {
             links(2, 4, Direction::Forward)[0].name("abcd1234"),
             "orochi_rs_abcd1234_0_0"
         );
-    }
-
-    #[test]
-    fn the_id_is_deterministic() {
-        let s = |d: &str| ShardSpec {
-            database: d.into(),
-            servers: vec![("h".into(), 1, "primary".into())],
-        };
-        let a = reshard_id("app", &[s("a")], &[s("b"), s("c")]);
-        assert_eq!(a, reshard_id("app", &[s("a")], &[s("b"), s("c")]));
-        assert_ne!(a, reshard_id("app", &[s("a")], &[s("c"), s("b")]));
-        assert_eq!(a.len(), 8);
     }
 }

@@ -9,16 +9,7 @@
 
 use crate::catalog::Table;
 use crate::names::{hash_parent, Link};
-
-/// A quoted identifier.
-pub fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// A quoted string literal.
-pub fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+pub use crate::quote::{ident, lit};
 
 /// The publication filter keeping the rows of shard `remainder` of `modulus`.
 pub fn row_filter(

@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use orochi_config::{Config, KeyType, Role, Secret};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// One shard as the routers know it: its database and servers (primary first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,7 +241,7 @@ pub fn from_configs(current: &Config, target: &Config, pool: Option<&str>) -> Re
             "pool \"{pool}\" has no distributed table ([[sharding.tables]]): nothing decides where rows go"
         )));
     }
-    let id = crate::names::reshard_id(&pool, &old, &new);
+    let id = reshard_id(&pool, &old, &new);
     Ok(Spec {
         id,
         pool,
@@ -260,4 +261,41 @@ pub fn key_type(name: &str) -> Option<KeyType> {
         "uuid" => KeyType::Uuid,
         _ => return None,
     })
+}
+
+/// The reshard's id, from which `names` names every object: the same pool and shard
+/// maps give the same id on any machine, so a rerun finds what an earlier run made.
+/// 8 hex digits of SHA-256 over the pool and both shard lists.
+pub fn reshard_id(pool: &str, old: &[ShardSpec], new: &[ShardSpec]) -> String {
+    let mut h = Sha256::new();
+    h.update(pool.as_bytes());
+    for (tag, list) in [("old", old), ("new", new)] {
+        h.update(tag.as_bytes());
+        for s in list {
+            h.update(s.database.as_bytes());
+            for (host, port, _) in &s.servers {
+                h.update(format!("|{host}:{port}").as_bytes());
+            }
+            h.update(b";");
+        }
+    }
+    let d = h.finalize();
+    d[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_is_deterministic() {
+        let s = |d: &str| ShardSpec {
+            database: d.into(),
+            servers: vec![("h".into(), 1, "primary".into())],
+        };
+        let a = reshard_id("app", &[s("a")], &[s("b"), s("c")]);
+        assert_eq!(a, reshard_id("app", &[s("a")], &[s("b"), s("c")]));
+        assert_ne!(a, reshard_id("app", &[s("a")], &[s("c"), s("b")]));
+        assert_eq!(a.len(), 8);
+    }
 }

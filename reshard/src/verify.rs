@@ -177,13 +177,13 @@ pub async fn run(st: State, login: Login, opts: &Options) -> Result<()> {
 }
 
 fn range(t: &Target, lo: Option<&str>, hi: Option<&str>) -> String {
-    let col = crate::sql::ident(&t.column);
+    let col = crate::quote::ident(&t.column);
     let mut w = vec!["true".to_string()];
     if let Some(lo) = lo {
-        w.push(format!("{col} > {}::{}", crate::sql::lit(lo), t.ty));
+        w.push(format!("{col} > {}::{}", crate::quote::lit(lo), t.ty));
     }
     if let Some(hi) = hi {
-        w.push(format!("{col} <= {}::{}", crate::sql::lit(hi), t.ty));
+        w.push(format!("{col} <= {}::{}", crate::quote::lit(hi), t.ty));
     }
     w.join(" AND ")
 }
@@ -207,7 +207,7 @@ async fn estimate(t: &Target<'_>) -> Result<i64> {
 
 /// The upper key of the next chunk (`None`: the chunk runs to the end).
 async fn boundary(t: &Target<'_>, lo: Option<&str>, step: i64) -> Result<Option<String>> {
-    let col = crate::sql::ident(&t.column);
+    let col = crate::quote::ident(&t.column);
     let q = format!(
         "SELECT {col}::text FROM {} WHERE {} ORDER BY {col} OFFSET {} LIMIT 1",
         t.qname,
@@ -283,7 +283,7 @@ async fn rows_of(side: &[&Conn], q: &str, keys: Option<&Vec<String>>) -> Result<
 
 /// The keys whose rows differ between old and new in one chunk.
 async fn chunk_rows(t: &Target<'_>, lo: Option<&str>, hi: Option<&str>) -> Result<Vec<String>> {
-    let col = crate::sql::ident(&t.column);
+    let col = crate::quote::ident(&t.column);
     let q = format!(
         "SELECT {col}::text, md5(x::text) FROM {} x WHERE {}",
         t.qname,
@@ -315,7 +315,7 @@ async fn settle(
     mut keys: Vec<String>,
     rounds: usize,
 ) -> Result<Vec<String>> {
-    let col = crate::sql::ident(&t.column);
+    let col = crate::quote::ident(&t.column);
     let q = format!(
         "SELECT {col}::text, md5(x::text) FROM {} x WHERE {col} = ANY($1::text[]::{}[])",
         t.qname, t.ty

@@ -652,6 +652,6 @@ impl AdminView for AppView {
     }
 
     fn reshard_switch(&self, pool: &str, map: &str) -> Result<Vec<String>, AdminError> {
-        crate::reshard_map::switch(&self.app, pool, map)
+        self.app.switch_shard_map(pool, map)
     }
 }

@@ -227,4 +227,27 @@ impl App {
             notified.await;
         }
     }
+
+    /// `RESHARD SWITCH pool 'map'`: swaps the pool's shards; returns the databases now used.
+    pub fn switch_shard_map(
+        &self,
+        pool: &str,
+        map: &str,
+    ) -> std::result::Result<Vec<String>, orochi_admin::AdminError> {
+        let shards =
+            crate::reshard_map::parse_map(map).map_err(orochi_admin::AdminError::BadArgument)?;
+        let old = self.registry.load();
+        let mut config: Config = (*old.config).clone();
+        let p = config
+            .pools
+            .get_mut(pool)
+            .ok_or_else(|| orochi_admin::AdminError::NoSuchDatabase(pool.to_string()))?;
+        p.shards = shards.clone();
+        let databases = shards.iter().map(|s| s.database.clone()).collect();
+        self.shard_maps.set(pool, shards);
+        let next = Registry::build(Arc::new(config), Some(&old), &self.metrics, &self.tls);
+        self.registry.store(Arc::new(next));
+        tracing::info!(pool = %pool, "shard map switched by a reshard");
+        Ok(databases)
+    }
 }

@@ -1,18 +1,16 @@
 //! Shard maps set by `RESHARD SWITCH` (the online-resharding tool's cutover and reverse,
-//! SPEC §10). The switch replaces the pool's shard list in the running configuration
-//! and rebuilds the registry as a reload does; sessions pick the new map up at their next
-//! transaction (the pool is paused meanwhile, so none runs on the old one).
+//! SPEC §10). The switch (`App::switch_shard_map`) replaces the pool's shard list in the
+//! running configuration and rebuilds the registry as a reload does; sessions pick the new
+//! map up at their next transaction (the pool is paused meanwhile, so none runs on the old
+//! one).
 //!
 //! A switched map survives RELOAD/SIGHUP with a configuration file that still lists the
 //! old shards: otherwise a reload during a reshard would send writes back to fenced
 //! databases. It is forgotten once a reloaded file lists the same shards itself.
 
-use crate::app::App;
-use crate::backend::Registry;
-use orochi_admin::AdminError;
 use orochi_config::{Config, Role, Server, Shard};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 #[derive(Default)]
 pub struct ShardMaps(Mutex<BTreeMap<String, Vec<Shard>>>);
@@ -36,7 +34,7 @@ impl ShardMaps {
         config
     }
 
-    fn set(&self, pool: &str, shards: Vec<Shard>) {
+    pub fn set(&self, pool: &str, shards: Vec<Shard>) {
         if let Ok(mut m) = self.0.lock() {
             m.insert(pool.to_string(), shards);
         }
@@ -94,24 +92,6 @@ pub fn parse_map(map: &str) -> Result<Vec<Shard>, String> {
         });
     }
     Ok(out)
-}
-
-/// `RESHARD SWITCH pool 'map'`: swaps the pool's shards; returns the databases now used.
-pub fn switch(app: &App, pool: &str, map: &str) -> Result<Vec<String>, AdminError> {
-    let shards = parse_map(map).map_err(AdminError::BadArgument)?;
-    let old = app.registry.load();
-    let mut config: Config = (*old.config).clone();
-    let p = config
-        .pools
-        .get_mut(pool)
-        .ok_or_else(|| AdminError::NoSuchDatabase(pool.to_string()))?;
-    p.shards = shards.clone();
-    let databases = shards.iter().map(|s| s.database.clone()).collect();
-    app.shard_maps.set(pool, shards);
-    let next = Registry::build(Arc::new(config), Some(&old), &app.metrics, &app.tls);
-    app.registry.store(Arc::new(next));
-    tracing::info!(pool = %pool, "shard map switched by a reshard");
-    Ok(databases)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::ast::{expr_key, func_name, has_aggregate, inner, output_name};
 use super::route::{AggKind, Col, Count, Grouping, Merge, SortKey};
 use pg_query::protobuf::{
     a_const, AConst, AExpr, AExprKind, FuncCall, Integer, LimitOption, Node, ParamRef, ResTarget,
-    SelectStmt, SetOperation, SortByDir, SortByNulls,
+    SelectStmt, SortByDir, SortByNulls,
 };
 use pg_query::NodeEnum;
 
@@ -101,15 +101,10 @@ fn hidden_target(n: Node, j: usize) -> Node {
     })))
 }
 
-/// Builds the merge plan of a top-level SELECT and, when the shards need a different
-/// statement, that statement.
+/// Builds the merge plan of a top-level SELECT without a set operation (those are
+/// `union::plan_union`'s) and, when the shards need a different statement, that
+/// statement.
 pub fn plan_select(s: &SelectStmt) -> Result<(Merge, Option<SelectStmt>), String> {
-    if !matches!(
-        SetOperation::try_from(s.op),
-        Ok(SetOperation::SetopNone) | Err(_)
-    ) {
-        return super::union::plan_union(s);
-    }
     if s.having_clause.is_some() {
         return Err("HAVING across shards; filter the grouped rows in the application, or add the shard key to the WHERE clause".into());
     }

@@ -27,7 +27,7 @@ pub use route::{
 };
 pub use schema::{DistributedTable, ShardingSchema};
 
-use pg_query::protobuf::{Node, ParseResult};
+use pg_query::protobuf::{Node, ParseResult, SetOperation};
 use pg_query::NodeEnum;
 use scope::Walk;
 use std::sync::Arc;
@@ -350,7 +350,16 @@ fn plan_node(schema: &ShardingSchema, n: &Node, columns: Option<&[String]>) -> S
                 && plan.routing != Routing::Any
                 && !one_shard_now(schema, &plan.routing) =>
         {
-            match merge::plan_select(s) {
+            let set_op = !matches!(
+                SetOperation::try_from(s.op),
+                Ok(SetOperation::SetopNone) | Err(_)
+            );
+            let planned = if set_op {
+                union::plan_union(s)
+            } else {
+                merge::plan_select(s)
+            };
+            match planned {
                 Ok((m, rewritten)) => {
                     plan.merge = Ok(m);
                     plan.fanout_sql = rewritten.and_then(|s| deparse(E::SelectStmt(Box::new(s))));
