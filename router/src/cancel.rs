@@ -5,7 +5,13 @@
 //! on to that server, so a client can only ever cancel its own query. A statement
 //! running on several shards at once points the slot at every one of their backends,
 //! and a cancel reaches them all.
+//!
+//! A cancel goes to the server the way the connection it cancels went: with the pool's
+//! `server_tls_sslmode` (SSLRequest first, the same certificate checks), as libpq 17's
+//! cancel API does. A cleartext cancel to a server that only accepts TLS (`hostssl`)
+//! would be refused, and would put the backend's key on the wire in the clear.
 
+use crate::backend::conn::{ServerTarget, TargetTls};
 use bytes::BytesMut;
 use orochi_wire::StartupRequest;
 use rand::Rng;
@@ -19,6 +25,20 @@ pub struct CancelTarget {
     pub port: u16,
     pub process_id: i32,
     pub secret_key: i32,
+    pub tls: TargetTls,
+}
+
+impl CancelTarget {
+    /// The backend `key` (process id, secret) of a connection to `server`.
+    pub fn new(server: &ServerTarget, key: (i32, i32)) -> Self {
+        CancelTarget {
+            host: server.host.clone(),
+            port: server.port,
+            process_id: key.0,
+            secret_key: key.1,
+            tls: server.tls.clone(),
+        }
+    }
 }
 
 #[derive(Default, Debug)]
@@ -112,7 +132,11 @@ impl CancelRegistry {
 }
 
 pub async fn send_cancel(t: &CancelTarget) -> std::io::Result<()> {
-    let mut s = tokio::net::TcpStream::connect((t.host.as_str(), t.port)).await?;
+    let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port)).await?;
+    let side = t.tls.hub.server();
+    let mut s = orochi_tls::connect::upgrade(tcp, &t.host, t.tls.mode, &side)
+        .await
+        .map_err(|e| std::io::Error::other(format!("TLS for the cancel request: {e}")))?;
     let mut b = BytesMut::new();
     StartupRequest::Cancel {
         process_id: t.process_id,

@@ -395,6 +395,86 @@ async fn a_rotated_certificate_is_served_after_reload_and_a_bad_one_keeps_it() {
     assert_eq!(c.rows("SELECT 3").await, vec!["3"]);
 }
 
+/// The same rotation through the real binary and a real SIGHUP (what `systemctl reload`
+/// or a certificate manager's hook sends): new handshakes get the new certificate, the
+/// session opened before it goes on, and nothing restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_makes_the_running_binary_serve_the_rotated_certificate() {
+    let (_root, inter, f) = router_files("sighup");
+    let db = scratch_db().await;
+    let port = common::procs::free_port();
+    let toml = format!(
+        "[general]\nhost = \"127.0.0.1\"\nport = {port}\nadmin_port = 0\nmetrics_port = 0\n{}\n{}",
+        tls_general(&f, "require", ""),
+        pool_toml(&db, "transaction", 2, "")
+    );
+    let path = write(&f.dir, "orochi.toml", &toml);
+    let mut child = common::procs::spawn_router(&path, None);
+    let pid = child.id().expect("the router runs");
+    let tls = common::within(20, "the router binary accepts TLS", async {
+        loop {
+            if let Ok(s) = tls_connect(port, &f.ca, Start::SslRequest, None).await {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let old_cert = served(&tls);
+    let mut old = RawClient::login(tls, TRUST_USER, &db, &[]).await.unwrap();
+    assert_eq!(old.rows("SELECT 1").await, vec!["1"]);
+
+    let next = inter.leaf("router", &["127.0.0.1"], 7);
+    assert_ne!(old_cert, next.der);
+    write(
+        &f.dir,
+        "router.crt",
+        &(next.cert_pem.clone() + &inter.pem()),
+    );
+    write(&f.dir, "router.key", &next.key_pem);
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -HUP {pid}");
+    common::within(
+        10,
+        "a handshake after SIGHUP serves the new certificate",
+        async {
+            loop {
+                let tls = tls_connect(port, &f.ca, Start::SslRequest, None)
+                    .await
+                    .unwrap();
+                if served(&tls) == next.der {
+                    return;
+                }
+                assert_eq!(
+                    served(&tls),
+                    old_cert,
+                    "only the old or the new certificate"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        old.rows("SELECT 2").await,
+        vec!["2"],
+        "the old session goes on"
+    );
+    let tls = tls_connect(port, &f.ca, Start::SslRequest, None)
+        .await
+        .unwrap();
+    let mut c = RawClient::login(tls, TRUST_USER, &db, &[]).await.unwrap();
+    assert_eq!(c.rows("SELECT 3").await, vec!["3"]);
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the router did not restart or exit"
+    );
+    child.kill().await.ok();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_tls_needs_the_postgresql_alpn() {
     let (_root, _inter, f) = router_files("direct");

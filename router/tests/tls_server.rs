@@ -171,6 +171,53 @@ async fn verify_full_to_a_hostssl_only_server_and_what_fails() {
     );
     drop(r);
 
+    // A cancel goes to the server over TLS too, as the connection it cancels did: the
+    // connections the router opens through a recording proxy all start with an
+    // SSLRequest, none with a cleartext CancelRequest (which would carry the backend's
+    // key in the clear).
+    let proxy = common::faultproxy::FaultProxy::start(("127.0.0.1".into(), port)).await;
+    let r = Router::start_with(&general(&ca), &pool("127.0.0.1", proxy.port, "verify-ca")).await;
+    let mut sleeper = psql_cmd(
+        r.port,
+        "tlsapp",
+        "tlssecret",
+        "tlsdb",
+        &["-Atc", "SELECT pg_sleep(30)"],
+    )
+    .spawn()
+    .unwrap();
+    common::within(10, "the sleep reaches the server", async {
+        while proxy.openings().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let before = proxy.openings().len();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &sleeper.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = common::within(10, "the cancelled sleep ends", sleeper.wait())
+        .await
+        .unwrap();
+    assert!(!status.success(), "the sleep was cancelled, not finished");
+    let openings = proxy.openings();
+    assert!(
+        openings.len() > before,
+        "the cancel opened a connection: {openings:?}"
+    );
+    const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+    for o in &openings {
+        assert_eq!(
+            o[..],
+            SSL_REQUEST,
+            "every server connection starts with TLS: {openings:?}"
+        );
+    }
+    drop(r);
+
     // verify-full by IP: the certificate names only localhost -> 08006 with the reason.
     let r = Router::start_with(&general(&ca), &pool("127.0.0.1", port, "verify-full")).await;
     let err = failure(&r).await;

@@ -46,12 +46,7 @@ impl Session {
         let expect = std::mem::take(&mut self.expect);
         let (copy_in, unsynced) = (self.copy_in, self.unsynced || self.server_skipping);
         let tx_status = self.tx_status;
-        let target = CancelTarget {
-            host: co.pool.target.host.clone(),
-            port: co.pool.target.port,
-            process_id: co.conn_ref().backend_key.0,
-            secret_key: co.conn_ref().backend_key.1,
-        };
+        let target = CancelTarget::new(&co.pool.target, co.conn_ref().backend_key);
         let conn = co.conn();
         let work = async {
             if !clean {

@@ -91,12 +91,7 @@ pub(super) struct Stream {
 
 /// Where a CancelRequest for this checkout's backend goes.
 pub(super) fn cancel_target(co: &Checkout) -> crate::cancel::CancelTarget {
-    crate::cancel::CancelTarget {
-        host: co.pool.target.host.clone(),
-        port: co.pool.target.port,
-        process_id: co.conn_ref().backend_key.0,
-        secret_key: co.conn_ref().backend_key.1,
-    }
+    crate::cancel::CancelTarget::new(&co.pool.target, co.conn_ref().backend_key)
 }
 
 impl Stream {

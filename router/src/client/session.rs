@@ -520,12 +520,9 @@ impl Session {
                 }
             }
         }
-        self.cancel.slot.set(Some(CancelTarget {
-            host: pool.target.host.clone(),
-            port: pool.target.port,
-            process_id: conn.backend_key.0,
-            secret_key: conn.backend_key.1,
-        }));
+        self.cancel
+            .slot
+            .set(Some(CancelTarget::new(&pool.target, conn.backend_key)));
         self.client.info.set_link(Some(crate::clients::ServerLink {
             server_id: conn.id,
             process_id: conn.backend_key.0,

@@ -722,12 +722,9 @@ impl Session {
             return false;
         };
         let co = self.parked.remove(i);
-        self.cancel.slot.set(Some(crate::cancel::CancelTarget {
-            host: co.pool.target.host.clone(),
-            port: co.pool.target.port,
-            process_id: co.conn_ref().backend_key.0,
-            secret_key: co.conn_ref().backend_key.1,
-        }));
+        self.cancel
+            .slot
+            .set(Some(super::fanout::cancel_target(&co)));
         self.server = Some(co);
         self.tx_status = b'T';
         true

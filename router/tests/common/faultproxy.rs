@@ -6,7 +6,7 @@
 //! connections it carries (and the ones it accepts next), so the router's bounds can be
 //! tested against real servers behind it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,7 +33,13 @@ pub struct FaultProxy {
     pub port: u16,
     set: Arc<watch::Sender<Fault>>,
     task: tokio::task::JoinHandle<()>,
+    openings: Openings,
 }
+
+/// The first bytes (up to 8) each carried connection sent towards the server, in the
+/// order the connections came: what kind of request opened it (startup, SSLRequest,
+/// CancelRequest) without decoding anything else.
+type Openings = Arc<Mutex<Vec<Vec<u8>>>>;
 
 impl FaultProxy {
     /// Listens on 127.0.0.1 (a free port) and forwards to `upstream`.
@@ -41,18 +47,26 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let port = listener.local_addr().expect("local_addr").port();
         let (tx, rx) = watch::channel(Fault::None);
+        let openings = Openings::default();
+        let seen = openings.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let rx = rx.clone();
                 let upstream = upstream.clone();
-                tokio::spawn(carry(client, upstream, rx));
+                tokio::spawn(carry(client, upstream, rx, seen.clone()));
             }
         });
         FaultProxy {
             port,
             set: Arc::new(tx),
             task,
+            openings,
         }
+    }
+
+    /// The opening bytes of every connection carried so far (see `Openings`).
+    pub fn openings(&self) -> Vec<Vec<u8>> {
+        self.openings.lock().unwrap().clone()
     }
 
     pub fn set(&self, f: Fault) {
@@ -70,7 +84,12 @@ fn reset(s: &TcpStream) {
     let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
 }
 
-async fn carry(client: TcpStream, upstream: (String, u16), mut rx: watch::Receiver<Fault>) {
+async fn carry(
+    client: TcpStream,
+    upstream: (String, u16),
+    mut rx: watch::Receiver<Fault>,
+    openings: Openings,
+) {
     let first = *rx.borrow_and_update();
     match first {
         Fault::Reset => return reset(&client),
@@ -83,6 +102,7 @@ async fn carry(client: TcpStream, upstream: (String, u16), mut rx: watch::Receiv
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     let (mut a, mut b) = (vec![0u8; 16384], vec![0u8; 16384]);
+    let mut opened = false;
     loop {
         let fault = *rx.borrow_and_update();
         match fault {
@@ -108,6 +128,10 @@ async fn carry(client: TcpStream, upstream: (String, u16), mut rx: watch::Receiv
             r = cr.read(&mut a) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(n) if !drop_bytes => {
+                    if !opened {
+                        opened = true;
+                        openings.lock().unwrap().push(a[..n.min(8)].to_vec());
+                    }
                     if let Some(d) = delay { tokio::time::sleep(d).await; }
                     if sw.write_all(&a[..n]).await.is_err() { return; }
                 }
