@@ -7,7 +7,8 @@
 #   make test    build everything, start the PostgreSQL test fleet, run all tests + pgbench
 #   make test-drivers   the driver compatibility matrix (testing/drivers.sh)
 #   make test-bank      2PC bank test under router SIGKILLs and a shard restart (testing/bank.sh)
-#   make test-soak     soak-length runs kept out of CI (10,000 × 100 KB statements)
+#   make test-soak     soak-length runs kept out of CI (10,000 × 100 KB statements; 30 min mixed load
+#                      with reloads and restarts, testing/soak.sh)
 #   make test-regress   PostgreSQL's regression suite through the router vs directly (testing/regress.sh)
 #   make test-reshard   online resharding 2->4 and 2->3 under load, on logical-replication servers (testing/reshard.sh)
 #   make bench   router vs PgBouncer vs direct PostgreSQL (testing/bench.sh)
@@ -116,12 +117,15 @@ fleet-up:
 fleet-down:
 	bash testing/pg.sh fleet-down
 
-# Soak-length runs, kept out of CI: the issue-sized hardening test (10,000 distinct
-# 100 KB statements through one client, 1 GB of text) in a release build.
-test-soak: deps
+# Soak-length runs, kept out of CI (release build): the issue-sized hardening test
+# (10,000 distinct 100 KB statements through one client, 1 GB of text), then
+# testing/soak.sh: SOAK_MINUTES (30) of mixed sharded and replicated load with a
+# RELOAD every minute and a router restart every 5, RSS / fds / server connections flat.
+test-soak: build
 	bash testing/pg.sh fleet-up >/dev/null
 	set -a; source .run/fleet.env; set +a; OROCHI_SOAK_STATEMENTS=10000 \
 		$(CARGO) nextest run --release -p orochi-router --test hardening large_distinct
+	bash testing/soak.sh $(TARGET_DIR)/release/orochi-router
 
 # Deployment files and operator tooling (testing/ops.sh); CI runs it after make test.
 test-ops:
