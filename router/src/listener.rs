@@ -29,9 +29,10 @@ pub async fn accept_loop(app: Arc<App>, listener: TcpListener, tracker: TaskTrac
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let app = app.clone();
+                    let sessions = tracker.clone();
                     tracker.spawn(async move {
-                        if let Err(e) = serve_client(app, stream, peer, port).await {
-                            tracing::debug!(%peer, error = %e, "client session ended with an error");
+                        if let Err(e) = serve_client(app, stream, peer, port, sessions).await {
+                            tracing::debug!(%peer, error = %e, "client login ended with an error");
                         }
                     });
                 }
@@ -66,32 +67,42 @@ async fn refuse<S: AsyncWrite + Unpin>(
     tell(stream, &RouterError::Pg(PgError::fatal(code, r.message))).await;
 }
 
+/// A new connection up to its login; the logged-in session runs as a task of its own
+/// (`spawn_session`).
 async fn serve_client(
     app: Arc<App>,
     mut tcp: TcpStream,
     peer: std::net::SocketAddr,
     port: Port,
+    sessions: TaskTracker,
 ) -> Result<(), RouterError> {
     tcp.set_nodelay(true).ok();
-    let general = app.config().general.clone();
-    crate::backend::sockopt::apply(&tcp, &general.bounds.tcp);
-    let ticket = match app.admission.connect(general.max_client_conn) {
+    // Only the values: a clone of `General` (and its strings) would live in the task
+    // for the whole session (issue 16's bytes per idle client).
+    let (max_client_conn, failure_limit, login_timeout) = {
+        let config = app.config();
+        let g = &config.general;
+        crate::backend::sockopt::apply(&tcp, &g.bounds.tcp);
+        (
+            g.max_client_conn,
+            g.client_auth_failure_limit,
+            g.client_login_timeout,
+        )
+    };
+    let ticket = match app.admission.connect(max_client_conn) {
         Ok(t) => t,
         Err(r) => {
             refuse(&app, &mut tcp, "53300", r).await;
             return Ok(());
         }
     };
-    if let Err(r) = app
-        .admission
-        .check_address(peer.ip(), general.client_auth_failure_limit)
-    {
+    if let Err(r) = app.admission.check_address(peer.ip(), failure_limit) {
         refuse(&app, &mut tcp, "28000", r).await;
         return Ok(());
     }
     // TLS negotiation and login share one deadline (client_login_timeout); the TLS
     // handshake alone is bounded by connect_timeout.
-    let deadline = tokio::time::Instant::now() + general.client_login_timeout;
+    let deadline = tokio::time::Instant::now() + login_timeout;
     let tls = match port {
         Port::Client => app.tls.client(),
         Port::Gateway => app.tls.gateway(),
@@ -131,7 +142,10 @@ async fn serve_client(
                 Ok(())
             }
             Ok(Ok(None)) => Ok(()),
-            Ok(Ok(Some(l))) => start_session(app, stream, peer, ticket, l).await,
+            Ok(Ok(Some(l))) => {
+                spawn_session(&sessions, app, stream, peer, ticket, l);
+                Ok(())
+            }
         };
     }
     let login =
@@ -155,7 +169,26 @@ async fn serve_client(
         Ok(Ok(None)) => return Ok(()),
         Ok(Ok(Some(l))) => l,
     };
-    start_session(app, stream, peer, ticket, logged_in).await
+    spawn_session(&sessions, app, stream, peer, ticket, logged_in);
+    Ok(())
+}
+
+/// The session as a task of its own: tokio sizes a task by its future's largest state,
+/// and the login's (TLS accept, SCRAM, the startup packet) would otherwise be carried by
+/// every idle client for its whole life (issue 16's bytes per idle client).
+fn spawn_session(
+    tracker: &TaskTracker,
+    app: Arc<App>,
+    stream: orochi_tls::Stream,
+    peer: std::net::SocketAddr,
+    ticket: crate::admission::Ticket,
+    logged_in: crate::client::startup::LoggedIn,
+) {
+    tracker.spawn(async move {
+        if let Err(e) = start_session(app, stream, peer, ticket, logged_in).await {
+            tracing::debug!(%peer, error = %e, "client session ended with an error");
+        }
+    });
 }
 
 /// A logged-in client: connection limits, then its session until it leaves.
@@ -166,18 +199,23 @@ async fn start_session(
     mut ticket: crate::admission::Ticket,
     logged_in: crate::client::startup::LoggedIn,
 ) -> Result<(), RouterError> {
+    let crate::client::startup::LoggedIn {
+        user,
+        params: startup,
+        gateway,
+    } = logged_in;
     if let Err(r) = app.admission.admit(
         &mut ticket,
-        &logged_in.user.pool_name,
-        logged_in.user.pool.max_db_client_connections,
-        &logged_in.user.user.username,
-        logged_in.user.user.max_user_client_connections,
+        &user.pool_name,
+        user.pool.max_db_client_connections,
+        &user.user.username,
+        user.user.max_user_client_connections,
     ) {
         refuse(&app, &mut stream, "53300", r).await;
         return Ok(());
     }
-    let params = match SessionParams::from_startup(&logged_in.params).and_then(|mut p| {
-        if let Some(g) = &logged_in.gateway {
+    let params = match SessionParams::from_startup(&startup).and_then(|mut p| {
+        if let Some(g) = &gateway {
             p.set_gateway_identity(&g.identity)?;
         }
         Ok(p)
@@ -191,40 +229,28 @@ async fn start_session(
     };
     let id = app.next_client_id();
     let cancel = app.cancel.register();
-    let get = |k: &str| {
-        logged_in
-            .params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-    };
+    let get = |k: &str| startup.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let client = app.clients.register(crate::clients::NewClient {
         id,
-        database: logged_in.user.pool_name.clone(),
-        user: logged_in.user.user.username.clone(),
+        database: user.pool_name.clone(),
+        user: user.user.username.clone(),
         addr: Some(peer),
         application_name: get("application_name").unwrap_or_default(),
         cancel_key: cancel.key,
         tls: stream.describe(),
     });
-    let mut session = Session::new(
-        app.clone(),
-        id,
-        stream,
-        logged_in.user,
-        params,
-        cancel,
-        client,
-    );
-    if let Some(g) = logged_in.gateway {
+    let mut session = Session::new(app.clone(), id, stream, user, params, cancel, client);
+    // The startup packet's parameters live on in `params`; this copy is not carried.
+    drop(startup);
+    if let Some(g) = gateway {
         crate::gateway::login::audit(&app, peer, id, &g);
         session.shard = g.pin.as_ref().map(|p| p.shard);
         session.gateway = Some(Arc::new(g));
     }
     tracing::info!(client = id, %peer, database = %session.user.pool_name, user = %session.user.user.username, "client connected");
     let started = std::time::Instant::now();
-    let result = match session.welcome().await {
-        Err(e) => session.fail(e).await,
+    let result = match Box::pin(session.welcome()).await {
+        Err(e) => Box::pin(session.fail(e)).await,
         Ok(()) => session.run().await,
     };
     tracing::info!(
@@ -234,4 +260,47 @@ async fn start_session(
     );
     drop(ticket);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tokio allocates a task's whole future when it spawns it, so every idle client
+    /// pays for the largest state its session task can ever reach (issue 16: ≤ 4 KiB per
+    /// idle client). The statement paths (fan-outs, gathers, two-phase commit) are boxed
+    /// where they start and the login runs in a task of its own; this keeps either from
+    /// being inlined again.
+    #[tokio::test]
+    async fn a_session_task_is_small() {
+        let text = "[general]\n[pools.p]\n[pools.p.users.0]\nusername = \"u\"\npassword = \"p\"\n\
+                    [pools.p.shards.0]\ndatabase = \"d\"\nservers = [[\"127.0.0.1\", 1, \"primary\"]]\n";
+        let config = orochi_config::Config::from_str_with_env(text, "t.toml", &|_| None)
+            .expect("valid config");
+        let app = App::new(config, None);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let tcp = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let peer = tcp.local_addr().expect("addr");
+        let logged_in = crate::client::startup::LoggedIn {
+            user: app.registry.load().dbs["p"]["u"].clone(),
+            params: Vec::new(),
+            gateway: None,
+        };
+        let ticket = app.admission.connect(10).expect("a ticket");
+        let task = start_session(
+            app.clone(),
+            orochi_tls::Stream::Plain(tcp),
+            peer,
+            ticket,
+            logged_in,
+        );
+        let size = std::mem::size_of_val(&task);
+        eprintln!(
+            "session task: {size} bytes; Session {} bytes",
+            std::mem::size_of::<Session>()
+        );
+        assert!(size <= 4096, "the session task's future is {size} bytes");
+    }
 }

@@ -237,15 +237,11 @@ impl Session {
     /// The session loop. Returns when the client leaves or must be disconnected.
     pub async fn run(&mut self) -> Result<()> {
         match self.serve().await {
-            Ok(()) => {
-                self.client_gone().await;
+            Ok(()) | Err(RouterError::ClientIo(_)) => {
+                Box::pin(self.client_gone()).await;
                 Ok(())
             }
-            Err(RouterError::ClientIo(_)) => {
-                self.client_gone().await;
-                Ok(())
-            }
-            Err(e) => self.fail(e).await,
+            Err(e) => Box::pin(self.fail(e)).await,
         }
     }
 
@@ -278,17 +274,20 @@ impl Session {
             ))
         };
         loop {
-            self.run_retry().await?;
+            Box::pin(self.run_retry()).await?;
             while let Some(frame) = decode_frame(&mut self.rbuf, self.max_message)? {
                 if frame.tag == b'X' {
                     return Ok(());
                 }
-                self.pause_gate(false).await?;
-                self.on_client_frame(frame).await?;
+                Box::pin(self.pause_gate(false)).await?;
+                // Boxed: the statement paths (fan-outs, gathers, two-phase commit) are
+                // deep futures; inline, every idle client's task would carry their
+                // largest state (issue 16; `listener::tests::a_client_task_is_small`).
+                Box::pin(self.on_client_frame(frame)).await?;
             }
             self.flush_server().await?;
             self.flush_client().await?;
-            self.maybe_release().await;
+            Box::pin(self.maybe_release()).await;
             self.flush_client().await?;
             if self.server.is_none() && self.app.draining() {
                 return Err(RouterError::ShuttingDown);

@@ -369,7 +369,8 @@ fn transactional(sql: &str) -> bool {
 
 /// Held-back Bind of a statement that will be fanned out at Execute.
 pub(crate) struct HeldPortal {
-    pub job: Job,
+    /// Boxed: a `Job` is hundreds of bytes, and every session carries this field.
+    pub job: Box<Job>,
 }
 
 /// The rest of a multi-shard result the client fetches in batches.
@@ -467,7 +468,7 @@ impl Session {
                     Route::Done => Ok(Some(None)),
                     Route::Shard(s) => Ok(Some(Some(s))),
                     Route::Fanout(job) => {
-                        self.held = Some(HeldPortal { job: *job });
+                        self.held = Some(HeldPortal { job });
                         self.reply(message(BackendMessage::BindComplete));
                         Ok(Some(None))
                     }
@@ -494,12 +495,12 @@ impl Session {
                     return Ok(Some(None));
                 };
                 if *max_rows <= 0 {
-                    self.run_fanout(h.job).await?;
+                    self.run_fanout(*h.job).await?;
                     return Ok(Some(None));
                 }
                 // Fetched in batches: run it whole, then hand out max_rows at a time.
                 self.capture = Some(bytes::BytesMut::new());
-                let r = self.run_fanout(h.job).await;
+                let r = self.run_fanout(*h.job).await;
                 let mut buf = self.capture.take().unwrap_or_default();
                 r?;
                 let mut head = bytes::BytesMut::new();
@@ -657,7 +658,7 @@ impl Session {
                 let mut job = h.job;
                 job.merge.limit = Some(crate::planner::sharding::Count::Const(0));
                 job.merge.offset = None;
-                self.run_fanout(job).await?;
+                self.run_fanout(*job).await?;
             }
         }
         Ok(())
