@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
 # bench.sh [ROUTER_BIN] — one benchmark run: Orochi Router vs PgBouncer vs direct PostgreSQL.
 #
-# 1. Throughput: `pgbench -S` (select-only) at 1, 50 and 500 clients, ~10 s a point,
-#    against direct PostgreSQL (its own instance `bench`, max_connections 600),
-#    PgBouncer (Debian's, started here as postgres: transaction mode,
-#    default_pool_size 20, max_client_conn 6000, SCRAM with a userlist) and the
-#    router (transaction mode, pool_size 20). TPS, mean latency, ratios.
-# 2. Memory per idle client: a fresh router and a fresh PgBouncer each get N
-#    (5000) idle, authenticated client connections from a small asyncio script;
-#    reported as (RSS after - RSS before) / N in KiB.
+# 1. Throughput: `pgbench -S` (select-only) in simple and extended mode at 1, 16, 100
+#    and 500 clients, ~10 s a point, against direct PostgreSQL (its own instance
+#    `bench`, max_connections 600), PgBouncer (Debian's, started here as postgres:
+#    transaction mode, default_pool_size 20, max_client_conn 12000, SCRAM with a
+#    userlist) and the router (transaction mode, pool_size 20). TPS, and each proxy's
+#    CPU time per transaction: its process's utime + stime over the pgbench run
+#    (connection set-up included, the same for both) divided by the transactions.
+# 2. Memory per idle client: a fresh router and a fresh PgBouncer each get N idle,
+#    authenticated client connections (testing/bench/idle_clients.py), for each N of
+#    BENCH_IDLE_CLIENTS; reported as (RSS after - RSS before) / N in KiB.
+# 3. Sharded point selects: the same pgbench -S through a 2-shard pool vs the same
+#    router's one-shard pool.
+# 4. Transfers: single-shard vs cross-shard (two-phase commit), 8 clients, 3 shards.
+# 5. The regression check: the router / PgBouncer TPS ratio at 16 clients (simple)
+#    must not fall below testing/bench/baseline.env's recorded value by more than the
+#    run-to-run noise recorded there; the run exits 1 when it does
+#    (BENCH_NO_REGRESSION_CHECK=1 skips it).
 # Everything is printed as markdown (and kept in .run/bench/results.md).
 # Without a router binary the router columns read n/a.
 #
-# Env: BENCH_SECONDS (10), BENCH_CLIENTS ("1 50 500"), BENCH_IDLE_CLIENTS (5000),
-#      BENCH_SCALE (10), BENCH_MODE (simple|extended|prepared), OROCHI_BENCH_PG_PORT (15460).
+# Env: BENCH_SECONDS (10), BENCH_CLIENTS ("1 16 100 500"), BENCH_MODES ("simple extended"),
+#      BENCH_IDLE_CLIENTS ("2000 10000"), BENCH_SCALE (10), BENCH_SHARDED_CLIENTS ("1 50"),
+#      BENCH_ROUTER_GENERAL (extra [general] lines for the router, e.g. "worker_threads = 1"),
+#      OROCHI_BENCH_PG_PORT (15460).
 # Numbers from a shared 2-core machine are noisy: pgbench competes with the
 # proxy for CPU. Compare ratios from the same run, not absolute numbers.
 set -euo pipefail
@@ -22,10 +33,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh"
 
 secs="${BENCH_SECONDS:-10}"
-read -r -a clients_list <<<"${BENCH_CLIENTS:-1 50 500}"
-idle_n="${BENCH_IDLE_CLIENTS:-5000}"
+read -r -a clients_list <<<"${BENCH_CLIENTS:-1 16 100 500}"
+read -r -a modes <<<"${BENCH_MODES:-simple extended}"
+read -r -a idle_list <<<"${BENCH_IDLE_CLIENTS:-2000 10000}"
 scale="${BENCH_SCALE:-10}"
-mode="${BENCH_MODE:-simple}"
 pg_port_bench="${OROCHI_BENCH_PG_PORT:-15460}"
 pool_size=20
 db=bench
@@ -44,7 +55,8 @@ command -v pgbouncer >/dev/null || pg_die "pgbouncer is not installed (run testi
 hard="$(ulimit -Hn)"
 [[ "$hard" == unlimited ]] && hard=65536
 ulimit -n "$hard"
-((hard >= idle_n + 500)) || echo "bench: warning: ulimit -n is $hard; $idle_n idle clients may not fit" >&2
+idle_max="$(printf '%s\n' "${idle_list[@]}" | sort -n | tail -n 1)"
+((hard >= idle_max + 500)) || echo "bench: warning: ulimit -n is $hard; $idle_max idle clients may not fit" >&2
 
 # ---------------------------------------------------------------- PostgreSQL
 bash "$here/pg.sh" init bench "$pg_port_bench"
@@ -108,7 +120,7 @@ auth_type = scram-sha-256
 auth_file = $bouncer_dir/userlist.txt
 pool_mode = transaction
 default_pool_size = $pool_size
-max_client_conn = 6000
+max_client_conn = 12000
 logfile = $bouncer_dir/pgbouncer.log
 pidfile = $bouncer_dir/pgbouncer.pid
 ignore_startup_parameters = extra_float_digits
@@ -139,6 +151,11 @@ router_up() {
     read -r router_port router_admin router_metrics < <(free_ports 3)
     router_config "$work/orochi.toml" "$router_port" "$router_admin" "$router_metrics" "$db" "$db" \
         "$pg_port_bench" "$pool_size"
+    if [[ -n "${BENCH_ROUTER_GENERAL:-}" ]]; then
+        # The [general] table is the file's first; extra keys go right after its header.
+        awk -v extra="$BENCH_ROUTER_GENERAL" '{print} /^\[general\]$/ {print extra}' "$work/orochi.toml" \
+            >"$work/orochi.toml.tmp" && mv "$work/orochi.toml.tmp" "$work/orochi.toml"
+    fi
     cat >>"$work/orochi.toml" <<EOF
 
 [pools.sharded]
@@ -177,107 +194,16 @@ cleanup() {
 trap cleanup EXIT
 
 # ---------------------------------------------------------------- idle-client probe
-cat >"$work/idle_clients.py" <<'PY'
-"""Open N idle PostgreSQL client connections (startup + cleartext/md5/SCRAM auth
-until ReadyForQuery), write a ready file, and hold them until killed."""
-import argparse, asyncio, base64, hashlib, hmac, os, resource, struct, sys
-
-def frame(tag, body):
-    return tag + struct.pack("!I", len(body) + 4) + body
-
-async def read_msg(r):
-    head = await r.readexactly(5)
-    return head[:1], await r.readexactly(struct.unpack("!I", head[1:])[0] - 4)
-
-salted_cache = {}
-
-def scram_final(password, state, server_first):
-    attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
-    if not attrs["r"].startswith(state["nonce"]):
-        raise RuntimeError("SCRAM: server nonce does not extend ours")
-    key = (attrs["s"], attrs["i"])
-    if key not in salted_cache:
-        salted_cache[key] = hashlib.pbkdf2_hmac(
-            "sha256", password.encode(), base64.b64decode(attrs["s"]), int(attrs["i"]))
-    client_key = hmac.new(salted_cache[key], b"Client Key", "sha256").digest()
-    stored = hashlib.sha256(client_key).digest()
-    without_proof = "c=biws,r=" + attrs["r"]
-    auth_msg = ",".join([state["first_bare"], server_first, without_proof]).encode()
-    sig = hmac.new(stored, auth_msg, "sha256").digest()
-    proof = bytes(a ^ b for a, b in zip(client_key, sig))
-    return (without_proof + ",p=" + base64.b64encode(proof).decode()).encode()
-
-async def connect(a):
-    r, w = await asyncio.open_connection(a.host, a.port)
-    params = b"".join(k.encode() + b"\0" + v.encode() + b"\0"
-                      for k, v in (("user", a.user), ("database", a.db))) + b"\0"
-    body = struct.pack("!I", 196608) + params
-    w.write(struct.pack("!I", len(body) + 4) + body)
-    state = {}
-    while True:
-        await w.drain()
-        tag, body = await read_msg(r)
-        if tag == b"E":
-            fields = dict((f[:1], f[1:]) for f in body.split(b"\0") if f)
-            raise RuntimeError(fields.get(b"M", b"?").decode())
-        if tag == b"Z":
-            return w
-        if tag != b"R":
-            continue
-        code = struct.unpack("!I", body[:4])[0]
-        if code == 3:
-            w.write(frame(b"p", a.password.encode() + b"\0"))
-        elif code == 5:
-            inner = hashlib.md5((a.password + a.user).encode()).hexdigest()
-            outer = "md5" + hashlib.md5(inner.encode() + body[4:8]).hexdigest()
-            w.write(frame(b"p", outer.encode() + b"\0"))
-        elif code == 10:
-            state["nonce"] = base64.b64encode(os.urandom(18)).decode()
-            state["first_bare"] = "n=,r=" + state["nonce"]
-            first = ("n,," + state["first_bare"]).encode()
-            w.write(frame(b"p", b"SCRAM-SHA-256\0" + struct.pack("!i", len(first)) + first))
-        elif code == 11:
-            w.write(frame(b"p", scram_final(a.password, state, body[4:].decode())))
-        elif code not in (0, 12):
-            raise RuntimeError(f"unsupported auth request {code}")
-
-async def main():
-    p = argparse.ArgumentParser()
-    for name in ("host", "user", "password", "db", "ready"):
-        p.add_argument("--" + name, required=True)
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--count", type=int, required=True)
-    p.add_argument("--concurrency", type=int, default=64)
-    a = p.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    gate = asyncio.Semaphore(a.concurrency)
-
-    async def one():
-        async with gate:
-            return await asyncio.wait_for(connect(a), 60)
-
-    results = await asyncio.gather(*(one() for _ in range(a.count)), return_exceptions=True)
-    errors = [e for e in results if isinstance(e, BaseException)]
-    if errors:
-        print(f"idle_clients: {len(errors)} of {a.count} connections failed; first: {errors[0]!r}",
-              file=sys.stderr)
-        sys.exit(1)
-    with open(a.ready, "w") as f:
-        f.write(str(a.count))
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-PY
+idle_py="$here/bench/idle_clients.py"
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# idle_probe NAME PORT PID -> prints "before after per_client" (KiB)
+# idle_probe NAME PORT PID N -> prints "before after per_client" (KiB)
 idle_probe() {
-    local name="$1" port="$2" pid="$3" before after i ready="$work/idle-$1.ready"
+    local name="$1" port="$2" pid="$3" idle_n="$4" before after i ready="$work/idle-$1.ready"
     rm -f "$ready"
     # Warm up: a few connections first so lazy start-up costs are not counted.
-    python3 "$work/idle_clients.py" --host 127.0.0.1 --port "$port" --user app --password secret \
+    python3 "$idle_py" --host 127.0.0.1 --port "$port" --user app --password secret \
         --db "$db" --count 10 --ready "$ready" >/dev/null 2>&1 &
     probe_pid=$!
     for ((i = 0; i < 120; i++)); do
@@ -288,7 +214,7 @@ idle_probe() {
     rm -f "$ready"
     sleep 2
     before="$(rss_kib "$pid")"
-    python3 "$work/idle_clients.py" --host 127.0.0.1 --port "$port" --user app --password secret \
+    python3 "$idle_py" --host 127.0.0.1 --port "$port" --user app --password secret \
         --db "$db" --count "$idle_n" --ready "$ready" 2>"$work/idle-$name.err" &
     probe_pid=$!
     for ((i = 0; i < 1200; i++)); do
@@ -312,35 +238,49 @@ idle_probe() {
 }
 
 # ---------------------------------------------------------------- memory (fresh processes)
-echo "bench: memory per idle client ($idle_n clients)"
-bouncer_start
-read -r b_before b_after b_per < <(idle_probe pgbouncer "$bouncer_port" "$(bouncer_pid)")
-r_before=n/a r_after=n/a r_per=n/a
-if [[ -n "$bin" ]]; then
-    router_up
-    read -r r_before r_after r_per < <(idle_probe router "$router_port" "$(cat "$work/router.pid")")
-fi
+mem_rows=()
+for n in "${idle_list[@]}"; do
+    echo "bench: memory per idle client ($n clients)" >&2
+    bouncer_start
+    read -r b_before b_after b_per < <(idle_probe pgbouncer "$bouncer_port" "$(bouncer_pid)" "$n")
+    r_before=n/a r_after=n/a r_per=n/a
+    if [[ -n "$bin" ]]; then
+        router_up
+        read -r r_before r_after r_per < <(idle_probe router "$router_port" "$(cat "$work/router.pid")" "$n")
+    fi
+    mem_rows+=("| $n | $b_before | $b_after | $b_per | $r_before | $r_after | $r_per |")
+done
 
 # ---------------------------------------------------------------- throughput (fresh processes)
 bouncer_start
 [[ -n "$bin" ]] && router_up
 
-# point NAME PORT CLIENTS [DB] -> "tps latency_ms"
+clk_tck="$(getconf CLK_TCK)"
+# cpu_ticks PID: the process's user + system time so far, in clock ticks (all threads).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo n/a; }
+
+# point NAME PORT CLIENTS MODE [DB] [PID] -> "tps latency_ms cpu_us_per_tx"
 point() {
-    local name="$1" port="$2" c="$3" target_db="${4:-$db}" out="$work/pgbench-$1-$3.log" jobs=2 tps="" lat=""
+    local name="$1" port="$2" c="$3" mode="$4" target_db="${5:-$db}" pid="${6:-}"
+    local out="$work/pgbench-$1-$4-$3.log" jobs=2 tps="" lat="" tx="" t0=n/a t1=n/a cpu=n/a
     ((c < 2)) && jobs=1
+    [[ -n "$pid" ]] && t0="$(cpu_ticks "$pid")"
     if PGPASSWORD=secret timeout $((secs + 120)) "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U app -n -S \
         -M "$mode" -c "$c" -j "$jobs" -T "$secs" "$target_db" >"$out" 2>&1; then
         tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$out")"
         lat="$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$out")"
+        tx="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")"
     fi
+    [[ -n "$pid" ]] && t1="$(cpu_ticks "$pid")"
     if [[ -n "${tps:-}" && -n "${lat:-}" ]] && grep -q '^number of failed transactions: 0 ' "$out" &&
-        ! grep -q '^number of transactions actually processed: 0\(/.*\)\{0,1\}$' "$out"; then
-        echo "$tps $lat"
+        [[ -n "$tx" && "$tx" != 0 ]]; then
+        [[ "$t0" != n/a && "$t1" != n/a ]] &&
+            cpu="$(awk -v a="$t0" -v b="$t1" -v hz="$clk_tck" -v n="$tx" 'BEGIN {printf "%.1f", (b - a) * 1e6 / hz / n}')"
+        echo "$tps $lat $cpu"
     else
-        echo "bench: pgbench against $name with $c clients failed (log $out)" >&2
+        echo "bench: pgbench against $name with $c clients ($mode) failed (log $out)" >&2
         tail -n 5 "$out" | sed 's/^/    /' >&2
-        echo "n/a n/a"
+        echo "n/a n/a n/a"
     fi
 }
 
@@ -350,13 +290,23 @@ ratio() { [[ "$1" == n/a || "$2" == n/a ]] && echo n/a || awk -v a="$1" -v b="$2
 fmt() { [[ "$1" == n/a ]] && echo n/a || awk -v v="$1" -v d="$2" 'BEGIN {printf "%.*f", d, v}'; }
 
 rows=()
-for c in "${clients_list[@]}"; do
-    echo "bench: $c client(s), ${secs}s per target" >&2
-    read -r d_tps d_lat < <(point direct "$pg_port_bench" "$c")
-    read -r b_tps b_lat < <(point pgbouncer "$bouncer_port" "$c")
-    r_tps=n/a r_lat=n/a
-    [[ -n "$bin" ]] && read -r r_tps r_lat < <(point router "$router_port" "$c")
-    rows+=("| $c | $(fmt "$d_tps" 0) | $(fmt "$d_lat" 3) | $(fmt "$b_tps" 0) | $(fmt "$b_lat" 3) | $(fmt "$r_tps" 0) | $(fmt "$r_lat" 3) | $(ratio "$r_tps" "$b_tps") | $(ratio "$r_tps" "$d_tps") |")
+check_ratio=n/a
+router_pid=""
+for mode in "${modes[@]}"; do
+    for c in "${clients_list[@]}"; do
+        echo "bench: $c client(s), -M $mode, ${secs}s per target" >&2
+        read -r d_tps _ _ < <(point direct "$pg_port_bench" "$c" "$mode")
+        # PgBouncer 1.18 keeps no prepared statements across transactions.
+        b_tps=n/a b_cpu=n/a
+        [[ "$mode" != prepared ]] && read -r b_tps _ b_cpu < <(point pgbouncer "$bouncer_port" "$c" "$mode" "$db" "$(bouncer_pid)")
+        r_tps=n/a r_cpu=n/a
+        if [[ -n "$bin" ]]; then
+            router_pid="$(cat "$work/router.pid")"
+            read -r r_tps _ r_cpu < <(point router "$router_port" "$c" "$mode" "$db" "$router_pid")
+        fi
+        [[ "$mode" == simple && "$c" == 16 ]] && check_ratio="$(ratio "$r_tps" "$b_tps")"
+        rows+=("| $mode | $c | $(fmt "$d_tps" 0) | $(fmt "$b_tps" 0) | $b_cpu | $(fmt "$r_tps" 0) | $r_cpu | $(ratio "$r_tps" "$b_tps") | $(ratio "$r_tps" "$d_tps") |")
+    done
 done
 
 # Sharded: the same pgbench -S through a 2-shard pool (keys routed by aid).
@@ -364,28 +314,31 @@ sharded_rows=()
 if [[ -n "$bin" ]]; then
     for c in ${BENCH_SHARDED_CLIENTS:-1 50}; do
         echo "bench: sharded, $c client(s)" >&2
-        read -r d_tps d_lat < <(point direct "$pg_port_bench" "$c")
-        read -r o_tps o_lat < <(point router-one-shard "$router_port" "$c")
-        read -r s_tps s_lat < <(point router-sharded "$router_port" "$c" sharded)
+        read -r d_tps _ _ < <(point direct "$pg_port_bench" "$c" simple)
+        read -r o_tps o_lat _ < <(point router-one-shard "$router_port" "$c" simple)
+        read -r s_tps s_lat _ < <(point router-sharded "$router_port" "$c" simple sharded)
         sharded_rows+=("| $c | $(fmt "$d_tps" 0) | $(fmt "$o_tps" 0) | $(fmt "$o_lat" 3) | $(fmt "$s_tps" 0) | $(fmt "$s_lat" 3) | $(ratio "$s_tps" "$o_tps") |")
     done
 fi
+router_rss="n/a"
+[[ -n "$router_pid" ]] && router_rss="$(rss_kib "$router_pid") KiB"
 
 {
-    echo "### pgbench -S (select-only), -M $mode, ${secs}s per point, scale $scale, pool size $pool_size, transaction mode"
+    echo "### pgbench -S (select-only), ${secs}s per point, scale $scale, pool size $pool_size, transaction mode"
     echo
-    echo "$(nproc) cores; $("$PG_BIN/postgres" --version); $(pgbouncer --version | head -n 1); router: ${bin:-not built}"
+    echo "$(nproc) cores; $("$PG_BIN/postgres" --version); $(pgbouncer --version | head -n 1); router: ${bin:-not built}${BENCH_ROUTER_GENERAL:+ ($BENCH_ROUTER_GENERAL)}"
     echo
-    echo "| clients | direct TPS | direct latency ms | PgBouncer TPS | PgBouncer latency ms | router TPS | router latency ms | router / PgBouncer | router / direct |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| mode | clients | direct TPS | PgBouncer TPS | PgBouncer µs CPU/tx | router TPS | router µs CPU/tx | router / PgBouncer | router / direct |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${rows[@]}"
     echo
-    echo "### Memory per idle client ($idle_n authenticated idle connections)"
+    echo "Router RSS after the throughput runs: $router_rss."
     echo
-    echo "| proxy | RSS before KiB | RSS after KiB | KiB per idle client |"
-    echo "|---|---:|---:|---:|"
-    echo "| PgBouncer | $b_before | $b_after | $b_per |"
-    echo "| Orochi Router | $r_before | $r_after | $r_per |"
+    echo "### Memory per idle client (authenticated idle connections, fresh processes)"
+    echo
+    echo "| idle clients | PgBouncer RSS before KiB | after KiB | PgBouncer KiB per client | router RSS before KiB | after KiB | router KiB per client |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${mem_rows[@]}"
     echo
     echo "### Sharded: pgbench -S with pgbench_accounts sharded by aid over 2 shards (zero failed transactions required)"
     echo
@@ -396,19 +349,34 @@ fi
 
 # ---------------------------------------------------------------- two-phase commit
 # Transfers between two accounts in one transaction (testing/bank/bank.py --bench):
-# both accounts on one shard (a plain commit) vs on two shards (two-phase commit), 4
-# shards of the test fleet, same router build, same run.
+# both accounts on one shard (a plain commit) vs on two shards (two-phase commit), 3
+# shards of the test fleet, 8 clients, same router build, same run.
 if [[ -n "$bin" ]]; then
     ensure_psycopg "$PG_RUN_DIR/drivers-venv" "$work" bench
-    shard_addrs="$(bash "$here/pg.sh" fleet-up | sed -n 's/^OROCHI_PG_SHARDS=//p')"
+    shard_addrs="$(bash "$here/pg.sh" fleet-up | sed -n 's/^OROCHI_PG_SHARDS=//p' | cut -d, -f1-3)"
     read -r bport badmin bmetrics < <(free_ports 3)
     mkdir -p "$work/bank"
     {
         echo
-        echo "### Transfers: single-shard vs cross-shard (two-phase commit), ${secs}s each, 16 clients, 4 shards"
+        echo "### Transfers: single-shard vs cross-shard (two-phase commit), ${secs}s each, 8 clients, 3 shards"
         echo
         OROCHI_PG_BINDIR="$PG_BIN" "$PG_RUN_DIR/drivers-venv/bin/python" "$here/bank/bank.py" --bench \
-            --router "$bin" --shards "$shard_addrs" --shard-names s0,s1,s2,s3 --pgsh "$here/pg.sh" \
-            --work "$work/bank" --ports "$bport,$badmin,$bmetrics" --duration "$secs" --clients 16
+            --router "$bin" --shards "$shard_addrs" --shard-names s0,s1,s2 --pgsh "$here/pg.sh" \
+            --work "$work/bank" --ports "$bport,$badmin,$bmetrics" --duration "$secs" --clients 8
     } | tee -a "$work/results.md"
+fi
+
+# ---------------------------------------------------------------- regression check
+# Nothing may get slower: the 16-client simple ratio against the recorded one.
+if [[ "${BENCH_NO_REGRESSION_CHECK:-0}" != 1 && "$check_ratio" != n/a ]]; then
+    # shellcheck source=testing/bench/baseline.env
+    source "$here/bench/baseline.env"
+    floor="$(awk -v r="$BASELINE_RATIO_16" -v n="$BASELINE_NOISE" 'BEGIN {printf "%.2f", r - n}')"
+    if awk -v m="$check_ratio" -v f="$floor" 'BEGIN {exit !(m < f)}'; then
+        echo "bench: REGRESSION: router / PgBouncer at 16 clients is $check_ratio, below $floor" \
+            "(recorded $BASELINE_RATIO_16 - noise $BASELINE_NOISE, testing/bench/baseline.env)" | tee -a "$work/results.md" >&2
+        exit 1
+    fi
+    echo "bench: regression check: router / PgBouncer at 16 clients $check_ratio >= $floor (recorded $BASELINE_RATIO_16 - noise $BASELINE_NOISE)" |
+        tee -a "$work/results.md"
 fi

@@ -184,11 +184,7 @@ pub fn main(cli: Cli) -> i32 {
                 }
             };
             init_logging(Some(&config));
-            let mut rt = tokio::runtime::Builder::new_multi_thread();
-            if config.general.worker_threads > 0 {
-                rt.worker_threads(config.general.worker_threads);
-            }
-            let rt = match rt.enable_all().build() {
+            let rt = match build_runtime(config.general.worker_threads) {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("cannot start the runtime: {e}");
@@ -205,6 +201,25 @@ pub fn main(cli: Cli) -> i32 {
             }
         }
     }
+}
+
+/// The router's runtime. `worker_threads = 1` is a current-thread runtime: every
+/// session, pool and timer on one thread, as PgBouncer runs, with no work stealing and
+/// no cross-thread wake-ups (a futex each). On a machine whose cores are shared with
+/// PostgreSQL and the clients that is the cheapest CPU per query (README, Benchmarks).
+/// Any other value is tokio's multi-thread runtime with that many workers, 0 = one per
+/// core (SPEC §2).
+fn build_runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if worker_threads == 1 {
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+    }
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if worker_threads > 0 {
+        rt.worker_threads(worker_threads);
+    }
+    rt.enable_all().build()
 }
 
 fn shard_for(

@@ -235,6 +235,7 @@ def main():
     if a.bench:
         print("| transfers | clients | TPS | mean latency ms |")
         print("|---|---:|---:|---:|")
+        tps = {}
         for mode in ("same", "cross"):
             stop = threading.Event()
             cs = [Client(i + 1 + (100 if mode == "cross" else 0), dsn, stop, shards_of, mode) for i in range(a.clients)]
@@ -247,8 +248,14 @@ def main():
             n = sum(len(c.committed) for c in cs)
             lat = [x for c in cs for x in c.latencies]
             label = "single-shard (one transaction)" if mode == "same" else "cross-shard (two-phase commit)"
-            print(f"| {label} | {a.clients} | {n / a.duration:.0f} | {1000 * sum(lat) / max(len(lat), 1):.2f} |", flush=True)
+            tps[mode] = n / a.duration
+            print(f"| {label} | {a.clients} | {tps[mode]:.0f} | {1000 * sum(lat) / max(len(lat), 1):.2f} |", flush=True)
         router.stop()
+        left = prepared(shards, db)
+        print(f"\ncross-shard / single-shard: {tps['cross'] / max(tps['same'], 1e-9):.2f}; "
+              f"prepared transactions left: {left}", flush=True)
+        if left:
+            sys.exit(1)
         return
     stop = threading.Event()
     clients = [Client(i + 1, dsn, stop, shards_of) for i in range(a.clients)]
