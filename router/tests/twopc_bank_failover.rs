@@ -80,7 +80,7 @@ async fn worker(
         let a = accounts[0][next(&mut rng) as usize % accounts[0].len()];
         let b = accounts[1][next(&mut rng) as usize % accounts[1].len()];
         let amount = (next(&mut rng) % 50 + 1) as i64;
-        let delta = if next(&mut rng) % 2 == 0 {
+        let delta = if next(&mut rng).is_multiple_of(2) {
             amount
         } else {
             -amount
