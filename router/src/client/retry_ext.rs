@@ -248,7 +248,9 @@ impl Session {
         self.tx_error = false;
         self.maybe_release().await;
         if let Err(e) = self.ensure_server(Some(old.shard), false).await {
-            return self.checkout_failed(e, true);
+            // The batch's Sync is consumed already: the error ends with ReadyForQuery,
+            // as for a simple query (no skipping of later messages).
+            return self.checkout_failed(e, false);
         }
         if let Some(begin) = &x.prelude {
             self.send_server(begin, None);
