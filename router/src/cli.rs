@@ -267,6 +267,11 @@ async fn setup(config: Config, admin: Option<(String, Option<String>)>) -> i32 {
             .collect();
         grantees.sort();
         grantees.dedup();
+        // The objects go on each shard's primary as the health checks see it now (after
+        // a failover that is not the first server listed).
+        for h in &user.health {
+            h.discover_once().await;
+        }
         match crate::twopc_setup::setup_pool_for(user, &grantees, admin.clone()).await {
             Ok(()) => {
                 println!(

@@ -15,6 +15,7 @@ pub mod params;
 pub mod pause_gate;
 pub mod relay;
 pub mod retry;
+pub mod retry_ext;
 pub mod session;
 pub mod session_ops;
 pub mod shard_identity;

@@ -35,6 +35,7 @@ impl Session {
     /// Handles one message from the server.
     pub(crate) fn on_server_frame(&mut self, f: Frame) -> Result<()> {
         tracing::trace!(client = self.id, tag = %(f.tag as char), expect = ?self.expect, "server message");
+        self.ext_retry_server(&f);
         if self.retry_intercept(&f)? {
             return Ok(());
         }

@@ -17,8 +17,8 @@
 //! statement, and outside those cases the client's transaction holds earlier work that
 //! cannot be moved, so the error is passed on. Not in session pooling mode (the
 //! session's state lives on its server), not with `SET orochi.role = 'replica'`, and at
-//! most once per statement. Extended-protocol batches are not retried: their earlier
-//! replies (ParseComplete, BindComplete) have reached the client already.
+//! most once per statement. Extended-protocol batches follow the same rule in
+//! `retry_ext`, which holds their acknowledgements back until the answer is known.
 
 use super::expect::{Expect, Term};
 use super::session::Session;
@@ -49,7 +49,11 @@ pub(crate) struct RetryState {
     /// A plain `BEGIN` in flight...
     begin_candidate: Option<Frame>,
     /// ...that succeeded and is all the open transaction has done.
-    begin_only: Option<Frame>,
+    pub(super) begin_only: Option<Frame>,
+    /// An extended-protocol batch that may be retried (`retry_ext`).
+    pub(super) ext: Option<super::retry_ext::ExtRetry>,
+    /// A refused batch is being replayed: it is not armed again.
+    pub(super) replaying: bool,
 }
 
 impl RetryState {
@@ -154,6 +158,7 @@ impl Session {
     /// Runs a retry whose refusal has fully arrived (at the top of the session loop,
     /// before any later client message is looked at).
     pub(crate) async fn run_retry(&mut self) -> Result<()> {
+        self.run_ext_retry().await?;
         if self
             .retry
             .pending

@@ -360,6 +360,7 @@ impl Session {
     }
 
     pub(crate) async fn flush_client(&mut self) -> Result<()> {
+        self.ext_retry_hold();
         if !self.out.is_empty() {
             let r = self.stream.write_all(&self.out).await;
             self.out.clear();
@@ -625,8 +626,9 @@ impl Session {
         }
     }
 
-    async fn on_client_frame(&mut self, f: Frame) -> Result<()> {
+    pub(crate) async fn on_client_frame(&mut self, f: Frame) -> Result<()> {
         tracing::trace!(client = self.id, tag = %(f.tag as char), server = self.server.is_some(), expect = ?self.expect, "client message");
+        self.ext_retry_client(&f);
         if self.router_skipping {
             if f.tag != b'S' {
                 return Ok(());

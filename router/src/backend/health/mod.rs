@@ -300,6 +300,15 @@ impl ShardHealth {
         let _ = tokio::time::timeout(limit, rx.wait_for(|&done| done > 0)).await;
     }
 
+    /// One round now, without a running checker (`orochi-router setup`, which serves
+    /// nothing and so has no checkers, must still find each shard's current primary).
+    /// Does nothing for a shard that is not health-checked (a single `primary`).
+    pub async fn discover_once(&self) {
+        if self.checked {
+            self.round().await;
+        }
+    }
+
     async fn round(&self) {
         let id = self.started.fetch_add(1, Ordering::SeqCst) + 1;
         let timeout = self.spec.settings.timeout;
