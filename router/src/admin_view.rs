@@ -362,6 +362,12 @@ impl AdminView for AppView {
             row("shutdown_timeout", ms(g.shutdown_timeout), "60000", true),
             row("worker_threads", g.worker_threads.to_string(), "0", false),
             row("log_level", g.log_level.clone(), "info", false),
+            row(
+                "otel_endpoint",
+                g.otel_endpoint.clone().unwrap_or_default(),
+                "",
+                false,
+            ),
             row("query_timeout", secs(b.query_timeout), "0", true),
             row(
                 "query_wait_timeout",

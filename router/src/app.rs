@@ -56,8 +56,8 @@ pub struct App {
     pub statements: StatementRegistry,
     pub cancel: Arc<CancelRegistry>,
     pub metrics: Arc<orochi_admin::Metrics>,
-    /// Span exporter, when `otel_endpoint` is set (started with the server).
-    pub otel: std::sync::OnceLock<crate::otel::Exporter>,
+    /// The tracer, when `otel_endpoint` is set (started with the server; `crate::otel`).
+    pub otel: std::sync::OnceLock<crate::otel::Tracing>,
     pub clients: Arc<ClientRegistry>,
     /// Two-phase commit coordinator state of this instance (gids, in-flight registry).
     pub twopc: Arc<orochi_twopc::TwoPc>,

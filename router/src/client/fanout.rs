@@ -249,7 +249,7 @@ impl Session {
             let (mut co, joins) = match held {
                 Some(i) => (self.parked.remove(i), false),
                 None => {
-                    let (mut co, _) = self.user.checkout(s, target, self.id).await?;
+                    let (mut co, _) = self.checkout_traced(s, target).await?;
                     self.apply_params(&mut co).await?;
                     (co, job.in_tx)
                 }
@@ -282,7 +282,16 @@ impl Session {
             .or_else(|| self.pending_begin.clone())
             .unwrap_or_else(|| "BEGIN".into());
         let mut streams = Vec::with_capacity(conns.len());
-        for (i, (_, mut co, joins)) in conns.into_iter().enumerate() {
+        // One span per shard under the client's transaction (ended when dropped).
+        let mut shard_spans = Vec::new();
+        for (i, (shard, mut co, joins)) in conns.into_iter().enumerate() {
+            shard_spans.extend(self.trace_child(
+                "shard",
+                vec![
+                    opentelemetry::KeyValue::new("orochi.shard", shard as i64),
+                    opentelemetry::KeyValue::new("server.address", co.pool.target.addr()),
+                ],
+            ));
             let sql = job
                 .sql
                 .get(i)
@@ -375,6 +384,12 @@ impl Session {
                 failed = true;
             }
         }
+        for span in shard_spans.iter_mut() {
+            if failed {
+                crate::otel::fail_span(span, "the statement failed");
+            }
+        }
+        drop(shard_spans);
         if job.in_tx {
             self.keep_in_transaction(&job, streams, failed).await;
             if let (false, Ok(Merged::Tag(tag))) = (failed, &r) {

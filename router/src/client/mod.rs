@@ -21,3 +21,4 @@ pub mod shard_identity;
 pub mod sharded;
 pub mod split_insert;
 pub mod startup;
+pub mod trace;
