@@ -62,6 +62,8 @@ pub(crate) fn default_general() -> General {
             key_file: None,
         },
         otel_endpoint: None,
+        log_queries: false,
+        log_parameters: false,
         instance_id: None,
         server_reset_query_always: false,
         client_login_timeout: Duration::from_secs(60),
@@ -177,6 +179,12 @@ pub(crate) fn parse_general(
     }
     crate::bounds::read_bounds(&mut sec, cx, &mut g);
     g.otel_endpoint = non_empty(sec.string(cx, "otel_endpoint"));
+    if let Some(v) = sec.bool(cx, "log_queries") {
+        g.log_queries = v;
+    }
+    if let Some(v) = sec.bool(cx, "log_parameters") {
+        g.log_parameters = v;
+    }
     g.instance_id = non_empty(sec.string(cx, "instance_id"));
     if let Some(id) = &g.instance_id {
         // It becomes part of PREPARE TRANSACTION gids: keep it an identifier.

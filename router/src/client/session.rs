@@ -103,6 +103,11 @@ pub struct Session {
     pub(crate) gateway: Option<Arc<crate::gateway::SessionIdentity>>,
     /// The span of the client's current transaction, when tracing (`trace.rs`).
     pub(crate) trace: Option<opentelemetry::Context>,
+    /// `log_queries`: statements awaiting their answer, rows of the last
+    /// CommandComplete, the last Bind's text and values (`statement_log.rs`).
+    pub(crate) qlog: VecDeque<crate::query_log::Pending>,
+    pub(crate) qlog_rows: Option<u64>,
+    pub(crate) qlog_bind: Option<(String, Option<String>)>,
 }
 
 pub(crate) fn ready(status: u8) -> Bytes {
@@ -179,6 +184,9 @@ impl Session {
             max_prepared: app.config().general.max_prepared_statements,
             gateway: None,
             trace: None,
+            qlog: VecDeque::new(),
+            qlog_rows: None,
+            qlog_bind: None,
             app,
         }
     }
@@ -735,8 +743,12 @@ impl Session {
         self.count_statement();
         self.arm_retry(&f, &sql);
         self.send_server(&f, None);
+        let started = std::time::Instant::now();
+        if self.app.query_log.enabled() {
+            self.log_sent(started, &sql, None);
+        }
         self.expect.push_back(Expect::Forward(Term::Ready {
-            started: Some(std::time::Instant::now()),
+            started: Some(started),
         }));
         Ok(())
     }
