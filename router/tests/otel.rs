@@ -310,3 +310,60 @@ async fn two_phase_commit_phases_are_spans() {
     }
     assert_eq!(named(&spans, "shard").len(), 2);
 }
+
+/// Router A (the real binary) dies right after its coordinator committed, leaving a
+/// prepared participant; router B's recovery sweeper commits it and reports a
+/// `2pc.sweep` trace with a `2pc.recover` span for that gid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeper_recoveries_are_spans() {
+    use common::procs::{connect_router, free_port, router_config, spawn_router};
+    let (port, got) = http_receiver().await;
+    let db = two_shard_db().await;
+    let dir = certs::scratch_dir("otel_sweep");
+    let port_a = free_port();
+    let config_a = router_config(&dir, &db, "a.toml", port_a);
+    let _b = Router::start_with(
+        &format!("otel_endpoint = \"http://127.0.0.1:{port}\""),
+        &pool_toml_two_shards(
+            &db,
+            "[sharding.two_phase_commit]\nenabled = true\ntimeout_seconds = 1\ncleanup_interval_seconds = 1",
+        ),
+    )
+    .await;
+    let mut a = spawn_router(&config_a, Some("after_coordinator_commit"));
+    let mut c = connect_router(port_a, &db).await;
+    let r = sqlx::raw_sql("UPDATE users SET name = 'marked' WHERE city = 'Paris'")
+        .execute(&mut c)
+        .await;
+    assert!(r.is_err(), "router A died mid-commit");
+    within(10, "router A exits", a.wait()).await.unwrap();
+    let (sweep, recover) = within(30, "the sweeper's recovery spans", async {
+        loop {
+            let all = got.all();
+            let found = all.iter().find_map(|r| {
+                if r.name != "2pc.recover"
+                    || attr(r, "orochi.decision").as_deref() != Some("commit")
+                {
+                    return None;
+                }
+                let s = all
+                    .iter()
+                    .find(|s| s.name == "2pc.sweep" && s.span_id == r.parent_span_id)?;
+                Some((s.clone(), r.clone()))
+            });
+            if let Some(f) = found {
+                return f;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(sweep.trace_id, recover.trace_id);
+    assert!(
+        sweep.parent_span_id.is_empty(),
+        "a sweep is a trace of its own"
+    );
+    assert_eq!(attr(&sweep, "db.namespace").as_deref(), Some(db.as_str()));
+    let gid = attr(&recover, "orochi.gid").unwrap();
+    assert!(gid.starts_with("orochi_") && gid.contains("_s"), "{gid}");
+}
