@@ -165,6 +165,10 @@ pub async fn serve(
     for p in app.registry.load().all_server_pools() {
         p.close_idle();
     }
+    // The last transactions' spans: sent now rather than lost with the process.
+    if let Some(t) = app.otel.get() {
+        t.flush(Duration::from_secs(2)).await;
+    }
     Ok(())
 }
 

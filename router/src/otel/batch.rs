@@ -7,7 +7,8 @@
 //! on the client's task) only does a `try_send` into a bounded queue; when the queue is
 //! full the span is dropped and counted, so a slow or dead collector never blocks or
 //! slows a client. One task drains the queue into batches of up to [`BATCH`] spans, at
-//! most [`INTERVAL`] apart, and awaits the exporter for each.
+//! most [`INTERVAL`] apart, and awaits the exporter for each. At shutdown, [`Flusher`]
+//! sends what is queued without waiting for the interval.
 
 use opentelemetry::Context;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -26,8 +27,17 @@ pub const INTERVAL: Duration = Duration::from_millis(500);
 /// One export request's deadline.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What the export task receives. Spans are queued unboxed, as the SDK's own queue
+/// does (the rare flush is what is small, not what is common).
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Span(SpanData),
+    /// Export what is queued now; answer when done.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
 pub struct Batcher {
-    tx: mpsc::Sender<SpanData>,
+    tx: mpsc::Sender<Msg>,
     /// Counts drops (`orochi_pgdog_otel_spans_dropped_total`).
     metrics: Arc<Metrics>,
 }
@@ -54,21 +64,55 @@ impl Batcher {
         tokio::spawn(export_loop(exporter, rx));
         Batcher { tx, metrics }
     }
+
+    /// A handle that flushes this batcher's queue (keep it before the batcher moves
+    /// into the tracer provider).
+    pub fn flusher(&self) -> Flusher {
+        Flusher(self.tx.clone())
+    }
 }
 
-async fn export_loop<E: SpanExporter>(exporter: E, mut rx: mpsc::Receiver<SpanData>) {
+/// Flushes the export queue (graceful shutdown).
+#[derive(Clone)]
+pub struct Flusher(mpsc::Sender<Msg>);
+
+impl Flusher {
+    /// Exports every span queued before the call; gives up after `limit`.
+    pub async fn flush(&self, limit: Duration) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let _ = tokio::time::timeout(limit, async {
+            if self.0.send(Msg::Flush(done)).await.is_ok() {
+                let _ = wait.await;
+            }
+        })
+        .await;
+    }
+}
+
+async fn export_loop<E: SpanExporter>(exporter: E, mut rx: mpsc::Receiver<Msg>) {
     let mut healthy = true;
     loop {
-        // Wait for a first span, then gather what else arrives within INTERVAL.
-        let Some(first) = rx.recv().await else {
-            return;
+        // Wait for a first span, then gather what else arrives within INTERVAL (or up
+        // to a flush request, answered once this batch is exported).
+        let mut flushed = None;
+        let first = match rx.recv().await {
+            None => return,
+            Some(Msg::Flush(done)) => {
+                let _ = done.send(());
+                continue;
+            }
+            Some(Msg::Span(s)) => s,
         };
         let mut batch = Vec::with_capacity(BATCH);
         batch.push(first);
         let deadline = tokio::time::Instant::now() + INTERVAL;
         while batch.len() < BATCH {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(s)) => batch.push(s),
+                Ok(Some(Msg::Span(s))) => batch.push(s),
+                Ok(Some(Msg::Flush(done))) => {
+                    flushed = Some(done);
+                    break;
+                }
                 Ok(None) | Err(_) => break,
             }
         }
@@ -95,6 +139,9 @@ async fn export_loop<E: SpanExporter>(exporter: E, mut rx: mpsc::Receiver<SpanDa
                 healthy = false;
             }
         }
+        if let Some(done) = flushed {
+            let _ = done.send(());
+        }
     }
 }
 
@@ -105,7 +152,7 @@ impl SpanProcessor for Batcher {
         if !span.span_context.is_sampled() {
             return;
         }
-        if self.tx.try_send(span).is_err() {
+        if self.tx.try_send(Msg::Span(span)).is_err() {
             self.metrics.otel_span_dropped();
         }
     }
@@ -144,6 +191,39 @@ mod tests {
             .find(|f| f.name() == "orochi_pgdog_otel_spans_dropped_total")
             .expect("the drop counter is registered");
         f.get_metric()[0].get_counter().get_value() as u64
+    }
+
+    /// An exporter that records what it was given.
+    #[derive(Debug, Default)]
+    struct Seen(Arc<AtomicUsize>);
+
+    impl SpanExporter for Seen {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.fetch_add(batch.len(), Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn flush_exports_what_is_queued_before_the_interval() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let batcher = Batcher::start(Seen(seen.clone()), Arc::new(Metrics::new().unwrap()));
+        let flusher = batcher.flusher();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(batcher)
+            .build();
+        let tracer = provider.tracer("test");
+        for _ in 0..3 {
+            tracer.start("s").end();
+        }
+        // The flush (queued behind the spans) cuts the batch short and waits for it.
+        let t0 = std::time::Instant::now();
+        flusher.flush(Duration::from_secs(5)).await;
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+        assert!(
+            t0.elapsed() < INTERVAL,
+            "sent without waiting for the interval"
+        );
     }
 
     #[tokio::test]

@@ -38,6 +38,7 @@ pub struct Tracing {
     tracer: SdkTracer,
     /// Kept so the processor lives as long as the tracer.
     _provider: SdkTracerProvider,
+    flusher: batch::Flusher,
     pub transport: Transport,
 }
 
@@ -66,15 +67,23 @@ impl Tracing {
             .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
             .build();
         opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
+        let batcher = batch::Batcher::start(exporter, metrics);
+        let flusher = batcher.flusher();
         let provider = SdkTracerProvider::builder()
             .with_resource(resource)
-            .with_span_processor(batch::Batcher::start(exporter, metrics))
+            .with_span_processor(batcher)
             .build();
         Ok(Tracing {
             tracer: provider.tracer("orochi-router"),
             _provider: provider,
+            flusher,
             transport,
         })
+    }
+
+    /// Sends the spans still queued (shutdown); gives up after `limit`.
+    pub async fn flush(&self, limit: Duration) {
+        self.flusher.flush(limit).await;
     }
 
     /// Starts a client transaction's span; `sql` (a Query's or Parse's text) may name
