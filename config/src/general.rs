@@ -179,6 +179,20 @@ pub(crate) fn parse_general(
     }
     crate::bounds::read_bounds(&mut sec, cx, &mut g);
     g.otel_endpoint = non_empty(sec.string(cx, "otel_endpoint"));
+    if let Some(e) = &g.otel_endpoint {
+        // The transport is chosen by scheme (the router's `otel::endpoint` has the rest of
+        // the rule); the exporter has no TLS, so only these two are usable.
+        let scheme = e.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("http" | "grpc")) {
+            cx.error(
+                sec.value_span("otel_endpoint"),
+                format!(
+                    "key \"otel_endpoint\" in {}: \"{e}\" must be http://host:port (OTLP/HTTP, protobuf; port 4317 means gRPC) or grpc://host:port (OTLP/gRPC); TLS to the collector is not supported",
+                    sec.name()
+                ),
+            );
+        }
+    }
     if let Some(v) = sec.bool(cx, "log_queries") {
         g.log_queries = v;
     }
