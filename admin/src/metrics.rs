@@ -54,6 +54,7 @@ pub struct Metrics {
     logins_refused_total: IntCounterVec,
     gateway_logins_total: IntCounterVec,
     twopc_sweeper_lock_unavailable_total: IntCounterVec,
+    otel_spans_dropped_total: IntCounter,
 }
 
 /// Why a client login was refused (the `reason` label of `logins_refused_total`).
@@ -248,8 +249,21 @@ impl Metrics {
                 "Recovery sweeps skipped because another session had held the sweeper's advisory lock for 3 or more sweeps in a row.",
                 &["pool"],
             )?,
+            otel_spans_dropped_total: {
+                let c = IntCounter::new(
+                    format!("{PREFIX}_otel_spans_dropped_total"),
+                    "Trace spans dropped because the OTLP export queue was full (the collector is slow or down); clients never wait for export.",
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
             registry,
         })
+    }
+
+    /// A finished span found the OTLP export queue full and was dropped.
+    pub fn otel_span_dropped(&self) {
+        self.otel_spans_dropped_total.inc();
     }
 
     /// A client login was refused; `reason` is one of [`LOGIN_REFUSALS`].

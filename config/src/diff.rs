@@ -75,6 +75,8 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         client_tls_sslmode,
         server_tls,
         otel_endpoint,
+        log_queries,
+        log_parameters,
         instance_id,
         server_reset_query_always,
         client_login_timeout,

@@ -62,6 +62,8 @@ pub(crate) fn default_general() -> General {
             key_file: None,
         },
         otel_endpoint: None,
+        log_queries: false,
+        log_parameters: false,
         instance_id: None,
         server_reset_query_always: false,
         client_login_timeout: Duration::from_secs(60),
@@ -177,6 +179,26 @@ pub(crate) fn parse_general(
     }
     crate::bounds::read_bounds(&mut sec, cx, &mut g.bounds, &mut g.connect_timeout);
     g.otel_endpoint = non_empty(sec.string(cx, "otel_endpoint"));
+    if let Some(e) = &g.otel_endpoint {
+        // The transport is chosen by scheme (the router's `otel::endpoint` has the rest of
+        // the rule); the exporter has no TLS, so only these two are usable.
+        let scheme = e.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("http" | "grpc")) {
+            cx.error(
+                sec.value_span("otel_endpoint"),
+                format!(
+                    "key \"otel_endpoint\" in {}: \"{e}\" must be http://host:port (OTLP/HTTP, protobuf; port 4317 means gRPC) or grpc://host:port (OTLP/gRPC); TLS to the collector is not supported",
+                    sec.name()
+                ),
+            );
+        }
+    }
+    if let Some(v) = sec.bool(cx, "log_queries") {
+        g.log_queries = v;
+    }
+    if let Some(v) = sec.bool(cx, "log_parameters") {
+        g.log_parameters = v;
+    }
     g.instance_id = non_empty(sec.string(cx, "instance_id"));
     if let Some(id) = &g.instance_id {
         // It becomes part of PREPARE TRANSACTION gids: keep it an identifier.

@@ -56,7 +56,13 @@ pub struct General {
     pub client_tls_sslmode: ClientTlsMode,
     /// TLS towards PostgreSQL: the default mode (pools may override it) and the files.
     pub server_tls: ServerTls,
+    /// OTLP collector for traces: `http://host:4318` (HTTP/protobuf) or `grpc://host:4317`
+    /// / any `:4317` (gRPC); `None` = no tracing. Applied at start.
     pub otel_endpoint: Option<String>,
+    /// One debug line per statement (pool, user, shards, duration, rows, text); reloadable.
+    pub log_queries: bool,
+    /// With `log_queries`: Bind parameter values too (default false: they may be personal data).
+    pub log_parameters: bool,
     /// Identifies this router instance in 2PC transaction names; `None` = random at start.
     pub instance_id: Option<String>,
     /// PgBouncer's `server_reset_query_always`: in transaction and statement mode every

@@ -50,3 +50,33 @@ fn pools_users_servers_and_listeners() {
     assert_eq!(back.pools_removed, vec!["other".to_string()]);
     assert_eq!(back.pools_changed[0].users_removed, vec!["new".to_string()]);
 }
+
+#[test]
+fn query_log_keys_parse_and_reload_without_restart() {
+    let off = cfg(MINIMAL);
+    assert!(!off.general.log_queries && !off.general.log_parameters);
+    let on = cfg(&format!(
+        "[general]\nlog_queries = true\nlog_parameters = true\n{MINIMAL}"
+    ));
+    assert!(on.general.log_queries && on.general.log_parameters);
+    let d = diff(&off, &on);
+    assert_eq!(d.general_changed, vec!["log_queries", "log_parameters"]);
+    assert!(d.restart_required.is_empty(), "{d}");
+    // The OTLP endpoint is read at start: changing it waits for a restart.
+    let traced = cfg(&format!(
+        "[general]\notel_endpoint = \"grpc://collector:4317\"\n{MINIMAL}"
+    ));
+    assert_eq!(
+        traced.general.otel_endpoint.as_deref(),
+        Some("grpc://collector:4317")
+    );
+    assert_eq!(diff(&off, &traced).restart_required, vec!["otel_endpoint"]);
+}
+
+#[test]
+fn query_log_keys_must_be_booleans() {
+    let e = common::errors(&format!("[general]\nlog_queries = \"yes\"\n{MINIMAL}"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].2.contains("log_queries"), "{e:?}");
+    assert_eq!(e[0].0, 2);
+}

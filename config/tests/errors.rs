@@ -436,3 +436,24 @@ fn two_phase_commit_keys_are_checked() {
     assert_eq!((errs[1].0, errs[1].1), (14, 15));
     assert!(errs[1].2.contains("expected a boolean"));
 }
+
+#[test]
+fn otel_endpoint_must_be_http_or_grpc() {
+    let text = format!("[general]\notel_endpoint = \"https://collector:4318\"\n{MINIMAL}");
+    assert_one_error(
+        &text,
+        2,
+        17,
+        &["otel_endpoint", "https://collector:4318", "grpc://", "TLS"],
+    );
+    let text = format!("[general]\notel_endpoint = \"collector:4318\"\n{MINIMAL}");
+    assert_one_error(&text, 2, 17, &["otel_endpoint", "http://host:port"]);
+    for ok in [
+        "http://collector:4318",
+        "grpc://collector:4317",
+        "HTTP://c:4317",
+    ] {
+        let text = format!("[general]\notel_endpoint = \"{ok}\"\n{MINIMAL}");
+        assert!(common::parse(&text).is_ok(), "{ok}");
+    }
+}

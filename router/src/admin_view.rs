@@ -362,6 +362,19 @@ impl AdminView for AppView {
             row("shutdown_timeout", ms(g.shutdown_timeout), "60000", true),
             row("worker_threads", g.worker_threads.to_string(), "0", false),
             row("log_level", g.log_level.clone(), "info", false),
+            row("log_queries", g.log_queries.to_string(), "false", true),
+            row(
+                "log_parameters",
+                g.log_parameters.to_string(),
+                "false",
+                true,
+            ),
+            row(
+                "otel_endpoint",
+                g.otel_endpoint.clone().unwrap_or_default(),
+                "",
+                false,
+            ),
             row("query_timeout", secs(b.query_timeout), "0", true),
             row(
                 "query_wait_timeout",

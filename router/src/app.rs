@@ -56,8 +56,10 @@ pub struct App {
     pub statements: StatementRegistry,
     pub cancel: Arc<CancelRegistry>,
     pub metrics: Arc<orochi_admin::Metrics>,
-    /// Span exporter, when `otel_endpoint` is set (started with the server).
-    pub otel: std::sync::OnceLock<crate::otel::Exporter>,
+    /// The tracer, when `otel_endpoint` is set (started with the server; `crate::otel`).
+    pub otel: std::sync::OnceLock<crate::otel::Tracing>,
+    /// `log_queries` / `log_parameters`, checked before any per-statement log work.
+    pub query_log: crate::query_log::QueryLog,
     pub clients: Arc<ClientRegistry>,
     /// Two-phase commit coordinator state of this instance (gids, in-flight registry).
     pub twopc: Arc<orochi_twopc::TwoPc>,
@@ -99,7 +101,9 @@ impl App {
             orochi_tls::TlsHub::new(&config.general)
                 .unwrap_or_else(|_| orochi_tls::TlsHub::disabled()),
         );
+        let query_log = crate::query_log::QueryLog::new(&config.general);
         Arc::new(App {
+            query_log,
             // Keys are read by `Listeners::bind` (a file that cannot be used stops the
             // start) and on every reload.
             gateway: crate::gateway::Gateway::new(),
@@ -180,6 +184,7 @@ impl App {
         if self.admin_creds.update(&new.general) {
             tracing::info!("admin console credentials replaced: new logins use the new ones");
         }
+        self.query_log.configure(&new.general);
         let next = Registry::build(Arc::new(new), Some(&old), &self.metrics, &self.tls);
         self.registry.store(Arc::new(next));
         Ok(diff)

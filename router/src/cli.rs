@@ -91,7 +91,9 @@ fn init_logging(config: Option<&Config>) {
     let level = config
         .map(|c| c.general.log_level.clone())
         .unwrap_or_else(|| "info".into());
-    let filter = EnvFilter::try_new(format!("{level},pg_query=warn"))
+    // `orochi::query` (the `log_queries` lines) passes whatever the level: those lines
+    // exist only when `log_queries` is on, and turning it on is asking for them.
+    let filter = EnvFilter::try_new(format!("{level},pg_query=warn,orochi::query=debug"))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = config.is_some_and(|c| c.general.log_format == orochi_config::LogFormat::Json);
     use std::io::IsTerminal;

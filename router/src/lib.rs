@@ -20,6 +20,7 @@ pub mod fanout;
 pub mod gateway;
 pub mod listener;
 pub mod otel;
+pub mod query_log;
 pub mod reshard_map;
 pub mod server;
 pub mod shard_for;

@@ -109,10 +109,10 @@ pub async fn serve(
     tokio::spawn(maintenance(app.clone()));
     crate::twopc::spawn_sweepers(&app);
     if let Some(endpoint) = app.config().general.otel_endpoint.clone() {
-        match crate::otel::Exporter::start(&endpoint) {
-            Ok(e) => {
-                tracing::info!(%endpoint, "exporting transaction spans (OTLP/HTTP)");
-                let _ = app.otel.set(e);
+        match crate::otel::Tracing::start(&endpoint, app.metrics.clone()) {
+            Ok(t) => {
+                tracing::info!(%endpoint, transport = ?t.transport, "exporting trace spans (OTLP)");
+                let _ = app.otel.set(t);
             }
             Err(e) => tracing::error!("{e}"),
         }
@@ -164,6 +164,10 @@ pub async fn serve(
     .await;
     for p in app.registry.load().all_server_pools() {
         p.close_idle();
+    }
+    // The last transactions' spans: sent now rather than lost with the process.
+    if let Some(t) = app.otel.get() {
+        t.flush(Duration::from_secs(2)).await;
     }
     Ok(())
 }

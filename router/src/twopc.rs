@@ -151,6 +151,49 @@ impl ShardAccess for PoolShards {
     }
 }
 
+/// A sweep that resolved prepared transactions: a `2pc.sweep` span (a trace of its
+/// own) with one `2pc.recover` child per participant gid committed or rolled back.
+fn trace_recoveries(
+    t: &crate::otel::Tracing,
+    pool: &str,
+    started: std::time::SystemTime,
+    report: &orochi_twopc::SweepReport,
+) {
+    use opentelemetry::trace::TraceContextExt;
+    use opentelemetry::KeyValue;
+    if report.committed.is_empty() && report.rolled_back.is_empty() && report.in_doubt.is_empty() {
+        return;
+    }
+    let sweep = t.past(
+        &opentelemetry::Context::new(),
+        "2pc.sweep",
+        started,
+        vec![KeyValue::new("db.namespace", pool.to_string())],
+    );
+    let cx = opentelemetry::Context::new().with_span(sweep);
+    let outcomes = report
+        .committed
+        .iter()
+        .map(|g| (g, "commit"))
+        .chain(report.rolled_back.iter().map(|g| (g, "abort")))
+        .chain(report.in_doubt.iter().map(|g| (g, "in_doubt")));
+    for (gid, decision) in outcomes {
+        let mut span = t.past(
+            &cx,
+            "2pc.recover",
+            started,
+            vec![
+                KeyValue::new("orochi.gid", gid.clone()),
+                KeyValue::new("orochi.decision", decision),
+            ],
+        );
+        if decision == "in_doubt" {
+            crate::otel::fail_span(&mut span, "not resolved by this sweep");
+        }
+    }
+    cx.span().end();
+}
+
 /// One sweeper per sharded pool with two-phase commit enabled, for the life of the
 /// process (a reload that changes pools takes effect at the next restart).
 pub fn spawn_sweepers(app: &Arc<App>) {
@@ -180,7 +223,11 @@ pub fn spawn_sweepers(app: &Arc<App>) {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {
+                        let started = std::time::SystemTime::now();
                         let report = app2.twopc.sweep(&pool, &access).await;
+                        if let Some(t) = app2.otel.get() {
+                            trace_recoveries(t, &pool, started, &report);
+                        }
                         for _ in &report.committed {
                             app2.metrics.twopc_recovered(&pool, true);
                         }

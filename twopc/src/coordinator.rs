@@ -28,7 +28,7 @@ use crate::error::TwoPcError;
 use crate::faults::FaultPoint;
 use crate::outcome::{CommitOutcome, Resolution};
 use crate::participant::{run_step, Participant, StepError};
-use crate::phase::Phase;
+use crate::phase::{NoObserver, Phase, PhaseObserver};
 use crate::registry::Tracked;
 use crate::slot::{Role, Slot, TxnState};
 use crate::sql;
@@ -98,6 +98,18 @@ impl TwoPc {
         written: &mut [P],
         read_only: &mut [P],
     ) -> CommitOutcome {
+        self.commit_observed(pool, written, read_only, &mut NoObserver)
+            .await
+    }
+
+    /// [`TwoPc::commit`], telling `observer` of each phase a two-phase commit enters.
+    pub async fn commit_observed<P: Participant>(
+        &self,
+        pool: &str,
+        written: &mut [P],
+        read_only: &mut [P],
+        observer: &mut dyn PhaseObserver,
+    ) -> CommitOutcome {
         let timeout = self.timeout();
         let n_written = written.len();
         let mut slots: Vec<Slot<'_, P>> = written
@@ -116,7 +128,9 @@ impl TwoPc {
                 0 => (commit_read_only(&mut slots, timeout).await, None),
                 1 => (commit_single(&mut slots, timeout).await, None),
                 _ => {
-                    let (r, gid) = self.commit_two_phase(pool, &mut slots, timeout).await;
+                    let (r, gid) = self
+                        .commit_two_phase(pool, &mut slots, timeout, observer)
+                        .await;
                     (r, Some(gid))
                 }
             }
@@ -136,6 +150,7 @@ impl TwoPc {
         pool: &str,
         slots: &mut [Slot<'_, P>],
         timeout: Duration,
+        observer: &mut dyn PhaseObserver,
     ) -> (Resolution, String) {
         // The coordinator is the lowest-numbered written shard.
         let Some(ci) = slots
@@ -169,6 +184,7 @@ impl TwoPc {
             twopc: self,
             base: base_s.clone(),
             pool,
+            observer,
         };
         let r = txn.run(slots, ci, timeout).await;
         (r, base_s)
@@ -181,12 +197,14 @@ struct Txn<'t> {
     twopc: &'t TwoPc,
     base: String,
     pool: &'t str,
+    observer: &'t mut dyn PhaseObserver,
 }
 
 impl Txn<'_> {
     fn enter(&mut self, phase: Phase) {
         tracing::debug!(pool = self.pool, gid = %self.base, "two-phase commit: {} -> {phase}", self.tracked.phase());
         self.tracked.set_phase(phase);
+        self.observer.enter(phase, &self.base);
     }
 
     fn hit(&self, point: FaultPoint) {

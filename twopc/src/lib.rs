@@ -37,7 +37,7 @@ pub use faults::{FaultPoint, Faults, FAULT_ENV};
 pub use gid::{random_instance_id, GidBase, GidGenerator};
 pub use outcome::{CommitOutcome, ConnState, Fate, Resolution};
 pub use participant::{BoxFuture, Participant};
-pub use phase::Phase;
+pub use phase::{NoObserver, Phase, PhaseObserver};
 pub use registry::{Registry, TxnInfo};
 pub use setup::SETUP_SQL;
 pub use sql::SWEEP_LOCK_KEY;

@@ -60,6 +60,20 @@ impl Phase {
     }
 }
 
+/// Told of every phase a two-phase transaction enters, as it enters it (the router
+/// turns them into trace spans). Called on the committing task; must not block.
+pub trait PhaseObserver: Send {
+    /// `gid` is the transaction's base gid (its decision row's key).
+    fn enter(&mut self, phase: Phase, gid: &str);
+}
+
+/// The observer of a commit nobody watches.
+pub struct NoObserver;
+
+impl PhaseObserver for NoObserver {
+    fn enter(&mut self, _phase: Phase, _gid: &str) {}
+}
+
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -22,6 +22,8 @@ const QUICK_DRAIN: Duration = Duration::from_millis(500);
 impl Session {
     /// Brings a server back to idle after its client left mid-way, or closes it.
     pub(crate) async fn client_gone(&mut self) {
+        let open = self.server.is_some() && (!self.expect.is_empty() || self.tx_status != b'I');
+        self.trace_end(open.then_some("the client left mid-transaction"));
         self.user.client_left(self.id);
         for mut co in std::mem::take(&mut self.parked) {
             // Other shards of an unfinished multi-shard transaction: roll them back.
@@ -36,7 +38,6 @@ impl Session {
         };
         self.cancel.slot.set(None);
         self.client.info.set_link(None);
-        self.trace_transaction(&co, !self.expect.is_empty() || self.tx_status != b'I');
         let clean = self.expect.is_empty()
             && !self.unsynced
             && !self.copy_in

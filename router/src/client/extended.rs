@@ -115,11 +115,19 @@ impl Session {
                     );
                 }
             }
-            FrontendMessage::Bind { ref statement, .. } => {
+            FrontendMessage::Bind {
+                ref statement,
+                ref params,
+                ref param_formats,
+                ..
+            } => {
                 let Some(server_name) = self.resolve_statement(statement) else {
                     return Ok(());
                 };
                 let stmt = self.statement_for(statement);
+                if let (Some(s), true) = (&stmt, self.app.query_log.enabled()) {
+                    self.log_bind(s, params, param_formats);
+                }
                 if let Some(stmt) = stmt {
                     if let Some(e) = self.refuse_listen(&stmt.analysis) {
                         self.router_error(e, true);
@@ -150,12 +158,11 @@ impl Session {
             }
             FrontendMessage::Execute { .. } => {
                 self.count_statement();
-                self.send_server(
-                    &f,
-                    Some(Expect::Forward(Term::Execute {
-                        started: std::time::Instant::now(),
-                    })),
-                )
+                let started = std::time::Instant::now();
+                if self.app.query_log.enabled() {
+                    self.log_execute(started);
+                }
+                self.send_server(&f, Some(Expect::Forward(Term::Execute { started })))
             }
             FrontendMessage::Close { .. } => {
                 self.send_server(&f, Some(Expect::Forward(Term::Close)))

@@ -27,6 +27,8 @@ pub struct Extended {
     pub describe: bool,
 }
 
+pub use super::tags::sum_tags;
+
 pub struct Job {
     pub shards: Vec<usize>,
     /// SQL per shard (same text for all unless a multi-row INSERT was split).
@@ -244,7 +246,7 @@ impl Session {
             let (mut co, joins) = match held {
                 Some(i) => (self.parked.remove(i), false),
                 None => {
-                    let (mut co, _) = self.user.checkout(s, target, self.id).await?;
+                    let (mut co, _) = self.checkout_traced(s, target).await?;
                     self.apply_params(&mut co).await?;
                     (co, job.in_tx)
                 }
@@ -265,6 +267,7 @@ impl Session {
             return self.run_copy_in(job, spec).await;
         }
         let extended = job.extended.is_some();
+        let log_started = self.app.query_log.enabled().then(std::time::Instant::now);
         self.app.metrics.cross_shard_query(&self.user.pool_name);
         self.tx_poisoned |= job.in_tx;
         let conns = match self.fanout_checkouts(&job).await {
@@ -277,7 +280,16 @@ impl Session {
             .or_else(|| self.pending_begin.clone())
             .unwrap_or_else(|| "BEGIN".into());
         let mut streams = Vec::with_capacity(conns.len());
-        for (i, (_, mut co, joins)) in conns.into_iter().enumerate() {
+        // One span per shard under the client's transaction (ended when dropped).
+        let mut shard_spans = Vec::new();
+        for (i, (shard, mut co, joins)) in conns.into_iter().enumerate() {
+            shard_spans.extend(self.trace_child(
+                "shard",
+                vec![
+                    opentelemetry::KeyValue::new("orochi.shard", shard as i64),
+                    opentelemetry::KeyValue::new("server.address", co.pool.target.addr()),
+                ],
+            ));
             let sql = job
                 .sql
                 .get(i)
@@ -370,6 +382,12 @@ impl Session {
                 failed = true;
             }
         }
+        for span in shard_spans.iter_mut() {
+            if failed {
+                crate::otel::fail_span(span, "the statement failed");
+            }
+        }
+        drop(shard_spans);
         if job.in_tx {
             self.keep_in_transaction(&job, streams, failed).await;
             if let (false, Ok(Merged::Tag(tag))) = (failed, &r) {
@@ -383,6 +401,13 @@ impl Session {
                 self.emit(tag);
             }
             Stream::release_all(streams);
+        }
+        if let Some(t) = log_started {
+            let tag = match (&r, failed) {
+                (Ok(Merged::Tag(tag)), false) => Some(&tag[..]),
+                _ => None,
+            };
+            self.log_fanout(&job, t, tag);
         }
         match r {
             Err(e) => self.fanout_failed(e, extended),
@@ -736,37 +761,5 @@ impl Session {
         Ok(Merged::Tag(super::session::message(
             BackendMessage::CommandComplete(tag),
         )))
-    }
-}
-
-/// `UPDATE 3` + `UPDATE 4` = `UPDATE 7`; `INSERT 0 2` + `INSERT 0 1` = `INSERT 0 3`.
-pub fn sum_tags(tags: &[String]) -> String {
-    let Some(first) = tags.first() else {
-        return String::new();
-    };
-    let Some((prefix, _)) = first.rsplit_once(' ') else {
-        return first.clone();
-    };
-    let mut total: u64 = 0;
-    for t in tags {
-        match t.rsplit_once(' ') {
-            Some((p, n)) if p == prefix => match n.parse::<u64>() {
-                Ok(n) => total += n,
-                Err(_) => return first.clone(),
-            },
-            _ => return first.clone(),
-        }
-    }
-    format!("{prefix} {total}")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn tags_add_up() {
-        let t = |v: &[&str]| super::sum_tags(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(t(&["UPDATE 3", "UPDATE 4"]), "UPDATE 7");
-        assert_eq!(t(&["INSERT 0 2", "INSERT 0 1"]), "INSERT 0 3");
-        assert_eq!(t(&["CREATE TABLE", "CREATE TABLE"]), "CREATE TABLE");
     }
 }

@@ -94,7 +94,14 @@ impl Session {
                     conn: s.co.conn(),
                 })
                 .collect();
-            let outcome = self.app.twopc.commit(&pool, &mut parts, &mut []).await;
+            let outcome = super::trace::twopc_commit(
+                &self.app,
+                self.trace.as_ref(),
+                &pool,
+                &mut parts,
+                &mut [],
+            )
+            .await;
             drop(parts);
             for (s, fate) in streams.iter_mut().zip(&outcome.written) {
                 if fate.connection == orochi_twopc::ConnState::Broken {

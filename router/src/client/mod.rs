@@ -22,3 +22,6 @@ pub mod shard_identity;
 pub mod sharded;
 pub mod split_insert;
 pub mod startup;
+pub mod statement_log;
+pub mod tags;
+pub mod trace;

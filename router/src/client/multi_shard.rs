@@ -94,7 +94,14 @@ impl Session {
                         }
                     })
                     .partition(|p| wrote.contains(&p.shard));
-                let outcome = self.app.twopc.commit(&pool, &mut w, &mut r).await;
+                let outcome = super::trace::twopc_commit(
+                    &self.app,
+                    self.trace.as_ref(),
+                    &pool,
+                    &mut w,
+                    &mut r,
+                )
+                .await;
                 let broken: Vec<usize> = outcome
                     .written
                     .iter()

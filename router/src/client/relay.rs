@@ -87,6 +87,9 @@ impl Session {
                 }
             }
             b'C' => {
+                if !self.qlog.is_empty() {
+                    self.qlog_rows = crate::query_log::rows_of_tag(&f.body);
+                }
                 self.last_tag_rollback = f.body.starts_with(b"ROLLBACK") || self.last_tag_rollback;
                 self.copy_in = false;
             }
@@ -104,6 +107,9 @@ impl Session {
             };
             if let (Some(t), Some(co)) = (started, self.server.as_ref()) {
                 co.pool.metrics.observe(t.elapsed());
+            }
+            if let (Some(t), false) = (started, self.qlog.is_empty()) {
+                self.log_answered(t);
             }
         }
         if terminal {

@@ -101,6 +101,13 @@ pub struct Session {
     pub(crate) max_prepared: usize,
     /// A JWT gateway session: the token's identity (role, claims, tenant pin).
     pub(crate) gateway: Option<Arc<crate::gateway::SessionIdentity>>,
+    /// The span of the client's current transaction, when tracing (`trace.rs`).
+    pub(crate) trace: Option<opentelemetry::Context>,
+    /// `log_queries`: statements awaiting their answer, rows of the last
+    /// CommandComplete, the last Bind's text and values (`statement_log.rs`).
+    pub(crate) qlog: VecDeque<crate::query_log::Pending>,
+    pub(crate) qlog_rows: Option<u64>,
+    pub(crate) qlog_bind: Option<(String, Option<String>)>,
 }
 
 pub(crate) fn ready(status: u8) -> Bytes {
@@ -176,6 +183,10 @@ impl Session {
             deadlines: super::deadline::Deadlines::new(&app.config().general.bounds),
             max_prepared: app.config().general.max_prepared_statements,
             gateway: None,
+            trace: None,
+            qlog: VecDeque::new(),
+            qlog_rows: None,
+            qlog_bind: None,
             app,
         }
     }
@@ -280,15 +291,17 @@ impl Session {
                     return Ok(());
                 }
                 Box::pin(self.pause_gate(false)).await?;
+                self.trace_begin(&frame);
                 // Boxed: the statement paths (fan-outs, gathers, two-phase commit) are
                 // deep futures; inline, every idle client's task would carry their
-                // largest state (issue 16; `listener::tests::a_client_task_is_small`).
+                // largest state (issue 16; `listener::tests::a_session_task_is_small`).
                 Box::pin(self.on_client_frame(frame)).await?;
             }
             self.flush_server().await?;
             self.flush_client().await?;
             Box::pin(self.maybe_release()).await;
             self.flush_client().await?;
+            self.trace_end_if_idle();
             if self.server.is_none() && self.app.draining() {
                 return Err(RouterError::ShuttingDown);
             }
@@ -487,8 +500,7 @@ impl Session {
         let target = self.target_for(read);
         self.client.info.set_state(ClientState::Waiting);
         let co = self
-            .user
-            .checkout(shard, target, self.id)
+            .checkout_traced(shard, target)
             .await
             .map(|(co, waited)| {
                 if waited > std::time::Duration::from_micros(100) {
@@ -587,31 +599,12 @@ impl Session {
         // takes it (affinity keeps this client's temp tables and locks).
         self.cancel.slot.set(None);
         if let Some(co) = self.server.take() {
-            self.trace_transaction(&co, false);
             co.release();
         }
         self.tx_begin = None;
         self.wrote.clear();
         self.client.info.set_state(ClientState::Idle);
         self.client.info.set_link(None);
-    }
-
-    /// Exports the span of a finished checkout (a transaction in transaction mode).
-    pub(crate) fn trace_transaction(&self, co: &Checkout, failed: bool) {
-        if let Some(otel) = self.app.otel.get() {
-            let elapsed = co.since().elapsed();
-            let end = std::time::SystemTime::now();
-            otel.record(crate::otel::TxSpan {
-                start: end.checked_sub(elapsed).unwrap_or(end),
-                end,
-                pool: co.pool.pool_name.clone(),
-                user: co.pool.user_name.clone(),
-                shard: co.pool.shard,
-                server: co.pool.target.addr(),
-                client_id: self.id,
-                failed,
-            });
-        }
     }
 
     /// A router-side error: for a simple query, error and ReadyForQuery; in the extended
@@ -748,8 +741,12 @@ impl Session {
         self.count_statement();
         self.arm_retry(&f, &sql);
         self.send_server(&f, None);
+        let started = std::time::Instant::now();
+        if self.app.query_log.enabled() {
+            self.log_sent(started, &sql, None);
+        }
         self.expect.push_back(Expect::Forward(Term::Ready {
-            started: Some(std::time::Instant::now()),
+            started: Some(started),
         }));
         Ok(())
     }

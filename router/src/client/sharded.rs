@@ -601,7 +601,7 @@ impl Session {
         };
         let shard = (self.id as usize) % schema.shards;
         let target = self.target_for_read();
-        let mut co = match self.user.checkout(shard, target, self.id).await {
+        let mut co = match self.checkout_traced(shard, target).await {
             Ok((co, _)) => co,
             Err(e) => return self.checkout_failed(e, true),
         };

@@ -1,0 +1,143 @@
+//! The session's side of tracing (`crate::otel`): when a client transaction's span
+//! starts and ends, the pool-checkout and per-shard spans under it, and two-phase
+//! commits observed phase by phase. Every entry point first reads `app.otel`, a
+//! `OnceLock` that stays empty without `otel_endpoint`: that read is all tracing costs
+//! when it is off.
+
+use super::session::Session;
+use crate::app::App;
+use crate::backend::registry::Target;
+use crate::backend::Checkout;
+use crate::error::Result;
+use opentelemetry::trace::{Span as _, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
+use orochi_wire::Frame;
+use std::time::Duration;
+
+/// The first NUL-terminated string of `b`, and what follows it.
+fn cstr(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = b.iter().position(|&c| c == 0)?;
+    Some((&b[..end], &b[end + 1..]))
+}
+
+impl Session {
+    /// A client message that starts work: opens the transaction's span if none is open.
+    pub(crate) fn trace_begin(&mut self, f: &Frame) {
+        if self.trace.is_some() || !matches!(f.tag, b'Q' | b'P' | b'B' | b'E') {
+            return;
+        }
+        let Some(t) = self.app.otel.get() else {
+            return;
+        };
+        // The statement text that may carry a sqlcommenter `traceparent`: a Query's, a
+        // Parse's, or for a Bind the text of the prepared statement it binds.
+        let body = &f.body[..];
+        let sql = match f.tag {
+            b'Q' => cstr(body).map(|(q, _)| q),
+            b'P' => cstr(body).and_then(|(_, rest)| cstr(rest)).map(|(q, _)| q),
+            b'B' => cstr(body)
+                .and_then(|(_, rest)| cstr(rest))
+                .and_then(|(name, _)| match name {
+                    b"" => self.unnamed.as_ref(),
+                    n => self.statements.get(std::str::from_utf8(n).ok()?),
+                })
+                .map(|s| s.query.as_bytes()),
+            _ => None,
+        };
+        self.trace = Some(t.transaction(
+            sql,
+            vec![
+                KeyValue::new("db.system.name", "postgresql"),
+                KeyValue::new("db.namespace", self.user.pool_name.clone()),
+                KeyValue::new("db.user", self.user.user.username.clone()),
+                KeyValue::new("orochi.client_id", self.id as i64),
+            ],
+        ));
+    }
+
+    /// Between client requests: a transaction whose session is idle again (nothing
+    /// owed by a server, no transaction open on any shard) ends its span.
+    pub(crate) fn trace_end_if_idle(&mut self) {
+        if self.trace.is_none()
+            || !self.expect.is_empty()
+            || self.unsynced
+            || self.copy_in
+            || self.tx_status != b'I'
+            || self.tx_begin.is_some()
+            || self.pending_begin.is_some()
+            || !self.parked.is_empty()
+        {
+            return;
+        }
+        self.trace_end(None);
+    }
+
+    /// Ends the transaction's span now (`failed`: why it did not finish cleanly).
+    pub(crate) fn trace_end(&mut self, failed: Option<&str>) {
+        if let Some(cx) = self.trace.take() {
+            if let Some(why) = failed {
+                crate::otel::fail(&cx, why);
+            }
+            cx.span().end();
+        }
+    }
+
+    /// A span under the client's transaction, when tracing.
+    pub(crate) fn trace_child(
+        &self,
+        name: &'static str,
+        attrs: Vec<KeyValue>,
+    ) -> Option<opentelemetry_sdk::trace::Span> {
+        let t = self.app.otel.get()?;
+        Some(t.child(self.trace.as_ref()?, name, attrs))
+    }
+
+    /// `UserPools::checkout` inside a `pool.checkout` span when tracing.
+    pub(crate) async fn checkout_traced(
+        &self,
+        shard: usize,
+        target: Target,
+    ) -> Result<(Checkout, Duration)> {
+        let mut span = self.trace_child(
+            "pool.checkout",
+            vec![KeyValue::new("orochi.shard", shard as i64)],
+        );
+        let r = self.user.checkout(shard, target, self.id).await;
+        if let Some(s) = span.as_mut() {
+            match &r {
+                Ok((co, waited)) => {
+                    s.set_attribute(KeyValue::new("server.address", co.pool.target.addr()));
+                    s.set_attribute(KeyValue::new(
+                        "orochi.wait_us",
+                        waited.as_micros().min(i64::MAX as u128) as i64,
+                    ));
+                }
+                Err(e) => crate::otel::fail_span(s, &e.to_string()),
+            }
+        }
+        r
+    }
+}
+
+/// `TwoPc::commit`, with a span per phase under the client's transaction when tracing.
+pub(crate) async fn twopc_commit<'c>(
+    app: &App,
+    trace: Option<&Context>,
+    pool: &str,
+    written: &mut [crate::twopc::ConnParticipant<'c>],
+    read_only: &mut [crate::twopc::ConnParticipant<'c>],
+) -> orochi_twopc::CommitOutcome {
+    match (app.otel.get(), trace) {
+        (Some(tracing), Some(parent)) => {
+            let mut spans = crate::otel::PhaseSpans {
+                tracing,
+                parent,
+                current: None,
+            };
+            app.twopc
+                .commit_observed(pool, written, read_only, &mut spans)
+                .await
+        }
+        _ => app.twopc.commit(pool, written, read_only).await,
+    }
+}
