@@ -50,7 +50,7 @@ pub(crate) fn default_general() -> General {
         healthcheck_timeout: Duration::from_millis(1_000),
         ban_time: Duration::from_secs(60),
         shutdown_timeout: Duration::from_millis(60_000),
-        worker_threads: 0,
+        worker_threads: None,
         log_level: "info".to_string(),
         log_format: LogFormat::Text,
         tls: None,
@@ -146,7 +146,7 @@ pub(crate) fn parse_general(
         g.ban_time = v;
     }
     if let Some(v) = sec.count(cx, "worker_threads", 0) {
-        g.worker_threads = v;
+        g.worker_threads = Some(v);
     }
     if let Some(v) = sec.choice(cx, "log_level", choices::LOG_LEVEL) {
         g.log_level = v.to_string();

@@ -44,8 +44,9 @@ pub struct General {
     pub healthcheck_timeout: Duration,
     pub ban_time: Duration,
     pub shutdown_timeout: Duration,
-    /// 0 = one per core.
-    pub worker_threads: usize,
+    /// `None` (not written): chosen by the router from the machine (`router::cli`);
+    /// 0 = one per core; 1 = a current-thread runtime; N = N workers.
+    pub worker_threads: Option<usize>,
     /// error | warn | info | debug | trace
     pub log_level: String,
     pub log_format: LogFormat,

@@ -131,7 +131,7 @@ fn full_pgcat_config_keeps_pgcat_meaning() {
     assert_eq!(g.server_lifetime, Duration::from_millis(86_400_000));
     assert_eq!(g.healthcheck_timeout, Duration::from_millis(1000));
     assert_eq!(g.ban_time, Duration::from_secs(60));
-    assert_eq!(g.worker_threads, 5);
+    assert_eq!(g.worker_threads, Some(5));
     assert_eq!(
         (g.admin_username.as_str(), g.admin_password.as_str()),
         ("admin_user", "admin_pass")

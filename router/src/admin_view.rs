@@ -360,7 +360,13 @@ impl AdminView for AppView {
             ),
             row("ban_time", g.ban_time.as_secs().to_string(), "60", true),
             row("shutdown_timeout", ms(g.shutdown_timeout), "60000", true),
-            row("worker_threads", g.worker_threads.to_string(), "0", false),
+            row(
+                "worker_threads",
+                g.worker_threads
+                    .map_or_else(|| "auto".to_string(), |n| n.to_string()),
+                "auto",
+                false,
+            ),
             row("log_level", g.log_level.clone(), "info", false),
             row("log_queries", g.log_queries.to_string(), "false", true),
             row(

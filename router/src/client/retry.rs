@@ -45,7 +45,8 @@ pub(crate) struct Retry {
 /// Per-session retry bookkeeping.
 #[derive(Default)]
 pub(crate) struct RetryState {
-    pending: Option<Retry>,
+    /// Boxed: a retry holds several frames, and every session carries this state.
+    pending: Option<Box<Retry>>,
     /// A plain `BEGIN` in flight...
     begin_candidate: Option<Frame>,
     /// ...that succeeded and is all the open transaction has done.
@@ -104,8 +105,8 @@ impl Session {
         };
         match self.tx_status {
             b'I' if is_plain_begin(sql) => r.begin_candidate = Some(f.clone()),
-            b'I' => r.pending = Some(retry(None)),
-            b'T' if prelude.is_some() => r.pending = Some(retry(prelude)),
+            b'I' => r.pending = Some(Box::new(retry(None))),
+            b'T' if prelude.is_some() => r.pending = Some(Box::new(retry(prelude))),
             _ => {}
         }
     }
@@ -174,7 +175,7 @@ impl Session {
             refused: Some(refused),
             ready: Some(ready),
             ..
-        }) = self.retry.pending.take()
+        }) = self.retry.pending.take().map(|b| *b)
         else {
             return Ok(());
         };
