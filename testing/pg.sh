@@ -476,7 +476,7 @@ SQL
 pg_fleet_trim() {
     local name db
     for name in $(pg_fleet_names); do
-        pg_exists "$name" && pg_running "$name" || continue
+        { pg_exists "$name" && pg_running "$name"; } || continue
         while read -r db; do
             [[ -n "$db" ]] || continue
             pg_psql "$name" -q -c "DROP DATABASE \"$db\" WITH (FORCE)" >/dev/null 2>&1 ||
