@@ -13,8 +13,10 @@
 #    BENCH_IDLE_CLIENTS; reported as (RSS after - RSS before) / N in KiB.
 # 3. Sharded point selects: the same pgbench -S through a 2-shard pool vs the same
 #    router's one-shard pool.
-# 4. Transfers: single-shard vs cross-shard (two-phase commit), 8 clients, 3 shards.
-# 5. The regression check: the router / PgBouncer TPS ratio at 16 clients (simple)
+# 4. TLS: pgbench -S with sslmode=require at 1 and 100 clients through PgBouncer and the
+#    router, each requiring client TLS with the same self-signed certificate (openssl).
+# 5. Transfers: single-shard vs cross-shard (two-phase commit), 8 clients, 3 shards.
+# 6. The regression check: the router / PgBouncer TPS ratio at 16 clients (simple)
 #    must not fall below testing/bench/baseline.env's recorded value by more than the
 #    run-to-run noise recorded there; the run exits 1 when it does
 #    (BENCH_NO_REGRESSION_CHECK=1 skips it).
@@ -24,6 +26,7 @@
 # Env: BENCH_SECONDS (10), BENCH_CLIENTS ("1 16 100 500"), BENCH_MODES ("simple extended"),
 #      BENCH_IDLE_CLIENTS ("2000 10000"), BENCH_SCALE (10), BENCH_SHARDED_CLIENTS ("1 50"),
 #      BENCH_ROUTER_GENERAL (extra [general] lines for the router, e.g. "worker_threads = 1"),
+#      BENCH_TLS (1; 0 skips the TLS rows), BENCH_TLS_CLIENTS ("1 100"),
 #      OROCHI_BENCH_PG_PORT (15460).
 # Numbers from a shared 2-core machine are noisy: pgbench competes with the
 # proxy for CPU. Compare ratios from the same run, not absolute numbers.
@@ -126,6 +129,7 @@ pidfile = $bouncer_dir/pgbouncer.pid
 ignore_startup_parameters = extra_float_digits
 log_connections = 0
 log_disconnections = 0
+${bouncer_tls_lines:-}
 EOF
     echo '"app" "secret"' >"$bouncer_dir/userlist.txt"
     if pg_is_root; then
@@ -151,9 +155,10 @@ router_up() {
     read -r router_port router_admin router_metrics < <(free_ports 3)
     router_config "$work/orochi.toml" "$router_port" "$router_admin" "$router_metrics" "$db" "$db" \
         "$pg_port_bench" "$pool_size"
-    if [[ -n "${BENCH_ROUTER_GENERAL:-}" ]]; then
+    local extra="${BENCH_ROUTER_GENERAL:-}${router_tls_lines:+$'\n'$router_tls_lines}"
+    if [[ -n "$extra" ]]; then
         # The [general] table is the file's first; extra keys go right after its header.
-        awk -v extra="$BENCH_ROUTER_GENERAL" '{print} /^\[general\]$/ {print extra}' "$work/orochi.toml" \
+        awk -v extra="$extra" '{print} /^\[general\]$/ {print extra}' "$work/orochi.toml" \
             >"$work/orochi.toml.tmp" && mv "$work/orochi.toml.tmp" "$work/orochi.toml"
     fi
     cat >>"$work/orochi.toml" <<EOF
@@ -265,7 +270,7 @@ point() {
     local out="$work/pgbench-$1-$4-$3.log" jobs=2 tps="" lat="" tx="" t0=n/a t1=n/a cpu=n/a
     ((c < 2)) && jobs=1
     [[ -n "$pid" ]] && t0="$(cpu_ticks "$pid")"
-    if PGPASSWORD=secret timeout $((secs + 120)) "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U app -n -S \
+    if PGPASSWORD=secret PGSSLMODE="${sslmode:-prefer}" timeout $((secs + 120)) "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U app -n -S \
         -M "$mode" -c "$c" -j "$jobs" -T "$secs" "$target_db" >"$out" 2>&1; then
         tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$out")"
         lat="$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$out")"
@@ -320,8 +325,39 @@ if [[ -n "$bin" ]]; then
         sharded_rows+=("| $c | $(fmt "$d_tps" 0) | $(fmt "$o_tps" 0) | $(fmt "$o_lat" 3) | $(fmt "$s_tps" 0) | $(fmt "$s_lat" 3) | $(ratio "$s_tps" "$o_tps") |")
     done
 fi
-router_rss="n/a"
-[[ -n "$router_pid" ]] && router_rss="$(rss_kib "$router_pid") KiB"
+# TLS: the same pgbench -S with sslmode=require, through PgBouncer and the router each
+# with client TLS required (one self-signed certificate for both), fresh processes.
+tls_rows=()
+if [[ -n "$bin" && "${BENCH_TLS:-1}" == 1 ]] && command -v openssl >/dev/null; then
+    router_rss_plain="$(rss_kib "$router_pid") KiB"
+    tlsdir="$work/tls"
+    mkdir -p "$tlsdir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$tlsdir/server.key" -out "$tlsdir/server.crt" \
+        >"$tlsdir/openssl.log" 2>&1 || { cat "$tlsdir/openssl.log" >&2; pg_die "openssl could not make a certificate"; }
+    chmod 600 "$tlsdir/server.key"
+    pg_is_root && chown -R postgres:postgres "$tlsdir"
+    bouncer_tls_lines="client_tls_sslmode = require
+client_tls_key_file = $tlsdir/server.key
+client_tls_cert_file = $tlsdir/server.crt"
+    router_tls_lines="tls_certificate = \"$tlsdir/server.crt\"
+tls_private_key = \"$tlsdir/server.key\"
+client_tls_sslmode = \"require\""
+    bouncer_start
+    router_up
+    sslmode=require
+    for c in ${BENCH_TLS_CLIENTS:-1 100}; do
+        echo "bench: TLS, $c client(s)" >&2
+        read -r b_tps _ b_cpu < <(point pgbouncer-tls "$bouncer_port" "$c" simple "$db" "$(bouncer_pid)")
+        read -r r_tps _ r_cpu < <(point router-tls "$router_port" "$c" simple "$db" "$(cat "$work/router.pid")")
+        tls_rows+=("| $c | $(fmt "$b_tps" 0) | $b_cpu | $(fmt "$r_tps" 0) | $r_cpu | $(ratio "$r_tps" "$b_tps") |")
+    done
+    sslmode=""
+    bouncer_tls_lines=""
+    router_tls_lines=""
+fi
+router_rss="${router_rss_plain:-n/a}"
+[[ -n "$router_pid" && -z "${router_rss_plain:-}" ]] && router_rss="$(rss_kib "$router_pid") KiB"
 
 {
     echo "### pgbench -S (select-only), ${secs}s per point, scale $scale, pool size $pool_size, transaction mode"
@@ -345,6 +381,14 @@ router_rss="n/a"
     echo "| clients | direct TPS | router, 1 shard TPS | latency ms | router, 2 shards TPS | latency ms | 2 shards / 1 shard |"
     echo "|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${sharded_rows[@]}"
+    if ((${#tls_rows[@]})); then
+        echo
+        echo "### TLS: pgbench -S -M simple with sslmode=require, client TLS required by both proxies"
+        echo
+        echo "| clients | PgBouncer TPS | PgBouncer µs CPU/tx | router TPS | router µs CPU/tx | router / PgBouncer |"
+        echo "|---:|---:|---:|---:|---:|---:|"
+        printf '%s\n' "${tls_rows[@]}"
+    fi
 } | tee "$work/results.md"
 
 # ---------------------------------------------------------------- two-phase commit
