@@ -26,7 +26,8 @@
 # Env: BENCH_SECONDS (10), BENCH_CLIENTS ("1 16 100 500"), BENCH_MODES ("simple extended"),
 #      BENCH_IDLE_CLIENTS ("2000 10000"), BENCH_SCALE (10), BENCH_SHARDED_CLIENTS ("1 50"),
 #      BENCH_ROUTER_GENERAL (extra [general] lines for the router, e.g. "worker_threads = 1"),
-#      BENCH_TLS (1; 0 skips the TLS rows), BENCH_TLS_CLIENTS ("1 100"),
+#      BENCH_TLS (1; 0 skips the TLS rows), BENCH_TLS_CLIENTS ("1 100"), BENCH_2PC (1; 0
+#      skips the transfers),
 #      OROCHI_BENCH_PG_PORT (15460).
 # Numbers from a shared 2-core machine are noisy: pgbench competes with the
 # proxy for CPU. Compare ratios from the same run, not absolute numbers.
@@ -395,7 +396,7 @@ router_rss="${router_rss_plain:-n/a}"
 # Transfers between two accounts in one transaction (testing/bank/bank.py --bench):
 # both accounts on one shard (a plain commit) vs on two shards (two-phase commit), 3
 # shards of the test fleet, 8 clients, same router build, same run.
-if [[ -n "$bin" ]]; then
+if [[ -n "$bin" && "${BENCH_2PC:-1}" == 1 ]]; then
     ensure_psycopg "$PG_RUN_DIR/drivers-venv" "$work" bench
     shard_addrs="$(bash "$here/pg.sh" fleet-up | sed -n 's/^OROCHI_PG_SHARDS=//p' | cut -d, -f1-3)"
     read -r bport badmin bmetrics < <(free_ports 3)
