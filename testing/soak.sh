@@ -51,27 +51,8 @@ bash "$here/pg.sh" destroy soak_r >/dev/null 2>&1 || true
 bash "$here/pg.sh" replica soak_r single "$replica_port" >/dev/null
 
 read -r port admin metrics < <(free_ports 3)
-cat >"$work/orochi.toml" <<EOF
-# Written by testing/soak.sh.
-[general]
-host = "127.0.0.1"
-port = $port
-admin_port = $admin
-metrics_port = $metrics
-admin_username = "admin"
-admin_password = "admin"
-
-[pools.soak_sharded]
-pool_mode = "transaction"
-
-[pools.soak_sharded.users.0]
-username = "app"
-password = "secret"
-pool_size = 6
-
-[pools.soak_sharded.shards.0]
-database = "$db"
-servers = [["127.0.0.1", $(pg_port s0), "primary"]]
+router_config "$work/orochi.toml" "$port" "$admin" "$metrics" soak_sharded "$db" "$(pg_port s0)" 6
+cat >>"$work/orochi.toml" <<EOF
 
 [pools.soak_sharded.shards.1]
 database = "$db"
