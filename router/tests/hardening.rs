@@ -17,15 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    common::procs::rss_kib("self").unwrap_or(0)
 }
 
 async fn login_code(r: &Router, user: &str, password: &str, db: &str) -> Option<String> {

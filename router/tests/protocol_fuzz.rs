@@ -40,14 +40,7 @@ const WORKERS: usize = 96;
 const CASE_LIMIT: Duration = Duration::from_secs(8);
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    common::procs::rss_kib(pid).unwrap_or(0)
 }
 
 /// Splits backend messages; `true` once a ReadyForQuery follows the marker's row.

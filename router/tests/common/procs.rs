@@ -68,3 +68,15 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The resident memory of a process (`"self"` or a pid) in KiB, from `/proc/<pid>/status`.
+pub fn rss_kib(pid: impl std::fmt::Display) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
