@@ -7,9 +7,11 @@
 //! read, the client's CopyFail, a lost client) rolls every shard back. Errors travel as
 //! encoded ErrorResponse messages, a shard's exactly as it sent it.
 
-use super::fanout::{sum_tags, Event, Job, Stream};
-use super::session::error_bytes;
-use super::session::{ready, Session};
+use super::job::Job;
+use super::reply::{error_bytes, ready};
+use super::session::Session;
+use super::shard_stream::{Event, Stream};
+use super::tags::sum_tags;
 use crate::backend::ServerConn;
 use crate::error::{Result, RouterError};
 use crate::fanout::copy_rows::Splitter;
@@ -31,7 +33,7 @@ enum Abort {
 impl Session {
     pub(crate) async fn run_copy_in(&mut self, job: Job, spec: CopyIn) -> Result<()> {
         self.app.metrics.cross_shard_query(&self.user.pool_name);
-        self.tx_poisoned |= job.in_tx;
+        self.sharded.tx_poisoned |= job.in_tx;
         let mut conns = match self.fanout_checkouts(&job).await {
             Ok(c) => c,
             Err(e) => return self.fanout_failed(e, false),
@@ -58,7 +60,11 @@ impl Session {
         // together at the end; inside the client's, only shards new to it need BEGIN.
         let begin = match job.in_tx {
             false => Some("BEGIN".to_string()),
-            true => self.tx_begin.clone().or_else(|| self.pending_begin.clone()),
+            true => self
+                .sharded
+                .tx_begin
+                .clone()
+                .or_else(|| self.sharded.pending_begin.clone()),
         };
         let mut streams = Vec::with_capacity(conns.len());
         for (_, mut co, joins) in conns.drain(..) {
@@ -317,7 +323,7 @@ impl Session {
                 } else {
                     sum_tags(&tags)
                 };
-                self.emit(&super::session::message(
+                self.emit(&super::reply::message(
                     orochi_wire::BackendMessage::CommandComplete(tag),
                 ));
             }

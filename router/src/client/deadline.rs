@@ -9,7 +9,6 @@
 //!
 //! Off by default, and then free: no timer is armed unless a bound is configured.
 
-use super::session::Session;
 use crate::backend::Checkout;
 use crate::error::RouterError;
 use orochi_config::Bounds;
@@ -47,14 +46,18 @@ impl Deadlines {
         self.query
     }
 
+    /// The bound of one kind of wait.
+    pub(crate) fn bound(&self, w: Wait) -> Option<Duration> {
+        match w {
+            Wait::Query => self.query,
+            Wait::IdleInTransaction => self.idle_tx,
+        }
+    }
+
     /// When the current wait must end, if it is bounded. Called once per turn of the
     /// session loop while a server connection is held; `wait` is what the loop waits for.
     pub(crate) fn next(&mut self, wait: Option<Wait>) -> Option<(Wait, Instant)> {
-        let bound = match wait {
-            Some(Wait::Query) => self.query,
-            Some(Wait::IdleInTransaction) => self.idle_tx,
-            None => None,
-        };
+        let bound = wait.and_then(|w| self.bound(w));
         let (Some(w), Some(d)) = (wait, bound) else {
             self.since = None;
             return None;
@@ -105,50 +108,9 @@ const CANCEL_BOUND: Duration = Duration::from_secs(5);
 /// Cancels what `co`'s server is running (in the background, bounded) and marks the
 /// connection for closing when it is dropped.
 pub(crate) fn abandon(co: &mut Checkout) {
-    let target = super::fanout::cancel_target(co);
+    let target = super::shard_stream::cancel_target(co);
     co.conn().broken = true;
     tokio::spawn(async move {
         let _ = tokio::time::timeout(CANCEL_BOUND, crate::cancel::send_cancel(&target)).await;
     });
-}
-
-impl Session {
-    /// What the loop waits for while it holds a server connection.
-    pub(crate) fn wait_kind(&self) -> Option<Wait> {
-        if !self.expect.is_empty() {
-            Some(Wait::Query)
-        } else if self.tx_status != b'I' {
-            Some(Wait::IdleInTransaction)
-        } else {
-            None
-        }
-    }
-
-    /// Gives up every server connection the session holds: a cancel is sent to each (in
-    /// the background, bounded) and the connections are closed, not returned to the pool.
-    pub(crate) fn abandon_servers(&mut self) {
-        let held: Vec<_> = self
-            .server
-            .take()
-            .into_iter()
-            .chain(self.parked.drain(..))
-            .collect();
-        for mut co in held {
-            abandon(&mut co);
-        }
-        self.expect.clear();
-        self.cancel.slot.set(None);
-        self.client.info.set_link(None);
-    }
-
-    /// The session's end when `w` expired.
-    pub(crate) fn on_expired(&mut self, w: Wait) -> RouterError {
-        let after = match w {
-            Wait::Query => self.deadlines.query,
-            Wait::IdleInTransaction => self.deadlines.idle_tx,
-        };
-        tracing::warn!(client = self.id, pool = %self.user.pool_name, wait = ?w, "bound expired; closing the client's session and its server connections");
-        self.abandon_servers();
-        expired(w, after)
-    }
 }

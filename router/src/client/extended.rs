@@ -5,7 +5,8 @@
 //! server already accepted).
 
 use super::expect::{Expect, Term};
-use super::session::{message, Session};
+use super::reply::message;
+use super::session::Session;
 use crate::error::Result;
 use crate::planner::directive::comment_shard;
 use crate::statements::{PreparedStatement, StatementRegistry};

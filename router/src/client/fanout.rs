@@ -5,156 +5,19 @@
 //! the client, and a write is rolled back on every shard. Multi-shard writes run only
 //! when the pool opted into best-effort commits (atomic commit is two-phase commit's job).
 
+use super::job::Job;
 use super::session::Session;
+use super::shard_stream::{cancel_target, Event, Merged, Stream};
+use super::tags::sum_tags;
 use crate::backend::registry::Target;
 use crate::backend::Checkout;
 use crate::error::{Result, RouterError};
 use crate::fanout::merge::{avg_type, Bound, ColType, Groups, Row};
-use crate::planner::sharding::{AggKind, Count, Merge};
+use crate::planner::sharding::{AggKind, Count};
 use bytes::{Bytes, BytesMut};
 use orochi_wire::backend::FieldDescription;
 use orochi_wire::{BackendMessage, Frame, FrontendMessage, PgError};
 use std::collections::HashSet;
-
-/// Extended-protocol details of a fan-out (a Bind the router holds back).
-#[derive(Debug, Clone)]
-pub struct Extended {
-    pub param_types: Vec<u32>,
-    pub param_formats: Vec<i16>,
-    pub params: Vec<Option<Bytes>>,
-    pub result_formats: Vec<i16>,
-    /// The client asked for the portal's description.
-    pub describe: bool,
-}
-
-pub use super::tags::sum_tags;
-
-pub struct Job {
-    pub shards: Vec<usize>,
-    /// SQL per shard (same text for all unless a multi-row INSERT was split).
-    pub sql: Vec<String>,
-    /// Parse parameter types per shard (a split INSERT with parameters); `None` = the
-    /// client's.
-    pub shard_param_types: Option<Vec<Vec<u32>>>,
-    pub merge: Merge,
-    pub write: bool,
-    /// Run the write in a transaction per shard (not for VACUUM and the like).
-    pub wrap: bool,
-    /// A plain SELECT: the tag is `SELECT <rows sent>`.
-    pub select: bool,
-    /// A write of a replicated table: every shard runs it, the first shard's rows and
-    /// tag answer the client (the others' are the same).
-    pub replicated: bool,
-    /// COPY ... FROM STDIN: split the client's rows over the shards.
-    pub copy_in: Option<crate::planner::sharding::CopyIn>,
-    pub extended: Option<Extended>,
-    /// The statement joins the client's open transaction (see `in_tx`): it runs on the
-    /// transaction's connection of each shard (a shard new to the transaction gets the
-    /// transaction's BEGIN first), nothing is committed, and the connections stay with
-    /// the transaction until COMMIT (two-phase over every shard written) or ROLLBACK.
-    pub in_tx: bool,
-    /// A plain read outside a transaction (its text): when the shards' column types
-    /// turn out to be ones the merge cannot combine or order (`interval`, `money`, …),
-    /// it is gathered and answered on one shard instead of refused.
-    pub gather: Option<String>,
-}
-
-/// How a merge ended.
-pub(super) enum Merged {
-    /// The CommandComplete to send once the work is committed.
-    Tag(Bytes),
-    /// A shard's (or the merge's) error was sent to the client.
-    Sent,
-    /// The merge cannot combine these columns (nothing was sent): why.
-    Unmergeable(String),
-}
-
-pub(super) enum Event {
-    Header(Frame),
-    /// CopyInResponse: the shard waits for COPY data (only for a [`Stream::copy_in`]).
-    CopyIn(Frame),
-    NoData,
-    Row(Bytes),
-    Copy(Frame),
-    Complete(String),
-    Error(Frame),
-}
-
-pub(super) struct Stream {
-    pub(super) co: Checkout,
-    /// ReadyForQuery still owed by the server.
-    pub(super) readies: usize,
-    /// The statement's CommandComplete (or error) was read.
-    pub(super) complete: bool,
-    /// The statement is a COPY FROM STDIN the router feeds (else a shard asking for
-    /// COPY data is refused).
-    pub(super) copy_in: bool,
-}
-
-/// Where a CancelRequest for this checkout's backend goes.
-pub(super) fn cancel_target(co: &Checkout) -> crate::cancel::CancelTarget {
-    crate::cancel::CancelTarget::new(&co.pool.target, co.conn_ref().backend_key)
-}
-
-impl Stream {
-    /// Every stream's connection back to its pool (each has been drained to
-    /// ReadyForQuery; a broken one is closed by the pool).
-    pub(super) fn release_all(streams: Vec<Stream>) {
-        for s in streams {
-            s.co.release();
-        }
-    }
-
-    /// The next frame that matters to the merge; notices go to the client as they come.
-    pub(super) async fn next(&mut self, notices: &mut BytesMut) -> Result<Event> {
-        loop {
-            let f = self.co.conn().read_frame().await?;
-            match f.tag {
-                b'T' => return Ok(Event::Header(f)),
-                b'n' => return Ok(Event::NoData),
-                b'D' => return Ok(Event::Row(f.body)),
-                b'H' | b'd' | b'c' => return Ok(Event::Copy(f)),
-                b'C' => {
-                    let tag =
-                        String::from_utf8_lossy(f.body.strip_suffix(b"\0").unwrap_or(&f.body))
-                            .into_owned();
-                    if self.readies > 1 {
-                        continue; // our own BEGIN
-                    }
-                    self.complete = true;
-                    return Ok(Event::Complete(tag));
-                }
-                b'E' => {
-                    self.complete = true;
-                    return Ok(Event::Error(f));
-                }
-                b'N' => f.encode(notices),
-                b'Z' => {
-                    self.readies = self.readies.saturating_sub(1);
-                }
-                b'G' if self.copy_in => return Ok(Event::CopyIn(f)),
-                b'G' => {
-                    // Only the COPY FROM path feeds COPY data; refuse the server's request.
-                    let mut b = BytesMut::new();
-                    FrontendMessage::CopyFail("COPY FROM across shards is not supported".into())
-                        .encode(&mut b);
-                    self.co.conn().write_all(&b).await?;
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Reads up to the last ReadyForQuery.
-    pub(super) async fn drain(&mut self) -> Result<()> {
-        while self.readies > 0 {
-            if self.co.conn().read_frame().await?.tag == b'Z' {
-                self.readies -= 1;
-            }
-        }
-        Ok(())
-    }
-}
 
 fn count_value(c: Option<Count>, params: &[Option<Bytes>], formats: &[i16]) -> Option<u64> {
     match c? {
@@ -235,16 +98,16 @@ impl Session {
         self.pause_gate(true).await?;
         if job.in_tx {
             if let Some(cur) = self.server.take() {
-                self.parked.push(cur);
+                self.sharded.parked.push(cur);
             }
         }
         for &s in &job.shards {
             let held = job
                 .in_tx
-                .then(|| self.parked.iter().position(|c| c.pool.shard == s))
+                .then(|| self.sharded.parked.iter().position(|c| c.pool.shard == s))
                 .flatten();
             let (mut co, joins) = match held {
-                Some(i) => (self.parked.remove(i), false),
+                Some(i) => (self.sharded.parked.remove(i), false),
                 None => {
                     let (mut co, _) = self.checkout_traced(s, target).await?;
                     self.apply_params(&mut co).await?;
@@ -269,16 +132,12 @@ impl Session {
         let extended = job.extended.is_some();
         let log_started = self.app.query_log.enabled().then(std::time::Instant::now);
         self.app.metrics.cross_shard_query(&self.user.pool_name);
-        self.tx_poisoned |= job.in_tx;
+        self.sharded.tx_poisoned |= job.in_tx;
         let conns = match self.fanout_checkouts(&job).await {
             Ok(c) => c,
             Err(e) => return self.fanout_failed(e, extended),
         };
-        let begin = self
-            .tx_begin
-            .clone()
-            .or_else(|| self.pending_begin.clone())
-            .unwrap_or_else(|| "BEGIN".into());
+        let begin = self.sharded.begin_text();
         let mut streams = Vec::with_capacity(conns.len());
         // One span per shard under the client's transaction (ended when dropped).
         let mut shard_spans = Vec::new();
@@ -415,7 +274,7 @@ impl Session {
             Ok(_) => {
                 if !extended {
                     let status = self.local_status();
-                    self.emit(&super::session::ready(status));
+                    self.emit(&super::reply::ready(status));
                 }
                 Ok(())
             }
@@ -442,7 +301,7 @@ impl Session {
                 self.emit_error(pg, extended);
                 if !extended {
                     let status = self.local_status();
-                    self.emit(&super::session::ready(status));
+                    self.emit(&super::reply::ready(status));
                 }
                 Ok(())
             }
@@ -549,7 +408,7 @@ impl Session {
                 if job.extended.as_ref().is_some_and(|x| x.describe)
                     && heads.iter().any(|e| matches!(e, Event::NoData))
                 {
-                    self.emit(&super::session::message(BackendMessage::NoData));
+                    self.emit(&super::reply::message(BackendMessage::NoData));
                 }
                 None
             }
@@ -758,7 +617,7 @@ impl Session {
         } else {
             sum_tags(&tags)
         };
-        Ok(Merged::Tag(super::session::message(
+        Ok(Merged::Tag(super::reply::message(
             BackendMessage::CommandComplete(tag),
         )))
     }

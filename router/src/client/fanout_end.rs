@@ -3,8 +3,9 @@
 //! when it ran inside the client's own transaction, its connections stay with that
 //! transaction until the client's COMMIT or ROLLBACK.
 
-use super::fanout::{Job, Stream};
+use super::job::Job;
 use super::session::Session;
+use super::shard_stream::Stream;
 use orochi_wire::PgError;
 
 /// Puts a shard's open transaction in the failed state (a statement of the same
@@ -23,10 +24,10 @@ impl Session {
         streams: Vec<Stream>,
         failed: bool,
     ) {
-        if self.tx_begin.is_none() {
-            self.tx_begin = self.pending_begin.take();
+        if self.sharded.tx_begin.is_none() {
+            self.sharded.tx_begin = self.sharded.pending_begin.take();
         }
-        self.pending_begin = None;
+        self.sharded.pending_begin = None;
         for mut s in streams {
             if failed && !s.co.conn().broken {
                 let conn = s.co.conn();
@@ -34,12 +35,12 @@ impl Session {
                     conn.broken = true;
                 }
             }
-            self.parked.push(s.co);
+            self.sharded.parked.push(s.co);
         }
         if job.write {
             for &s in &job.shards {
-                if !self.wrote.contains(&s) {
-                    self.wrote.push(s);
+                if !self.sharded.wrote.contains(&s) {
+                    self.sharded.wrote.push(s);
                 }
             }
         }
@@ -48,7 +49,7 @@ impl Session {
         }
         self.tx_status = if failed { b'E' } else { b'T' };
         // Settled: the servers' own state says whether the transaction failed.
-        self.tx_poisoned = false;
+        self.sharded.tx_poisoned = false;
     }
 
     /// Ends the transactions a multi-shard write opened: two-phase commit when enabled

@@ -11,10 +11,9 @@
 //! snapshot anyway): inside a transaction that wrote, rows gathered on other connections
 //! would miss its own writes, so the statement stays refused there.
 
-use super::fanout::{Extended, Job};
-use super::session::ready;
+use super::job::{Extended, Job, Route};
+use super::reply::ready;
 use super::session::Session;
-use super::sharded::Route;
 use crate::error::Result;
 use crate::planner::sharding::gather::{self, Gather, MAX_BYTES, MAX_ROWS};
 use crate::planner::sharding::{plan_uncached, Kind, Routing, ShardingSchema};
@@ -39,8 +38,8 @@ impl Session {
         ext: Option<Extended>,
     ) -> Result<Route> {
         let extended = ext.is_some();
-        let outside_tx =
-            self.server.is_none() && (self.pending_begin.is_none() || self.runs_aside(kind, sql));
+        let outside_tx = self.server.is_none()
+            && (self.sharded.pending_begin.is_none() || self.runs_aside(kind, sql));
         // The rows are read on the router's own connections, without a JWT gateway
         // session's role and claims (row-level security would not apply): refused.
         if kind != Kind::Read || !outside_tx || self.gateway.is_some() {
@@ -93,7 +92,7 @@ impl Session {
         let schema = self.sharding().filter(|_| self.capture.is_none());
         let (Some(sql), Some(schema)) = (job.gather, schema) else {
             self.app.metrics.error(&self.user.pool_name, "0A000");
-            self.emit_error(super::sharded::refuse(&why), extended);
+            self.emit_error(super::reply::refuse(&why), extended);
             if !extended {
                 let status = self.local_status();
                 self.emit(&ready(status));

@@ -21,47 +21,12 @@
 //! `retry_ext`, which holds their acknowledgements back until the answer is known.
 
 use super::expect::{Expect, Term};
+use super::retry_state::Retry;
 use super::session::Session;
 use crate::backend::registry::Target;
 use crate::error::Result;
 use orochi_config::PoolMode;
 use orochi_wire::Frame;
-
-/// One Query that may be retried.
-pub(crate) struct Retry {
-    /// The client's Query, to send again.
-    request: Frame,
-    /// The plain `BEGIN` that is all of the transaction so far, replayed first.
-    prelude: Option<Frame>,
-    shard: usize,
-    /// Part of the answer was relayed to the client: too late to retry.
-    forwarded: bool,
-    /// The held-back 25006 ErrorResponse...
-    refused: Option<Frame>,
-    /// ...and the ReadyForQuery after it: the retry can run.
-    ready: Option<Frame>,
-}
-
-/// Per-session retry bookkeeping.
-#[derive(Default)]
-pub(crate) struct RetryState {
-    /// Boxed: a retry holds several frames, and every session carries this state.
-    pending: Option<Box<Retry>>,
-    /// A plain `BEGIN` in flight...
-    begin_candidate: Option<Frame>,
-    /// ...that succeeded and is all the open transaction has done.
-    pub(super) begin_only: Option<Frame>,
-    /// An extended-protocol batch that may be retried (`retry_ext`).
-    pub(super) ext: Option<super::retry_ext::ExtRetry>,
-    /// A refused batch is being replayed: it is not armed again.
-    pub(super) replaying: bool,
-}
-
-impl RetryState {
-    fn idle(&self) -> bool {
-        self.pending.is_none() && self.begin_candidate.is_none() && self.begin_only.is_none()
-    }
-}
 
 /// `BEGIN` / `START TRANSACTION` alone, not read-only (a read-only transaction refuses
 /// writes everywhere).

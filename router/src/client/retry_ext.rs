@@ -22,6 +22,7 @@
 //! in session mode, not with `SET orochi.role = 'replica'`, at most once per batch.
 
 use super::expect::{Expect, Term};
+use super::retry_state::ExtRetry;
 use super::session::Session;
 use crate::backend::registry::Target;
 use crate::error::Result;
@@ -31,29 +32,6 @@ use orochi_wire::Frame;
 
 /// Above this much (client messages or held replies) a batch is not retried.
 const MAX_HELD: usize = 64 * 1024;
-
-/// One extended-protocol batch that may be retried.
-pub(crate) struct ExtRetry {
-    /// The client's messages, as received, up to and including Sync.
-    frames: Vec<Frame>,
-    size: usize,
-    /// The plain `BEGIN` that is all of the transaction so far, replayed first.
-    prelude: Option<Frame>,
-    /// Statement names the batch's Parses added (forgotten before a replay).
-    added: Vec<String>,
-    synced: bool,
-    /// The batch executes something (a batch of Parse/Describe only changes nothing, and
-    /// a `BEGIN` before it stays all the transaction has done).
-    executes: bool,
-    /// `out[..mark]` predates the batch and may be written; the rest is held.
-    mark: usize,
-    /// Client bytes of the batch that a flush would have written.
-    held: BytesMut,
-    /// The server refused the batch's write with 25006...
-    refused: bool,
-    /// ...and its ReadyForQuery (this status) has been relayed into the held bytes.
-    ready: Option<u8>,
-}
 
 fn is_ack(tag: u8) -> bool {
     matches!(tag, b'1' | b'2' | b'3' | b't' | b'T' | b'n')

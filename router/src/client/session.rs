@@ -4,6 +4,7 @@
 
 use super::expect::{Expect, Term};
 use super::params::SessionParams;
+use super::reply::{error_bytes, ready};
 use crate::app::App;
 use crate::backend::{Checkout, UserPools};
 use crate::cancel::{CancelKey, CancelTarget};
@@ -12,7 +13,7 @@ use crate::error::{Result, RouterError};
 use crate::planner::directive::{comment_shard, directive};
 use crate::planner::{analyze, SessionOp};
 use crate::statements::PreparedStatement;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use orochi_config::PoolMode;
 use orochi_tls::Stream;
 use orochi_wire::{decode_frame, BackendMessage, Frame, FrontendMessage, PgError};
@@ -63,36 +64,12 @@ pub struct Session {
     /// Statement mode: a statement left a transaction open; its ReadyForQuery was held
     /// back, the transaction is rolled back and the client gets an error instead.
     pub(crate) statement_violation: bool,
-    /// Sharded pools: a BEGIN (plus savepoints) answered locally, replayed on the shard
-    /// the transaction's first statement goes to.
-    pub(crate) pending_begin: Option<String>,
-    /// A held-back transaction saw a router error: only ROLLBACK is accepted.
-    pub(crate) pending_failed: bool,
-    /// Sharded pools, extended protocol: a Bind held back until Execute (fan-out).
-    pub(crate) held: Option<super::sharded::HeldPortal>,
-    /// Sharded pools: a bound transaction command answered locally.
-    pub(crate) local_portal: Option<super::sharded::LocalPortal>,
-    /// Sharded pools: the other shards' connections of a transaction that spans shards
-    /// (each inside the same transaction), while `server` serves the current one.
-    pub(crate) parked: Vec<Checkout>,
-    /// The BEGIN of the current explicit transaction, replayed on each shard it reaches.
-    pub(crate) tx_begin: Option<String>,
-    /// The transaction spanning shards is a pipeline's implicit one (no BEGIN from the
-    /// client): the router made it explicit and commits it at the client's Sync.
-    pub(crate) implicit_multi: bool,
-    /// Shards the current transaction wrote on (two-phase commit participants).
-    pub(crate) wrote: Vec<usize>,
-    /// A multi-shard result fetched in batches (Execute with a row limit).
-    pub(crate) suspended: Option<super::sharded::Suspended>,
     /// While set, fan-out output is collected here instead of sent.
     pub(crate) capture: Option<BytesMut>,
+    /// Sharded pools: the transaction's state across shards (`sharded_tx.rs`).
+    pub(crate) sharded: super::sharded_tx::ShardedTx,
     /// A write refused with 25006 that may be retried on the primary (`retry`).
-    pub(crate) retry: super::retry::RetryState,
-    /// A statement joining the client's transaction on several shards is running, or
-    /// stopped half way (a checkout or a connection failed before its connections were
-    /// settled back into the transaction): until COMMIT/ROLLBACK, which then roll back
-    /// every shard, everything gets 25P02 — never a partial commit.
-    pub(crate) tx_poisoned: bool,
+    pub(crate) retry: super::retry_state::RetryState,
     /// The largest message this client may send (`max_message_size`).
     pub(crate) max_message: usize,
     /// `query_timeout` / `idle_transaction_timeout` (`deadline.rs`).
@@ -108,24 +85,6 @@ pub struct Session {
     pub(crate) qlog: VecDeque<crate::query_log::Pending>,
     pub(crate) qlog_rows: Option<u64>,
     pub(crate) qlog_bind: Option<(String, Option<String>)>,
-}
-
-pub(crate) fn ready(status: u8) -> Bytes {
-    let mut b = BytesMut::new();
-    BackendMessage::ReadyForQuery(status).encode(&mut b);
-    b.freeze()
-}
-
-pub(crate) fn message(m: BackendMessage) -> Bytes {
-    let mut b = BytesMut::new();
-    m.encode(&mut b);
-    b.freeze()
-}
-
-pub(crate) fn error_bytes(e: &PgError) -> Bytes {
-    let mut b = BytesMut::new();
-    e.encode(&mut b);
-    b.freeze()
 }
 
 impl Session {
@@ -167,18 +126,9 @@ impl Session {
             shard: None,
             role: None,
             statement_violation: false,
-            pending_begin: None,
-            pending_failed: false,
-            held: None,
-            local_portal: None,
-            suspended: None,
             capture: None,
-            parked: Vec::new(),
-            tx_begin: None,
-            implicit_multi: false,
-            wrote: Vec::new(),
+            sharded: Default::default(),
             retry: Default::default(),
-            tx_poisoned: false,
             max_message: app.config().general.max_message_size,
             deadlines: super::deadline::Deadlines::new(&app.config().general.bounds),
             max_prepared: app.config().general.max_prepared_statements,
@@ -476,21 +426,21 @@ impl Session {
                     }
                     // A transaction spanning shards: park this shard's connection, take
                     // (or open) the other's; COMMIT runs two-phase commit over all.
-                    if self.tx_begin.is_none() {
+                    if self.sharded.tx_begin.is_none() {
                         // A pipeline's implicit transaction: BEGIN turns it (with what
                         // already ran in it) into a block two-phase commit can finish.
                         let f = FrontendMessage::Query("BEGIN".into()).to_frame();
                         self.send_server(&f, Some(Expect::Swallow(Term::Ready { started: None })));
-                        self.tx_begin = Some("BEGIN".into());
-                        self.implicit_multi = true;
+                        self.sharded.tx_begin = Some("BEGIN".into());
+                        self.sharded.implicit_multi = true;
                     }
                     if !self.settle_current().await? {
-                        return Err(RouterError::Pg(super::sharded::tx_aborted()));
+                        return Err(RouterError::Pg(super::reply::tx_aborted()));
                     }
                     if self.switch_to_parked(w) {
                         return Ok(());
                     }
-                    self.pending_begin = self.tx_begin.clone();
+                    self.sharded.pending_begin = self.sharded.tx_begin.clone();
                 }
                 _ => return self.resync_attached().await,
             }
@@ -548,8 +498,7 @@ impl Session {
         self.unnamed_on_server = false;
         self.server_skipping = false;
         self.tx_status = b'I';
-        if let Some(begin) = self.pending_begin.take() {
-            self.tx_begin = Some(begin.clone());
+        if let Some(begin) = self.sharded.start_on_shard() {
             // The transaction the client opened while no shard was chosen starts here.
             let f = FrontendMessage::Query(begin).to_frame();
             self.send_server(&f, Some(Expect::Swallow(Term::Ready { started: None })));
@@ -601,8 +550,8 @@ impl Session {
         if let Some(co) = self.server.take() {
             co.release();
         }
-        self.tx_begin = None;
-        self.wrote.clear();
+        self.sharded.tx_begin = None;
+        self.sharded.wrote.clear();
         self.client.info.set_state(ClientState::Idle);
         self.client.info.set_link(None);
     }
@@ -646,7 +595,7 @@ impl Session {
             },
             b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => self.on_extended(f).await,
             b'S' => {
-                if self.implicit_multi && self.server.is_some() {
+                if self.sharded.implicit_multi && self.server.is_some() {
                     return self.finish_implicit_multi().await;
                 }
                 if self.server.is_none() {
@@ -726,9 +675,9 @@ impl Session {
                 return Ok(());
             }
             match self.route_sharded(&schema, &sql, None).await? {
-                super::sharded::Route::Done => return Ok(()),
-                super::sharded::Route::Shard(s) => wanted = Some(s),
-                super::sharded::Route::Fanout(job) => return self.run_fanout(*job).await,
+                super::job::Route::Done => return Ok(()),
+                super::job::Route::Shard(s) => wanted = Some(s),
+                super::job::Route::Fanout(job) => return self.run_fanout(*job).await,
             }
         }
         let read = self.server.is_none()

@@ -3,7 +3,8 @@
 //! (refused outside session mode) and the router's own routing directives.
 
 use super::expect::{Expect, Term};
-use super::session::{message, ready, Session};
+use super::reply::{message, ready};
+use super::session::Session;
 use crate::backend::Checkout;
 use crate::clients::ClientState;
 use crate::error::{Result, RouterError};

@@ -3,8 +3,10 @@
 //! once through the fan-out executor. `BEGIN` is held back until a statement picks the
 //! transaction's shard; a transaction stays on that shard.
 
-use super::fanout::{Extended, Job};
-use super::session::{message, ready, Session};
+use super::job::{Extended, Job, Route};
+use super::reply::{message, ready, refuse, tx_aborted};
+use super::session::Session;
+use super::sharded_tx::{HeldPortal, LocalPortal, Suspended};
 use super::split_insert::split_insert;
 use crate::error::Result;
 use crate::planner::lex::{contains_word_ci, first_keyword};
@@ -12,30 +14,6 @@ use crate::planner::sharding::resolve::{resolve, Params, Resolved};
 use crate::planner::sharding::{plan, Kind, ShardingSchema};
 use orochi_wire::{BackendMessage, PgError};
 use std::sync::Arc;
-
-/// PostgreSQL's answer to a statement in a failed transaction.
-pub(crate) fn tx_aborted() -> PgError {
-    PgError::error(
-        "25P02",
-        "current transaction is aborted, commands ignored until end of transaction block",
-    )
-}
-
-/// What to do with a statement on a sharded pool.
-pub(crate) enum Route {
-    /// Run on this shard through the ordinary path.
-    Shard(usize),
-    /// Answered (or refused) already.
-    Done,
-    /// Needs several shards: run this job.
-    Fanout(Box<Job>),
-}
-
-pub(super) fn refuse(msg: &str) -> PgError {
-    PgError::error("0A000", format!("unsupported cross-shard statement: {msg}")).with_hint(
-        "add the shard key to the statement, or choose the shard with SET orochi.shard = N",
-    )
-}
 
 impl Session {
     /// The planner's view of this pool, unless the session chose its shard by hand.
@@ -48,14 +26,14 @@ impl Session {
 
     /// Transaction status the client sees while no server is attached.
     pub(crate) fn local_status(&self) -> u8 {
-        if self.tx_poisoned {
+        if self.sharded.tx_poisoned {
             return b'E';
         }
         if self.server.is_some() {
             return self.tx_status;
         }
-        match &self.pending_begin {
-            Some(_) if self.pending_failed => b'E',
+        match &self.sharded.pending_begin {
+            Some(_) if self.sharded.pending_failed => b'E',
             Some(_) => b'T',
             None => b'I',
         }
@@ -67,54 +45,7 @@ impl Session {
         if self.server.is_some() || crate::planner::session::has_inner_semicolon(sql) {
             return None;
         }
-        let kw = first_keyword(sql);
-        let tag = match kw.as_str() {
-            "begin" | "start" => {
-                if self.pending_begin.is_none() {
-                    self.pending_begin = Some(sql.trim().trim_end_matches(';').to_string());
-                    self.pending_failed = false;
-                }
-                if kw == "start" {
-                    "START TRANSACTION"
-                } else {
-                    "BEGIN"
-                }
-            }
-            "commit" | "end" if !contains_word_ci(sql, "prepared") => {
-                let failed = self.pending_failed;
-                self.pending_begin = None;
-                self.pending_failed = false;
-                if failed {
-                    "ROLLBACK"
-                } else {
-                    "COMMIT"
-                }
-            }
-            "rollback" | "abort" if !contains_word_ci(sql, "prepared") => {
-                if contains_word_ci(sql, "to") {
-                    let p = self.pending_begin.as_mut()?;
-                    p.push_str("; ");
-                    p.push_str(sql.trim().trim_end_matches(';'));
-                    self.pending_failed = false;
-                    return Some("ROLLBACK");
-                }
-                self.pending_begin = None;
-                self.pending_failed = false;
-                "ROLLBACK"
-            }
-            "savepoint" | "release" => {
-                let p = self.pending_begin.as_mut()?;
-                p.push_str("; ");
-                p.push_str(sql.trim().trim_end_matches(';'));
-                if kw == "savepoint" {
-                    "SAVEPOINT"
-                } else {
-                    "RELEASE"
-                }
-            }
-            _ => return None,
-        };
-        Some(tag)
+        self.sharded.held_command(sql)
     }
 
     /// Decides where a statement goes; fans it out when it needs several shards.
@@ -126,7 +57,7 @@ impl Session {
         ext: Option<Extended>,
     ) -> Result<Route> {
         let extended = ext.is_some();
-        if self.tx_poisoned || (self.pending_failed && self.server.is_none()) {
+        if self.sharded.tx_poisoned || (self.sharded.pending_failed && self.server.is_none()) {
             self.router_error(tx_aborted(), extended);
             return Ok(Route::Done);
         }
@@ -135,8 +66,8 @@ impl Session {
         if ext.is_none() {
             if let Some((s, kind)) = crate::planner::sharding::literals::one_shard(schema, sql) {
                 if !self.runs_aside(kind, sql) {
-                    if kind == Kind::Write && !self.wrote.contains(&s) {
-                        self.wrote.push(s);
+                    if kind == Kind::Write && !self.sharded.wrote.contains(&s) {
+                        self.sharded.wrote.push(s);
                     }
                     return Ok(Route::Shard(s));
                 }
@@ -195,7 +126,7 @@ impl Session {
         let shards = match shards {
             Resolved::Any
                 if self.server.is_none()
-                    && self.pending_begin.is_some()
+                    && self.sharded.pending_begin.is_some()
                     && (p.kind == Kind::Read || first_keyword(sql) == "show") =>
             {
                 // A read that needs no particular shard, before the transaction picked
@@ -222,8 +153,9 @@ impl Session {
                 }))
             }
             Resolved::Shards(v) if v.len() == 1 && !aside => {
-                if matches!(p.kind, Kind::Write | Kind::Ddl) && !self.wrote.contains(&v[0]) {
-                    self.wrote.push(v[0]);
+                if matches!(p.kind, Kind::Write | Kind::Ddl) && !self.sharded.wrote.contains(&v[0])
+                {
+                    self.sharded.wrote.push(v[0]);
                 }
                 return Ok(Route::Shard(v[0]));
             }
@@ -238,11 +170,11 @@ impl Session {
         // every shard it needs (transaction pooling, explicit transactions).
         // (A plain read before the transaction touched any shard runs aside, as a
         // one-shard one does: READ COMMITTED gives it its own snapshot anyway.)
-        let in_tx = (self.pending_begin.is_some() && !aside)
+        let in_tx = (self.sharded.pending_begin.is_some() && !aside)
             || self.server.as_ref().is_some_and(|_| self.tx_status != b'I');
         if in_tx {
             if self.mode != orochi_config::PoolMode::Transaction
-                || (self.tx_begin.is_none() && self.pending_begin.is_none())
+                || (self.sharded.tx_begin.is_none() && self.sharded.pending_begin.is_none())
             {
                 let s = self.server.as_ref().map_or(0, |c| c.pool.shard);
                 return self.refused(&format!("this transaction runs on shard {s}; a single statement that needs several shards cannot join it here (only explicit transactions in transaction pooling mode can span shards): split it per shard key, or run it outside the transaction"), extended);
@@ -308,7 +240,7 @@ impl Session {
     pub(crate) fn runs_aside(&self, kind: Kind, sql: &str) -> bool {
         !matches!(kind, Kind::Write | Kind::Ddl)
             && self.server.is_none()
-            && self.pending_begin.as_deref().is_some_and(|b| {
+            && self.sharded.pending_begin.as_deref().is_some_and(|b| {
                 !contains_word_ci(b, "repeatable") && !contains_word_ci(b, "serializable")
             })
             && crate::planner::rw::is_read(sql)
@@ -317,8 +249,8 @@ impl Session {
     pub(crate) fn refused(&mut self, msg: &str, extended: bool) -> Result<Route> {
         self.app.metrics.error(&self.user.pool_name, "0A000");
         self.router_error(refuse(msg), extended);
-        if self.server.is_none() && self.pending_begin.is_some() {
-            self.pending_failed = true;
+        if self.server.is_none() && self.sharded.pending_begin.is_some() {
+            self.sharded.pending_failed = true;
         }
         Ok(Route::Done)
     }
@@ -365,27 +297,6 @@ fn transactional(sql: &str) -> bool {
             && (contains_word_ci(sql, "database")
                 || contains_word_ci(sql, "tablespace")
                 || contains_word_ci(sql, "system"))))
-}
-
-/// Held-back Bind of a statement that will be fanned out at Execute.
-pub(crate) struct HeldPortal {
-    /// Boxed: a `Job` is hundreds of bytes, and every session carries this field.
-    pub job: Box<Job>,
-}
-
-/// The rest of a multi-shard result the client fetches in batches.
-pub(crate) struct Suspended {
-    pub rows: std::collections::VecDeque<bytes::Bytes>,
-    /// CommandComplete (or the error) once every row was fetched.
-    pub tail: bytes::Bytes,
-}
-
-/// A local answer for a held-back transaction command in the extended protocol.
-#[derive(Debug, Clone)]
-pub(crate) struct LocalPortal {
-    pub tag: &'static str,
-    /// COMMIT (`true`) or ROLLBACK of a transaction spanning shards.
-    pub finish: Option<bool>,
 }
 
 impl Session {
@@ -439,11 +350,10 @@ impl Session {
                     self.statements.get(statement).cloned()
                 };
                 let Some(stmt) = stmt else { return Ok(None) };
-                self.held = None;
-                self.local_portal = None;
-                self.suspended = None;
+                self.sharded.drop_portals();
+                self.sharded.suspended = None;
                 if let Some(commit) = self.ends_multi_shard(&stmt.query) {
-                    self.local_portal = Some(LocalPortal {
+                    self.sharded.local_portal = Some(LocalPortal {
                         tag: if commit { "COMMIT" } else { "ROLLBACK" },
                         finish: Some(commit),
                     });
@@ -452,7 +362,7 @@ impl Session {
                 }
                 if idle {
                     if let Some(tag) = self.local_transaction(&stmt.query) {
-                        self.local_portal = Some(LocalPortal { tag, finish: None });
+                        self.sharded.local_portal = Some(LocalPortal { tag, finish: None });
                         self.reply(message(BackendMessage::BindComplete));
                         return Ok(Some(None));
                     }
@@ -468,16 +378,16 @@ impl Session {
                     Route::Done => Ok(Some(None)),
                     Route::Shard(s) => Ok(Some(Some(s))),
                     Route::Fanout(job) => {
-                        self.held = Some(HeldPortal { job });
+                        self.sharded.held = Some(HeldPortal { job });
                         self.reply(message(BackendMessage::BindComplete));
                         Ok(Some(None))
                     }
                 }
             }
             M::Describe { kind: b'P', .. }
-                if self.held.is_some() || self.local_portal.is_some() =>
+                if self.sharded.held.is_some() || self.sharded.local_portal.is_some() =>
             {
-                if let Some(h) = self.held.as_mut() {
+                if let Some(h) = self.sharded.held.as_mut() {
                     if let Some(x) = h.job.extended.as_mut() {
                         x.describe = true;
                     }
@@ -490,8 +400,8 @@ impl Session {
                 self.describe_aside(schema, name).await?;
                 Ok(Some(None))
             }
-            M::Execute { max_rows, .. } if self.held.is_some() => {
-                let Some(h) = self.held.take() else {
+            M::Execute { max_rows, .. } if self.sharded.held.is_some() => {
+                let Some(h) = self.sharded.held.take() else {
                     return Ok(Some(None));
                 };
                 if *max_rows <= 0 {
@@ -518,19 +428,19 @@ impl Session {
                     }
                 }
                 self.emit(&head);
-                self.suspended = Some(Suspended {
+                self.sharded.suspended = Some(Suspended {
                     rows,
                     tail: tail.freeze(),
                 });
                 self.serve_suspended(*max_rows);
                 Ok(Some(None))
             }
-            M::Execute { max_rows, .. } if self.suspended.is_some() => {
+            M::Execute { max_rows, .. } if self.sharded.suspended.is_some() => {
                 self.serve_suspended(*max_rows);
                 Ok(Some(None))
             }
-            M::Execute { .. } if self.local_portal.is_some() => {
-                match self.local_portal.take() {
+            M::Execute { .. } if self.sharded.local_portal.is_some() => {
+                match self.sharded.local_portal.take() {
                     Some(LocalPortal {
                         finish: Some(commit),
                         ..
@@ -542,9 +452,10 @@ impl Session {
                 }
                 Ok(Some(None))
             }
-            M::Close { kind: b'P', .. } if self.held.is_some() || self.local_portal.is_some() => {
-                self.held = None;
-                self.local_portal = None;
+            M::Close { kind: b'P', .. }
+                if self.sharded.held.is_some() || self.sharded.local_portal.is_some() =>
+            {
+                self.sharded.drop_portals();
                 self.reply(message(BackendMessage::CloseComplete));
                 Ok(Some(None))
             }
@@ -555,7 +466,7 @@ impl Session {
     /// Sends up to `max_rows` rows of a suspended result (all when 0), then
     /// PortalSuspended, or the final CommandComplete when none are left.
     fn serve_suspended(&mut self, max_rows: i32) {
-        let Some(mut s) = self.suspended.take() else {
+        let Some(mut s) = self.sharded.suspended.take() else {
             return;
         };
         let n = if max_rows <= 0 {
@@ -575,7 +486,7 @@ impl Session {
             out.extend_from_slice(&s.tail);
         } else {
             out.extend_from_slice(&[b's', 0, 0, 0, 4]);
-            self.suspended = Some(s);
+            self.sharded.suspended = Some(s);
         }
         self.emit(&out);
     }
@@ -648,12 +559,12 @@ impl Session {
     /// At Sync: a held-back fan-out that was described but never executed still owes
     /// its description; run it (rows are not sent without an Execute, so none are).
     pub(crate) async fn finish_held(&mut self) -> Result<()> {
-        self.local_portal = None;
+        self.sharded.local_portal = None;
         if self.local_status() == b'I' {
             // The implicit transaction ends at Sync, and its portals with it.
-            self.suspended = None;
+            self.sharded.suspended = None;
         }
-        if let Some(h) = self.held.take() {
+        if let Some(h) = self.sharded.held.take() {
             if h.job.extended.as_ref().is_some_and(|x| x.describe) {
                 let mut job = h.job;
                 job.merge.limit = Some(crate::planner::sharding::Count::Const(0));
@@ -671,8 +582,8 @@ impl Session {
     pub(crate) fn can_switch_shard(&self) -> bool {
         self.sharding().is_some()
             && self.mode == orochi_config::PoolMode::Transaction
-            && ((self.tx_begin.is_some() && self.tx_status == b'T')
-                || (self.tx_begin.is_none() && self.tx_status == b'I' && self.unsynced))
+            && ((self.sharded.tx_begin.is_some() && self.tx_status == b'T')
+                || (self.sharded.tx_begin.is_none() && self.tx_status == b'I' && self.unsynced))
             && !self.copy_in
             && !self.server_skipping
     }
@@ -716,16 +627,15 @@ impl Session {
     /// Parks the current connection and takes the one already open on `shard`, if any.
     pub(crate) fn switch_to_parked(&mut self, shard: usize) -> bool {
         if let Some(cur) = self.server.take() {
-            self.parked.push(cur);
+            self.sharded.parked.push(cur);
         }
         self.unnamed_on_server = false;
-        let Some(i) = self.parked.iter().position(|c| c.pool.shard == shard) else {
+        let Some(co) = self.sharded.take_parked(shard) else {
             return false;
         };
-        let co = self.parked.remove(i);
         self.cancel
             .slot
-            .set(Some(super::fanout::cancel_target(&co)));
+            .set(Some(super::shard_stream::cancel_target(&co)));
         self.server = Some(co);
         self.tx_status = b'T';
         true

@@ -65,12 +65,7 @@ impl Session {
     }
 
     /// A statement that ran on several shards (`run_fanout`).
-    pub(crate) fn log_fanout(
-        &self,
-        job: &super::fanout::Job,
-        started: Instant,
-        tag: Option<&[u8]>,
-    ) {
+    pub(crate) fn log_fanout(&self, job: &super::job::Job, started: Instant, tag: Option<&[u8]>) {
         let params = match &job.extended {
             Some(x) if self.app.query_log.parameters() => Some(query_log::format_params(
                 &x.params,

@@ -63,9 +63,9 @@ impl Session {
             || self.unsynced
             || self.copy_in
             || self.tx_status != b'I'
-            || self.tx_begin.is_some()
-            || self.pending_begin.is_some()
-            || !self.parked.is_empty()
+            || self.sharded.tx_begin.is_some()
+            || self.sharded.pending_begin.is_some()
+            || !self.sharded.parked.is_empty()
         {
             return;
         }

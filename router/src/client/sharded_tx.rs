@@ -1,0 +1,154 @@
+//! The state of a client's transaction on a sharded pool, in one place: the BEGIN held
+//! back until a statement picks a shard, the other shards' connections of a transaction
+//! that spans shards, the shards written (two-phase commit's participants), and the
+//! extended protocol's held portals. A pool with one shard never touches it.
+//!
+//! Its own type, so the sharded path's state is reset, inspected and reasoned about as
+//! one thing rather than as ten loose fields of the session.
+
+use super::job::Job;
+use crate::backend::Checkout;
+use crate::planner::lex::{contains_word_ci, first_keyword};
+
+/// A sharded pool's transaction state (all empty outside a transaction).
+#[derive(Default)]
+pub(crate) struct ShardedTx {
+    /// A BEGIN (plus savepoints) answered locally, replayed on the shard
+    /// the transaction's first statement goes to.
+    pub(crate) pending_begin: Option<String>,
+    /// A held-back transaction saw a router error: only ROLLBACK is accepted.
+    pub(crate) pending_failed: bool,
+    /// Extended protocol: a Bind held back until Execute (fan-out).
+    pub(crate) held: Option<HeldPortal>,
+    /// A bound transaction command answered locally.
+    pub(crate) local_portal: Option<LocalPortal>,
+    /// The other shards' connections of a transaction that spans shards
+    /// (each inside the same transaction), while `server` serves the current one.
+    pub(crate) parked: Vec<Checkout>,
+    /// The BEGIN of the current explicit transaction, replayed on each shard it reaches.
+    pub(crate) tx_begin: Option<String>,
+    /// The transaction spanning shards is a pipeline's implicit one (no BEGIN from the
+    /// client): the router made it explicit and commits it at the client's Sync.
+    pub(crate) implicit_multi: bool,
+    /// Shards the current transaction wrote on (two-phase commit participants).
+    pub(crate) wrote: Vec<usize>,
+    /// A multi-shard result fetched in batches (Execute with a row limit).
+    pub(crate) suspended: Option<Suspended>,
+    /// A statement joining the client's transaction on several shards is running, or
+    /// stopped half way (a checkout or a connection failed before its connections were
+    /// settled back into the transaction): until COMMIT/ROLLBACK, which then roll back
+    /// every shard, everything gets 25P02 — never a partial commit.
+    pub(crate) tx_poisoned: bool,
+}
+
+impl ShardedTx {
+    /// BEGIN / COMMIT / ROLLBACK / SAVEPOINT / RELEASE while no shard is chosen yet: kept
+    /// here (to be replayed on the shard the transaction lands on) and answered with the
+    /// returned tag. `None`: not such a command, or one that needs a shard.
+    pub(crate) fn held_command(&mut self, sql: &str) -> Option<&'static str> {
+        let kw = first_keyword(sql);
+        let tag = match kw.as_str() {
+            "begin" | "start" => {
+                if self.pending_begin.is_none() {
+                    self.pending_begin = Some(sql.trim().trim_end_matches(';').to_string());
+                    self.pending_failed = false;
+                }
+                if kw == "start" {
+                    "START TRANSACTION"
+                } else {
+                    "BEGIN"
+                }
+            }
+            "commit" | "end" if !contains_word_ci(sql, "prepared") => {
+                let failed = self.pending_failed;
+                self.pending_begin = None;
+                self.pending_failed = false;
+                if failed {
+                    "ROLLBACK"
+                } else {
+                    "COMMIT"
+                }
+            }
+            "rollback" | "abort" if !contains_word_ci(sql, "prepared") => {
+                if contains_word_ci(sql, "to") {
+                    let p = self.pending_begin.as_mut()?;
+                    p.push_str("; ");
+                    p.push_str(sql.trim().trim_end_matches(';'));
+                    self.pending_failed = false;
+                    return Some("ROLLBACK");
+                }
+                self.pending_begin = None;
+                self.pending_failed = false;
+                "ROLLBACK"
+            }
+            "savepoint" | "release" => {
+                let p = self.pending_begin.as_mut()?;
+                p.push_str("; ");
+                p.push_str(sql.trim().trim_end_matches(';'));
+                if kw == "savepoint" {
+                    "SAVEPOINT"
+                } else {
+                    "RELEASE"
+                }
+            }
+            _ => return None,
+        };
+        Some(tag)
+    }
+
+    /// The BEGIN to run on a shard the transaction reaches.
+    pub(crate) fn begin_text(&self) -> String {
+        self.tx_begin
+            .clone()
+            .or_else(|| self.pending_begin.clone())
+            .unwrap_or_else(|| "BEGIN".into())
+    }
+
+    /// The held BEGIN, now sent to the transaction's first shard: it becomes the
+    /// transaction's BEGIN, replayed on each further shard.
+    pub(crate) fn start_on_shard(&mut self) -> Option<String> {
+        let begin = self.pending_begin.take()?;
+        self.tx_begin = Some(begin.clone());
+        Some(begin)
+    }
+
+    /// The transaction ended (committed or rolled back everywhere).
+    pub(crate) fn end_transaction(&mut self) {
+        self.tx_begin = None;
+        self.wrote.clear();
+        self.pending_begin = None;
+    }
+
+    /// Forgets the extended protocol's held portals.
+    pub(crate) fn drop_portals(&mut self) {
+        self.held = None;
+        self.local_portal = None;
+    }
+
+    /// Takes the transaction's parked connection to `shard`, if it has one.
+    pub(crate) fn take_parked(&mut self, shard: usize) -> Option<Checkout> {
+        let i = self.parked.iter().position(|c| c.pool.shard == shard)?;
+        Some(self.parked.remove(i))
+    }
+}
+
+/// Held-back Bind of a statement that will be fanned out at Execute.
+pub(crate) struct HeldPortal {
+    /// Boxed: a `Job` is hundreds of bytes, and every session carries this field.
+    pub job: Box<Job>,
+}
+
+/// The rest of a multi-shard result the client fetches in batches.
+pub(crate) struct Suspended {
+    pub rows: std::collections::VecDeque<bytes::Bytes>,
+    /// CommandComplete (or the error) once every row was fetched.
+    pub tail: bytes::Bytes,
+}
+
+/// A local answer for a held-back transaction command in the extended protocol.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalPortal {
+    pub tag: &'static str,
+    /// COMMIT (`true`) or ROLLBACK of a transaction spanning shards.
+    pub finish: Option<bool>,
+}
