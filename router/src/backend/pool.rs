@@ -28,6 +28,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// Server parameters as a pool's first connection reported them, sorted by name: shared
+/// by every client of the pool (`client::reported`).
+pub type SharedParams = Arc<[(String, String)]>;
+
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     /// How long a server whose connection attempt failed stays out of rotation (see
@@ -84,7 +88,7 @@ pub struct ServerPool {
     pub stats: PoolStats,
     /// ParameterStatus values of the first connection opened: what a newly logged-in
     /// client is told without waiting for a server of its own.
-    pub server_params: Mutex<Option<Vec<(String, String)>>>,
+    pub server_params: Mutex<Option<SharedParams>>,
     /// Query counter and latency histogram of this pool's labels.
     pub metrics: orochi_admin::QueryMetrics,
     /// Bumped by RECONNECT-like events: connections older than this generation are closed on return.
@@ -261,7 +265,7 @@ impl ServerPool {
                             .map(|(k, v)| (k.clone(), v.clone()))
                             .collect();
                         v.sort();
-                        *p = Some(v);
+                        *p = Some(v.into());
                     }
                 }
                 self.health.succeeded();

@@ -16,6 +16,7 @@ pub mod multi_shard;
 pub mod params;
 pub mod pause_gate;
 pub mod relay;
+pub mod reported;
 pub mod reply;
 pub mod retry;
 pub mod retry_ext;

@@ -48,7 +48,7 @@ impl Session {
                     if let Some(co) = self.server.as_mut() {
                         co.conn().params.insert(name.clone(), value.clone());
                     }
-                    self.reported.insert(name, value);
+                    self.reported.set(&name, &value);
                 }
                 f.encode(&mut self.out);
                 return Ok(());

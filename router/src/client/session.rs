@@ -5,6 +5,7 @@
 use super::expect::{Expect, Term};
 use super::params::SessionParams;
 use super::reply::{error_bytes, ready};
+use super::reported::Reported;
 use crate::app::App;
 use crate::backend::{Checkout, UserPools};
 use crate::cancel::{CancelKey, CancelTarget};
@@ -34,7 +35,7 @@ pub struct Session {
     pub(crate) mode: PoolMode,
     pub(crate) params: SessionParams,
     /// ParameterStatus values the client has been told.
-    pub(crate) reported: HashMap<String, String>,
+    pub(crate) reported: Reported,
     pub(crate) statements: HashMap<String, Arc<PreparedStatement>>,
     pub(crate) unnamed: Option<Arc<PreparedStatement>>,
     /// SQL-level prepared statements: name -> PREPARE text.
@@ -106,7 +107,7 @@ impl Session {
             mode: user.mode,
             user,
             params,
-            reported: HashMap::new(),
+            reported: Reported::default(),
             statements: HashMap::new(),
             unnamed: None,
             sql_prepared: HashMap::new(),
@@ -154,13 +155,17 @@ impl Session {
             .primary(0)
             .and_then(|p| p.server_params.lock().ok().and_then(|g| g.clone()));
         let params: Vec<(String, String)> = match cached {
-            Some(v) => v
-                .into_iter()
-                .map(|(k, v)| {
-                    let own = self.params.startup_value(&k).map(str::to_string);
-                    (k, own.unwrap_or(v))
-                })
-                .collect(),
+            Some(shared) => {
+                // Shared by the pool's clients; this client owns only its differences.
+                self.reported = Reported::new(Some(shared.clone()));
+                shared
+                    .iter()
+                    .map(|(k, v)| {
+                        let own = self.params.startup_value(k).unwrap_or(v);
+                        (k.clone(), own.to_string())
+                    })
+                    .collect()
+            }
             None => {
                 // Any server will do: as a read, logins work while the primary is down
                 // (not in session mode, where this server stays the client's).
@@ -183,7 +188,7 @@ impl Session {
                 value: value.clone(),
             }
             .encode(&mut self.out);
-            self.reported.insert(name, value);
+            self.reported.set(&name, &value);
         }
         BackendMessage::BackendKeyData {
             process_id: self.cancel.key.0,
@@ -472,13 +477,13 @@ impl Session {
         // Tell the client about server-reported values that differ from what it knows.
         if !self.reported.is_empty() {
             for (k, v) in &conn.params {
-                if self.reported.get(k) != Some(v) {
+                if self.reported.get(k) != Some(v.as_str()) {
                     BackendMessage::ParameterStatus {
                         name: k.clone(),
                         value: v.clone(),
                     }
                     .encode(&mut self.out);
-                    self.reported.insert(k.clone(), v.clone());
+                    self.reported.set(k, v);
                 }
             }
         }

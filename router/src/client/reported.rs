@@ -1,0 +1,116 @@
+//! The ParameterStatus values a client has been told, kept as the pool's shared set plus
+//! this client's differences.
+//!
+//! Every client of a pool is told the same dozen server parameters at login (server
+//! version, encodings, DateStyle, TimeZone, …); only a few differ per client
+//! (`application_name`, or a value a `SET` changed). A map per client cost about 2 KiB
+//! of every idle client (issue 16); the shared set is one allocation per pool, and a
+//! client owns only what is its own.
+
+use crate::backend::pool::SharedParams;
+use std::collections::HashMap;
+
+#[derive(Debug, Default)]
+pub struct Reported {
+    base: Option<SharedParams>,
+    /// Values that differ from `base` (or are missing from it).
+    own: HashMap<String, String>,
+}
+
+impl Reported {
+    pub fn new(base: Option<SharedParams>) -> Self {
+        Reported {
+            base,
+            own: HashMap::new(),
+        }
+    }
+
+    fn base_value(&self, name: &str) -> Option<&str> {
+        let b = self.base.as_deref()?;
+        let i = b.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok()?;
+        Some(b[i].1.as_str())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.own
+            .get(name)
+            .map(String::as_str)
+            .or_else(|| self.base_value(name))
+    }
+
+    /// Records that the client was told `name = value`.
+    pub fn set(&mut self, name: &str, value: &str) {
+        if self.base_value(name) == Some(value) {
+            self.own.remove(name);
+        } else if self.own.get(name).map(String::as_str) != Some(value) {
+            self.own.insert(name.to_string(), value.to_string());
+        }
+    }
+
+    /// Nothing was reported yet (the login has not run).
+    pub fn is_empty(&self) -> bool {
+        self.own.is_empty() && self.base.as_ref().is_none_or(|b| b.is_empty())
+    }
+
+    /// Every reported value, the client's own first where they differ.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let base = self
+            .base
+            .iter()
+            .flat_map(|b| b.iter())
+            .filter(|(k, _)| !self.own.contains_key(k))
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        self.own
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::Arc;
+
+    fn base() -> SharedParams {
+        SharedParams::from(vec![
+            ("TimeZone".into(), "UTC".into()),
+            ("application_name".into(), "".into()),
+            ("client_encoding".into(), "UTF8".into()),
+        ])
+    }
+
+    #[test]
+    fn a_client_owns_only_its_differences() {
+        let b = base();
+        let mut r = Reported::new(Some(b.clone()));
+        r.set("client_encoding", "UTF8");
+        assert!(r.own.is_empty(), "equal to the shared value: nothing owned");
+        r.set("application_name", "psql");
+        assert_eq!(r.get("application_name"), Some("psql"));
+        assert_eq!(r.get("TimeZone"), Some("UTC"));
+        assert_eq!(r.get("missing"), None);
+        r.set("application_name", "");
+        assert!(r.own.is_empty(), "back to the shared value");
+        r.set("in_hot_standby", "off");
+        let mut all: Vec<_> = r.iter().collect();
+        all.sort();
+        assert_eq!(
+            all,
+            vec![
+                ("TimeZone", "UTC"),
+                ("application_name", ""),
+                ("client_encoding", "UTF8"),
+                ("in_hot_standby", "off")
+            ]
+        );
+        assert_eq!(Arc::strong_count(&b), 2, "shared, not copied");
+    }
+
+    #[test]
+    fn empty_until_login() {
+        assert!(Reported::new(None).is_empty());
+        assert!(!Reported::new(Some(base())).is_empty());
+    }
+}
