@@ -25,6 +25,7 @@ use crate::planner::SessionOp;
 use orochi_wire::PgError;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 pub use crate::backend::conn::{RESET_SQL, UNKNOWN_PARAMS};
 
@@ -35,8 +36,11 @@ const NOT_SETTINGS: &[&str] = &["user", "database", "options", "replication"];
 pub struct SessionParams {
     /// The client's startup settings as given: lower-case name -> value.
     startup_values: BTreeMap<String, String>,
-    startup: BTreeMap<String, String>,
-    current: BTreeMap<String, String>,
+    /// Name -> SQL of the startup settings, and of the current ones. `current` shares
+    /// `startup`'s map until the client changes a setting (most never do), so an idle
+    /// client pays for its settings once, not twice (issue 16).
+    startup: Arc<BTreeMap<String, String>>,
+    current: Arc<BTreeMap<String, String>>,
     fingerprint: u64,
 }
 
@@ -101,11 +105,11 @@ impl SessionParams {
         for (k, v) in params {
             if k == "options" {
                 for (k, v) in parse_options(v)? {
-                    s.startup.insert(k.to_ascii_lowercase(), set_sql(&k, &v));
+                    Arc::make_mut(&mut s.startup).insert(k.to_ascii_lowercase(), set_sql(&k, &v));
                     s.startup_values.insert(k.to_ascii_lowercase(), v);
                 }
             } else if !NOT_SETTINGS.contains(&k.as_str()) && !k.starts_with("_pq_.") {
-                s.startup.insert(k.to_ascii_lowercase(), set_sql(k, v));
+                Arc::make_mut(&mut s.startup).insert(k.to_ascii_lowercase(), set_sql(k, v));
                 s.startup_values.insert(k.to_ascii_lowercase(), v.clone());
             }
         }
@@ -164,7 +168,7 @@ impl SessionParams {
     /// Forgets a setting that can no longer be applied (its replay failed: a role
     /// dropped since, a privilege revoked): the client keeps working without it.
     pub fn forget(&mut self, name: &str) {
-        self.current.remove(name);
+        Arc::make_mut(&mut self.current).remove(name);
         self.refresh();
     }
 
@@ -176,21 +180,23 @@ impl SessionParams {
         for op in ops {
             match op {
                 SessionOp::Set { name, sql } => {
+                    let current = Arc::make_mut(&mut self.current);
                     if name == "session_authorization" {
-                        self.current.remove("role");
+                        current.remove("role");
                     }
-                    self.current.insert(name.clone(), sql.clone());
+                    current.insert(name.clone(), sql.clone());
                 }
                 SessionOp::Reset { name } => {
+                    let current = Arc::make_mut(&mut self.current);
                     if name == "session_authorization" {
-                        self.current.remove("role");
+                        current.remove("role");
                     }
                     match self.startup.get(name) {
                         Some(sql) => {
-                            self.current.insert(name.clone(), sql.clone());
+                            current.insert(name.clone(), sql.clone());
                         }
                         None => {
-                            self.current.remove(name);
+                            current.remove(name);
                         }
                     }
                     server_unknown = true;
@@ -199,7 +205,7 @@ impl SessionParams {
                     let mut next = self.startup.clone();
                     for k in IDENTITY_SETTINGS {
                         if let Some(v) = self.current.get(*k) {
-                            next.insert(k.to_string(), v.clone());
+                            Arc::make_mut(&mut next).insert(k.to_string(), v.clone());
                         }
                     }
                     self.current = next;
@@ -241,8 +247,8 @@ impl SessionParams {
             ("request.jwt.claims", id.claims_sql()),
             ("role", id.role_sql()),
         ] {
-            self.startup.insert(k.to_string(), sql.clone());
-            self.current.insert(k.to_string(), sql);
+            Arc::make_mut(&mut self.startup).insert(k.to_string(), sql.clone());
+            Arc::make_mut(&mut self.current).insert(k.to_string(), sql);
         }
         self.refresh();
         Ok(())
