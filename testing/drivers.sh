@@ -16,10 +16,19 @@
 #            are seeded directly on the shard PostgreSQL's own hash partitioning
 #            puts them on (helper table drv_hashref, PARTITION BY HASH (aid)).
 #   tls      the single target with client TLS required (client_tls_sslmode =
-#            require; a test CA and a certificate for 127.0.0.1 made with openssl):
-#            plaintext is refused, so a case that passes ran over TLS. The drivers
-#            keep their default sslmode (prefer: libpq, pgjdbc, asyncpg, sqlx);
-#            node-postgres, which only does TLS when told, verifies the test CA.
+#            require; a test CA and a certificate for 127.0.0.1 / localhost made
+#            with openssl): plaintext is refused, so a case that passes ran over
+#            TLS. Every driver connects to the router with verify-full or its
+#            equivalent, the test CA as root (DRV_TLS_CA): libpq (psql, pgbench,
+#            psycopg, SQLAlchemy) sslmode=verify-full + sslrootcert; asyncpg an
+#            SSLContext with check_hostname; sqlx PgSslMode::VerifyFull; pgjdbc
+#            sslmode=verify-full + sslrootcert; node-postgres ssl.ca (node checks
+#            the name). One more case per driver but pgbench (libpq, as psql),
+#            verify_full_refuses: trusting another CA (DRV_TLS_OTHER_CA) is
+#            refused with a certificate error; psql, psycopg and node also check
+#            that a host name the certificate does not carry is refused. Direct
+#            connections to the shards (sharded target) stay plaintext: the
+#            fleet's PostgreSQL has no TLS.
 #
 # Prints a matrix per target (case × driver: pass / FAIL / - = not a case of that
 # driver), a driver × target summary, every failure with its reason, and last
@@ -83,7 +92,7 @@ done
 
 # --- TLS (the tls target) ----------------------------------------------------------
 tls_dir="$work/tls"
-make_certs() { # a CA, and a certificate it signs for 127.0.0.1 / localhost
+make_certs() { # a CA, a certificate it signs for 127.0.0.1 / localhost, another CA
     [[ -s "$tls_dir/server.pem" ]] && return 0
     mkdir -p "$tls_dir"
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=orochi drivers test CA" \
@@ -93,6 +102,9 @@ make_certs() { # a CA, and a certificate it signs for 127.0.0.1 / localhost
     printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$tls_dir/san.ext"
     openssl x509 -req -in "$tls_dir/server.csr" -CA "$tls_dir/ca.pem" -CAkey "$tls_dir/ca.key" \
         -CAcreateserial -days 2 -extfile "$tls_dir/san.ext" -out "$tls_dir/server.pem" >/dev/null 2>&1
+    # A CA that signed nothing here: verify-full trusting it must fail.
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=orochi drivers other CA" \
+        -keyout "$tls_dir/other-ca.key" -out "$tls_dir/other-ca.pem" >/dev/null 2>&1
 }
 rm -rf "$tls_dir"
 [[ " ${targets[*]} " == *" tls "* ]] && make_certs
@@ -227,7 +239,7 @@ for t in "${targets[@]}"; do
         PGHOST=127.0.0.1 PGPORT="$router_port" PGUSER=app PGPASSWORD=secret PGDATABASE="$db" \
             PGCONNECT_TIMEOUT=15 PGAPPNAME="drv-$d" \
             DRV_TARGET="${t/tls/single}" DRV_DRIVER="$d" DRV_TLS="$([[ $t == tls ]] && echo 1 || echo 0)" \
-            DRV_TLS_CA="$tls_dir/ca.pem" DRV_POOL_SIZE="$pool_size" DRV_KEY_BASE="$key_base" \
+            DRV_TLS_CA="$tls_dir/ca.pem" DRV_TLS_OTHER_CA="$tls_dir/other-ca.pem" DRV_POOL_SIZE="$pool_size" DRV_KEY_BASE="$key_base" \
             DRV_SHARD_PORTS="${shard_ports[0]},${shard_ports[1]}" DRV_PG_BIN="$PG_BIN" \
             timeout -k 10 "$timeout_s" "${cmd[@]}" >"$out" 2>&1 </dev/null || rc=$?
         plan="$(sed -n 's/^PLAN //p' "$out" | head -n 1)"

@@ -76,6 +76,7 @@ pub(crate) const CLIENT_TLS_MODE: &[(&str, ClientTlsMode)] = &[
 /// libpq's `sslmode` values towards servers; PgDog's `tls_verify` spellings as aliases.
 pub(crate) const SERVER_TLS_MODE: &[(&str, ServerTlsMode)] = &[
     ("disable", ServerTlsMode::Disable),
+    ("allow", ServerTlsMode::Allow),
     ("prefer", ServerTlsMode::Prefer),
     ("require", ServerTlsMode::Require),
     ("verify-ca", ServerTlsMode::VerifyCa),

@@ -143,6 +143,10 @@ impl ClientTlsMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ServerTlsMode {
     Disable,
+    /// Plaintext first; TLS (not verified) only when the server refuses the plaintext
+    /// login with an error before authentication succeeds, as libpq's `allow` does
+    /// (e.g. a pg_hba.conf with only `hostssl` lines for the role).
+    Allow,
     /// TLS when the server accepts it, else plaintext; the certificate is not checked.
     Prefer,
     /// TLS or no connection; the certificate is not checked.
@@ -157,6 +161,7 @@ impl ServerTlsMode {
     pub fn as_str(self) -> &'static str {
         match self {
             ServerTlsMode::Disable => "disable",
+            ServerTlsMode::Allow => "allow",
             ServerTlsMode::Prefer => "prefer",
             ServerTlsMode::Require => "require",
             ServerTlsMode::VerifyCa => "verify-ca",

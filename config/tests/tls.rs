@@ -107,6 +107,12 @@ fn server_modes_globally_per_pool_and_pgcat_keys() {
     assert_eq!(c.general.server_tls.sslmode, ServerTlsMode::Disable);
     let c = load(&format!("[general]\ntls_verify = \"disabled\"\n{MINIMAL}"));
     assert_eq!(c.general.server_tls.sslmode, ServerTlsMode::Disable);
+    // libpq's `allow` is its own mode (plaintext first), not an alias of prefer.
+    let c = load(&format!(
+        "[general]\nserver_tls_sslmode = \"allow\"\n{MINIMAL}"
+    ));
+    assert_eq!(c.general.server_tls.sslmode, ServerTlsMode::Allow);
+    assert_eq!(ServerTlsMode::Allow.as_str(), "allow");
 }
 
 #[test]

@@ -10,6 +10,8 @@
 //! `server_tls_sslmode` (SSLRequest first, the same certificate checks), as libpq 17's
 //! cancel API does. A cleartext cancel to a server that only accepts TLS (`hostssl`)
 //! would be refused, and would put the backend's key on the wire in the clear.
+//! Under `allow` the cancel offers TLS as `prefer` does: a cancel gets no answer, so
+//! `allow`'s plaintext-first retry cannot apply, and TLS keeps the key off the wire.
 
 use crate::backend::conn::{ServerTarget, TargetTls};
 use bytes::BytesMut;
@@ -134,7 +136,11 @@ impl CancelRegistry {
 pub async fn send_cancel(t: &CancelTarget) -> std::io::Result<()> {
     let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port)).await?;
     let side = t.tls.hub.server();
-    let mut s = orochi_tls::connect::upgrade(tcp, &t.host, t.tls.mode, &side)
+    let mode = match t.tls.mode {
+        orochi_config::ServerTlsMode::Allow => orochi_config::ServerTlsMode::Prefer,
+        m => m,
+    };
+    let mut s = orochi_tls::connect::upgrade(tcp, &t.host, mode, &side)
         .await
         .map_err(|e| std::io::Error::other(format!("TLS for the cancel request: {e}")))?;
     let mut b = BytesMut::new();

@@ -90,6 +90,11 @@ async fn su_again(port: u16) -> sqlx::PgConnection {
 }
 
 fn pool(host: &str, port: u16, mode: &str) -> String {
+    pool_as(("tlsapp", "tlssecret"), host, port, mode)
+}
+
+/// Pool `tlsdb` for `user` (the same name and password towards the server).
+fn pool_as((user, password): (&str, &str), host: &str, port: u16, mode: &str) -> String {
     format!(
         r#"
 [pools.tlsdb]
@@ -97,8 +102,8 @@ pool_mode = "transaction"
 server_tls_sslmode = "{mode}"
 
 [pools.tlsdb.users.0]
-username = "tlsapp"
-password = "tlssecret"
+username = "{user}"
+password = "{password}"
 pool_size = 2
 
 [pools.tlsdb.shards.0]
@@ -109,10 +114,27 @@ servers = [["{host}", {port}, "primary"]]
 }
 
 async fn through(r: &Router, sql: &str) -> std::process::Output {
-    psql_cmd(r.port, "tlsapp", "tlssecret", "tlsdb", &["-Atc", sql])
+    through_as(r, ("tlsapp", "tlssecret"), sql).await
+}
+
+async fn through_as(r: &Router, (user, password): (&str, &str), sql: &str) -> std::process::Output {
+    psql_cmd(r.port, user, password, "tlsdb", &["-Atc", sql])
         .output()
         .await
         .unwrap()
+}
+
+/// What `pg_stat_ssl` says of the server connection a query through `r` ran on.
+async fn backend_ssl(r: &Router, login: (&str, &str)) -> String {
+    let sql = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    let o = through_as(r, login, sql).await;
+    let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
 }
 
 /// The error a client gets, at login (when the router needs a server then) or at
@@ -253,4 +275,21 @@ async fn verify_full_to_a_hostssl_only_server_and_what_fails() {
     let r = Router::start_with(&general(&ca), &pool("127.0.0.1", port, "disable")).await;
     let o = through(&r, "SELECT 1").await;
     assert!(!o.status.success(), "a plaintext login of tlsapp must fail");
+    drop(r);
+
+    // allow, as libpq means it: plaintext first. pg_hba.conf refuses tlsapp without
+    // TLS ("no encryption"), so the router tries again over TLS and gets in.
+    let tlsapp = ("tlsapp", "tlssecret");
+    let r = Router::start_with(&general(&ca), &pool("127.0.0.1", port, "allow")).await;
+    assert_eq!(backend_ssl(&r, tlsapp).await, "t", "allow ends on TLS");
+    drop(r);
+
+    // A role pg_hba.conf admits in plaintext (app, `host`), on the same server, which
+    // offers TLS: allow stays plaintext where prefer takes TLS.
+    let app = ("app", "secret");
+    let r = Router::start_with(&general(&ca), &pool_as(app, "127.0.0.1", port, "allow")).await;
+    assert_eq!(backend_ssl(&r, app).await, "f", "allow stays plaintext");
+    drop(r);
+    let r = Router::start_with(&general(&ca), &pool_as(app, "127.0.0.1", port, "prefer")).await;
+    assert_eq!(backend_ssl(&r, app).await, "t", "prefer takes TLS");
 }

@@ -3,6 +3,10 @@
 //!
 //! Bytes a server sends after `S` and before the handshake are refused: they would be
 //! taken as if they had come over TLS (CVE-2021-23222).
+//!
+//! `allow` is two attempts, as in libpq: [`upgrade`] leaves its first connection plain
+//! (no SSLRequest), and the caller, when the server refuses that login before
+//! authentication succeeds, opens a second connection with [`ALLOW_RETRY`].
 
 use crate::negotiate::bytes_pending;
 use crate::{ServerSide, Stream, TlsError};
@@ -13,8 +17,12 @@ use tokio::net::TcpStream;
 
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 
-/// Upgrades a fresh connection to `host` as `mode` says. `prefer` falls back to the
-/// plain connection when the server answers `N`; stricter modes fail then. The host
+/// The mode of `allow`'s second attempt: TLS or nothing, the certificate not checked.
+pub const ALLOW_RETRY: ServerTlsMode = ServerTlsMode::Require;
+
+/// Upgrades a fresh connection to `host` as `mode` says. `allow` leaves it plain (its
+/// first attempt). `prefer` falls back to the plain connection when the server
+/// answers `N`; stricter modes fail then. The host
 /// is checked against the certificate under verify-full (DNS name or IP SAN) and sent
 /// as SNI when it is a DNS name.
 pub async fn upgrade(
@@ -23,7 +31,7 @@ pub async fn upgrade(
     mode: ServerTlsMode,
     side: &ServerSide,
 ) -> Result<Stream, TlsError> {
-    let Some(config) = side.config(mode) else {
+    let Some(config) = side.config(mode).filter(|_| mode != ServerTlsMode::Allow) else {
         return Ok(Stream::Plain(tcp));
     };
     tcp.write_all(&SSL_REQUEST).await?;

@@ -159,7 +159,9 @@ impl ServerSide {
     pub fn config(&self, mode: ServerTlsMode) -> Option<Arc<ClientConfig>> {
         match mode {
             ServerTlsMode::Disable => None,
-            ServerTlsMode::Prefer | ServerTlsMode::Require => Some(self.unverified.clone()),
+            ServerTlsMode::Allow | ServerTlsMode::Prefer | ServerTlsMode::Require => {
+                Some(self.unverified.clone())
+            }
             ServerTlsMode::VerifyCa => self.verify_ca.clone(),
             ServerTlsMode::VerifyFull => self.verify_full.clone(),
         }

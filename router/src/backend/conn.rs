@@ -126,10 +126,36 @@ impl ServerConn {
 
     /// As [`connect`](Self::connect), announcing `application_name` (health checks
     /// name themselves so operators can tell them apart in `pg_stat_activity` and logs).
+    ///
+    /// `server_tls_sslmode = allow` is libpq's: a plaintext attempt first and, when the
+    /// server answers it with an error before authentication succeeded (a pg_hba.conf
+    /// with only `hostssl` for the role says "no encryption"), one more over TLS.
     pub async fn connect_named(
         target: &ServerTarget,
         timeout: Duration,
         application_name: Option<&str>,
+    ) -> Result<Self> {
+        let mode = target.tls.mode;
+        let mut refused = false;
+        let first = Self::attempt(target, timeout, application_name, mode, &mut refused).await;
+        match first {
+            Err(e) if refused && mode == orochi_config::ServerTlsMode::Allow => {
+                tracing::debug!(server = %target.addr(), error = %e, "server_tls_sslmode = allow: plaintext login refused, trying TLS");
+                let retry = orochi_tls::connect::ALLOW_RETRY;
+                Self::attempt(target, timeout, application_name, retry, &mut refused).await
+            }
+            other => other,
+        }
+    }
+
+    /// One connection and login with TLS as `mode` says. `refused` becomes true when
+    /// the server sent an error before authentication succeeded.
+    async fn attempt(
+        target: &ServerTarget,
+        timeout: Duration,
+        application_name: Option<&str>,
+        mode: orochi_config::ServerTlsMode,
+        refused: &mut bool,
     ) -> Result<Self> {
         let unreachable = |reason: String| RouterError::ServerUnreachable {
             addr: target.addr(),
@@ -151,7 +177,7 @@ impl ServerConn {
         super::sockopt::apply(&stream, &target.tcp);
         let local = stream.local_addr().ok();
         let side = target.tls.hub.server();
-        let upgrade = orochi_tls::connect::upgrade(stream, &target.host, target.tls.mode, &side);
+        let upgrade = orochi_tls::connect::upgrade(stream, &target.host, mode, &side);
         let stream = tokio::time::timeout(timeout, upgrade)
             .await
             .map_err(|_| {
@@ -186,7 +212,7 @@ impl ServerConn {
             last_used: Instant::now(),
             generation: 0,
         };
-        tokio::time::timeout(timeout, conn.login(target, application_name))
+        tokio::time::timeout(timeout, conn.login(target, application_name, refused))
             .await
             .map_err(|_| {
                 unreachable(format!("login timed out after {} ms", timeout.as_millis()))
@@ -194,7 +220,15 @@ impl ServerConn {
         Ok(conn)
     }
 
-    async fn login(&mut self, t: &ServerTarget, application_name: Option<&str>) -> Result<()> {
+    /// Startup and authentication up to ReadyForQuery. `refused` is set when the server
+    /// sends an error before AuthenticationOk (what libpq's `allow` retries over TLS).
+    async fn login(
+        &mut self,
+        t: &ServerTarget,
+        application_name: Option<&str>,
+        refused: &mut bool,
+    ) -> Result<()> {
+        let mut authenticated = false;
         let mut out = BytesMut::new();
         let mut params = vec![
             ("user".into(), t.user.clone()),
@@ -218,7 +252,7 @@ impl ServerConn {
             let mut reply = BytesMut::new();
             match msg {
                 BackendMessage::Authentication(a) => match a {
-                    Authentication::Ok => {}
+                    Authentication::Ok => authenticated = true,
                     Authentication::CleartextPassword => {
                         if !t.allow_cleartext {
                             return Err(RouterError::ServerAuth(PgError::fatal(
@@ -288,7 +322,8 @@ impl ServerConn {
                 } => self.backend_key = (process_id, secret_key),
                 BackendMessage::ReadyForQuery(_) => return Ok(()),
                 BackendMessage::ErrorResponse(fields) => {
-                    return Err(RouterError::ServerAuth(PgError { fields }))
+                    *refused = !authenticated;
+                    return Err(RouterError::ServerAuth(PgError { fields }));
                 }
                 BackendMessage::NoticeResponse(_)
                 | BackendMessage::NegotiateProtocolVersion { .. } => {}

@@ -61,8 +61,15 @@ public class DriverCheck {
         if (!eq) throw new Fail(what + ": got " + show(got) + ", want " + show(want));
     }
 
+    /** The tls target: connections to the router use verify-full against the test CA. */
+    static final boolean TLS = env("DRV_TLS", "0").equals("1");
+
+    /** A connection to the router; later pairs in kv override earlier ones. */
     static Connection connect(String... kv) throws SQLException {
-        return connect(PORT, kv);
+        if (!TLS) return connect(PORT, kv);
+        List<String> all = new ArrayList<>(List.of("sslmode", "verify-full", "sslrootcert", env("DRV_TLS_CA", "")));
+        all.addAll(Arrays.asList(kv));
+        return connect(PORT, all.toArray(new String[0]));
     }
 
     static Connection connect(int port, String... kv) throws SQLException {
@@ -515,12 +522,29 @@ public class DriverCheck {
         }
     }
 
+    /** verify-full trusting a CA that did not sign the router's certificate is refused. */
+    static void verify_full_refuses() throws Exception {
+        try {
+            connect("sslrootcert", env("DRV_TLS_OTHER_CA", "")).close();
+        } catch (SQLException e) {
+            for (Throwable t = e; t != null; t = t.getCause()) {
+                if (t instanceof javax.net.ssl.SSLException) return;
+            }
+            throw new Fail("refused, but not by TLS: " + e);
+        }
+        throw new Fail("verify-full accepted a certificate from a CA the client does not trust");
+    }
+
     public static void main(String[] args) throws Exception {
         String[] cases = TARGET.equals("single")
             ? new String[] {"connect_scram", "simple_reuse", "prepared_reuse", "types_text", "types_binary",
                 "txn_commit_rollback", "txn_error_recovery", "copy_in_out", "big_result", "cancel",
                 "stmt_timeout_local", "stmt_timeout_session", "concurrent_20_pool_5"}
             : new String[] {"shard_point_read", "shard_point_write", "shard_fanout_aggregate", "shard_order_limit"};
+        if (TLS) {
+            cases = Arrays.copyOf(cases, cases.length + 1);
+            cases[cases.length - 1] = "verify_full_refuses";
+        }
         System.out.println("PLAN " + String.join(" ", cases));
         DriverManager.setLoginTimeout(15);
         for (String name : cases) {

@@ -24,8 +24,11 @@ const cfg = {
   connectionTimeoutMillis: 15000,
 };
 // The `tls` target: the router refuses plaintext, so every case below runs over TLS,
-// verified against the test CA (node-postgres only negotiates TLS when told to).
-if (env.DRV_TLS === '1') cfg.ssl = { ca: require('fs').readFileSync(env.DRV_TLS_CA) };
+// verified as libpq's verify-full does: the chain against the test CA and the host
+// name (node's defaults once `ca` is given; node-postgres only negotiates TLS when
+// told to). Direct connections to the fleet's PostgreSQL pass `ssl: false`.
+const TLS = env.DRV_TLS === '1';
+if (TLS) cfg.ssl = { ca: require('fs').readFileSync(env.DRV_TLS_CA), rejectUnauthorized: true };
 const T = 'drv_node';
 const BIG_ROWS = 100000;
 const SEED_ROWS = 1000;
@@ -398,8 +401,28 @@ const sharded = {
   },
 };
 
+// The tls target only: what verify-full must refuse. A CA that did not sign the
+// router's certificate, and a host name (SNI and the name checked) it does not carry.
+async function verify_full_refuses() {
+  const other = { ...cfg.ssl, ca: require('fs').readFileSync(env.DRV_TLS_OTHER_CA) };
+  const wrongName = { ...cfg.ssl, servername: 'wrong.invalid' };
+  for (const [what, ssl, want] of [['another CA', other, /SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT/],
+    ['another host name', wrongName, /ERR_TLS_CERT_ALTNAME_INVALID/]]) {
+    let c;
+    try {
+      c = await connect({ ssl });
+    } catch (e) {
+      check(want.test(e.code || ''), `${what}: refused, but not for the certificate: ${e.code} ${e.message}`);
+      continue;
+    }
+    await c.end();
+    throw new Fail(`${what}: the connection was accepted`);
+  }
+}
+
 async function main() {
-  const cases = TARGET === 'single' ? single : sharded;
+  const cases = TARGET === 'single' ? { ...single } : sharded;
+  if (TLS) cases.verify_full_refuses = verify_full_refuses;
   console.log('PLAN ' + Object.keys(cases).join(' '));
   for (const [name, fn] of Object.entries(cases)) {
     const started = Date.now();

@@ -4,8 +4,12 @@
 # pool of 5, in each query mode (-M simple, extended, prepared: the last one
 # prepares each statement once per client connection and reuses it thousands of
 # times), plus a custom script in pipeline mode (\startpipeline ... \endpipeline)
-# and one that fails inside a transaction on purpose. Connection from PG* env.
+# and one that fails inside a transaction on purpose. Connection from PG* env;
+# the tls target (DRV_TLS=1) adds PGSSLMODE=verify-full with the test CA as root.
 set -uo pipefail
+if [[ "${DRV_TLS:-0}" == 1 ]]; then
+    export PGSSLMODE=verify-full PGSSLROOTCERT="$DRV_TLS_CA"
+fi
 BIN="${DRV_PG_BIN:-/usr/lib/postgresql/15/bin}"
 SECS="${DRV_PGBENCH_SECONDS:-4}"
 POOL_SIZE="${DRV_POOL_SIZE:-5}"
@@ -100,7 +104,7 @@ SQL
     for s in 0 1; do
         p="${ports[$s]}"
         # Rows on shard s whose hash says they belong elsewhere.
-        wrong=$((wrong + $(PGPORT="$p" q -c "SELECT count(*) FROM accounts WHERE aid BETWEEN $base AND $((base + 9999))
+        wrong=$((wrong + $(PGPORT="$p" PGSSLMODE=disable q -c "SELECT count(*) FROM accounts WHERE aid BETWEEN $base AND $((base + 9999))
             AND NOT satisfies_hash_partition('drv_hashref'::regclass, 2, $s, aid)")))
     done
     ((wrong == 0)) || fail "$wrong rows written to the wrong shard"

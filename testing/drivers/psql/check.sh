@@ -4,8 +4,13 @@
 # reads through a cursor, Ctrl-C (SIGINT) sends a CancelRequest, PGOPTIONS goes in
 # the startup packet. Server-side prepared statements are SQL PREPARE/EXECUTE.
 # Connection settings come from PG* env; prints PLAN, then PASS/FAIL per case.
+# The tls target (DRV_TLS=1): PGSSLMODE=verify-full with the test CA as root, and
+# a verify_full_refuses case; direct connections to the shards use sslmode=disable.
 set -uo pipefail
 PSQL="${DRV_PG_BIN:-/usr/lib/postgresql/15/bin}/psql"
+if [[ "${DRV_TLS:-0}" == 1 ]]; then
+    export PGSSLMODE=verify-full PGSSLROOTCERT="$DRV_TLS_CA"
+fi
 T=drv_psql
 POOL_SIZE="${DRV_POOL_SIZE:-5}"
 tmp="$(mktemp -d)"
@@ -22,7 +27,23 @@ c_connect_scram() {
     got="$(q -c 'SELECT current_user, current_database()' 2>&1)" || { fail "connect: $got"; return; }
     same "$got" "$PGUSER|$PGDATABASE" "session identity" || return
     got="$(PGPASSWORD=wrong-password q -c 'SELECT 1' 2>&1)" && { fail "a wrong password was accepted"; return; }
-    [[ "$got" == *"password authentication failed"* ]] || fail "wrong password: unexpected error: $got"
+    [[ "$got" == *"password authentication failed"* ]] || { fail "wrong password: unexpected error: $got"; return; }
+    if [[ "${DRV_TLS:-0}" == 1 ]]; then
+        got="$(q -c '\conninfo' 2>&1)"
+        [[ "$got" == *"SSL connection"* ]] || fail "not over TLS: $got"
+    fi
+}
+
+c_verify_full_refuses() {
+    # A root CA that did not sign the router's certificate; a host name the certificate
+    # does not carry (PGHOSTADDR keeps the address), which verify-ca (chain only) takes.
+    local got addr="$PGHOST"
+    got="$(PGSSLROOTCERT="$DRV_TLS_OTHER_CA" q -c 'SELECT 1' 2>&1)" && { fail "verify-full accepted another CA"; return; }
+    [[ "$got" == *"certificate verify failed"* ]] || { fail "another CA: refused, but not for the certificate: $got"; return; }
+    got="$(PGHOST=wrong.invalid PGHOSTADDR="$addr" q -c 'SELECT 1' 2>&1)" && { fail "verify-full accepted another host name"; return; }
+    [[ "$got" == *"does not match host name"* ]] || { fail "another host name: refused, but not for the name: $got"; return; }
+    got="$(PGSSLMODE=verify-ca PGHOST=wrong.invalid PGHOSTADDR="$addr" q -c 'SELECT 1' 2>&1)"
+    [[ "$got" == 1 ]] || fail "verify-ca with another host name: $got"
 }
 
 c_simple_reuse() {
@@ -213,7 +234,7 @@ c_disconnect_in_txn() {
 }
 
 # ---------------------------------------------------------------- sharded
-shard_q() { PGPORT="$1" q -c "$2"; }
+shard_q() { PGPORT="$1" PGSSLMODE=disable q -c "$2"; }
 
 c_shard_point_read() {
     local aid got
@@ -261,6 +282,7 @@ c_shard_order_limit() {
 if [[ "${DRV_TARGET:-single}" == single ]]; then
     cases=(connect_scram simple_reuse prepared_reuse types_text txn_commit_rollback txn_error_recovery copy_in_out
         big_result cancel stmt_timeout_local stmt_timeout_session concurrent_20_pool_5 disconnect_in_txn)
+    [[ "${DRV_TLS:-0}" == 1 ]] && cases+=(verify_full_refuses)
 else
     cases=(shard_point_read shard_point_write shard_fanout_aggregate shard_order_limit)
 fi

@@ -5,6 +5,7 @@ exercised with per-connection text codecs (set_type_codec(format='text'))."""
 
 import asyncio
 import json
+import ssl
 import time
 
 import asyncpg
@@ -37,6 +38,8 @@ TEXT_CODEC_TYPES = ["int2", "int4", "int8", "numeric", "float8", "bytea", "bool"
 
 async def connect(**kw):
     args = dict(host=h.HOST, port=h.PORT, user=h.USER, password=h.PASSWORD, database=h.DATABASE, timeout=15)
+    if h.TLS:  # verify-full: the chain against the test CA, and the host name
+        args["ssl"] = h.ssl_context()
     args.update(kw)
     return await asyncpg.connect(**args)
 
@@ -344,6 +347,15 @@ class Single:
                          f"client {i} after a client left a {mode} transaction (False = not in a leftover transaction)")
                 finally:
                     await o.close()
+
+
+    async def verify_full_refuses(self):
+        # An SSLContext trusting a CA that did not sign the router's certificate.
+        try:
+            await (await connect(ssl=h.ssl_context(h.TLS_OTHER_CA))).close()
+        except ssl.SSLCertVerificationError:
+            return
+        raise Fail("verify-full accepted a certificate from a CA the client does not trust")
 
 
 class Sharded:

@@ -18,7 +18,7 @@ T = "drv_psycopg"
 
 def connect(**kw):
     args = dict(host=h.HOST, port=h.PORT, user=h.USER, password=h.PASSWORD, dbname=h.DATABASE,
-                autocommit=True, connect_timeout=15)
+                autocommit=True, connect_timeout=15, **h.libpq_tls())
     args.update(kw)
     return psycopg.connect(**args)
 
@@ -37,6 +37,7 @@ class Single:
         with connect() as c:
             same(c.execute("SELECT current_user, current_database()").fetchone(),
                  (h.USER, h.DATABASE), "session identity")
+            same(c.pgconn.ssl_in_use, h.TLS, "TLS in use")
         try:
             connect(password="wrong-password").close()
         except psycopg.OperationalError as e:
@@ -300,6 +301,22 @@ class Single:
                     got = o.execute("SELECT now() = statement_timestamp()").fetchone()
                     same(got, (True,), f"client {i} after a client left a {mode} transaction "
                                        "(True = not inside a leftover transaction)")
+
+
+    def verify_full_refuses(self):
+        # libpq under verify-full: a client trusting another CA, and a host name the
+        # certificate does not carry (hostaddr keeps the router's address), are refused;
+        # verify-ca (chain only) takes that host name, so the name is what failed.
+        for kw, want in [(dict(sslrootcert=h.TLS_OTHER_CA), "certificate verify failed"),
+                         (dict(host="wrong.invalid", hostaddr=h.HOST), "does not match host name")]:
+            try:
+                connect(**kw).close()
+            except psycopg.OperationalError as e:
+                check(want in str(e), f"{kw}: refused, but not for the certificate: {e}")
+            else:
+                raise Fail(f"verify-full connected with {kw}")
+        with connect(host="wrong.invalid", hostaddr=h.HOST, sslmode="verify-ca") as c:
+            same(c.execute("SELECT 1").fetchone(), (1,), "verify-ca with the other host name")
 
 
 class Sharded:

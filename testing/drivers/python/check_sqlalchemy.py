@@ -27,8 +27,13 @@ def url(password=h.PASSWORD):
     return f"postgresql+psycopg://{h.USER}:{password}@{h.HOST}:{h.PORT}/{h.DATABASE}"
 
 
+def cargs(**kw):
+    """psycopg connection arguments for the router (verify-full on the tls target)."""
+    return {"connect_timeout": 15, **h.libpq_tls(), **kw}
+
+
 def engine(**kw):
-    args = dict(pool_pre_ping=True, pool_size=5, max_overflow=20, connect_args={"connect_timeout": 15})
+    args = dict(pool_pre_ping=True, pool_size=5, max_overflow=20, connect_args=cargs())
     args.update(kw)
     return create_engine(url(), **args)
 
@@ -77,7 +82,7 @@ class Single:
         with self.eng.connect() as c:
             same(tuple(c.execute(text("SELECT current_user, current_database()")).one()),
                  (h.USER, h.DATABASE), "session identity")
-        bad = create_engine(url("wrong-password"), connect_args={"connect_timeout": 15})
+        bad = create_engine(url("wrong-password"), connect_args=cargs())
         try:
             with bad.connect():
                 pass
@@ -187,7 +192,7 @@ class Single:
             same(c.exec_driver_sql("SELECT pg_sleep(0.5)::text || 'ok'").scalar(), "ok", "after the timeout")
 
     def stmt_timeout_session(self):
-        eng = engine(connect_args={"connect_timeout": 15, "options": "-c statement_timeout=300"})
+        eng = engine(connect_args=cargs(options="-c statement_timeout=300"))
         try:
             for _ in range(3):
                 with eng.connect() as c:
@@ -241,6 +246,19 @@ class Single:
             check(max(backends) <= h.POOL_SIZE, f"{max(backends)} server connections at once, pool_size is {h.POOL_SIZE}")
         finally:
             eng.dispose()
+
+
+    def verify_full_refuses(self):
+        # verify-full with a CA that did not sign the router's certificate is refused.
+        bad = create_engine(url(), connect_args=cargs(sslrootcert=h.TLS_OTHER_CA))
+        try:
+            with bad.connect():
+                pass
+            raise Fail("verify-full accepted a certificate from a CA the client does not trust")
+        except exc.OperationalError as e:
+            check("certificate verify failed" in str(e), f"refused, but not for the certificate: {e}")
+        finally:
+            bad.dispose()
 
 
 class Sharded:

@@ -5,6 +5,7 @@ scenario compares against (so all Python drivers test the same things)."""
 import asyncio
 import datetime as dt
 import os
+import ssl
 import sys
 import time
 import traceback
@@ -20,6 +21,12 @@ DATABASE = os.environ.get("PGDATABASE", "orochi_drv")
 POOL_SIZE = int(os.environ.get("DRV_POOL_SIZE", "5"))
 KEY_BASE = int(os.environ.get("DRV_KEY_BASE", "1000000"))
 SHARD_PORTS = [int(p) for p in os.environ.get("DRV_SHARD_PORTS", "").split(",") if p]
+# The `tls` target: connections to the router use verify-full against the test CA
+# (DRV_TLS_CA); DRV_TLS_OTHER_CA is a CA that did not sign the router's certificate.
+# Direct connections to the fleet's PostgreSQL (no TLS there) never use these.
+TLS = os.environ.get("DRV_TLS") == "1"
+TLS_CA = os.environ.get("DRV_TLS_CA", "")
+TLS_OTHER_CA = os.environ.get("DRV_TLS_OTHER_CA", "")
 
 SINGLE_CASES = [
     "connect_scram",
@@ -81,9 +88,24 @@ def same(got, want, what):
         raise Fail(f"{what}: got {got!r}, want {want!r}")
 
 
+def libpq_tls(ca=None):
+    """libpq connection parameters for the router: verify-full on the tls target."""
+    return dict(sslmode="verify-full", sslrootcert=ca or TLS_CA) if TLS else {}
+
+
+def ssl_context(ca=None):
+    """An SSLContext that checks the chain against `ca` and the host name (verify-full)."""
+    ctx = ssl.create_default_context(cafile=ca or TLS_CA)
+    check(ctx.check_hostname and ctx.verify_mode == ssl.CERT_REQUIRED, "context does not verify")
+    return ctx
+
+
 def plan(single=None, sharded=None):
-    """Prints and returns this target's cases (a driver may run a subset of the single ones)."""
+    """Prints and returns this target's cases (a driver may run a subset of the single
+    ones); the tls target adds verify_full_refuses."""
     cases = (single or SINGLE_CASES) if TARGET == "single" else (sharded or SHARDED_CASES)
+    if TLS:
+        cases = cases + ["verify_full_refuses"]
     print("PLAN " + " ".join(cases), flush=True)
     return cases
 

@@ -7,7 +7,7 @@
 //! Prints `PLAN <cases>`, then `PASS <case>` / `FAIL <case>: <reason>` per case.
 
 use futures_util::TryStreamExt;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::types::chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use sqlx::types::{Decimal, JsonValue, Uuid};
 use sqlx::{AssertSqlSafe, Connection, Executor, Row};
@@ -43,8 +43,34 @@ fn opts_port(port: u16) -> PgConnectOptions {
         .database(&env("PGDATABASE", "orochi_drv"))
 }
 
+/// The `tls` target (DRV_TLS=1): the router's connections use verify-full against the
+/// test CA. Direct connections to the fleet's PostgreSQL (`opts_port`) do not.
+fn tls() -> bool {
+    env("DRV_TLS", "0") == "1"
+}
+
 fn opts() -> PgConnectOptions {
-    opts_port(env("PGPORT", "5432").parse().unwrap_or(5432))
+    let o = opts_port(env("PGPORT", "5432").parse().unwrap_or(5432));
+    if !tls() {
+        return o;
+    }
+    o.ssl_mode(PgSslMode::VerifyFull)
+        .ssl_root_cert(env("DRV_TLS_CA", ""))
+}
+
+/// verify-full trusting a CA that did not sign the router's certificate is refused,
+/// for the certificate (sqlx passes rustls's "invalid peer certificate: UnknownIssuer"
+/// on as an I/O error).
+async fn verify_full_refuses() -> Res {
+    let other = opts().ssl_root_cert(env("DRV_TLS_OTHER_CA", ""));
+    match PgConnection::connect_with(&other).await {
+        Ok(_) => {
+            Err("verify-full accepted a certificate from a CA the client does not trust".into())
+        }
+        Err(sqlx::Error::Tls(_)) => Ok(()),
+        Err(sqlx::Error::Io(e)) if e.to_string().contains("invalid peer certificate") => Ok(()),
+        Err(e) => Err(format!("refused, but not for the certificate: {e}")),
+    }
 }
 
 async fn connect() -> Result<PgConnection, String> {
@@ -720,7 +746,7 @@ macro_rules! cases {
 
 #[tokio::main]
 async fn main() {
-    let cases: Vec<(&str, Case)> = if env("DRV_TARGET", "single") == "single" {
+    let mut cases: Vec<(&str, Case)> = if env("DRV_TARGET", "single") == "single" {
         cases![
             connect_scram,
             simple_reuse,
@@ -744,6 +770,9 @@ async fn main() {
             shard_order_limit
         ]
     };
+    if tls() {
+        cases.extend(cases![verify_full_refuses]);
+    }
     let names: Vec<&str> = cases.iter().map(|(n, _)| *n).collect();
     println!("PLAN {}", names.join(" "));
     for (name, f) in cases {
