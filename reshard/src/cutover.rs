@@ -63,7 +63,9 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
             )))
         }
     }
-    let to_was_fenced = to_new && st.phase == Phase::Reversed;
+    // The side traffic moves to is fenced unless this is the first cutover: a reverse goes
+    // back to the fenced old shards, a second cutover to the new ones a reverse fenced.
+    let to_was_fenced = !to_new || st.phase == Phase::Reversed;
     let (f, _) = Fleet::connect(st.spec, login, None).await?;
     f.bypass_guards().await?;
     let (stream_dir, arm_dir) = if to_new {
