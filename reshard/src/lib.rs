@@ -20,6 +20,7 @@ pub mod conn;
 pub mod cutover;
 pub mod error;
 pub mod fleet;
+pub mod follow;
 pub mod names;
 pub mod plan;
 pub mod progress;

@@ -92,14 +92,23 @@ async fn two_to_four_under_load_killed_reversed_and_cut_over_again() {
     let v = c.reshard(&["verify"]).await;
     assert!(ok(&v), "verify during the load: {}", text(&v));
 
+    // r0 is not listed in the cutovers: it follows the map recorded on the shards.
+    let r0 = c.router("r0").await;
     let routers = ["--router", &r1.admin_url, "--router", &r2.admin_url];
     let mut pauses = Vec::new();
-    for step in ["cutover", "reverse", "cutover"] {
+    for (step, serving) in [
+        ("cutover", &c.new),
+        ("reverse", &c.old),
+        ("cutover", &c.new),
+    ] {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let t = Instant::now();
         let out = c.reshard(&[&[step][..], &routers[..]].concat()).await;
         pauses.push(t.elapsed());
         assert!(ok(&out), "{step}: {}", text(&out));
+        if let Err(got) = wait_router_map(&r0.admin_url, serving).await {
+            panic!("the unlisted router did not follow the {step}: it uses {got:?}");
+        }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let stats = load.stop().await;
@@ -114,15 +123,6 @@ async fn two_to_four_under_load_killed_reversed_and_cut_over_again() {
         stats.slowest
     );
 
-    // A router started later with the old configuration cannot write to the old shards.
-    let r3 = c.router("r3").await;
-    let stale = connect(r3.port, "app", "app", "secret").await.unwrap();
-    let e = stale
-        .batch_execute("UPDATE accounts SET balance = balance WHERE aid = 1")
-        .await
-        .unwrap_err();
-    assert!(describe(&e).contains("reshard"), "{}", describe(&e));
-
     let v = c.reshard(&["verify"]).await;
     assert!(ok(&v), "verify: {}", text(&v));
     let done = c.reshard(&["complete"]).await;
@@ -130,12 +130,43 @@ async fn two_to_four_under_load_killed_reversed_and_cut_over_again() {
     assert!(text(&done).contains("no replication slot, publication or subscription"));
     assert_eq!(c.leftovers().await, Vec::<String>::new());
     check_invariants(&c.new, &stats.acked).await;
+
+    // The old shards stay fenced: an old map's write is refused, naming the reshard.
+    let o0 = superuser(c.old[0].port, &c.old[0].name).await;
+    let e = o0
+        .batch_execute("SET ROLE app; UPDATE accounts SET balance = balance WHERE aid = 1")
+        .await
+        .unwrap_err();
+    assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("25006"));
+    assert!(describe(&e).contains("reshard"), "{}", describe(&e));
+    // A router started later with the old configuration follows the recorded map: it
+    // reads a row written after `complete` (only the new shards have it) and writes.
+    let fresh = connect(r1.port, "app", "app", "secret").await.unwrap();
+    fresh
+        .batch_execute("INSERT INTO ledger (id, aid, amount) VALUES (987654321, 1, 0)")
+        .await
+        .unwrap();
+    let r3 = c.router("r3").await;
+    if let Err(got) = wait_router_map(&r3.admin_url, &c.new).await {
+        panic!("a router started with the old configuration uses {got:?}");
+    }
+    let restarted = connect(r3.port, "app", "app", "secret").await.unwrap();
+    let seen: i64 = restarted
+        .query_one("SELECT count(*) FROM ledger WHERE id = 987654321", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 1, "the restarted router reads the new shards");
+    restarted
+        .batch_execute("UPDATE accounts SET balance = balance WHERE aid = 1")
+        .await
+        .unwrap();
     eprintln!(
         "BENCH 2->4: {} transactions acknowledged; {before} tx in the 2 s before the copy, {during} during {:.1} s of copy; pauses {pauses:?}",
         stats.acked.len(),
         (copy_to - copy_from).as_secs_f64()
     );
-    drop((r1, r2, r3));
+    drop((r0, r1, r2, r3));
     c.cleanup().await;
 }
 
@@ -159,6 +190,8 @@ async fn two_to_three_with_a_pending_prepared_transaction() {
     )
     .await
     .unwrap();
+    // r3 is not listed: it stays on the old shards until a cutover is recorded.
+    let r3 = c.router("r3").await;
     let routers = ["--router", &r1.admin_url, "--router", &r2.admin_url];
     let out = c.reshard(&[&["cutover"][..], &routers[..]].concat()).await;
     assert!(
@@ -168,6 +201,13 @@ async fn two_to_three_with_a_pending_prepared_transaction() {
     assert!(text(&out).contains("test_pending"), "{}", text(&out));
     let st = c.reshard(&["status"]).await;
     assert!(text(&st).contains("phase caught_up"), "{}", text(&st));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before: Vec<String> = c.old.iter().map(|d| d.name.clone()).collect();
+    assert_eq!(
+        router_map(&r3.admin_url).await,
+        before,
+        "no cutover happened"
+    );
     old0.batch_execute("ROLLBACK PREPARED 'test_pending'")
         .await
         .unwrap();
@@ -175,6 +215,9 @@ async fn two_to_three_with_a_pending_prepared_transaction() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let out = c.reshard(&[&["cutover"][..], &routers[..]].concat()).await;
     assert!(ok(&out), "cutover: {}", text(&out));
+    if let Err(got) = wait_router_map(&r3.admin_url, &c.new).await {
+        panic!("the unlisted router did not follow the cutover: it uses {got:?}");
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let stats = load.stop().await;
     assert!(
@@ -193,7 +236,7 @@ async fn two_to_three_with_a_pending_prepared_transaction() {
     assert!(ok(&done), "complete: {}", text(&done));
     assert_eq!(c.leftovers().await, Vec::<String>::new());
     check_invariants(&c.new, &stats.acked).await;
-    drop((r1, r2));
+    drop((r1, r2, r3));
     c.cleanup().await;
 }
 
