@@ -25,6 +25,7 @@ pub mod names;
 pub mod plan;
 pub mod progress;
 pub mod quote;
+pub mod recover;
 pub mod repl;
 pub mod routers;
 pub mod sql;

@@ -273,3 +273,99 @@ async fn cancel_leaves_nothing_and_verify_names_a_differing_key() {
         .unwrap();
     c.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the logical-replication servers of testing/reshard.sh: make test-reshard"]
+async fn cutover_settles_the_routers_in_doubt_transactions_first() {
+    let c = Cluster::new("x2p", &[0, 1], &[1, 0, 1]).await;
+    // No router sweeps here (two-phase commit off in the routers), so only the tool can
+    // settle what is left; its timeout is the pool's, 1 s.
+    for f in [&c.current, &c.target] {
+        let mut s = std::fs::read_to_string(f).unwrap();
+        s.push_str("\n[sharding.two_phase_commit]\nenabled = false\ntimeout_seconds = 1\n");
+        std::fs::write(f, s).unwrap();
+    }
+    let target = c.target_arg();
+    let st = c.reshard(&["start", "--target", &target]).await;
+    assert!(ok(&st), "start: {}", text(&st));
+    let r1 = c.router("r1").await;
+
+    // Left by a router that died: `a` was decided commit on its coordinator (shard 0),
+    // `b` was never decided. Ledger ids on the shard each old database holds.
+    let on = |s: usize| (1_000_000..).find(|k| shard_of(*k, 2) == s).unwrap();
+    let (a0, a1) = (on(0), on(1));
+    let b1 = (a1 + 1..).find(|k| shard_of(*k, 2) == 1).unwrap();
+    let a = orochi_twopc::GidBase::new("deadrouter", 7, 0);
+    let b = orochi_twopc::GidBase::new("deadrouter", 8, 1);
+    let old0 = superuser(c.old[0].port, &c.old[0].name).await;
+    let old1 = superuser(c.old[1].port, &c.old[1].name).await;
+    for o in [&old0, &old1] {
+        o.batch_execute(orochi_twopc::SETUP_SQL).await.unwrap();
+    }
+    let prepare = |id: i64, gid: String| {
+        format!("BEGIN; INSERT INTO ledger (id, aid, amount) VALUES ({id}, 1, 0); PREPARE TRANSACTION '{gid}'")
+    };
+    old0.batch_execute(&prepare(a0, a.participant(0)))
+        .await
+        .unwrap();
+    old1.batch_execute(&prepare(a1, a.participant(1)))
+        .await
+        .unwrap();
+    old1.batch_execute(&prepare(b1, b.participant(1)))
+        .await
+        .unwrap();
+    old0.batch_execute(&format!(
+        "INSERT INTO orochi.twopc_decisions (gid, decision) VALUES ('{a}', 'commit')"
+    ))
+    .await
+    .unwrap();
+    // Older than the timeout: abandoned, not in flight.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let out = c.reshard(&["cutover", "--router", &r1.admin_url]).await;
+    assert!(ok(&out), "cutover: {}", text(&out));
+    for g in [a.participant(0), a.participant(1)] {
+        assert!(
+            text(&out).contains(&format!("committed prepared transaction {g}")),
+            "{}",
+            text(&out)
+        );
+    }
+    assert!(
+        text(&out).contains(&format!(
+            "rolled back prepared transaction {}",
+            b.participant(1)
+        )),
+        "{}",
+        text(&out)
+    );
+    for o in [&old0, &old1] {
+        let n: i64 = o
+            .query_one("SELECT count(*) FROM pg_prepared_xacts", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0, "prepared transactions left");
+    }
+    // The committed rows moved with the cutover; the undecided one never existed.
+    let mut seen = Vec::new();
+    for d in &c.new {
+        let n = superuser(d.port, &d.name).await;
+        for r in n
+            .query("SELECT id FROM ledger WHERE id >= 1000000", &[])
+            .await
+            .unwrap()
+        {
+            seen.push(r.get::<_, i64>(0));
+        }
+    }
+    seen.sort();
+    let mut want = vec![a0, a1];
+    want.sort();
+    assert_eq!(seen, want);
+    let done = c.reshard(&["complete"]).await;
+    assert!(ok(&done), "complete: {}", text(&done));
+    check_invariants(&c.new, &[a0, a1]).await;
+    drop(r1);
+    c.cleanup().await;
+}
