@@ -65,6 +65,14 @@ async fn two_to_four_under_load_killed_reversed_and_cut_over_again() {
         start_killed_at(&c, &args, "_0_0: old shard 0").await,
         "start was not killed during the copy"
     );
+    // From another shell meanwhile: the copy's figures per table and overall.
+    let st = c.reshard(&["status"]).await;
+    assert!(
+        text(&st).contains("phase copying") && text(&st).contains("copy public.accounts: "),
+        "{}",
+        text(&st)
+    );
+    assert!(text(&st).contains("rows/s, eta"), "{}", text(&st));
     assert!(
         start_killed_at(&c, &args, "_1_3: old shard 1").await,
         "start was not killed during catch-up"
