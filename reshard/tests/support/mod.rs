@@ -21,11 +21,15 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The servers (host:port) of testing/reshard.sh, started if the caller did not.
+/// The servers (host:port) of testing/reshard.sh, started if the caller did not: the
+/// logical-replication ones, then the plain one (`wal_level = replica`) last.
 pub fn servers() -> Vec<u16> {
-    let env = match std::env::var("OROCHI_RESHARD_SERVERS") {
-        Ok(v) => v,
-        Err(_) => {
+    let env = match (
+        std::env::var("OROCHI_RESHARD_SERVERS"),
+        std::env::var("OROCHI_RESHARD_PLAIN"),
+    ) {
+        (Ok(v), Ok(p)) => format!("{v},{p}"),
+        _ => {
             let out = std::process::Command::new("bash")
                 .arg(repo_root().join("testing/reshard.sh"))
                 .arg("fleet-up")
@@ -36,13 +40,18 @@ pub fn servers() -> Vec<u16> {
                 "reshard.sh: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("OROCHI_RESHARD_SERVERS=")
-                        .map(str::to_string)
-                })
-                .expect("servers")
+            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            let var = |name: &str| {
+                stdout
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(str::to_string))
+                    .expect("servers")
+            };
+            format!(
+                "{},{}",
+                var("OROCHI_RESHARD_SERVERS="),
+                var("OROCHI_RESHARD_PLAIN=")
+            )
         }
     };
     env.split(',')
