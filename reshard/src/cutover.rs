@@ -232,6 +232,19 @@ async fn prepared_check(f: &Fleet, stream_dir: Direction, window: Duration) -> R
     Ok(())
 }
 
+/// `OROCHI_RESHARD_FAULT=<point>` fails the procedure there, as a lost router or the
+/// bound would: how the tests reach the undo of the late steps (unset in production).
+pub const FAULT_ENV: &str = "OROCHI_RESHARD_FAULT";
+
+fn fault(point: &str) -> Result<()> {
+    match std::env::var(FAULT_ENV) {
+        Ok(p) if p == point => Err(Error::Aborted(format!(
+            "{FAULT_ENV}={point}: failing here on purpose"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn left(deadline: Instant, what: &str) -> Result<Duration> {
     deadline
         .checked_duration_since(Instant::now())
@@ -350,6 +363,7 @@ async fn steps(
     for c in to {
         c.exec(&unfence).await?;
     }
+    fault("after_unfence")?;
     // 6. Switch, confirmed by each router.
     for (i, r) in routers.iter().enumerate() {
         let t = left(deadline, "switching the routers")?;

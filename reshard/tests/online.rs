@@ -377,3 +377,47 @@ async fn cutover_settles_the_routers_in_doubt_transactions_first() {
     drop(r1);
     c.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the logical-replication servers of testing/reshard.sh: make test-reshard"]
+async fn a_reverse_undone_after_its_unfence_fences_the_old_shards_again() {
+    let c = Cluster::new("xr", &[0, 1], &[1, 0, 0, 1]).await;
+    let target = c.target_arg();
+    let st = c.reshard(&["start", "--target", &target]).await;
+    assert!(ok(&st), "start: {}", text(&st));
+    let r1 = c.router("r1").await;
+    let routers = ["--router", r1.admin_url.as_str()];
+    let out = c.reshard(&[&["cutover"][..], &routers[..]].concat()).await;
+    assert!(ok(&out), "cutover: {}", text(&out));
+    // The reverse fails after it unfenced the old shards, before switching the router.
+    let out = c
+        .reshard_cmd(&[&["reverse"][..], &routers[..]].concat())
+        .env("OROCHI_RESHARD_FAULT", "after_unfence")
+        .output()
+        .await
+        .unwrap();
+    assert!(!ok(&out), "reverse must fail: {}", text(&out));
+    assert!(text(&out).contains("everything undone;"), "{}", text(&out));
+    let new: Vec<String> = c.new.iter().map(|d| d.name.clone()).collect();
+    assert_eq!(router_map(&r1.admin_url).await, new);
+    for d in &c.old {
+        let o = superuser(d.port, &d.name).await;
+        let e = o
+            .batch_execute("SET ROLE app; UPDATE accounts SET balance = balance WHERE aid = 1")
+            .await
+            .expect_err("the old shards take writes again after an undone reverse");
+        assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("25006"));
+    }
+    // Through the router: the new shards still serve.
+    let app = connect(r1.port, "app", "app", "secret").await.unwrap();
+    app.batch_execute("UPDATE accounts SET balance = balance WHERE aid = 1")
+        .await
+        .unwrap();
+    let st = c.reshard(&["status"]).await;
+    assert!(text(&st).contains("phase cutover"), "{}", text(&st));
+    let done = c.reshard(&["complete"]).await;
+    assert!(ok(&done), "complete: {}", text(&done));
+    assert_eq!(c.leftovers().await, Vec::<String>::new());
+    drop(r1);
+    c.cleanup().await;
+}
