@@ -7,16 +7,19 @@
 #
 #   reshard.sh fleet-up     start rs_a and rs_b on $OROCHI_PG_BASE_PORT + 70, + 71
 #                           (clear of the fleet, +0..+61, regress, +80.., and ops, +90..)
-#                           and write .run/reshard.env (OROCHI_RESHARD_SERVERS=...)
+#                           and rs_plain on + 72, left at wal_level = replica (what `plan`
+#                           must refuse), and write .run/reshard.env
+#                           (OROCHI_RESHARD_SERVERS=..., OROCHI_RESHARD_PLAIN=...)
 #   reshard.sh test [BIN]   fleet-up, then the reshard test suite (reshard/tests) against
 #                           the router binary BIN (default: target/debug/orochi-router)
-#   reshard.sh stop         stop rs_a and rs_b
+#   reshard.sh stop         stop rs_a, rs_b and rs_plain
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=testing/lib.sh
 source "$here/lib.sh"
 
 names=(rs_a rs_b)
+plain=rs_plain
 base="${OROCHI_PG_BASE_PORT:-15432}"
 
 rs_settings() {
@@ -45,9 +48,12 @@ rs_fleet_up() {
         fi
         addrs+=("127.0.0.1:$port")
     done
+    pg_init "$plain" $((base + 72))
+    pg_start "$plain"
     local IFS=,
     cat >"$PG_RUN_DIR/reshard.env" <<ENV
 OROCHI_RESHARD_SERVERS=${addrs[*]}
+OROCHI_RESHARD_PLAIN=127.0.0.1:$((base + 72))
 OROCHI_PG_BINDIR=$PG_BIN
 ENV
     cat "$PG_RUN_DIR/reshard.env"
@@ -60,7 +66,7 @@ case "${1:-}" in
         ;;
     stop)
         pg_lock
-        for n in "${names[@]}"; do if pg_exists "$n"; then pg_stop "$n"; fi; done
+        for n in "${names[@]}" "$plain"; do if pg_exists "$n"; then pg_stop "$n"; fi; done
         ;;
     test)
         bin="$(router_bin "${2:-}")"

@@ -208,7 +208,11 @@ async fn switch(
     to_new: bool,
 ) -> Result<()> {
     let (st, login) = crate::fleet::find_state(current, pool.as_deref()).await?;
-    let opts = crate::cutover::Options { routers, max_pause };
+    let opts = crate::cutover::Options {
+        routers,
+        max_pause,
+        twopc_timeout: current.sharding.two_phase_commit.timeout,
+    };
     crate::cutover::run(st, login, &opts, to_new).await
 }
 

@@ -2,7 +2,8 @@
 //! from the serving side to the other within `--max-pause`:
 //!
 //! 1. PAUSE the pool on every listed router (clients wait, they do not fail);
-//! 2. require no prepared transaction on the serving side;
+//! 2. require no prepared transaction on the serving side (the routers' two-phase
+//!    recovery runs first, before the pause: [`crate::recover`]);
 //! 3. fence the serving side (writes refused, naming the reshard), then wait until every
 //!    slot passed the serving side's current WAL position;
 //! 4. set the sequences of the other side;
@@ -33,6 +34,9 @@ use std::time::{Duration, Instant};
 pub struct Options {
     pub routers: Vec<String>,
     pub max_pause: Duration,
+    /// `[sharding.two_phase_commit] timeout`: prepared transactions of the routers older
+    /// than this are settled by the recovery sweep before the pause.
+    pub twopc_timeout: Duration,
 }
 
 /// What was done, for the undo.
@@ -63,8 +67,10 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
             )))
         }
     }
-    let to_was_fenced = to_new && st.phase == Phase::Reversed;
-    let (f, _) = Fleet::connect(st.spec, login, None).await?;
+    // The side traffic moves to is fenced unless this is the first cutover: a reverse goes
+    // back to the fenced old shards, a second cutover to the new ones a reverse fenced.
+    let to_was_fenced = !to_new || st.phase == Phase::Reversed;
+    let (f, _) = Fleet::connect(st.spec, login.clone(), None).await?;
     f.bypass_guards().await?;
     let (stream_dir, arm_dir) = if to_new {
         (Direction::Forward, Direction::Reverse)
@@ -119,6 +125,12 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    let serving = if to_new {
+        f.spec.old_endpoints()
+    } else {
+        f.spec.new_endpoints()
+    };
+    crate::recover::sweep(&f.spec.pool, &serving, &login, opts.twopc_timeout).await;
     prepared_check(&f, stream_dir, Duration::from_secs(2)).await?;
     for l in &arm {
         repl::advance_slot(&f.src(arm_dir)[l.src()], &l.name(&id)).await?;
@@ -218,6 +230,19 @@ async fn prepared_check(f: &Fleet, stream_dir: Direction, window: Duration) -> R
         }
     }
     Ok(())
+}
+
+/// `OROCHI_RESHARD_FAULT=<point>` fails the procedure there, as a lost router or the
+/// bound would: how the tests reach the undo of the late steps (unset in production).
+pub const FAULT_ENV: &str = "OROCHI_RESHARD_FAULT";
+
+fn fault(point: &str) -> Result<()> {
+    match std::env::var(FAULT_ENV) {
+        Ok(p) if p == point => Err(Error::Aborted(format!(
+            "{FAULT_ENV}={point}: failing here on purpose"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn left(deadline: Instant, what: &str) -> Result<Duration> {
@@ -338,6 +363,7 @@ async fn steps(
     for c in to {
         c.exec(&unfence).await?;
     }
+    fault("after_unfence")?;
     // 6. Switch, confirmed by each router.
     for (i, r) in routers.iter().enumerate() {
         let t = left(deadline, "switching the routers")?;

@@ -124,7 +124,42 @@ impl Reporter {
 /// "copy: 120000/200000 rows (60%), 12.1 MB, 40000 rows/s, eta 2 s".
 pub fn line(done: u64, total: u64, bytes: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(0.001);
-    let rate = done as f64 / secs;
+    format!("copy: {}", figures(done, total, bytes, done as f64 / secs))
+}
+
+/// `status`'s lines from two samples `dt` apart, per table then overall: rows, bytes,
+/// the rate between the samples and the ETA at that rate.
+pub fn rate_lines(
+    a: &BTreeMap<String, Item>,
+    b: &BTreeMap<String, Item>,
+    dt: Duration,
+) -> Vec<String> {
+    let secs = dt.as_secs_f64().max(0.001);
+    let rate = |x: u64, y: u64| y.saturating_sub(x) as f64 / secs;
+    let mut out = Vec::new();
+    let (mut done, mut total, mut bytes, mut before) = (0, 0, 0, 0);
+    for (name, it) in b {
+        let was = a.get(name).map_or(it.done, |i| i.done);
+        let t = it.total.max(it.done);
+        out.push(format!(
+            "{name}: {}",
+            figures(it.done, t, bytes_of(it), rate(was, it.done))
+        ));
+        (done, total, bytes, before) = (
+            done + it.done,
+            total + t,
+            bytes + bytes_of(it),
+            before + was,
+        );
+    }
+    out.push(format!(
+        "overall: {}",
+        figures(done, total, bytes, rate(before, done))
+    ));
+    out
+}
+
+fn figures(done: u64, total: u64, bytes: u64, rate: f64) -> String {
     let pct = if total == 0 {
         100.0
     } else {
@@ -136,7 +171,32 @@ pub fn line(done: u64, total: u64, bytes: u64, elapsed: Duration) -> String {
         "-".into()
     };
     format!(
-        "copy: {done}/{total} rows ({pct:.0}%), {}, {rate:.0} rows/s, eta {eta}",
+        "{done}/{total} rows ({pct:.0}%), {}, {rate:.0} rows/s, eta {eta}",
         crate::plan::human_bytes(bytes as i64)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_give_the_rate_between_samples_and_the_eta() {
+        let item = |done| Item {
+            done,
+            total: 1000,
+            bytes_total: 1000,
+        };
+        let a = BTreeMap::from([("public.t".to_string(), item(100))]);
+        let b = BTreeMap::from([("public.t".to_string(), item(300))]);
+        let l = rate_lines(&a, &b, Duration::from_secs(2));
+        assert_eq!(l.len(), 2);
+        assert!(
+            l[0].starts_with("public.t: 300/1000 rows (30%)"),
+            "{}",
+            l[0]
+        );
+        assert!(l[0].contains("100 rows/s, eta 7 s"), "{}", l[0]);
+        assert!(l[1].starts_with("overall: 300/1000 rows"), "{}", l[1]);
+    }
 }

@@ -229,7 +229,7 @@ async fn copy_schema(f: &Fleet, dst: &Conn, pg_dump: &str) -> Result<()> {
 
 /// Rows each table should have on the new side (distributed: all old shards' rows;
 /// replicated: one copy per new shard), and bytes.
-async fn expected_rows(f: &Fleet) -> Result<BTreeMap<String, Item>> {
+pub(crate) async fn expected_rows(f: &Fleet) -> Result<BTreeMap<String, Item>> {
     let mut out = BTreeMap::new();
     for (name, _, rows, bytes, _) in crate::plan::volumes(&f.spec, &f.old).await? {
         out.insert(
@@ -245,6 +245,15 @@ async fn expected_rows(f: &Fleet) -> Result<BTreeMap<String, Item>> {
 }
 
 async fn report(f: &Fleet, totals: &BTreeMap<String, Item>, rep: &mut Reporter) -> Result<()> {
+    rep.update(&copied(f, totals).await?);
+    Ok(())
+}
+
+/// Rows on the new side now (live rows plus rows of copies under way), per table.
+pub(crate) async fn copied(
+    f: &Fleet,
+    totals: &BTreeMap<String, Item>,
+) -> Result<BTreeMap<String, Item>> {
     let mut items = totals.clone();
     for c in &f.new {
         for r in c
@@ -273,8 +282,7 @@ async fn report(f: &Fleet, totals: &BTreeMap<String, Item>, rep: &mut Reporter) 
             }
         }
     }
-    rep.update(&items);
-    Ok(())
+    Ok(items)
 }
 
 /// Forward subscriptions that exist and still copy a table.

@@ -1,11 +1,12 @@
-//! `reshard status`: phase, per link its tables still copying and its lag, rows per
-//! table on both sides — the same figures `start` shows, from any shell.
+//! `reshard status`: phase, per link its tables still copying and its lag, while copying
+//! the rows, bytes, rate and ETA per table and overall (two samples a second apart), and
+//! rows per table on both sides — the same figures `start` shows, from any shell.
 
 use crate::error::Result;
 use crate::fleet::Fleet;
 use crate::names::{links, Direction};
 use crate::repl;
-use crate::state::State;
+use crate::state::{Phase, State};
 use crate::topology::Login;
 
 pub async fn run(st: State, login: Login) -> Result<()> {
@@ -62,6 +63,17 @@ pub async fn run(st: State, login: Login) -> Result<()> {
                     None => "missing".into(),
                 }
             );
+        }
+    }
+    if st.phase == Phase::Copying {
+        // The copy's rate and ETA, as `start` shows them, from two samples a second apart.
+        let totals = crate::start::expected_rows(&f).await?;
+        let a = crate::start::copied(&f, &totals).await?;
+        let t = std::time::Instant::now();
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let b = crate::start::copied(&f, &totals).await?;
+        for l in crate::progress::rate_lines(&a, &b, t.elapsed()) {
+            println!("  copy {l}");
         }
     }
     println!("  {:<32} {:>12} {:>12}", "table", "old rows", "new rows");

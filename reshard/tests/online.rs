@@ -65,6 +65,14 @@ async fn two_to_four_under_load_killed_reversed_and_cut_over_again() {
         start_killed_at(&c, &args, "_0_0: old shard 0").await,
         "start was not killed during the copy"
     );
+    // From another shell meanwhile: the copy's figures per table and overall.
+    let st = c.reshard(&["status"]).await;
+    assert!(
+        text(&st).contains("phase copying") && text(&st).contains("copy public.accounts: "),
+        "{}",
+        text(&st)
+    );
+    assert!(text(&st).contains("rows/s, eta"), "{}", text(&st));
     assert!(
         start_killed_at(&c, &args, "_1_3: old shard 1").await,
         "start was not killed during catch-up"
@@ -92,14 +100,23 @@ async fn two_to_four_under_load_killed_reversed_and_cut_over_again() {
     let v = c.reshard(&["verify"]).await;
     assert!(ok(&v), "verify during the load: {}", text(&v));
 
+    // r0 is not listed in the cutovers: it follows the map recorded on the shards.
+    let r0 = c.router("r0").await;
     let routers = ["--router", &r1.admin_url, "--router", &r2.admin_url];
     let mut pauses = Vec::new();
-    for step in ["cutover", "reverse", "cutover"] {
+    for (step, serving) in [
+        ("cutover", &c.new),
+        ("reverse", &c.old),
+        ("cutover", &c.new),
+    ] {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let t = Instant::now();
         let out = c.reshard(&[&[step][..], &routers[..]].concat()).await;
         pauses.push(t.elapsed());
         assert!(ok(&out), "{step}: {}", text(&out));
+        if let Err(got) = wait_router_map(&r0.admin_url, serving).await {
+            panic!("the unlisted router did not follow the {step}: it uses {got:?}");
+        }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let stats = load.stop().await;
@@ -114,15 +131,6 @@ async fn two_to_four_under_load_killed_reversed_and_cut_over_again() {
         stats.slowest
     );
 
-    // A router started later with the old configuration cannot write to the old shards.
-    let r3 = c.router("r3").await;
-    let stale = connect(r3.port, "app", "app", "secret").await.unwrap();
-    let e = stale
-        .batch_execute("UPDATE accounts SET balance = balance WHERE aid = 1")
-        .await
-        .unwrap_err();
-    assert!(describe(&e).contains("reshard"), "{}", describe(&e));
-
     let v = c.reshard(&["verify"]).await;
     assert!(ok(&v), "verify: {}", text(&v));
     let done = c.reshard(&["complete"]).await;
@@ -130,12 +138,43 @@ async fn two_to_four_under_load_killed_reversed_and_cut_over_again() {
     assert!(text(&done).contains("no replication slot, publication or subscription"));
     assert_eq!(c.leftovers().await, Vec::<String>::new());
     check_invariants(&c.new, &stats.acked).await;
+
+    // The old shards stay fenced: an old map's write is refused, naming the reshard.
+    let o0 = superuser(c.old[0].port, &c.old[0].name).await;
+    let e = o0
+        .batch_execute("SET ROLE app; UPDATE accounts SET balance = balance WHERE aid = 1")
+        .await
+        .unwrap_err();
+    assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("25006"));
+    assert!(describe(&e).contains("reshard"), "{}", describe(&e));
+    // A router started later with the old configuration follows the recorded map: it
+    // reads a row written after `complete` (only the new shards have it) and writes.
+    let fresh = connect(r1.port, "app", "app", "secret").await.unwrap();
+    fresh
+        .batch_execute("INSERT INTO ledger (id, aid, amount) VALUES (987654321, 1, 0)")
+        .await
+        .unwrap();
+    let r3 = c.router("r3").await;
+    if let Err(got) = wait_router_map(&r3.admin_url, &c.new).await {
+        panic!("a router started with the old configuration uses {got:?}");
+    }
+    let restarted = connect(r3.port, "app", "app", "secret").await.unwrap();
+    let seen: i64 = restarted
+        .query_one("SELECT count(*) FROM ledger WHERE id = 987654321", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 1, "the restarted router reads the new shards");
+    restarted
+        .batch_execute("UPDATE accounts SET balance = balance WHERE aid = 1")
+        .await
+        .unwrap();
     eprintln!(
         "BENCH 2->4: {} transactions acknowledged; {before} tx in the 2 s before the copy, {during} during {:.1} s of copy; pauses {pauses:?}",
         stats.acked.len(),
         (copy_to - copy_from).as_secs_f64()
     );
-    drop((r1, r2, r3));
+    drop((r0, r1, r2, r3));
     c.cleanup().await;
 }
 
@@ -159,6 +198,8 @@ async fn two_to_three_with_a_pending_prepared_transaction() {
     )
     .await
     .unwrap();
+    // r3 is not listed: it stays on the old shards until a cutover is recorded.
+    let r3 = c.router("r3").await;
     let routers = ["--router", &r1.admin_url, "--router", &r2.admin_url];
     let out = c.reshard(&[&["cutover"][..], &routers[..]].concat()).await;
     assert!(
@@ -168,6 +209,13 @@ async fn two_to_three_with_a_pending_prepared_transaction() {
     assert!(text(&out).contains("test_pending"), "{}", text(&out));
     let st = c.reshard(&["status"]).await;
     assert!(text(&st).contains("phase caught_up"), "{}", text(&st));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before: Vec<String> = c.old.iter().map(|d| d.name.clone()).collect();
+    assert_eq!(
+        router_map(&r3.admin_url).await,
+        before,
+        "no cutover happened"
+    );
     old0.batch_execute("ROLLBACK PREPARED 'test_pending'")
         .await
         .unwrap();
@@ -175,6 +223,9 @@ async fn two_to_three_with_a_pending_prepared_transaction() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let out = c.reshard(&[&["cutover"][..], &routers[..]].concat()).await;
     assert!(ok(&out), "cutover: {}", text(&out));
+    if let Err(got) = wait_router_map(&r3.admin_url, &c.new).await {
+        panic!("the unlisted router did not follow the cutover: it uses {got:?}");
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let stats = load.stop().await;
     assert!(
@@ -193,7 +244,7 @@ async fn two_to_three_with_a_pending_prepared_transaction() {
     assert!(ok(&done), "complete: {}", text(&done));
     assert_eq!(c.leftovers().await, Vec::<String>::new());
     check_invariants(&c.new, &stats.acked).await;
-    drop((r1, r2));
+    drop((r1, r2, r3));
     c.cleanup().await;
 }
 
@@ -228,5 +279,145 @@ async fn cancel_leaves_nothing_and_verify_names_a_differing_key() {
     o.batch_execute("SET ROLE app; UPDATE accounts SET balance = balance WHERE aid = 1; CREATE TABLE after_cancel (x int)")
         .await
         .unwrap();
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the logical-replication servers of testing/reshard.sh: make test-reshard"]
+async fn cutover_settles_the_routers_in_doubt_transactions_first() {
+    let c = Cluster::new("x2p", &[0, 1], &[1, 0, 1]).await;
+    // No router sweeps here (two-phase commit off in the routers), so only the tool can
+    // settle what is left; its timeout is the pool's, 1 s.
+    for f in [&c.current, &c.target] {
+        let mut s = std::fs::read_to_string(f).unwrap();
+        s.push_str("\n[sharding.two_phase_commit]\nenabled = false\ntimeout_seconds = 1\n");
+        std::fs::write(f, s).unwrap();
+    }
+    let target = c.target_arg();
+    let st = c.reshard(&["start", "--target", &target]).await;
+    assert!(ok(&st), "start: {}", text(&st));
+    let r1 = c.router("r1").await;
+
+    // Left by a router that died: `a` was decided commit on its coordinator (shard 0),
+    // `b` was never decided. Ledger ids on the shard each old database holds.
+    let on = |s: usize| (1_000_000..).find(|k| shard_of(*k, 2) == s).unwrap();
+    let (a0, a1) = (on(0), on(1));
+    let b1 = (a1 + 1..).find(|k| shard_of(*k, 2) == 1).unwrap();
+    let a = orochi_twopc::GidBase::new("deadrouter", 7, 0);
+    let b = orochi_twopc::GidBase::new("deadrouter", 8, 1);
+    let old0 = superuser(c.old[0].port, &c.old[0].name).await;
+    let old1 = superuser(c.old[1].port, &c.old[1].name).await;
+    for o in [&old0, &old1] {
+        o.batch_execute(orochi_twopc::SETUP_SQL).await.unwrap();
+    }
+    let prepare = |id: i64, gid: String| {
+        format!("BEGIN; INSERT INTO ledger (id, aid, amount) VALUES ({id}, 1, 0); PREPARE TRANSACTION '{gid}'")
+    };
+    old0.batch_execute(&prepare(a0, a.participant(0)))
+        .await
+        .unwrap();
+    old1.batch_execute(&prepare(a1, a.participant(1)))
+        .await
+        .unwrap();
+    old1.batch_execute(&prepare(b1, b.participant(1)))
+        .await
+        .unwrap();
+    old0.batch_execute(&format!(
+        "INSERT INTO orochi.twopc_decisions (gid, decision) VALUES ('{a}', 'commit')"
+    ))
+    .await
+    .unwrap();
+    // Older than the timeout: abandoned, not in flight.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let out = c.reshard(&["cutover", "--router", &r1.admin_url]).await;
+    assert!(ok(&out), "cutover: {}", text(&out));
+    for g in [a.participant(0), a.participant(1)] {
+        assert!(
+            text(&out).contains(&format!("committed prepared transaction {g}")),
+            "{}",
+            text(&out)
+        );
+    }
+    assert!(
+        text(&out).contains(&format!(
+            "rolled back prepared transaction {}",
+            b.participant(1)
+        )),
+        "{}",
+        text(&out)
+    );
+    for o in [&old0, &old1] {
+        let n: i64 = o
+            .query_one("SELECT count(*) FROM pg_prepared_xacts", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0, "prepared transactions left");
+    }
+    // The committed rows moved with the cutover; the undecided one never existed.
+    let mut seen = Vec::new();
+    for d in &c.new {
+        let n = superuser(d.port, &d.name).await;
+        for r in n
+            .query("SELECT id FROM ledger WHERE id >= 1000000", &[])
+            .await
+            .unwrap()
+        {
+            seen.push(r.get::<_, i64>(0));
+        }
+    }
+    seen.sort();
+    let mut want = vec![a0, a1];
+    want.sort();
+    assert_eq!(seen, want);
+    let done = c.reshard(&["complete"]).await;
+    assert!(ok(&done), "complete: {}", text(&done));
+    check_invariants(&c.new, &[a0, a1]).await;
+    drop(r1);
+    c.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the logical-replication servers of testing/reshard.sh: make test-reshard"]
+async fn a_reverse_undone_after_its_unfence_fences_the_old_shards_again() {
+    let c = Cluster::new("xr", &[0, 1], &[1, 0, 0, 1]).await;
+    let target = c.target_arg();
+    let st = c.reshard(&["start", "--target", &target]).await;
+    assert!(ok(&st), "start: {}", text(&st));
+    let r1 = c.router("r1").await;
+    let routers = ["--router", r1.admin_url.as_str()];
+    let out = c.reshard(&[&["cutover"][..], &routers[..]].concat()).await;
+    assert!(ok(&out), "cutover: {}", text(&out));
+    // The reverse fails after it unfenced the old shards, before switching the router.
+    let out = c
+        .reshard_cmd(&[&["reverse"][..], &routers[..]].concat())
+        .env("OROCHI_RESHARD_FAULT", "after_unfence")
+        .output()
+        .await
+        .unwrap();
+    assert!(!ok(&out), "reverse must fail: {}", text(&out));
+    assert!(text(&out).contains("everything undone;"), "{}", text(&out));
+    let new: Vec<String> = c.new.iter().map(|d| d.name.clone()).collect();
+    assert_eq!(router_map(&r1.admin_url).await, new);
+    for d in &c.old {
+        let o = superuser(d.port, &d.name).await;
+        let e = o
+            .batch_execute("SET ROLE app; UPDATE accounts SET balance = balance WHERE aid = 1")
+            .await
+            .expect_err("the old shards take writes again after an undone reverse");
+        assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("25006"));
+    }
+    // Through the router: the new shards still serve.
+    let app = connect(r1.port, "app", "app", "secret").await.unwrap();
+    app.batch_execute("UPDATE accounts SET balance = balance WHERE aid = 1")
+        .await
+        .unwrap();
+    let st = c.reshard(&["status"]).await;
+    assert!(text(&st).contains("phase cutover"), "{}", text(&st));
+    let done = c.reshard(&["complete"]).await;
+    assert!(ok(&done), "complete: {}", text(&done));
+    assert_eq!(c.leftovers().await, Vec::<String>::new());
+    drop(r1);
     c.cleanup().await;
 }

@@ -18,6 +18,8 @@ async fn plan_refuses_with_reason_and_fix() {
             "SET ROLE app;
              CREATE TABLE nokey (x int);
              CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);
+             CREATE TABLE parted (id int PRIMARY KEY) PARTITION BY HASH (id);
+             CREATE TABLE parted_0 PARTITION OF parted FOR VALUES WITH (MODULUS 1, REMAINDER 0);
              CREATE UNIQUE INDEX ledger_at ON ledger (at);",
         )
         .await
@@ -40,7 +42,12 @@ async fn plan_refuses_with_reason_and_fix() {
         "public.scratch: unlogged tables are not replicated",
         "unique index ledger_at does not contain the shard key \"id\"",
         "prepared transaction 'plan_pending' is pending",
+        "public.parted: partitioned tables are not resharded",
+        "public.parted_0: partitioned tables are not resharded",
         "free replication slots",
+        "free WAL senders",
+        "max_logical_replication_workers = 24 but the reshard runs",
+        "max_worker_processes = 40 is too few",
     ] {
         assert!(text.contains(want), "missing '{want}' in:\n{text}");
     }
@@ -51,6 +58,26 @@ async fn plan_refuses_with_reason_and_fix() {
     s.batch_execute("ROLLBACK PREPARED 'plan_pending'")
         .await
         .unwrap();
+    c.cleanup().await;
+}
+
+/// A server without `wal_level = logical` (testing/reshard.sh's plain one) is refused
+/// by `plan` and `start`, naming the server and the fix, before anything is created.
+#[tokio::test]
+#[ignore = "needs the logical-replication servers of testing/reshard.sh: make test-reshard"]
+async fn plan_refuses_a_server_without_logical_wal() {
+    let plain = servers().len() - 1;
+    let c = Cluster::new("xw", &[0, 1], &[plain, plain, 0]).await;
+    let port = servers()[plain];
+    let target = c.target_arg();
+    for cmd in ["plan", "start"] {
+        let out = c.reshard(&[cmd, "--target", &target]).await;
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{cmd} must refuse");
+        let want = format!("127.0.0.1:{port}: wal_level is 'replica', logical replication needs 'logical' — ALTER SYSTEM SET wal_level = logical");
+        assert!(text.contains(&want), "{cmd}: missing '{want}' in:\n{text}");
+    }
+    assert_eq!(c.leftovers().await, Vec::<String>::new());
     c.cleanup().await;
 }
 

@@ -21,6 +21,7 @@ pub mod gateway;
 pub mod listener;
 pub mod otel;
 pub mod query_log;
+pub mod reshard_follow;
 pub mod reshard_map;
 pub mod server;
 pub mod shard_for;

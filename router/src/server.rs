@@ -108,6 +108,7 @@ pub async fn serve(
     }
     tokio::spawn(maintenance(app.clone()));
     crate::twopc::spawn_sweepers(&app);
+    crate::reshard_follow::spawn(&app);
     if let Some(endpoint) = app.config().general.otel_endpoint.clone() {
         match crate::otel::Tracing::start(&endpoint, app.metrics.clone()) {
             Ok(t) => {

@@ -21,11 +21,15 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The servers (host:port) of testing/reshard.sh, started if the caller did not.
+/// The servers (host:port) of testing/reshard.sh, started if the caller did not: the
+/// logical-replication ones, then the plain one (`wal_level = replica`) last.
 pub fn servers() -> Vec<u16> {
-    let env = match std::env::var("OROCHI_RESHARD_SERVERS") {
-        Ok(v) => v,
-        Err(_) => {
+    let env = match (
+        std::env::var("OROCHI_RESHARD_SERVERS"),
+        std::env::var("OROCHI_RESHARD_PLAIN"),
+    ) {
+        (Ok(v), Ok(p)) => format!("{v},{p}"),
+        _ => {
             let out = std::process::Command::new("bash")
                 .arg(repo_root().join("testing/reshard.sh"))
                 .arg("fleet-up")
@@ -36,13 +40,18 @@ pub fn servers() -> Vec<u16> {
                 "reshard.sh: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("OROCHI_RESHARD_SERVERS=")
-                        .map(str::to_string)
-                })
-                .expect("servers")
+            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            let var = |name: &str| {
+                stdout
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(str::to_string))
+                    .expect("servers")
+            };
+            format!(
+                "{},{}",
+                var("OROCHI_RESHARD_SERVERS="),
+                var("OROCHI_RESHARD_PLAIN=")
+            )
         }
     };
     env.split(',')
@@ -463,5 +472,47 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(d) => format!("{} ({})", d.message(), d.code().code()),
         None => e.to_string(),
+    }
+}
+
+/// The databases pool `app` uses on the router behind `admin_url` (`SHOW DATABASES`), in
+/// shard order.
+pub async fn router_map(admin_url: &str) -> Vec<String> {
+    let (c, conn) = tokio_postgres::connect(admin_url, NoTls)
+        .await
+        .expect("admin console");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut shards: Vec<(String, String)> = Vec::new();
+    for m in c.simple_query("SHOW DATABASES").await.unwrap() {
+        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+            if r.get("name") == Some("app") {
+                let shard = r.get("shard").unwrap_or("").to_string();
+                let db = r.get("database").unwrap_or("").to_string();
+                if !shards.contains(&(shard.clone(), db.clone())) {
+                    shards.push((shard, db));
+                }
+            }
+        }
+    }
+    shards.sort_by_key(|(s, _)| s.parse::<usize>().unwrap_or(usize::MAX));
+    shards.into_iter().map(|(_, d)| d).collect()
+}
+
+/// Waits (at most 5 s) until the router behind `admin_url` uses `dbs` for pool `app`;
+/// returns the map it last had.
+pub async fn wait_router_map(admin_url: &str, dbs: &[Db]) -> Result<(), Vec<String>> {
+    let want: Vec<String> = dbs.iter().map(|d| d.name.clone()).collect();
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = router_map(admin_url).await;
+        if got == want {
+            return Ok(());
+        }
+        if std::time::Instant::now() > until {
+            return Err(got);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
