@@ -131,8 +131,20 @@ impl PoolShards {
 }
 
 impl ShardAccess for PoolShards {
+    /// For the sweeper, the pool's shard count now: a reshard's switch (`RESHARD
+    /// SWITCH`, or a router following one) changes it while the process runs, and a
+    /// sweep over the count at startup would never look at the shards added.
     fn shard_count(&self) -> usize {
-        self.shards
+        match &self.primaries {
+            Primaries::Fixed(_) => self.shards,
+            Primaries::Live { app, pool } => app
+                .registry
+                .load()
+                .dbs
+                .get(pool)
+                .and_then(|users| users.values().next())
+                .map_or(0, |u| u.shards.len()),
+        }
     }
 
     fn connect(
@@ -241,5 +253,37 @@ pub fn spawn_sweepers(app: &Arc<App>) {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sweeper's view follows a shard-map switch (2 → 4 shards).
+    #[tokio::test]
+    async fn the_live_shard_count_follows_a_switch() {
+        let text = "[general]\n[pools.p]\n[pools.p.users.0]\nusername = \"u\"\npassword = \"p\"\n\
+                    [pools.p.shards.0]\ndatabase = \"d0\"\nservers = [[\"127.0.0.1\", 1, \"primary\"]]\n\
+                    [pools.p.shards.1]\ndatabase = \"d1\"\nservers = [[\"127.0.0.1\", 1, \"primary\"]]\n";
+        let config = orochi_config::Config::from_str_with_env(text, "t.toml", &|_| None)
+            .expect("valid config");
+        let app = App::new(config, None);
+        let user = app.registry.load().dbs["p"]["u"].clone();
+        let live = PoolShards::live(&app, "p", &user);
+        let fixed = PoolShards::new(&user);
+        assert_eq!((live.shard_count(), fixed.shard_count()), (2, 2));
+        let map: Vec<String> = (0..4)
+            .map(|i| format!(r#"{{"database":"n{i}","servers":[["127.0.0.1",1,"primary"]]}}"#))
+            .collect();
+        app.switch_shard_map("p", &format!("[{}]", map.join(",")))
+            .expect("switched");
+        assert_eq!(live.shard_count(), 4, "the sweeper sees the new shards");
+        assert_eq!(
+            fixed.shard_count(),
+            2,
+            "setup's one-off view stays as taken"
+        );
+        assert!(live.target(3).is_some());
     }
 }
