@@ -20,6 +20,7 @@ pub mod fanout;
 pub mod gateway;
 pub mod listener;
 pub mod otel;
+pub mod pool_tasks;
 pub mod query_log;
 pub mod reshard_follow;
 pub mod reshard_map;

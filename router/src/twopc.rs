@@ -14,6 +14,7 @@ use orochi_twopc::{
 };
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 fn from_pg(e: orochi_wire::PgError) -> ParticipantError {
     ParticipantError::server(e.fields.code.clone(), e.fields.message.clone())
@@ -206,54 +207,68 @@ fn trace_recoveries(
     cx.span().end();
 }
 
-/// One sweeper per sharded pool with two-phase commit enabled, for the life of the
-/// process (a reload that changes pools takes effect at the next restart).
+/// One sweeper per sharded pool while two-phase commit is enabled. The set follows
+/// RELOAD (`pool_tasks`): a sharded pool added later gets its sweeper within a second, a
+/// new `cleanup_interval_seconds` restarts the sweepers with it, and turning 2PC off
+/// stops them.
 pub fn spawn_sweepers(app: &Arc<App>) {
-    let config = app.config();
-    let tpc = &config.sharding.two_phase_commit;
-    if !tpc.enabled {
-        return;
-    }
+    crate::pool_tasks::supervise(app, "2PC recovery sweeper", sweeper_pools, spawn_sweeper);
+}
+
+/// The pools that want a sweeper now, with their sweep interval.
+fn sweeper_pools(app: &App) -> Vec<(String, Duration)> {
     let reg = app.registry.load();
-    for (name, users) in reg.dbs.iter() {
-        let Some(user) = users.values().next() else {
-            continue;
-        };
-        if user.shards.len() < 2 {
-            continue;
-        }
-        let access = PoolShards::live(app, name, user);
-        let app2 = app.clone();
-        let pool = name.clone();
-        let interval = tpc.cleanup_interval;
-        tokio::spawn(async move {
-            // Our own loop around `sweep`, so every recovery decision reaches the metrics.
-            let stop = app2.shutdown.clone();
-            let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tick.tick() => {
-                        let started = std::time::SystemTime::now();
-                        let report = app2.twopc.sweep(&pool, &access).await;
-                        if let Some(t) = app2.otel.get() {
-                            trace_recoveries(t, &pool, started, &report);
-                        }
-                        for _ in &report.committed {
-                            app2.metrics.twopc_recovered(&pool, true);
-                        }
-                        for _ in &report.rolled_back {
-                            app2.metrics.twopc_recovered(&pool, false);
-                        }
-                        if report.lock_unavailable_streak >= orochi_twopc::sweeper::LOCK_MISSES_WARN {
-                            app2.metrics.twopc_sweeper_lock_unavailable(&pool);
-                        }
+    let tpc = &reg.config.sharding.two_phase_commit;
+    if !tpc.enabled {
+        return Vec::new();
+    }
+    reg.dbs
+        .iter()
+        .filter(|(_, users)| users.values().next().is_some_and(|u| u.shards.len() >= 2))
+        .map(|(name, _)| (name.clone(), tpc.cleanup_interval))
+        .collect()
+}
+
+fn spawn_sweeper(app: &Arc<App>, pool: &str, interval: &Duration, stop: CancellationToken) {
+    let Some(user) = app
+        .registry
+        .load()
+        .dbs
+        .get(pool)
+        .and_then(|users| users.values().next().cloned())
+    else {
+        return;
+    };
+    let access = PoolShards::live(app, pool, &user);
+    let app2 = app.clone();
+    let pool = pool.to_string();
+    let interval = *interval;
+    tokio::spawn(async move {
+        // Our own loop around `sweep`, so every recovery decision reaches the metrics.
+        let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {
+                    let started = std::time::SystemTime::now();
+                    let report = app2.twopc.sweep(&pool, &access).await;
+                    if let Some(t) = app2.otel.get() {
+                        trace_recoveries(t, &pool, started, &report);
+                    }
+                    for _ in &report.committed {
+                        app2.metrics.twopc_recovered(&pool, true);
+                    }
+                    for _ in &report.rolled_back {
+                        app2.metrics.twopc_recovered(&pool, false);
+                    }
+                    if report.lock_unavailable_streak >= orochi_twopc::sweeper::LOCK_MISSES_WARN {
+                        app2.metrics.twopc_sweeper_lock_unavailable(&pool);
                     }
                 }
             }
-        });
-    }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -33,6 +33,16 @@ async fn prepared_of(db: &str) -> i64 {
     n
 }
 
+/// Waits (30 s at most) until no shard holds a prepared transaction of `db`.
+async fn until_nothing_prepared(db: &str, what: &str) {
+    within(30, what, async {
+        while prepared_of(db).await > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+}
+
 /// Rows with `name = 'marked'` on each shard.
 async fn marked(db: &str) -> [i64; 2] {
     let mut out = [0; 2];
@@ -131,16 +141,7 @@ async fn a_router_killed_mid_commit_leaves_all_or_nothing() {
         assert!(r.is_err(), "{point}: router A must have died mid-commit");
         let status = within(10, "router A exits", a.wait()).await.unwrap();
         assert!(!status.success(), "{point}: killed by the fault point");
-        within(
-            30,
-            "router B's sweeper resolves A's prepared transactions",
-            async {
-                while prepared_of(&db).await > 0 {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            },
-        )
-        .await;
+        until_nothing_prepared(&db, "router B's sweeper resolves A's prepared transactions").await;
         let m = marked(&db).await;
         if committed {
             assert!(
@@ -269,11 +270,52 @@ async fn a_sweeper_killed_mid_recovery_is_finished_by_the_next() {
     let port_c = free_port();
     let config_c = router_config(&dir, &db, "c.toml", port_c);
     let _c = spawn_router(&config_c, None);
-    within(30, "router C resolves", async {
-        while prepared_of(&db).await > 0 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
+    until_nothing_prepared(&db, "router C resolves").await;
     assert_eq!(marked(&db).await, [0, 0], "rolled back on every shard");
+}
+
+/// A pool added by RELOAD gets its recovery sweeper without a restart: B runs with
+/// another pool, A dies after its coordinator committed (the commit point is passed),
+/// and B's configuration gains A's pool only afterwards. Before the reload nothing
+/// sweeps A's databases; after it, B's new sweeper finishes the commit on every shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_added_by_reload_gets_its_sweeper() {
+    let (db, other) = (two_shard_db().await, two_shard_db().await);
+    let dir = std::env::temp_dir().join(format!("orochi-2pc-{}-reload", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let config_b = router_config(&dir, &other, "b.toml", port_b);
+    let b = spawn_router(&config_b, None);
+    let _cb = connect_router(port_b, &other).await;
+    let config_a = router_config(&dir, &db, "a.toml", port_a);
+    let mut a = spawn_router(&config_a, Some("after_coordinator_commit"));
+    let mut c = connect_router(port_a, &db).await;
+    let r = sqlx::raw_sql("UPDATE users SET name = 'marked' WHERE city = 'Paris'")
+        .execute(&mut c)
+        .await;
+    assert!(r.is_err(), "router A must have died mid-commit");
+    within(10, "router A exits", a.wait()).await.unwrap();
+    // Three of B's 1 s sweeps: A's pool is not B's yet, so its transaction stays prepared.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        prepared_of(&db).await > 0,
+        "nothing sweeps a pool not configured"
+    );
+    // B's configuration gains A's pool (the pool sections only: `[sharding]` is shared).
+    let pool_of_a = pool_toml_two_shards(&db, "");
+    let pool_of_a = &pool_of_a[..pool_of_a.find("\n[sharding]").unwrap()];
+    let text = std::fs::read_to_string(&config_b).unwrap();
+    std::fs::write(&config_b, format!("{text}\n{pool_of_a}\n")).unwrap();
+    let pid = b.id().unwrap().to_string();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    until_nothing_prepared(&db, "router B's new sweeper resolves A's transaction").await;
+    let m = marked(&db).await;
+    assert!(
+        m[0] > 0 && m[1] > 0 && m[0] + m[1] == 67,
+        "committed on every shard: {m:?}"
+    );
 }
