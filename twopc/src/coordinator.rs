@@ -8,12 +8,13 @@
 //!             Aborting ──► Aborted
 //! ```
 //! - Preparing: `PREPARE TRANSACTION '<base>_s<k>'` on every written shard except the
-//!   coordinator (the lowest written shard), and `COMMIT` on read-only ones, in parallel.
+//!   coordinator (the lowest written shard), `COMMIT` on read-only ones, and the decision
+//!   INSERT on the coordinator, in parallel (the INSERT costs no round trip of its own).
 //!   Read-only participants vote too: if one of them cannot commit (e.g. a serialization
 //!   failure) the writes are rolled back, as on a single server.
-//! - Deciding: on the coordinator, inside the client's transaction, the decision INSERT
-//!   then `COMMIT` — the commit point. A unique violation on the INSERT means a sweeper
-//!   fenced us with `abort`. Nothing before the COMMIT can make the decision durable, so
+//! - Deciding: `COMMIT` on the coordinator, whose transaction holds the decision row —
+//!   the commit point. A unique violation on the INSERT means a sweeper fenced us with
+//!   `abort`. Nothing before the COMMIT can make the decision durable, so
 //!   every failure up to here rolls back; a COMMIT without an answer is in doubt and
 //!   nothing is rolled back (the decision row alone will tell the sweeper).
 //! - Committing: `COMMIT PREPARED` on the others, in parallel. Failures no longer change
@@ -221,13 +222,22 @@ impl Txn<'_> {
         self.enter(Phase::Preparing);
         let deadline = Instant::now() + timeout;
 
-        // Phase 1: prepare the others, commit the readers.
+        // Phase 1: prepare the others, commit the readers, and write the decision row
+        // on the coordinator, all at once. The row is inside the coordinator's open
+        // transaction, so it means nothing until the COMMIT of phase 2, which is sent
+        // only when every other participant has prepared; a failure anywhere in phase 1
+        // rolls the row back with the rest. (A sweeper fencing this transaction with an
+        // `abort` row waits on this row's unique key until that COMMIT or ROLLBACK, then
+        // sees the outcome.) Written in parallel, the decision costs no round trip of
+        // its own.
+        self.hit(FaultPoint::BeforeDecision);
         let jobs: Vec<_> = slots
             .iter_mut()
             .filter_map(|s| {
                 let sql = match (s.role, &s.gid) {
                     (Role::Prepared, Some(gid)) => sql::prepare(gid),
                     (Role::ReadOnly, _) => sql::COMMIT.to_string(),
+                    (Role::Coordinator, _) => sql::insert_commit_decision(&self.base),
                     _ => return None,
                 };
                 Some((s, sql))
@@ -235,40 +245,33 @@ impl Txn<'_> {
             .collect();
         let mut failure = None;
         for (slot, r) in run_parallel(jobs, timeout).await {
-            let e = if slot.role == Role::Prepared {
-                slot.after_prepare(r, timeout)
-            } else {
-                slot.after_commit(r, timeout)
+            let e = match slot.role {
+                Role::Prepared => slot.after_prepare(r, timeout),
+                Role::Coordinator => slot.after_decision_insert(r, timeout, &self.base),
+                _ => slot.after_commit(r, timeout),
             };
-            failure = failure.or(e);
+            // A fence is the reason to report: it explains the others' failures.
+            failure = match (failure, e) {
+                (_, Some(fenced @ TwoPcError::Fenced { .. })) => Some(fenced),
+                (f, e) => f.or(e),
+            };
         }
         if let Some(e) = failure {
             return self.abort(slots, e, timeout).await;
         }
         self.hit(FaultPoint::AfterPrepare);
+        self.hit(FaultPoint::AfterDecision);
 
-        // Phase 2: the decision and the commit point, on the coordinator.
+        // Phase 2: the commit point, on the coordinator.
         self.enter(Phase::Deciding);
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
+        if Instant::now() >= deadline {
             let e = TwoPcError::DeadlineExceeded {
                 base: self.base.clone(),
                 timeout,
             };
             return self.abort(slots, e, timeout).await;
         }
-        self.hit(FaultPoint::BeforeDecision);
         let coord = &mut slots[ci];
-        let r = run_step(
-            &mut *coord.p,
-            &sql::insert_commit_decision(&self.base),
-            remaining,
-        )
-        .await;
-        if let Some(e) = coord.after_decision_insert(r, remaining, &self.base) {
-            return self.abort(slots, e, timeout).await;
-        }
-        self.hit(FaultPoint::AfterDecision);
         let r = run_step(&mut *coord.p, sql::COMMIT, timeout).await;
         if let Some(e) = coord.after_commit(r, timeout) {
             if let TxnState::Lost { .. } = coord.state {

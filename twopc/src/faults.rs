@@ -17,14 +17,17 @@ use std::sync::{Arc, OnceLock};
 /// The environment variable that arms a crash point.
 pub const FAULT_ENV: &str = "OROCHI_2PC_FAULT";
 
-/// The named steps, in protocol order.
+/// The named steps, in protocol order. The decision INSERT goes out with the PREPAREs,
+/// so `before_prepare` and `before_decision` both come before anything is sent, and
+/// `after_prepare` and `after_decision` both after every answer of that round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FaultPoint {
     /// Nothing sent yet.
     BeforePrepare,
-    /// Every participant prepared (and read-only ones committed); no decision yet.
+    /// Every participant prepared (and read-only ones committed); the decision row is
+    /// inserted in the coordinator's open transaction.
     AfterPrepare,
-    /// Just before the decision INSERT is sent to the coordinator.
+    /// Just before the decision INSERT is sent to the coordinator (with the PREPAREs).
     BeforeDecision,
     /// Decision row inserted in the coordinator's open transaction; COMMIT not sent.
     AfterDecision,

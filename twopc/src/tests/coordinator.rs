@@ -83,8 +83,8 @@ async fn happy_path_prepares_decides_then_commits_prepared() {
         ]
     );
     assert_eq!(r[0].log, s(&["COMMIT"]));
-    // Order across shards: every vote before the decision, the commit point before any
-    // COMMIT PREPARED.
+    // Order across shards: the decision row goes out with the votes, every vote and the
+    // row before the commit point, the commit point before any COMMIT PREPARED.
     let t: Vec<String> = trace
         .lock()
         .unwrap()
@@ -92,8 +92,8 @@ async fn happy_path_prepares_decides_then_commits_prepared() {
         .map(|(_, q)| q.clone())
         .collect();
     let pos = |q: &str| t.iter().position(|x| x == q).unwrap();
-    assert!(pos(&prepare(1)) < pos(INSERT) && pos(&prepare(2)) < pos(INSERT));
     let coord_commit = t.iter().rposition(|x| x == "COMMIT").unwrap();
+    assert!(pos(&prepare(1)) < coord_commit && pos(&prepare(2)) < coord_commit);
     assert!(pos(INSERT) < coord_commit);
     assert!(coord_commit < pos(&commit_prepared(1)) && coord_commit < pos(&commit_prepared(2)));
 
@@ -140,7 +140,7 @@ async fn a_failed_prepare_rolls_back_everywhere_and_returns_the_shard_error() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&["ROLLBACK"])),
+            (0, s(&[INSERT, "ROLLBACK"])),
             (1, vec![prepare(1), rollback_prepared(1)]),
             (2, vec![prepare(2), "ROLLBACK".into()]),
         ]
@@ -174,7 +174,7 @@ async fn a_prepare_timeout_aborts_and_leaves_the_maybe_prepared_gid_to_recovery(
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&["ROLLBACK"])),
+            (0, s(&[INSERT, "ROLLBACK"])),
             (1, vec![prepare(1)]), // nothing more on an unusable connection
             (2, vec![prepare(2), rollback_prepared(2)]),
         ]
@@ -205,7 +205,7 @@ async fn a_connection_lost_during_prepare_aborts() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&["ROLLBACK"])),
+            (0, s(&[INSERT, "ROLLBACK"])),
             (1, vec![prepare(1), rollback_prepared(1)]),
             (2, vec![prepare(2)]),
         ]
@@ -230,7 +230,7 @@ async fn prepare_answering_rollback_means_the_transaction_had_failed() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&["ROLLBACK"])),
+            (0, s(&[INSERT, "ROLLBACK"])),
             (1, vec![prepare(1)]),
             (2, vec![prepare(2), rollback_prepared(2)]),
         ]
@@ -249,7 +249,7 @@ async fn a_failing_reader_vote_aborts_the_writes() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&["ROLLBACK"])),
+            (0, s(&[INSERT, "ROLLBACK"])),
             (1, vec![prepare(1), rollback_prepared(1)])
         ]
     );
@@ -506,8 +506,36 @@ async fn a_failed_rollback_prepared_is_left_to_recovery() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_decision_row_costs_no_round_trip_of_its_own() {
+    // Every PREPARE and the decision INSERT take 100 ms: sent in one round, the commit
+    // takes one such wait, not two (the clock is paused, so the times are exact).
+    let tp = twopc();
+    let trace = Trace::default();
+    let slow = Reply::Delay(Duration::from_millis(100));
+    let mut w: Vec<Scripted> = parts(&trace, &[2, 0, 1])
+        .into_iter()
+        .map(|p| {
+            let kind = if p.shard == 0 {
+                Kind::Insert
+            } else {
+                Kind::Prepare
+            };
+            p.on(kind, slow.clone())
+        })
+        .collect();
+    let started = tokio::time::Instant::now();
+    let out = tp.commit("app", &mut w, &mut []).await;
+    assert_eq!(out.resolution, Resolution::Committed);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(100) && took < Duration::from_millis(200),
+        "{took:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn deadline_passed_before_the_decision_aborts() {
-    // The prepares answer exactly at the deadline: too late to write a commit decision
+    // The prepares answer exactly at the deadline: too late to commit the decision row
     // (a sweeper may already consider the transaction abandoned).
     let tp = twopc();
     let trace = Trace::default();
@@ -523,7 +551,7 @@ async fn deadline_passed_before_the_decision_aborts() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&["ROLLBACK"])),
+            (0, s(&[INSERT, "ROLLBACK"])),
             (1, vec![prepare(1), rollback_prepared(1)]),
             (2, vec![prepare(2), rollback_prepared(2)]),
         ]
@@ -635,11 +663,11 @@ async fn dyn_participants_work_too() {
     assert_eq!(
         t,
         vec![
-            (5, "PREPARE TRANSACTION 'orochi_t_100_c4_s5'".to_string()),
             (
                 4,
-                "SELECT orochi.record_decision('orochi_t_100_c4', 'commit')".into()
+                "SELECT orochi.record_decision('orochi_t_100_c4', 'commit')".to_string()
             ),
+            (5, "PREPARE TRANSACTION 'orochi_t_100_c4_s5'".into()),
             (4, "COMMIT".into()),
             (5, "COMMIT PREPARED 'orochi_t_100_c4_s5'".into()),
         ]

@@ -83,7 +83,8 @@ async fn a_crash_at_any_step_is_all_or_nothing_after_one_sweep() {
         assert!(fake.prepared_everywhere().is_empty(), "{point}");
         let resolved = r.committed.len() + r.rolled_back.len();
         let expected = match point {
-            BeforePrepare | AfterCommitPrepared => 0,
+            // Before the first round nothing was sent (the decision goes with the PREPAREs).
+            BeforePrepare | BeforeDecision | AfterCommitPrepared => 0,
             BeforeAbort => 1,
             _ => 2,
         };
