@@ -79,10 +79,15 @@ fn older_than(age: Duration) -> String {
     )
 }
 
+/// At most this many decision rows are listed for collection per shard and sweep: a
+/// backlog (a sweeper that was off, a burst of cross-shard commits) drains over several
+/// sweeps instead of loading every gid into the router's memory at once.
+pub const GC_BATCH: usize = 10_000;
+
 /// Decision rows old enough to be garbage-collected if no shard still holds their gids.
 pub fn list_old_decisions(age: Duration) -> String {
     format!(
-        "SELECT gid FROM orochi.twopc_decisions WHERE {}",
+        "SELECT gid FROM orochi.twopc_decisions WHERE {} LIMIT {GC_BATCH}",
         older_than(age)
     )
 }

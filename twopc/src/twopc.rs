@@ -89,9 +89,12 @@ impl TwoPc {
     /// How long decision rows are kept after no shard needs them any more: twice the
     /// timeout, so a coordinator that was fenced (its decision row says abort) can never
     /// find the row gone and write `commit` in its place — it gives up at its own
-    /// deadline, one timeout after preparing, long before the row may be collected.
+    /// deadline, one timeout after preparing, long before the row may be collected —
+    /// and never less than the floor `orochi.forget_decisions` enforces. (Asking for
+    /// younger rows made every sweep list up to 15 minutes of decisions that the
+    /// function then refused to delete: the soak saw the router's memory grow with them.)
     pub fn decision_retention(&self) -> Duration {
-        self.timeout() * 2
+        (self.timeout() * 2).max(Duration::from_secs(crate::setup::FORGET_FLOOR_SECS.into()))
     }
 
     /// Records whether `pool`'s sweep missed the lock; returns the current streak.
@@ -152,9 +155,12 @@ mod tests {
     fn timeout_is_reloadable_and_sets_the_retention() {
         let t = TwoPc::with_faults(Settings::new("i", Duration::from_secs(30)), Faults::off());
         assert_eq!(t.instance_id(), "i");
-        assert_eq!(t.decision_retention(), Duration::from_secs(60));
+        // Twice the timeout, but never below the function's 15-minute floor.
+        assert_eq!(t.decision_retention(), Duration::from_secs(900));
         t.set_timeout(Duration::from_secs(5));
         assert_eq!(t.timeout(), Duration::from_secs(5));
-        assert_eq!(t.decision_retention(), Duration::from_secs(10));
+        assert_eq!(t.decision_retention(), Duration::from_secs(900));
+        t.set_timeout(Duration::from_secs(600));
+        assert_eq!(t.decision_retention(), Duration::from_secs(1200));
     }
 }

@@ -267,11 +267,16 @@ fn autocommit(
         if s.no_table {
             return Err(missing());
         }
-        let min = secs_clause(rest).ok_or_else(|| syntax(sql))?;
+        let (clause, limit) = match rest.split_once(" LIMIT ") {
+            Some((c, n)) => (c, n.parse().map_err(|_| syntax(sql))?),
+            None => (rest, usize::MAX),
+        };
+        let min = secs_clause(clause).ok_or_else(|| syntax(sql))?;
         let rows = s
             .decisions
             .iter()
             .filter(|(_, (_, age))| *age > min)
+            .take(limit)
             .map(|(g, _)| vec![Some(g.clone())])
             .collect();
         return Ok(QueryResult {

@@ -91,7 +91,7 @@ async fn a_crash_at_any_step_is_all_or_nothing_after_one_sweep() {
         assert_eq!(resolved, expected, "{point}: {r:?}");
 
         // Later the decision rows go too.
-        fake.age(100.0);
+        fake.age(1000.0);
         other.sweep("app", &fake.access()).await;
         for k in 0..3 {
             assert!(fake.decisions(k).is_empty(), "{point}: shard {k}");
@@ -205,7 +205,7 @@ async fn a_normal_commit_leaves_nothing_for_recovery() {
         fake.decisions(1),
         vec![("orochi_r1_100_c1".to_string(), "commit".to_string())]
     );
-    fake.age(100.0);
+    fake.age(1000.0);
     let r = router.sweep("app", &fake.access()).await;
     assert_eq!((r.decisions_deleted, r.errors.len()), (1, 0));
 }

@@ -13,7 +13,7 @@ const LOCK: &str = "SELECT pg_try_advisory_lock(8030603558299185776)";
 const UNLOCK: &str = "SELECT pg_advisory_unlock(8030603558299185776)";
 const LIST: &str = "SELECT gid, EXTRACT(EPOCH FROM now() - prepared)::float8 FROM pg_prepared_xacts WHERE starts_with(gid, 'orochi_') AND database = current_database()";
 const OLD_DECISIONS: &str =
-    "SELECT gid FROM orochi.twopc_decisions WHERE decided_at < now() - make_interval(secs => 60)";
+    "SELECT gid FROM orochi.twopc_decisions WHERE decided_at < now() - make_interval(secs => 900) LIMIT 10000";
 
 fn sweeper() -> TwoPc {
     twopc_with("sweeper", Faults::off())
@@ -197,11 +197,13 @@ async fn without_the_advisory_lock_nothing_is_done() {
 #[tokio::test]
 async fn decision_rows_no_shard_needs_are_deleted() {
     let fake = Fake::new(2);
-    fake.decide(0, "orochi_a_1_c0", "commit", 61.0); // done: delete
-    fake.decide(0, "orochi_a_2_c0", "commit", 61.0); // participant still prepared: keep
+    fake.decide(0, "orochi_a_1_c0", "commit", 901.0); // done: delete
+    fake.decide(0, "orochi_a_2_c0", "commit", 901.0); // participant still prepared: keep
     fake.prepare(1, "orochi_a_2_c0_s1", &["g"], YOUNG);
-    fake.decide(0, "orochi_a_3_c0", "abort", 10.0); // younger than the retention: keep
-    fake.decide(1, "orochi_a_4_c1", "abort", 100.0); // done, on another shard: delete
+    // Older than twice the timeout but younger than the 15-minute floor: keep, and not
+    // even listed (the function would refuse to delete it anyway).
+    fake.decide(0, "orochi_a_3_c0", "abort", 100.0);
+    fake.decide(1, "orochi_a_4_c1", "abort", 1000.0); // done, on another shard: delete
     let r = sweeper().sweep("app", &fake.access()).await;
 
     assert_eq!(r.errors, vec![]);
@@ -215,7 +217,7 @@ async fn decision_rows_no_shard_needs_are_deleted() {
     );
     assert!(fake.decisions(1).is_empty());
     assert!(fake.log(0).contains(
-        &"SELECT orochi.forget_decisions(ARRAY['orochi_a_1_c0']::text[], 60)".to_string()
+        &"SELECT orochi.forget_decisions(ARRAY['orochi_a_1_c0']::text[], 900)".to_string()
     ));
 }
 
@@ -224,7 +226,7 @@ async fn decision_rows_survive_while_a_shard_is_unreachable() {
     // The commit decision of a transaction whose participant sits on a shard that is down
     // must not be collected: that participant would later be rolled back.
     let fake = Fake::new(3);
-    fake.decide(0, "orochi_a_1_c0", "commit", 61.0);
+    fake.decide(0, "orochi_a_1_c0", "commit", 901.0);
     fake.shard(1, |s| s.rows.insert("h".into()));
     fake.prepare(2, "orochi_a_1_c0_s2", &["h"], 61.0);
     fake.shard(2, |s| s.down = true);
