@@ -142,7 +142,12 @@ pub async fn send_cancel(t: &CancelTarget) -> std::io::Result<()> {
     };
     let mut s = orochi_tls::connect::upgrade(tcp, &t.host, mode, &side)
         .await
-        .map_err(|e| std::io::Error::other(format!("TLS for the cancel request: {e}")))?;
+        .map_err(|e| {
+            std::io::Error::other(format!(
+                "TLS for the cancel request (server_tls_sslmode = {}): {e}",
+                t.tls.mode.as_str()
+            ))
+        })?;
     let mut b = BytesMut::new();
     StartupRequest::Cancel {
         process_id: t.process_id,

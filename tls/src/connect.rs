@@ -40,7 +40,7 @@ pub async fn upgrade(
     match answer[0] {
         b'S' => {}
         b'N' if mode == ServerTlsMode::Prefer => return Ok(Stream::Plain(tcp)),
-        b'N' => return Err(TlsError::Refused(mode.as_str())),
+        b'N' => return Err(TlsError::Refused),
         other => {
             return Err(TlsError::Protocol(format!(
                 "the server answered SSLRequest with {:?}, not S or N",

@@ -21,9 +21,11 @@ pub enum TlsError {
     /// direct TLS without the `postgresql` ALPN, ...).
     #[error("{0}")]
     Protocol(String),
-    /// The server answered SSLRequest with `N` where TLS is required.
-    #[error("the server does not accept TLS connections (server_tls_sslmode = {0})")]
-    Refused(&'static str),
+    /// The server answered SSLRequest with `N` where TLS is required. (The caller names
+    /// the configured mode: under `allow` the TLS attempt runs as `require`, which is
+    /// not what the operator wrote.)
+    #[error("the server does not accept TLS connections")]
+    Refused,
     #[error("TLS handshake timed out after {0} ms")]
     Timeout(u128),
     #[error(transparent)]
@@ -53,7 +55,7 @@ impl TlsError {
                     _ => "the TLS handshake with the server failed",
                 }
             }
-            TlsError::Refused(_) => "the server does not accept TLS connections",
+            TlsError::Refused => "the server does not accept TLS connections",
             TlsError::Protocol(_) => "the server broke PostgreSQL's TLS negotiation",
             TlsError::Timeout(_) => "the TLS handshake with the server timed out",
             TlsError::File { .. } | TlsError::Config(_) => "the router's TLS settings are unusable",
