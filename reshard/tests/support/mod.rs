@@ -468,6 +468,20 @@ pub async fn check_invariants(dbs: &[Db], acked: &[i64]) {
     assert!(ledger.values().all(|c| *c == 1), "no ledger row twice");
 }
 
+/// Whether a reshard command exited 0.
+pub fn ok(out: &std::process::Output) -> bool {
+    out.status.success()
+}
+
+/// A command's stdout and stderr, for assertions and their messages.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(d) => format!("{} ({})", d.message(), d.code().code()),
