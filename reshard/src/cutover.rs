@@ -161,6 +161,11 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
                 t0.elapsed().as_millis()
             );
             let recorded = f.write_state(phase, &note).await;
+            // The routers that were not listed switch before the listed ones resume.
+            let stale = match &recorded {
+                Ok(()) => followers_gone(&f.src(stream_dir)[0], t0 + opts.max_pause).await,
+                Err(_) => Ok(vec![]),
+            };
             let mut resume_err = Vec::new();
             for r in &routers {
                 if let Err(e) = r.resume(&f.spec.pool).await {
@@ -171,6 +176,16 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
             recorded?;
             if !resume_err.is_empty() {
                 return Err(Error::Db(resume_err.join("\n")));
+            }
+            match stale {
+                Ok(s) if s.is_empty() => {}
+                Ok(s) => eprintln!(
+                    "reshard {id}: the followers of {} did not leave {} within the bound: those routers read the {} shards until they follow (at their next poll, every 0.5 s)",
+                    s.join(", "),
+                    f.src(stream_dir)[0].label,
+                    if to_new { "old" } else { "new" }
+                ),
+                Err(e) => eprintln!("reshard {id}: could not wake the routers' followers: {e}"),
             }
             println!(
                 "reshard {id}: {} done; pool {} now on {} shards ({}); routers paused for {} ms",
@@ -210,6 +225,32 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
                 if to_new { "old" } else { "new" }
             )))
         }
+    }
+}
+
+/// Wakes the routers' followers connected to `left` (shard 0 of the side traffic left;
+/// `crate::follow`) and waits, until `until`, for every one to leave it: an unlisted
+/// router's follower leaves once its router switched, a listed router's once it saw its
+/// router's new map. Notified again every 20 ms (a notification that arrives while a
+/// follower is in a round is not seen by it). Returns the followers still there.
+async fn followers_gone(left: &crate::conn::Conn, until: Instant) -> Result<Vec<String>> {
+    let notify = format!("NOTIFY {}", crate::follow::CHANNEL);
+    loop {
+        left.exec(&notify).await?;
+        let still: Vec<String> = left
+            .query(
+                "SELECT coalesce(host(client_addr), 'local') || ':' || coalesce(client_port, -1)
+                 FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1",
+                &[&crate::follow::APPLICATION_NAME],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if still.is_empty() || Instant::now() >= until {
+            return Ok(still);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

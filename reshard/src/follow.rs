@@ -16,10 +16,24 @@
 //! the phase, so during a cutover or a reverse a listed, already switched router sees an
 //! unfenced side with the previous phase and stays; an unlisted one sees its side fenced
 //! and follows once the phase is recorded. A cutover that aborts never records its phase.
+//!
+//! **At once, not at the next poll.** The tool notifies [`CHANNEL`] on the side it left
+//! once the phase is recorded and, before it resumes the listed routers, waits until no
+//! session named [`APPLICATION_NAME`] is connected there (each follower either switched,
+//! or was switched by the tool and moved to its new shard 0): no router that is
+//! following reads the old side once the listed ones write on the new one.
 
 use crate::quote::lit;
 use crate::state::Phase;
 use crate::topology::{ShardSpec, Spec};
+
+/// The channel a router's follower listens on (on its pool's shard 0) and the tool
+/// notifies once it recorded a cutover or a reverse: followers look at once.
+pub const CHANNEL: &str = "orochi_reshard";
+
+/// The `application_name` of a follower's session: the tool waits until no session of
+/// that name is connected to the side it left before it resumes the listed routers.
+pub const APPLICATION_NAME: &str = "orochi-router reshard follow";
 
 /// Whether the state table exists on this shard (one boolean, never an error).
 pub const PROBE_SQL: &str = "SELECT to_regclass('orochi.reshard') IS NOT NULL";
