@@ -67,9 +67,6 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
             )))
         }
     }
-    // The side traffic moves to is fenced unless this is the first cutover: a reverse goes
-    // back to the fenced old shards, a second cutover to the new ones a reverse fenced.
-    let to_was_fenced = !to_new || st.phase == Phase::Reversed;
     let (f, _) = Fleet::connect(st.spec, login.clone(), None).await?;
     f.bypass_guards().await?;
     let (stream_dir, arm_dir) = if to_new {
@@ -202,17 +199,7 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
             Ok(())
         }
         Err(e) => {
-            let undo = undo(
-                &f,
-                &routers,
-                stream_dir,
-                &stream,
-                &arm,
-                from_map,
-                &done,
-                to_was_fenced,
-            )
-            .await;
+            let undo = undo(&f, &routers, stream_dir, &stream, &arm, from_map, &done).await;
             let pause = t0.elapsed();
             Err(Error::Aborted(format!(
                 "{} aborted after {} ms, everything undone{}; the routers go on with the {} shards: {e}",
@@ -431,7 +418,6 @@ async fn undo(
     arm: &[Link],
     from_map: &[ShardSpec],
     done: &Done,
-    to_was_fenced: bool,
 ) -> Result<(), String> {
     let id = &f.spec.id;
     let arm_dir = if stream_dir == Direction::Forward {
@@ -449,7 +435,9 @@ async fn undo(
         note(routers[*i].switch(&f.spec.pool, from_map).await);
     }
     let to = f.dst(stream_dir);
-    if done.unfenced_to && to_was_fenced {
+    // The side traffic moved to was fenced: the new shards since `start`, the old ones
+    // since the cutover a reverse undoes.
+    if done.unfenced_to {
         let fence = sql::fence(
             id,
             &f.spec.pool,

@@ -108,6 +108,13 @@ pub async fn run(spec: Spec, login: Login, opts: &Options) -> Result<()> {
     for c in f.all() {
         c.exec(&setup).await?;
     }
+    // Until a cutover only replication writes into the new shards: a router started with
+    // TARGET.toml too early has its writes refused, and follows the state recorded here
+    // back to the old shards (`crate::follow`). The cutover unfences them.
+    let fence = sql::fence(&f.spec.id, &f.spec.pool, &f.tables, "old");
+    for c in &f.new {
+        c.exec(&fence).await?;
+    }
     if existing.is_none()
         || existing
             .as_ref()

@@ -188,6 +188,19 @@ async fn two_to_three_with_a_pending_prepared_transaction() {
     .unwrap();
     // r3 is not listed: it stays on the old shards until a cutover is recorded.
     let r3 = c.router("r3").await;
+    // r4 starts with the target configuration too early: it serves the old shards (from
+    // its first query) until the cutover, then follows it.
+    let r4 = c.router_on("r4", &c.target).await;
+    let old: Vec<String> = c.old.iter().map(|d| d.name.clone()).collect();
+    assert_eq!(
+        router_map(&r4.admin_url).await,
+        old,
+        "r4 before the cutover"
+    );
+    let w4 = connect(r4.port, "app", "app", "secret").await.unwrap();
+    w4.batch_execute("INSERT INTO ledger VALUES (9100001, 1, 0)")
+        .await
+        .unwrap();
     let routers = ["--router", &r1.admin_url, "--router", &r2.admin_url];
     let out = c.reshard(&[&["cutover"][..], &routers[..]].concat()).await;
     assert!(
@@ -219,6 +232,7 @@ async fn two_to_three_with_a_pending_prepared_transaction() {
         new,
         "the unlisted router still used the old shards when the cutover returned"
     );
+    assert_eq!(router_map(&r4.admin_url).await, new, "r4 after the cutover");
     let w = connect(r1.port, "app", "app", "secret").await.unwrap();
     let r = connect(r3.port, "app", "app", "secret").await.unwrap();
     for id in 9_000_001..9_000_021i64 {
@@ -250,7 +264,7 @@ async fn two_to_three_with_a_pending_prepared_transaction() {
     assert!(ok(&done), "complete: {}", text(&done));
     assert_eq!(c.leftovers().await, Vec::<String>::new());
     check_invariants(&c.new, &stats.acked).await;
-    drop((r1, r2, r3));
+    drop((r1, r2, r3, r4));
     c.cleanup().await;
 }
 
