@@ -1,5 +1,11 @@
 //! What a shard holds: its tables (distributed or replicated), keys, sizes, sequences and
 //! the server settings logical replication needs. Read from the catalogs, never guessed.
+//!
+//! A partitioned table is one table here, under its root's name: its partitions (every
+//! level) are listed in [`Table::parts`], not as tables of their own. They are published
+//! through the root (`publish_via_partition_root`), so the root's row filter decides and
+//! the new shards' root routes each row into its partition; only the fence and the
+//! checks need the partitions by name.
 
 use crate::conn::Conn;
 use crate::error::Result;
@@ -14,16 +20,49 @@ pub struct Table {
     pub persistence: char,
     /// 'r' ordinary, 'p' partitioned.
     pub kind: char,
-    pub is_partition: bool,
     pub has_pk: bool,
     /// 'd' default (PK), 'n' nothing, 'f' full, 'i' index.
     pub replident: char,
+    /// Summed over the partitions of a partitioned table.
     pub rows: i64,
     pub bytes: i64,
+    /// The partitions of a partitioned table, every level (empty otherwise).
+    pub parts: Vec<Part>,
     /// The shard key when the table is distributed.
     pub key: Option<Key>,
     /// Columns of the primary key, in order (for verify).
     pub pk_cols: Vec<String>,
+}
+
+/// A partition of a partitioned table, as the checks and the fence need it.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    /// 'r' leaf, 'p' partitioned itself, 'f' foreign table.
+    pub kind: char,
+    pub persistence: char,
+    pub has_pk: bool,
+    pub replident: char,
+}
+
+impl Part {
+    pub fn qname(&self) -> String {
+        qualified(&self.schema, &self.name)
+    }
+    pub fn display(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+/// `"schema"."name"`.
+fn qualified(schema: &str, name: &str) -> String {
+    format!(
+        "{}.{}",
+        crate::quote::ident(schema),
+        crate::quote::ident(name)
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -37,32 +76,46 @@ pub struct Key {
 impl Table {
     /// `"schema"."name"`.
     pub fn qname(&self) -> String {
-        format!(
-            "{}.{}",
-            crate::quote::ident(&self.schema),
-            crate::quote::ident(&self.name)
-        )
+        qualified(&self.schema, &self.name)
     }
     pub fn display(&self) -> String {
         format!("{}.{}", self.schema, self.name)
     }
+    /// The table and its partitions, qualified: every relation a write can name.
+    pub fn relations(&self) -> Vec<String> {
+        std::iter::once(self.qname())
+            .chain(self.parts.iter().map(Part::qname))
+            .collect()
+    }
+    /// The table with its partitions, to compare schemas: `s.t(s.t_0,s.t_1)`.
+    pub fn shape(&self) -> String {
+        if self.parts.is_empty() {
+            return self.display();
+        }
+        let parts: Vec<String> = self.parts.iter().map(Part::display).collect();
+        format!("{}({})", self.display(), parts.join(","))
+    }
 }
 
-/// The user tables of the connected database (not `orochi`, not system schemas), with
-/// the configured distributed tables' keys resolved.
+/// The user tables of the connected database (not `orochi`, not system schemas; a
+/// partitioned table as its root, with its partitions), with the configured distributed
+/// tables' keys resolved.
 pub async fn tables(c: &Conn, dist: &[DistTable]) -> Result<Vec<Table>> {
     let rows = c
         .query(
             "SELECT c.oid, n.nspname::text, c.relname::text, c.relpersistence::text, c.relkind::text,
-                    c.relispartition, c.relreplident::text,
+                    c.relreplident::text,
                     EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
-                    greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid),
+                    (SELECT sum(greatest(x.reltuples, 0)) FROM pg_class x
+                     WHERE x.oid = c.oid OR x.oid IN (SELECT relid FROM pg_partition_tree(c.oid)))::bigint,
+                    (SELECT sum(pg_total_relation_size(x.oid)) FROM pg_class x
+                     WHERE x.oid = c.oid OR x.oid IN (SELECT relid FROM pg_partition_tree(c.oid)))::bigint,
                     coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
                         FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(att, ord), pg_attribute a
                         WHERE i.indrelid = c.oid AND i.indisprimary
                           AND a.attrelid = c.oid AND a.attnum = k.att), '{}')
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE c.relkind IN ('r', 'p')
+             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
                AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'orochi')
                AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
              ORDER BY 2, 3",
@@ -78,14 +131,17 @@ pub async fn tables(c: &Conn, dist: &[DistTable]) -> Result<Vec<Table>> {
             name: r.get(2),
             persistence: ch(3),
             kind: ch(4),
-            is_partition: r.get(5),
-            replident: ch(6),
-            has_pk: r.get(7),
-            rows: r.get(8),
-            bytes: r.get(9),
+            replident: ch(5),
+            has_pk: r.get(6),
+            rows: r.get(7),
+            bytes: r.get(8),
+            parts: vec![],
             key: None,
-            pk_cols: r.get(10),
+            pk_cols: r.get(9),
         };
+        if t.kind == 'p' {
+            t.parts = parts(c, t.oid).await?;
+        }
         if let Some(d) = dist.iter().find(|d| d.matches(&t.schema, &t.name)) {
             let k = c
                 .query(
@@ -115,6 +171,36 @@ pub async fn tables(c: &Conn, dist: &[DistTable]) -> Result<Vec<Table>> {
     Ok(out)
 }
 
+/// The partitions of partitioned table `oid`, every level, parents before children.
+async fn parts(c: &Conn, oid: u32) -> Result<Vec<Part>> {
+    let rows = c
+        .query(
+            "SELECT x.oid, n.nspname::text, x.relname::text, x.relkind::text, x.relpersistence::text,
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = x.oid AND i.indisprimary),
+                    x.relreplident::text
+             FROM pg_partition_tree($1::oid::regclass) t JOIN pg_class x ON x.oid = t.relid
+             JOIN pg_namespace n ON n.oid = x.relnamespace
+             WHERE t.relid <> $1::oid::regclass ORDER BY t.level, 2, 3",
+            &[&oid],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let ch = |i: usize| r.get::<_, String>(i).chars().next().unwrap_or(' ');
+            Part {
+                oid: r.get(0),
+                schema: r.get(1),
+                name: r.get(2),
+                kind: ch(3),
+                persistence: ch(4),
+                has_pk: r.get(5),
+                replident: ch(6),
+            }
+        })
+        .collect())
+}
+
 /// The key types the row filters need a hash parent for: (type oid, type name).
 pub fn key_types(tables: &[Table]) -> Vec<(u32, String)> {
     let mut v: Vec<(u32, String)> = tables
@@ -128,14 +214,19 @@ pub fn key_types(tables: &[Table]) -> Vec<(u32, String)> {
     v
 }
 
-/// Unique indexes of a distributed table that do not contain the shard key.
+/// Unique indexes of a distributed table, or of any of its partitions, that do not
+/// contain the shard key (by name: a partition's column numbers may differ).
 pub async fn unique_without_key(c: &Conn, t: &Table) -> Result<Vec<String>> {
     let Some(k) = &t.key else { return Ok(vec![]) };
     let rows = c
         .query(
-            "SELECT indexrelid::regclass::text FROM pg_index
-             WHERE indrelid = $1 AND indisunique AND NOT ($2::int2 = ANY (indkey::int2[]))",
-            &[&t.oid, &k.attnum],
+            "SELECT i.indexrelid::regclass::text FROM pg_index i
+             WHERE (i.indrelid = $1 OR i.indrelid IN (SELECT relid FROM pg_partition_tree($1::oid::regclass)))
+               AND i.indisunique
+               AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = i.indrelid
+                               AND a.attname = $2 AND a.attnum = ANY (i.indkey::int2[]))
+             ORDER BY 1",
+            &[&t.oid, &k.column],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())

@@ -106,12 +106,12 @@ pub async fn run(
     }
 
     // Tables, as on old shard 0; every old shard must have the same ones.
-    let names: Vec<String> = tables.iter().map(Table::display).collect();
+    let names: Vec<String> = tables.iter().map(Table::shape).collect();
     for (i, c) in old.iter().enumerate().skip(1) {
         let other: Vec<String> = catalog::tables(c, &spec.tables)
             .await?
             .iter()
-            .map(Table::display)
+            .map(Table::shape)
             .collect();
         if other != names {
             refusals.push(format!(
@@ -120,7 +120,19 @@ pub async fn run(
         }
     }
     for d in &spec.tables {
-        if !tables.iter().any(|t| d.matches(&t.schema, &t.name)) {
+        if let Some((t, p)) = tables.iter().find_map(|t| {
+            t.parts
+                .iter()
+                .find(|p| d.matches(&p.schema, &p.name))
+                .map(|p| (t, p))
+        }) {
+            refusals.push(format!(
+                "distributed table {} is a partition of {}: rows are routed by the partitioned table — configure {} in [[sharding.tables]] instead",
+                p.display(),
+                t.display(),
+                t.name
+            ));
+        } else if !tables.iter().any(|t| d.matches(&t.schema, &t.name)) {
             refusals.push(format!(
                 "distributed table {} is configured but does not exist on old shard 0 — create it or remove it from [[sharding.tables]]",
                 d.name
@@ -129,12 +141,7 @@ pub async fn run(
     }
     for t in tables {
         let name = t.display();
-        if t.kind == 'p' || t.is_partition {
-            refusals.push(format!(
-                "{name}: partitioned tables are not resharded by this version — move it out of the pool's databases or reshard by hand"
-            ));
-            continue;
-        }
+        refusals.extend(partition_refusals(t));
         if !t.has_pk && !matches!(t.replident, 'f' | 'i') {
             refusals.push(format!(
                 "{name}: no primary key or replica identity, so updates and deletes cannot be replicated — add a primary key, or ALTER TABLE {} REPLICA IDENTITY FULL",
@@ -181,6 +188,37 @@ pub async fn run(
         }
     }
     Ok(refusals)
+}
+
+/// A partitioned table moves through its root, but its rows are written into the
+/// partitions: each leaf must be able to log updates and deletes (PostgreSQL checks the
+/// replica identity of the partition written, not the root's), be logged, and be a table
+/// of this database (a foreign partition's rows are not replicated).
+fn partition_refusals(t: &Table) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in &t.parts {
+        let name = format!("{} (partition of {})", p.display(), t.display());
+        match p.kind {
+            'f' => out.push(format!(
+                "{name}: a foreign-table partition's rows are not replicated — detach it (ALTER TABLE {} DETACH PARTITION {}) or move its rows into a local partition",
+                t.qname(),
+                p.qname()
+            )),
+            'r' if !p.has_pk && !matches!(p.replident, 'f' | 'i') => out.push(format!(
+                "{name}: no primary key or replica identity, so updates and deletes in it cannot be replicated — add a primary key to {}, or ALTER TABLE {} REPLICA IDENTITY FULL",
+                t.qname(),
+                p.qname()
+            )),
+            _ => {}
+        }
+        if p.persistence == 'u' {
+            out.push(format!(
+                "{name}: unlogged tables are not replicated — ALTER TABLE {} SET LOGGED",
+                p.qname()
+            ));
+        }
+    }
+    out
 }
 
 /// New databases that exist and already hold user tables, with no reshard of this id

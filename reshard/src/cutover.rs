@@ -67,9 +67,6 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
             )))
         }
     }
-    // The side traffic moves to is fenced unless this is the first cutover: a reverse goes
-    // back to the fenced old shards, a second cutover to the new ones a reverse fenced.
-    let to_was_fenced = !to_new || st.phase == Phase::Reversed;
     let (f, _) = Fleet::connect(st.spec, login.clone(), None).await?;
     f.bypass_guards().await?;
     let (stream_dir, arm_dir) = if to_new {
@@ -161,6 +158,11 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
                 t0.elapsed().as_millis()
             );
             let recorded = f.write_state(phase, &note).await;
+            // The routers that were not listed switch before the listed ones resume.
+            let stale = match &recorded {
+                Ok(()) => followers_gone(&f.src(stream_dir)[0], t0 + opts.max_pause).await,
+                Err(_) => Ok(vec![]),
+            };
             let mut resume_err = Vec::new();
             for r in &routers {
                 if let Err(e) = r.resume(&f.spec.pool).await {
@@ -171,6 +173,16 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
             recorded?;
             if !resume_err.is_empty() {
                 return Err(Error::Db(resume_err.join("\n")));
+            }
+            match stale {
+                Ok(s) if s.is_empty() => {}
+                Ok(s) => eprintln!(
+                    "reshard {id}: the followers of {} did not leave {} within the bound: those routers read the {} shards until they follow (at their next poll, every 0.5 s)",
+                    s.join(", "),
+                    f.src(stream_dir)[0].label,
+                    if to_new { "old" } else { "new" }
+                ),
+                Err(e) => eprintln!("reshard {id}: could not wake the routers' followers: {e}"),
             }
             println!(
                 "reshard {id}: {} done; pool {} now on {} shards ({}); routers paused for {} ms",
@@ -187,17 +199,7 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
             Ok(())
         }
         Err(e) => {
-            let undo = undo(
-                &f,
-                &routers,
-                stream_dir,
-                &stream,
-                &arm,
-                from_map,
-                &done,
-                to_was_fenced,
-            )
-            .await;
+            let undo = undo(&f, &routers, stream_dir, &stream, &arm, from_map, &done).await;
             let pause = t0.elapsed();
             Err(Error::Aborted(format!(
                 "{} aborted after {} ms, everything undone{}; the routers go on with the {} shards: {e}",
@@ -210,6 +212,32 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
                 if to_new { "old" } else { "new" }
             )))
         }
+    }
+}
+
+/// Wakes the routers' followers connected to `left` (shard 0 of the side traffic left;
+/// `crate::follow`) and waits, until `until`, for every one to leave it: an unlisted
+/// router's follower leaves once its router switched, a listed router's once it saw its
+/// router's new map. Notified again every 20 ms (a notification that arrives while a
+/// follower is in a round is not seen by it). Returns the followers still there.
+async fn followers_gone(left: &crate::conn::Conn, until: Instant) -> Result<Vec<String>> {
+    let notify = format!("NOTIFY {}", crate::follow::CHANNEL);
+    loop {
+        left.exec(&notify).await?;
+        let still: Vec<String> = left
+            .query(
+                "SELECT coalesce(host(client_addr), 'local') || ':' || coalesce(client_port, -1)
+                 FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1",
+                &[&crate::follow::APPLICATION_NAME],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if still.is_empty() || Instant::now() >= until {
+            return Ok(still);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -390,7 +418,6 @@ async fn undo(
     arm: &[Link],
     from_map: &[ShardSpec],
     done: &Done,
-    to_was_fenced: bool,
 ) -> Result<(), String> {
     let id = &f.spec.id;
     let arm_dir = if stream_dir == Direction::Forward {
@@ -408,7 +435,9 @@ async fn undo(
         note(routers[*i].switch(&f.spec.pool, from_map).await);
     }
     let to = f.dst(stream_dir);
-    if done.unfenced_to && to_was_fenced {
+    // The side traffic moved to was fenced: the new shards since `start`, the old ones
+    // since the cutover a reverse undoes.
+    if done.unfenced_to {
         let fence = sql::fence(
             id,
             &f.spec.pool,

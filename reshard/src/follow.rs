@@ -11,15 +11,30 @@
 //!
 //! **When a side is left.** A row says which side its shard is on and the phase. The
 //! router moves only when its side is *fenced* and the phase says the other side serves
-//! (`cutover`/`completed` for old shards, `reversed` for new ones). Both must hold: the
+//! (`cutover`/`completed` for old shards; `copying`, `caught_up` or `reversed` for new
+//! ones, which `start` fences until the cutover). Both must hold: the
 //! tool unfences the side it moves to and switches the listed routers before recording
 //! the phase, so during a cutover or a reverse a listed, already switched router sees an
 //! unfenced side with the previous phase and stays; an unlisted one sees its side fenced
 //! and follows once the phase is recorded. A cutover that aborts never records its phase.
+//!
+//! **At once, not at the next poll.** The tool notifies [`CHANNEL`] on the side it left
+//! once the phase is recorded and, before it resumes the listed routers, waits until no
+//! session named [`APPLICATION_NAME`] is connected there (each follower either switched,
+//! or was switched by the tool and moved to its new shard 0): no router that is
+//! following reads the old side once the listed ones write on the new one.
 
 use crate::quote::lit;
 use crate::state::Phase;
 use crate::topology::{ShardSpec, Spec};
+
+/// The channel a router's follower listens on (on its pool's shard 0) and the tool
+/// notifies once it recorded a cutover or a reverse: followers look at once.
+pub const CHANNEL: &str = "orochi_reshard";
+
+/// The `application_name` of a follower's session: the tool waits until no session of
+/// that name is connected to the side it left before it resumes the listed routers.
+pub const APPLICATION_NAME: &str = "orochi-router reshard follow";
 
 /// Whether the state table exists on this shard (one boolean, never an error).
 pub const PROBE_SQL: &str = "SELECT to_regclass('orochi.reshard') IS NOT NULL";
@@ -61,7 +76,9 @@ pub fn decide(rows: &[Vec<Option<String>>], current: &[String]) -> Option<Follow
         };
         let (mine, serving) = match (side.as_str(), phase) {
             ("old", Phase::CutOver | Phase::Completed) => (&spec.old, &spec.new),
-            ("new", Phase::Reversed) => (&spec.new, &spec.old),
+            // Before the first cutover (the new side fenced since `start`), or after a
+            // reverse: a router started with TARGET.toml goes to the old shards.
+            ("new", Phase::Copying | Phase::CaughtUp | Phase::Reversed) => (&spec.new, &spec.old),
             _ => continue,
         };
         let names: Vec<&String> = mine.iter().map(|s| &s.database).collect();
@@ -117,6 +134,11 @@ mod tests {
         assert!(decide(&[row("old", "completed", true)], &old).is_some());
         let back = decide(&[row("new", "reversed", true)], &new).unwrap();
         assert_eq!(back.shards, spec().old);
+        // Started with the target map before the cutover: back to the old shards.
+        for phase in ["copying", "caught_up"] {
+            let f = decide(&[row("new", phase, true)], &new).unwrap();
+            assert_eq!(f.shards, spec().old);
+        }
         // Mid-cutover (switched, phase not yet recorded) and mid-reverse: unfenced, stay.
         assert_eq!(decide(&[row("new", "caught_up", false)], &new), None);
         assert_eq!(decide(&[row("old", "cutover", false)], &old), None);

@@ -122,7 +122,9 @@ DROP FUNCTION IF EXISTS orochi.rs_{id}_drop();
 
 /// The fence: a statement trigger on every table refusing writes (25006, naming the
 /// reshard). Replication apply workers run as `session_replication_role = replica`, so
-/// they pass; a router with an old map does not.
+/// they pass; a router with an old map does not. A partitioned table gets it on the root
+/// and on every partition: a statement trigger of the root fires only for statements
+/// naming the root, and PostgreSQL does not clone statement triggers to partitions.
 pub fn fence(id: &str, pool: &str, tables: &[Table], serving: &str) -> String {
     let msg = format!(
         "pool {pool} moved by reshard {id}: this database no longer takes writes (the pool is served by its {serving} shards); this router has an old shard map"
@@ -137,13 +139,12 @@ END $f$;
         m = lit(&msg),
         h = lit(hint)
     );
-    for t in tables {
+    for q in tables.iter().flat_map(Table::relations) {
         s.push_str(&format!(
             "DROP TRIGGER IF EXISTS orochi_rs_{id}_fence ON {q};
 CREATE TRIGGER orochi_rs_{id}_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {q}
   FOR EACH STATEMENT EXECUTE FUNCTION orochi.rs_{id}_fence();
-",
-            q = t.qname()
+"
         ));
     }
     s
@@ -151,29 +152,34 @@ CREATE TRIGGER orochi_rs_{id}_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCAT
 
 pub fn unfence(id: &str, tables: &[Table]) -> String {
     let mut s = String::new();
-    for t in tables {
+    for q in tables.iter().flat_map(Table::relations) {
         s.push_str(&format!(
-            "DROP TRIGGER IF EXISTS orochi_rs_{id}_fence ON {};\n",
-            t.qname()
+            "DROP TRIGGER IF EXISTS orochi_rs_{id}_fence ON {q};\n"
         ));
     }
     s
 }
 
 /// The publication of one link on its source: the distributed tables filtered to the
-/// destination's hash remainder, and (from shard 0) the replicated tables whole.
+/// destination's hash remainder, and (from shard 0) the replicated tables whole. A
+/// partitioned table is published as its root (`publish_via_partition_root`): the root's
+/// row filter applies to the rows of every partition, and the subscriber's root routes
+/// them into its own partitions.
 pub fn publication(id: &str, link: &Link, tables: &[Table], dst_count: usize) -> String {
     let mut parts = Vec::new();
+    let mut via_root = false;
     for t in tables {
-        match &t.key {
-            Some(k) if link.distributed => parts.push(format!(
+        let listed = match &t.key {
+            Some(k) if link.distributed => format!(
                 "{} WHERE ({})",
                 t.qname(),
                 row_filter(id, k.type_oid, dst_count, link.dst(), &k.column)
-            )),
-            None if link.replicated => parts.push(t.qname()),
-            _ => {}
-        }
+            ),
+            None if link.replicated => t.qname(),
+            _ => continue,
+        };
+        parts.push(listed);
+        via_root |= t.kind == 'p';
     }
     let list = if parts.is_empty() {
         // A publication needs no table; this one carries nothing (kept for uniform names).
@@ -181,8 +187,13 @@ pub fn publication(id: &str, link: &Link, tables: &[Table], dst_count: usize) ->
     } else {
         format!(" FOR TABLE {}", parts.join(", "))
     };
+    let root = if via_root {
+        ", publish_via_partition_root = true"
+    } else {
+        ""
+    };
     format!(
-        "CREATE PUBLICATION {}{list} WITH (publish = 'insert, update, delete, truncate')",
+        "CREATE PUBLICATION {}{list} WITH (publish = 'insert, update, delete, truncate'{root})",
         ident(&link.name(id))
     )
 }

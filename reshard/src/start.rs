@@ -94,8 +94,8 @@ pub async fn run(spec: Spec, login: Login, opts: &Options) -> Result<()> {
             copy_schema(&f, c, &opts.pg_dump).await?;
             rep.step(&format!("new shard {j}: schema copied from old shard 0"));
         } else {
-            let want: Vec<String> = f.tables.iter().map(|t| t.display()).collect();
-            let got: Vec<String> = have.iter().map(|t| t.display()).collect();
+            let want: Vec<String> = f.tables.iter().map(|t| t.shape()).collect();
+            let got: Vec<String> = have.iter().map(|t| t.shape()).collect();
             if want != got {
                 return Err(Error::State(format!(
                     "new shard {j} has tables {got:?}, old shard 0 has {want:?}: the schema changed since start began — cancel and start again"
@@ -107,6 +107,13 @@ pub async fn run(spec: Spec, login: Login, opts: &Options) -> Result<()> {
         + &sql::ddl_guard(&f.spec.id, &f.spec.pool);
     for c in f.all() {
         c.exec(&setup).await?;
+    }
+    // Until a cutover only replication writes into the new shards: a router started with
+    // TARGET.toml too early has its writes refused, and follows the state recorded here
+    // back to the old shards (`crate::follow`). The cutover unfences them.
+    let fence = sql::fence(&f.spec.id, &f.spec.pool, &f.tables, "old");
+    for c in &f.new {
+        c.exec(&fence).await?;
     }
     if existing.is_none()
         || existing
@@ -255,6 +262,18 @@ pub(crate) async fn copied(
     totals: &BTreeMap<String, Item>,
 ) -> Result<BTreeMap<String, Item>> {
     let mut items = totals.clone();
+    // A partitioned table's rows are counted in its partitions.
+    let root: BTreeMap<String, String> = f
+        .tables
+        .iter()
+        .flat_map(|t| t.parts.iter().map(|p| (p.display(), t.display())))
+        .collect();
+    let mut add = |name: String, n: i64| {
+        let name = root.get(&name).cloned().unwrap_or(name);
+        if let Some(it) = items.get_mut(&name) {
+            it.done += n.max(0) as u64;
+        }
+    };
     for c in &f.new {
         for r in c
             .query(
@@ -264,9 +283,7 @@ pub(crate) async fn copied(
             )
             .await?
         {
-            if let Some(it) = items.get_mut(&r.get::<_, String>(0)) {
-                it.done += r.get::<_, i64>(1).max(0) as u64;
-            }
+            add(r.get(0), r.get(1));
         }
         for r in c
             .query(
@@ -277,9 +294,7 @@ pub(crate) async fn copied(
             )
             .await?
         {
-            if let Some(it) = items.get_mut(&r.get::<_, String>(0)) {
-                it.done += r.get::<_, i64>(1).max(0) as u64;
-            }
+            add(r.get(0), r.get(1));
         }
     }
     Ok(items)

@@ -194,8 +194,10 @@ async fn estimate(t: &Target<'_>) -> Result<i64> {
         n += c
             .one(
                 &format!(
-                    "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = '{}'::regclass",
-                    t.qname.replace('\'', "''")
+                    // A partitioned table's rows are estimated in its partitions.
+                    "SELECT sum(greatest(c.reltuples, 0))::int8 FROM pg_class c
+                     WHERE c.oid = '{q}'::regclass OR c.oid IN (SELECT relid FROM pg_partition_tree('{q}'))",
+                    q = t.qname.replace('\'', "''")
                 ),
                 &[],
             )

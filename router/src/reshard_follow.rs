@@ -1,92 +1,186 @@
 //! A router follows a reshard it was not told about (SPEC §10). `reshard cutover` switches
 //! the routers listed with `--router`; any other router — not listed, or restarted later
 //! with the old configuration — would keep its old map: its writes are refused by the
-//! fence on the old shards, but its reads would go on seeing data that stopped changing.
+//! fence on the old shards, but its reads would go on seeing the old shards while the
+//! applications write to the new ones.
 //!
-//! So every pool's shard 0 is asked, every [`EVERY`], what `orochi.reshard` records (the
-//! decision, and why it cannot misfire during a cutover, is `orochi_reshard::follow`).
-//! When this router's side was left, it switches itself exactly as `RESHARD SWITCH` does
-//! (`App::switch_shard_map`, which a reload does not undo) and logs it. The check holds one
-//! dedicated connection per pool (the 2PC sweeper's kind, to the current primary) and
-//! reconnects after a switch or an error; a pool never resharded costs one catalog lookup
-//! per round; pools without distributed tables are not asked. A router started with the old configuration follows at its first round.
+//! So every pool's shard 0 is asked what `orochi.reshard` records (the decision, and why
+//! it cannot misfire during a cutover, is `orochi_reshard::follow`). When this router's
+//! side was left, it switches itself exactly as `RESHARD SWITCH` does
+//! (`App::switch_shard_map`, which a reload does not undo) and logs it.
+//!
+//! **No stale read after a cutover.** The follower's session names itself
+//! ([`follow::APPLICATION_NAME`]) and listens on [`follow::CHANNEL`]; it asks again at
+//! once when notified, else every [`EVERY`]. The tool, once it recorded the phase and
+//! before it resumes the listed routers, notifies the side it left and waits until no
+//! follower session is connected there any more: an unlisted router has switched by then
+//! (and a listed one moved its follower to its new map). So when the listed routers
+//! write again on the new side, no connected router still reads the old one. A follower
+//! also moves whenever its pool's map changed (a switch, a reload), so it always
+//! watches the shard 0 of the map it serves. At start the router runs one round before
+//! it accepts clients, so a router started with the old configuration after a cutover
+//! serves the new map from its first query.
+//!
+//! One dedicated connection per pool with distributed tables (only those can be
+//! resharded), to shard 0's primary; a pool never resharded costs one catalog lookup per
+//! round.
 
 use crate::app::App;
-use crate::twopc::PoolShards;
-use orochi_twopc::{ShardAccess, ShardSession};
+use crate::backend::conn::ServerConn;
+use orochi_reshard::follow;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often each pool's shard 0 is asked: the longest a router not listed in a cutover
-/// reads the old shards after it.
+/// How often each pool's shard 0 is asked when no notification comes: the longest a
+/// router whose follower was not connected at a cutover (shard 0 unreachable, just
+/// reconnecting) reads the old shards after it.
 pub const EVERY: Duration = Duration::from_millis(500);
 
-/// One follower per pool that has distributed tables (only those can be resharded), for
-/// the life of the process.
-pub fn spawn(app: &Arc<App>) {
+/// The first round of every pool, before clients are accepted: at most this long.
+const FIRST_ROUND: Duration = Duration::from_secs(2);
+
+/// One follower per pool that has distributed tables, for the life of the process; each
+/// pool's first round is done (or [`FIRST_ROUND`] passed) when this returns.
+pub async fn start(app: &Arc<App>) {
     let reg = app.registry.load();
-    for (name, users) in reg.dbs.iter() {
-        let Some(user) = users.values().next() else {
-            continue;
-        };
+    let mut first = Vec::new();
+    for name in reg.dbs.keys() {
         if orochi_reshard::topology::tables_of(&reg.config, name).is_empty() {
             continue;
         }
-        let access = PoolShards::live(app, name, user);
-        tokio::spawn(follow(app.clone(), name.clone(), access));
+        let (app, pool) = (app.clone(), name.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(run(app, pool, tx));
+        first.push(rx);
+    }
+    let all = async {
+        for rx in first {
+            let _ = rx.await;
+        }
+    };
+    let _ = tokio::time::timeout(FIRST_ROUND, all).await;
+}
+
+/// The follower's session: shard 0 of the map it was opened under.
+struct Session {
+    conn: ServerConn,
+    map: Vec<String>,
+}
+
+/// The databases of `pool`'s map now.
+fn current_map(app: &App, pool: &str) -> Option<Vec<String>> {
+    let p = app.config().pools.get(pool).cloned()?;
+    Some(p.shards.iter().map(|s| s.database.clone()).collect())
+}
+
+async fn open(app: &App, pool: &str) -> Result<Session, String> {
+    let (target, timeout, map) = {
+        let reg = app.registry.load();
+        let user = reg
+            .dbs
+            .get(pool)
+            .and_then(|u| u.values().next())
+            .ok_or("the pool is gone")?;
+        let target = user
+            .primary(0)
+            .map(|p| p.target.clone())
+            .ok_or("shard 0 has no primary")?;
+        let map = reg
+            .config
+            .pools
+            .get(pool)
+            .map(|p| p.shards.iter().map(|s| s.database.clone()).collect())
+            .ok_or("the pool is gone")?;
+        (target, user.pool.connect_timeout, map)
+    };
+    let mut conn = ServerConn::connect_named(&target, timeout, Some(follow::APPLICATION_NAME))
+        .await
+        .map_err(|e| e.to_string())?;
+    query(&mut conn, &format!("LISTEN {}", follow::CHANNEL)).await?;
+    Ok(Session { conn, map })
+}
+
+async fn query(conn: &mut ServerConn, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+    match conn.query_rows(sql).await {
+        Ok(Ok((_, rows))) => Ok(rows),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
-async fn follow(app: Arc<App>, pool: String, access: PoolShards) {
+async fn run(app: Arc<App>, pool: String, first: tokio::sync::oneshot::Sender<()>) {
     let stop = app.shutdown.clone();
-    let mut session: Option<Box<dyn ShardSession>> = None;
-    let mut tick = tokio::time::interval(EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = Some(first);
+    let mut session: Option<Session> = None;
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
+        // Switched (by RESHARD SWITCH, a reload or this follower): watch the new shard 0.
+        if session
+            .as_ref()
+            .is_some_and(|s| Some(&s.map) != current_map(&app, &pool).as_ref())
+        {
+            session = None;
         }
         if session.is_none() {
-            match access.connect(0).await {
+            match open(&app, &pool).await {
                 Ok(s) => session = Some(s),
+                Err(e) => tracing::debug!(pool = %pool, "reshard follow: shard 0: {e}"),
+            }
+        }
+        let mut notified = false;
+        if let Some(s) = session.as_mut() {
+            match check(&app, &pool, &mut s.conn).await {
+                Ok(false) => {}
+                // Switched: the next round opens a session on the new shard 0.
+                Ok(true) => session = None,
                 Err(e) => {
-                    tracing::debug!(pool = %pool, "reshard follow: shard 0 unreachable: {e}");
-                    continue;
+                    tracing::debug!(pool = %pool, "reshard follow: {e}");
+                    session = None;
                 }
             }
         }
-        let Some(s) = session.as_mut() else { continue };
-        match check(&app, &pool, s.as_mut()).await {
-            Ok(false) => {}
-            // Switched (the next round asks the new shard 0) or failed: a new connection.
-            Ok(true) => session = None,
-            Err(e) => {
-                tracing::debug!(pool = %pool, "reshard follow: {e}");
-                session = None;
+        if let Some(tx) = first.take() {
+            let _ = tx.send(());
+        }
+        // A notification (or anything the server sends) wakes the next round early.
+        let wait = async {
+            match session.as_mut() {
+                Some(s) => match tokio::time::timeout(EVERY, s.conn.read_frame()).await {
+                    Ok(Ok(_)) => notified = true,
+                    Ok(Err(e)) => {
+                        tracing::debug!(pool = %pool, "reshard follow: {e}");
+                        session = None;
+                    }
+                    Err(_) => {}
+                },
+                None => tokio::time::sleep(EVERY).await,
             }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = wait => {}
+        }
+        if notified {
+            tracing::debug!(pool = %pool, "reshard follow: notified");
         }
     }
 }
 
 /// One round; true when the router switched.
-async fn check(app: &App, pool: &str, s: &mut dyn ShardSession) -> Result<bool, String> {
-    use orochi_reshard::follow;
-    let has = s
-        .simple_query(follow::PROBE_SQL)
-        .await
-        .map_err(|e| e.to_string())?;
-    if has.first_value() != Some("t") {
+async fn check(app: &App, pool: &str, conn: &mut ServerConn) -> Result<bool, String> {
+    let has = query(conn, follow::PROBE_SQL).await?;
+    if has
+        .first()
+        .and_then(|r| r.first())
+        .cloned()
+        .flatten()
+        .as_deref()
+        != Some("t")
+    {
         return Ok(false);
     }
-    let rows = s
-        .simple_query(&follow::state_sql(pool))
-        .await
-        .map_err(|e| e.to_string())?
-        .rows;
-    let current: Vec<String> = match app.config().pools.get(pool) {
-        Some(p) => p.shards.iter().map(|s| s.database.clone()).collect(),
-        None => return Ok(false),
+    let rows = query(conn, &follow::state_sql(pool)).await?;
+    let Some(current) = current_map(app, pool) else {
+        return Ok(false);
     };
     let Some(f) = follow::decide(&rows, &current) else {
         return Ok(false);

@@ -91,6 +91,8 @@ pub async fn serve(
         move || health_app.registry.load_full(),
         app.shutdown.clone(),
     ));
+    // Before any client: a router started with an old map follows a reshard first.
+    crate::reshard_follow::start(&app).await;
     tokio::spawn(accept_loop(
         app.clone(),
         listeners.client,
@@ -108,7 +110,6 @@ pub async fn serve(
     }
     tokio::spawn(maintenance(app.clone()));
     crate::twopc::spawn_sweepers(&app);
-    crate::reshard_follow::spawn(&app);
     if let Some(endpoint) = app.config().general.otel_endpoint.clone() {
         match crate::otel::Tracing::start(&endpoint, app.metrics.clone()) {
             Ok(t) => {

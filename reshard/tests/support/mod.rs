@@ -224,11 +224,16 @@ impl Cluster {
 
     /// A router serving the current configuration; returns (process, client port, admin URL).
     pub async fn router(&self, name: &str) -> Router {
+        self.router_on(name, &self.current).await
+    }
+
+    /// A router started with `config` (the target one, say).
+    pub async fn router_on(&self, name: &str, config: &Path) -> Router {
         let (port, admin, metrics) = (free_port(), free_port(), free_port());
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
         let child = tokio::process::Command::new(router_bin())
             .arg("-c")
-            .arg(&self.current)
+            .arg(config)
             .env("PGDOG_HOST", "127.0.0.1")
             .env("PGDOG_PORT", port.to_string())
             .env("PGDOG_ADMIN_PORT", admin.to_string())
@@ -466,6 +471,20 @@ pub async fn check_invariants(dbs: &[Db], acked: &[i64]) {
         );
     }
     assert!(ledger.values().all(|c| *c == 1), "no ledger row twice");
+}
+
+/// Whether a reshard command exited 0.
+pub fn ok(out: &std::process::Output) -> bool {
+    out.status.success()
+}
+
+/// A command's stdout and stderr, for assertions and their messages.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 pub fn describe(e: &tokio_postgres::Error) -> String {
