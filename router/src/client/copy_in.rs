@@ -33,7 +33,7 @@ enum Abort {
 impl Session {
     pub(crate) async fn run_copy_in(&mut self, job: Job, spec: CopyIn) -> Result<()> {
         self.app.metrics.cross_shard_query(&self.user.pool_name);
-        self.sharded.tx_poisoned |= job.in_tx;
+        self.tx().tx_poisoned |= job.in_tx;
         let mut conns = match self.fanout_checkouts(&job).await {
             Ok(c) => c,
             Err(e) => return self.fanout_failed(e, false),
@@ -60,11 +60,10 @@ impl Session {
         // together at the end; inside the client's, only shards new to it need BEGIN.
         let begin = match job.in_tx {
             false => Some("BEGIN".to_string()),
-            true => self
-                .sharded
-                .tx_begin
-                .clone()
-                .or_else(|| self.sharded.pending_begin.clone()),
+            true => {
+                let tx = self.tx();
+                tx.tx_begin.clone().or_else(|| tx.pending_begin.clone())
+            }
         };
         let mut streams = Vec::with_capacity(conns.len());
         for (_, mut co, joins) in conns.drain(..) {

@@ -98,16 +98,16 @@ impl Session {
         self.pause_gate(true).await?;
         if job.in_tx {
             if let Some(cur) = self.server.take() {
-                self.sharded.parked.push(cur);
+                self.tx().parked.push(cur);
             }
         }
         for &s in &job.shards {
             let held = job
                 .in_tx
-                .then(|| self.sharded.parked.iter().position(|c| c.pool.shard == s))
+                .then(|| self.tx().parked.iter().position(|c| c.pool.shard == s))
                 .flatten();
             let (mut co, joins) = match held {
-                Some(i) => (self.sharded.parked.remove(i), false),
+                Some(i) => (self.tx().parked.remove(i), false),
                 None => {
                     let (mut co, _) = self.checkout_traced(s, target).await?;
                     self.apply_params(&mut co).await?;
@@ -132,12 +132,12 @@ impl Session {
         let extended = job.extended.is_some();
         let log_started = self.app.query_log.enabled().then(std::time::Instant::now);
         self.app.metrics.cross_shard_query(&self.user.pool_name);
-        self.sharded.tx_poisoned |= job.in_tx;
+        self.tx().tx_poisoned |= job.in_tx;
         let conns = match self.fanout_checkouts(&job).await {
             Ok(c) => c,
             Err(e) => return self.fanout_failed(e, extended),
         };
-        let begin = self.sharded.begin_text();
+        let begin = self.tx().begin_text();
         let mut streams = Vec::with_capacity(conns.len());
         // One span per shard under the client's transaction (ended when dropped).
         let mut shard_spans = Vec::new();

@@ -24,10 +24,10 @@ impl Session {
         streams: Vec<Stream>,
         failed: bool,
     ) {
-        if self.sharded.tx_begin.is_none() {
-            self.sharded.tx_begin = self.sharded.pending_begin.take();
+        if self.tx().tx_begin.is_none() {
+            self.tx().tx_begin = self.tx().pending_begin.take();
         }
-        self.sharded.pending_begin = None;
+        self.tx().pending_begin = None;
         for mut s in streams {
             if failed && !s.co.conn().broken {
                 let conn = s.co.conn();
@@ -35,12 +35,12 @@ impl Session {
                     conn.broken = true;
                 }
             }
-            self.sharded.parked.push(s.co);
+            self.tx().parked.push(s.co);
         }
         if job.write {
             for &s in &job.shards {
-                if !self.sharded.wrote.contains(&s) {
-                    self.sharded.wrote.push(s);
+                if !self.tx().wrote.contains(&s) {
+                    self.tx().wrote.push(s);
                 }
             }
         }
@@ -49,7 +49,7 @@ impl Session {
         }
         self.tx_status = if failed { b'E' } else { b'T' };
         // Settled: the servers' own state says whether the transaction failed.
-        self.sharded.tx_poisoned = false;
+        self.tx().tx_poisoned = false;
     }
 
     /// Ends the transactions a multi-shard write opened: two-phase commit when enabled

@@ -39,7 +39,7 @@ impl Session {
     ) -> Result<Route> {
         let extended = ext.is_some();
         let outside_tx = self.server.is_none()
-            && (self.sharded.pending_begin.is_none() || self.runs_aside(kind, sql));
+            && (self.tx().pending_begin.is_none() || self.runs_aside(kind, sql));
         // The rows are read on the router's own connections, without a JWT gateway
         // session's role and claims (row-level security would not apply): refused.
         if kind != Kind::Read || !outside_tx || self.gateway.is_some() {

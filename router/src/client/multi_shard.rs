@@ -10,7 +10,9 @@ use orochi_wire::{BackendMessage, PgError};
 impl Session {
     /// COMMIT/ROLLBACK of a transaction that spans shards: `Some(commit)`.
     pub(crate) fn ends_multi_shard(&self, sql: &str) -> Option<bool> {
-        if (self.sharded.parked.is_empty() && !self.sharded.tx_poisoned)
+        if self
+            .sharded_tx()
+            .is_none_or(|t| t.parked.is_empty() && !t.tx_poisoned)
             || crate::planner::session::has_inner_semicolon(sql)
         {
             return None;
@@ -34,7 +36,7 @@ impl Session {
     pub(crate) async fn finish_implicit_multi(&mut self) -> crate::error::Result<()> {
         let ok = self.settle_current().await?;
         self.router_skipping = false;
-        self.sharded.implicit_multi = false;
+        self.tx().implicit_multi = false;
         self.finish_multi_shard(ok, false, true).await;
         Ok(())
     }
@@ -47,16 +49,16 @@ impl Session {
         extended: bool,
         implicit: bool,
     ) {
-        self.sharded.implicit_multi = false;
-        let mut all: Vec<crate::backend::Checkout> = std::mem::take(&mut self.sharded.parked);
+        self.tx().implicit_multi = false;
+        let mut all: Vec<crate::backend::Checkout> = std::mem::take(&mut self.tx().parked);
         all.extend(self.server.take());
         // A multi-shard statement of this transaction that ended half way (see
         // `Session::tx_poisoned`) failed it, whatever the connections say.
-        let failed_tx = self.tx_status == b'E' || std::mem::take(&mut self.sharded.tx_poisoned);
+        let failed_tx = self.tx_status == b'E' || std::mem::take(&mut self.tx().tx_poisoned);
         let mut error = None;
         if commit && !failed_tx {
             let pool = self.user.pool_name.clone();
-            let wrote = self.sharded.wrote.clone();
+            let wrote = self.tx().wrote.clone();
             let schema = self.user.sharding.clone();
             let setup = match schema.as_ref() {
                 Some(sc) if sc.twopc && sc.twopc_ready.get().is_none() && wrote.len() > 1 => {
@@ -145,7 +147,7 @@ impl Session {
             co.release();
         }
         self.tx_status = b'I';
-        self.sharded.end_transaction();
+        self.tx().end_transaction();
         self.cancel.slot.set(None);
         self.client
             .info

@@ -26,14 +26,21 @@ impl Session {
 
     /// Transaction status the client sees while no server is attached.
     pub(crate) fn local_status(&self) -> u8 {
-        if self.sharded.tx_poisoned {
+        let Some(tx) = self.sharded_tx() else {
+            return if self.server.is_some() {
+                self.tx_status
+            } else {
+                b'I'
+            };
+        };
+        if tx.tx_poisoned {
             return b'E';
         }
         if self.server.is_some() {
             return self.tx_status;
         }
-        match &self.sharded.pending_begin {
-            Some(_) if self.sharded.pending_failed => b'E',
+        match &tx.pending_begin {
+            Some(_) if tx.pending_failed => b'E',
             Some(_) => b'T',
             None => b'I',
         }
@@ -45,7 +52,7 @@ impl Session {
         if self.server.is_some() || crate::planner::session::has_inner_semicolon(sql) {
             return None;
         }
-        self.sharded.held_command(sql)
+        self.tx().held_command(sql)
     }
 
     /// Decides where a statement goes; fans it out when it needs several shards.
@@ -57,7 +64,7 @@ impl Session {
         ext: Option<Extended>,
     ) -> Result<Route> {
         let extended = ext.is_some();
-        if self.sharded.tx_poisoned || (self.sharded.pending_failed && self.server.is_none()) {
+        if self.tx().tx_poisoned || (self.tx().pending_failed && self.server.is_none()) {
             self.router_error(tx_aborted(), extended);
             return Ok(Route::Done);
         }
@@ -66,8 +73,8 @@ impl Session {
         if ext.is_none() {
             if let Some((s, kind)) = crate::planner::sharding::literals::one_shard(schema, sql) {
                 if !self.runs_aside(kind, sql) {
-                    if kind == Kind::Write && !self.sharded.wrote.contains(&s) {
-                        self.sharded.wrote.push(s);
+                    if kind == Kind::Write && !self.tx().wrote.contains(&s) {
+                        self.tx().wrote.push(s);
                     }
                     return Ok(Route::Shard(s));
                 }
@@ -126,7 +133,7 @@ impl Session {
         let shards = match shards {
             Resolved::Any
                 if self.server.is_none()
-                    && self.sharded.pending_begin.is_some()
+                    && self.tx().pending_begin.is_some()
                     && (p.kind == Kind::Read || first_keyword(sql) == "show") =>
             {
                 // A read that needs no particular shard, before the transaction picked
@@ -153,9 +160,8 @@ impl Session {
                 }))
             }
             Resolved::Shards(v) if v.len() == 1 && !aside => {
-                if matches!(p.kind, Kind::Write | Kind::Ddl) && !self.sharded.wrote.contains(&v[0])
-                {
-                    self.sharded.wrote.push(v[0]);
+                if matches!(p.kind, Kind::Write | Kind::Ddl) && !self.tx().wrote.contains(&v[0]) {
+                    self.tx().wrote.push(v[0]);
                 }
                 return Ok(Route::Shard(v[0]));
             }
@@ -170,11 +176,11 @@ impl Session {
         // every shard it needs (transaction pooling, explicit transactions).
         // (A plain read before the transaction touched any shard runs aside, as a
         // one-shard one does: READ COMMITTED gives it its own snapshot anyway.)
-        let in_tx = (self.sharded.pending_begin.is_some() && !aside)
+        let in_tx = (self.tx().pending_begin.is_some() && !aside)
             || self.server.as_ref().is_some_and(|_| self.tx_status != b'I');
         if in_tx {
             if self.mode != orochi_config::PoolMode::Transaction
-                || (self.sharded.tx_begin.is_none() && self.sharded.pending_begin.is_none())
+                || (self.tx().tx_begin.is_none() && self.tx().pending_begin.is_none())
             {
                 let s = self.server.as_ref().map_or(0, |c| c.pool.shard);
                 return self.refused(&format!("this transaction runs on shard {s}; a single statement that needs several shards cannot join it here (only explicit transactions in transaction pooling mode can span shards): split it per shard key, or run it outside the transaction"), extended);
@@ -240,17 +246,20 @@ impl Session {
     pub(crate) fn runs_aside(&self, kind: Kind, sql: &str) -> bool {
         !matches!(kind, Kind::Write | Kind::Ddl)
             && self.server.is_none()
-            && self.sharded.pending_begin.as_deref().is_some_and(|b| {
-                !contains_word_ci(b, "repeatable") && !contains_word_ci(b, "serializable")
-            })
+            && self
+                .sharded_tx()
+                .and_then(|t| t.pending_begin.as_deref())
+                .is_some_and(|b| {
+                    !contains_word_ci(b, "repeatable") && !contains_word_ci(b, "serializable")
+                })
             && crate::planner::rw::is_read(sql)
     }
 
     pub(crate) fn refused(&mut self, msg: &str, extended: bool) -> Result<Route> {
         self.app.metrics.error(&self.user.pool_name, "0A000");
         self.router_error(refuse(msg), extended);
-        if self.server.is_none() && self.sharded.pending_begin.is_some() {
-            self.sharded.pending_failed = true;
+        if self.server.is_none() && self.tx().pending_begin.is_some() {
+            self.tx().pending_failed = true;
         }
         Ok(Route::Done)
     }
@@ -350,10 +359,10 @@ impl Session {
                     self.statements.get(statement).cloned()
                 };
                 let Some(stmt) = stmt else { return Ok(None) };
-                self.sharded.drop_portals();
-                self.sharded.suspended = None;
+                self.tx().drop_portals();
+                self.tx().suspended = None;
                 if let Some(commit) = self.ends_multi_shard(&stmt.query) {
-                    self.sharded.local_portal = Some(LocalPortal {
+                    self.tx().local_portal = Some(LocalPortal {
                         tag: if commit { "COMMIT" } else { "ROLLBACK" },
                         finish: Some(commit),
                     });
@@ -362,7 +371,7 @@ impl Session {
                 }
                 if idle {
                     if let Some(tag) = self.local_transaction(&stmt.query) {
-                        self.sharded.local_portal = Some(LocalPortal { tag, finish: None });
+                        self.tx().local_portal = Some(LocalPortal { tag, finish: None });
                         self.reply(message(BackendMessage::BindComplete));
                         return Ok(Some(None));
                     }
@@ -378,16 +387,16 @@ impl Session {
                     Route::Done => Ok(Some(None)),
                     Route::Shard(s) => Ok(Some(Some(s))),
                     Route::Fanout(job) => {
-                        self.sharded.held = Some(HeldPortal { job });
+                        self.tx().held = Some(HeldPortal { job });
                         self.reply(message(BackendMessage::BindComplete));
                         Ok(Some(None))
                     }
                 }
             }
             M::Describe { kind: b'P', .. }
-                if self.sharded.held.is_some() || self.sharded.local_portal.is_some() =>
+                if self.tx().held.is_some() || self.tx().local_portal.is_some() =>
             {
-                if let Some(h) = self.sharded.held.as_mut() {
+                if let Some(h) = self.tx().held.as_mut() {
                     if let Some(x) = h.job.extended.as_mut() {
                         x.describe = true;
                     }
@@ -400,8 +409,8 @@ impl Session {
                 self.describe_aside(schema, name).await?;
                 Ok(Some(None))
             }
-            M::Execute { max_rows, .. } if self.sharded.held.is_some() => {
-                let Some(h) = self.sharded.held.take() else {
+            M::Execute { max_rows, .. } if self.tx().held.is_some() => {
+                let Some(h) = self.tx().held.take() else {
                     return Ok(Some(None));
                 };
                 if *max_rows <= 0 {
@@ -428,19 +437,19 @@ impl Session {
                     }
                 }
                 self.emit(&head);
-                self.sharded.suspended = Some(Suspended {
+                self.tx().suspended = Some(Suspended {
                     rows,
                     tail: tail.freeze(),
                 });
                 self.serve_suspended(*max_rows);
                 Ok(Some(None))
             }
-            M::Execute { max_rows, .. } if self.sharded.suspended.is_some() => {
+            M::Execute { max_rows, .. } if self.tx().suspended.is_some() => {
                 self.serve_suspended(*max_rows);
                 Ok(Some(None))
             }
-            M::Execute { .. } if self.sharded.local_portal.is_some() => {
-                match self.sharded.local_portal.take() {
+            M::Execute { .. } if self.tx().local_portal.is_some() => {
+                match self.tx().local_portal.take() {
                     Some(LocalPortal {
                         finish: Some(commit),
                         ..
@@ -453,9 +462,9 @@ impl Session {
                 Ok(Some(None))
             }
             M::Close { kind: b'P', .. }
-                if self.sharded.held.is_some() || self.sharded.local_portal.is_some() =>
+                if self.tx().held.is_some() || self.tx().local_portal.is_some() =>
             {
-                self.sharded.drop_portals();
+                self.tx().drop_portals();
                 self.reply(message(BackendMessage::CloseComplete));
                 Ok(Some(None))
             }
@@ -466,7 +475,7 @@ impl Session {
     /// Sends up to `max_rows` rows of a suspended result (all when 0), then
     /// PortalSuspended, or the final CommandComplete when none are left.
     fn serve_suspended(&mut self, max_rows: i32) {
-        let Some(mut s) = self.sharded.suspended.take() else {
+        let Some(mut s) = self.tx().suspended.take() else {
             return;
         };
         let n = if max_rows <= 0 {
@@ -486,7 +495,7 @@ impl Session {
             out.extend_from_slice(&s.tail);
         } else {
             out.extend_from_slice(&[b's', 0, 0, 0, 4]);
-            self.sharded.suspended = Some(s);
+            self.tx().suspended = Some(s);
         }
         self.emit(&out);
     }
@@ -559,12 +568,16 @@ impl Session {
     /// At Sync: a held-back fan-out that was described but never executed still owes
     /// its description; run it (rows are not sent without an Execute, so none are).
     pub(crate) async fn finish_held(&mut self) -> Result<()> {
-        self.sharded.local_portal = None;
+        if self.sharded.is_none() {
+            // Nothing was ever held (not a sharded pool, or nothing sharded ran yet).
+            return Ok(());
+        }
+        self.tx().local_portal = None;
         if self.local_status() == b'I' {
             // The implicit transaction ends at Sync, and its portals with it.
-            self.sharded.suspended = None;
+            self.tx().suspended = None;
         }
-        if let Some(h) = self.sharded.held.take() {
+        if let Some(h) = self.tx().held.take() {
             if h.job.extended.as_ref().is_some_and(|x| x.describe) {
                 let mut job = h.job;
                 job.merge.limit = Some(crate::planner::sharding::Count::Const(0));
@@ -582,8 +595,10 @@ impl Session {
     pub(crate) fn can_switch_shard(&self) -> bool {
         self.sharding().is_some()
             && self.mode == orochi_config::PoolMode::Transaction
-            && ((self.sharded.tx_begin.is_some() && self.tx_status == b'T')
-                || (self.sharded.tx_begin.is_none() && self.tx_status == b'I' && self.unsynced))
+            && ((self.sharded_tx().is_some_and(|t| t.tx_begin.is_some()) && self.tx_status == b'T')
+                || (self.sharded_tx().is_none_or(|t| t.tx_begin.is_none())
+                    && self.tx_status == b'I'
+                    && self.unsynced))
             && !self.copy_in
             && !self.server_skipping
     }
@@ -627,10 +642,10 @@ impl Session {
     /// Parks the current connection and takes the one already open on `shard`, if any.
     pub(crate) fn switch_to_parked(&mut self, shard: usize) -> bool {
         if let Some(cur) = self.server.take() {
-            self.sharded.parked.push(cur);
+            self.tx().parked.push(cur);
         }
         self.unnamed_on_server = false;
-        let Some(co) = self.sharded.take_parked(shard) else {
+        let Some(co) = self.tx().take_parked(shard) else {
             return false;
         };
         self.cancel
