@@ -630,11 +630,15 @@ impl Session {
             b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => self.on_extended(f).await,
             b'S' => {
                 if self.sharded_tx().is_some_and(|t| t.implicit_multi) && self.server.is_some() {
-                    return self.finish_implicit_multi().await;
+                    if let Some(mut path) = self.sharded_path() {
+                        return path.finish_implicit_multi().await;
+                    }
                 }
                 if self.server.is_none() {
                     self.unsynced = false;
-                    self.finish_held().await?;
+                    if let Some(mut path) = self.sharded_path() {
+                        path.finish_held().await?;
+                    }
                     let status = self.local_status();
                     self.reply(ready(status));
                     return Ok(());
@@ -700,18 +704,19 @@ impl Session {
         }
         let mut wanted = wanted;
         if let (None, Some(schema)) = (wanted, self.sharding()) {
-            if let Some(commit) = self.ends_multi_shard(&sql) {
-                self.finish_multi_shard(commit, false, false).await;
+            let mut path = super::sharded_path::ShardedPath { s: self, schema };
+            if let Some(commit) = path.ends_multi_shard(&sql) {
+                path.finish_multi_shard(commit, false, false).await;
                 return Ok(());
             }
-            if let Some(tag) = self.local_transaction(&sql) {
-                self.answer_local(tag);
+            if let Some(tag) = path.local_transaction(&sql) {
+                path.answer_local(tag);
                 return Ok(());
             }
-            match self.route_sharded(&schema, &sql, None).await? {
+            match path.route_sharded(&sql, None).await? {
                 super::job::Route::Done => return Ok(()),
                 super::job::Route::Shard(s) => wanted = Some(s),
-                super::job::Route::Fanout(job) => return self.run_fanout(*job).await,
+                super::job::Route::Fanout(job) => return path.run_fanout(*job).await,
             }
         }
         let read = self.server.is_none()
