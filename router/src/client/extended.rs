@@ -61,7 +61,7 @@ impl Session {
             _ => None,
         };
         if let (None, Some(schema)) = (wanted, self.sharding()) {
-            let mut path = super::sharded_path::ShardedPath { s: self, schema };
+            let mut path = self.sharded_path_with(schema);
             match path.sharded_extended(&msg).await? {
                 None => {}
                 Some(None) => return Ok(()),

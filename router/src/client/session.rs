@@ -704,7 +704,7 @@ impl Session {
         }
         let mut wanted = wanted;
         if let (None, Some(schema)) = (wanted, self.sharding()) {
-            let mut path = super::sharded_path::ShardedPath { s: self, schema };
+            let mut path = self.sharded_path_with(schema);
             if let Some(commit) = path.ends_multi_shard(&sql) {
                 path.finish_multi_shard(commit, false, false).await;
                 return Ok(());

@@ -27,6 +27,11 @@ impl Session {
         let schema = self.user.sharding.clone()?;
         Some(ShardedPath { s: self, schema })
     }
+
+    /// The sharded path planning with `schema` (the session's `sharding()`).
+    pub(crate) fn sharded_path_with(&mut self, schema: Arc<ShardingSchema>) -> ShardedPath<'_> {
+        ShardedPath { s: self, schema }
+    }
 }
 
 impl ShardedPath<'_> {
