@@ -302,5 +302,9 @@ mod tests {
             std::mem::size_of::<Session>()
         );
         assert!(size <= 4096, "the session task's future is {size} bytes");
+        // The session itself: rarely used state (a sharded transaction, a retry) is boxed
+        // on first use, not carried inline by every idle client (issue 16).
+        let session = std::mem::size_of::<Session>();
+        assert!(session <= 1200, "Session is {session} bytes");
     }
 }

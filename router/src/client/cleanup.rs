@@ -25,7 +25,12 @@ impl Session {
         let open = self.server.is_some() && (!self.expect.is_empty() || self.tx_status != b'I');
         self.trace_end(open.then_some("the client left mid-transaction"));
         self.user.client_left(self.id);
-        for mut co in std::mem::take(&mut self.sharded.parked) {
+        for mut co in self
+            .sharded
+            .as_deref_mut()
+            .map(|t| std::mem::take(&mut t.parked))
+            .unwrap_or_default()
+        {
             // Other shards of an unfinished multi-shard transaction: roll them back.
             let conn = co.conn();
             match tokio::time::timeout(CLEANUP_TIMEOUT, conn.run_silent("ROLLBACK")).await {

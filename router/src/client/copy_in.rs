@@ -9,8 +9,8 @@
 
 use super::job::Job;
 use super::reply::{error_bytes, ready};
-use super::session::Session;
 use super::shard_stream::{Event, Stream};
+use super::sharded_path::ShardedPath;
 use super::tags::sum_tags;
 use crate::backend::ServerConn;
 use crate::error::{Result, RouterError};
@@ -30,10 +30,10 @@ enum Abort {
     ClientFail(String),
 }
 
-impl Session {
+impl ShardedPath<'_> {
     pub(crate) async fn run_copy_in(&mut self, job: Job, spec: CopyIn) -> Result<()> {
-        self.app.metrics.cross_shard_query(&self.user.pool_name);
-        self.sharded.tx_poisoned |= job.in_tx;
+        self.s.app.metrics.cross_shard_query(&self.s.user.pool_name);
+        self.tx().tx_poisoned |= job.in_tx;
         let mut conns = match self.fanout_checkouts(&job).await {
             Ok(c) => c,
             Err(e) => return self.fanout_failed(e, false),
@@ -60,11 +60,10 @@ impl Session {
         // together at the end; inside the client's, only shards new to it need BEGIN.
         let begin = match job.in_tx {
             false => Some("BEGIN".to_string()),
-            true => self
-                .sharded
-                .tx_begin
-                .clone()
-                .or_else(|| self.sharded.pending_begin.clone()),
+            true => {
+                let tx = self.tx();
+                tx.tx_begin.clone().or_else(|| tx.pending_begin.clone())
+            }
         };
         let mut streams = Vec::with_capacity(conns.len());
         for (_, mut co, joins) in conns.drain(..) {
@@ -123,9 +122,9 @@ impl Session {
         let mut b = BytesMut::new();
         header.encode(&mut b);
         self.emit(&b);
-        self.flush_client().await?;
+        self.s.flush_client().await?;
 
-        let slot: Vec<Option<usize>> = (0..self.user.sharding.as_ref().map_or(0, |s| s.shards))
+        let slot: Vec<Option<usize>> = (0..self.s.user.sharding.as_ref().map_or(0, |s| s.shards))
             .map(|shard| job.shards.iter().position(|s| *s == shard))
             .collect();
         let mut split = Splitter::new(spec, key_at, slot.len());
@@ -330,7 +329,7 @@ impl Session {
             // commit_fanout told the client already.
             Ok(_) => {}
         }
-        let status = self.local_status();
+        let status = self.s.local_status();
         self.emit(&ready(status));
         Ok(())
     }
@@ -338,10 +337,10 @@ impl Session {
     /// The client's next message, reading more when none is buffered.
     async fn next_client_frame(&mut self) -> Result<Frame> {
         loop {
-            if let Some(f) = decode_frame(&mut self.rbuf, self.max_message)? {
+            if let Some(f) = decode_frame(&mut self.s.rbuf, self.s.max_message)? {
                 return Ok(f);
             }
-            let n = tokio::io::AsyncReadExt::read_buf(&mut self.stream, &mut self.rbuf)
+            let n = tokio::io::AsyncReadExt::read_buf(&mut self.s.stream, &mut self.s.rbuf)
                 .await
                 .map_err(RouterError::ClientIo)?;
             if n == 0 {

@@ -24,7 +24,7 @@ impl Session {
             .server
             .take()
             .into_iter()
-            .chain(self.sharded.parked.drain(..))
+            .chain(self.sharded.iter_mut().flat_map(|t| t.parked.drain(..)))
             .collect();
         for mut co in held {
             abandon(&mut co);

@@ -61,7 +61,8 @@ impl Session {
             _ => None,
         };
         if let (None, Some(schema)) = (wanted, self.sharding()) {
-            match self.sharded_extended(&schema, &msg).await? {
+            let mut path = self.sharded_path_with(schema);
+            match path.sharded_extended(&msg).await? {
                 None => {}
                 Some(None) => return Ok(()),
                 Some(Some(s)) => wanted = Some(s),

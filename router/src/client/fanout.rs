@@ -6,8 +6,8 @@
 //! when the pool opted into best-effort commits (atomic commit is two-phase commit's job).
 
 use super::job::Job;
-use super::session::Session;
 use super::shard_stream::{cancel_target, Event, Merged, Stream};
+use super::sharded_path::ShardedPath;
 use super::tags::sum_tags;
 use crate::backend::registry::Target;
 use crate::backend::Checkout;
@@ -51,25 +51,26 @@ fn fields(f: &Frame) -> Option<Vec<FieldDescription>> {
     }
 }
 
-impl Session {
+impl ShardedPath<'_> {
     /// Sends `bytes` to the client in order with anything still pending.
     pub(crate) fn emit(&mut self, b: &[u8]) {
-        if let Some(c) = self.capture.as_mut() {
+        if let Some(c) = self.s.capture.as_mut() {
             c.extend_from_slice(b);
             return;
         }
-        if self.expect.is_empty() {
-            self.out.extend_from_slice(b);
+        if self.s.expect.is_empty() {
+            self.s.out.extend_from_slice(b);
         } else {
-            self.expect
+            self.s
+                .expect
                 .push_back(super::expect::Expect::Emit(Bytes::copy_from_slice(b)));
         }
     }
 
     async fn emit_flush(&mut self) -> Result<()> {
-        if self.capture.is_none() && self.expect.is_empty() && self.out.len() > 64 * 1024 {
-            let r = tokio::io::AsyncWriteExt::write_all(&mut self.stream, &self.out).await;
-            self.out.clear();
+        if self.s.capture.is_none() && self.s.expect.is_empty() && self.s.out.len() > 64 * 1024 {
+            let r = tokio::io::AsyncWriteExt::write_all(&mut self.s.stream, &self.s.out).await;
+            self.s.out.clear();
             r.map_err(RouterError::ClientIo)?;
         }
         Ok(())
@@ -85,7 +86,7 @@ impl Session {
         let target = if job.write {
             Target::Primary
         } else {
-            self.target_for_read()
+            self.s.target_for_read()
         };
         // What the statement leaves on each shard's session, as on one server.
         let dirty = job.sql.iter().any(|q| {
@@ -95,22 +96,22 @@ impl Session {
                 .any(|o| !matches!(o, crate::planner::SessionOp::Execute { .. }))
         });
         let mut out = Vec::with_capacity(job.shards.len());
-        self.pause_gate(true).await?;
+        self.s.pause_gate(true).await?;
         if job.in_tx {
-            if let Some(cur) = self.server.take() {
-                self.sharded.parked.push(cur);
+            if let Some(cur) = self.s.server.take() {
+                self.tx().parked.push(cur);
             }
         }
         for &s in &job.shards {
             let held = job
                 .in_tx
-                .then(|| self.sharded.parked.iter().position(|c| c.pool.shard == s))
+                .then(|| self.tx().parked.iter().position(|c| c.pool.shard == s))
                 .flatten();
             let (mut co, joins) = match held {
-                Some(i) => (self.sharded.parked.remove(i), false),
+                Some(i) => (self.tx().parked.remove(i), false),
                 None => {
-                    let (mut co, _) = self.checkout_traced(s, target).await?;
-                    self.apply_params(&mut co).await?;
+                    let (mut co, _) = self.s.checkout_traced(s, target).await?;
+                    self.s.apply_params(&mut co).await?;
                     (co, job.in_tx)
                 }
             };
@@ -130,19 +131,19 @@ impl Session {
             return self.run_copy_in(job, spec).await;
         }
         let extended = job.extended.is_some();
-        let log_started = self.app.query_log.enabled().then(std::time::Instant::now);
-        self.app.metrics.cross_shard_query(&self.user.pool_name);
-        self.sharded.tx_poisoned |= job.in_tx;
+        let log_started = self.s.app.query_log.enabled().then(std::time::Instant::now);
+        self.s.app.metrics.cross_shard_query(&self.s.user.pool_name);
+        self.tx().tx_poisoned |= job.in_tx;
         let conns = match self.fanout_checkouts(&job).await {
             Ok(c) => c,
             Err(e) => return self.fanout_failed(e, extended),
         };
-        let begin = self.sharded.begin_text();
+        let begin = self.tx().begin_text();
         let mut streams = Vec::with_capacity(conns.len());
         // One span per shard under the client's transaction (ended when dropped).
         let mut shard_spans = Vec::new();
         for (i, (shard, mut co, joins)) in conns.into_iter().enumerate() {
-            shard_spans.extend(self.trace_child(
+            shard_spans.extend(self.s.trace_child(
                 "shard",
                 vec![
                     opentelemetry::KeyValue::new("orochi.shard", shard as i64),
@@ -212,11 +213,12 @@ impl Session {
             });
         }
         // A cancel from the client reaches every shard's backend while they run.
-        let restore = self.cancel.slot.get_all();
-        self.cancel
+        let restore = self.s.cancel.slot.get_all();
+        self.s
+            .cancel
             .slot
             .set_all(streams.iter().map(|s| cancel_target(&s.co)).collect());
-        let r = match self.deadlines.query() {
+        let r = match self.s.deadlines.query() {
             None => self.merge_streams(&job, &mut streams).await,
             Some(d) => {
                 match tokio::time::timeout(d, self.merge_streams(&job, &mut streams)).await {
@@ -227,12 +229,12 @@ impl Session {
                             super::deadline::abandon(&mut s.co);
                         }
                         drop(streams);
-                        return Err(self.on_expired(super::deadline::Wait::Query));
+                        return Err(self.s.on_expired(super::deadline::Wait::Query));
                     }
                 }
             }
         };
-        self.cancel.slot.set_all(restore);
+        self.s.cancel.slot.set_all(restore);
         // Every stream back to ReadyForQuery; writes committed or rolled back.
         let mut failed = !matches!(r, Ok(Merged::Tag(_)));
         for s in streams.iter_mut() {
@@ -266,14 +268,14 @@ impl Session {
                 (Ok(Merged::Tag(tag)), false) => Some(&tag[..]),
                 _ => None,
             };
-            self.log_fanout(&job, t, tag);
+            self.s.log_fanout(&job, t, tag);
         }
         match r {
             Err(e) => self.fanout_failed(e, extended),
             Ok(Merged::Unmergeable(why)) => self.gather_after_merge(job, why).await,
             Ok(_) => {
                 if !extended {
-                    let status = self.local_status();
+                    let status = self.s.local_status();
                     self.emit(&super::reply::ready(status));
                 }
                 Ok(())
@@ -286,7 +288,7 @@ impl Session {
         e.encode(&mut b);
         self.emit(&b);
         if extended {
-            self.router_skipping = true;
+            self.s.router_skipping = true;
         }
     }
 
@@ -297,10 +299,10 @@ impl Session {
         }
         match e.to_client() {
             Some(pg) if !matches!(e, RouterError::ShuttingDown | RouterError::ClientIo(_)) => {
-                tracing::warn!(client = self.id, error = %e, "cross-shard statement failed");
+                tracing::warn!(client = self.s.id, error = %e, "cross-shard statement failed");
                 self.emit_error(pg, extended);
                 if !extended {
-                    let status = self.local_status();
+                    let status = self.s.local_status();
                     self.emit(&super::reply::ready(status));
                 }
                 Ok(())
@@ -325,7 +327,7 @@ impl Session {
             f.encode(&mut b);
             self.emit(&b);
             if extended {
-                self.router_skipping = true;
+                self.s.router_skipping = true;
             }
             return Ok(Merged::Sent);
         }
@@ -416,7 +418,7 @@ impl Session {
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
         let visible_cols: Vec<usize> = bound.as_ref().map_or(vec![], |b| (0..b.visible).collect());
         // Offers one merged row to the client (DISTINCT, OFFSET, LIMIT).
-        let mut offer = |this: &mut Session, row: &Row, b: &Bound| {
+        let mut offer = |this: &mut ShardedPath<'_>, row: &Row, b: &Bound| {
             if limit.is_some_and(|l| sent >= l) {
                 return;
             }
@@ -461,7 +463,7 @@ impl Session {
                 $f.encode(&mut b);
                 self.emit(&b);
                 if extended {
-                    self.router_skipping = true;
+                    self.s.router_skipping = true;
                 }
                 return Ok(Merged::Sent);
             }};

@@ -4,15 +4,15 @@
 //! transaction until the client's COMMIT or ROLLBACK.
 
 use super::job::Job;
-use super::session::Session;
 use super::shard_stream::Stream;
+use super::sharded_path::ShardedPath;
 use orochi_wire::PgError;
 
 /// Puts a shard's open transaction in the failed state (a statement of the same
 /// transaction failed on another shard).
 const ABORT_TX: &str = "DO $$BEGIN RAISE EXCEPTION USING ERRCODE = '25P02', MESSAGE = 'the transaction failed on another shard'; END$$";
 
-impl Session {
+impl ShardedPath<'_> {
     /// After a statement that joined the client's transaction: every connection stays
     /// with the transaction (parked; the first serves next). A failed statement fails
     /// the whole transaction, as on one server: the shards where it did not fail are
@@ -24,10 +24,10 @@ impl Session {
         streams: Vec<Stream>,
         failed: bool,
     ) {
-        if self.sharded.tx_begin.is_none() {
-            self.sharded.tx_begin = self.sharded.pending_begin.take();
+        if self.tx().tx_begin.is_none() {
+            self.tx().tx_begin = self.tx().pending_begin.take();
         }
-        self.sharded.pending_begin = None;
+        self.tx().pending_begin = None;
         for mut s in streams {
             if failed && !s.co.conn().broken {
                 let conn = s.co.conn();
@@ -35,21 +35,21 @@ impl Session {
                     conn.broken = true;
                 }
             }
-            self.sharded.parked.push(s.co);
+            self.tx().parked.push(s.co);
         }
         if job.write {
             for &s in &job.shards {
-                if !self.sharded.wrote.contains(&s) {
-                    self.sharded.wrote.push(s);
+                if !self.tx().wrote.contains(&s) {
+                    self.tx().wrote.push(s);
                 }
             }
         }
         if let Some(&first) = job.shards.first() {
-            self.switch_to_parked(first);
+            self.s.switch_to_parked(first);
         }
-        self.tx_status = if failed { b'E' } else { b'T' };
+        self.s.tx_status = if failed { b'E' } else { b'T' };
         // Settled: the servers' own state says whether the transaction failed.
-        self.sharded.tx_poisoned = false;
+        self.tx().tx_poisoned = false;
     }
 
     /// Ends the transactions a multi-shard write opened: two-phase commit when enabled
@@ -62,12 +62,12 @@ impl Session {
         mut failed: bool,
     ) -> bool {
         let extended = job.extended.is_some();
-        let schema = self.user.sharding.clone();
+        let schema = self.s.user.sharding.clone();
         let atomic = schema.as_ref().is_some_and(|s| s.twopc) && streams.len() > 1;
         if atomic && !failed {
             if let Some(sc) = &schema {
                 if sc.twopc_ready.get().is_none() {
-                    match crate::twopc_setup::setup_pool(&self.user).await {
+                    match crate::twopc_setup::setup_pool(&self.s.user).await {
                         Ok(()) => {
                             let _ = sc.twopc_ready.set(());
                         }
@@ -86,7 +86,7 @@ impl Session {
             }
         }
         if atomic && !failed {
-            let pool = self.user.pool_name.clone();
+            let pool = self.s.user.pool_name.clone();
             let mut parts: Vec<crate::twopc::ConnParticipant<'_>> = streams
                 .iter_mut()
                 .zip(&job.shards)
@@ -96,8 +96,8 @@ impl Session {
                 })
                 .collect();
             let outcome = super::trace::twopc_commit(
-                &self.app,
-                self.trace.as_ref(),
+                &self.s.app,
+                self.s.trace.as_ref(),
                 &pool,
                 &mut parts,
                 &mut [],
@@ -110,9 +110,9 @@ impl Session {
                 }
             }
             match outcome.resolution {
-                orochi_twopc::Resolution::Committed => self.app.metrics.twopc_committed(&pool),
+                orochi_twopc::Resolution::Committed => self.s.app.metrics.twopc_committed(&pool),
                 orochi_twopc::Resolution::Aborted(e) => {
-                    self.app.metrics.twopc_rolled_back(&pool);
+                    self.s.app.metrics.twopc_rolled_back(&pool);
                     self.emit_error(PgError::error(e.sqlstate(), e.to_string()), extended);
                     failed = true;
                 }

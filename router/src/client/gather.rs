@@ -13,11 +13,12 @@
 
 use super::job::{Extended, Job, Route};
 use super::reply::ready;
-use super::session::Session;
+use super::sharded_path::ShardedPath;
 use crate::error::Result;
 use crate::planner::sharding::gather::{self, Gather, MAX_BYTES, MAX_ROWS};
 use crate::planner::sharding::{plan_uncached, Kind, Routing, ShardingSchema};
 use orochi_wire::PgError;
+use std::sync::Arc;
 
 enum Gathered {
     Rows(Vec<Vec<String>>),
@@ -26,36 +27,37 @@ enum Gathered {
     Failed(PgError),
 }
 
-impl Session {
+impl ShardedPath<'_> {
     /// Answers a read the fan-out refused (`why`) by gathering, or refuses it with `why`
     /// when it does not qualify.
     pub(crate) async fn gather_or_refuse(
         &mut self,
-        schema: &ShardingSchema,
         sql: &str,
         kind: Kind,
         why: &str,
         ext: Option<Extended>,
     ) -> Result<Route> {
+        let shared = Arc::clone(&self.schema);
+        let schema: &ShardingSchema = &shared;
         let extended = ext.is_some();
-        let outside_tx = self.server.is_none()
-            && (self.sharded.pending_begin.is_none() || self.runs_aside(kind, sql));
+        let outside_tx = self.s.server.is_none()
+            && (self.tx().pending_begin.is_none() || self.runs_aside(kind, sql));
         // The rows are read on the router's own connections, without a JWT gateway
         // session's role and claims (row-level security would not apply): refused.
-        if kind != Kind::Read || !outside_tx || self.gateway.is_some() {
+        if kind != Kind::Read || !outside_tx || self.s.gateway.is_some() {
             return self.refused(why, extended);
         }
         let Ok(g) = gather::plan(schema, sql) else {
             return self.refused(why, extended);
         };
-        let rows = match self.gather_rows(schema, &g).await {
+        let rows = match self.gather_rows(&g).await {
             Gathered::Rows(r) => r,
             Gathered::TooMany => {
                 let m = format!("{why}; answering it exactly needs more than {MAX_ROWS} rows (or {} MiB) of {} from the shards", MAX_BYTES >> 20, g.tables.join(", "));
                 return self.refused(&m, extended);
             }
             Gathered::Failed(e) => {
-                self.router_error(e, extended);
+                self.s.router_error(e, extended);
                 return Ok(Route::Done);
             }
         };
@@ -69,7 +71,7 @@ impl Session {
         let rewritten = g.rewrite(sql, &rows);
         tracing::debug!(tables = ?g.tables, "gathered across shards, answered on one");
         Ok(Route::Fanout(Box::new(Job {
-            shards: vec![(self.id as usize) % schema.shards],
+            shards: vec![(self.s.id as usize) % schema.shards],
             sql: vec![rewritten],
             shard_param_types: None,
             merge: Default::default(),
@@ -89,18 +91,18 @@ impl Session {
     pub(super) async fn gather_after_merge(&mut self, job: Job, why: String) -> Result<()> {
         let extended = job.extended.is_some();
         // A batched Execute captures the answer; a refusal is emitted the same way.
-        let schema = self.sharding().filter(|_| self.capture.is_none());
-        let (Some(sql), Some(schema)) = (job.gather, schema) else {
-            self.app.metrics.error(&self.user.pool_name, "0A000");
+        let gathers = self.s.sharding().is_some() && self.s.capture.is_none();
+        let (Some(sql), true) = (job.gather, gathers) else {
+            self.s.app.metrics.error(&self.s.user.pool_name, "0A000");
             self.emit_error(super::reply::refuse(&why), extended);
             if !extended {
-                let status = self.local_status();
+                let status = self.s.local_status();
                 self.emit(&ready(status));
             }
             return Ok(());
         };
         match self
-            .gather_or_refuse(&schema, &sql, Kind::Read, &why, job.extended)
+            .gather_or_refuse(&sql, Kind::Read, &why, job.extended)
             .await?
         {
             Route::Fanout(gathered) => Box::pin(self.run_fanout(*gathered)).await,
@@ -110,7 +112,9 @@ impl Session {
 
     /// Every shard's rows of the gathered tables, one statement per shard, all shards at
     /// once.
-    async fn gather_rows(&mut self, schema: &ShardingSchema, g: &Gather) -> Gathered {
+    async fn gather_rows(&mut self, g: &Gather) -> Gathered {
+        let shared = Arc::clone(&self.schema);
+        let schema: &ShardingSchema = &shared;
         let sql: std::sync::Arc<str> = g.shard_sql().into();
         let mut tasks = tokio::task::JoinSet::new();
         for shard in 0..schema.shards {
@@ -118,7 +122,7 @@ impl Session {
                 "08006",
                 format!("cannot read the rows this statement needs from shard {shard}"),
             );
-            let Some(pool) = self.user.primary(shard).cloned() else {
+            let Some(pool) = self.s.user.primary(shard).cloned() else {
                 return Gathered::Failed(unavailable);
             };
             let sql = sql.clone();

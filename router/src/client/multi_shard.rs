@@ -3,14 +3,17 @@
 //! shard, and the client is answered as by one server.
 
 use super::reply::{message, ready};
-use super::session::Session;
+use super::sharded_path::ShardedPath;
 use crate::planner::lex::{contains_word_ci, first_keyword};
 use orochi_wire::{BackendMessage, PgError};
 
-impl Session {
+impl ShardedPath<'_> {
     /// COMMIT/ROLLBACK of a transaction that spans shards: `Some(commit)`.
     pub(crate) fn ends_multi_shard(&self, sql: &str) -> Option<bool> {
-        if (self.sharded.parked.is_empty() && !self.sharded.tx_poisoned)
+        if self
+            .s
+            .sharded_tx()
+            .is_none_or(|t| t.parked.is_empty() && !t.tx_poisoned)
             || crate::planner::session::has_inner_semicolon(sql)
         {
             return None;
@@ -32,9 +35,9 @@ impl Session {
     /// current shard's batch is settled, then all shards commit (two-phase) or roll back,
     /// and the client gets ReadyForQuery as if one server had run the pipeline.
     pub(crate) async fn finish_implicit_multi(&mut self) -> crate::error::Result<()> {
-        let ok = self.settle_current().await?;
-        self.router_skipping = false;
-        self.sharded.implicit_multi = false;
+        let ok = self.s.settle_current().await?;
+        self.s.router_skipping = false;
+        self.tx().implicit_multi = false;
         self.finish_multi_shard(ok, false, true).await;
         Ok(())
     }
@@ -47,20 +50,20 @@ impl Session {
         extended: bool,
         implicit: bool,
     ) {
-        self.sharded.implicit_multi = false;
-        let mut all: Vec<crate::backend::Checkout> = std::mem::take(&mut self.sharded.parked);
-        all.extend(self.server.take());
+        self.tx().implicit_multi = false;
+        let mut all: Vec<crate::backend::Checkout> = std::mem::take(&mut self.tx().parked);
+        all.extend(self.s.server.take());
         // A multi-shard statement of this transaction that ended half way (see
         // `Session::tx_poisoned`) failed it, whatever the connections say.
-        let failed_tx = self.tx_status == b'E' || std::mem::take(&mut self.sharded.tx_poisoned);
+        let failed_tx = self.s.tx_status == b'E' || std::mem::take(&mut self.tx().tx_poisoned);
         let mut error = None;
         if commit && !failed_tx {
-            let pool = self.user.pool_name.clone();
-            let wrote = self.sharded.wrote.clone();
-            let schema = self.user.sharding.clone();
+            let pool = self.s.user.pool_name.clone();
+            let wrote = self.tx().wrote.clone();
+            let schema = self.s.user.sharding.clone();
             let setup = match schema.as_ref() {
                 Some(sc) if sc.twopc && sc.twopc_ready.get().is_none() && wrote.len() > 1 => {
-                    match crate::twopc_setup::setup_pool(&self.user).await {
+                    match crate::twopc_setup::setup_pool(&self.s.user).await {
                         Ok(()) => {
                             let _ = sc.twopc_ready.set(());
                             Ok(())
@@ -96,8 +99,8 @@ impl Session {
                     })
                     .partition(|p| wrote.contains(&p.shard));
                 let outcome = super::trace::twopc_commit(
-                    &self.app,
-                    self.trace.as_ref(),
+                    &self.s.app,
+                    self.s.trace.as_ref(),
                     &pool,
                     &mut w,
                     &mut r,
@@ -119,12 +122,12 @@ impl Session {
                 match outcome.resolution {
                     orochi_twopc::Resolution::Committed => {
                         if wrote.len() > 1 {
-                            self.app.metrics.twopc_committed(&pool);
+                            self.s.app.metrics.twopc_committed(&pool);
                         }
                     }
                     orochi_twopc::Resolution::Aborted(e) => {
                         if wrote.len() > 1 {
-                            self.app.metrics.twopc_rolled_back(&pool);
+                            self.s.app.metrics.twopc_rolled_back(&pool);
                         }
                         error = Some(PgError::error(e.sqlstate(), e.to_string()));
                     }
@@ -144,34 +147,36 @@ impl Session {
         for co in all {
             co.release();
         }
-        self.tx_status = b'I';
-        self.sharded.end_transaction();
-        self.cancel.slot.set(None);
-        self.client
+        self.s.tx_status = b'I';
+        self.tx().end_transaction();
+        self.s.cancel.slot.set(None);
+        self.s
+            .client
             .info
             .set_state(crate::clients::ClientState::Idle);
-        self.client.info.set_link(None);
+        self.s.client.info.set_link(None);
         match error {
             Some(e) => {
                 let mut b = bytes::BytesMut::new();
                 e.encode(&mut b);
-                self.reply(b.freeze());
+                self.s.reply(b.freeze());
                 if extended {
-                    self.router_skipping = true;
+                    self.s.router_skipping = true;
                 } else {
-                    self.reply(ready(b'I'));
+                    self.s.reply(ready(b'I'));
                 }
             }
-            None if implicit => self.reply(ready(b'I')),
+            None if implicit => self.s.reply(ready(b'I')),
             None => {
                 let tag = if commit && !failed_tx {
                     "COMMIT"
                 } else {
                     "ROLLBACK"
                 };
-                self.reply(message(BackendMessage::CommandComplete(tag.to_string())));
+                self.s
+                    .reply(message(BackendMessage::CommandComplete(tag.to_string())));
                 if !extended {
-                    self.reply(ready(b'I'));
+                    self.s.reply(ready(b'I'));
                 }
             }
         }

@@ -40,15 +40,19 @@ fn is_plain_begin(sql: &str) -> bool {
 impl Session {
     /// Called for a simple Query about to be sent to the attached server.
     pub(crate) fn arm_retry(&mut self, f: &Frame, sql: &str) {
-        let r = &mut self.retry;
-        if r.pending.as_ref().is_some_and(|p| p.refused.is_some()) {
-            // A refusal is held for the request before (pipelined): `retry_intercept`
-            // gives it up when its ReadyForQuery comes, as this request follows it.
-            return;
-        }
-        r.pending = None;
-        r.begin_candidate = None;
-        let prelude = r.begin_only.take();
+        let prelude = match self.retry.as_deref_mut() {
+            Some(r) => {
+                if r.pending.as_ref().is_some_and(|p| p.refused.is_some()) {
+                    // A refusal is held for the request before (pipelined): `retry_intercept`
+                    // gives it up when its ReadyForQuery comes, as this request follows it.
+                    return;
+                }
+                r.pending = None;
+                r.begin_candidate = None;
+                r.begin_only.take()
+            }
+            None => None,
+        };
         let Some(co) = self.server.as_ref() else {
             return;
         };
@@ -68,6 +72,7 @@ impl Session {
             refused: None,
             ready: None,
         };
+        let r = self.retry.get_or_insert_with(Box::default);
         match self.tx_status {
             b'I' if is_plain_begin(sql) => r.begin_candidate = Some(f.clone()),
             b'I' => r.pending = Some(Box::new(retry(None))),
@@ -78,7 +83,9 @@ impl Session {
 
     /// Looks at every server message first; true when it was taken (held back).
     pub(crate) fn retry_intercept(&mut self, f: &Frame) -> Result<bool> {
-        let r = &mut self.retry;
+        let Some(r) = self.retry.as_deref_mut() else {
+            return Ok(false);
+        };
         if r.idle() || matches!(f.tag, b'S' | b'N' | b'A') {
             return Ok(false);
         }
@@ -127,8 +134,8 @@ impl Session {
         self.run_ext_retry().await?;
         if self
             .retry
-            .pending
             .as_ref()
+            .and_then(|r| r.pending.as_ref())
             .is_none_or(|p| p.ready.is_none())
         {
             return Ok(());
@@ -140,7 +147,11 @@ impl Session {
             refused: Some(refused),
             ready: Some(ready),
             ..
-        }) = self.retry.pending.take().map(|b| *b)
+        }) = self
+            .retry
+            .as_mut()
+            .and_then(|r| r.pending.take())
+            .map(|b| *b)
         else {
             return Ok(());
         };

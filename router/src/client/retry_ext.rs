@@ -48,10 +48,10 @@ impl Session {
     /// Every client message passes here first: arms a retry at the start of a batch,
     /// records the batch, gives up on anything that breaks the rule.
     pub(crate) fn ext_retry_client(&mut self, f: &Frame) {
-        if self.retry.replaying {
+        if self.retry.as_ref().is_some_and(|r| r.replaying) {
             return;
         }
-        if let Some(x) = self.retry.ext.as_mut() {
+        if let Some(x) = self.retry.as_mut().and_then(|r| r.ext.as_mut()) {
             let keep = !x.synced
                 && (matches!(f.tag, b'P' | b'B' | b'D' | b'E' | b'S') || closes_portal(f))
                 && x.size + f.wire_len() <= MAX_HELD;
@@ -86,7 +86,9 @@ impl Session {
         }
         let prelude = match self.tx_status {
             b'I' => None,
-            b'T' if self.retry.begin_only.is_some() => self.retry.begin_only.take(),
+            b'T' if self.retry.as_ref().is_some_and(|r| r.begin_only.is_some()) => {
+                self.retry.as_mut().and_then(|r| r.begin_only.take())
+            }
             _ => return,
         };
         let mut added = Vec::new();
@@ -95,14 +97,15 @@ impl Session {
                 added.push(name);
             }
         }
-        self.retry.ext = Some(ExtRetry {
+        let mark = self.out.len();
+        self.retry_state().ext = Some(ExtRetry {
             frames: vec![f.clone()],
             size: f.wire_len(),
             prelude,
             added,
             synced: false,
             executes: f.tag == b'E',
-            mark: self.out.len(),
+            mark,
             held: BytesMut::new(),
             refused: false,
             ready: None,
@@ -117,7 +120,7 @@ impl Session {
             // settings on a fresh connection): not part of what the client sees.
             return;
         }
-        let Some(x) = self.retry.ext.as_mut() else {
+        let Some(x) = self.retry.as_mut().and_then(|r| r.ext.as_mut()) else {
             return;
         };
         if x.refused {
@@ -140,7 +143,7 @@ impl Session {
             let prelude = if keep { x.prelude.take() } else { None };
             self.ext_give_up();
             if prelude.is_some() {
-                self.retry.begin_only = prelude;
+                self.retry_state().begin_only = prelude;
             }
         } else if !is_ack(f.tag) || x.held.len() > MAX_HELD {
             self.ext_give_up();
@@ -149,14 +152,18 @@ impl Session {
 
     /// Called before the client's bytes are written: keeps the batch's part back.
     pub(crate) fn ext_retry_hold(&mut self) {
-        let answered_here = self.retry.ext.as_ref().is_some_and(|x| {
-            x.synced && x.ready.is_none() && (self.server.is_none() || self.expect.is_empty())
-        });
+        let answered_here = self
+            .retry
+            .as_ref()
+            .and_then(|r| r.ext.as_ref())
+            .is_some_and(|x| {
+                x.synced && x.ready.is_none() && (self.server.is_none() || self.expect.is_empty())
+            });
         if answered_here {
             // The router answered the whole batch itself: nothing to wait for.
             return self.ext_give_up();
         }
-        if let Some(x) = self.retry.ext.as_mut() {
+        if let Some(x) = self.retry.as_mut().and_then(|r| r.ext.as_mut()) {
             let tail = self.out.split_off(x.mark.min(self.out.len()));
             x.held.extend_from_slice(&tail);
             x.mark = 0;
@@ -165,7 +172,7 @@ impl Session {
 
     /// No retry for this batch: what was held goes to the client, before anything newer.
     pub(crate) fn ext_give_up(&mut self) {
-        if let Some(x) = self.retry.ext.take() {
+        if let Some(x) = self.retry.as_mut().and_then(|r| r.ext.take()) {
             if !x.held.is_empty() {
                 let mut out = x.held;
                 out.extend_from_slice(&self.out);
@@ -177,7 +184,7 @@ impl Session {
     /// Runs a retry whose refusal and ReadyForQuery have arrived (top of the session
     /// loop, before any later client message is looked at).
     pub(crate) async fn run_ext_retry(&mut self) -> Result<()> {
-        match self.retry.ext.as_ref() {
+        match self.retry.as_ref().and_then(|r| r.ext.as_ref()) {
             Some(x) if x.ready.is_some() => {}
             _ => return Ok(()),
         }
@@ -201,7 +208,7 @@ impl Session {
             self.ext_give_up();
             return Ok(());
         }
-        let Some(x) = self.retry.ext.take() else {
+        let Some(x) = self.retry.as_mut().and_then(|r| r.ext.take()) else {
             return Ok(());
         };
         tracing::info!(
@@ -235,7 +242,7 @@ impl Session {
             self.expect
                 .push_back(Expect::Swallow(Term::Ready { started: None }));
         }
-        self.retry.replaying = true;
+        self.retry_state().replaying = true;
         let mut r = Ok(());
         for f in x.frames {
             r = self.on_client_frame(f).await;
@@ -243,7 +250,7 @@ impl Session {
                 break;
             }
         }
-        self.retry.replaying = false;
+        self.retry_state().replaying = false;
         r
     }
 }

@@ -6,6 +6,8 @@ use super::expect::{Expect, Term};
 use super::params::SessionParams;
 use super::reply::{error_bytes, ready};
 use super::reported::Reported;
+use super::retry_state::RetryState;
+use super::sharded_tx::ShardedTx;
 use crate::app::App;
 use crate::backend::{Checkout, UserPools};
 use crate::cancel::{CancelKey, CancelTarget};
@@ -67,10 +69,13 @@ pub struct Session {
     pub(crate) statement_violation: bool,
     /// While set, fan-out output is collected here instead of sent.
     pub(crate) capture: Option<BytesMut>,
-    /// Sharded pools: the transaction's state across shards (`sharded_tx.rs`).
-    pub(crate) sharded: super::sharded_tx::ShardedTx,
-    /// A write refused with 25006 that may be retried on the primary (`retry`).
-    pub(crate) retry: super::retry_state::RetryState,
+    /// Sharded pools: the transaction's state across shards (`sharded_tx.rs`). Boxed and
+    /// made on first use, then kept for the session: most sessions never need it, and an
+    /// idle client should not carry it inline (issue 16).
+    pub(crate) sharded: Option<Box<ShardedTx>>,
+    /// A write refused with 25006 that may be retried on the primary (`retry`); boxed
+    /// and made on first use (pools with replicas), as `sharded`.
+    pub(crate) retry: Option<Box<RetryState>>,
     /// The largest message this client may send (`max_message_size`).
     pub(crate) max_message: usize,
     /// `query_timeout` / `idle_transaction_timeout` (`deadline.rs`).
@@ -128,8 +133,8 @@ impl Session {
             role: None,
             statement_violation: false,
             capture: None,
-            sharded: Default::default(),
-            retry: Default::default(),
+            sharded: None,
+            retry: None,
             max_message: app.config().general.max_message_size,
             deadlines: super::deadline::Deadlines::new(&app.config().general.bounds),
             max_prepared: app.config().general.max_prepared_statements,
@@ -140,6 +145,22 @@ impl Session {
             qlog_bind: None,
             app,
         }
+    }
+
+    /// The sharded transaction state, if the session ever needed one.
+    pub(crate) fn sharded_tx(&self) -> Option<&ShardedTx> {
+        self.sharded.as_deref()
+    }
+
+    /// The sharded transaction state, made on first use and kept for the session (one
+    /// allocation per session, never per statement).
+    pub(crate) fn tx(&mut self) -> &mut ShardedTx {
+        self.sharded.get_or_insert_with(Box::default)
+    }
+
+    /// The retry bookkeeping, made on first use and kept for the session.
+    pub(crate) fn retry_state(&mut self) -> &mut RetryState {
+        self.retry.get_or_insert_with(Box::default)
     }
 
     /// Finishes the login: takes a server connection once to learn (and apply) the
@@ -431,13 +452,14 @@ impl Session {
                     }
                     // A transaction spanning shards: park this shard's connection, take
                     // (or open) the other's; COMMIT runs two-phase commit over all.
-                    if self.sharded.tx_begin.is_none() {
+                    if self.tx().tx_begin.is_none() {
                         // A pipeline's implicit transaction: BEGIN turns it (with what
                         // already ran in it) into a block two-phase commit can finish.
                         let f = FrontendMessage::Query("BEGIN".into()).to_frame();
                         self.send_server(&f, Some(Expect::Swallow(Term::Ready { started: None })));
-                        self.sharded.tx_begin = Some("BEGIN".into());
-                        self.sharded.implicit_multi = true;
+                        let tx = self.tx();
+                        tx.tx_begin = Some("BEGIN".into());
+                        tx.implicit_multi = true;
                     }
                     if !self.settle_current().await? {
                         return Err(RouterError::Pg(super::reply::tx_aborted()));
@@ -445,7 +467,8 @@ impl Session {
                     if self.switch_to_parked(w) {
                         return Ok(());
                     }
-                    self.sharded.pending_begin = self.sharded.tx_begin.clone();
+                    let tx = self.tx();
+                    tx.pending_begin = tx.tx_begin.clone();
                 }
                 _ => return self.resync_attached().await,
             }
@@ -503,7 +526,11 @@ impl Session {
         self.unnamed_on_server = false;
         self.server_skipping = false;
         self.tx_status = b'I';
-        if let Some(begin) = self.sharded.start_on_shard() {
+        let begin = self
+            .sharded
+            .as_deref_mut()
+            .and_then(ShardedTx::start_on_shard);
+        if let Some(begin) = begin {
             // The transaction the client opened while no shard was chosen starts here.
             let f = FrontendMessage::Query(begin).to_frame();
             self.send_server(&f, Some(Expect::Swallow(Term::Ready { started: None })));
@@ -555,8 +582,10 @@ impl Session {
         if let Some(co) = self.server.take() {
             co.release();
         }
-        self.sharded.tx_begin = None;
-        self.sharded.wrote.clear();
+        if let Some(tx) = self.sharded.as_deref_mut() {
+            tx.tx_begin = None;
+            tx.wrote.clear();
+        }
         self.client.info.set_state(ClientState::Idle);
         self.client.info.set_link(None);
     }
@@ -600,12 +629,16 @@ impl Session {
             },
             b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => self.on_extended(f).await,
             b'S' => {
-                if self.sharded.implicit_multi && self.server.is_some() {
-                    return self.finish_implicit_multi().await;
+                if self.sharded_tx().is_some_and(|t| t.implicit_multi) && self.server.is_some() {
+                    if let Some(mut path) = self.sharded_path() {
+                        return path.finish_implicit_multi().await;
+                    }
                 }
                 if self.server.is_none() {
                     self.unsynced = false;
-                    self.finish_held().await?;
+                    if let Some(mut path) = self.sharded_path() {
+                        path.finish_held().await?;
+                    }
                     let status = self.local_status();
                     self.reply(ready(status));
                     return Ok(());
@@ -671,18 +704,19 @@ impl Session {
         }
         let mut wanted = wanted;
         if let (None, Some(schema)) = (wanted, self.sharding()) {
-            if let Some(commit) = self.ends_multi_shard(&sql) {
-                self.finish_multi_shard(commit, false, false).await;
+            let mut path = self.sharded_path_with(schema);
+            if let Some(commit) = path.ends_multi_shard(&sql) {
+                path.finish_multi_shard(commit, false, false).await;
                 return Ok(());
             }
-            if let Some(tag) = self.local_transaction(&sql) {
-                self.answer_local(tag);
+            if let Some(tag) = path.local_transaction(&sql) {
+                path.answer_local(tag);
                 return Ok(());
             }
-            match self.route_sharded(&schema, &sql, None).await? {
+            match path.route_sharded(&sql, None).await? {
                 super::job::Route::Done => return Ok(()),
                 super::job::Route::Shard(s) => wanted = Some(s),
-                super::job::Route::Fanout(job) => return self.run_fanout(*job).await,
+                super::job::Route::Fanout(job) => return path.run_fanout(*job).await,
             }
         }
         let read = self.server.is_none()

@@ -16,8 +16,9 @@
 //!
 //! One-shard statements never need this and never run it.
 
-use super::session::Session;
+use super::sharded_path::ShardedPath;
 use crate::planner::sharding::ShardingSchema;
+use std::sync::Arc;
 
 /// This connection's backend: pid and start time in microseconds since the epoch
 /// (`extract` is numeric, so the value is exact).
@@ -39,11 +40,13 @@ fn is_number(s: &str) -> bool {
     !s.is_empty() && s.len() < 24 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-impl Session {
+impl ShardedPath<'_> {
     /// `Err` names two shards that are one database. Learned once per pool; a shard that
     /// refuses to say is not judged, and one that is unreachable is asked again before
     /// the next multi-shard statement.
-    pub(crate) async fn distinct_shards(&mut self, schema: &ShardingSchema) -> Result<(), String> {
+    pub(crate) async fn distinct_shards(&mut self) -> Result<(), String> {
+        let shared = Arc::clone(&self.schema);
+        let schema: &ShardingSchema = &shared;
         if let Some(r) = schema.distinct.get() {
             return r.clone();
         }
@@ -53,7 +56,7 @@ impl Session {
         let mut held = Vec::new();
         let mut markers: Vec<(usize, String, String)> = Vec::new();
         for k in 0..schema.shards {
-            let Some(pool) = self.user.primary(k).cloned() else {
+            let Some(pool) = self.s.user.primary(k).cloned() else {
                 complete = false;
                 continue;
             };
@@ -77,9 +80,9 @@ impl Session {
                         {
                             let m = format!(
                                 "shards {first} and {k} of pool \"{}\" are the same database (a backend of shard {first}'s connection is connected to shard {k}'s database), so a statement over several shards would run on it twice; list endpoints of one database as servers of one shard (role \"auto\"), not as shards",
-                                self.user.pool_name
+                                self.s.user.pool_name
                             );
-                            tracing::error!(pool = %self.user.pool_name, "{m}");
+                            tracing::error!(pool = %self.s.user.pool_name, "{m}");
                             let _ = schema.distinct.set(Err(m.clone()));
                             return Err(m);
                         }

@@ -2,10 +2,18 @@
 //! one shard its keys name (through the ordinary pass-through path), or to several at
 //! once through the fan-out executor. `BEGIN` is held back until a statement picks the
 //! transaction's shard; a transaction stays on that shard.
+//!
+//! That path is its own type, `ShardedPath` (`sharded_path.rs`): it borrows the session for one statement
+//! (its client, its attached connection, its replies) together with the pool's sharding
+//! schema, and the routing, fan-out (`fanout.rs`, `fanout_end.rs`), gather (`gather.rs`),
+//! multi-shard transaction (`multi_shard.rs`), split `INSERT` (`split_insert.rs`), `COPY`
+//! (`copy_in.rs`) and shard-identity (`shard_identity.rs`) steps are its methods. A
+//! single-shard pool never builds one, and the session's own code does not reach into
+//! the sharded state except through it (and `shard_switch.rs`).
 
 use super::job::{Extended, Job, Route};
 use super::reply::{message, ready, refuse, tx_aborted};
-use super::session::Session;
+use super::sharded_path::ShardedPath;
 use super::sharded_tx::{HeldPortal, LocalPortal, Suspended};
 use super::split_insert::split_insert;
 use crate::error::Result;
@@ -15,50 +23,28 @@ use crate::planner::sharding::{plan, Kind, ShardingSchema};
 use orochi_wire::{BackendMessage, PgError};
 use std::sync::Arc;
 
-impl Session {
-    /// The planner's view of this pool, unless the session chose its shard by hand.
-    pub(crate) fn sharding(&self) -> Option<Arc<ShardingSchema>> {
-        if self.shard.is_some() {
-            return None;
-        }
-        self.user.sharding.clone()
-    }
-
-    /// Transaction status the client sees while no server is attached.
-    pub(crate) fn local_status(&self) -> u8 {
-        if self.sharded.tx_poisoned {
-            return b'E';
-        }
-        if self.server.is_some() {
-            return self.tx_status;
-        }
-        match &self.sharded.pending_begin {
-            Some(_) if self.sharded.pending_failed => b'E',
-            Some(_) => b'T',
-            None => b'I',
-        }
-    }
-
+impl ShardedPath<'_> {
     /// BEGIN / COMMIT / ROLLBACK / SAVEPOINT while no shard is chosen yet: answered here
     /// and replayed on the shard the transaction lands on. Returns the command tag.
     pub(crate) fn local_transaction(&mut self, sql: &str) -> Option<&'static str> {
-        if self.server.is_some() || crate::planner::session::has_inner_semicolon(sql) {
+        if self.s.server.is_some() || crate::planner::session::has_inner_semicolon(sql) {
             return None;
         }
-        self.sharded.held_command(sql)
+        self.tx().held_command(sql)
     }
 
     /// Decides where a statement goes; fans it out when it needs several shards.
     /// `ext`: the held-back Bind of an extended-protocol statement.
     pub(crate) async fn route_sharded(
         &mut self,
-        schema: &ShardingSchema,
         sql: &str,
         ext: Option<Extended>,
     ) -> Result<Route> {
+        let shared = Arc::clone(&self.schema);
+        let schema: &ShardingSchema = &shared;
         let extended = ext.is_some();
-        if self.sharded.tx_poisoned || (self.sharded.pending_failed && self.server.is_none()) {
-            self.router_error(tx_aborted(), extended);
+        if self.tx().tx_poisoned || (self.tx().pending_failed && self.s.server.is_none()) {
+            self.s.router_error(tx_aborted(), extended);
             return Ok(Route::Done);
         }
         // Simple protocol with inlined values: routed by the statement's shape, planned
@@ -66,8 +52,8 @@ impl Session {
         if ext.is_none() {
             if let Some((s, kind)) = crate::planner::sharding::literals::one_shard(schema, sql) {
                 if !self.runs_aside(kind, sql) {
-                    if kind == Kind::Write && !self.sharded.wrote.contains(&s) {
-                        self.sharded.wrote.push(s);
+                    if kind == Kind::Write && !self.tx().wrote.contains(&s) {
+                        self.tx().wrote.push(s);
                     }
                     return Ok(Route::Shard(s));
                 }
@@ -78,10 +64,10 @@ impl Session {
             // INSERT without a column list: the key's place comes from the catalog.
             let mut fresh = false;
             loop {
-                let cols = match self.table_columns(schema, &table, fresh).await {
+                let cols = match self.table_columns(&table, fresh).await {
                     Ok(c) => c,
                     Err(e) => {
-                        self.router_error(e, extended);
+                        self.s.router_error(e, extended);
                         return Ok(Route::Done);
                     }
                 };
@@ -100,7 +86,7 @@ impl Session {
             }
             if p.needs_columns.is_some() {
                 let e = PgError::error("42601", "INSERT has more expressions than target columns");
-                self.router_error(e, extended);
+                self.s.router_error(e, extended);
                 return Ok(Route::Done);
             }
         }
@@ -115,24 +101,24 @@ impl Session {
             })
             .unwrap_or_default();
         if let Some(r) = &p.refuse {
-            return self.gather_or_refuse(schema, sql, p.kind, r, ext).await;
+            return self.gather_or_refuse(sql, p.kind, r, ext).await;
         }
         let shards = match resolve(&p.routing, schema.shards, params) {
             Ok(r) => r,
             // Keys on different shards in tables not joined on them: a read is gathered.
-            Err(m) => return self.gather_or_refuse(schema, sql, p.kind, &m, ext).await,
+            Err(m) => return self.gather_or_refuse(sql, p.kind, &m, ext).await,
         };
         let aside = self.runs_aside(p.kind, sql);
         let shards = match shards {
             Resolved::Any
-                if self.server.is_none()
-                    && self.sharded.pending_begin.is_some()
+                if self.s.server.is_none()
+                    && self.tx().pending_begin.is_some()
                     && (p.kind == Kind::Read || first_keyword(sql) == "show") =>
             {
                 // A read that needs no particular shard, before the transaction picked
                 // one: answered aside, so the transaction can still go where its keys say.
                 return Ok(Route::Fanout(Box::new(Job {
-                    shards: vec![(self.id as usize) % schema.shards],
+                    shards: vec![(self.s.id as usize) % schema.shards],
                     sql: vec![sql.to_string()],
                     shard_param_types: None,
                     merge: Default::default(),
@@ -147,15 +133,14 @@ impl Session {
                 })));
             }
             Resolved::Any => {
-                return Ok(Route::Shard(match self.server.as_ref() {
+                return Ok(Route::Shard(match self.s.server.as_ref() {
                     Some(co) => co.pool.shard,
-                    None => (self.id as usize) % schema.shards,
+                    None => (self.s.id as usize) % schema.shards,
                 }))
             }
             Resolved::Shards(v) if v.len() == 1 && !aside => {
-                if matches!(p.kind, Kind::Write | Kind::Ddl) && !self.sharded.wrote.contains(&v[0])
-                {
-                    self.sharded.wrote.push(v[0]);
+                if matches!(p.kind, Kind::Write | Kind::Ddl) && !self.tx().wrote.contains(&v[0]) {
+                    self.tx().wrote.push(v[0]);
                 }
                 return Ok(Route::Shard(v[0]));
             }
@@ -164,23 +149,27 @@ impl Session {
         let write = matches!(p.kind, Kind::Write | Kind::Ddl);
         let merge = match &p.merge {
             Ok(m) => m.clone(),
-            Err(m) => return self.gather_or_refuse(schema, sql, p.kind, m, ext).await,
+            Err(m) => return self.gather_or_refuse(sql, p.kind, m, ext).await,
         };
         // Several shards inside the client's transaction: the statement joins it on
         // every shard it needs (transaction pooling, explicit transactions).
         // (A plain read before the transaction touched any shard runs aside, as a
         // one-shard one does: READ COMMITTED gives it its own snapshot anyway.)
-        let in_tx = (self.sharded.pending_begin.is_some() && !aside)
-            || self.server.as_ref().is_some_and(|_| self.tx_status != b'I');
+        let in_tx = (self.tx().pending_begin.is_some() && !aside)
+            || self
+                .s
+                .server
+                .as_ref()
+                .is_some_and(|_| self.s.tx_status != b'I');
         if in_tx {
-            if self.mode != orochi_config::PoolMode::Transaction
-                || (self.sharded.tx_begin.is_none() && self.sharded.pending_begin.is_none())
+            if self.s.mode != orochi_config::PoolMode::Transaction
+                || (self.tx().tx_begin.is_none() && self.tx().pending_begin.is_none())
             {
-                let s = self.server.as_ref().map_or(0, |c| c.pool.shard);
+                let s = self.s.server.as_ref().map_or(0, |c| c.pool.shard);
                 return self.refused(&format!("this transaction runs on shard {s}; a single statement that needs several shards cannot join it here (only explicit transactions in transaction pooling mode can span shards): split it per shard key, or run it outside the transaction"), extended);
             }
-            if self.tx_status == b'E' && self.server.is_some() {
-                self.router_error(tx_aborted(), extended);
+            if self.s.tx_status == b'E' && self.s.server.is_some() {
+                self.s.router_error(tx_aborted(), extended);
                 return Ok(Route::Done);
             }
         }
@@ -190,7 +179,7 @@ impl Session {
         if p.copy_in.is_some() && extended {
             return self.refused("COPY FROM STDIN across shards through the extended query protocol; send the COPY as a simple query (every driver's COPY API does)", extended);
         }
-        if !self.expect.is_empty() || self.unsynced && self.server.is_some() {
+        if !self.s.expect.is_empty() || self.s.unsynced && self.s.server.is_some() {
             return self.refused("a multi-shard statement pipelined behind a statement still running on one shard; send a Sync first", extended);
         }
         // ORDER BY and min/max compare values in the router: text in byte order.
@@ -204,11 +193,11 @@ impl Session {
                     )
                 })
             });
-        if compares && !self.text_order_ok(schema).await {
+        if compares && !self.text_order_ok().await {
             return self.refused("ORDER BY, min or max across shards on a database whose collation is not C (or whose collation could not be read): the router compares text in byte order; use C-collation databases for sharded pools", extended);
         }
         if shards.len() > 1 {
-            if let Err(m) = self.distinct_shards(schema).await {
+            if let Err(m) = self.distinct_shards().await {
                 return self.refused(&m, extended);
             }
         }
@@ -239,29 +228,35 @@ impl Session {
     /// transaction's writes can still pick their shard.
     pub(crate) fn runs_aside(&self, kind: Kind, sql: &str) -> bool {
         !matches!(kind, Kind::Write | Kind::Ddl)
-            && self.server.is_none()
-            && self.sharded.pending_begin.as_deref().is_some_and(|b| {
-                !contains_word_ci(b, "repeatable") && !contains_word_ci(b, "serializable")
-            })
+            && self.s.server.is_none()
+            && self
+                .s
+                .sharded_tx()
+                .and_then(|t| t.pending_begin.as_deref())
+                .is_some_and(|b| {
+                    !contains_word_ci(b, "repeatable") && !contains_word_ci(b, "serializable")
+                })
             && crate::planner::rw::is_read(sql)
     }
 
     pub(crate) fn refused(&mut self, msg: &str, extended: bool) -> Result<Route> {
-        self.app.metrics.error(&self.user.pool_name, "0A000");
-        self.router_error(refuse(msg), extended);
-        if self.server.is_none() && self.sharded.pending_begin.is_some() {
-            self.sharded.pending_failed = true;
+        self.s.app.metrics.error(&self.s.user.pool_name, "0A000");
+        self.s.router_error(refuse(msg), extended);
+        if self.s.server.is_none() && self.tx().pending_begin.is_some() {
+            self.tx().pending_failed = true;
         }
         Ok(Route::Done)
     }
 
     /// Whether text sorts in byte order on this pool's databases (C or POSIX collation);
     /// asked once per pool.
-    async fn text_order_ok(&mut self, schema: &ShardingSchema) -> bool {
+    async fn text_order_ok(&mut self) -> bool {
+        let shared = Arc::clone(&self.schema);
+        let schema: &ShardingSchema = &shared;
         if let Some(v) = schema.c_collation.get() {
             return *v;
         }
-        let Some(pool) = self.user.primary(0).cloned() else {
+        let Some(pool) = self.s.user.primary(0).cloned() else {
             return false;
         };
         let Ok((mut co, _)) = pool.checkout().await else {
@@ -282,9 +277,10 @@ impl Session {
 
     /// Local answer of a held-back transaction command (simple protocol).
     pub(crate) fn answer_local(&mut self, tag: &str) {
-        self.reply(message(BackendMessage::CommandComplete(tag.to_string())));
-        let status = self.local_status();
-        self.reply(ready(status));
+        self.s
+            .reply(message(BackendMessage::CommandComplete(tag.to_string())));
+        let status = self.s.local_status();
+        self.s.reply(ready(status));
     }
 }
 
@@ -299,16 +295,15 @@ fn transactional(sql: &str) -> bool {
                 || contains_word_ci(sql, "system"))))
 }
 
-impl Session {
+impl ShardedPath<'_> {
     /// The extended protocol on a sharded pool. `Ok(None)`: take the ordinary path;
     /// `Ok(Some(None))`: answered here; `Ok(Some(Some(s)))`: ordinary path on shard `s`.
     pub(crate) async fn sharded_extended(
         &mut self,
-        schema: &ShardingSchema,
         msg: &orochi_wire::FrontendMessage,
     ) -> Result<Option<Option<usize>>> {
         use orochi_wire::FrontendMessage as M;
-        let idle = self.server.is_none();
+        let idle = self.s.server.is_none();
         match msg {
             M::Parse {
                 name,
@@ -316,13 +311,13 @@ impl Session {
                 param_types,
             } => {
                 if name.is_empty() {
-                    self.unnamed = Some(crate::statements::StatementRegistry::unnamed(
+                    self.s.unnamed = Some(crate::statements::StatementRegistry::unnamed(
                         query,
                         param_types,
                     ));
-                    self.unnamed_on_server = false;
-                } else if self.statements.contains_key(name) {
-                    self.router_error(
+                    self.s.unnamed_on_server = false;
+                } else if self.s.statements.contains_key(name) {
+                    self.s.router_error(
                         PgError::error(
                             "42P05",
                             format!("prepared statement \"{name}\" already exists"),
@@ -331,10 +326,10 @@ impl Session {
                     );
                     return Ok(Some(None));
                 } else {
-                    let stmt = self.app.statements.get(query, param_types);
-                    self.statements.insert(name.clone(), stmt);
+                    let stmt = self.s.app.statements.get(query, param_types);
+                    self.s.statements.insert(name.clone(), stmt);
                 }
-                self.reply(message(BackendMessage::ParseComplete));
+                self.s.reply(message(BackendMessage::ParseComplete));
                 Ok(Some(None))
             }
             M::Bind {
@@ -345,25 +340,25 @@ impl Session {
                 ..
             } => {
                 let stmt = if statement.is_empty() {
-                    self.unnamed.clone()
+                    self.s.unnamed.clone()
                 } else {
-                    self.statements.get(statement).cloned()
+                    self.s.statements.get(statement).cloned()
                 };
                 let Some(stmt) = stmt else { return Ok(None) };
-                self.sharded.drop_portals();
-                self.sharded.suspended = None;
+                self.tx().drop_portals();
+                self.tx().suspended = None;
                 if let Some(commit) = self.ends_multi_shard(&stmt.query) {
-                    self.sharded.local_portal = Some(LocalPortal {
+                    self.tx().local_portal = Some(LocalPortal {
                         tag: if commit { "COMMIT" } else { "ROLLBACK" },
                         finish: Some(commit),
                     });
-                    self.reply(message(BackendMessage::BindComplete));
+                    self.s.reply(message(BackendMessage::BindComplete));
                     return Ok(Some(None));
                 }
                 if idle {
                     if let Some(tag) = self.local_transaction(&stmt.query) {
-                        self.sharded.local_portal = Some(LocalPortal { tag, finish: None });
-                        self.reply(message(BackendMessage::BindComplete));
+                        self.tx().local_portal = Some(LocalPortal { tag, finish: None });
+                        self.s.reply(message(BackendMessage::BindComplete));
                         return Ok(Some(None));
                     }
                 }
@@ -374,34 +369,34 @@ impl Session {
                     result_formats: result_formats.clone(),
                     describe: false,
                 };
-                match self.route_sharded(schema, &stmt.query, Some(ext)).await? {
+                match self.route_sharded(&stmt.query, Some(ext)).await? {
                     Route::Done => Ok(Some(None)),
                     Route::Shard(s) => Ok(Some(Some(s))),
                     Route::Fanout(job) => {
-                        self.sharded.held = Some(HeldPortal { job });
-                        self.reply(message(BackendMessage::BindComplete));
+                        self.tx().held = Some(HeldPortal { job });
+                        self.s.reply(message(BackendMessage::BindComplete));
                         Ok(Some(None))
                     }
                 }
             }
             M::Describe { kind: b'P', .. }
-                if self.sharded.held.is_some() || self.sharded.local_portal.is_some() =>
+                if self.tx().held.is_some() || self.tx().local_portal.is_some() =>
             {
-                if let Some(h) = self.sharded.held.as_mut() {
+                if let Some(h) = self.tx().held.as_mut() {
                     if let Some(x) = h.job.extended.as_mut() {
                         x.describe = true;
                     }
                 } else {
-                    self.reply(message(BackendMessage::NoData));
+                    self.s.reply(message(BackendMessage::NoData));
                 }
                 Ok(Some(None))
             }
             M::Describe { kind: b'S', name } if idle => {
-                self.describe_aside(schema, name).await?;
+                self.describe_aside(name).await?;
                 Ok(Some(None))
             }
-            M::Execute { max_rows, .. } if self.sharded.held.is_some() => {
-                let Some(h) = self.sharded.held.take() else {
+            M::Execute { max_rows, .. } if self.tx().held.is_some() => {
+                let Some(h) = self.tx().held.take() else {
                     return Ok(Some(None));
                 };
                 if *max_rows <= 0 {
@@ -409,9 +404,9 @@ impl Session {
                     return Ok(Some(None));
                 }
                 // Fetched in batches: run it whole, then hand out max_rows at a time.
-                self.capture = Some(bytes::BytesMut::new());
+                self.s.capture = Some(bytes::BytesMut::new());
                 let r = self.run_fanout(*h.job).await;
-                let mut buf = self.capture.take().unwrap_or_default();
+                let mut buf = self.s.capture.take().unwrap_or_default();
                 r?;
                 let mut head = bytes::BytesMut::new();
                 let mut rows = std::collections::VecDeque::new();
@@ -428,35 +423,35 @@ impl Session {
                     }
                 }
                 self.emit(&head);
-                self.sharded.suspended = Some(Suspended {
+                self.tx().suspended = Some(Suspended {
                     rows,
                     tail: tail.freeze(),
                 });
                 self.serve_suspended(*max_rows);
                 Ok(Some(None))
             }
-            M::Execute { max_rows, .. } if self.sharded.suspended.is_some() => {
+            M::Execute { max_rows, .. } if self.tx().suspended.is_some() => {
                 self.serve_suspended(*max_rows);
                 Ok(Some(None))
             }
-            M::Execute { .. } if self.sharded.local_portal.is_some() => {
-                match self.sharded.local_portal.take() {
+            M::Execute { .. } if self.tx().local_portal.is_some() => {
+                match self.tx().local_portal.take() {
                     Some(LocalPortal {
                         finish: Some(commit),
                         ..
                     }) => self.finish_multi_shard(commit, true, false).await,
-                    Some(l) => {
-                        self.reply(message(BackendMessage::CommandComplete(l.tag.to_string())))
-                    }
+                    Some(l) => self
+                        .s
+                        .reply(message(BackendMessage::CommandComplete(l.tag.to_string()))),
                     None => {}
                 }
                 Ok(Some(None))
             }
             M::Close { kind: b'P', .. }
-                if self.sharded.held.is_some() || self.sharded.local_portal.is_some() =>
+                if self.tx().held.is_some() || self.tx().local_portal.is_some() =>
             {
-                self.sharded.drop_portals();
-                self.reply(message(BackendMessage::CloseComplete));
+                self.tx().drop_portals();
+                self.s.reply(message(BackendMessage::CloseComplete));
                 Ok(Some(None))
             }
             _ => Ok(None),
@@ -466,7 +461,7 @@ impl Session {
     /// Sends up to `max_rows` rows of a suspended result (all when 0), then
     /// PortalSuspended, or the final CommandComplete when none are left.
     fn serve_suspended(&mut self, max_rows: i32) {
-        let Some(mut s) = self.sharded.suspended.take() else {
+        let Some(mut s) = self.tx().suspended.take() else {
             return;
         };
         let n = if max_rows <= 0 {
@@ -486,22 +481,24 @@ impl Session {
             out.extend_from_slice(&s.tail);
         } else {
             out.extend_from_slice(&[b's', 0, 0, 0, 4]);
-            self.sharded.suspended = Some(s);
+            self.tx().suspended = Some(s);
         }
         self.emit(&out);
     }
 
     /// Describes a statement on any shard without tying the session to that shard (the
     /// statement's parameters, which pick the shard, are not known yet).
-    async fn describe_aside(&mut self, schema: &ShardingSchema, name: &str) -> Result<()> {
+    async fn describe_aside(&mut self, name: &str) -> Result<()> {
+        let shared = Arc::clone(&self.schema);
+        let schema: &ShardingSchema = &shared;
         use orochi_wire::FrontendMessage as M;
         let stmt = if name.is_empty() {
-            self.unnamed.clone()
+            self.s.unnamed.clone()
         } else {
-            self.statements.get(name).cloned()
+            self.s.statements.get(name).cloned()
         };
         let Some(stmt) = stmt else {
-            self.router_error(
+            self.s.router_error(
                 PgError::error(
                     "26000",
                     format!("prepared statement \"{name}\" does not exist"),
@@ -510,14 +507,14 @@ impl Session {
             );
             return Ok(());
         };
-        let shard = (self.id as usize) % schema.shards;
-        let target = self.target_for_read();
-        let mut co = match self.checkout_traced(shard, target).await {
+        let shard = (self.s.id as usize) % schema.shards;
+        let target = self.s.target_for_read();
+        let mut co = match self.s.checkout_traced(shard, target).await {
             Ok((co, _)) => co,
-            Err(e) => return self.checkout_failed(e, true),
+            Err(e) => return self.s.checkout_failed(e, true),
         };
-        if let Err(e) = self.apply_params(&mut co).await {
-            return self.checkout_failed(e, true);
+        if let Err(e) = self.s.apply_params(&mut co).await {
+            return self.s.checkout_failed(e, true);
         }
         let mut b = bytes::BytesMut::new();
         M::Parse {
@@ -549,9 +546,9 @@ impl Session {
             }
         }
         co.release();
-        self.reply(out.freeze());
+        self.s.reply(out.freeze());
         if failed {
-            self.router_skipping = true;
+            self.s.router_skipping = true;
         }
         Ok(())
     }
@@ -559,12 +556,16 @@ impl Session {
     /// At Sync: a held-back fan-out that was described but never executed still owes
     /// its description; run it (rows are not sent without an Execute, so none are).
     pub(crate) async fn finish_held(&mut self) -> Result<()> {
-        self.sharded.local_portal = None;
-        if self.local_status() == b'I' {
-            // The implicit transaction ends at Sync, and its portals with it.
-            self.sharded.suspended = None;
+        if self.s.sharded.is_none() {
+            // Nothing was ever held (not a sharded pool, or nothing sharded ran yet).
+            return Ok(());
         }
-        if let Some(h) = self.sharded.held.take() {
+        self.tx().local_portal = None;
+        if self.s.local_status() == b'I' {
+            // The implicit transaction ends at Sync, and its portals with it.
+            self.tx().suspended = None;
+        }
+        if let Some(h) = self.tx().held.take() {
             if h.job.extended.as_ref().is_some_and(|x| x.describe) {
                 let mut job = h.job;
                 job.merge.limit = Some(crate::planner::sharding::Count::Const(0));
@@ -573,71 +574,5 @@ impl Session {
             }
         }
         Ok(())
-    }
-}
-
-impl Session {
-    /// May the session move to another shard inside its transaction? Only between
-    /// statements of an explicit transaction on a sharded pool in transaction mode.
-    pub(crate) fn can_switch_shard(&self) -> bool {
-        self.sharding().is_some()
-            && self.mode == orochi_config::PoolMode::Transaction
-            && ((self.sharded.tx_begin.is_some() && self.tx_status == b'T')
-                || (self.sharded.tx_begin.is_none() && self.tx_status == b'I' && self.unsynced))
-            && !self.copy_in
-            && !self.server_skipping
-    }
-
-    /// Before leaving a connection mid-pipeline: ends its extended-protocol batch with a
-    /// Sync of our own (inside an explicit transaction that commits nothing) and relays
-    /// every answer still owed to the client. `false` when the batch failed there (the
-    /// client got the error; its messages up to Sync are skipped, as PostgreSQL would).
-    pub(crate) async fn settle_current(&mut self) -> crate::error::Result<bool> {
-        if self.expect.is_empty() && !self.unsynced {
-            return Ok(true);
-        }
-        let sync = orochi_wire::FrontendMessage::Sync.to_frame();
-        self.send_server(
-            &sync,
-            Some(super::expect::Expect::Swallow(super::expect::Term::Ready {
-                started: None,
-            })),
-        );
-        self.unsynced = false;
-        self.server_skipping = false;
-        if let Some(co) = self.server.as_mut() {
-            let r = co.conn().write_all(&self.sout).await;
-            self.sout.clear();
-            r?;
-        }
-        while !self.expect.is_empty() {
-            let Some(co) = self.server.as_mut() else {
-                break;
-            };
-            let f = co.conn().read_frame().await?;
-            self.on_server_frame(f)?;
-        }
-        if self.tx_status != b'T' {
-            self.router_skipping = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    /// Parks the current connection and takes the one already open on `shard`, if any.
-    pub(crate) fn switch_to_parked(&mut self, shard: usize) -> bool {
-        if let Some(cur) = self.server.take() {
-            self.sharded.parked.push(cur);
-        }
-        self.unnamed_on_server = false;
-        let Some(co) = self.sharded.take_parked(shard) else {
-            return false;
-        };
-        self.cancel
-            .slot
-            .set(Some(super::shard_stream::cancel_target(&co)));
-        self.server = Some(co);
-        self.tx_status = b'T';
-        true
     }
 }

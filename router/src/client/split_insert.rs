@@ -5,9 +5,11 @@
 //! explicit type the value is always valid for (`text` for a text value, `bytea` for a
 //! binary one), so PostgreSQL need not infer a type for a parameter it never sees used.
 
+use super::sharded_path::ShardedPath;
 use crate::planner::sharding::resolve::{resolve, Params, Resolved};
 use crate::planner::sharding::{KeySet, Routing, ShardPlan, ShardingSchema};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 const TEXT: u32 = 25;
 const BYTEA: u32 = 17;
@@ -100,16 +102,17 @@ pub(crate) fn split_insert(
     })
 }
 
-impl crate::client::session::Session {
+impl ShardedPath<'_> {
     /// The column order of `table` (quoted, possibly qualified) for an INSERT without a
     /// column list: from the pool's cache (unless `fresh`), else from shard 0's catalog. Dropped columns
     /// are left out; generated ones stay (the INSERT names them with DEFAULT).
     pub(crate) async fn table_columns(
         &mut self,
-        schema: &ShardingSchema,
         table: &str,
         fresh: bool,
     ) -> Result<std::sync::Arc<Vec<String>>, orochi_wire::PgError> {
+        let shared = Arc::clone(&self.schema);
+        let schema: &ShardingSchema = &shared;
         if let Some(c) = schema.columns.get(table).filter(|_| !fresh) {
             return Ok(c);
         }
@@ -120,6 +123,7 @@ impl crate::client::session::Session {
             )
         };
         let pool = self
+            .s
             .user
             .primary(0)
             .cloned()

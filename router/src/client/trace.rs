@@ -63,9 +63,9 @@ impl Session {
             || self.unsynced
             || self.copy_in
             || self.tx_status != b'I'
-            || self.sharded.tx_begin.is_some()
-            || self.sharded.pending_begin.is_some()
-            || !self.sharded.parked.is_empty()
+            || self.sharded_tx().is_some_and(|t| {
+                t.tx_begin.is_some() || t.pending_begin.is_some() || !t.parked.is_empty()
+            })
         {
             return;
         }
