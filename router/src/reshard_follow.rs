@@ -69,7 +69,12 @@ struct Session {
 
 /// The databases of `pool`'s map now.
 fn current_map(app: &App, pool: &str) -> Option<Vec<String>> {
-    let p = app.config().pools.get(pool).cloned()?;
+    map_in(&app.config(), pool)
+}
+
+/// The databases of `pool`'s map in `config`.
+fn map_in(config: &orochi_config::Config, pool: &str) -> Option<Vec<String>> {
+    let p = config.pools.get(pool)?;
     Some(p.shards.iter().map(|s| s.database.clone()).collect())
 }
 
@@ -85,12 +90,7 @@ async fn open(app: &App, pool: &str) -> Result<Session, String> {
             .primary(0)
             .map(|p| p.target.clone())
             .ok_or("shard 0 has no primary")?;
-        let map = reg
-            .config
-            .pools
-            .get(pool)
-            .map(|p| p.shards.iter().map(|s| s.database.clone()).collect())
-            .ok_or("the pool is gone")?;
+        let map = map_in(&reg.config, pool).ok_or("the pool is gone")?;
         (target, user.pool.connect_timeout, map)
     };
     let mut conn = ServerConn::connect_named(&target, timeout, Some(follow::APPLICATION_NAME))
