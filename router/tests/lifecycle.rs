@@ -114,6 +114,40 @@ async fn client_gone_during_long_query_cancels_it() {
     assert_eq!(b.rows("SHOW statement_timeout").await, ["0"]);
 }
 
+/// A client that starts a COPY FROM STDIN and leaves before its CopyInResponse came
+/// back (the protocol fuzzer's case): the server waits for data no cancel interrupts. The
+/// client is closed at once, not after the cleanup timeout, and the next client of a
+/// one-connection pool is not made to wait for that timeout either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_gone_before_its_copy_began_is_closed_at_once() {
+    let (r, db) = setup("transaction", 1).await;
+    let mut b = r.raw(&db).await;
+    b.rows("CREATE TABLE sink (v text)").await;
+    drop(b);
+    let mut a = r.raw(&db).await;
+    let started = Instant::now();
+    a.send(&[
+        FrontendMessage::Query("COPY sink FROM STDIN".into()),
+        FrontendMessage::Sync,
+        FrontendMessage::Terminate,
+    ])
+    .await;
+    let ms = a.until_closed().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "closed after {:?}, got {ms:?}",
+        started.elapsed()
+    );
+    let mut c = r.raw(&db).await;
+    let n = within(
+        3,
+        "the next client",
+        c.rows("SELECT count(*)::text FROM sink"),
+    )
+    .await;
+    assert_eq!(n, ["0"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_request_cancels_the_running_query() {
     let (r, db) = setup("transaction", 2).await;

@@ -8,7 +8,6 @@ use super::expect::{Expect, Term};
 use super::session::Session;
 use crate::cancel::CancelTarget;
 use crate::error::RouterError;
-use bytes::BytesMut;
 use orochi_config::PoolMode;
 use orochi_wire::FrontendMessage;
 use std::time::Duration;
@@ -52,6 +51,9 @@ impl Session {
         let expect = std::mem::take(&mut self.expect);
         let (copy_in, unsynced) = (self.copy_in, self.unsynced || self.server_skipping);
         let tx_status = self.tx_status;
+        // What the client asked for before it left but the router had not sent yet: the
+        // expected answers count it, so the server must see it too.
+        let unsent = std::mem::take(&mut self.sout);
         let target = CancelTarget::new(&co.pool.target, co.conn_ref().backend_key);
         let conn = co.conn();
         let work = async {
@@ -66,7 +68,7 @@ impl Session {
                         )
                     })
                     .count();
-                let mut b = BytesMut::new();
+                let mut b = unsent;
                 if copy_in {
                     FrontendMessage::CopyFail("client disconnected".into()).encode(&mut b);
                 }
@@ -98,6 +100,13 @@ impl Session {
                         }
                     };
                     match f.tag {
+                        // A COPY FROM STDIN the client started but never saw begin: the
+                        // server waits for data a cancel does not interrupt, and its Syncs
+                        // were ignored. Not worth untangling: close the connection.
+                        b'G' | b'W' => {
+                            conn.broken = true;
+                            return Ok(());
+                        }
                         b'Z' => {
                             readies -= 1;
                             status = f.body.first().copied().unwrap_or(b'I');

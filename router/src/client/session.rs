@@ -24,6 +24,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// How long a leaving client's last bytes (a FATAL, the close) may take to go out; a
+/// client that stopped reading is not waited for longer.
+const FAREWELL: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct Session {
     pub(crate) app: Arc<App>,
     pub(crate) id: u64,
@@ -225,6 +229,7 @@ impl Session {
     pub async fn run(&mut self) -> Result<()> {
         match self.serve().await {
             Ok(()) | Err(RouterError::ClientIo(_)) => {
+                self.close_client().await;
                 Box::pin(self.client_gone()).await;
                 Ok(())
             }
@@ -235,13 +240,21 @@ impl Session {
     /// Ends the session with a fatal error the client is told about.
     pub async fn fail(&mut self, e: RouterError) -> Result<()> {
         if let Some(pg) = e.to_client() {
-            let _ = self.flush_client().await;
+            // A client that stopped reading must not hold the session open.
+            let _ = tokio::time::timeout(FAREWELL, self.flush_client()).await;
             let mut b = BytesMut::new();
             PgError::fatal(&pg.fields.code, pg.fields.message.clone()).encode(&mut b);
-            let _ = self.stream.write_all(&b).await;
+            let _ = tokio::time::timeout(FAREWELL, self.stream.write_all(&b)).await;
         }
+        self.close_client().await;
         self.client_gone().await;
         Err(e)
+    }
+
+    /// Closes the client's side first: bringing its servers back to idle can take up to
+    /// the cleanup timeout, and the client must not wait for that (it sees EOF now).
+    async fn close_client(&mut self) {
+        let _ = tokio::time::timeout(FAREWELL, self.stream.shutdown()).await;
     }
 
     async fn serve(&mut self) -> Result<()> {
