@@ -226,3 +226,44 @@ async fn hundred_thousand_row_result() {
     );
     assert_eq!(one(&mut c, "SELECT 'after'::text").await, "after");
 }
+
+/// COPY FROM STDIN over the extended protocol, the way libpq sends it for
+/// `PQexecParams` (and psycopg 3 for `cursor.copy()`): Parse/Bind/Execute/Sync, the
+/// data, then CopyDone and another Sync. PostgreSQL ignores the first Sync (it arrives
+/// during the COPY); the router must count it the same way, or it waits for an answer
+/// that never comes and keeps the only server connection from everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_protocol_copy_gives_the_connection_back() {
+    use common::raw::{bind, execute, parse};
+    let (r, db) = setup("transaction", 1).await;
+    let mut c = r.raw(&db).await;
+    c.rows("CREATE TABLE ext_items (v text)").await;
+    c.send(&[
+        parse("", "COPY ext_items FROM STDIN"),
+        bind("", "", &[]),
+        execute("", 0),
+        FrontendMessage::Sync,
+    ])
+    .await;
+    let started = c.take(3).await;
+    assert_eq!(tags(&started), "12G", "{started:?}");
+    c.send(&[
+        FrontendMessage::CopyData(bytes::Bytes::from_static(b"a\nb\n")),
+        FrontendMessage::CopyDone,
+        FrontendMessage::Sync,
+    ])
+    .await;
+    let done = c.until_ready().await;
+    assert_eq!(tags(&done), "CZ", "{done:?}");
+    assert_eq!(ready_status(&done), Some(b'I'));
+    // The connection went back to the pool: another client gets it at once.
+    let mut other = r.raw(&db).await;
+    let n = within(
+        3,
+        "another client",
+        other.rows("SELECT count(*)::text FROM ext_items"),
+    )
+    .await;
+    assert_eq!(n, ["2"]);
+    assert_eq!(c.rows("SELECT 'still usable'").await, ["still usable"]);
+}

@@ -433,3 +433,31 @@ async fn large_distinct_statements_do_not_grow_the_caches() {
     assert!(grown < 128 * 1024, "RSS grew {grown} KiB");
     still_works(&r, &db).await;
 }
+
+/// A Flush or Sync with a body: PostgreSQL answers it with an error and then skips to
+/// the next Sync, out of step with what the router counts. Found by the protocol fuzzer:
+/// the connection went back to the pool skipping, and the next client's setup waited on
+/// it forever. The router refuses such a message itself, and the one-connection pool
+/// serves the next client at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_with_a_body_is_refused_and_the_server_stays_usable() {
+    let (r, db) = setup("transaction", 1).await;
+    for tag in [b'H', b'S', b'c'] {
+        let mut a = r.raw(&db).await;
+        a.send(&[orochi_wire::FrontendMessage::Query("SELECT 1".into())])
+            .await;
+        a.send_raw(&[tag, 0, 0, 0, 6, b'x', b'x']).await;
+        let ms = within(3, "the refusal", a.until_closed()).await;
+        let e =
+            first_error(&ms).unwrap_or_else(|| panic!("no error for {:?}: {ms:?}", tag as char));
+        assert_eq!(e.code, "08P01", "{e:?}");
+        // The next client sets a parameter, so its checkout runs SQL on the connection.
+        let mut b = r.raw(&db).await;
+        let v = within(3, "the next client", async {
+            b.rows("SET application_name = 'next'").await;
+            b.rows("SELECT 'ok'").await
+        })
+        .await;
+        assert_eq!(v, ["ok"]);
+    }
+}

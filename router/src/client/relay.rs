@@ -93,7 +93,10 @@ impl Session {
                 self.last_tag_rollback = f.body.starts_with(b"ROLLBACK") || self.last_tag_rollback;
                 self.copy_in = false;
             }
-            b'G' => self.copy_in = true,
+            b'G' | b'W' => {
+                self.copy_in = true;
+                self.drop_ignored_syncs();
+            }
             _ => {}
         }
         if forward {
@@ -129,6 +132,48 @@ impl Session {
         Ok(())
     }
 
+    /// PostgreSQL ignores Sync (and Flush) while it reads COPY data. Syncs the client
+    /// pipelined behind the COPY (libpq sends Parse/Bind/Execute/Sync at once) were sent
+    /// before the router knew: they get no answer, so stop waiting for one. An
+    /// extended-protocol COPY still needs a Sync after its CopyDone.
+    fn drop_ignored_syncs(&mut self) {
+        let extended = matches!(
+            self.expect.front(),
+            Some(Expect::Forward(Term::Execute { .. }))
+        );
+        while matches!(
+            self.expect.get(1),
+            Some(Expect::Forward(Term::Ready { started: None }))
+        ) {
+            self.expect.remove(1);
+        }
+        self.unsynced |= extended;
+    }
+
+    /// A client message while the server reads COPY data: data, its end, and what the
+    /// server ignores pass; anything else would abort the COPY in a way the router cannot
+    /// count, so it ends the session as a protocol violation.
+    pub(crate) fn on_copy_frame(&mut self, f: Frame) -> Result<()> {
+        match f.tag {
+            b'd' | b'S' | b'H' => self.send_server(&f, None),
+            b'c' | b'f' => {
+                // What follows reaches the server after the COPY ended.
+                self.copy_in = false;
+                self.send_server(&f, None);
+            }
+            t => {
+                return Err(crate::error::RouterError::Pg(orochi_wire::PgError::fatal(
+                    "08P01",
+                    format!(
+                        "unexpected message type {:?} during COPY from stdin",
+                        t as char
+                    ),
+                )))
+            }
+        }
+        Ok(())
+    }
+
     fn on_server_error(&mut self, f: Frame) -> Result<()> {
         if let (Ok(fields), Some(co)) = (
             orochi_wire::ErrorFields::decode(&f.body),
@@ -144,6 +189,18 @@ impl Session {
             }
         }
         self.copy_in = false;
+        if self.expect.is_empty() {
+            // Nothing was asked: the server answered a message we did not count (or is
+            // going away). Its state is unknown (it may be skipping to a Sync): relay the
+            // error, but never lend this connection again.
+            tracing::warn!(
+                client = self.id,
+                "error from a server nothing was expected of"
+            );
+            if let Some(co) = self.server.as_mut() {
+                co.conn().broken = true;
+            }
+        }
         // An injected statement's failure is not the client's (its own request follows).
         if !matches!(
             self.expect.front(),

@@ -618,6 +618,21 @@ impl Session {
     pub(crate) async fn on_client_frame(&mut self, f: Frame) -> Result<()> {
         tracing::trace!(client = self.id, tag = %(f.tag as char), server = self.server.is_some(), expect = ?self.expect, "client message");
         self.ext_retry_client(&f);
+        if matches!(f.tag, b'S' | b'H' | b'c') && !f.body.is_empty() {
+            // PostgreSQL would answer with an error and then skip to a Sync, out of step
+            // with what the router counts; such a message is refused before it goes out.
+            return Err(RouterError::Pg(PgError::fatal(
+                "08P01",
+                format!(
+                    "invalid message format: {:?} carries {} bytes where none belong",
+                    f.tag as char,
+                    f.body.len()
+                ),
+            )));
+        }
+        if self.copy_in && self.server.is_some() {
+            return self.on_copy_frame(f);
+        }
         if self.router_skipping {
             if f.tag != b'S' {
                 return Ok(());
