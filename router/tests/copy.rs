@@ -267,3 +267,33 @@ async fn extended_protocol_copy_gives_the_connection_back() {
     assert_eq!(n, ["2"]);
     assert_eq!(c.rows("SELECT 'still usable'").await, ["still usable"]);
 }
+
+/// The same Sync sent after a CopyFail in one write with the COPY: PostgreSQL answers it
+/// (the COPY had ended), so the router must wait for that answer, not drop it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_after_a_pipelined_copy_fail_is_answered() {
+    let (r, db) = setup("transaction", 1).await;
+    let mut c = r.raw(&db).await;
+    c.rows("CREATE TABLE pipe_items (v text)").await;
+    c.send(&[
+        FrontendMessage::Query("COPY pipe_items FROM STDIN".into()),
+        FrontendMessage::CopyFail("changed my mind".into()),
+        FrontendMessage::Sync,
+        FrontendMessage::Query("SELECT 'after'".into()),
+    ])
+    .await;
+    let failed = c.until_ready().await;
+    assert_eq!(first_error(&failed).map(|e| e.code.as_str()), Some("57014"));
+    let synced = c.until_ready().await;
+    assert_eq!(tags(&synced), "Z", "{synced:?}");
+    let after = c.until_ready().await;
+    assert_eq!(common::raw::first_column(&after), ["after"]);
+    let mut other = r.raw(&db).await;
+    let n = within(
+        3,
+        "another client",
+        other.rows("SELECT count(*)::text FROM pipe_items"),
+    )
+    .await;
+    assert_eq!(n, ["0"]);
+}

@@ -132,9 +132,19 @@ impl Session {
         Ok(())
     }
 
+    /// A CopyDone or CopyFail sent before the router saw the COPY begin: a marker (an
+    /// empty emit, drained as soon as it reaches the front) so that Syncs sent after it
+    /// are not taken for ones the COPY ignores (`drop_ignored_syncs`).
+    pub(crate) fn mark_copy_end(&mut self) {
+        if !self.expect.is_empty() {
+            self.expect.push_back(Expect::Emit(Bytes::new()));
+        }
+    }
+
     /// PostgreSQL ignores Sync (and Flush) while it reads COPY data. Syncs the client
     /// pipelined behind the COPY (libpq sends Parse/Bind/Execute/Sync at once) were sent
-    /// before the router knew: they get no answer, so stop waiting for one. An
+    /// before the router knew: they get no answer, so stop waiting for one (up to the
+    /// first other message: CopyDone, CopyFail and the rest end the COPY). An
     /// extended-protocol COPY still needs a Sync after its CopyDone.
     fn drop_ignored_syncs(&mut self) {
         let extended = matches!(

@@ -687,6 +687,9 @@ impl Session {
             b'd' | b'c' | b'f' => {
                 if self.server.is_some() {
                     self.send_server(&f, None);
+                    if f.tag != b'd' {
+                        self.mark_copy_end();
+                    }
                 }
                 Ok(())
             }
