@@ -12,14 +12,24 @@
 //! would be refused, and would put the backend's key on the wire in the clear.
 //! Under `allow` the cancel offers TLS as `prefer` does: a cancel gets no answer, so
 //! `allow`'s plaintext-first retry cannot apply, and TLS keeps the key off the wire.
+//!
+//! A cancel must never hit the next client's query. A client can send its cancel just
+//! as its query ends and its server goes back to the pool; the cancel is on its way
+//! while another client's query starts on that backend. So every target counts the
+//! cancels in flight to its backend ([`InFlight`]), counted under the slot's lock (a
+//! session clears its slot before it gives its server back), and done only when the
+//! postmaster has closed the cancel connection (it has signalled the backend by then).
+//! The pool does not lend a connection with a cancel in flight (`backend::pool`).
 
-use crate::backend::conn::{ServerTarget, TargetTls};
+use crate::backend::conn::{ServerConn, ServerTarget, TargetTls};
+use crate::backend::in_flight::{InFlight, Sending};
 use bytes::BytesMut;
 use orochi_wire::StartupRequest;
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::io::AsyncWriteExt;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelTarget {
@@ -28,17 +38,19 @@ pub struct CancelTarget {
     pub process_id: i32,
     pub secret_key: i32,
     pub tls: TargetTls,
+    in_flight: InFlight,
 }
 
 impl CancelTarget {
-    /// The backend `key` (process id, secret) of a connection to `server`.
-    pub fn new(server: &ServerTarget, key: (i32, i32)) -> Self {
+    /// The backend of `conn`, a connection to `server`.
+    pub fn new(server: &ServerTarget, conn: &ServerConn) -> Self {
         CancelTarget {
             host: server.host.clone(),
             port: server.port,
-            process_id: key.0,
-            secret_key: key.1,
+            process_id: conn.backend_key.0,
+            secret_key: conn.backend_key.1,
             tls: server.tls.clone(),
+            in_flight: conn.cancels.clone(),
         }
     }
 }
@@ -63,6 +75,13 @@ impl CancelSlot {
     }
     pub fn get_all(&self) -> Vec<CancelTarget> {
         self.targets.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+    /// The targets to cancel now, each counted in flight before the lock is let go.
+    fn start_all(&self) -> Vec<(CancelTarget, Sending)> {
+        self.targets
+            .lock()
+            .map(|g| g.iter().map(|t| (t.clone(), t.in_flight.start())).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -111,7 +130,7 @@ impl CancelRegistry {
             .lock()
             .ok()
             .and_then(|s| s.get(&(process_id, secret_key)).cloned())
-            .map(|slot| slot.get_all())
+            .map(|slot| slot.start_all())
             .unwrap_or_default();
         if targets.is_empty() {
             tracing::debug!("cancel request for an unknown or idle client ignored");
@@ -119,8 +138,9 @@ impl CancelRegistry {
         // Concurrently: every shard's backend is cancelled at about the same moment.
         let sends: Vec<_> = targets
             .into_iter()
-            .map(|t| {
+            .map(|(t, sending)| {
                 tokio::spawn(async move {
+                    let _sending = sending;
                     if let Err(e) = send_cancel(&t).await {
                         tracing::warn!(server = %format!("{}:{}", t.host, t.port), error = %e, "cancel request failed");
                     }
@@ -155,5 +175,17 @@ pub async fn send_cancel(t: &CancelTarget) -> std::io::Result<()> {
     }
     .encode(&mut b);
     s.write_all(&b).await?;
+    s.flush().await?;
+    // The postmaster closes the connection once it has signalled the backend: until
+    // then the cancel is in flight (see the module doc). Bounded: it may never answer.
+    let mut sink = [0u8; 64];
+    let _ = tokio::time::timeout(CANCEL_DELIVERY, async {
+        while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
     s.shutdown().await
 }
+
+/// How long a cancel may take to reach its backend before its connection is lent again
+/// anyway (a postmaster that never closes the cancel connection).
+const CANCEL_DELIVERY: Duration = Duration::from_secs(2);

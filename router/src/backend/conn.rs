@@ -116,6 +116,9 @@ pub struct ServerConn {
     pub last_used: Instant,
     /// The pool generation this connection belongs to (RECONNECT bumps the pool's).
     pub generation: u64,
+    /// Cancel requests on their way to this backend: the pool lends the connection to
+    /// another client only once they have arrived (`crate::cancel`).
+    pub cancels: super::in_flight::InFlight,
 }
 
 impl ServerConn {
@@ -208,6 +211,7 @@ impl ServerConn {
             identity: false,
             owner: 0,
             broken: false,
+            cancels: Default::default(),
             created: Instant::now(),
             last_used: Instant::now(),
             generation: 0,

@@ -10,6 +10,7 @@
 
 pub mod conn;
 pub mod health;
+pub mod in_flight;
 pub mod pool;
 pub mod registry;
 pub mod server_state;

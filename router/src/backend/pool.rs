@@ -28,6 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// How long a checkout waits for a cancel on its way to the connection it took.
+const CANCEL_LANDING: Duration = Duration::from_secs(3);
+
 /// Server parameters as a pool's first connection reported them, sorted by name: shared
 /// by every client of the pool (`client::reported`).
 pub type SharedParams = Arc<[(String, String)]>;
@@ -166,7 +169,11 @@ impl ServerPool {
                 });
             }
         };
-        let mut conn = match self.take_idle(owner) {
+        let idle = match self.take_idle(owner) {
+            Some(c) if c.cancels.pending() => Some(self.cancels_landed(c).await?),
+            c => c,
+        };
+        let mut conn = match idle {
             Some(c) if c.dirty && c.owner != owner => self.scrub(c).await?,
             Some(c) if c.identity && c.owner != owner => self.drop_identity(c).await?,
             Some(c) => c,
@@ -202,6 +209,17 @@ impl ServerPool {
             }
             return Some(conn);
         }
+    }
+
+    /// A cancel its last client sent is still on its way: wait for it to land (it must
+    /// not hit the next query); a connection whose cancel never lands is replaced.
+    async fn cancels_landed(&self, conn: ServerConn) -> Result<ServerConn> {
+        if conn.cancels.settled(CANCEL_LANDING).await {
+            return Ok(conn);
+        }
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        drop(conn);
+        self.open().await
     }
 
     /// Makes another client's dirty connection clean with `DISCARD ALL`; a connection that

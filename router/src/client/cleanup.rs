@@ -54,7 +54,7 @@ impl Session {
         // What the client asked for before it left but the router had not sent yet: the
         // expected answers count it, so the server must see it too.
         let unsent = std::mem::take(&mut self.sout);
-        let target = CancelTarget::new(&co.pool.target, co.conn_ref().backend_key);
+        let target = CancelTarget::new(&co.pool.target, co.conn_ref());
         let conn = co.conn();
         let work = async {
             if !clean {

@@ -525,7 +525,7 @@ impl Session {
         }
         self.cancel
             .slot
-            .set(Some(CancelTarget::new(&pool.target, conn.backend_key)));
+            .set(Some(CancelTarget::new(&pool.target, conn)));
         self.client.info.set_link(Some(crate::clients::ServerLink {
             server_id: conn.id,
             process_id: conn.backend_key.0,

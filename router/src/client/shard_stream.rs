@@ -42,7 +42,7 @@ pub(super) struct Stream {
 
 /// Where a CancelRequest for this checkout's backend goes.
 pub(crate) fn cancel_target(co: &Checkout) -> crate::cancel::CancelTarget {
-    crate::cancel::CancelTarget::new(&co.pool.target, co.conn_ref().backend_key)
+    crate::cancel::CancelTarget::new(&co.pool.target, co.conn_ref())
 }
 
 impl Stream {

@@ -27,6 +27,9 @@ pub enum Fault {
     /// New connections are accepted but never reach the server: a server that never
     /// answers the startup. Connections already open keep working.
     MuteStartup,
+    /// New connections reach the server this much later (their bytes wait); connections
+    /// already open keep working: a slow connect, as a cancel request can meet.
+    SlowNew(Duration),
 }
 
 pub struct FaultProxy {
@@ -94,6 +97,7 @@ async fn carry(
     match first {
         Fault::Reset => return reset(&client),
         Fault::MuteStartup | Fault::Blackhole => return swallow(client, rx).await,
+        Fault::SlowNew(d) => tokio::time::sleep(d).await,
         _ => {}
     }
     let Ok(server) = TcpStream::connect((upstream.0.as_str(), upstream.1)).await else {
