@@ -33,10 +33,13 @@ impl ShardedPath<'_> {
             to = self.schema.shards,
             "held portal planned again: the shard map changed since its Bind"
         );
+        let wrote = self.tx().wrote.len();
         match self.route_sharded(&h.query, h.job.extended.clone()).await? {
             Route::Fanout(job) => Ok(Some(job)),
             Route::Done => Ok(None),
             Route::Shard(_) => {
+                // Not run: not a participant of the transaction either.
+                self.tx().wrote.truncate(wrote);
                 let e = RouterError::MapChanged.to_client().expect("a client error");
                 self.s.router_error(e, true);
                 Ok(None)

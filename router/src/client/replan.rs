@@ -26,15 +26,27 @@ impl Session {
     /// shard map changed under them.
     pub(crate) async fn on_extended_replanned(&mut self, f: Frame) -> Result<()> {
         let extended = f.tag != b'F';
+        // Routing notes the shard a write goes to (two-phase commit's participants); a
+        // shard number of the replaced map must not stay among them.
+        let wrote = self.sharded_tx().map_or(0, |t| t.wrote.len());
         match self.on_extended(f.clone()).await {
-            Err(RouterError::MapChanged) => match self.on_extended(f).await {
-                Err(RouterError::MapChanged) => {
-                    let e = RouterError::MapChanged.to_client().expect("a client error");
-                    self.router_error(e, extended);
-                    Ok(())
+            Err(RouterError::MapChanged) => {
+                if let Some(t) = self.sharded.as_deref_mut() {
+                    t.wrote.truncate(wrote);
                 }
-                r => r,
-            },
+                self.replan_again(f, extended).await
+            }
+            r => r,
+        }
+    }
+
+    async fn replan_again(&mut self, f: Frame, extended: bool) -> Result<()> {
+        match self.on_extended(f).await {
+            Err(RouterError::MapChanged) => {
+                let e = RouterError::MapChanged.to_client().expect("a client error");
+                self.router_error(e, extended);
+                Ok(())
+            }
             r => r,
         }
     }
