@@ -4,7 +4,10 @@
 //! look again and print what they removed and that nothing is left.
 //!
 //! The fence on the side that no longer serves stays: a router restarted later with the
-//! old configuration must still not write there.
+//! configuration of that side must still not write there, and follows the state recorded
+//! there to the side that serves (`crate::follow`). After `complete` that is the old
+//! side; after `cancel` the new one (emptied), so a router started later with
+//! TARGET.toml goes back to the old shards instead of serving empty databases.
 
 use crate::error::{Error, Result};
 use crate::fleet::Fleet;
@@ -58,13 +61,16 @@ pub async fn cancel(st: State, login: Login) -> Result<()> {
     let (f, _) = Fleet::connect(st.spec, login, None).await?;
     f.bypass_guards().await?;
     remove(&f).await?;
-    // The copied rows go: a later start must begin from empty databases.
+    // The copied rows go: a later start must begin from empty databases. The new shards
+    // stay fenced (as `start` left them), so a router with their map follows the
+    // cancelled state back to the old shards.
+    let fence = sql::fence(&f.spec.id, &f.spec.pool, &f.tables, "old");
     for (j, c) in f.new.iter().enumerate() {
         let list: Vec<String> = f.tables.iter().map(|t| t.qname()).collect();
         if !list.is_empty() {
             c.exec(&format!("TRUNCATE {}", list.join(", "))).await?;
         }
-        c.exec(&sql::unfence(&f.spec.id, &f.tables)).await?;
+        c.exec(&fence).await?;
         println!("new shard {j}: copied rows removed (the schema stays; drop the database if it is not wanted)");
     }
     for c in &f.old {

@@ -11,8 +11,9 @@
 //!
 //! **When a side is left.** A row says which side its shard is on and the phase. The
 //! router moves only when its side is *fenced* and the phase says the other side serves
-//! (`cutover`/`completed` for old shards; `copying`, `caught_up` or `reversed` for new
-//! ones, which `start` fences until the cutover). Both must hold: the
+//! (`cutover`/`completed` for old shards; `copying`, `caught_up`, `reversed` or
+//! `cancelled` for new ones, which `start` fences until the cutover and `cancel` leaves
+//! fenced). Both must hold: the
 //! tool unfences the side it moves to and switches the listed routers before recording
 //! the phase, so during a cutover or a reverse a listed, already switched router sees an
 //! unfenced side with the previous phase and stays; an unlisted one sees its side fenced
@@ -76,9 +77,12 @@ pub fn decide(rows: &[Vec<Option<String>>], current: &[String]) -> Option<Follow
         };
         let (mine, serving) = match (side.as_str(), phase) {
             ("old", Phase::CutOver | Phase::Completed) => (&spec.old, &spec.new),
-            // Before the first cutover (the new side fenced since `start`), or after a
-            // reverse: a router started with TARGET.toml goes to the old shards.
-            ("new", Phase::Copying | Phase::CaughtUp | Phase::Reversed) => (&spec.new, &spec.old),
+            // Before the first cutover (the new side fenced since `start`), after a
+            // reverse, or after a cancel: a router started with TARGET.toml goes to the
+            // old shards.
+            ("new", Phase::Copying | Phase::CaughtUp | Phase::Reversed | Phase::Cancelled) => {
+                (&spec.new, &spec.old)
+            }
             _ => continue,
         };
         let names: Vec<&String> = mine.iter().map(|s| &s.database).collect();
@@ -134,8 +138,9 @@ mod tests {
         assert!(decide(&[row("old", "completed", true)], &old).is_some());
         let back = decide(&[row("new", "reversed", true)], &new).unwrap();
         assert_eq!(back.shards, spec().old);
-        // Started with the target map before the cutover: back to the old shards.
-        for phase in ["copying", "caught_up"] {
+        // Started with the target map before the cutover or after a cancel: back to
+        // the old shards.
+        for phase in ["copying", "caught_up", "cancelled"] {
             let f = decide(&[row("new", phase, true)], &new).unwrap();
             assert_eq!(f.shards, spec().old);
         }

@@ -1,7 +1,8 @@
 //! Partitioned tables move like any other (testing/reshard.sh servers; `make test-reshard`):
 //! a distributed range-partitioned table with a hash-partitioned partition and a
 //! replicated list-partitioned one go 2 -> 3 while a router writes into them (rows that
-//! change partition included), are cancelled once and started again, verified, cut over
+//! change partition included), are cancelled once (a router started with the target
+//! configuration then serves the old shards) and started again, verified, cut over
 //! and completed. The rows, and the partition each sits in, must match the source; the
 //! fence must refuse writes naming a partition as well as the root.
 
@@ -156,6 +157,26 @@ async fn partitioned_tables_move_two_to_three() {
             .get(0);
         assert_eq!(left, 0, "cancel empties {}", d.name);
     }
+    // A router started with the target configuration after the cancel serves the old
+    // shards (the emptied new ones stay fenced and say the reshard was cancelled).
+    let rt = c.router_on("rt", &c.target).await;
+    let old: Vec<String> = c.old.iter().map(|d| d.name.clone()).collect();
+    assert_eq!(
+        router_map(&rt.admin_url).await,
+        old,
+        "a TARGET.toml router after cancel"
+    );
+    let w = connect(rt.port, "app", "app", "secret").await.unwrap();
+    let n: i64 = w
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        n, 3000,
+        "the old shards' rows, through a TARGET.toml router"
+    );
+    drop(rt);
 
     // Then for real, with a router writing into the partitions meanwhile.
     let r1 = c.router("r1").await;

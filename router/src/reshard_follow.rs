@@ -23,13 +23,20 @@
 //!
 //! One dedicated connection per pool with distributed tables (only those can be
 //! resharded), to shard 0's primary; a pool never resharded costs one catalog lookup per
-//! round.
+//! round. The followers follow the pool set (`pool_tasks`): a sharded pool added by
+//! RELOAD gets its follower within a second, and a pool removed loses it (and its
+//! connection). Without that, a router whose sharded pool came by RELOAD never followed
+//! a cutover it was not told about, and the tool, waiting for followers, never saw one
+//! for it.
 
 use crate::app::App;
 use crate::backend::conn::ServerConn;
 use orochi_reshard::follow;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 /// How often each pool's shard 0 is asked when no notification comes: the longest a
 /// router whose follower was not connected at a cutover (shard 0 unreachable, just
@@ -39,26 +46,44 @@ pub const EVERY: Duration = Duration::from_millis(500);
 /// The first round of every pool, before clients are accepted: at most this long.
 const FIRST_ROUND: Duration = Duration::from_secs(2);
 
-/// One follower per pool that has distributed tables, for the life of the process; each
-/// pool's first round is done (or [`FIRST_ROUND`] passed) when this returns.
+/// One follower per pool that has distributed tables, for as long as the pool is
+/// configured (RELOAD adds and removes them); each start-up pool's first round is done
+/// (or [`FIRST_ROUND`] passed) when this returns.
 pub async fn start(app: &Arc<App>) {
-    let reg = app.registry.load();
-    let mut first = Vec::new();
-    for name in reg.dbs.keys() {
-        if orochi_reshard::topology::tables_of(&reg.config, name).is_empty() {
-            continue;
-        }
-        let (app, pool) = (app.clone(), name.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(run(app, pool, tx));
-        first.push(rx);
+    type Firsts = HashMap<String, oneshot::Sender<()>>;
+    let mut waits = Vec::new();
+    let mut firsts = Firsts::new();
+    for (pool, ()) in followed_pools(app) {
+        let (tx, rx) = oneshot::channel();
+        firsts.insert(pool, tx);
+        waits.push(rx);
     }
+    let firsts = Mutex::new(firsts);
+    crate::pool_tasks::supervise(
+        app,
+        "reshard follower",
+        followed_pools,
+        move |app, pool, _: &(), stop| {
+            let first = firsts.lock().ok().and_then(|mut f| f.remove(pool));
+            tokio::spawn(run(app.clone(), pool.to_string(), stop, first));
+        },
+    );
     let all = async {
-        for rx in first {
+        for rx in waits {
             let _ = rx.await;
         }
     };
     let _ = tokio::time::timeout(FIRST_ROUND, all).await;
+}
+
+/// The pools that want a follower now: those with distributed tables.
+fn followed_pools(app: &App) -> Vec<(String, ())> {
+    let reg = app.registry.load();
+    reg.dbs
+        .keys()
+        .filter(|name| !orochi_reshard::topology::tables_of(&reg.config, name).is_empty())
+        .map(|name| (name.clone(), ()))
+        .collect()
 }
 
 /// The follower's session: shard 0 of the map it was opened under.
@@ -108,9 +133,14 @@ async fn query(conn: &mut ServerConn, sql: &str) -> Result<Vec<Vec<Option<String
     }
 }
 
-async fn run(app: Arc<App>, pool: String, first: tokio::sync::oneshot::Sender<()>) {
-    let stop = app.shutdown.clone();
-    let mut first = Some(first);
+/// The follower of `pool` until `stop` (the pool left the configuration, or shutdown).
+/// `first` is told when the first round is done.
+async fn run(
+    app: Arc<App>,
+    pool: String,
+    stop: CancellationToken,
+    mut first: Option<oneshot::Sender<()>>,
+) {
     let mut session: Option<Session> = None;
     loop {
         // Switched (by RESHARD SWITCH, a reload or this follower): watch the new shard 0.

@@ -7,7 +7,7 @@
 use super::expect::{Expect, Term};
 use super::reply::message;
 use super::session::Session;
-use crate::error::Result;
+use crate::error::{Result, RouterError};
 use crate::planner::directive::comment_shard;
 use crate::statements::{PreparedStatement, StatementRegistry};
 use bytes::{BufMut, BytesMut};
@@ -69,8 +69,11 @@ impl Session {
             }
         }
         let read = self.server.is_none() && self.user.has_replicas && self.batch_is_read(&f);
-        if let Err(e) = self.ensure_server(wanted, read).await {
-            return self.checkout_failed(e, msg_is_extended(&msg));
+        match self.ensure_server(wanted, read).await {
+            // Nothing of this message was sent: `on_extended_replanned` plans it again.
+            Err(RouterError::MapChanged) => return Err(RouterError::MapChanged),
+            Err(e) => return self.checkout_failed(e, msg_is_extended(&msg)),
+            Ok(()) => {}
         }
         self.unsynced = true;
         match msg {

@@ -10,10 +10,10 @@
 //! the statement is planned against the new map. A statement planned just before the
 //! pause began and held at checkout would carry shard numbers of the old map: if the
 //! shard count changed meanwhile the gate says `MapChanged` rather than let it reach a
-//! shard the new map does not name. Nothing of the statement was sent yet, so a simple
-//! Query is planned again against the new map (`Session::on_client_frame`); an
-//! extended-protocol batch, whose earlier replies may have reached the client, gets
-//! 40001 (run it again).
+//! shard the new map does not name. Nothing of the statement was sent yet, so it is
+//! planned again against the new map: a simple Query by `Session::on_client_frame`, an
+//! extended-protocol message (the Bind that routes a batch) by
+//! `Session::on_extended_replanned` (`replan.rs` says why that is safe).
 
 use super::session::Session;
 use crate::error::{Result, RouterError};

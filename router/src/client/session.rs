@@ -655,7 +655,7 @@ impl Session {
                 },
                 r => r,
             },
-            b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => self.on_extended(f).await,
+            b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => self.on_extended_replanned(f).await,
             b'S' => {
                 if self.sharded_tx().is_some_and(|t| t.implicit_multi) && self.server.is_some() {
                     if let Some(mut path) = self.sharded_path() {

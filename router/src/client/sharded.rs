@@ -373,7 +373,8 @@ impl ShardedPath<'_> {
                     Route::Done => Ok(Some(None)),
                     Route::Shard(s) => Ok(Some(Some(s))),
                     Route::Fanout(job) => {
-                        self.tx().held = Some(HeldPortal { job });
+                        let (query, shards) = (stmt.query.clone(), self.schema.shards);
+                        self.tx().held = Some(HeldPortal { job, query, shards });
                         self.s.reply(message(BackendMessage::BindComplete));
                         Ok(Some(None))
                     }
@@ -399,13 +400,16 @@ impl ShardedPath<'_> {
                 let Some(h) = self.tx().held.take() else {
                     return Ok(Some(None));
                 };
+                let Some(job) = self.held_job(h).await? else {
+                    return Ok(Some(None));
+                };
                 if *max_rows <= 0 {
-                    self.run_fanout(*h.job).await?;
+                    self.run_fanout(*job).await?;
                     return Ok(Some(None));
                 }
                 // Fetched in batches: run it whole, then hand out max_rows at a time.
                 self.s.capture = Some(bytes::BytesMut::new());
-                let r = self.run_fanout(*h.job).await;
+                let r = self.run_fanout(*job).await;
                 let mut buf = self.s.capture.take().unwrap_or_default();
                 r?;
                 let mut head = bytes::BytesMut::new();

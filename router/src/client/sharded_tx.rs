@@ -136,6 +136,10 @@ impl ShardedTx {
 pub(crate) struct HeldPortal {
     /// Boxed: a `Job` is hundreds of bytes, and every session carries this field.
     pub job: Box<Job>,
+    /// The statement, planned again at Execute if the shard map changed (`held_replan`).
+    pub query: String,
+    /// The shard count of the map `job` was planned with.
+    pub shards: usize,
 }
 
 /// The rest of a multi-shard result the client fetches in batches.
