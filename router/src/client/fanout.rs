@@ -98,7 +98,7 @@ impl ShardedPath<'_> {
         let mut out = Vec::with_capacity(job.shards.len());
         self.s.pause_gate(true).await?;
         if job.in_tx {
-            if let Some(cur) = self.s.server.take() {
+            if let Some(cur) = self.s.phase.detach() {
                 self.tx().parked.push(cur);
             }
         }

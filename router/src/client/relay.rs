@@ -45,7 +45,7 @@ impl Session {
                 if let Ok(BackendMessage::ParameterStatus { name, value }) =
                     BackendMessage::decode(&f)
                 {
-                    if let Some(co) = self.server.as_mut() {
+                    if let Some(co) = self.phase.server_mut() {
                         co.conn().params.insert(name.clone(), value.clone());
                     }
                     self.reported.set(&name, &value);
@@ -68,7 +68,7 @@ impl Session {
             None => {
                 // Nothing was asked: the server is out of step with us. Do not reuse it.
                 tracing::warn!(tag = %(f.tag as char), "unexpected message from server");
-                if let Some(co) = self.server.as_mut() {
+                if let Some(co) = self.phase.server_mut() {
                     co.conn().broken = true;
                 }
                 (f.tag != b'Z', false)
@@ -91,9 +91,9 @@ impl Session {
                     self.qlog_rows = crate::query_log::rows_of_tag(&f.body);
                 }
                 self.last_tag_rollback = f.body.starts_with(b"ROLLBACK") || self.last_tag_rollback;
-                self.copy_in = false;
+                self.phase.set_copy_in(false);
             }
-            b'G' => self.copy_in = true,
+            b'G' => self.phase.set_copy_in(true),
             _ => {}
         }
         if forward {
@@ -105,7 +105,7 @@ impl Session {
                 Some(Expect::Forward(Term::Ready { started })) => *started,
                 _ => None,
             };
-            if let (Some(t), Some(co)) = (started, self.server.as_ref()) {
+            if let (Some(t), Some(co)) = (started, self.phase.server()) {
                 co.pool.metrics.observe(t.elapsed());
             }
             if let (Some(t), false) = (started, self.qlog.is_empty()) {
@@ -132,7 +132,7 @@ impl Session {
     fn on_server_error(&mut self, f: Frame) -> Result<()> {
         if let (Ok(fields), Some(co)) = (
             orochi_wire::ErrorFields::decode(&f.body),
-            self.server.as_ref(),
+            self.phase.server(),
         ) {
             self.app.metrics.error(&co.pool.pool_name, &fields.code);
             if let Some(s) = self.user.sharding.as_ref() {
@@ -143,7 +143,7 @@ impl Session {
                 self.user.recheck_if_write_target(&co.pool);
             }
         }
-        self.copy_in = false;
+        self.phase.set_copy_in(false);
         // An injected statement's failure is not the client's (its own request follows).
         if !matches!(
             self.expect.front(),
@@ -175,7 +175,7 @@ impl Session {
                     }
                 }
                 if self.expect.is_empty() {
-                    self.server_skipping = true;
+                    self.phase.set_server_skipping(true);
                 }
             }
         }
@@ -183,7 +183,7 @@ impl Session {
     }
 
     fn forget_failed_parse(&mut self, client_name: Option<String>, id: u64) {
-        if let Some(co) = self.server.as_mut() {
+        if let Some(co) = self.phase.server_mut() {
             co.conn().prepared.remove(&id);
         }
         if let Some(name) = client_name {
@@ -209,14 +209,14 @@ impl Session {
         }
         if undone {
             // Effects were rolled back (or partly, with savepoints): re-sync next time.
-            if let Some(co) = self.server.as_mut() {
+            if let Some(co) = self.phase.server_mut() {
                 co.conn().applied_params = super::params::UNKNOWN_PARAMS;
             }
             return;
         }
         let unknown = self.params.apply(&ops);
         let fp = self.params.fingerprint();
-        if let Some(co) = self.server.as_mut() {
+        if let Some(co) = self.phase.server_mut() {
             let conn = co.conn();
             if ops
                 .iter()

@@ -50,7 +50,7 @@ impl Session {
             return;
         };
         let rows = self.qlog_rows.take();
-        let Some(co) = self.server.as_ref() else {
+        let Some(co) = self.phase.server() else {
             return;
         };
         query_log::emit(Line {
