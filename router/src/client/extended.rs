@@ -128,7 +128,8 @@ impl Session {
                 };
                 let stmt = self.statement_for(statement);
                 if let (Some(s), true) = (&stmt, self.app.query_log.enabled()) {
-                    self.log_bind(s, params, param_formats);
+                    let values = self.app.query_log.parameters();
+                    self.qlog.bind(values, s, params, param_formats);
                 }
                 if let Some(stmt) = stmt {
                     if let Some(e) = self.refuse_listen(&stmt.analysis) {
@@ -162,7 +163,7 @@ impl Session {
                 self.count_statement();
                 let started = std::time::Instant::now();
                 if self.app.query_log.enabled() {
-                    self.log_execute(started);
+                    self.qlog.execute(started);
                 }
                 self.send_server(&f, Some(Expect::Forward(Term::Execute { started })))
             }

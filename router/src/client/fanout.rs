@@ -268,7 +268,8 @@ impl ShardedPath<'_> {
                 (Ok(Merged::Tag(tag)), false) => Some(&tag[..]),
                 _ => None,
             };
-            self.s.log_fanout(&job, t, tag);
+            let values = self.s.app.query_log.parameters();
+            super::statement_log::log_fanout(&self.s.user, values, &job, t, tag);
         }
         match r {
             Err(e) => self.fanout_failed(e, extended),

@@ -87,9 +87,7 @@ impl Session {
                 }
             }
             b'C' => {
-                if !self.qlog.is_empty() {
-                    self.qlog_rows = crate::query_log::rows_of_tag(&f.body);
-                }
+                self.qlog.completed(&f.body);
                 self.last_tag_rollback = f.body.starts_with(b"ROLLBACK") || self.last_tag_rollback;
                 self.phase.set_copy_in(false);
             }
@@ -108,8 +106,9 @@ impl Session {
             if let (Some(t), Some(co)) = (started, self.phase.server()) {
                 co.pool.metrics.observe(t.elapsed());
             }
-            if let (Some(t), false) = (started, self.qlog.is_empty()) {
-                self.log_answered(t);
+            if let (Some(t), true) = (started, self.qlog.has_pending()) {
+                let shard = self.phase.server().map(|co| co.pool.shard);
+                self.qlog.answered(t, &self.user, shard);
             }
         }
         if terminal {

@@ -9,6 +9,7 @@ use super::reply::{error_bytes, ready};
 use super::reported::Reported;
 use super::retry_state::RetryState;
 use super::sharded_tx::ShardedTx;
+use super::statement_log::StatementLog;
 use crate::app::App;
 use crate::backend::UserPools;
 use crate::cancel::{CancelKey, CancelTarget};
@@ -85,11 +86,8 @@ pub struct Session {
     pub(crate) gateway: Option<Arc<crate::gateway::SessionIdentity>>,
     /// The span of the client's current transaction, when tracing (`trace.rs`).
     pub(crate) trace: Option<opentelemetry::Context>,
-    /// `log_queries`: statements awaiting their answer, rows of the last
-    /// CommandComplete, the last Bind's text and values (`statement_log.rs`).
-    pub(crate) qlog: VecDeque<crate::query_log::Pending>,
-    pub(crate) qlog_rows: Option<u64>,
-    pub(crate) qlog_bind: Option<(String, Option<String>)>,
+    /// `log_queries`: statements awaiting their answer (`statement_log.rs`).
+    pub(crate) qlog: StatementLog,
 }
 
 impl Session {
@@ -136,9 +134,7 @@ impl Session {
             max_prepared: app.config().general.max_prepared_statements,
             gateway: None,
             trace: None,
-            qlog: VecDeque::new(),
-            qlog_rows: None,
-            qlog_bind: None,
+            qlog: StatementLog::default(),
             app,
         }
     }
@@ -725,7 +721,7 @@ impl Session {
         self.send_server(&f, None);
         let started = std::time::Instant::now();
         if self.app.query_log.enabled() {
-            self.log_sent(started, &sql, None);
+            self.qlog.sent(started, &sql, None);
         }
         self.expect.push_back(Expect::Forward(Term::Ready {
             started: Some(started),
