@@ -21,7 +21,7 @@ const QUICK_DRAIN: Duration = Duration::from_millis(500);
 impl Session {
     /// Brings a server back to idle after its client left mid-way, or closes it.
     pub(crate) async fn client_gone(&mut self) {
-        let open = self.server.is_some() && (!self.expect.is_empty() || self.tx_status != b'I');
+        let open = self.phase.is_attached() && (!self.expect.is_empty() || self.tx_status != b'I');
         self.trace_end(open.then_some("the client left mid-transaction"));
         self.user.client_left(self.id);
         for mut co in self
@@ -37,19 +37,20 @@ impl Session {
                 _ => conn.broken = true,
             }
         }
-        let Some(mut co) = self.server.take() else {
+        let Some(attached) = self.phase.take() else {
             return;
         };
+        let mut co = attached.co;
         self.cancel.slot.set(None);
         self.client.info.set_link(None);
         let clean = self.expect.is_empty()
             && !self.unsynced
-            && !self.copy_in
-            && !self.server_skipping
+            && !attached.copy_in
+            && !attached.server_skipping
             && self.tx_status == b'I';
         let session_mode = self.mode == PoolMode::Session;
         let expect = std::mem::take(&mut self.expect);
-        let (copy_in, unsynced) = (self.copy_in, self.unsynced || self.server_skipping);
+        let (copy_in, unsynced) = (attached.copy_in, self.unsynced || attached.server_skipping);
         let tx_status = self.tx_status;
         // What the client asked for before it left but the router had not sent yet: the
         // expected answers count it, so the server must see it too.

@@ -21,8 +21,8 @@ impl Session {
     /// the background, bounded) and the connections are closed, not returned to the pool.
     pub(crate) fn abandon_servers(&mut self) {
         let held: Vec<_> = self
-            .server
-            .take()
+            .phase
+            .detach()
             .into_iter()
             .chain(self.sharded.iter_mut().flat_map(|t| t.parked.drain(..)))
             .collect();

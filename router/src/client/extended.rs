@@ -31,7 +31,7 @@ impl Session {
                 self.reply(message(BackendMessage::CloseComplete));
                 return Ok(());
             }
-            FrontendMessage::Close { .. } if self.server.is_none() => {
+            FrontendMessage::Close { .. } if self.phase.is_idle() => {
                 self.reply(message(BackendMessage::CloseComplete));
                 return Ok(());
             }
@@ -43,7 +43,7 @@ impl Session {
                 name,
                 query,
                 param_types,
-            } if self.server.is_none()
+            } if self.phase.is_idle()
                 && !name.is_empty()
                 && !self.statements.contains_key(name) =>
             {
@@ -68,7 +68,7 @@ impl Session {
                 Some(Some(s)) => wanted = Some(s),
             }
         }
-        let read = self.server.is_none() && self.user.has_replicas && self.batch_is_read(&f);
+        let read = self.phase.is_idle() && self.user.has_replicas && self.batch_is_read(&f);
         match self.ensure_server(wanted, read).await {
             // Nothing of this message was sent: `on_extended_replanned` plans it again.
             Err(RouterError::MapChanged) => return Err(RouterError::MapChanged),
@@ -84,7 +84,7 @@ impl Session {
             } => {
                 if name.is_empty() {
                     self.unnamed = Some(StatementRegistry::unnamed(&query, &param_types));
-                    self.unnamed_on_server = true;
+                    self.phase.set_unnamed_on_server(true);
                     self.send_server(
                         &f,
                         Some(Expect::Forward(Term::Parse {
@@ -131,7 +131,8 @@ impl Session {
                 };
                 let stmt = self.statement_for(statement);
                 if let (Some(s), true) = (&stmt, self.app.query_log.enabled()) {
-                    self.log_bind(s, params, param_formats);
+                    let values = self.app.query_log.parameters();
+                    self.qlog.bind(values, s, params, param_formats);
                 }
                 if let Some(stmt) = stmt {
                     if let Some(e) = self.refuse_listen(&stmt.analysis) {
@@ -165,7 +166,7 @@ impl Session {
                 self.count_statement();
                 let started = std::time::Instant::now();
                 if self.app.query_log.enabled() {
-                    self.log_execute(started);
+                    self.qlog.execute(started);
                 }
                 self.send_server(&f, Some(Expect::Forward(Term::Execute { started })))
             }
@@ -251,7 +252,7 @@ impl Session {
     }
 
     fn server_has(&mut self, id: u64) -> bool {
-        self.server.as_mut().is_some_and(|co| {
+        self.phase.server_mut().is_some_and(|co| {
             let conn = co.conn();
             let has = conn.prepared.contains_key(&id);
             if has {
@@ -265,7 +266,7 @@ impl Session {
     /// `max_prepared_statements`, the connection's least recently used router statement
     /// is closed on the server first (its clients re-prepare it where they need it).
     fn mark_prepared(&mut self, id: u64) {
-        let Some(co) = self.server.as_mut() else {
+        let Some(co) = self.phase.server_mut() else {
             return;
         };
         let conn = co.conn();
@@ -284,7 +285,7 @@ impl Session {
     /// first if needed. `None` after reporting an error (unknown statement).
     fn resolve_statement(&mut self, name: &str) -> Option<String> {
         if name.is_empty() {
-            if !self.unnamed_on_server {
+            if !self.phase.unnamed_on_server() {
                 if let Some(u) = self.unnamed.clone() {
                     self.send_server(
                         &u.parse_frame(""),
@@ -293,7 +294,7 @@ impl Session {
                             id: 0,
                         })),
                     );
-                    self.unnamed_on_server = true;
+                    self.phase.set_unnamed_on_server(true);
                 }
             }
             return Some(String::new());

@@ -98,7 +98,7 @@ impl ShardedPath<'_> {
         let mut out = Vec::with_capacity(job.shards.len());
         self.s.pause_gate(true).await?;
         if job.in_tx {
-            if let Some(cur) = self.s.server.take() {
+            if let Some(cur) = self.s.phase.detach() {
                 self.tx().parked.push(cur);
             }
         }
@@ -268,7 +268,8 @@ impl ShardedPath<'_> {
                 (Ok(Merged::Tag(tag)), false) => Some(&tag[..]),
                 _ => None,
             };
-            self.s.log_fanout(&job, t, tag);
+            let values = self.s.app.query_log.parameters();
+            super::statement_log::log_fanout(&self.s.user, values, &job, t, tag);
         }
         match r {
             Err(e) => self.fanout_failed(e, extended),

@@ -40,7 +40,7 @@ impl ShardedPath<'_> {
         let shared = Arc::clone(&self.schema);
         let schema: &ShardingSchema = &shared;
         let extended = ext.is_some();
-        let outside_tx = self.s.server.is_none()
+        let outside_tx = self.s.phase.is_idle()
             && (self.tx().pending_begin.is_none() || self.runs_aside(kind, sql));
         // The rows are read on the router's own connections, without a JWT gateway
         // session's role and claims (row-level security would not apply): refused.

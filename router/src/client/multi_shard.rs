@@ -52,7 +52,7 @@ impl ShardedPath<'_> {
     ) {
         self.tx().implicit_multi = false;
         let mut all: Vec<crate::backend::Checkout> = std::mem::take(&mut self.tx().parked);
-        all.extend(self.s.server.take());
+        all.extend(self.s.phase.detach());
         // A multi-shard statement of this transaction that ended half way (see
         // `Session::tx_poisoned`) failed it, whatever the connections say.
         let failed_tx = self.s.tx_status == b'E' || std::mem::take(&mut self.tx().tx_poisoned);

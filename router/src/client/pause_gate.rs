@@ -21,7 +21,7 @@ use crate::error::{Result, RouterError};
 impl Session {
     /// `planned`: a statement of this session was already planned against `self.user`.
     pub(crate) async fn pause_gate(&mut self, planned: bool) -> Result<()> {
-        if !(self.server.is_none() && self.sharded_tx().is_none_or(|t| t.parked.is_empty())) {
+        if !(self.phase.is_idle() && self.sharded_tx().is_none_or(|t| t.parked.is_empty())) {
             return Ok(());
         }
         let paused = self.app.is_paused(&self.user.pool_name);

@@ -45,7 +45,7 @@ impl Session {
                 if let Ok(BackendMessage::ParameterStatus { name, value }) =
                     BackendMessage::decode(&f)
                 {
-                    if let Some(co) = self.server.as_mut() {
+                    if let Some(co) = self.phase.server_mut() {
                         co.conn().params.insert(name.clone(), value.clone());
                     }
                     self.reported.set(&name, &value);
@@ -68,7 +68,7 @@ impl Session {
             None => {
                 // Nothing was asked: the server is out of step with us. Do not reuse it.
                 tracing::warn!(tag = %(f.tag as char), "unexpected message from server");
-                if let Some(co) = self.server.as_mut() {
+                if let Some(co) = self.phase.server_mut() {
                     co.conn().broken = true;
                 }
                 (f.tag != b'Z', false)
@@ -87,14 +87,12 @@ impl Session {
                 }
             }
             b'C' => {
-                if !self.qlog.is_empty() {
-                    self.qlog_rows = crate::query_log::rows_of_tag(&f.body);
-                }
+                self.qlog.completed(&f.body);
                 self.last_tag_rollback = f.body.starts_with(b"ROLLBACK") || self.last_tag_rollback;
-                self.copy_in = false;
+                self.phase.set_copy_in(false);
             }
             b'G' | b'W' => {
-                self.copy_in = true;
+                self.phase.set_copy_in(true);
                 self.drop_ignored_syncs();
             }
             _ => {}
@@ -108,11 +106,12 @@ impl Session {
                 Some(Expect::Forward(Term::Ready { started })) => *started,
                 _ => None,
             };
-            if let (Some(t), Some(co)) = (started, self.server.as_ref()) {
+            if let (Some(t), Some(co)) = (started, self.phase.server()) {
                 co.pool.metrics.observe(t.elapsed());
             }
-            if let (Some(t), false) = (started, self.qlog.is_empty()) {
-                self.log_answered(t);
+            if let (Some(t), true) = (started, self.qlog.has_pending()) {
+                let shard = self.phase.server().map(|co| co.pool.shard);
+                self.qlog.answered(t, &self.user, shard);
             }
         }
         if terminal {
@@ -168,7 +167,7 @@ impl Session {
             b'd' | b'S' | b'H' => self.send_server(&f, None),
             b'c' | b'f' => {
                 // What follows reaches the server after the COPY ended.
-                self.copy_in = false;
+                self.phase.set_copy_in(false);
                 self.send_server(&f, None);
             }
             t => {
@@ -187,7 +186,7 @@ impl Session {
     fn on_server_error(&mut self, f: Frame) -> Result<()> {
         if let (Ok(fields), Some(co)) = (
             orochi_wire::ErrorFields::decode(&f.body),
-            self.server.as_ref(),
+            self.phase.server(),
         ) {
             self.app.metrics.error(&co.pool.pool_name, &fields.code);
             if let Some(s) = self.user.sharding.as_ref() {
@@ -198,7 +197,7 @@ impl Session {
                 self.user.recheck_if_write_target(&co.pool);
             }
         }
-        self.copy_in = false;
+        self.phase.set_copy_in(false);
         if self.expect.is_empty() {
             // Nothing was asked: the server answered a message we did not count (or is
             // going away). Its state is unknown (it may be skipping to a Sync): relay the
@@ -207,7 +206,7 @@ impl Session {
                 client = self.id,
                 "error from a server nothing was expected of"
             );
-            if let Some(co) = self.server.as_mut() {
+            if let Some(co) = self.phase.server_mut() {
                 co.conn().broken = true;
             }
         }
@@ -242,7 +241,7 @@ impl Session {
                     }
                 }
                 if self.expect.is_empty() {
-                    self.server_skipping = true;
+                    self.phase.set_server_skipping(true);
                 }
             }
         }
@@ -250,7 +249,7 @@ impl Session {
     }
 
     fn forget_failed_parse(&mut self, client_name: Option<String>, id: u64) {
-        if let Some(co) = self.server.as_mut() {
+        if let Some(co) = self.phase.server_mut() {
             co.conn().prepared.remove(&id);
         }
         if let Some(name) = client_name {
@@ -276,14 +275,14 @@ impl Session {
         }
         if undone {
             // Effects were rolled back (or partly, with savepoints): re-sync next time.
-            if let Some(co) = self.server.as_mut() {
+            if let Some(co) = self.phase.server_mut() {
                 co.conn().applied_params = super::params::UNKNOWN_PARAMS;
             }
             return;
         }
         let unknown = self.params.apply(&ops);
         let fp = self.params.fingerprint();
-        if let Some(co) = self.server.as_mut() {
+        if let Some(co) = self.phase.server_mut() {
             let conn = co.conn();
             if ops
                 .iter()

@@ -53,7 +53,7 @@ impl Session {
             }
             None => None,
         };
-        let Some(co) = self.server.as_ref() else {
+        let Some(co) = self.phase.server() else {
             return;
         };
         if !self.user.has_replicas
@@ -155,7 +155,7 @@ impl Session {
         else {
             return Ok(());
         };
-        let Some(old) = self.server.as_ref().map(|co| co.pool.clone()) else {
+        let Some(old) = self.phase.server().map(|co| co.pool.clone()) else {
             return Ok(());
         };
         let user = self.app.current_user_pools(&self.user);
@@ -177,7 +177,7 @@ impl Session {
             "write refused with 25006 (read-only) by a server that is not the primary: retrying on the primary"
         );
         if ready.body.first() != Some(&b'I') {
-            if let Some(co) = self.server.as_mut() {
+            if let Some(co) = self.phase.server_mut() {
                 let conn = co.conn();
                 if !matches!(conn.run_silent("ROLLBACK").await, Ok(None)) {
                     conn.broken = true;

@@ -157,7 +157,7 @@ impl Session {
             .as_ref()
             .and_then(|r| r.ext.as_ref())
             .is_some_and(|x| {
-                x.synced && x.ready.is_none() && (self.server.is_none() || self.expect.is_empty())
+                x.synced && x.ready.is_none() && (self.phase.is_idle() || self.expect.is_empty())
             });
         if answered_here {
             // The router answered the whole batch itself: nothing to wait for.
@@ -193,7 +193,7 @@ impl Session {
             self.ext_give_up();
             return Ok(());
         }
-        let Some(old) = self.server.as_ref().map(|co| co.pool.clone()) else {
+        let Some(old) = self.phase.server().map(|co| co.pool.clone()) else {
             self.ext_give_up();
             return Ok(());
         };
@@ -222,7 +222,7 @@ impl Session {
             self.statements.remove(name);
         }
         if x.ready != Some(b'I') {
-            if let Some(co) = self.server.as_mut() {
+            if let Some(co) = self.phase.server_mut() {
                 let conn = co.conn();
                 if !matches!(conn.run_silent("ROLLBACK").await, Ok(None)) {
                     conn.broken = true;

@@ -4,12 +4,14 @@
 
 use super::expect::{Expect, Term};
 use super::params::SessionParams;
+use super::phase::Phase;
 use super::reply::{error_bytes, ready};
 use super::reported::Reported;
 use super::retry_state::RetryState;
 use super::sharded_tx::ShardedTx;
+use super::statement_log::StatementLog;
 use crate::app::App;
-use crate::backend::{Checkout, UserPools};
+use crate::backend::UserPools;
 use crate::cancel::{CancelKey, CancelTarget};
 use crate::clients::{ClientState, Registered};
 use crate::error::{Result, RouterError};
@@ -46,18 +48,16 @@ pub struct Session {
     pub(crate) unnamed: Option<Arc<PreparedStatement>>,
     /// SQL-level prepared statements: name -> PREPARE text.
     pub(crate) sql_prepared: HashMap<String, String>,
-    pub(crate) server: Option<Checkout>,
+    /// The server connection, if one is attached, and its conversation (`phase.rs`).
+    pub(crate) phase: Phase,
+    /// What each server answer still owed is for; empty while idle. Kept here rather
+    /// than in `Attached` so its capacity survives checkouts (`phase.rs`).
     pub(crate) expect: VecDeque<Expect>,
     pub(crate) tx_status: u8,
     /// Extended-protocol messages were forwarded since the last Sync.
     pub(crate) unsynced: bool,
-    /// The server reported an error and skips messages until Sync.
-    pub(crate) server_skipping: bool,
     /// The router reported an error in the extended protocol: drop messages until Sync.
     pub(crate) router_skipping: bool,
-    /// The unnamed statement exists on the current server connection.
-    pub(crate) unnamed_on_server: bool,
-    pub(crate) copy_in: bool,
     /// Session effects of statements whose outcome is not known yet.
     pub(crate) pending_ops: Vec<SessionOp>,
     pub(crate) tx_error: bool,
@@ -90,11 +90,8 @@ pub struct Session {
     pub(crate) gateway: Option<Arc<crate::gateway::SessionIdentity>>,
     /// The span of the client's current transaction, when tracing (`trace.rs`).
     pub(crate) trace: Option<opentelemetry::Context>,
-    /// `log_queries`: statements awaiting their answer, rows of the last
-    /// CommandComplete, the last Bind's text and values (`statement_log.rs`).
-    pub(crate) qlog: VecDeque<crate::query_log::Pending>,
-    pub(crate) qlog_rows: Option<u64>,
-    pub(crate) qlog_bind: Option<(String, Option<String>)>,
+    /// `log_queries`: statements awaiting their answer (`statement_log.rs`).
+    pub(crate) qlog: StatementLog,
 }
 
 impl Session {
@@ -120,14 +117,11 @@ impl Session {
             statements: HashMap::new(),
             unnamed: None,
             sql_prepared: HashMap::new(),
-            server: None,
+            phase: Phase::Idle,
             expect: VecDeque::new(),
             tx_status: b'I',
             unsynced: false,
-            server_skipping: false,
             router_skipping: false,
-            unnamed_on_server: false,
-            copy_in: false,
             pending_ops: Vec::new(),
             tx_error: false,
             last_tag_rollback: false,
@@ -144,9 +138,7 @@ impl Session {
             max_prepared: app.config().general.max_prepared_statements,
             gateway: None,
             trace: None,
-            qlog: VecDeque::new(),
-            qlog_rows: None,
-            qlog_bind: None,
+            qlog: StatementLog::default(),
             app,
         }
     }
@@ -196,7 +188,7 @@ impl Session {
                 // (not in session mode, where this server stays the client's).
                 let read = self.mode != PoolMode::Session && self.user.has_replicas;
                 self.ensure_server(Some(0), read).await?;
-                match self.server.as_ref() {
+                match self.phase.server() {
                     Some(co) => co
                         .conn_ref()
                         .params
@@ -291,13 +283,13 @@ impl Session {
             Box::pin(self.maybe_release()).await;
             self.flush_client().await?;
             self.trace_end_if_idle();
-            if self.server.is_none() && self.app.draining() {
+            if self.phase.is_idle() && self.app.draining() {
                 return Err(RouterError::ShuttingDown);
             }
             self.shrink_buffers();
-            let wait = self.server.as_ref().and_then(|_| self.wait_kind());
+            let wait = self.phase.server().and_then(|_| self.wait_kind());
             let at = self.deadlines.next(wait);
-            match self.server.as_mut() {
+            match self.phase.server_mut() {
                 Some(co) => {
                     let conn = co.conn();
                     tokio::select! {
@@ -335,7 +327,7 @@ impl Session {
     /// Relays every complete server message already read.
     fn relay_buffered(&mut self) -> Result<()> {
         loop {
-            let Some(co) = self.server.as_mut() else {
+            let Some(co) = self.phase.server_mut() else {
                 return Ok(());
             };
             match co.conn().next_buffered()? {
@@ -352,7 +344,7 @@ impl Session {
     }
 
     fn shrink_buffers(&mut self) {
-        if self.server.is_none() {
+        if self.phase.is_idle() {
             for b in [&mut self.rbuf, &mut self.out, &mut self.sout] {
                 if b.is_empty() && b.capacity() > 0 {
                     *b = BytesMut::new();
@@ -375,7 +367,7 @@ impl Session {
         if self.sout.is_empty() {
             return Ok(());
         }
-        let Some(co) = self.server.as_mut() else {
+        let Some(co) = self.phase.server_mut() else {
             self.sout.clear();
             return Ok(());
         };
@@ -391,7 +383,7 @@ impl Session {
     pub(crate) fn send_server(&mut self, f: &Frame, expect: Option<Expect>) {
         f.encode(&mut self.sout);
         if let Some(e) = expect {
-            if !self.server_skipping {
+            if !self.phase.server_skipping() {
                 self.expect.push_back(e);
             }
         }
@@ -450,7 +442,7 @@ impl Session {
     /// Makes sure a server connection is attached and carries this client's settings.
     /// `read`: the request that needs it only reads (a replica may serve it).
     pub(crate) async fn ensure_server(&mut self, wanted: Option<usize>, read: bool) -> Result<()> {
-        if let Some(co) = self.server.as_ref() {
+        if let Some(co) = self.phase.server() {
             let want = wanted.or(self.shard);
             match want {
                 Some(w) if w != co.pool.shard => {
@@ -535,9 +527,7 @@ impl Session {
             connected: conn.created,
             tls: conn.tls.clone(),
         }));
-        self.server = Some(co);
-        self.unnamed_on_server = false;
-        self.server_skipping = false;
+        self.phase.attach(co);
         self.tx_status = b'I';
         let begin = self
             .sharded
@@ -554,19 +544,19 @@ impl Session {
 
     /// Gives the server connection back when the pool mode allows it.
     pub(crate) async fn maybe_release(&mut self) {
-        let Some(co) = self.server.as_mut() else {
+        let Some(attached) = self.phase.attached_mut() else {
             return;
         };
         if !self.expect.is_empty()
             || self.unsynced
-            || self.copy_in
-            || self.server_skipping
+            || attached.copy_in
+            || attached.server_skipping
             || self.tx_status != b'I'
         {
             if self.statement_violation && self.expect.is_empty() {
                 self.statement_violation = false;
                 // Statement pooling: a transaction block cannot span statements.
-                let conn = co.conn();
+                let conn = attached.co.conn();
                 let _ = conn.run_silent("ROLLBACK").await;
                 self.tx_status = b'I';
                 let e = PgError::error(
@@ -585,14 +575,14 @@ impl Session {
                 // The connection stays: the next transaction's first statement sets the
                 // token's role and claims afresh (`resync_attached`), as the pool does
                 // for connections given back.
-                co.conn().applied_params = super::params::UNKNOWN_PARAMS;
+                attached.co.conn().applied_params = super::params::UNKNOWN_PARAMS;
             }
             return;
         }
         // A dirty connection stays dirty: the pool resets it only if another client
         // takes it (affinity keeps this client's temp tables and locks).
         self.cancel.slot.set(None);
-        if let Some(co) = self.server.take() {
+        if let Some(co) = self.phase.detach() {
             co.release();
         }
         if let Some(tx) = self.sharded.as_deref_mut() {
@@ -616,7 +606,7 @@ impl Session {
     }
 
     pub(crate) async fn on_client_frame(&mut self, f: Frame) -> Result<()> {
-        tracing::trace!(client = self.id, tag = %(f.tag as char), server = self.server.is_some(), expect = ?self.expect, "client message");
+        tracing::trace!(client = self.id, tag = %(f.tag as char), server = self.phase.is_attached(), expect = ?self.expect, "client message");
         self.ext_retry_client(&f);
         if matches!(f.tag, b'S' | b'H' | b'c') && !f.body.is_empty() {
             // PostgreSQL would answer with an error and then skip to a Sync, out of step
@@ -630,7 +620,7 @@ impl Session {
                 ),
             )));
         }
-        if self.copy_in && self.server.is_some() {
+        if self.phase.copy_in() {
             return self.on_copy_frame(f);
         }
         if self.router_skipping {
@@ -657,12 +647,12 @@ impl Session {
             },
             b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => self.on_extended_replanned(f).await,
             b'S' => {
-                if self.sharded_tx().is_some_and(|t| t.implicit_multi) && self.server.is_some() {
+                if self.sharded_tx().is_some_and(|t| t.implicit_multi) && self.phase.is_attached() {
                     if let Some(mut path) = self.sharded_path() {
                         return path.finish_implicit_multi().await;
                     }
                 }
-                if self.server.is_none() {
+                if self.phase.is_idle() {
                     self.unsynced = false;
                     if let Some(mut path) = self.sharded_path() {
                         path.finish_held().await?;
@@ -674,18 +664,18 @@ impl Session {
                 self.send_server(&f, None);
                 self.expect
                     .push_back(Expect::Forward(Term::Ready { started: None }));
-                self.server_skipping = false;
+                self.phase.set_server_skipping(false);
                 self.unsynced = false;
                 Ok(())
             }
             b'H' => {
-                if self.server.is_some() {
+                if self.phase.is_attached() {
                     self.send_server(&f, None);
                 }
                 Ok(())
             }
             b'd' | b'c' | b'f' => {
-                if self.server.is_some() {
+                if self.phase.is_attached() {
                     self.send_server(&f, None);
                     if f.tag != b'd' {
                         self.mark_copy_end();
@@ -750,7 +740,7 @@ impl Session {
                 super::job::Route::Fanout(job) => return path.run_fanout(*job).await,
             }
         }
-        let read = self.server.is_none()
+        let read = self.phase.is_idle()
             && self.user.has_replicas
             && (crate::planner::rw::is_read(&sql) || crate::planner::rw::is_read_only_begin(&sql));
         if let Err(e) = self.ensure_server(wanted, read).await {
@@ -762,7 +752,7 @@ impl Session {
         self.send_server(&f, None);
         let started = std::time::Instant::now();
         if self.app.query_log.enabled() {
-            self.log_sent(started, &sql, None);
+            self.qlog.sent(started, &sql, None);
         }
         self.expect.push_back(Expect::Forward(Term::Ready {
             started: Some(started),
@@ -771,7 +761,7 @@ impl Session {
     }
 
     pub(crate) fn count_statement(&self) {
-        if let Some(co) = self.server.as_ref() {
+        if let Some(co) = self.phase.server() {
             co.pool
                 .stats
                 .queries

@@ -3,6 +3,7 @@
 //! (refused outside session mode) and the router's own routing directives.
 
 use super::expect::{Expect, Term};
+use super::phase::Phase;
 use super::reply::{message, ready};
 use super::session::Session;
 use crate::backend::Checkout;
@@ -25,7 +26,7 @@ fn hash_text(s: &str) -> u64 {
 impl Session {
     /// Answers a routing directive (never sent to a server).
     pub(crate) async fn on_directive(&mut self, d: Directive) {
-        let attached = self.server.as_ref().map(|co| co.pool.shard);
+        let attached = self.phase.server().map(|co| co.pool.shard);
         let result = match d {
             Directive::Invalid(e) => Err(PgError::error("22023", e)),
             Directive::SetRole(r) => {
@@ -51,7 +52,7 @@ impl Session {
                 )),
                 Some(cur) if cur != n => {
                     // Session mode holds a server between transactions: give it back.
-                    if let Some(mut co) = self.server.take() {
+                    if let Some(mut co) = self.phase.detach() {
                         let conn = co.conn();
                         if conn
                             .run_silent("DISCARD ALL")
@@ -79,7 +80,7 @@ impl Session {
         match result {
             Ok(()) => {
                 self.reply(message(BackendMessage::CommandComplete("SET".into())));
-                let status = if self.server.is_some() {
+                let status = if self.phase.is_attached() {
                     self.tx_status
                 } else {
                     b'I'
@@ -118,7 +119,7 @@ impl Session {
 
     /// Keeps SQL-level prepared statements right across server connections.
     fn prepare_sql_op(&mut self, op: &SessionOp) {
-        let Some(co) = self.server.as_mut() else {
+        let Some(co) = self.phase.server_mut() else {
             return;
         };
         let conn = co.conn();
@@ -203,14 +204,16 @@ impl Session {
     pub(crate) async fn resync_attached(&mut self) -> Result<()> {
         let fp = self.params.fingerprint();
         let idle = self.expect.is_empty() && !self.unsynced && self.tx_status == b'I';
-        match self.server.take() {
-            Some(mut co) if idle && co.conn_ref().applied_params != fp => {
-                let r = self.apply_params(&mut co).await;
-                self.server = Some(co);
+        // Detached while the settings are applied (they borrow the session), then put
+        // back with its conversation's state.
+        match self.phase.take() {
+            Some(mut a) if idle && a.co.conn_ref().applied_params != fp => {
+                let r = self.apply_params(&mut a.co).await;
+                self.phase = Phase::Attached(a);
                 r
             }
-            co => {
-                self.server = co;
+            a => {
+                self.phase = a.map_or(Phase::Idle, Phase::Attached);
                 Ok(())
             }
         }

@@ -20,7 +20,7 @@ impl Session {
     /// Transaction status the client sees while no server is attached.
     pub(crate) fn local_status(&self) -> u8 {
         let Some(tx) = self.sharded_tx() else {
-            return if self.server.is_some() {
+            return if self.phase.is_attached() {
                 self.tx_status
             } else {
                 b'I'
@@ -29,7 +29,7 @@ impl Session {
         if tx.tx_poisoned {
             return b'E';
         }
-        if self.server.is_some() {
+        if self.phase.is_attached() {
             return self.tx_status;
         }
         match &tx.pending_begin {
@@ -48,8 +48,8 @@ impl Session {
                 || (self.sharded_tx().is_none_or(|t| t.tx_begin.is_none())
                     && self.tx_status == b'I'
                     && self.unsynced))
-            && !self.copy_in
-            && !self.server_skipping
+            && !self.phase.copy_in()
+            && !self.phase.server_skipping()
     }
 
     /// Before leaving a connection mid-pipeline: ends its extended-protocol batch with a
@@ -68,14 +68,14 @@ impl Session {
             })),
         );
         self.unsynced = false;
-        self.server_skipping = false;
-        if let Some(co) = self.server.as_mut() {
+        self.phase.set_server_skipping(false);
+        if let Some(co) = self.phase.server_mut() {
             let r = co.conn().write_all(&self.sout).await;
             self.sout.clear();
             r?;
         }
         while !self.expect.is_empty() {
-            let Some(co) = self.server.as_mut() else {
+            let Some(co) = self.phase.server_mut() else {
                 break;
             };
             let f = co.conn().read_frame().await?;
@@ -90,17 +90,16 @@ impl Session {
 
     /// Parks the current connection and takes the one already open on `shard`, if any.
     pub(crate) fn switch_to_parked(&mut self, shard: usize) -> bool {
-        if let Some(cur) = self.server.take() {
+        if let Some(cur) = self.phase.detach() {
             self.tx().parked.push(cur);
         }
-        self.unnamed_on_server = false;
         let Some(co) = self.tx().take_parked(shard) else {
             return false;
         };
         self.cancel
             .slot
             .set(Some(super::shard_stream::cancel_target(&co)));
-        self.server = Some(co);
+        self.phase.attach(co);
         self.tx_status = b'T';
         true
     }

@@ -27,7 +27,7 @@ impl ShardedPath<'_> {
     /// BEGIN / COMMIT / ROLLBACK / SAVEPOINT while no shard is chosen yet: answered here
     /// and replayed on the shard the transaction lands on. Returns the command tag.
     pub(crate) fn local_transaction(&mut self, sql: &str) -> Option<&'static str> {
-        if self.s.server.is_some() || crate::planner::session::has_inner_semicolon(sql) {
+        if self.s.phase.is_attached() || crate::planner::session::has_inner_semicolon(sql) {
             return None;
         }
         self.tx().held_command(sql)
@@ -43,7 +43,7 @@ impl ShardedPath<'_> {
         let shared = Arc::clone(&self.schema);
         let schema: &ShardingSchema = &shared;
         let extended = ext.is_some();
-        if self.tx().tx_poisoned || (self.tx().pending_failed && self.s.server.is_none()) {
+        if self.tx().tx_poisoned || (self.tx().pending_failed && self.s.phase.is_idle()) {
             self.s.router_error(tx_aborted(), extended);
             return Ok(Route::Done);
         }
@@ -111,7 +111,7 @@ impl ShardedPath<'_> {
         let aside = self.runs_aside(p.kind, sql);
         let shards = match shards {
             Resolved::Any
-                if self.s.server.is_none()
+                if self.s.phase.is_idle()
                     && self.tx().pending_begin.is_some()
                     && (p.kind == Kind::Read || first_keyword(sql) == "show") =>
             {
@@ -133,7 +133,7 @@ impl ShardedPath<'_> {
                 })));
             }
             Resolved::Any => {
-                return Ok(Route::Shard(match self.s.server.as_ref() {
+                return Ok(Route::Shard(match self.s.phase.server() {
                     Some(co) => co.pool.shard,
                     None => (self.s.id as usize) % schema.shards,
                 }))
@@ -156,19 +156,15 @@ impl ShardedPath<'_> {
         // (A plain read before the transaction touched any shard runs aside, as a
         // one-shard one does: READ COMMITTED gives it its own snapshot anyway.)
         let in_tx = (self.tx().pending_begin.is_some() && !aside)
-            || self
-                .s
-                .server
-                .as_ref()
-                .is_some_and(|_| self.s.tx_status != b'I');
+            || (self.s.phase.is_attached() && self.s.tx_status != b'I');
         if in_tx {
             if self.s.mode != orochi_config::PoolMode::Transaction
                 || (self.tx().tx_begin.is_none() && self.tx().pending_begin.is_none())
             {
-                let s = self.s.server.as_ref().map_or(0, |c| c.pool.shard);
+                let s = self.s.phase.server().map_or(0, |c| c.pool.shard);
                 return self.refused(&format!("this transaction runs on shard {s}; a single statement that needs several shards cannot join it here (only explicit transactions in transaction pooling mode can span shards): split it per shard key, or run it outside the transaction"), extended);
             }
-            if self.s.tx_status == b'E' && self.s.server.is_some() {
+            if self.s.tx_status == b'E' && self.s.phase.is_attached() {
                 self.s.router_error(tx_aborted(), extended);
                 return Ok(Route::Done);
             }
@@ -179,7 +175,7 @@ impl ShardedPath<'_> {
         if p.copy_in.is_some() && extended {
             return self.refused("COPY FROM STDIN across shards through the extended query protocol; send the COPY as a simple query (every driver's COPY API does)", extended);
         }
-        if !self.s.expect.is_empty() || self.s.unsynced && self.s.server.is_some() {
+        if !self.s.expect.is_empty() || self.s.unsynced && self.s.phase.is_attached() {
             return self.refused("a multi-shard statement pipelined behind a statement still running on one shard; send a Sync first", extended);
         }
         // ORDER BY and min/max compare values in the router: text in byte order.
@@ -228,7 +224,7 @@ impl ShardedPath<'_> {
     /// transaction's writes can still pick their shard.
     pub(crate) fn runs_aside(&self, kind: Kind, sql: &str) -> bool {
         !matches!(kind, Kind::Write | Kind::Ddl)
-            && self.s.server.is_none()
+            && self.s.phase.is_idle()
             && self
                 .s
                 .sharded_tx()
@@ -242,7 +238,7 @@ impl ShardedPath<'_> {
     pub(crate) fn refused(&mut self, msg: &str, extended: bool) -> Result<Route> {
         self.s.app.metrics.error(&self.s.user.pool_name, "0A000");
         self.s.router_error(refuse(msg), extended);
-        if self.s.server.is_none() && self.tx().pending_begin.is_some() {
+        if self.s.phase.is_idle() && self.tx().pending_begin.is_some() {
             self.tx().pending_failed = true;
         }
         Ok(Route::Done)
@@ -303,7 +299,7 @@ impl ShardedPath<'_> {
         msg: &orochi_wire::FrontendMessage,
     ) -> Result<Option<Option<usize>>> {
         use orochi_wire::FrontendMessage as M;
-        let idle = self.s.server.is_none();
+        let idle = self.s.phase.is_idle();
         match msg {
             M::Parse {
                 name,
@@ -315,7 +311,7 @@ impl ShardedPath<'_> {
                         query,
                         param_types,
                     ));
-                    self.s.unnamed_on_server = false;
+                    self.s.phase.set_unnamed_on_server(false);
                 } else if self.s.statements.contains_key(name) {
                     self.s.router_error(
                         PgError::error(

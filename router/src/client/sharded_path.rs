@@ -4,6 +4,12 @@
 //! is written as its methods, not as `impl Session` blocks, so a single-shard pool's
 //! code cannot call into it by accident and the files that make it up import this type
 //! and nothing of each other.
+//!
+//! It borrows the whole session, not a few of its fields: its steps run the session's
+//! own paths — checkout (`checkout_traced`, `apply_params`), moving between a
+//! transaction's shards (`settle_current`, `switch_to_parked`), the pause gate, client
+//! replies and flushes, the deadlines — which need the session whole. What exists only
+//! while a server is attached it reaches through the session's `Phase` (`phase.rs`).
 
 use super::session::Session;
 use super::sharded_tx::ShardedTx;

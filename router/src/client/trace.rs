@@ -61,7 +61,7 @@ impl Session {
         if self.trace.is_none()
             || !self.expect.is_empty()
             || self.unsynced
-            || self.copy_in
+            || self.phase.copy_in()
             || self.tx_status != b'I'
             || self.sharded_tx().is_some_and(|t| {
                 t.tx_begin.is_some() || t.pending_begin.is_some() || !t.parked.is_empty()
