@@ -11,43 +11,69 @@
 //! connections (a multi-shard Execute) before this one. So the message is handled once
 //! more against the new map, exactly as `on_client_frame` does for a simple Query.
 //!
-//! A second `MapChanged` (another cutover while it waited again) is answered with
-//! 40001. A multi-shard portal held from Bind to Execute is planned again at its Execute
-//! (`held_replan.rs`); one whose Execute meets the pause at its own checkouts (the pause
-//! began after the gate before that Execute) gets 40001 from the fan-out: its
-//! BindComplete already reached the client and it is not planned again there.
+//! A simple Query is handled the same way. A second `MapChanged` (another cutover while
+//! it waited again) is answered with 40001. A multi-shard portal held from Bind to
+//! Execute is planned again at its Execute (`held_replan.rs`); one whose Execute meets the
+//! pause at its own checkouts (the pause began after the gate before that Execute) gets
+//! 40001 from the fan-out: its BindComplete already reached the client and it is not
+//! planned again there.
 
 use super::session::Session;
 use crate::error::{Result, RouterError};
 use orochi_wire::Frame;
 
 impl Session {
+    /// A simple Query, planned again once when the shard map changed under it.
+    pub(crate) async fn on_query_replanned(&mut self, f: Frame) -> Result<()> {
+        self.replanned(f, Kind::Query).await
+    }
+
     /// Parse, Bind, Describe, Execute, Close, FunctionCall, planned again once when the
     /// shard map changed under them.
     pub(crate) async fn on_extended_replanned(&mut self, f: Frame) -> Result<()> {
-        let extended = f.tag != b'F';
+        let kind = if f.tag == b'F' {
+            Kind::FunctionCall
+        } else {
+            Kind::Extended
+        };
+        self.replanned(f, kind).await
+    }
+
+    async fn replanned(&mut self, f: Frame, kind: Kind) -> Result<()> {
         // Routing notes the shard a write goes to (two-phase commit's participants); a
         // shard number of the replaced map must not stay among them.
         let wrote = self.sharded_tx().map_or(0, |t| t.wrote.len());
-        match self.on_extended(f.clone()).await {
+        match self.handle(f.clone(), kind).await {
             Err(RouterError::MapChanged) => {
                 if let Some(t) = self.sharded.as_deref_mut() {
                     t.wrote.truncate(wrote);
                 }
-                self.replan_again(f, extended).await
+                match self.handle(f, kind).await {
+                    Err(RouterError::MapChanged) => {
+                        let e = RouterError::MapChanged.to_client().expect("a client error");
+                        self.router_error(e, kind == Kind::Extended);
+                        Ok(())
+                    }
+                    r => r,
+                }
             }
             r => r,
         }
     }
 
-    async fn replan_again(&mut self, f: Frame, extended: bool) -> Result<()> {
-        match self.on_extended(f).await {
-            Err(RouterError::MapChanged) => {
-                let e = RouterError::MapChanged.to_client().expect("a client error");
-                self.router_error(e, extended);
-                Ok(())
-            }
-            r => r,
+    async fn handle(&mut self, f: Frame, kind: Kind) -> Result<()> {
+        match kind {
+            Kind::Query => self.on_query(f).await,
+            Kind::Extended | Kind::FunctionCall => self.on_extended(f).await,
         }
     }
+}
+
+/// How a message's refusal is answered: extended-protocol messages make the router skip
+/// to the next Sync; a Query and a FunctionCall end with ReadyForQuery.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Query,
+    Extended,
+    FunctionCall,
 }

@@ -630,21 +630,8 @@ impl Session {
             self.router_skipping = false;
         }
         match f.tag {
-            b'Q' => match self.on_query(f.clone()).await {
-                // Planned against a shard map a reshard cutover replaced while the
-                // statement waited at the pause gate; nothing was sent: plan it again.
-                Err(RouterError::MapChanged) => match self.on_query(f).await {
-                    Err(RouterError::MapChanged) => {
-                        self.router_error(
-                            RouterError::MapChanged.to_client().expect("a client error"),
-                            false,
-                        );
-                        Ok(())
-                    }
-                    r => r,
-                },
-                r => r,
-            },
+            // Planned again when a reshard cutover replaced the shard map while it waited.
+            b'Q' => self.on_query_replanned(f).await,
             b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => self.on_extended_replanned(f).await,
             b'S' => {
                 if self.sharded_tx().is_some_and(|t| t.implicit_multi) && self.phase.is_attached() {
@@ -694,7 +681,7 @@ impl Session {
         }
     }
 
-    async fn on_query(&mut self, f: Frame) -> Result<()> {
+    pub(crate) async fn on_query(&mut self, f: Frame) -> Result<()> {
         let FrontendMessage::Query(sql) = FrontendMessage::decode(&f)? else {
             unreachable!("tag Q decodes to Query")
         };
