@@ -232,11 +232,13 @@ impl Session {
     /// Ends the session with a fatal error the client is told about.
     pub async fn fail(&mut self, e: RouterError) -> Result<()> {
         if let Some(pg) = e.to_client() {
-            // A client that stopped reading must not hold the session open.
-            let _ = tokio::time::timeout(FAREWELL, self.flush_client()).await;
-            let mut b = BytesMut::new();
-            PgError::fatal(&pg.fields.code, pg.fields.message.clone()).encode(&mut b);
-            let _ = tokio::time::timeout(FAREWELL, self.stream.write_all(&b)).await;
+            // A client that stopped reading must not hold the session open; and after a
+            // flush cut short, a FATAL would land inside a half-written message.
+            if let Ok(Ok(())) = tokio::time::timeout(FAREWELL, self.flush_client()).await {
+                let mut b = BytesMut::new();
+                PgError::fatal(&pg.fields.code, pg.fields.message.clone()).encode(&mut b);
+                let _ = tokio::time::timeout(FAREWELL, self.stream.write_all(&b)).await;
+            }
         }
         self.close_client().await;
         self.client_gone().await;
