@@ -51,7 +51,12 @@ impl std::fmt::Display for ReloadError {
 }
 
 pub struct App {
+    /// Replaced only through `publish`, which counts the replacements.
     pub registry: ArcSwap<Registry>,
+    /// How many times `registry` was replaced: a session compares it with the number it
+    /// last looked its pools up at, instead of looking them up (two string hashes) at
+    /// every statement (`Session::pause_gate`).
+    registry_gen: AtomicU64,
     pub source: Option<ConfigSource>,
     pub statements: StatementRegistry,
     pub cancel: Arc<CancelRegistry>,
@@ -113,6 +118,7 @@ impl App {
                 &metrics,
                 &tls,
             )),
+            registry_gen: AtomicU64::new(1),
             tls,
             admin_creds,
             admission: Default::default(),
@@ -158,6 +164,18 @@ impl App {
         })
     }
 
+    /// Makes `next` the running registry.
+    fn publish(&self, next: Registry) {
+        self.registry.store(Arc::new(next));
+        // After the store: a session that reads the new number finds the new registry.
+        self.registry_gen.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes whenever the registry is replaced (reload, reshard switch).
+    pub fn registry_generation(&self) -> u64 {
+        self.registry_gen.load(Ordering::Acquire)
+    }
+
     /// The newest definition of a client's (pool, user); the old one if it was removed.
     pub fn current_user_pools(&self, old: &Arc<UserPools>) -> Arc<UserPools> {
         self.lookup_user(&old.pool_name, &old.user.username)
@@ -186,7 +204,7 @@ impl App {
         }
         self.query_log.configure(&new.general);
         let next = Registry::build(Arc::new(new), Some(&old), &self.metrics, &self.tls);
-        self.registry.store(Arc::new(next));
+        self.publish(next);
         Ok(diff)
     }
 
@@ -251,7 +269,7 @@ impl App {
         let databases = shards.iter().map(|s| s.database.clone()).collect();
         self.shard_maps.set(pool, shards);
         let next = Registry::build(Arc::new(config), Some(&old), &self.metrics, &self.tls);
-        self.registry.store(Arc::new(next));
+        self.publish(next);
         tracing::info!(pool = %pool, "shard map switched by a reshard");
         Ok(databases)
     }

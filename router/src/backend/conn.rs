@@ -80,6 +80,13 @@ pub const RESET_SQL: [&str; 3] = ["RESET ALL", "RESET SESSION AUTHORIZATION", "R
 
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+/// Source of `ServerConn::params_gen`: unique across connections, never 0.
+static NEXT_PARAMS_GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_params_gen() -> u64 {
+    NEXT_PARAMS_GEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 pub struct ServerConn {
     /// Unique per process (SHOW SERVERS, client links).
     pub id: u64,
@@ -92,8 +99,12 @@ pub struct ServerConn {
     pub addr: String,
     /// The server's own cancel key.
     pub backend_key: (i32, i32),
-    /// Values the server reported with ParameterStatus, kept current.
+    /// Values the server reported with ParameterStatus, kept current (`set_param`).
     pub params: HashMap<String, String>,
+    /// Names this version of `params`: a new number, unique across connections, at every
+    /// change. A session that told its client every value of one version need not compare
+    /// them again at its next checkout of this connection (`client::reported`).
+    pub params_gen: u64,
     /// Fingerprint of the client parameter set applied with SET (see `client::params`).
     pub applied_params: u64,
     /// Router-named prepared statements (global ids) that exist on this connection, with
@@ -203,6 +214,7 @@ impl ServerConn {
             addr: target.addr(),
             backend_key: (0, 0),
             params: HashMap::new(),
+            params_gen: next_params_gen(),
             applied_params: EMPTY_PARAMS,
             prepared: HashMap::new(),
             prepared_tick: 0,
@@ -318,7 +330,7 @@ impl ServerConn {
                     }
                 },
                 BackendMessage::ParameterStatus { name, value } => {
-                    self.params.insert(name, value);
+                    self.set_param(name, value);
                 }
                 BackendMessage::BackendKeyData {
                     process_id,
@@ -521,7 +533,15 @@ impl ServerConn {
     /// Records a ParameterStatus frame's value.
     pub fn track_parameter(&mut self, f: &Frame) {
         if let Ok(BackendMessage::ParameterStatus { name, value }) = BackendMessage::decode(f) {
+            self.set_param(name, value);
+        }
+    }
+
+    /// Records a value the server reported; a change starts a new `params_gen`.
+    pub fn set_param(&mut self, name: String, value: String) {
+        if self.params.get(&name) != Some(&value) {
             self.params.insert(name, value);
+            self.params_gen = next_params_gen();
         }
     }
 

@@ -87,7 +87,10 @@ pub struct ServerPool {
     pub target: ServerTarget,
     pub settings: PoolSettings,
     permits: Arc<Semaphore>,
-    idle: Mutex<Vec<ServerConn>>,
+    /// Boxed on purpose: a connection moves between this list and a `Checkout` as a
+    /// pointer (see `Checkout::conn`).
+    #[allow(clippy::vec_box)]
+    idle: Mutex<Vec<Box<ServerConn>>>,
     pub stats: PoolStats,
     /// ParameterStatus values of the first connection opened: what a newly logged-in
     /// client is told without waiting for a server of its own.
@@ -169,15 +172,18 @@ impl ServerPool {
                 });
             }
         };
+        // The paths that reset or open a connection are boxed: opening one (TLS, SCRAM)
+        // is a deep future, and inline it would make every checkout's future — and so
+        // every statement's, which a session boxes — kilobytes larger (issue 16).
         let idle = match self.take_idle(owner) {
-            Some(c) if c.cancels.pending() => Some(self.cancels_landed(c).await?),
+            Some(c) if c.cancels.pending() => Some(Box::pin(self.cancels_landed(c)).await?),
             c => c,
         };
         let mut conn = match idle {
-            Some(c) if c.dirty && c.owner != owner => self.scrub(c).await?,
-            Some(c) if c.identity && c.owner != owner => self.drop_identity(c).await?,
+            Some(c) if c.dirty && c.owner != owner => Box::pin(self.scrub(c)).await?,
+            Some(c) if c.identity && c.owner != owner => Box::pin(self.drop_identity(c)).await?,
             Some(c) => c,
-            None => self.open().await?,
+            None => Box::pin(self.open()).await?,
         };
         conn.owner = owner;
         self.stats.in_use.fetch_add(1, Ordering::Relaxed);
@@ -196,7 +202,7 @@ impl ServerPool {
 
     /// Takes the idle connection `owner` should get (see the module doc), closing stale
     /// ones on the way.
-    fn take_idle(&self, owner: u64) -> Option<ServerConn> {
+    fn take_idle(&self, owner: u64) -> Option<Box<ServerConn>> {
         loop {
             let mut conn = {
                 let mut idle = self.idle.lock().ok()?;
@@ -213,7 +219,7 @@ impl ServerPool {
 
     /// A cancel its last client sent is still on its way: wait for it to land (it must
     /// not hit the next query); a connection whose cancel never lands is replaced.
-    async fn cancels_landed(&self, conn: ServerConn) -> Result<ServerConn> {
+    async fn cancels_landed(&self, conn: Box<ServerConn>) -> Result<Box<ServerConn>> {
         if conn.cancels.settled(CANCEL_LANDING).await {
             return Ok(conn);
         }
@@ -224,7 +230,7 @@ impl ServerPool {
 
     /// Makes another client's dirty connection clean with `DISCARD ALL`; a connection that
     /// cannot be reset is closed and replaced.
-    async fn scrub(&self, mut conn: ServerConn) -> Result<ServerConn> {
+    async fn scrub(&self, mut conn: Box<ServerConn>) -> Result<Box<ServerConn>> {
         match conn.run_silent("DISCARD ALL").await {
             Ok(None) => {
                 conn.forget_session_state();
@@ -239,7 +245,7 @@ impl ServerPool {
 
     /// Takes a JWT gateway session's role and claims off a connection (prepared
     /// statements stay); a connection that cannot be reset is closed and replaced.
-    async fn drop_identity(&self, mut conn: ServerConn) -> Result<ServerConn> {
+    async fn drop_identity(&self, mut conn: Box<ServerConn>) -> Result<Box<ServerConn>> {
         let reset = crate::backend::conn::RESET_SQL.join(";\n");
         match conn.run_silent(&reset).await {
             Ok(None) => {
@@ -271,7 +277,7 @@ impl ServerPool {
             || c.last_used.elapsed() >= self.settings.idle_timeout
     }
 
-    async fn open(&self) -> Result<ServerConn> {
+    async fn open(&self) -> Result<Box<ServerConn>> {
         match ServerConn::connect(&self.target, self.settings.connect_timeout).await {
             Ok(mut c) => {
                 c.generation = self.generation.load(Ordering::Relaxed);
@@ -292,7 +298,7 @@ impl ServerPool {
                 }
                 self.stats.open.fetch_add(1, Ordering::Relaxed);
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
-                Ok(c)
+                Ok(Box::new(c))
             }
             Err(e) => {
                 self.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
@@ -307,7 +313,7 @@ impl ServerPool {
         }
     }
 
-    fn give_back(&self, mut conn: ServerConn) {
+    fn give_back(&self, mut conn: Box<ServerConn>) {
         self.stats.in_use.fetch_sub(1, Ordering::Relaxed);
         conn.dirty |= self.settings.reset_always;
         if conn.identity {
@@ -409,7 +415,7 @@ impl ServerPool {
 
 /// Which idle connection `owner` gets: its own (newest first), else the newest clean
 /// one, else the dirty one idle longest (the list is in release order).
-fn pick_idle(idle: &[ServerConn], owner: u64) -> Option<usize> {
+fn pick_idle(idle: &[Box<ServerConn>], owner: u64) -> Option<usize> {
     if idle.is_empty() {
         return None;
     }
@@ -463,7 +469,9 @@ pub struct IdleConn {
 /// A connection lent to one client. [`release`](Self::release) returns it to the pool;
 /// dropped without that, it is closed (its state is not known to be idle and clean).
 pub struct Checkout {
-    conn: Option<ServerConn>,
+    /// Boxed, as in the pool's idle list: lending and giving back move a pointer, and a
+    /// session's state carries 8 bytes for it, not the connection's ~400 (issue 16).
+    conn: Option<Box<ServerConn>>,
     pub pool: Arc<ServerPool>,
     since: Instant,
     released: bool,

@@ -61,8 +61,9 @@ impl Session {
             _ => None,
         };
         if let (None, Some(schema)) = (wanted, self.sharding()) {
+            // Boxed, as in `on_query`: the sharded steps' futures are deep.
             let mut path = self.sharded_path_with(schema);
-            match path.sharded_extended(&msg).await? {
+            match Box::pin(path.sharded_extended(&msg)).await? {
                 None => {}
                 Some(None) => return Ok(()),
                 Some(Some(s)) => wanted = Some(s),

@@ -18,6 +18,7 @@ pub mod params;
 pub mod pause_gate;
 pub mod phase;
 pub mod relay;
+pub mod release;
 pub mod replan;
 pub mod reply;
 pub mod reported;

@@ -19,18 +19,37 @@ use super::session::Session;
 use crate::error::{Result, RouterError};
 
 impl Session {
+    /// The gate has nothing to do: the session holds a connection, or its pool is not
+    /// paused and was not redefined since the session looked. Checked before the
+    /// session loop boxes a `pause_gate` future (a heap allocation per message).
+    pub(crate) fn gate_is_open(&self) -> bool {
+        !self.holds_no_connection()
+            || (self.app.registry_generation() == self.user_gen
+                && !self.app.is_paused(&self.user.pool_name))
+    }
+
+    fn holds_no_connection(&self) -> bool {
+        self.phase.is_idle() && self.sharded_tx().is_none_or(|t| t.parked.is_empty())
+    }
+
     /// `planned`: a statement of this session was already planned against `self.user`.
     pub(crate) async fn pause_gate(&mut self, planned: bool) -> Result<()> {
-        if !(self.phase.is_idle() && self.sharded_tx().is_none_or(|t| t.parked.is_empty())) {
+        if !self.holds_no_connection() {
             return Ok(());
         }
         let paused = self.app.is_paused(&self.user.pool_name);
         if paused {
             self.app.wait_resumed(&self.user.pool_name).await;
         }
+        let gen = self.app.registry_generation();
+        if gen == self.user_gen {
+            // No reload or switch since the last look: the pools are the current ones.
+            return Ok(());
+        }
         let current = self.app.current_user_pools(&self.user);
         let moved = current.shards.len() != self.user.shards.len();
         self.user = current;
+        self.user_gen = gen;
         if planned && paused && moved {
             return Err(RouterError::MapChanged);
         }

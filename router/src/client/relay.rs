@@ -46,7 +46,7 @@ impl Session {
                     BackendMessage::decode(&f)
                 {
                     if let Some(co) = self.phase.server_mut() {
-                        co.conn().params.insert(name.clone(), value.clone());
+                        co.conn().set_param(name.clone(), value.clone());
                     }
                     self.reported.set(&name, &value);
                 }

@@ -15,6 +15,11 @@ pub struct Reported {
     base: Option<SharedParams>,
     /// Values that differ from `base` (or are missing from it).
     own: HashMap<String, String>,
+    /// The server parameter version (`ServerConn::params_gen`) every value of which the
+    /// client was told; 0 for none. A checkout of a connection still at that version
+    /// skips comparing its dozen values (a hash lookup each, every transaction), and any
+    /// change of what the client was told forgets it.
+    synced: u64,
 }
 
 impl Reported {
@@ -22,6 +27,7 @@ impl Reported {
         Reported {
             base,
             own: HashMap::new(),
+            synced: 0,
         }
     }
 
@@ -40,11 +46,26 @@ impl Reported {
 
     /// Records that the client was told `name = value`.
     pub fn set(&mut self, name: &str, value: &str) {
+        if self.get(name) == Some(value) {
+            return;
+        }
+        self.synced = 0;
         if self.base_value(name) == Some(value) {
             self.own.remove(name);
-        } else if self.own.get(name).map(String::as_str) != Some(value) {
+        } else {
             self.own.insert(name.to_string(), value.to_string());
         }
+    }
+
+    /// The client was told every value of server parameter version `gen`.
+    pub fn mark_synced(&mut self, gen: u64) {
+        self.synced = gen;
+    }
+
+    /// True when the client was told every value of version `gen` and nothing changed
+    /// since.
+    pub fn is_synced_with(&self, gen: u64) -> bool {
+        gen != 0 && self.synced == gen
     }
 
     /// Nothing was reported yet (the login has not run).
@@ -106,6 +127,19 @@ mod tests {
             ]
         );
         assert_eq!(Arc::strong_count(&b), 2, "shared, not copied");
+    }
+
+    #[test]
+    fn a_change_of_what_the_client_was_told_forgets_the_synced_version() {
+        let mut r = Reported::new(Some(base()));
+        assert!(!r.is_synced_with(0), "0 is no version");
+        r.mark_synced(7);
+        assert!(r.is_synced_with(7));
+        assert!(!r.is_synced_with(8));
+        r.set("TimeZone", "UTC");
+        assert!(r.is_synced_with(7), "the same value again changes nothing");
+        r.set("TimeZone", "Europe/Paris");
+        assert!(!r.is_synced_with(7), "a new value: compare again");
     }
 
     #[test]

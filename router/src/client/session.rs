@@ -40,6 +40,9 @@ pub struct Session {
     /// Bytes for the server, flushed before waiting for its answer.
     pub(crate) sout: BytesMut,
     pub(crate) user: Arc<UserPools>,
+    /// `App::registry_generation` when `user` was last looked up (`pause_gate`); `MAX`
+    /// until the first look.
+    pub(crate) user_gen: u64,
     pub(crate) mode: PoolMode,
     pub(crate) params: SessionParams,
     /// ParameterStatus values the client has been told.
@@ -112,6 +115,7 @@ impl Session {
             sout: BytesMut::new(),
             mode: user.mode,
             user,
+            user_gen: u64::MAX,
             params,
             reported: Reported::default(),
             statements: HashMap::new(),
@@ -268,12 +272,16 @@ impl Session {
             ))
         };
         loop {
-            Box::pin(self.run_retry()).await?;
+            if self.retry.is_some() {
+                Box::pin(self.run_retry()).await?;
+            }
             while let Some(frame) = decode_frame(&mut self.rbuf, self.max_message)? {
                 if frame.tag == b'X' {
                     return Ok(());
                 }
-                Box::pin(self.pause_gate(false)).await?;
+                if !self.gate_is_open() {
+                    Box::pin(self.pause_gate(false)).await?;
+                }
                 self.trace_begin(&frame);
                 // Boxed: the statement paths (fan-outs, gathers, two-phase commit) are
                 // deep futures; inline, every idle client's task would carry their
@@ -282,7 +290,11 @@ impl Session {
             }
             self.flush_server().await?;
             self.flush_client().await?;
-            Box::pin(self.maybe_release()).await;
+            if self.violation_to_roll_back() {
+                Box::pin(self.maybe_release()).await;
+            } else {
+                self.release_if_free();
+            }
             self.flush_client().await?;
             self.trace_end_if_idle();
             if self.phase.is_idle() && self.app.draining() {
@@ -505,7 +517,7 @@ impl Session {
         self.apply_params(&mut co).await?;
         let conn = co.conn();
         // Tell the client about server-reported values that differ from what it knows.
-        if !self.reported.is_empty() {
+        if !self.reported.is_empty() && !self.reported.is_synced_with(conn.params_gen) {
             for (k, v) in &conn.params {
                 if self.reported.get(k) != Some(v.as_str()) {
                     BackendMessage::ParameterStatus {
@@ -516,6 +528,7 @@ impl Session {
                     self.reported.set(k, v);
                 }
             }
+            self.reported.mark_synced(conn.params_gen);
         }
         self.cancel
             .slot
@@ -542,57 +555,6 @@ impl Session {
             self.tx_status = b'T';
         }
         Ok(())
-    }
-
-    /// Gives the server connection back when the pool mode allows it.
-    pub(crate) async fn maybe_release(&mut self) {
-        let Some(attached) = self.phase.attached_mut() else {
-            return;
-        };
-        if !self.expect.is_empty()
-            || self.unsynced
-            || attached.copy_in
-            || attached.server_skipping
-            || self.tx_status != b'I'
-        {
-            if self.statement_violation && self.expect.is_empty() {
-                self.statement_violation = false;
-                // Statement pooling: a transaction block cannot span statements.
-                let conn = attached.co.conn();
-                let _ = conn.run_silent("ROLLBACK").await;
-                self.tx_status = b'I';
-                let e = PgError::error(
-                    "0A000",
-                    "transaction blocks are not allowed in statement pooling mode; the transaction was rolled back",
-                )
-                .with_hint("use pool_mode = \"transaction\" for this pool or user");
-                e.encode(&mut self.out);
-                BackendMessage::ReadyForQuery(b'I').encode(&mut self.out);
-            } else {
-                return;
-            }
-        }
-        if self.mode == PoolMode::Session {
-            if self.gateway.is_some() {
-                // The connection stays: the next transaction's first statement sets the
-                // token's role and claims afresh (`resync_attached`), as the pool does
-                // for connections given back.
-                attached.co.conn().applied_params = super::params::UNKNOWN_PARAMS;
-            }
-            return;
-        }
-        // A dirty connection stays dirty: the pool resets it only if another client
-        // takes it (affinity keeps this client's temp tables and locks).
-        self.cancel.slot.set(None);
-        if let Some(co) = self.phase.detach() {
-            co.release();
-        }
-        if let Some(tx) = self.sharded.as_deref_mut() {
-            tx.tx_begin = None;
-            tx.wrote.clear();
-        }
-        self.client.info.set_state(ClientState::Idle);
-        self.client.info.set_link(None);
     }
 
     /// A router-side error: for a simple query, error and ReadyForQuery; in the extended
@@ -638,13 +600,13 @@ impl Session {
             b'S' => {
                 if self.sharded_tx().is_some_and(|t| t.implicit_multi) && self.phase.is_attached() {
                     if let Some(mut path) = self.sharded_path() {
-                        return path.finish_implicit_multi().await;
+                        return Box::pin(path.finish_implicit_multi()).await;
                     }
                 }
                 if self.phase.is_idle() {
                     self.unsynced = false;
                     if let Some(mut path) = self.sharded_path() {
-                        path.finish_held().await?;
+                        Box::pin(path.finish_held()).await?;
                     }
                     let status = self.local_status();
                     self.reply(ready(status));
@@ -700,7 +662,7 @@ impl Session {
             return Ok(());
         }
         if let Some(d) = directive(&sql) {
-            self.on_directive(d).await;
+            Box::pin(self.on_directive(d)).await;
             return Ok(());
         }
         if let Some(e) = crate::twopc_guard::refuse_query(&sql) {
@@ -714,19 +676,21 @@ impl Session {
         }
         let mut wanted = wanted;
         if let (None, Some(schema)) = (wanted, self.sharding()) {
+            // The sharded steps are boxed: inline, their deep futures (fan-out, two-phase
+            // commit) would size every statement's future, sharded or not (issue 16).
             let mut path = self.sharded_path_with(schema);
             if let Some(commit) = path.ends_multi_shard(&sql) {
-                path.finish_multi_shard(commit, false, false).await;
+                Box::pin(path.finish_multi_shard(commit, false, false)).await;
                 return Ok(());
             }
             if let Some(tag) = path.local_transaction(&sql) {
                 path.answer_local(tag);
                 return Ok(());
             }
-            match path.route_sharded(&sql, None).await? {
+            match Box::pin(path.route_sharded(&sql, None)).await? {
                 super::job::Route::Done => return Ok(()),
                 super::job::Route::Shard(s) => wanted = Some(s),
-                super::job::Route::Fanout(job) => return path.run_fanout(*job).await,
+                super::job::Route::Fanout(job) => return Box::pin(path.run_fanout(*job)).await,
             }
         }
         let read = self.phase.is_idle()

@@ -224,11 +224,17 @@ impl Session {
     /// dropped from the client's settings with a warning, instead of failing every later
     /// statement of the session.
     pub(crate) async fn apply_params(&mut self, co: &mut Checkout) -> Result<()> {
-        let fp = self.params.fingerprint();
-        let conn = co.conn();
-        if conn.applied_params == fp {
+        if co.conn().applied_params == self.params.fingerprint() {
             return Ok(());
         }
+        // Boxed: the usual checkout finds the settings in place, and its future (which
+        // every statement's carries) need not hold room for these round trips.
+        Box::pin(self.apply_params_now(co)).await
+    }
+
+    async fn apply_params_now(&mut self, co: &mut Checkout) -> Result<()> {
+        let fp = self.params.fingerprint();
+        let conn = co.conn();
         // Marked before the first byte: even a half-applied identity is reset before
         // another client (or the router) uses this connection.
         conn.identity |= self.gateway.is_some();
