@@ -15,78 +15,12 @@
 mod common;
 
 use common::raw::*;
+use common::reshard::*;
 use common::shards::*;
 use common::*;
 use orochi_wire::{BackendMessage, FrontendMessage};
 use sqlx::{ConnectOptions, Row};
 use std::time::Duration;
-
-/// Old map: `db` on the fleet's servers 0 and 1 (with `users`); new map: `<db>_n` on
-/// servers 0, 1 and 2 (the same rows of `users`, where three shards put them). Every user of the pool gets one connection per
-/// shard, so one open transaction holds shard 0.
-async fn old_and_new() -> (Router, String, String) {
-    let db = two_shard_db().await;
-    let new = format!("{db}_n");
-    for k in 0..3 {
-        let mut su = shard_opts(k, SUPERUSER, SUPERUSER_PASSWORD, "postgres")
-            .connect()
-            .await
-            .unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS \"{new}\" WITH (FORCE)"),
-            format!("CREATE DATABASE \"{new}\" OWNER app"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut su)
-                .await
-                .unwrap();
-        }
-        let mut c = shard_opts(k, APP_USER, APP_PASSWORD, &new)
-            .connect()
-            .await
-            .unwrap();
-        // The same rows as the old shards, placed by the new map (as a copy leaves them).
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE users (id bigint PRIMARY KEY, name text, score numeric(10,2), city text);
-             CREATE TEMP TABLE ks (id bigint) PARTITION BY HASH (id);
-             INSERT INTO users SELECT g, 'user' || g, g * 1.25, (ARRAY['Tokyo','Osaka','Paris'])[1 + g % 3]
-               FROM generate_series(1, {ROWS}) g
-              WHERE satisfies_hash_partition('ks'::regclass, 3, {k}, g::bigint);"
-        )))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    }
-    let config = pool_toml_two_shards(&db, "")
-        .replace("pool_size = 4", "pool_size = 1")
-        .replace("pool_size = 2", "pool_size = 1");
-    (Router::start(&config).await, db, new)
-}
-
-fn new_map(new: &str) -> String {
-    let servers: Vec<String> = fleet().shards[..3]
-        .iter()
-        .map(|(h, p)| format!(r#"{{"database": "{new}", "servers": [["{h}", {p}, "primary"]]}}"#))
-        .collect();
-    format!("[{}]", servers.join(", "))
-}
-
-/// How many rows with `id` the database `db` holds on server `k`.
-async fn count_on(k: usize, db: &str, id: i64) -> i64 {
-    let mut c = shard_opts(k, APP_USER, APP_PASSWORD, db)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut c)
-        .await
-        .unwrap()
-}
-
-fn shard_in(id: i64, shards: usize) -> usize {
-    orochi_sharding::shard_for(&orochi_sharding::ShardKey::Int(id), shards).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extended_batch_held_at_the_pause_runs_on_the_new_map() {
@@ -129,24 +63,7 @@ async fn an_extended_batch_held_at_the_pause_runs_on_the_new_map() {
     router.app.pause(&db);
     sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
     // The batch read its columns and now waits at its checkout for RESUME.
-    within(10, "every connection of the pool back", async {
-        loop {
-            let busy: usize = router
-                .app
-                .registry
-                .load()
-                .all_server_pools()
-                .filter(|p| p.pool_name == db)
-                .map(|p| p.stats.in_use.load(std::sync::atomic::Ordering::Relaxed))
-                .sum();
-            if busy == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    all_back(&router, &db).await;
     cutover(&router, &db, &new).await;
 
     let answer = within(10, "the batch's answer", client.until_ready()).await;
@@ -177,13 +94,6 @@ async fn an_extended_batch_held_at_the_pause_runs_on_the_new_map() {
         .await
         .unwrap();
     assert_eq!(row.get::<String, _>(0), "held at the pause");
-}
-
-/// The end of a cutover: the switch to the new map, then RESUME.
-async fn cutover(router: &Router, db: &str, new: &str) {
-    let now = router.app.switch_shard_map(db, &new_map(new)).unwrap();
-    assert_eq!(now.len(), 3);
-    router.app.resume(db);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
