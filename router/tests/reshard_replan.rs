@@ -10,7 +10,11 @@
 //! planned against the old map, while the pause begins and the map is switched.
 //!
 //! The second is a multi-shard portal: its Bind is answered by the router and its plan
-//! waits for the Execute, which may come after a cutover.
+//! waits for the Execute, which may come after a cutover (more in `reshard_held.rs`).
+//!
+//! Then the windows around it: a statement that meets two cutovers in a row, and one
+//! whose planning spans a whole cutover, so that the pool is no longer paused when it
+//! reaches its checkout.
 
 mod common;
 
@@ -124,4 +128,97 @@ async fn a_multi_shard_portal_bound_before_the_cutover_reads_the_new_map() {
         [ROWS.to_string()],
         "every row, counted on all three new shards: {answer:?}"
     );
+}
+
+/// A statement that meets two cutovers in a row — a cutover, then a reverse that began
+/// while it waited again — is planned again each time and answered on the last map.
+/// Each wait is made on purpose: an ORDER BY across shards first asks shard 0 of its
+/// map for the collation, and that shard's only connection is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_meets_two_cutovers_in_a_row_runs_on_the_last_map() {
+    let (router, db, new) = old_and_new().await;
+    let mut client = router.raw(&db).await;
+    let held = hold_shard(&router, &db, 0).await;
+    client
+        .send(&[FrontendMessage::Query(
+            "SELECT id FROM users ORDER BY id".into(),
+        )])
+        .await;
+    assert_eq!(
+        client.recv_within(Duration::from_millis(500)).await,
+        Err(()),
+        "the query must wait for shard 0 while its connection is taken"
+    );
+
+    // The cutover: the query plans on, and waits at its checkouts for RESUME.
+    router.app.pause(&db);
+    held.release();
+    all_back(&router, &db).await;
+    switch(&router, &db, &new, 3);
+    // Before RESUME, the new map's shard 0 is taken too: planned again, the query
+    // waits there.
+    let held = hold_shard(&router, &db, 0).await;
+    router.app.resume(&db);
+    assert_eq!(
+        client.recv_within(Duration::from_millis(500)).await,
+        Err(()),
+        "planned again on the new map, the query waits for its shard 0"
+    );
+
+    // The reverse begins while it waits: back to the old map.
+    router.app.pause(&db);
+    held.release();
+    all_back(&router, &db).await;
+    switch(&router, &db, &db, 2);
+    router.app.resume(&db);
+
+    let answer = within(10, "the query's answer", client.until_ready()).await;
+    assert!(
+        first_error(&answer).is_none(),
+        "planned again after each cutover, not refused: {answer:?}"
+    );
+    let want: Vec<String> = (1..=ROWS).map(|k| k.to_string()).collect();
+    assert_eq!(first_column(&answer), want, "every row, once, in order");
+}
+
+/// A statement whose planning spans a whole cutover — PAUSE, switch and RESUME all
+/// while it waited for shard 0 — reaches its checkout when the pool is no longer
+/// paused, with shard numbers of the old map: it is planned again there all the same,
+/// and written where the new map says, never on a shard of the new map chosen by the old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_planned_across_a_whole_cutover_is_planned_again() {
+    let (router, db, new) = old_and_new().await;
+    // A key the new map puts on its third shard: the old map says shard 0 or 1.
+    let id = (1_000_000..)
+        .find(|&k| shard_in(k, 3) == 2)
+        .expect("some key lands on new shard 2");
+    let mut client = router.raw(&db).await;
+    let held = hold_shard(&router, &db, 0).await;
+    let id_text = id.to_string();
+    client
+        .send(&[
+            parse("", "INSERT INTO users VALUES ($1, $2, 1.0, 'Tokyo')"),
+            bind("", "", &[&id_text, "planned across a cutover"]),
+            execute("", 0),
+            FrontendMessage::Sync,
+        ])
+        .await;
+    assert_eq!(
+        client.recv_within(Duration::from_millis(500)).await,
+        Err(()),
+        "the batch must wait for the columns of users on shard 0"
+    );
+    router.app.pause(&db);
+    cutover(&router, &db, &new).await;
+    held.release();
+
+    let answer = within(10, "the batch's answer", client.until_ready()).await;
+    assert!(first_error(&answer).is_none(), "{answer:?}");
+    for k in 0..3 {
+        let want = i64::from(k == 2);
+        assert_eq!(count_on(k, &new, id).await, want, "new shard {k}");
+    }
+    for k in 0..2 {
+        assert_eq!(count_on(k, &db, id).await, 0, "old shard {k}");
+    }
 }

@@ -13,7 +13,13 @@
 //! shard the new map does not name. Nothing of the statement was sent yet, so it is
 //! planned again against the new map: a simple Query by `Session::on_client_frame`, an
 //! extended-protocol message (the Bind that routes a batch) by
-//! `Session::on_extended_replanned` (`replan.rs` says why that is safe).
+//! `Session::on_extended_replanned` (`replan.rs` says why that is safe), a held portal
+//! by its Execute (`held_replan.rs`).
+//!
+//! A planned statement whose map changed is stopped even when the pool is no longer
+//! paused at its checkout: planning can wait (a catalog read on a busy shard 0, a
+//! checkout of a full pool) for as long as a whole cutover — PAUSE, switch, RESUME —
+//! takes, and its shard numbers are then just as stale as if it had waited here.
 
 use super::session::Session;
 use crate::error::{Result, RouterError};
@@ -24,14 +30,13 @@ impl Session {
         if !(self.phase.is_idle() && self.sharded_tx().is_none_or(|t| t.parked.is_empty())) {
             return Ok(());
         }
-        let paused = self.app.is_paused(&self.user.pool_name);
-        if paused {
+        if self.app.is_paused(&self.user.pool_name) {
             self.app.wait_resumed(&self.user.pool_name).await;
         }
         let current = self.app.current_user_pools(&self.user);
         let moved = current.shards.len() != self.user.shards.len();
         self.user = current;
-        if planned && paused && moved {
+        if planned && moved {
             return Err(RouterError::MapChanged);
         }
         Ok(())
