@@ -138,8 +138,9 @@ impl ShardedPath<'_> {
         let conns = match self.fanout_checkouts(&job).await {
             Ok(c) => c,
             // Said by the pause gate before anything was taken or sent: the transaction
-            // is as it was, and the caller plans the statement again (`replan.rs`).
-            Err(RouterError::MapChanged) if !extended => {
+            // is as it was, and the caller plans the statement again (`replan.rs`,
+            // `held_replan.rs`).
+            Err(RouterError::MapChanged) => {
                 self.tx().tx_poisoned = poisoned;
                 return Err(RouterError::MapChanged);
             }

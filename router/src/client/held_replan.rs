@@ -1,5 +1,5 @@
 //! A multi-shard portal held from its Bind to its Execute is planned again when the
-//! pool's shard map changed in between.
+//! pool's shard map changed in between, or while its Execute waited.
 //!
 //! The Bind of a statement that needs several shards is answered by the router
 //! (BindComplete) and its plan — shard numbers of the map of that moment — waits for the
@@ -10,31 +10,73 @@
 //! not planned yet). Nothing of the portal was sent to a shard, so its statement is
 //! routed again with the Bind's parameters against the map the session now uses.
 //!
+//! The pause can also begin after that gate, while the Execute plans (a catalog read on
+//! a busy shard 0) or just before its checkouts: the fan-out's own gate then says
+//! `MapChanged`, before it took or sent anything, and the portal is planned again in
+//! the same way — as often as cutovers keep ending under it, up to
+//! [`super::replan::MAX_REPLANS`]. Each run of the job passes the gate first, so no
+//! shard is ever sent a plan of a map that is not the session's.
+//!
 //! If the new map puts the statement on one shard, the portal would have to become an
 //! ordinary Bind on that shard, whose BindComplete the client already had: that case
 //! keeps 40001 (run it again), still before anything was sent.
 
-use super::job::{Job, Route};
+use super::job::{Extended, Job, Route};
+use super::replan::MAX_REPLANS;
 use super::sharded_path::ShardedPath;
 use super::sharded_tx::HeldPortal;
 use crate::error::{Result, RouterError};
 
+/// What a held portal is run for.
+#[derive(Clone, Copy)]
+pub(crate) enum HeldRun {
+    /// Its Execute; `max_rows` > 0 fetches the result in batches.
+    Execute { max_rows: i32 },
+    /// Its description only, owed at Sync (Describe without Execute): no rows.
+    Describe,
+}
+
 impl ShardedPath<'_> {
-    /// The job to run for a held portal at its Execute: its own when the shard count
-    /// is the one it was planned with, else planned again. `None`: answered here (an
-    /// error, the client skips to Sync).
-    pub(crate) async fn held_job(&mut self, h: HeldPortal) -> Result<Option<Box<Job>>> {
-        if h.shards == self.schema.shards {
-            return Ok(Some(h.job));
+    /// Runs a held portal against the map the session uses when it reaches its shards,
+    /// planning it again each time that map is not the one it was planned with.
+    pub(crate) async fn run_held(&mut self, h: HeldPortal, run: HeldRun) -> Result<()> {
+        let HeldPortal { job, query, shards } = h;
+        let ext = job.extended.clone();
+        let mut planned = Some((job, shards));
+        for _ in 0..=MAX_REPLANS {
+            let job = match planned.take() {
+                Some((job, n)) if n == self.schema.shards => job,
+                _ => {
+                    tracing::debug!(
+                        client = self.s.id,
+                        to = self.schema.shards,
+                        "held portal planned again: the shard map changed since its Bind"
+                    );
+                    match self.replan(&query, &ext).await? {
+                        Some(job) => job,
+                        None => return Ok(()),
+                    }
+                }
+            };
+            match self.run_held_job(*job, run).await {
+                // Nothing was taken or sent; the session took the new map.
+                Err(RouterError::MapChanged) => match self.s.user.sharding.clone() {
+                    Some(schema) => self.schema = schema,
+                    None => break,
+                },
+                r => return r,
+            }
         }
-        tracing::debug!(
-            client = self.s.id,
-            from = h.shards,
-            to = self.schema.shards,
-            "held portal planned again: the shard map changed since its Bind"
-        );
+        let e = RouterError::MapChanged.to_client().expect("a client error");
+        self.emit_error(e, true);
+        Ok(())
+    }
+
+    /// The portal's statement routed again on `self.schema`. `None`: answered here (an
+    /// error, the client skips to Sync).
+    async fn replan(&mut self, query: &str, ext: &Option<Extended>) -> Result<Option<Box<Job>>> {
         let wrote = self.tx().wrote.len();
-        match self.route_sharded(&h.query, h.job.extended.clone()).await? {
+        match self.route_sharded(query, ext.clone()).await? {
             Route::Fanout(job) => Ok(Some(job)),
             Route::Done => Ok(None),
             Route::Shard(_) => {
@@ -45,5 +87,26 @@ impl ShardedPath<'_> {
                 Ok(None)
             }
         }
+    }
+
+    async fn run_held_job(&mut self, mut job: Job, run: HeldRun) -> Result<()> {
+        let max_rows = match run {
+            HeldRun::Describe => {
+                job.merge.limit = Some(crate::planner::sharding::Count::Const(0));
+                job.merge.offset = None;
+                0
+            }
+            HeldRun::Execute { max_rows } => max_rows,
+        };
+        if max_rows <= 0 {
+            return self.run_fanout(job).await;
+        }
+        // Fetched in batches: run it whole, then hand out max_rows at a time.
+        self.s.capture = Some(bytes::BytesMut::new());
+        let r = self.run_fanout(job).await;
+        let buf = self.s.capture.take().unwrap_or_default();
+        r?;
+        self.suspend(buf, max_rows);
+        Ok(())
     }
 }

@@ -16,8 +16,8 @@
 //! every `MapChanged` comes before anything of the message went to a server, so the
 //! loop never runs a statement twice. It is bounded ([`MAX_REPLANS`]) only so that a
 //! map that never settles cannot hold a client for ever; past it the client gets 40001.
-//! A multi-shard portal held from Bind to Execute is planned again at its Execute
-//! (`held_replan.rs`).
+//! A multi-shard portal held from Bind to Execute is planned again at its Execute, and
+//! at its own checkouts, by the same rule (`held_replan.rs`).
 
 use super::session::Session;
 use crate::error::{Result, RouterError};

@@ -650,6 +650,8 @@ impl Session {
                     if let Some(mut path) = self.sharded_path() {
                         path.finish_held().await?;
                     }
+                    // An error of the held portal's run ends at this Sync.
+                    self.router_skipping = false;
                     let status = self.local_status();
                     self.reply(ready(status));
                     return Ok(());
