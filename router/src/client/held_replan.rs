@@ -17,9 +17,12 @@
 //! [`super::replan::MAX_REPLANS`]. Each run of the job passes the gate first, so no
 //! shard is ever sent a plan of a map that is not the session's.
 //!
-//! If the new map puts the statement on one shard, the portal would have to become an
-//! ordinary Bind on that shard, whose BindComplete the client already had: that case
-//! keeps 40001 (run it again), still before anything was sent.
+//! If the new map puts the statement on one shard, the portal runs as a fan-out to that
+//! one shard: the statement, unchanged, with the Bind's parameters and formats on its
+//! own connection (Parse, Bind, Describe, Execute, Sync), every row and the shard's own
+//! tag passed on as they are — what a Bind and Execute on that shard return. The
+//! client's BindComplete was sent at its Bind and is not repeated. Inside the client's
+//! transaction it joins it on that shard, as the multi-shard plan would have.
 
 use super::job::{Extended, Job, Route};
 use super::replan::MAX_REPLANS;
@@ -41,7 +44,7 @@ impl ShardedPath<'_> {
     /// planning it again each time that map is not the one it was planned with.
     pub(crate) async fn run_held(&mut self, h: HeldPortal, run: HeldRun) -> Result<()> {
         let HeldPortal { job, query, shards } = h;
-        let ext = job.extended.clone();
+        let (ext, write, in_tx) = (job.extended.clone(), job.write, job.in_tx);
         let mut planned = Some((job, shards));
         for _ in 0..=MAX_REPLANS {
             let job = match planned.take() {
@@ -52,7 +55,7 @@ impl ShardedPath<'_> {
                         to = self.schema.shards,
                         "held portal planned again: the shard map changed since its Bind"
                     );
-                    match self.replan(&query, &ext).await? {
+                    match self.replan(&query, &ext, write, in_tx).await? {
                         Some(job) => job,
                         None => return Ok(()),
                     }
@@ -72,19 +75,42 @@ impl ShardedPath<'_> {
         Ok(())
     }
 
-    /// The portal's statement routed again on `self.schema`. `None`: answered here (an
-    /// error, the client skips to Sync).
-    async fn replan(&mut self, query: &str, ext: &Option<Extended>) -> Result<Option<Box<Job>>> {
+    /// The portal's statement routed again on `self.schema`; `write` and `in_tx` are
+    /// the held plan's (the same statement, in the same transaction state). `None`:
+    /// answered here (an error, the client skips to Sync).
+    async fn replan(
+        &mut self,
+        query: &str,
+        ext: &Option<Extended>,
+        write: bool,
+        in_tx: bool,
+    ) -> Result<Option<Box<Job>>> {
         let wrote = self.tx().wrote.len();
         match self.route_sharded(query, ext.clone()).await? {
             Route::Fanout(job) => Ok(Some(job)),
             Route::Done => Ok(None),
-            Route::Shard(_) => {
-                // Not run: not a participant of the transaction either.
+            Route::Shard(s) => {
+                // Not a participant yet: the fan-out notes the shard if it writes in the
+                // client's transaction, as it does for several.
                 self.tx().wrote.truncate(wrote);
-                let e = RouterError::MapChanged.to_client().expect("a client error");
-                self.s.router_error(e, true);
-                Ok(None)
+                Ok(Some(Box::new(Job {
+                    shards: vec![s],
+                    sql: vec![query.to_string()],
+                    shard_param_types: None,
+                    // No merge: the shard's answer as it is.
+                    merge: Default::default(),
+                    write,
+                    // One shard: its own Sync commits it (or the client's transaction
+                    // keeps it).
+                    wrap: false,
+                    // The shard's own tag, not one the router counts.
+                    select: false,
+                    replicated: false,
+                    copy_in: None,
+                    extended: ext.clone(),
+                    in_tx,
+                    gather: None,
+                })))
             }
         }
     }
