@@ -48,6 +48,19 @@ impl From<PgError> for RouterError {
 }
 
 impl RouterError {
+    /// For a request that cannot be planned again where it failed (a retry re-sends
+    /// what a server already had): `MapChanged` becomes the client's 40001, to be
+    /// answered rather than passed up to a planner that is not there.
+    pub fn unplannable(self) -> Self {
+        match self {
+            RouterError::MapChanged => match self.to_client() {
+                Some(e) => RouterError::Pg(e),
+                None => self,
+            },
+            e => e,
+        }
+    }
+
     /// What the client is told. `None` when the client is gone and nothing can be said.
     /// Server addresses and operating-system error texts stay in the router's log (the
     /// caller logs the error itself): a client learns that a server of its pool failed,

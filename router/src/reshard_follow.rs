@@ -21,6 +21,19 @@
 //! it accepts clients, so a router started with the old configuration after a cutover
 //! serves the new map from its first query.
 //!
+//! **What stays open: a follower without its connection.** While the follower cannot
+//! reach its shard 0 (that server restarting, the network between them down), this
+//! router learns nothing of a cutover, and the tool does not wait for it (it waits for
+//! the followers that are connected): the router reads the old side until the follower
+//! connects again. It never writes there (the old side is fenced). The follower
+//! reconnects at once when its connection drops while it waits ([`EVERY`] after a round
+//! that failed), then every [`EVERY`], and a session that opens checks before it waits
+//! for anything, so the window is the outage of shard 0 plus at most [`EVERY`]. It is
+//! not closed because closing it means holding the pool's clients until the map is
+//! confirmed: every client of the pool would wait — on every shard, not only shard 0 —
+//! for as long as shard 0 is unreachable (with a bound, the window is open again past
+//! the bound). Trading the pool's availability for that is not cheap.
+//!
 //! One dedicated connection per pool with distributed tables (only those can be
 //! resharded), to shard 0's primary; a pool never resharded costs one catalog lookup per
 //! round. The followers follow the pool set (`pool_tasks`): a sharded pool added by

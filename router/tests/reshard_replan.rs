@@ -10,83 +10,21 @@
 //! planned against the old map, while the pause begins and the map is switched.
 //!
 //! The second is a multi-shard portal: its Bind is answered by the router and its plan
-//! waits for the Execute, which may come after a cutover.
+//! waits for the Execute, which may come after a cutover (more in `reshard_held.rs`).
+//!
+//! Then the windows around it: a statement that meets two cutovers in a row, and one
+//! whose planning spans a whole cutover, so that the pool is no longer paused when it
+//! reaches its checkout.
 
 mod common;
 
 use common::raw::*;
+use common::reshard::*;
 use common::shards::*;
 use common::*;
 use orochi_wire::{BackendMessage, FrontendMessage};
 use sqlx::{ConnectOptions, Row};
 use std::time::Duration;
-
-/// Old map: `db` on the fleet's servers 0 and 1 (with `users`); new map: `<db>_n` on
-/// servers 0, 1 and 2 (the same rows of `users`, where three shards put them). Every user of the pool gets one connection per
-/// shard, so one open transaction holds shard 0.
-async fn old_and_new() -> (Router, String, String) {
-    let db = two_shard_db().await;
-    let new = format!("{db}_n");
-    for k in 0..3 {
-        let mut su = shard_opts(k, SUPERUSER, SUPERUSER_PASSWORD, "postgres")
-            .connect()
-            .await
-            .unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS \"{new}\" WITH (FORCE)"),
-            format!("CREATE DATABASE \"{new}\" OWNER app"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut su)
-                .await
-                .unwrap();
-        }
-        let mut c = shard_opts(k, APP_USER, APP_PASSWORD, &new)
-            .connect()
-            .await
-            .unwrap();
-        // The same rows as the old shards, placed by the new map (as a copy leaves them).
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE users (id bigint PRIMARY KEY, name text, score numeric(10,2), city text);
-             CREATE TEMP TABLE ks (id bigint) PARTITION BY HASH (id);
-             INSERT INTO users SELECT g, 'user' || g, g * 1.25, (ARRAY['Tokyo','Osaka','Paris'])[1 + g % 3]
-               FROM generate_series(1, {ROWS}) g
-              WHERE satisfies_hash_partition('ks'::regclass, 3, {k}, g::bigint);"
-        )))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    }
-    let config = pool_toml_two_shards(&db, "")
-        .replace("pool_size = 4", "pool_size = 1")
-        .replace("pool_size = 2", "pool_size = 1");
-    (Router::start(&config).await, db, new)
-}
-
-fn new_map(new: &str) -> String {
-    let servers: Vec<String> = fleet().shards[..3]
-        .iter()
-        .map(|(h, p)| format!(r#"{{"database": "{new}", "servers": [["{h}", {p}, "primary"]]}}"#))
-        .collect();
-    format!("[{}]", servers.join(", "))
-}
-
-/// How many rows with `id` the database `db` holds on server `k`.
-async fn count_on(k: usize, db: &str, id: i64) -> i64 {
-    let mut c = shard_opts(k, APP_USER, APP_PASSWORD, db)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut c)
-        .await
-        .unwrap()
-}
-
-fn shard_in(id: i64, shards: usize) -> usize {
-    orochi_sharding::shard_for(&orochi_sharding::ShardKey::Int(id), shards).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extended_batch_held_at_the_pause_runs_on_the_new_map() {
@@ -129,24 +67,7 @@ async fn an_extended_batch_held_at_the_pause_runs_on_the_new_map() {
     router.app.pause(&db);
     sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
     // The batch read its columns and now waits at its checkout for RESUME.
-    within(10, "every connection of the pool back", async {
-        loop {
-            let busy: usize = router
-                .app
-                .registry
-                .load()
-                .all_server_pools()
-                .filter(|p| p.pool_name == db)
-                .map(|p| p.stats.in_use.load(std::sync::atomic::Ordering::Relaxed))
-                .sum();
-            if busy == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    all_back(&router, &db).await;
     cutover(&router, &db, &new).await;
 
     let answer = within(10, "the batch's answer", client.until_ready()).await;
@@ -179,13 +100,6 @@ async fn an_extended_batch_held_at_the_pause_runs_on_the_new_map() {
     assert_eq!(row.get::<String, _>(0), "held at the pause");
 }
 
-/// The end of a cutover: the switch to the new map, then RESUME.
-async fn cutover(router: &Router, db: &str, new: &str) {
-    let now = router.app.switch_shard_map(db, &new_map(new)).unwrap();
-    assert_eq!(now.len(), 3);
-    router.app.resume(db);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_shard_portal_bound_before_the_cutover_reads_the_new_map() {
     let (router, db, new) = old_and_new().await;
@@ -214,4 +128,97 @@ async fn a_multi_shard_portal_bound_before_the_cutover_reads_the_new_map() {
         [ROWS.to_string()],
         "every row, counted on all three new shards: {answer:?}"
     );
+}
+
+/// A statement that meets two cutovers in a row — a cutover, then a reverse that began
+/// while it waited again — is planned again each time and answered on the last map.
+/// Each wait is made on purpose: an ORDER BY across shards first asks shard 0 of its
+/// map for the collation, and that shard's only connection is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_meets_two_cutovers_in_a_row_runs_on_the_last_map() {
+    let (router, db, new) = old_and_new().await;
+    let mut client = router.raw(&db).await;
+    let held = hold_shard(&router, &db, 0).await;
+    client
+        .send(&[FrontendMessage::Query(
+            "SELECT id FROM users ORDER BY id".into(),
+        )])
+        .await;
+    assert_eq!(
+        client.recv_within(Duration::from_millis(500)).await,
+        Err(()),
+        "the query must wait for shard 0 while its connection is taken"
+    );
+
+    // The cutover: the query plans on, and waits at its checkouts for RESUME.
+    router.app.pause(&db);
+    held.release();
+    all_back(&router, &db).await;
+    switch(&router, &db, &new, 3);
+    // Before RESUME, the new map's shard 0 is taken too: planned again, the query
+    // waits there.
+    let held = hold_shard(&router, &db, 0).await;
+    router.app.resume(&db);
+    assert_eq!(
+        client.recv_within(Duration::from_millis(500)).await,
+        Err(()),
+        "planned again on the new map, the query waits for its shard 0"
+    );
+
+    // The reverse begins while it waits: back to the old map.
+    router.app.pause(&db);
+    held.release();
+    all_back(&router, &db).await;
+    switch(&router, &db, &db, 2);
+    router.app.resume(&db);
+
+    let answer = within(10, "the query's answer", client.until_ready()).await;
+    assert!(
+        first_error(&answer).is_none(),
+        "planned again after each cutover, not refused: {answer:?}"
+    );
+    let want: Vec<String> = (1..=ROWS).map(|k| k.to_string()).collect();
+    assert_eq!(first_column(&answer), want, "every row, once, in order");
+}
+
+/// A statement whose planning spans a whole cutover — PAUSE, switch and RESUME all
+/// while it waited for shard 0 — reaches its checkout when the pool is no longer
+/// paused, with shard numbers of the old map: it is planned again there all the same,
+/// and written where the new map says, never on a shard of the new map chosen by the old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_planned_across_a_whole_cutover_is_planned_again() {
+    let (router, db, new) = old_and_new().await;
+    // A key the new map puts on its third shard: the old map says shard 0 or 1.
+    let id = (1_000_000..)
+        .find(|&k| shard_in(k, 3) == 2)
+        .expect("some key lands on new shard 2");
+    let mut client = router.raw(&db).await;
+    let held = hold_shard(&router, &db, 0).await;
+    let id_text = id.to_string();
+    client
+        .send(&[
+            parse("", "INSERT INTO users VALUES ($1, $2, 1.0, 'Tokyo')"),
+            bind("", "", &[&id_text, "planned across a cutover"]),
+            execute("", 0),
+            FrontendMessage::Sync,
+        ])
+        .await;
+    assert_eq!(
+        client.recv_within(Duration::from_millis(500)).await,
+        Err(()),
+        "the batch must wait for the columns of users on shard 0"
+    );
+    router.app.pause(&db);
+    cutover(&router, &db, &new).await;
+    held.release();
+
+    let answer = within(10, "the batch's answer", client.until_ready()).await;
+    assert!(first_error(&answer).is_none(), "{answer:?}");
+    for k in 0..3 {
+        let want = i64::from(k == 2);
+        assert_eq!(count_on(k, &new, id).await, want, "new shard {k}");
+    }
+    for k in 0..2 {
+        assert_eq!(count_on(k, &db, id).await, 0, "old shard {k}");
+    }
 }

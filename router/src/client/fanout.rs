@@ -133,9 +133,17 @@ impl ShardedPath<'_> {
         let extended = job.extended.is_some();
         let log_started = self.s.app.query_log.enabled().then(std::time::Instant::now);
         self.s.app.metrics.cross_shard_query(&self.s.user.pool_name);
+        let poisoned = self.tx().tx_poisoned;
         self.tx().tx_poisoned |= job.in_tx;
         let conns = match self.fanout_checkouts(&job).await {
             Ok(c) => c,
+            // Said by the pause gate before anything was taken or sent: the transaction
+            // is as it was, and the caller plans the statement again (`replan.rs`,
+            // `held_replan.rs`).
+            Err(RouterError::MapChanged) => {
+                self.tx().tx_poisoned = poisoned;
+                return Err(RouterError::MapChanged);
+            }
             Err(e) => return self.fanout_failed(e, extended),
         };
         let begin = self.tx().begin_text();

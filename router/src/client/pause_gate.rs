@@ -13,7 +13,13 @@
 //! shard the new map does not name. Nothing of the statement was sent yet, so it is
 //! planned again against the new map: a simple Query by `Session::on_client_frame`, an
 //! extended-protocol message (the Bind that routes a batch) by
-//! `Session::on_extended_replanned` (`replan.rs` says why that is safe).
+//! `Session::on_extended_replanned` (`replan.rs` says why that is safe), a held portal
+//! by its Execute (`held_replan.rs`).
+//!
+//! A planned statement whose map changed is stopped even when the pool is no longer
+//! paused at its checkout: planning can wait (a catalog read on a busy shard 0, a
+//! checkout of a full pool) for as long as a whole cutover — PAUSE, switch, RESUME —
+//! takes, and its shard numbers are then just as stale as if it had waited here.
 
 use super::session::Session;
 use crate::error::{Result, RouterError};
@@ -37,8 +43,7 @@ impl Session {
         if !self.holds_no_connection() {
             return Ok(());
         }
-        let paused = self.app.is_paused(&self.user.pool_name);
-        if paused {
+        if self.app.is_paused(&self.user.pool_name) {
             self.app.wait_resumed(&self.user.pool_name).await;
         }
         let gen = self.app.registry_generation();
@@ -50,7 +55,7 @@ impl Session {
         let moved = current.shards.len() != self.user.shards.len();
         self.user = current;
         self.user_gen = gen;
-        if planned && paused && moved {
+        if planned && moved {
             return Err(RouterError::MapChanged);
         }
         Ok(())

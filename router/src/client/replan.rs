@@ -11,25 +11,30 @@
 //! connections (a multi-shard Execute) before this one. So the message is handled once
 //! more against the new map, exactly as `on_client_frame` does for a simple Query.
 //!
-//! A simple Query is handled the same way. A second `MapChanged` (another cutover while
-//! it waited again) is answered with 40001. A multi-shard portal held from Bind to
-//! Execute is planned again at its Execute (`held_replan.rs`); one whose Execute meets the
-//! pause at its own checkouts (the pause began after the gate before that Execute) gets
-//! 40001 from the fan-out: its BindComplete already reached the client and it is not
-//! planned again there.
+//! A simple Query is handled the same way. Another cutover while it waited again (a
+//! reverse right after a cutover, or two reshards in a row) plans it again once more:
+//! every `MapChanged` comes before anything of the message went to a server, so the
+//! loop never runs a statement twice. It is bounded ([`MAX_REPLANS`]) only so that a
+//! map that never settles cannot hold a client for ever; past it the client gets 40001.
+//! A multi-shard portal held from Bind to Execute is planned again at its Execute, and
+//! at its own checkouts, by the same rule (`held_replan.rs`).
 
 use super::session::Session;
 use crate::error::{Result, RouterError};
 use orochi_wire::Frame;
 
+/// How many times one message is planned again because the shard map changed under it
+/// (each time a cutover ended while it waited) before it is answered with 40001.
+pub(crate) const MAX_REPLANS: usize = 16;
+
 impl Session {
-    /// A simple Query, planned again once when the shard map changed under it.
+    /// A simple Query, planned again when the shard map changed under it.
     pub(crate) async fn on_query_replanned(&mut self, f: Frame) -> Result<()> {
         self.replanned(f, Kind::Query).await
     }
 
-    /// Parse, Bind, Describe, Execute, Close, FunctionCall, planned again once when the
-    /// shard map changed under them.
+    /// Parse, Bind, Describe, Execute, Close, FunctionCall, planned again when the shard
+    /// map changed under them.
     pub(crate) async fn on_extended_replanned(&mut self, f: Frame) -> Result<()> {
         let kind = if f.tag == b'F' {
             Kind::FunctionCall
@@ -43,22 +48,19 @@ impl Session {
         // Routing notes the shard a write goes to (two-phase commit's participants); a
         // shard number of the replaced map must not stay among them.
         let wrote = self.sharded_tx().map_or(0, |t| t.wrote.len());
-        match self.handle(f.clone(), kind).await {
-            Err(RouterError::MapChanged) => {
-                if let Some(t) = self.sharded.as_deref_mut() {
-                    t.wrote.truncate(wrote);
-                }
-                match self.handle(f, kind).await {
-                    Err(RouterError::MapChanged) => {
-                        let e = RouterError::MapChanged.to_client().expect("a client error");
-                        self.router_error(e, kind == Kind::Extended);
-                        Ok(())
+        for _ in 0..=MAX_REPLANS {
+            match self.handle(f.clone(), kind).await {
+                Err(RouterError::MapChanged) => {
+                    if let Some(t) = self.sharded.as_deref_mut() {
+                        t.wrote.truncate(wrote);
                     }
-                    r => r,
                 }
+                r => return r,
             }
-            r => r,
         }
+        let e = RouterError::MapChanged.to_client().expect("a client error");
+        self.router_error(e, kind == Kind::Extended);
+        Ok(())
     }
 
     async fn handle(&mut self, f: Frame, kind: Kind) -> Result<()> {

@@ -187,7 +187,7 @@ impl Session {
         self.tx_status = b'I';
         self.maybe_release().await;
         if let Err(e) = self.ensure_server(Some(shard), false).await {
-            return self.checkout_failed(e, false);
+            return self.checkout_failed(e.unplannable(), false);
         }
         if let Some(begin) = &prelude {
             self.send_server(begin, None);

@@ -191,7 +191,11 @@ impl Session {
                 // Any server will do: as a read, logins work while the primary is down
                 // (not in session mode, where this server stays the client's).
                 let read = self.mode != PoolMode::Session && self.user.has_replicas;
-                self.ensure_server(Some(0), read).await?;
+                match self.ensure_server(Some(0), read).await {
+                    // Any map's shard 0 will do: the gate took the new map.
+                    Err(RouterError::MapChanged) => self.ensure_server(Some(0), read).await?,
+                    r => r?,
+                }
                 match self.phase.server() {
                     Some(co) => co
                         .conn_ref()
@@ -608,6 +612,8 @@ impl Session {
                     if let Some(mut path) = self.sharded_path() {
                         Box::pin(path.finish_held()).await?;
                     }
+                    // An error of the held portal's run ends at this Sync.
+                    self.router_skipping = false;
                     let status = self.local_status();
                     self.reply(ready(status));
                     return Ok(());

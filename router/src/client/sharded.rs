@@ -11,6 +11,7 @@
 //! single-shard pool never builds one, and the session's own code does not reach into
 //! the sharded state except through it (and `shard_switch.rs`).
 
+use super::held_replan::HeldRun;
 use super::job::{Extended, Job, Route};
 use super::reply::{message, ready, refuse, tx_aborted};
 use super::sharded_path::ShardedPath;
@@ -393,41 +394,12 @@ impl ShardedPath<'_> {
                 Ok(Some(None))
             }
             M::Execute { max_rows, .. } if self.tx().held.is_some() => {
-                let Some(h) = self.tx().held.take() else {
-                    return Ok(Some(None));
-                };
-                let Some(job) = self.held_job(h).await? else {
-                    return Ok(Some(None));
-                };
-                if *max_rows <= 0 {
-                    self.run_fanout(*job).await?;
-                    return Ok(Some(None));
+                if let Some(h) = self.tx().held.take() {
+                    let run = HeldRun::Execute {
+                        max_rows: *max_rows,
+                    };
+                    self.run_held(h, run).await?;
                 }
-                // Fetched in batches: run it whole, then hand out max_rows at a time.
-                self.s.capture = Some(bytes::BytesMut::new());
-                let r = self.run_fanout(*job).await;
-                let mut buf = self.s.capture.take().unwrap_or_default();
-                r?;
-                let mut head = bytes::BytesMut::new();
-                let mut rows = std::collections::VecDeque::new();
-                let mut tail = bytes::BytesMut::new();
-                while let Ok(Some(f)) = orochi_wire::decode_frame(&mut buf, usize::MAX) {
-                    match f.tag {
-                        b'D' => {
-                            let mut b = bytes::BytesMut::new();
-                            f.encode(&mut b);
-                            rows.push_back(b.freeze());
-                        }
-                        b'T' | b'n' | b'N' if tail.is_empty() => f.encode(&mut head),
-                        _ => f.encode(&mut tail),
-                    }
-                }
-                self.emit(&head);
-                self.tx().suspended = Some(Suspended {
-                    rows,
-                    tail: tail.freeze(),
-                });
-                self.serve_suspended(*max_rows);
                 Ok(Some(None))
             }
             M::Execute { max_rows, .. } if self.tx().suspended.is_some() => {
@@ -456,6 +428,31 @@ impl ShardedPath<'_> {
             }
             _ => Ok(None),
         }
+    }
+
+    /// A whole result captured for an Execute with a row limit: its head goes out, its
+    /// rows wait to be fetched `max_rows` at a time.
+    pub(crate) fn suspend(&mut self, mut buf: bytes::BytesMut, max_rows: i32) {
+        let mut head = bytes::BytesMut::new();
+        let mut rows = std::collections::VecDeque::new();
+        let mut tail = bytes::BytesMut::new();
+        while let Ok(Some(f)) = orochi_wire::decode_frame(&mut buf, usize::MAX) {
+            match f.tag {
+                b'D' => {
+                    let mut b = bytes::BytesMut::new();
+                    f.encode(&mut b);
+                    rows.push_back(b.freeze());
+                }
+                b'T' | b'n' | b'N' if tail.is_empty() => f.encode(&mut head),
+                _ => f.encode(&mut tail),
+            }
+        }
+        self.emit(&head);
+        self.tx().suspended = Some(Suspended {
+            rows,
+            tail: tail.freeze(),
+        });
+        self.serve_suspended(max_rows);
     }
 
     /// Sends up to `max_rows` rows of a suspended result (all when 0), then
@@ -567,10 +564,7 @@ impl ShardedPath<'_> {
         }
         if let Some(h) = self.tx().held.take() {
             if h.job.extended.as_ref().is_some_and(|x| x.describe) {
-                let mut job = h.job;
-                job.merge.limit = Some(crate::planner::sharding::Count::Const(0));
-                job.merge.offset = None;
-                self.run_fanout(*job).await?;
+                self.run_held(h, HeldRun::Describe).await?;
             }
         }
         Ok(())

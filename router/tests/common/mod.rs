@@ -10,6 +10,7 @@ pub mod faultproxy;
 pub mod gateway;
 pub mod procs;
 pub mod raw;
+pub mod reshard;
 pub mod shards;
 
 use orochi_router::app::App;
