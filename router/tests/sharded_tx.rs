@@ -25,7 +25,7 @@ async fn on_shard(db: &str, k: usize) -> String {
         &mut c,
         "SELECT (SELECT count(*) FROM users) || ' ' || (SELECT coalesce(sum(score), 0) FROM users)
             || ' ' || (SELECT count(*) FROM cities)
-            || ' ' || (SELECT count(*) FROM pg_prepared_xacts)",
+            || ' ' || (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())",
     )
     .await
 }
