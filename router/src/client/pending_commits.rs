@@ -47,8 +47,10 @@ pub(crate) fn must_wait(f: &Frame) -> bool {
             let sql = std::str::from_utf8(&f.body)
                 .unwrap_or_default()
                 .trim_end_matches('\0');
-            !(matches!(first_keyword(sql).as_str(), "begin" | "start")
-                && !crate::planner::session::has_inner_semicolon(sql))
+            // A lone BEGIN reads nothing; anything with it may.
+            let lone_begin = matches!(first_keyword(sql).as_str(), "begin" | "start")
+                && !crate::planner::session::has_inner_semicolon(sql);
+            !lone_begin
         }
         _ => true,
     }
@@ -101,6 +103,38 @@ impl Session {
             if let Err(e) = p.task.await {
                 tracing::warn!(client = self.id, shards = ?p.shards, "COMMIT PREPARED task ended abnormally: {e}");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::must_wait;
+    use orochi_wire::FrontendMessage;
+
+    #[test]
+    fn only_a_lone_begin_sync_and_flush_pass_without_waiting() {
+        let q = |s: &str| FrontendMessage::Query(s.into()).to_frame();
+        for f in [
+            q("BEGIN"),
+            q("begin isolation level repeatable read;"),
+            q("START TRANSACTION"),
+            FrontendMessage::Sync.to_frame(),
+        ] {
+            assert!(!must_wait(&f), "{f:?}");
+        }
+        for f in [
+            q("SELECT 1"),
+            q("BEGIN; SELECT * FROM users"),
+            q("COMMIT"),
+            FrontendMessage::Parse {
+                name: String::new(),
+                query: "BEGIN".into(),
+                param_types: vec![],
+            }
+            .to_frame(),
+        ] {
+            assert!(must_wait(&f), "{f:?}");
         }
     }
 }
