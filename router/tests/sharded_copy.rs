@@ -60,6 +60,7 @@ async fn text_csv_and_binary_rows_reach_their_shards() {
             .unwrap(),
         3004
     );
+    settle(&mut c).await;
     let (n0, wrong0) = on_shard(&db, 0, "users", "id", "bigint").await;
     let (n1, wrong1) = on_shard(&db, 1, "users", "id", "bigint").await;
     assert_eq!((n0 + n1, wrong0, wrong1), (3004 + ROWS, 0, 0));
@@ -122,6 +123,7 @@ async fn text_csv_and_binary_rows_reach_their_shards() {
         .unwrap(),
         100
     );
+    settle(&mut c).await;
     let (n0, wrong0) = on_shard(&db, 0, "users", "id", "bigint").await;
     let (n1, wrong1) = on_shard(&db, 1, "users", "id", "bigint").await;
     assert_eq!((n0 + n1, wrong0, wrong1), (3004 + 3 + 100 + ROWS, 0, 0));
@@ -139,6 +141,7 @@ async fn text_csv_and_binary_rows_reach_their_shards() {
         .unwrap(),
         2
     );
+    settle(&mut c).await;
     for k in 0..2 {
         let mut s = shard_opts(k, APP_USER, APP_PASSWORD, &db)
             .connect()
@@ -172,6 +175,7 @@ async fn key_position_skips_dropped_and_generated_columns_and_text_keys_hash() {
             .unwrap(),
         501
     );
+    settle(&mut c).await;
     let (n0, wrong0) = on_shard(&db, 0, "events", "slug", "text").await;
     let (n1, wrong1) = on_shard(&db, 1, "events", "slug", "text").await;
     assert_eq!((n0 + n1, wrong0, wrong1), (501, 0, 0));

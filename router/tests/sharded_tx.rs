@@ -25,7 +25,7 @@ async fn on_shard(db: &str, k: usize) -> String {
         &mut c,
         "SELECT (SELECT count(*) FROM users) || ' ' || (SELECT coalesce(sum(score), 0) FROM users)
             || ' ' || (SELECT count(*) FROM cities)
-            || ' ' || (SELECT count(*) FROM pg_prepared_xacts)",
+            || ' ' || (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())",
     )
     .await
 }
@@ -78,6 +78,7 @@ async fn multi_shard_writes_join_the_transaction_and_commit_atomically() {
     // ...and not yet to anyone else.
     assert_eq!(both(&db).await, before);
     raw(&mut c, "COMMIT").await.unwrap();
+    settle(&mut c).await;
     let mut check = r.connect(&db).await;
     assert_eq!(
         one(&mut check, "SELECT count(*)::text FROM users").await,
@@ -202,6 +203,7 @@ async fn copy_from_stdin_inside_a_transaction() {
         (ROWS - 10 + 4).to_string()
     );
     raw(&mut c, "COMMIT").await.unwrap();
+    settle(&mut c).await;
     let mut check = r.connect(&db).await;
     assert_eq!(
         one(&mut check, "SELECT count(*)::text FROM users").await,

@@ -141,10 +141,12 @@ data_type = "bigint"
         "the sweeper commits it on the promoted primary",
         async {
             loop {
-                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_prepared_xacts")
-                    .fetch_one(&mut n1)
-                    .await
-                    .unwrap();
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database()",
+                )
+                .fetch_one(&mut n1)
+                .await
+                .unwrap();
                 if n == 0 {
                     return;
                 }

@@ -18,7 +18,10 @@
 //!   every failure up to here rolls back; a COMMIT without an answer is in doubt and
 //!   nothing is rolled back (the decision row alone will tell the sweeper).
 //! - Committing: `COMMIT PREPARED` on the others, in parallel. Failures no longer change
-//!   the outcome: they are logged and left to the sweeper.
+//!   the outcome: they are logged and left to the sweeper. With
+//!   [`TwoPc::commit_deferred`] this phase runs after the client was answered
+//!   ([`TwoPc::finish`], `unfinished.rs`): the client's path is the prepare round and
+//!   the coordinator's COMMIT, two round trips.
 //!
 //! Each step runs under the configured timeout. The coordinator must be driven to
 //! completion: a router should not drop the future when its client disconnects (spawn
@@ -35,6 +38,7 @@ use crate::slot::{Role, Slot, TxnState};
 use crate::sql;
 use crate::stats::Stats;
 use crate::twopc::TwoPc;
+use crate::unfinished::Unfinished;
 use futures_util::future::join_all;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -111,6 +115,36 @@ impl TwoPc {
         read_only: &mut [P],
         observer: &mut dyn PhaseObserver,
     ) -> CommitOutcome {
+        self.commit_inner(pool, written, read_only, observer, false)
+            .await
+            .0
+    }
+
+    /// [`TwoPc::commit_observed`], but a two-phase commit returns at its commit point
+    /// (the coordinator's COMMIT answered): the outcome is `Committed`, the prepared
+    /// participants' fates say `Clean` with their `pending_gid`, and the returned
+    /// [`Unfinished`] must be given to [`TwoPc::finish`] with those participants' connections
+    /// (untouched meanwhile) to send their COMMIT PREPAREDs. `None` when nothing is left
+    /// to do (no two-phase commit, or it did not commit).
+    pub async fn commit_deferred<P: Participant>(
+        &self,
+        pool: &str,
+        written: &mut [P],
+        read_only: &mut [P],
+        observer: &mut dyn PhaseObserver,
+    ) -> (CommitOutcome, Option<Unfinished>) {
+        self.commit_inner(pool, written, read_only, observer, true)
+            .await
+    }
+
+    async fn commit_inner<P: Participant>(
+        &self,
+        pool: &str,
+        written: &mut [P],
+        read_only: &mut [P],
+        observer: &mut dyn PhaseObserver,
+        defer: bool,
+    ) -> (CommitOutcome, Option<Unfinished>) {
         let timeout = self.timeout();
         let n_written = written.len();
         let mut slots: Vec<Slot<'_, P>> = written
@@ -121,6 +155,7 @@ impl TwoPc {
 
         let mut seen = HashSet::new();
         let duplicate = slots.iter().map(|s| s.shard).find(|s| !seen.insert(*s));
+        let mut unfinished = None;
         let (resolution, gid) = if let Some(shard) = duplicate {
             roll_back_all(&mut slots, timeout).await;
             (Resolution::Aborted(TwoPcError::DuplicateShard(shard)), None)
@@ -129,21 +164,23 @@ impl TwoPc {
                 0 => (commit_read_only(&mut slots, timeout).await, None),
                 1 => (commit_single(&mut slots, timeout).await, None),
                 _ => {
-                    let (r, gid) = self
-                        .commit_two_phase(pool, &mut slots, timeout, observer)
+                    let (r, gid, u) = self
+                        .commit_two_phase(pool, &mut slots, timeout, observer, defer)
                         .await;
+                    unfinished = u;
                     (r, Some(gid))
                 }
             }
         };
         let fates: Vec<_> = slots.iter().map(Slot::fate).collect();
         let (w, r) = fates.split_at(n_written);
-        CommitOutcome {
+        let outcome = CommitOutcome {
             resolution,
             gid,
             written: w.to_vec(),
             read_only: r.to_vec(),
-        }
+        };
+        (outcome, unfinished)
     }
 
     async fn commit_two_phase<P: Participant>(
@@ -152,7 +189,8 @@ impl TwoPc {
         slots: &mut [Slot<'_, P>],
         timeout: Duration,
         observer: &mut dyn PhaseObserver,
-    ) -> (Resolution, String) {
+        defer: bool,
+    ) -> (Resolution, String, Option<Unfinished>) {
         // The coordinator is the lowest-numbered written shard.
         let Some(ci) = slots
             .iter()
@@ -187,8 +225,8 @@ impl TwoPc {
             pool,
             observer,
         };
-        let r = txn.run(slots, ci, timeout).await;
-        (r, base_s)
+        let (r, u) = txn.run(slots, ci, timeout, defer).await;
+        (r, base_s, u)
     }
 }
 
@@ -217,7 +255,8 @@ impl Txn<'_> {
         slots: &mut [Slot<'_, P>],
         ci: usize,
         timeout: Duration,
-    ) -> Resolution {
+        defer: bool,
+    ) -> (Resolution, Option<Unfinished>) {
         self.hit(FaultPoint::BeforePrepare);
         self.enter(Phase::Preparing);
         let deadline = Instant::now() + timeout;
@@ -257,7 +296,7 @@ impl Txn<'_> {
             };
         }
         if let Some(e) = failure {
-            return self.abort(slots, e, timeout).await;
+            return (self.abort(slots, e, timeout).await, None);
         }
         self.hit(FaultPoint::AfterPrepare);
         self.hit(FaultPoint::AfterDecision);
@@ -269,20 +308,40 @@ impl Txn<'_> {
                 base: self.base.clone(),
                 timeout,
             };
-            return self.abort(slots, e, timeout).await;
+            return (self.abort(slots, e, timeout).await, None);
         }
         let coord = &mut slots[ci];
         let r = run_step(&mut *coord.p, sql::COMMIT, timeout).await;
         if let Some(e) = coord.after_commit(r, timeout) {
             if let TxnState::Lost { .. } = coord.state {
-                return self.in_doubt(slots, e);
+                return (self.in_doubt(slots, e), None);
             }
-            return self.abort(slots, e, timeout).await;
+            return (self.abort(slots, e, timeout).await, None);
         }
         self.hit(FaultPoint::AfterCoordinatorCommit);
 
-        // Phase 3: committed; finish the others.
+        // Phase 3: committed; finish the others — here, or off the client's path.
         self.enter(Phase::Committing);
+        Stats::add(&self.twopc.stats.commits, 1);
+        if defer {
+            let gids: Vec<(usize, String)> = slots
+                .iter()
+                .filter(|s| s.state == TxnState::Prepared)
+                .filter_map(|s| Some((s.shard, s.gid.clone()?)))
+                .collect();
+            let pool = self.pool.to_string();
+            let base = self.base.clone();
+            let registry_id = self.tracked.detach();
+            return (
+                Resolution::Committed,
+                Some(Unfinished {
+                    registry_id,
+                    base,
+                    pool,
+                    gids,
+                }),
+            );
+        }
         self.hit(FaultPoint::BeforeCommitPrepared);
         let jobs: Vec<_> = slots
             .iter_mut()
@@ -301,9 +360,8 @@ impl Txn<'_> {
         }
         self.hit(FaultPoint::AfterCommitPrepared);
         self.enter(Phase::Committed);
-        Stats::add(&self.twopc.stats.commits, 1);
         self.tracked.finish(pending_gids(slots));
-        Resolution::Committed
+        (Resolution::Committed, None)
     }
 
     async fn abort<P: Participant>(

@@ -10,6 +10,8 @@
 //!
 //! Entry points, all on one [`TwoPc`] per router process:
 //! - [`TwoPc::commit`] — commit a client transaction over its participants;
+//! - [`TwoPc::commit_deferred`] + [`TwoPc::finish`] — the same, answering the client at
+//!   the commit point and finishing the COMMIT PREPAREDs off its path (`unfinished.rs`);
 //! - [`TwoPc::sweep`] / [`TwoPc::run_sweeper`] — recovery, per pool;
 //! - [`TwoPc::registry`] / [`TwoPc::stats`] — `SHOW TRANSACTIONS` and metrics;
 //! - [`setup`] — the schema objects every shard needs, and who may write them.
@@ -28,6 +30,7 @@ pub mod sql;
 pub mod stats;
 pub mod sweeper;
 mod twopc;
+mod unfinished;
 
 #[cfg(test)]
 mod tests;
@@ -45,3 +48,4 @@ pub use stats::{Stats, StatsSnapshot};
 pub use sweeper::access::{QueryResult, ShardAccess, ShardSession};
 pub use sweeper::report::SweepReport;
 pub use twopc::{Settings, TwoPc};
+pub use unfinished::Unfinished;

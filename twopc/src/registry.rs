@@ -107,6 +107,19 @@ impl Registry {
         }
     }
 
+    /// Ends tracking of a transaction whose [`Tracked`] was detached (its COMMIT
+    /// PREPAREDs ran off the client's path, `unfinished.rs`): forgotten unless something
+    /// is left for recovery.
+    pub(crate) fn finish_id(&self, id: u64, phase: Phase, pending: Vec<String>) {
+        let mut entries = self.lock();
+        if pending.is_empty() {
+            entries.remove(&id);
+        } else if let Some(t) = entries.get_mut(&id) {
+            t.phase = phase;
+            t.pending = pending;
+        }
+    }
+
     /// After a sweep of `pool` that listed every shard at `listed_at`: forgets the
     /// transactions awaiting recovery that started before the listing and none of whose
     /// gids is still prepared. Returns how many were forgotten.
@@ -154,6 +167,13 @@ impl Tracked<'_> {
         if let Some(t) = self.registry.lock().get_mut(&self.id) {
             t.phase = next;
         }
+    }
+
+    /// Hands the entry over to [`Registry::finish_id`]: it stays listed in its current
+    /// phase until then.
+    pub(crate) fn detach(mut self) -> u64 {
+        self.finished = true;
+        self.id
     }
 
     /// Ends tracking: forgotten unless something is left for recovery.

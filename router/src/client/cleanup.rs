@@ -21,6 +21,11 @@ const QUICK_DRAIN: Duration = Duration::from_millis(500);
 impl Session {
     /// Brings a server back to idle after its client left mid-way, or closes it.
     pub(crate) async fn client_gone(&mut self) {
+        // The session's task is what shutdown waits for: it ends after its COMMIT
+        // PREPAREDs (`pending_commits.rs`), which the client no longer waits for.
+        if self.has_pending_commits() {
+            self.await_pending_commits().await;
+        }
         let open = self.phase.is_attached() && (!self.expect.is_empty() || self.tx_status != b'I');
         self.trace_end(open.then_some("the client left mid-transaction"));
         self.user.client_left(self.id);

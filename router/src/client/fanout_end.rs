@@ -58,7 +58,7 @@ impl ShardedPath<'_> {
     pub(super) async fn commit_fanout(
         &mut self,
         job: &Job,
-        streams: &mut [Stream],
+        streams: &mut Vec<Stream>,
         mut failed: bool,
     ) -> bool {
         let extended = job.extended.is_some();
@@ -95,7 +95,7 @@ impl ShardedPath<'_> {
                     conn: s.co.conn(),
                 })
                 .collect();
-            let outcome = super::trace::twopc_commit(
+            let (outcome, unfinished) = super::trace::twopc_commit(
                 &self.s.app,
                 self.s.trace.as_ref(),
                 &pool,
@@ -108,6 +108,18 @@ impl ShardedPath<'_> {
                 if fate.connection == orochi_twopc::ConnState::Broken {
                     s.co.conn().broken = true;
                 }
+            }
+            if let Some(u) = unfinished {
+                // The prepared participants' connections go with their COMMIT PREPAREDs,
+                // off the client's path (`pending_commits.rs`); the caller releases the rest.
+                let owed: Vec<usize> = u.shards().collect();
+                let (go, stay): (Vec<_>, Vec<_>) = std::mem::take(streams)
+                    .into_iter()
+                    .zip(&job.shards)
+                    .partition(|(_, shard)| owed.contains(shard));
+                *streams = stay.into_iter().map(|(s, _)| s).collect();
+                self.s
+                    .finish_off_path(u, go.into_iter().map(|(s, _)| s.co).collect());
             }
             match outcome.resolution {
                 orochi_twopc::Resolution::Committed => self.s.app.metrics.twopc_committed(&pool),

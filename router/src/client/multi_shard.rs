@@ -1,6 +1,8 @@
 //! The end of a transaction that spans shards: COMMIT runs two-phase commit over the
 //! shards it wrote on (the others just commit), ROLLBACK or a failure rolls back every
-//! shard, and the client is answered as by one server.
+//! shard, and the client is answered as by one server. A two-phase COMMIT is answered
+//! at its commit point; the COMMIT PREPAREDs finish off the client's path
+//! (`pending_commits.rs`, which also says how the client still reads its own writes).
 
 use super::reply::{message, ready};
 use super::sharded_path::ShardedPath;
@@ -98,7 +100,7 @@ impl ShardedPath<'_> {
                         }
                     })
                     .partition(|p| wrote.contains(&p.shard));
-                let outcome = super::trace::twopc_commit(
+                let (outcome, unfinished) = super::trace::twopc_commit(
                     &self.s.app,
                     self.s.trace.as_ref(),
                     &pool,
@@ -118,6 +120,17 @@ impl ShardedPath<'_> {
                     if broken.contains(&co.pool.shard) {
                         co.conn().broken = true;
                     }
+                }
+                if let Some(u) = unfinished {
+                    // Committed: the client is answered now; the prepared participants'
+                    // COMMIT PREPAREDs finish off its path, on their own connections
+                    // (`pending_commits.rs`).
+                    let owed: Vec<usize> = u.shards().collect();
+                    let (go, stay): (Vec<_>, Vec<_>) = std::mem::take(&mut all)
+                        .into_iter()
+                        .partition(|co| owed.contains(&co.pool.shard));
+                    all = stay;
+                    self.s.finish_off_path(u, go);
                 }
                 match outcome.resolution {
                     orochi_twopc::Resolution::Committed => {

@@ -286,6 +286,10 @@ impl Session {
                 if !self.gate_is_open() {
                     Box::pin(self.pause_gate(false)).await?;
                 }
+                if self.has_pending_commits() && super::pending_commits::must_wait(&frame) {
+                    // Read-your-writes after a two-phase commit (`pending_commits.rs`).
+                    Box::pin(self.await_pending_commits()).await;
+                }
                 self.trace_begin(&frame);
                 // Boxed: the statement paths (fan-outs, gathers, two-phase commit) are
                 // deep futures; inline, every idle client's task would carry their

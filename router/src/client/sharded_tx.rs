@@ -39,6 +39,10 @@ pub(crate) struct ShardedTx {
     /// settled back into the transaction): until COMMIT/ROLLBACK, which then roll back
     /// every shard, everything gets 25P02 — never a partial commit.
     pub(crate) tx_poisoned: bool,
+    /// COMMIT PREPAREDs of this client's committed transactions still running off its
+    /// path (`pending_commits.rs`): its next statement waits for them. Outlives the
+    /// transaction that made them.
+    pub(crate) pending_commits: Vec<super::pending_commits::PendingCommit>,
 }
 
 impl ShardedTx {

@@ -119,14 +119,20 @@ impl Session {
     }
 }
 
-/// `TwoPc::commit`, with a span per phase under the client's transaction when tracing.
+/// `TwoPc::commit_deferred`, with a span per phase under the client's transaction when
+/// tracing (the `2pc.commit_prepared` span then covers only the hand-over: the COMMIT
+/// PREPAREDs run after it, off the client's path). The caller owes the
+/// [`orochi_twopc::Unfinished`] to `Session::finish_off_path`.
 pub(crate) async fn twopc_commit<'c>(
     app: &App,
     trace: Option<&Context>,
     pool: &str,
     written: &mut [crate::twopc::ConnParticipant<'c>],
     read_only: &mut [crate::twopc::ConnParticipant<'c>],
-) -> orochi_twopc::CommitOutcome {
+) -> (
+    orochi_twopc::CommitOutcome,
+    Option<orochi_twopc::Unfinished>,
+) {
     match (app.otel.get(), trace) {
         (Some(tracing), Some(parent)) => {
             let mut spans = crate::otel::PhaseSpans {
@@ -135,9 +141,13 @@ pub(crate) async fn twopc_commit<'c>(
                 current: None,
             };
             app.twopc
-                .commit_observed(pool, written, read_only, &mut spans)
+                .commit_deferred(pool, written, read_only, &mut spans)
                 .await
         }
-        _ => app.twopc.commit(pool, written, read_only).await,
+        _ => {
+            app.twopc
+                .commit_deferred(pool, written, read_only, &mut orochi_twopc::NoObserver)
+                .await
+        }
     }
 }

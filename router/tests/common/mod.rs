@@ -205,6 +205,26 @@ impl Router {
         Router::start_app(App::new(config, None)).await
     }
 
+    /// As [`Router::start_with`], its two-phase commits running `faults` (a hook at each
+    /// protocol step, e.g. to hold a step back while the test looks at the shards).
+    pub async fn start_with_twopc_faults(
+        general: &str,
+        body: &str,
+        faults: orochi_twopc::Faults,
+    ) -> Router {
+        let text = format!(
+            "[general]\nhost = \"127.0.0.1\"\nport = 0\nadmin_port = 0\nmetrics_port = 0\n{general}\n{body}"
+        );
+        let config = orochi_config::Config::from_str_with_env(&text, "test.toml", &|_| None)
+            .unwrap_or_else(|e| panic!("test config rejected:\n{e}\n---\n{text}"));
+        let settings = orochi_twopc::Settings::from_config(None, &config.sharding.two_phase_commit);
+        let mut app = App::new(config, None);
+        Arc::get_mut(&mut app)
+            .expect("a fresh App is not shared yet")
+            .twopc = Arc::new(orochi_twopc::TwoPc::with_faults(settings, faults));
+        Router::start_app(app).await
+    }
+
     /// A router whose configuration is read from a file, so RELOAD re-reads it.
     pub async fn start_file(path: &std::path::Path) -> Router {
         let source = orochi_router::app::ConfigSource {
@@ -424,6 +444,13 @@ pub async fn scalar(conn: &mut PgConnection, sql: &str) -> Result<String, sqlx::
         .fetch_one(&mut *conn)
         .await?;
     row.try_get::<String, _>(0)
+}
+
+/// One statement on `conn` after a cross-shard COMMIT on it: it waits for that
+/// commit's COMMIT PREPAREDs, which run off the client's path
+/// (`client/pending_commits.rs`); after it, every connection sees the whole commit.
+pub async fn settle(conn: &mut PgConnection) {
+    assert_eq!(one(conn, "SELECT 'settled'::text").await, "settled");
 }
 
 pub async fn exec(conn: &mut PgConnection, sql: &str) {

@@ -4,6 +4,7 @@
 mod cluster;
 mod coordinator;
 mod crash;
+mod deferred;
 mod scripted;
 mod sweeper;
 
