@@ -38,6 +38,16 @@ fn parse_shard(v: &str) -> Result<usize, String> {
 /// Recognises a SET/RESET directive (the whole statement, optional trailing `;`).
 pub fn directive(sql: &str) -> Option<Directive> {
     let s = sql.trim().trim_end_matches(';').trim();
+    // Every statement passes here: anything but SET/RESET leaves before the lower-cased
+    // copy and the word list are made (issue 16, CPU per transaction).
+    let head = s.as_bytes().get(..5).unwrap_or(s.as_bytes());
+    if !(head
+        .get(..3)
+        .is_some_and(|h| h.eq_ignore_ascii_case(b"set"))
+        || head.eq_ignore_ascii_case(b"reset"))
+    {
+        return None;
+    }
     let lower = s.to_ascii_lowercase();
     let words: Vec<&str> = lower.split_whitespace().collect();
     match words.as_slice() {

@@ -6,6 +6,11 @@
 /// Block comments nest, as PostgreSQL's do (`/* /* */ still a comment */`); an
 /// unterminated comment yields no keyword (the statement is then parsed, never guessed).
 pub fn first_keyword(sql: &str) -> String {
+    first_word(sql).to_ascii_lowercase()
+}
+
+/// [`first_keyword`] as written (no allocation): compare it with `eq_ignore_ascii_case`.
+pub fn first_word(sql: &str) -> &str {
     let b = sql.as_bytes();
     let mut i = 0;
     loop {
@@ -19,7 +24,7 @@ pub fn first_keyword(sql: &str) -> String {
         } else if b[i..].starts_with(b"/*") {
             match block_comment_end(b, i) {
                 Some(end) => i = end,
-                None => return String::new(),
+                None => return "",
             }
         } else {
             break;
@@ -29,7 +34,7 @@ pub fn first_keyword(sql: &str) -> String {
     while i < b.len() && (b[i].is_ascii_alphabetic() || b[i] == b'_') {
         i += 1;
     }
-    sql[start..i].to_ascii_lowercase()
+    &sql[start..i]
 }
 
 /// The index just past the block comment that opens at `start` (`/*`), counting nested
@@ -57,18 +62,23 @@ pub fn block_comment_end(b: &[u8], start: usize) -> Option<usize> {
 /// Case-insensitive (ASCII) substring test.
 ///
 /// It runs on every statement (session tracking, the two-phase-commit guard), so it
-/// compares a window only where its first byte matches: one byte test per position
-/// instead of a slice comparison (issue 16, CPU per transaction).
+/// jumps to the places where the needle's first byte occurs (`memchr`, vectorised) and
+/// compares only there (issue 16, CPU per transaction).
 pub fn contains_ci(hay: &str, needle: &str) -> bool {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
     let Some(&first) = n.first() else {
         return true;
     };
-    let first = first.to_ascii_lowercase();
-    h.len() >= n.len()
-        && h[..=h.len() - n.len()].iter().enumerate().any(|(i, b)| {
-            b.to_ascii_lowercase() == first && h[i..i + n.len()].eq_ignore_ascii_case(n)
-        })
+    if h.len() < n.len() {
+        return false;
+    }
+    let starts = &h[..=h.len() - n.len()];
+    memchr::memchr2_iter(
+        first.to_ascii_lowercase(),
+        first.to_ascii_uppercase(),
+        starts,
+    )
+    .any(|i| h[i..i + n.len()].eq_ignore_ascii_case(n))
 }
 
 /// True when `word` occurs as a whole word (not inside an identifier).

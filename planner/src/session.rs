@@ -18,7 +18,7 @@
 //! rest go through `pg_query` once per distinct text.
 
 use super::cache::TextCache;
-use super::lex::{contains_ci, first_keyword};
+use super::lex::{contains_ci, first_word};
 use pg_query::protobuf::{a_const, node, DiscardMode, VariableSetKind};
 use pg_query::{NodeEnum, NodeRef};
 use std::sync::{Arc, OnceLock};
@@ -147,8 +147,8 @@ pub fn has_inner_semicolon(sql: &str) -> bool {
 
 /// Session effects of a statement string (one or more statements).
 pub fn analyze(sql: &str) -> Arc<Analysis> {
-    let kw = first_keyword(sql);
-    if PLAIN_KEYWORDS.contains(&kw.as_str())
+    let kw = first_word(sql);
+    if PLAIN_KEYWORDS.iter().any(|k| kw.eq_ignore_ascii_case(k))
         && !has_inner_semicolon(sql)
         && !SUSPICIOUS.iter().any(|s| contains_ci(sql, s))
     {

@@ -523,6 +523,7 @@ impl Session {
         let mut co = co?;
         let pool = co.pool.clone();
         self.apply_params(&mut co).await?;
+        let since = co.since();
         let conn = co.conn();
         // Tell the client about server-reported values that differ from what it knows.
         if !self.reported.is_empty() && !self.reported.is_synced_with(conn.params_gen) {
@@ -546,7 +547,7 @@ impl Session {
             process_id: conn.backend_key.0,
             local: conn.local,
             pool: pool.clone(),
-            since: std::time::Instant::now(),
+            since,
             connected: conn.created,
             tls: conn.tls.clone(),
         }));

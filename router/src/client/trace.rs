@@ -98,10 +98,14 @@ impl Session {
         shard: usize,
         target: Target,
     ) -> Result<(Checkout, Duration)> {
-        let mut span = self.trace_child(
-            "pool.checkout",
-            vec![KeyValue::new("orochi.shard", shard as i64)],
-        );
+        // The attribute list is built only when tracing: this runs every transaction.
+        let mut span = match (self.app.otel.get(), self.trace.as_ref()) {
+            (Some(_), Some(_)) => self.trace_child(
+                "pool.checkout",
+                vec![KeyValue::new("orochi.shard", shard as i64)],
+            ),
+            _ => None,
+        };
         let r = self.user.checkout(shard, target, self.id).await;
         if let Some(s) = span.as_mut() {
             match &r {
