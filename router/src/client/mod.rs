@@ -16,6 +16,7 @@ pub mod job;
 pub mod multi_shard;
 pub mod params;
 pub mod pause_gate;
+pub mod pending_commit;
 pub mod pending_commits;
 pub mod phase;
 pub mod relay;

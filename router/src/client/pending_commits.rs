@@ -27,34 +27,9 @@
 //! invisible until the sweeper commits it (`timeout_seconds` later), for this client
 //! too (that was so before as well: a failed COMMIT PREPARED was left to the sweeper).
 
+use super::pending_commit::PendingCommit;
 use super::session::Session;
 use crate::backend::Checkout;
-use crate::planner::lex::first_keyword;
-use orochi_wire::Frame;
-
-/// One committed transaction's COMMIT PREPAREDs, running in their own task.
-pub(crate) struct PendingCommit {
-    /// The shards still holding the transaction prepared when the client was answered.
-    pub shards: Vec<usize>,
-    pub task: tokio::task::JoinHandle<()>,
-}
-
-/// Whether a client message must wait for pending COMMIT PREPAREDs before it is handled.
-pub(crate) fn must_wait(f: &Frame) -> bool {
-    match f.tag {
-        b'S' | b'H' | b'X' => false,
-        b'Q' => {
-            let sql = std::str::from_utf8(&f.body)
-                .unwrap_or_default()
-                .trim_end_matches('\0');
-            // A lone BEGIN reads nothing; anything with it may.
-            let lone_begin = matches!(first_keyword(sql).as_str(), "begin" | "start")
-                && !crate::planner::session::has_inner_semicolon(sql);
-            !lone_begin
-        }
-        _ => true,
-    }
-}
 
 impl Session {
     /// COMMIT PREPARED for each gid of `unfinished`, in a task of its own, on `cos` (the
@@ -103,38 +78,6 @@ impl Session {
             if let Err(e) = p.task.await {
                 tracing::warn!(client = self.id, shards = ?p.shards, "COMMIT PREPARED task ended abnormally: {e}");
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::must_wait;
-    use orochi_wire::FrontendMessage;
-
-    #[test]
-    fn only_a_lone_begin_sync_and_flush_pass_without_waiting() {
-        let q = |s: &str| FrontendMessage::Query(s.into()).to_frame();
-        for f in [
-            q("BEGIN"),
-            q("begin isolation level repeatable read;"),
-            q("START TRANSACTION"),
-            FrontendMessage::Sync.to_frame(),
-        ] {
-            assert!(!must_wait(&f), "{f:?}");
-        }
-        for f in [
-            q("SELECT 1"),
-            q("BEGIN; SELECT * FROM users"),
-            q("COMMIT"),
-            FrontendMessage::Parse {
-                name: String::new(),
-                query: "BEGIN".into(),
-                param_types: vec![],
-            }
-            .to_frame(),
-        ] {
-            assert!(must_wait(&f), "{f:?}");
         }
     }
 }

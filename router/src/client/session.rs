@@ -286,7 +286,7 @@ impl Session {
                 if !self.gate_is_open() {
                     Box::pin(self.pause_gate(false)).await?;
                 }
-                if self.has_pending_commits() && super::pending_commits::must_wait(&frame) {
+                if self.has_pending_commits() && super::pending_commit::must_wait(&frame) {
                     // Read-your-writes after a two-phase commit (`pending_commits.rs`).
                     Box::pin(self.await_pending_commits()).await;
                 }

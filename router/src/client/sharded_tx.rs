@@ -42,7 +42,7 @@ pub(crate) struct ShardedTx {
     /// COMMIT PREPAREDs of this client's committed transactions still running off its
     /// path (`pending_commits.rs`): its next statement waits for them. Outlives the
     /// transaction that made them.
-    pub(crate) pending_commits: Vec<super::pending_commits::PendingCommit>,
+    pub(crate) pending_commits: Vec<super::pending_commit::PendingCommit>,
 }
 
 impl ShardedTx {
