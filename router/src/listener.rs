@@ -266,13 +266,9 @@ async fn start_session(
 mod tests {
     use super::*;
 
-    /// Tokio allocates a task's whole future when it spawns it, so every idle client
-    /// pays for the largest state its session task can ever reach (issue 16: ≤ 4 KiB per
-    /// idle client). The statement paths (fan-outs, gathers, two-phase commit) are boxed
-    /// where they start and the login runs in a task of its own; this keeps either from
-    /// being inlined again.
-    #[tokio::test]
-    async fn a_session_task_is_small() {
+    /// A router of one pool `p` (user `u`) and a client socket connected to a listener
+    /// (kept, so the socket stays open): what the size checks below build sessions from.
+    async fn app_and_socket() -> (Arc<App>, TcpListener, TcpStream) {
         let text = "[general]\n[pools.p]\n[pools.p.users.0]\nusername = \"u\"\npassword = \"p\"\n\
                     [pools.p.shards.0]\ndatabase = \"d\"\nservers = [[\"127.0.0.1\", 1, \"primary\"]]\n";
         let config = orochi_config::Config::from_str_with_env(text, "t.toml", &|_| None)
@@ -282,6 +278,17 @@ mod tests {
         let tcp = TcpStream::connect(listener.local_addr().expect("addr"))
             .await
             .expect("connect");
+        (app, listener, tcp)
+    }
+
+    /// Tokio allocates a task's whole future when it spawns it, so every idle client
+    /// pays for the largest state its session task can ever reach (issue 16: ≤ 4 KiB per
+    /// idle client). The statement paths (fan-outs, gathers, two-phase commit) are boxed
+    /// where they start and the login runs in a task of its own; this keeps either from
+    /// being inlined again.
+    #[tokio::test]
+    async fn a_session_task_is_small() {
+        let (app, _listener, tcp) = app_and_socket().await;
         let peer = tcp.local_addr().expect("addr");
         let logged_in = crate::client::startup::LoggedIn {
             user: app.registry.load().dbs["p"]["u"].clone(),
@@ -308,25 +315,12 @@ mod tests {
         let session = std::mem::size_of::<Session>();
         assert!(session <= 900, "Session is {session} bytes");
     }
-}
 
-/// The per-statement future the session loop boxes for every client message: its size
-/// is a heap allocation and a copy per message (issue 16, CPU per transaction).
-#[cfg(test)]
-mod statement_future {
-    use super::*;
-
+    /// The per-statement future the session loop boxes for every client message: its
+    /// size is a heap allocation and a copy per message (issue 16, CPU per transaction).
     #[tokio::test]
     async fn a_statement_future_is_small() {
-        let text = "[general]\n[pools.p]\n[pools.p.users.0]\nusername = \"u\"\npassword = \"p\"\n\
-                    [pools.p.shards.0]\ndatabase = \"d\"\nservers = [[\"127.0.0.1\", 1, \"primary\"]]\n";
-        let config = orochi_config::Config::from_str_with_env(text, "t.toml", &|_| None)
-            .expect("valid config");
-        let app = App::new(config, None);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let tcp = TcpStream::connect(listener.local_addr().expect("addr"))
-            .await
-            .expect("connect");
+        let (app, _listener, tcp) = app_and_socket().await;
         let user = app.registry.load().dbs["p"]["u"].clone();
         let cancel = app.cancel.register();
         let client = app.clients.register(crate::clients::NewClient {
