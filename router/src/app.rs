@@ -211,6 +211,13 @@ impl App {
     pub fn begin_shutdown(&self) {
         self.draining.store(true, Ordering::SeqCst);
         self.shutdown.cancel();
+        self.clients.alarm_all(crate::alarm::SHUTDOWN);
+    }
+
+    /// The shutdown's grace ran out: every task and session stops now.
+    pub fn force_stop(&self) {
+        self.force.cancel();
+        self.clients.alarm_all(crate::alarm::FORCE);
     }
 
     pub fn draining(&self) -> bool {

@@ -1,12 +1,12 @@
 //! Connected clients, as the admin console sees them (SHOW CLIENTS, KILL_CLIENT).
 //! A session registers itself for its lifetime and keeps its state current.
 
+use crate::alarm::Alarm;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientState {
@@ -31,8 +31,8 @@ pub struct ClientInfo {
     /// The TLS version and cipher suite, `None` in plaintext.
     pub tls: Option<String>,
     state: AtomicU8,
-    /// Fired by KILL_CLIENT.
-    pub kill: CancellationToken,
+    /// Raised by KILL_CLIENT and by the shutdown (`alarm.rs`).
+    pub alarm: Alarm,
     /// The server connection it holds, and since when it waits (admin console).
     pub link: Mutex<Option<ServerLink>>,
     pub wait_since: Mutex<Option<Instant>>,
@@ -76,6 +76,9 @@ impl ClientInfo {
 #[derive(Default)]
 pub struct ClientRegistry {
     map: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+    /// Reasons raised for every client (`alarm_all`), inherited by later ones. Read
+    /// and written under `map`'s lock, so no client registers between the two.
+    raised_all: std::sync::atomic::AtomicU8,
 }
 
 /// Removes the client from the registry when its session ends.
@@ -116,11 +119,15 @@ impl ClientRegistry {
             cancel_key: c.cancel_key,
             tls: c.tls,
             state: AtomicU8::new(ClientState::Idle as u8),
-            kill: CancellationToken::new(),
+            alarm: Alarm::default(),
             link: Mutex::new(None),
             wait_since: Mutex::new(None),
         });
         if let Ok(mut m) = self.map.lock() {
+            let inherited = self.raised_all.load(Ordering::SeqCst);
+            if inherited != 0 {
+                info.alarm.raise(inherited);
+            }
             m.insert(c.id, info.clone());
         }
         Registered {
@@ -142,10 +149,21 @@ impl ClientRegistry {
     pub fn kill(&self, id: u64) -> bool {
         match self.map.lock().ok().and_then(|m| m.get(&id).cloned()) {
             Some(c) => {
-                c.kill.cancel();
+                c.alarm.raise(crate::alarm::KILL);
                 true
             }
             None => false,
+        }
+    }
+
+    /// Raises `why` on every client's alarm, and on the alarm of every client that
+    /// registers later (a shutdown).
+    pub fn alarm_all(&self, why: u8) {
+        if let Ok(m) = self.map.lock() {
+            self.raised_all.fetch_or(why, Ordering::SeqCst);
+            for c in m.values() {
+                c.alarm.raise(why);
+            }
         }
     }
 

@@ -8,6 +8,7 @@
 
 pub mod admin_view;
 pub mod admission;
+pub mod alarm;
 pub mod app;
 pub mod backend;
 pub mod cancel;

@@ -157,7 +157,7 @@ pub async fn serve(
         }
         Stop::Fast => tracing::info!("fast shutdown"),
     }
-    app.force.cancel();
+    app.force_stop();
     let _ = tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = admin.await;

@@ -260,20 +260,21 @@ impl Session {
     }
 
     async fn serve(&mut self) -> Result<()> {
-        // Built once and kept pinned: registering a waiter on a token at every loop turn
-        // (several times per transaction) costs a lock each time.
-        let shutdown = self.app.shutdown.clone();
-        let force = self.app.force.clone();
-        let kill = self.client.info.kill.clone();
-        let shutdown_fut = shutdown.cancelled();
-        let force_fut = force.cancelled();
-        let kill_fut = kill.cancelled();
-        tokio::pin!(shutdown_fut, force_fut, kill_fut);
-        let killed = || {
-            RouterError::Pg(PgError::fatal(
-                "57P01",
-                "connection terminated by the administrator (KILL_CLIENT)",
-            ))
+        // The alarm (`alarm.rs`) is the session's shutdown, forced shutdown and
+        // KILL_CLIENT in one waker slot; `seen` holds the reasons already handled.
+        let info = self.client.info.clone();
+        let mut seen = 0u8;
+        let alarmed = |why: u8| {
+            if why & crate::alarm::KILL != 0 {
+                Some(RouterError::Pg(PgError::fatal(
+                    "57P01",
+                    "connection terminated by the administrator (KILL_CLIENT)",
+                )))
+            } else if why & crate::alarm::FORCE != 0 {
+                Some(RouterError::ShuttingDown)
+            } else {
+                None
+            }
         };
         loop {
             if self.retry.is_some() {
@@ -327,8 +328,13 @@ impl Session {
                         w = super::deadline::expire(at), if at.is_some() => {
                             return Err(self.on_expired(w));
                         }
-                        _ = &mut force_fut => return Err(RouterError::ShuttingDown),
-                        _ = &mut kill_fut => return Err(killed()),
+                        // A busy session finishes its transaction through a shutdown.
+                        why = info.alarm.wait(seen | crate::alarm::SHUTDOWN) => {
+                            seen |= why;
+                            if let Some(e) = alarmed(why) {
+                                return Err(e);
+                            }
+                        }
                     }
                 }
                 None => {
@@ -338,8 +344,13 @@ impl Session {
                             Ok(_) => {}
                             Err(e) => return Err(RouterError::ClientIo(e)),
                         },
-                        _ = &mut shutdown_fut, if !shutdown.is_cancelled() => {}
-                        _ = &mut kill_fut => return Err(killed()),
+                        // SHUTDOWN alone: the loop's turn sees `draining` and leaves.
+                        why = info.alarm.wait(seen) => {
+                            seen |= why;
+                            if let Some(e) = alarmed(why) {
+                                return Err(e);
+                            }
+                        }
                     }
                 }
             }
