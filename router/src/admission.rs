@@ -20,8 +20,8 @@ const MAX_TRACKED: usize = 100_000;
 #[derive(Default)]
 pub struct Admission {
     total: AtomicUsize,
-    /// (pool) and (pool, user) -> clients now.
-    counts: Mutex<HashMap<Key, usize>>,
+    /// (pool) and (pool, user) -> its place, which counts the clients now.
+    counts: Mutex<HashMap<Key, Arc<Place>>>,
     /// Address -> (window start, failures in it).
     failures: Mutex<HashMap<IpAddr, (Instant, usize)>>,
 }
@@ -39,16 +39,26 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// A pool, or a user of a pool, and how many clients hold a place in it. Shared by
+/// those clients' tickets, so a ticket owns no key of its own (it lives as long as its
+/// client: issue 16's bytes per idle client). Changed under `counts`' lock only.
+#[derive(Debug)]
+struct Place {
+    key: Key,
+    clients: AtomicUsize,
+}
+
 /// A client's places; given back on drop.
 pub struct Ticket {
     admission: Arc<Admission>,
-    keys: Vec<Key>,
+    /// The pool's place and the user's, once admitted.
+    places: [Option<Arc<Place>>; 2],
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.admission.total.fetch_sub(1, Ordering::Relaxed);
-        if self.keys.is_empty() {
+        if self.places.iter().all(Option::is_none) {
             return;
         }
         let mut counts = self
@@ -56,12 +66,9 @@ impl Drop for Ticket {
             .counts
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        for k in &self.keys {
-            if let Some(n) = counts.get_mut(k) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.remove(k);
-                }
+        for p in self.places.iter_mut().filter_map(Option::take) {
+            if p.clients.fetch_sub(1, Ordering::Relaxed) == 1 {
+                counts.remove(&p.key);
             }
         }
     }
@@ -73,7 +80,7 @@ impl Admission {
         let before = self.total.fetch_add(1, Ordering::Relaxed);
         let ticket = Ticket {
             admission: self.clone(),
-            keys: Vec::new(),
+            places: [None, None],
         };
         if before >= max_client_conn {
             return Err(Refusal {
@@ -91,7 +98,8 @@ impl Admission {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// The logged-in client of `pool`/`user` takes its places (0 = no limit).
+    /// The logged-in client of `pool`/`user` takes its places (0 = no limit); once per
+    /// ticket.
     pub fn admit(
         &self,
         ticket: &mut Ticket,
@@ -103,21 +111,38 @@ impl Admission {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let pk = Key::Pool(pool.to_string());
         let uk = Key::User(pool.to_string(), user.to_string());
-        if pool_max > 0 && counts.get(&pk).copied().unwrap_or(0) >= pool_max {
+        let now = |k: &Key| {
+            counts
+                .get(k)
+                .map_or(0, |p| p.clients.load(Ordering::Relaxed))
+        };
+        if pool_max > 0 && now(&pk) >= pool_max {
             return Err(Refusal {
                 reason: "max_db_client_connections",
                 message: format!("sorry, too many clients already for database \"{pool}\" (max_db_client_connections = {pool_max})"),
             });
         }
-        if user_max > 0 && counts.get(&uk).copied().unwrap_or(0) >= user_max {
+        if user_max > 0 && now(&uk) >= user_max {
             return Err(Refusal {
                 reason: "max_user_client_connections",
                 message: format!("sorry, too many clients already for user \"{user}\" (max_user_client_connections = {user_max})"),
             });
         }
-        for k in [pk, uk] {
-            *counts.entry(k.clone()).or_insert(0) += 1;
-            ticket.keys.push(k);
+        for (slot, key) in ticket.places.iter_mut().zip([pk, uk]) {
+            let place = match counts.get(&key) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = Arc::new(Place {
+                        key: key.clone(),
+                        clients: AtomicUsize::new(0),
+                    });
+                    counts.insert(key, p.clone());
+                    p
+                }
+            };
+            place.clients.fetch_add(1, Ordering::Relaxed);
+            debug_assert!(slot.is_none(), "a ticket is admitted once");
+            *slot = Some(place);
         }
         Ok(())
     }

@@ -5,16 +5,17 @@
 //! version, encodings, DateStyle, TimeZone, …); only a few differ per client
 //! (`application_name`, or a value a `SET` changed). A map per client cost about 2 KiB
 //! of every idle client (issue 16); the shared set is one allocation per pool, and a
-//! client owns only what is its own.
+//! client owns only what is its own, as a list sized to fit: one or two entries are
+//! found faster by a scan than by hashing, and a hash map's smallest table (four
+//! buckets of two `String`s) was ~140 B of every idle client.
 
 use crate::backend::pool::SharedParams;
-use std::collections::HashMap;
 
 #[derive(Debug, Default)]
 pub struct Reported {
     base: Option<SharedParams>,
-    /// Values that differ from `base` (or are missing from it).
-    own: HashMap<String, String>,
+    /// Values that differ from `base` (or are missing from it): name, value.
+    own: Vec<(Box<str>, Box<str>)>,
     /// The server parameter version (`ServerConn::params_gen`) every value of which the
     /// client was told; 0 for none. A checkout of a connection still at that version
     /// skips comparing its dozen values (a hash lookup each, every transaction), and any
@@ -26,7 +27,7 @@ impl Reported {
     pub fn new(base: Option<SharedParams>) -> Self {
         Reported {
             base,
-            own: HashMap::new(),
+            own: Vec::new(),
             synced: 0,
         }
     }
@@ -37,11 +38,15 @@ impl Reported {
         Some(b[i].1.as_str())
     }
 
+    fn own_index(&self, name: &str) -> Option<usize> {
+        self.own.iter().position(|(k, _)| &**k == name)
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.own
-            .get(name)
-            .map(String::as_str)
-            .or_else(|| self.base_value(name))
+        match self.own_index(name) {
+            Some(i) => Some(&self.own[i].1),
+            None => self.base_value(name),
+        }
     }
 
     /// Records that the client was told `name = value`.
@@ -50,10 +55,19 @@ impl Reported {
             return;
         }
         self.synced = 0;
+        let at = self.own_index(name);
         if self.base_value(name) == Some(value) {
-            self.own.remove(name);
+            if let Some(i) = at {
+                self.own.swap_remove(i);
+                if self.own.is_empty() {
+                    self.own = Vec::new();
+                }
+            }
+        } else if let Some(i) = at {
+            self.own[i].1 = value.into();
         } else {
-            self.own.insert(name.to_string(), value.to_string());
+            self.own.reserve_exact(1);
+            self.own.push((name.into(), value.into()));
         }
     }
 
@@ -79,12 +93,9 @@ impl Reported {
             .base
             .iter()
             .flat_map(|b| b.iter())
-            .filter(|(k, _)| !self.own.contains_key(k))
+            .filter(|(k, _)| self.own_index(k).is_none())
             .map(|(k, v)| (k.as_str(), v.as_str()));
-        self.own
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .chain(base)
+        self.own.iter().map(|(k, v)| (&**k, &**v)).chain(base)
     }
 }
 
@@ -108,7 +119,9 @@ mod tests {
         let mut r = Reported::new(Some(b.clone()));
         r.set("client_encoding", "UTF8");
         assert!(r.own.is_empty(), "equal to the shared value: nothing owned");
+        r.set("application_name", "pgbench");
         r.set("application_name", "psql");
+        assert_eq!(r.own.len(), 1, "a new value replaces the client's old one");
         assert_eq!(r.get("application_name"), Some("psql"));
         assert_eq!(r.get("TimeZone"), Some("UTC"));
         assert_eq!(r.get("missing"), None);
