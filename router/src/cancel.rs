@@ -21,7 +21,7 @@
 //! postmaster has closed the cancel connection (it has signalled the backend by then).
 //! The pool does not lend a connection with a cancel in flight (`backend::pool`).
 
-use crate::backend::conn::{ServerConn, ServerTarget, TargetTls};
+use crate::backend::conn::{ServerConn, ServerTarget};
 use crate::backend::in_flight::{InFlight, Sending};
 use bytes::BytesMut;
 use orochi_wire::StartupRequest;
@@ -33,23 +33,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelTarget {
-    pub host: String,
-    pub port: u16,
+    /// The server (host, port, `server_tls_sslmode`), shared with its pool: a target is
+    /// made at every checkout, so it copies nothing.
+    pub server: Arc<ServerTarget>,
     pub process_id: i32,
     pub secret_key: i32,
-    pub tls: TargetTls,
     in_flight: InFlight,
 }
 
 impl CancelTarget {
     /// The backend of `conn`, a connection to `server`.
-    pub fn new(server: &ServerTarget, conn: &ServerConn) -> Self {
+    pub fn new(server: &Arc<ServerTarget>, conn: &ServerConn) -> Self {
         CancelTarget {
-            host: server.host.clone(),
-            port: server.port,
+            server: server.clone(),
             process_id: conn.backend_key.0,
             secret_key: conn.backend_key.1,
-            tls: server.tls.clone(),
             in_flight: conn.cancels.clone(),
         }
     }
@@ -61,8 +59,13 @@ pub struct CancelSlot {
 }
 
 impl CancelSlot {
+    /// One backend (or none). The list keeps its capacity, so a checkout's target
+    /// costs no allocation after the first.
     pub fn set(&self, t: Option<CancelTarget>) {
-        self.set_all(t.into_iter().collect());
+        if let Ok(mut g) = self.targets.lock() {
+            g.clear();
+            g.extend(t);
+        }
     }
     /// Every backend a multi-shard statement runs on.
     pub fn set_all(&self, t: Vec<CancelTarget>) {
@@ -142,7 +145,7 @@ impl CancelRegistry {
                 tokio::spawn(async move {
                     let _sending = sending;
                     if let Err(e) = send_cancel(&t).await {
-                        tracing::warn!(server = %format!("{}:{}", t.host, t.port), error = %e, "cancel request failed");
+                        tracing::warn!(server = %t.server.addr(), error = %e, "cancel request failed");
                     }
                 })
             })
@@ -154,18 +157,19 @@ impl CancelRegistry {
 }
 
 pub async fn send_cancel(t: &CancelTarget) -> std::io::Result<()> {
-    let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port)).await?;
-    let side = t.tls.hub.server();
-    let mode = match t.tls.mode {
+    let server = &*t.server;
+    let tcp = tokio::net::TcpStream::connect((server.host.as_str(), server.port)).await?;
+    let side = server.tls.hub.server();
+    let mode = match server.tls.mode {
         orochi_config::ServerTlsMode::Allow => orochi_config::ServerTlsMode::Prefer,
         m => m,
     };
-    let mut s = orochi_tls::connect::upgrade(tcp, &t.host, mode, &side)
+    let mut s = orochi_tls::connect::upgrade(tcp, &server.host, mode, &side)
         .await
         .map_err(|e| {
             std::io::Error::other(format!(
                 "TLS for the cancel request (server_tls_sslmode = {}): {e}",
-                t.tls.mode.as_str()
+                server.tls.mode.as_str()
             ))
         })?;
     let mut b = BytesMut::new();

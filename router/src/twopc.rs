@@ -81,7 +81,7 @@ pub struct PoolShards {
 
 fn primaries(user: &UserPools) -> Vec<Option<ServerTarget>> {
     (0..user.shards.len())
-        .map(|s| user.primary(s).map(|p| p.target.clone()))
+        .map(|s| user.primary(s).map(|p| (*p.target).clone()))
         .collect()
 }
 
@@ -125,7 +125,7 @@ impl PoolShards {
             Primaries::Live { app, pool } => {
                 let reg = app.registry.load();
                 let user = reg.dbs.get(pool)?.values().next()?;
-                user.primary(shard).map(|p| p.target.clone())
+                user.primary(shard).map(|p| (*p.target).clone())
             }
         }
     }

@@ -84,7 +84,9 @@ pub struct ServerPool {
     pub pool_name: String,
     pub user_name: String,
     pub shard: usize,
-    pub target: ServerTarget,
+    /// Shared with every cancel target made for this pool's connections (one is made
+    /// per checkout: an `Arc` clone, not a copy of the host name).
+    pub target: Arc<ServerTarget>,
     pub settings: PoolSettings,
     permits: Arc<Semaphore>,
     /// Boxed on purpose: a connection moves between this list and a `Checkout` as a
@@ -118,7 +120,7 @@ impl ServerPool {
             pool_name: pool_name.into(),
             user_name: user_name.into(),
             shard,
-            target,
+            target: Arc::new(target),
             permits: Arc::new(Semaphore::new(settings.pool_size.max(1))),
             settings,
             idle: Mutex::new(Vec::new()),

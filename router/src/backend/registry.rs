@@ -395,7 +395,7 @@ impl Registry {
                                 let key = (name.clone(), user.username.clone(), i, target.addr());
                                 let pool = match old.get(&key) {
                                     Some(p)
-                                        if p.target == target
+                                        if *p.target == target
                                             && same(&p.settings, &settings)
                                             && Arc::ptr_eq(&p.health, &server_health) =>
                                     {
