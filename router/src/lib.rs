@@ -28,6 +28,7 @@ pub mod reshard_map;
 pub mod server;
 pub mod shard_for;
 pub mod signals;
+pub mod spare_buffers;
 pub mod statements;
 pub mod twopc;
 pub mod twopc_guard;

@@ -84,24 +84,24 @@ impl Stream {
     }
 
     /// Waits until the peer sent something and reads it (cancel-safe). A plain socket
-    /// reserves buffer space only once bytes are there, so idle clients hold none.
+    /// gets buffer space only once bytes are there, so idle clients hold none: `lend`
+    /// gives `buf` memory first (the router's spare buffers), then room is reserved.
     ///
     /// The read goes through `AsyncRead`, not `try_read_buf`: a read that leaves the
     /// buffer partly empty tells tokio the socket is drained (edge-triggered epoll), so
     /// the next wait does not start with a `recv` that returns EAGAIN — one system call
     /// per transaction fewer, PgBouncer's count (README, Benchmarks).
-    pub async fn read_ready(&mut self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => {
-                s.readable().await?;
-                buf.reserve(4096);
-                s.read_buf(buf).await
-            }
-            _ => {
-                buf.reserve(4096);
-                self.read_buf(buf).await
-            }
+    pub async fn read_ready(
+        &mut self,
+        buf: &mut bytes::BytesMut,
+        lend: fn(&mut bytes::BytesMut),
+    ) -> io::Result<usize> {
+        if let Stream::Plain(s) = self {
+            s.readable().await?;
         }
+        lend(buf);
+        buf.reserve(4096);
+        self.read_buf(buf).await
     }
 
     /// True when nothing is waiting to be read and the peer has not closed: an idle

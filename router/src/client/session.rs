@@ -17,6 +17,7 @@ use crate::clients::{ClientState, Registered};
 use crate::error::{Result, RouterError};
 use crate::planner::directive::{comment_shard, directive};
 use crate::planner::{analyze, SessionOp};
+use crate::spare_buffers;
 use crate::statements::PreparedStatement;
 use bytes::BytesMut;
 use orochi_config::PoolMode;
@@ -339,9 +340,12 @@ impl Session {
                 }
                 None => {
                     tokio::select! {
-                        r = self.stream.read_ready(&mut self.rbuf) => match r {
+                        r = self.stream.read_ready(&mut self.rbuf, spare_buffers::lend) => match r {
                             Ok(0) => return Ok(()),
-                            Ok(_) => {}
+                            Ok(_) => {
+                                spare_buffers::lend(&mut self.out);
+                                spare_buffers::lend(&mut self.sout);
+                            }
                             Err(e) => return Err(RouterError::ClientIo(e)),
                         },
                         // SHUTDOWN alone: the loop's turn sees `draining` and leaves.
@@ -376,12 +380,12 @@ impl Session {
         }
     }
 
+    /// An idle session's buffers go to the thread's spares (`spare_buffers`): idle
+    /// clients hold none, and the next message borrows them back without allocating.
     fn shrink_buffers(&mut self) {
         if self.phase.is_idle() {
             for b in [&mut self.rbuf, &mut self.out, &mut self.sout] {
-                if b.is_empty() && b.capacity() > 0 {
-                    *b = BytesMut::new();
-                }
+                spare_buffers::put_back(b);
             }
         }
     }
