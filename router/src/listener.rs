@@ -244,10 +244,10 @@ async fn start_session(
     drop(startup);
     if let Some(g) = gateway {
         crate::gateway::login::audit(&app, peer, id, &g);
-        session.shard = g.pin.as_ref().map(|p| p.shard);
-        session.gateway = Some(Arc::new(g));
+        session.ctx.shard = g.pin.as_ref().map(|p| p.shard);
+        session.ctx.gateway = Some(Arc::new(g));
     }
-    tracing::info!(client = id, %peer, database = %session.user.pool_name, user = %session.user.user.username, "client connected");
+    tracing::info!(client = id, %peer, database = %session.ctx.user.pool_name, user = %session.ctx.user.user.username, "client connected");
     let started = std::time::Instant::now();
     let result = match Box::pin(session.welcome()).await {
         Err(e) => Box::pin(session.fail(e)).await,

@@ -26,10 +26,12 @@ impl Session {
         if self.has_pending_commits() {
             self.await_pending_commits().await;
         }
-        let open = self.phase.is_attached() && (!self.expect.is_empty() || self.tx_status != b'I');
+        let open = self.back.phase.is_attached()
+            && (!self.front.expect.is_empty() || self.back.tx_status != b'I');
         self.trace_end(open.then_some("the client left mid-transaction"));
-        self.user.client_left(self.id);
+        self.ctx.user.client_left(self.ctx.id);
         for mut co in self
+            .back
             .sharded
             .as_deref_mut()
             .map(|t| std::mem::take(&mut t.parked))
@@ -42,24 +44,27 @@ impl Session {
                 _ => conn.broken = true,
             }
         }
-        let Some(attached) = self.phase.take() else {
+        let Some(attached) = self.back.phase.take() else {
             return;
         };
         let mut co = attached.co;
-        self.cancel.slot.set(None);
-        self.client.info.set_link(None);
-        let clean = self.expect.is_empty()
-            && !self.unsynced
+        self.ctx.cancel.slot.set(None);
+        self.ctx.client.info.set_link(None);
+        let clean = self.front.expect.is_empty()
+            && !self.back.unsynced
             && !attached.copy_in
             && !attached.server_skipping
-            && self.tx_status == b'I';
-        let session_mode = self.mode == PoolMode::Session;
-        let expect = std::mem::take(&mut self.expect);
-        let (copy_in, unsynced) = (attached.copy_in, self.unsynced || attached.server_skipping);
-        let tx_status = self.tx_status;
+            && self.back.tx_status == b'I';
+        let session_mode = self.ctx.mode == PoolMode::Session;
+        let expect = std::mem::take(&mut self.front.expect);
+        let (copy_in, unsynced) = (
+            attached.copy_in,
+            self.back.unsynced || attached.server_skipping,
+        );
+        let tx_status = self.back.tx_status;
         // What the client asked for before it left but the router had not sent yet: the
         // expected answers count it, so the server must see it too.
-        let unsent = std::mem::take(&mut self.sout);
+        let unsent = std::mem::take(&mut self.back.sout);
         let target = CancelTarget::new(&co.pool.target, co.conn_ref());
         let conn = co.conn();
         let work = async {

@@ -27,11 +27,11 @@ impl Session {
         // Messages the router answers without a server.
         match &msg {
             FrontendMessage::Close { kind: b'S', name } if !name.is_empty() => {
-                self.statements.remove(name);
+                self.state.statements.remove(name);
                 self.reply(message(BackendMessage::CloseComplete));
                 return Ok(());
             }
-            FrontendMessage::Close { .. } if self.phase.is_idle() => {
+            FrontendMessage::Close { .. } if self.back.phase.is_idle() => {
                 self.reply(message(BackendMessage::CloseComplete));
                 return Ok(());
             }
@@ -43,13 +43,13 @@ impl Session {
                 name,
                 query,
                 param_types,
-            } if self.phase.is_idle()
+            } if self.back.phase.is_idle()
                 && !name.is_empty()
-                && !self.statements.contains_key(name) =>
+                && !self.state.statements.contains_key(name) =>
             {
-                let stmt = self.app.statements.get(query, param_types);
+                let stmt = self.ctx.app.statements.get(query, param_types);
                 if stmt.validated.load(std::sync::atomic::Ordering::Relaxed) {
-                    self.statements.insert(name.clone(), stmt);
+                    self.state.statements.insert(name.clone(), stmt);
                     self.reply(message(BackendMessage::ParseComplete));
                     return Ok(());
                 }
@@ -69,14 +69,15 @@ impl Session {
                 Some(Some(s)) => wanted = Some(s),
             }
         }
-        let read = self.phase.is_idle() && self.user.has_replicas && self.batch_is_read(&f);
+        let read =
+            self.back.phase.is_idle() && self.ctx.user.has_replicas && self.batch_is_read(&f);
         match self.ensure_server(wanted, read).await {
             // Nothing of this message was sent: `on_extended_replanned` plans it again.
             Err(RouterError::MapChanged) => return Err(RouterError::MapChanged),
             Err(e) => return self.checkout_failed(e, msg_is_extended(&msg)),
             Ok(()) => {}
         }
-        self.unsynced = true;
+        self.back.unsynced = true;
         match msg {
             FrontendMessage::Parse {
                 name,
@@ -84,8 +85,8 @@ impl Session {
                 param_types,
             } => {
                 if name.is_empty() {
-                    self.unnamed = Some(StatementRegistry::unnamed(&query, &param_types));
-                    self.phase.set_unnamed_on_server(true);
+                    self.state.unnamed = Some(StatementRegistry::unnamed(&query, &param_types));
+                    self.back.phase.set_unnamed_on_server(true);
                     self.send_server(
                         &f,
                         Some(Expect::Forward(Term::Parse {
@@ -95,7 +96,7 @@ impl Session {
                     );
                     return Ok(());
                 }
-                if self.statements.contains_key(&name) {
+                if self.state.statements.contains_key(&name) {
                     self.router_error(
                         PgError::error(
                             "42P05",
@@ -105,8 +106,8 @@ impl Session {
                     );
                     return Ok(());
                 }
-                let stmt = self.app.statements.get(&query, &param_types);
-                self.statements.insert(name.clone(), stmt.clone());
+                let stmt = self.ctx.app.statements.get(&query, &param_types);
+                self.state.statements.insert(name.clone(), stmt.clone());
                 let has = self.server_has(stmt.id);
                 if has {
                     self.reply(message(BackendMessage::ParseComplete));
@@ -131,8 +132,8 @@ impl Session {
                     return Ok(());
                 };
                 let stmt = self.statement_for(statement);
-                if let (Some(s), true) = (&stmt, self.app.query_log.enabled()) {
-                    let values = self.app.query_log.parameters();
+                if let (Some(s), true) = (&stmt, self.ctx.app.query_log.enabled()) {
+                    let values = self.ctx.app.query_log.parameters();
                     self.qlog.bind(values, s, params, param_formats);
                 }
                 if let Some(stmt) = stmt {
@@ -166,7 +167,7 @@ impl Session {
             FrontendMessage::Execute { .. } => {
                 self.count_statement();
                 let started = std::time::Instant::now();
-                if self.app.query_log.enabled() {
+                if self.ctx.app.query_log.enabled() {
                     self.qlog.execute(started);
                 }
                 self.send_server(&f, Some(Expect::Forward(Term::Execute { started })))
@@ -175,7 +176,7 @@ impl Session {
                 self.send_server(&f, Some(Expect::Forward(Term::Close)))
             }
             FrontendMessage::FunctionCall(_) => {
-                self.unsynced = false;
+                self.back.unsynced = false;
                 self.send_server(
                     &f,
                     Some(Expect::Forward(Term::Ready {
@@ -199,7 +200,7 @@ impl Session {
             let b = it.next().and_then(|s| std::str::from_utf8(s).ok());
             (a, b)
         }
-        let mut unnamed: Option<String> = self.unnamed.as_ref().map(|s| s.query.clone());
+        let mut unnamed: Option<String> = self.state.unnamed.as_ref().map(|s| s.query.clone());
         let mut offset = 0;
         let mut next: Option<(u8, &[u8])> = Some((first.tag, &first.body[..]));
         while let Some((tag, body)) = next {
@@ -218,7 +219,7 @@ impl Session {
                     let (_, stmt) = cstrs(body);
                     let query = match stmt {
                         Some("") => unnamed.clone(),
-                        Some(n) => self.statements.get(n).map(|s| s.query.clone()),
+                        Some(n) => self.state.statements.get(n).map(|s| s.query.clone()),
                         None => None,
                     };
                     if !query.is_some_and(|q| is_read(&q)) {
@@ -230,11 +231,11 @@ impl Session {
                 _ => return false,
             }
             next = match orochi_wire::frame::peek_frame(
-                &self.rbuf[offset..],
+                &self.front.rbuf[offset..],
                 orochi_wire::MAX_MESSAGE_LEN,
             ) {
                 Ok(Some((tag, total))) => {
-                    let body = &self.rbuf[offset + 5..offset + total];
+                    let body = &self.front.rbuf[offset + 5..offset + total];
                     offset += total;
                     Some((tag, body))
                 }
@@ -246,14 +247,14 @@ impl Session {
 
     pub(crate) fn statement_for(&self, name: &str) -> Option<Arc<PreparedStatement>> {
         if name.is_empty() {
-            self.unnamed.clone()
+            self.state.unnamed.clone()
         } else {
-            self.statements.get(name).cloned()
+            self.state.statements.get(name).cloned()
         }
     }
 
     fn server_has(&mut self, id: u64) -> bool {
-        self.phase.server_mut().is_some_and(|co| {
+        self.back.phase.server_mut().is_some_and(|co| {
             let conn = co.conn();
             let has = conn.prepared.contains_key(&id);
             if has {
@@ -267,12 +268,12 @@ impl Session {
     /// `max_prepared_statements`, the connection's least recently used router statement
     /// is closed on the server first (its clients re-prepare it where they need it).
     fn mark_prepared(&mut self, id: u64) {
-        let Some(co) = self.phase.server_mut() else {
+        let Some(co) = self.back.phase.server_mut() else {
             return;
         };
         let conn = co.conn();
         conn.touch_prepared(id);
-        if let Some(old) = conn.prepared_to_evict(self.max_prepared) {
+        if let Some(old) = conn.prepared_to_evict(self.state.max_prepared) {
             let f = FrontendMessage::Close {
                 kind: b'S',
                 name: format!("_orochi_{old}"),
@@ -286,8 +287,8 @@ impl Session {
     /// first if needed. `None` after reporting an error (unknown statement).
     fn resolve_statement(&mut self, name: &str) -> Option<String> {
         if name.is_empty() {
-            if !self.phase.unnamed_on_server() {
-                if let Some(u) = self.unnamed.clone() {
+            if !self.back.phase.unnamed_on_server() {
+                if let Some(u) = self.state.unnamed.clone() {
                     self.send_server(
                         &u.parse_frame(""),
                         Some(Expect::Swallow(Term::Parse {
@@ -295,12 +296,12 @@ impl Session {
                             id: 0,
                         })),
                     );
-                    self.phase.set_unnamed_on_server(true);
+                    self.back.phase.set_unnamed_on_server(true);
                 }
             }
             return Some(String::new());
         }
-        let Some(stmt) = self.statements.get(name).cloned() else {
+        let Some(stmt) = self.state.statements.get(name).cloned() else {
             self.router_error(
                 PgError::error(
                     "26000",

@@ -54,23 +54,29 @@ fn fields(f: &Frame) -> Option<Vec<FieldDescription>> {
 impl ShardedPath<'_> {
     /// Sends `bytes` to the client in order with anything still pending.
     pub(crate) fn emit(&mut self, b: &[u8]) {
-        if let Some(c) = self.s.capture.as_mut() {
+        if let Some(c) = self.s.front.capture.as_mut() {
             c.extend_from_slice(b);
             return;
         }
-        if self.s.expect.is_empty() {
-            self.s.out.extend_from_slice(b);
+        if self.s.front.expect.is_empty() {
+            self.s.front.out.extend_from_slice(b);
         } else {
             self.s
+                .front
                 .expect
                 .push_back(super::expect::Expect::Emit(Bytes::copy_from_slice(b)));
         }
     }
 
     async fn emit_flush(&mut self) -> Result<()> {
-        if self.s.capture.is_none() && self.s.expect.is_empty() && self.s.out.len() > 64 * 1024 {
-            let r = tokio::io::AsyncWriteExt::write_all(&mut self.s.stream, &self.s.out).await;
-            self.s.out.clear();
+        if self.s.front.capture.is_none()
+            && self.s.front.expect.is_empty()
+            && self.s.front.out.len() > 64 * 1024
+        {
+            let r =
+                tokio::io::AsyncWriteExt::write_all(&mut self.s.front.stream, &self.s.front.out)
+                    .await;
+            self.s.front.out.clear();
             r.map_err(RouterError::ClientIo)?;
         }
         Ok(())
@@ -98,7 +104,7 @@ impl ShardedPath<'_> {
         let mut out = Vec::with_capacity(job.shards.len());
         self.s.pause_gate(true).await?;
         if job.in_tx {
-            if let Some(cur) = self.s.phase.detach() {
+            if let Some(cur) = self.s.back.phase.detach() {
                 self.tx().parked.push(cur);
             }
         }
@@ -131,8 +137,18 @@ impl ShardedPath<'_> {
             return self.run_copy_in(job, spec).await;
         }
         let extended = job.extended.is_some();
-        let log_started = self.s.app.query_log.enabled().then(std::time::Instant::now);
-        self.s.app.metrics.cross_shard_query(&self.s.user.pool_name);
+        let log_started = self
+            .s
+            .ctx
+            .app
+            .query_log
+            .enabled()
+            .then(std::time::Instant::now);
+        self.s
+            .ctx
+            .app
+            .metrics
+            .cross_shard_query(&self.s.ctx.user.pool_name);
         let poisoned = self.tx().tx_poisoned;
         self.tx().tx_poisoned |= job.in_tx;
         let conns = match self.fanout_checkouts(&job).await {
@@ -221,12 +237,13 @@ impl ShardedPath<'_> {
             });
         }
         // A cancel from the client reaches every shard's backend while they run.
-        let restore = self.s.cancel.slot.get_all();
+        let restore = self.s.ctx.cancel.slot.get_all();
         self.s
+            .ctx
             .cancel
             .slot
             .set_all(streams.iter().map(|s| cancel_target(&s.co)).collect());
-        let r = match self.s.deadlines.query() {
+        let r = match self.s.ctx.deadlines.query() {
             None => self.merge_streams(&job, &mut streams).await,
             Some(d) => {
                 match tokio::time::timeout(d, self.merge_streams(&job, &mut streams)).await {
@@ -242,7 +259,7 @@ impl ShardedPath<'_> {
                 }
             }
         };
-        self.s.cancel.slot.set_all(restore);
+        self.s.ctx.cancel.slot.set_all(restore);
         // Every stream back to ReadyForQuery; writes committed or rolled back.
         let mut failed = !matches!(r, Ok(Merged::Tag(_)));
         for s in streams.iter_mut() {
@@ -276,8 +293,8 @@ impl ShardedPath<'_> {
                 (Ok(Merged::Tag(tag)), false) => Some(&tag[..]),
                 _ => None,
             };
-            let values = self.s.app.query_log.parameters();
-            super::statement_log::log_fanout(&self.s.user, values, &job, t, tag);
+            let values = self.s.ctx.app.query_log.parameters();
+            super::statement_log::log_fanout(&self.s.ctx.user, values, &job, t, tag);
         }
         match r {
             Err(e) => self.fanout_failed(e, extended),
@@ -297,7 +314,7 @@ impl ShardedPath<'_> {
         e.encode(&mut b);
         self.emit(&b);
         if extended {
-            self.s.router_skipping = true;
+            self.s.front.router_skipping = true;
         }
     }
 
@@ -308,7 +325,7 @@ impl ShardedPath<'_> {
         }
         match e.to_client() {
             Some(pg) if !matches!(e, RouterError::ShuttingDown | RouterError::ClientIo(_)) => {
-                tracing::warn!(client = self.s.id, error = %e, "cross-shard statement failed");
+                tracing::warn!(client = self.s.ctx.id, error = %e, "cross-shard statement failed");
                 self.emit_error(pg, extended);
                 if !extended {
                     let status = self.s.local_status();
@@ -336,7 +353,7 @@ impl ShardedPath<'_> {
             f.encode(&mut b);
             self.emit(&b);
             if extended {
-                self.s.router_skipping = true;
+                self.s.front.router_skipping = true;
             }
             return Ok(Merged::Sent);
         }
@@ -472,7 +489,7 @@ impl ShardedPath<'_> {
                 $f.encode(&mut b);
                 self.emit(&b);
                 if extended {
-                    self.s.router_skipping = true;
+                    self.s.front.router_skipping = true;
                 }
                 return Ok(Merged::Sent);
             }};

@@ -16,7 +16,7 @@ fn denied(m: impl Into<String>) -> PgError {
 impl Session {
     /// Why a simple query (or a Parse's text) may not run in this gateway session.
     pub(crate) fn gateway_refuse_query(&self, sql: &str) -> Option<PgError> {
-        let g = self.gateway.as_ref()?;
+        let g = self.ctx.gateway.as_ref()?;
         if comment_shard(sql).is_some()
             || matches!(
                 directive(sql),
@@ -28,7 +28,7 @@ impl Session {
         if let Some(m) = crate::gateway::guard::refuse(sql) {
             return Some(denied(m));
         }
-        let (pin, schema) = (g.pin.as_ref()?, self.user.sharding.as_ref()?);
+        let (pin, schema) = (g.pin.as_ref()?, self.ctx.user.sharding.as_ref()?);
         pin.refuse(schema, sql, None).map(denied)
     }
 
@@ -36,7 +36,7 @@ impl Session {
     /// messages: Parse by its text, Bind by its statement's keys with the bound values,
     /// FunctionCall (a function by OID, `set_config` included) always.
     pub(crate) fn gateway_refuse_message(&self, msg: &FrontendMessage) -> Option<PgError> {
-        let g = self.gateway.as_ref()?;
+        let g = self.ctx.gateway.as_ref()?;
         match msg {
             FrontendMessage::Parse { query, .. } => self.gateway_refuse_query(query),
             FrontendMessage::Bind {
@@ -45,7 +45,7 @@ impl Session {
                 param_formats,
                 ..
             } => {
-                let (pin, schema) = (g.pin.as_ref()?, self.user.sharding.as_ref()?);
+                let (pin, schema) = (g.pin.as_ref()?, self.ctx.user.sharding.as_ref()?);
                 let stmt = self.statement_for(statement)?;
                 let p = Params {
                     values: params,

@@ -2,6 +2,8 @@
 //! task that pools server connections under it.
 
 pub mod cleanup;
+pub mod client_leg;
+pub mod context;
 pub mod copy_in;
 pub mod deadline;
 pub mod expect;
@@ -27,8 +29,10 @@ pub mod reported;
 pub mod retry;
 pub mod retry_ext;
 pub mod retry_state;
+pub mod server_leg;
 pub mod session;
 pub mod session_ops;
+pub mod session_state;
 pub mod shard_identity;
 pub mod shard_stream;
 pub mod shard_switch;

@@ -38,7 +38,7 @@ impl ShardedPath<'_> {
     /// and the client gets ReadyForQuery as if one server had run the pipeline.
     pub(crate) async fn finish_implicit_multi(&mut self) -> crate::error::Result<()> {
         let ok = self.s.settle_current().await?;
-        self.s.router_skipping = false;
+        self.s.front.router_skipping = false;
         self.tx().implicit_multi = false;
         self.finish_multi_shard(ok, false, true).await;
         Ok(())
@@ -54,18 +54,18 @@ impl ShardedPath<'_> {
     ) {
         self.tx().implicit_multi = false;
         let mut all: Vec<crate::backend::Checkout> = std::mem::take(&mut self.tx().parked);
-        all.extend(self.s.phase.detach());
+        all.extend(self.s.back.phase.detach());
         // A multi-shard statement of this transaction that ended half way (see
         // `Session::tx_poisoned`) failed it, whatever the connections say.
-        let failed_tx = self.s.tx_status == b'E' || std::mem::take(&mut self.tx().tx_poisoned);
+        let failed_tx = self.s.back.tx_status == b'E' || std::mem::take(&mut self.tx().tx_poisoned);
         let mut error = None;
         if commit && !failed_tx {
-            let pool = self.s.user.pool_name.clone();
+            let pool = self.s.ctx.user.pool_name.clone();
             let wrote = self.tx().wrote.clone();
-            let schema = self.s.user.sharding.clone();
+            let schema = self.s.ctx.user.sharding.clone();
             let setup = match schema.as_ref() {
                 Some(sc) if sc.twopc && sc.twopc_ready.get().is_none() && wrote.len() > 1 => {
-                    match crate::twopc_setup::setup_pool(&self.s.user).await {
+                    match crate::twopc_setup::setup_pool(&self.s.ctx.user).await {
                         Ok(()) => {
                             let _ = sc.twopc_ready.set(());
                             Ok(())
@@ -101,8 +101,8 @@ impl ShardedPath<'_> {
                     })
                     .partition(|p| wrote.contains(&p.shard));
                 let (outcome, unfinished) = super::trace::twopc_commit(
-                    &self.s.app,
-                    self.s.trace.as_ref(),
+                    &self.s.ctx.app,
+                    self.s.ctx.trace.as_ref(),
                     &pool,
                     &mut w,
                     &mut r,
@@ -135,12 +135,12 @@ impl ShardedPath<'_> {
                 match outcome.resolution {
                     orochi_twopc::Resolution::Committed => {
                         if wrote.len() > 1 {
-                            self.s.app.metrics.twopc_committed(&pool);
+                            self.s.ctx.app.metrics.twopc_committed(&pool);
                         }
                     }
                     orochi_twopc::Resolution::Aborted(e) => {
                         if wrote.len() > 1 {
-                            self.s.app.metrics.twopc_rolled_back(&pool);
+                            self.s.ctx.app.metrics.twopc_rolled_back(&pool);
                         }
                         error = Some(PgError::error(e.sqlstate(), e.to_string()));
                     }
@@ -160,21 +160,22 @@ impl ShardedPath<'_> {
         for co in all {
             co.release();
         }
-        self.s.tx_status = b'I';
+        self.s.back.tx_status = b'I';
         self.tx().end_transaction();
-        self.s.cancel.slot.set(None);
+        self.s.ctx.cancel.slot.set(None);
         self.s
+            .ctx
             .client
             .info
             .set_state(crate::clients::ClientState::Idle);
-        self.s.client.info.set_link(None);
+        self.s.ctx.client.info.set_link(None);
         match error {
             Some(e) => {
                 let mut b = bytes::BytesMut::new();
                 e.encode(&mut b);
                 self.s.reply(b.freeze());
                 if extended {
-                    self.s.router_skipping = true;
+                    self.s.front.router_skipping = true;
                 } else {
                     self.s.reply(ready(b'I'));
                 }

@@ -41,7 +41,7 @@ impl Session {
         mut cos: Vec<Checkout>,
     ) {
         let shards: Vec<usize> = unfinished.shards().collect();
-        let app = self.app.clone();
+        let app = self.ctx.app.clone();
         let task = tokio::spawn(async move {
             let mut parts: Vec<crate::twopc::ConnParticipant<'_>> = cos
                 .iter_mut()
@@ -76,7 +76,7 @@ impl Session {
         let pending = std::mem::take(&mut self.tx().pending_commits);
         for p in pending {
             if let Err(e) = p.task.await {
-                tracing::warn!(client = self.id, shards = ?p.shards, "COMMIT PREPARED task ended abnormally: {e}");
+                tracing::warn!(client = self.ctx.id, shards = ?p.shards, "COMMIT PREPARED task ended abnormally: {e}");
             }
         }
     }

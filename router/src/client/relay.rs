@@ -17,24 +17,24 @@ use orochi_wire::{BackendMessage, Frame};
 impl Session {
     /// Sends `bytes` to the client now if nothing is pending, else after what is pending.
     pub(crate) fn reply(&mut self, bytes: Bytes) {
-        if self.expect.is_empty() {
-            self.out.extend_from_slice(&bytes);
+        if self.front.expect.is_empty() {
+            self.front.out.extend_from_slice(&bytes);
         } else {
-            self.expect.push_back(Expect::Emit(bytes));
+            self.front.expect.push_back(Expect::Emit(bytes));
         }
     }
 
     fn drain_emits(&mut self) {
-        while let Some(Expect::Emit(_)) = self.expect.front() {
-            if let Some(Expect::Emit(b)) = self.expect.pop_front() {
-                self.out.extend_from_slice(&b);
+        while let Some(Expect::Emit(_)) = self.front.expect.front() {
+            if let Some(Expect::Emit(b)) = self.front.expect.pop_front() {
+                self.front.out.extend_from_slice(&b);
             }
         }
     }
 
     /// Handles one message from the server.
     pub(crate) fn on_server_frame(&mut self, f: Frame) -> Result<()> {
-        tracing::trace!(client = self.id, tag = %(f.tag as char), expect = ?self.expect, "server message");
+        tracing::trace!(client = self.ctx.id, tag = %(f.tag as char), expect = ?self.front.expect, "server message");
         self.ext_retry_server(&f);
         if self.retry_intercept(&f)? {
             return Ok(());
@@ -45,22 +45,22 @@ impl Session {
                 if let Ok(BackendMessage::ParameterStatus { name, value }) =
                     BackendMessage::decode(&f)
                 {
-                    if let Some(co) = self.phase.server_mut() {
+                    if let Some(co) = self.back.phase.server_mut() {
                         co.conn().set_param(name.clone(), value.clone());
                     }
-                    self.reported.set(&name, &value);
+                    self.state.reported.set(&name, &value);
                 }
-                f.encode(&mut self.out);
+                f.encode(&mut self.front.out);
                 return Ok(());
             }
             b'N' | b'A' => {
-                f.encode(&mut self.out);
+                f.encode(&mut self.front.out);
                 return Ok(());
             }
             b'E' => return self.on_server_error(f),
             _ => {}
         }
-        let (forward, terminal) = match self.expect.front() {
+        let (forward, terminal) = match self.front.expect.front() {
             Some(Expect::Forward(t)) => (true, t.ends_with(f.tag)),
             Some(Expect::Swallow(t)) => (false, t.ends_with(f.tag)),
             // Emits are drained as soon as they reach the front; relay if one is left.
@@ -68,7 +68,7 @@ impl Session {
             None => {
                 // Nothing was asked: the server is out of step with us. Do not reuse it.
                 tracing::warn!(tag = %(f.tag as char), "unexpected message from server");
-                if let Some(co) = self.phase.server_mut() {
+                if let Some(co) = self.back.phase.server_mut() {
                     co.conn().broken = true;
                 }
                 (f.tag != b'Z', false)
@@ -78,54 +78,55 @@ impl Session {
             b'Z' => {
                 let status = f.body.first().copied().unwrap_or(b'I');
                 self.on_ready(status, forward);
-                if status != b'I' && self.mode == orochi_config::PoolMode::Statement {
+                if status != b'I' && self.ctx.mode == orochi_config::PoolMode::Statement {
                     // Held back: `maybe_release` rolls back and ends the reply with an error.
-                    self.statement_violation = true;
-                    self.expect.pop_front();
+                    self.back.statement_violation = true;
+                    self.front.expect.pop_front();
                     self.drain_emits();
                     return Ok(());
                 }
             }
             b'C' => {
                 self.qlog.completed(&f.body);
-                self.last_tag_rollback = f.body.starts_with(b"ROLLBACK") || self.last_tag_rollback;
-                self.phase.set_copy_in(false);
+                self.state.last_tag_rollback =
+                    f.body.starts_with(b"ROLLBACK") || self.state.last_tag_rollback;
+                self.back.phase.set_copy_in(false);
             }
             b'G' | b'W' => {
-                self.phase.set_copy_in(true);
+                self.back.phase.set_copy_in(true);
                 self.drop_ignored_syncs();
             }
             _ => {}
         }
         if forward {
-            f.encode(&mut self.out);
+            f.encode(&mut self.front.out);
         }
         if terminal && forward {
-            let started = match self.expect.front() {
+            let started = match self.front.expect.front() {
                 Some(Expect::Forward(Term::Execute { started })) => Some(*started),
                 Some(Expect::Forward(Term::Ready { started })) => *started,
                 _ => None,
             };
-            if let (Some(t), Some(co)) = (started, self.phase.server()) {
+            if let (Some(t), Some(co)) = (started, self.back.phase.server()) {
                 co.pool.metrics.observe(t.elapsed());
             }
             if let (Some(t), true) = (started, self.qlog.has_pending()) {
-                let shard = self.phase.server().map(|co| co.pool.shard);
-                self.qlog.answered(t, &self.user, shard);
+                let shard = self.back.phase.server().map(|co| co.pool.shard);
+                self.qlog.answered(t, &self.ctx.user, shard);
             }
         }
         if terminal {
             if let Some(
                 Expect::Forward(Term::Parse { id, .. }) | Expect::Swallow(Term::Parse { id, .. }),
-            ) = self.expect.front()
+            ) = self.front.expect.front()
             {
                 let id = *id;
-                if let Some(s) = self.statements.values().find(|s| s.id == id) {
+                if let Some(s) = self.state.statements.values().find(|s| s.id == id) {
                     s.validated
                         .store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }
-            self.expect.pop_front();
+            self.front.expect.pop_front();
             self.drain_emits();
         }
         Ok(())
@@ -135,8 +136,8 @@ impl Session {
     /// empty emit, drained as soon as it reaches the front) so that Syncs sent after it
     /// are not taken for ones the COPY ignores (`drop_ignored_syncs`).
     pub(crate) fn mark_copy_end(&mut self) {
-        if !self.expect.is_empty() {
-            self.expect.push_back(Expect::Emit(Bytes::new()));
+        if !self.front.expect.is_empty() {
+            self.front.expect.push_back(Expect::Emit(Bytes::new()));
         }
     }
 
@@ -147,16 +148,16 @@ impl Session {
     /// extended-protocol COPY still needs a Sync after its CopyDone.
     fn drop_ignored_syncs(&mut self) {
         let extended = matches!(
-            self.expect.front(),
+            self.front.expect.front(),
             Some(Expect::Forward(Term::Execute { .. }))
         );
         while matches!(
-            self.expect.get(1),
+            self.front.expect.get(1),
             Some(Expect::Forward(Term::Ready { started: None }))
         ) {
-            self.expect.remove(1);
+            self.front.expect.remove(1);
         }
-        self.unsynced |= extended;
+        self.back.unsynced |= extended;
     }
 
     /// A client message while the server reads COPY data: data, its end, and what the
@@ -167,7 +168,7 @@ impl Session {
             b'd' | b'S' | b'H' => self.send_server(&f, None),
             b'c' | b'f' => {
                 // What follows reaches the server after the COPY ended.
-                self.phase.set_copy_in(false);
+                self.back.phase.set_copy_in(false);
                 self.send_server(&f, None);
             }
             t => {
@@ -186,46 +187,46 @@ impl Session {
     fn on_server_error(&mut self, f: Frame) -> Result<()> {
         if let (Ok(fields), Some(co)) = (
             orochi_wire::ErrorFields::decode(&f.body),
-            self.phase.server(),
+            self.back.phase.server(),
         ) {
-            self.app.metrics.error(&co.pool.pool_name, &fields.code);
-            if let Some(s) = self.user.sharding.as_ref() {
+            self.ctx.app.metrics.error(&co.pool.pool_name, &fields.code);
+            if let Some(s) = self.ctx.user.sharding.as_ref() {
                 s.columns.on_error(&fields.code);
             }
             if fields.code == "25006" {
                 // Read-only: if that server was taken for the primary, check it now.
-                self.user.recheck_if_write_target(&co.pool);
+                self.ctx.user.recheck_if_write_target(&co.pool);
             }
         }
-        self.phase.set_copy_in(false);
-        if self.expect.is_empty() {
+        self.back.phase.set_copy_in(false);
+        if self.front.expect.is_empty() {
             // Nothing was asked: the server answered a message we did not count (or is
             // going away). Its state is unknown (it may be skipping to a Sync): relay the
             // error, but never lend this connection again.
             tracing::warn!(
-                client = self.id,
+                client = self.ctx.id,
                 "error from a server nothing was expected of"
             );
-            if let Some(co) = self.phase.server_mut() {
+            if let Some(co) = self.back.phase.server_mut() {
                 co.conn().broken = true;
             }
         }
         // An injected statement's failure is not the client's (its own request follows).
         if !matches!(
-            self.expect.front(),
+            self.front.expect.front(),
             Some(Expect::Swallow(Term::Ready { .. }))
         ) {
-            self.tx_error = true;
+            self.state.tx_error = true;
         }
-        match self.expect.front() {
+        match self.front.expect.front() {
             // Simple query / sync: the error is part of the response; ReadyForQuery follows.
-            Some(Expect::Forward(Term::Ready { .. })) | None => f.encode(&mut self.out),
+            Some(Expect::Forward(Term::Ready { .. })) | None => f.encode(&mut self.front.out),
             Some(Expect::Swallow(Term::Ready { .. })) => {}
             Some(_) => {
                 // Extended protocol: the server now skips everything up to Sync. Drop what
                 // we expected before the next Sync, undoing statements that were not created.
-                f.encode(&mut self.out);
-                while let Some(e) = self.expect.front() {
+                f.encode(&mut self.front.out);
+                while let Some(e) = self.front.expect.front() {
                     if matches!(
                         e,
                         Expect::Forward(Term::Ready { .. }) | Expect::Swallow(Term::Ready { .. })
@@ -235,13 +236,13 @@ impl Session {
                     if let Some(
                         Expect::Forward(Term::Parse { client_name, id })
                         | Expect::Swallow(Term::Parse { client_name, id }),
-                    ) = self.expect.pop_front()
+                    ) = self.front.expect.pop_front()
                     {
                         self.forget_failed_parse(client_name, id);
                     }
                 }
-                if self.expect.is_empty() {
-                    self.phase.set_server_skipping(true);
+                if self.front.expect.is_empty() {
+                    self.back.phase.set_server_skipping(true);
                 }
             }
         }
@@ -249,12 +250,12 @@ impl Session {
     }
 
     fn forget_failed_parse(&mut self, client_name: Option<String>, id: u64) {
-        if let Some(co) = self.phase.server_mut() {
+        if let Some(co) = self.back.phase.server_mut() {
             co.conn().prepared.remove(&id);
         }
         if let Some(name) = client_name {
-            if self.statements.get(&name).is_some_and(|s| s.id == id) {
-                self.statements.remove(&name);
+            if self.state.statements.get(&name).is_some_and(|s| s.id == id) {
+                self.state.statements.remove(&name);
             }
         }
     }
@@ -262,27 +263,27 @@ impl Session {
     /// ReadyForQuery: the transaction state is known; settle pending session effects
     /// (only at the end of the client's own request, not of a router-injected one).
     fn on_ready(&mut self, status: u8, own: bool) {
-        self.tx_status = status;
+        self.back.tx_status = status;
         if status != b'I' || !own {
             return;
         }
-        let ops = std::mem::take(&mut self.pending_ops);
-        let undone = self.tx_error || self.last_tag_rollback;
-        self.tx_error = false;
-        self.last_tag_rollback = false;
+        let ops = std::mem::take(&mut self.state.pending_ops);
+        let undone = self.state.tx_error || self.state.last_tag_rollback;
+        self.state.tx_error = false;
+        self.state.last_tag_rollback = false;
         if ops.is_empty() {
             return;
         }
         if undone {
             // Effects were rolled back (or partly, with savepoints): re-sync next time.
-            if let Some(co) = self.phase.server_mut() {
+            if let Some(co) = self.back.phase.server_mut() {
                 co.conn().applied_params = super::params::UNKNOWN_PARAMS;
             }
             return;
         }
-        let unknown = self.params.apply(&ops);
-        let fp = self.params.fingerprint();
-        if let Some(co) = self.phase.server_mut() {
+        let unknown = self.state.params.apply(&ops);
+        let fp = self.state.params.fingerprint();
+        if let Some(co) = self.back.phase.server_mut() {
             let conn = co.conn();
             if ops
                 .iter()

@@ -16,22 +16,22 @@ impl Session {
     /// True when there is no server connection to give back, or it is still needed: an
     /// answer is awaited, a pipeline is not synced, a COPY or a transaction is open.
     fn keeps_server(&self) -> bool {
-        let Some(attached) = self.phase.attached() else {
+        let Some(attached) = self.back.phase.attached() else {
             return true;
         };
-        !self.expect.is_empty()
-            || self.unsynced
+        !self.front.expect.is_empty()
+            || self.back.unsynced
             || attached.copy_in
             || attached.server_skipping
-            || self.tx_status != b'I'
+            || self.back.tx_status != b'I'
     }
 
     /// Statement pooling: a statement left a transaction open; `maybe_release` rolls it
     /// back before the connection goes.
     pub(crate) fn violation_to_roll_back(&self) -> bool {
-        self.statement_violation
-            && self.expect.is_empty()
-            && self.phase.is_attached()
+        self.back.statement_violation
+            && self.front.expect.is_empty()
+            && self.back.phase.is_attached()
             && self.keeps_server()
     }
 
@@ -42,20 +42,20 @@ impl Session {
             self.release_if_free();
             return;
         }
-        let Some(attached) = self.phase.attached_mut() else {
+        let Some(attached) = self.back.phase.attached_mut() else {
             return;
         };
-        self.statement_violation = false;
+        self.back.statement_violation = false;
         // Statement pooling: a transaction block cannot span statements.
         let _ = attached.co.conn().run_silent("ROLLBACK").await;
-        self.tx_status = b'I';
+        self.back.tx_status = b'I';
         let e = PgError::error(
             "0A000",
             "transaction blocks are not allowed in statement pooling mode; the transaction was rolled back",
         )
         .with_hint("use pool_mode = \"transaction\" for this pool or user");
-        e.encode(&mut self.out);
-        BackendMessage::ReadyForQuery(b'I').encode(&mut self.out);
+        e.encode(&mut self.front.out);
+        BackendMessage::ReadyForQuery(b'I').encode(&mut self.front.out);
         self.release_attached();
     }
 
@@ -68,11 +68,11 @@ impl Session {
 
     /// Hands the attached connection back to its pool, unless the pool mode keeps it.
     fn release_attached(&mut self) {
-        let Some(attached) = self.phase.attached_mut() else {
+        let Some(attached) = self.back.phase.attached_mut() else {
             return;
         };
-        if self.mode == PoolMode::Session {
-            if self.gateway.is_some() {
+        if self.ctx.mode == PoolMode::Session {
+            if self.ctx.gateway.is_some() {
                 // The connection stays: the next transaction's first statement sets the
                 // token's role and claims afresh (`resync_attached`), as the pool does
                 // for connections given back.
@@ -82,15 +82,15 @@ impl Session {
         }
         // A dirty connection stays dirty: the pool resets it only if another client
         // takes it (affinity keeps this client's temp tables and locks).
-        self.cancel.slot.set(None);
-        if let Some(co) = self.phase.detach() {
+        self.ctx.cancel.slot.set(None);
+        if let Some(co) = self.back.phase.detach() {
             co.release();
         }
-        if let Some(tx) = self.sharded.as_deref_mut() {
+        if let Some(tx) = self.back.sharded.as_deref_mut() {
             tx.tx_begin = None;
             tx.wrote.clear();
         }
-        self.client.info.set_state(ClientState::Idle);
-        self.client.info.set_link(None);
+        self.ctx.client.info.set_state(ClientState::Idle);
+        self.ctx.client.info.set_link(None);
     }
 }

@@ -51,7 +51,7 @@ impl Session {
         for _ in 0..=MAX_REPLANS {
             match self.handle(f.clone(), kind).await {
                 Err(RouterError::MapChanged) => {
-                    if let Some(t) = self.sharded.as_deref_mut() {
+                    if let Some(t) = self.back.sharded.as_deref_mut() {
                         t.wrote.truncate(wrote);
                     }
                 }

@@ -53,14 +53,14 @@ impl Session {
             }
             None => None,
         };
-        let Some(co) = self.phase.server() else {
+        let Some(co) = self.back.phase.server() else {
             return;
         };
-        if !self.user.has_replicas
-            || self.mode == PoolMode::Session
-            || self.role == Some(Target::Read)
-            || !self.expect.is_empty()
-            || self.unsynced
+        if !self.ctx.user.has_replicas
+            || self.ctx.mode == PoolMode::Session
+            || self.ctx.role == Some(Target::Read)
+            || !self.front.expect.is_empty()
+            || self.back.unsynced
         {
             return;
         }
@@ -73,7 +73,7 @@ impl Session {
             ready: None,
         };
         let r = self.retry.get_or_insert_with(Box::default);
-        match self.tx_status {
+        match self.back.tx_status {
             b'I' if is_plain_begin(sql) => r.begin_candidate = Some(f.clone()),
             b'I' => r.pending = Some(Box::new(retry(None))),
             b'T' if prelude.is_some() => r.pending = Some(Box::new(retry(prelude))),
@@ -91,16 +91,16 @@ impl Session {
         }
         if let Some(p) = r.pending.as_mut() {
             match f.tag {
-                b'E' if !p.forwarded && p.refused.is_none() && self.expect.len() == 1 => {
+                b'E' if !p.forwarded && p.refused.is_none() && self.front.expect.len() == 1 => {
                     if orochi_wire::ErrorFields::decode(&f.body).is_ok_and(|e| e.code == "25006") {
                         p.refused = Some(f.clone());
                         return Ok(true);
                     }
                     p.forwarded = true;
                 }
-                b'Z' if p.refused.is_some() && self.expect.len() == 1 => {
+                b'Z' if p.refused.is_some() && self.front.expect.len() == 1 => {
                     p.ready = Some(f.clone());
-                    self.expect.pop_front();
+                    self.front.expect.pop_front();
                     return Ok(true);
                 }
                 b'Z' => {
@@ -155,10 +155,10 @@ impl Session {
         else {
             return Ok(());
         };
-        let Some(old) = self.phase.server().map(|co| co.pool.clone()) else {
+        let Some(old) = self.back.phase.server().map(|co| co.pool.clone()) else {
             return Ok(());
         };
-        let user = self.app.current_user_pools(&self.user);
+        let user = self.ctx.app.current_user_pools(&self.ctx.user);
         if user.is_write_target(&old) {
             if let Some(h) = user.health.get(shard) {
                 h.recheck().await;
@@ -166,37 +166,39 @@ impl Session {
         }
         if user.is_write_target(&old) {
             // Still the primary: the refusal was the server's own answer. Relay it.
-            self.expect
+            self.front
+                .expect
                 .push_front(Expect::Forward(Term::Ready { started: None }));
             self.on_server_frame(refused)?;
             return self.on_server_frame(ready);
         }
         tracing::info!(
-            client = self.id,
+            client = self.ctx.id,
             server = %old.target.addr(),
             "write refused with 25006 (read-only) by a server that is not the primary: retrying on the primary"
         );
         if ready.body.first() != Some(&b'I') {
-            if let Some(co) = self.phase.server_mut() {
+            if let Some(co) = self.back.phase.server_mut() {
                 let conn = co.conn();
                 if !matches!(conn.run_silent("ROLLBACK").await, Ok(None)) {
                     conn.broken = true;
                 }
             }
         }
-        self.tx_status = b'I';
+        self.back.tx_status = b'I';
         self.maybe_release().await;
         if let Err(e) = self.ensure_server(Some(shard), false).await {
             return self.checkout_failed(e.unplannable(), false);
         }
         if let Some(begin) = &prelude {
             self.send_server(begin, None);
-            self.expect
+            self.front
+                .expect
                 .push_back(Expect::Swallow(Term::Ready { started: None }));
         }
         self.count_statement();
         self.send_server(&request, None);
-        self.expect.push_back(Expect::Forward(Term::Ready {
+        self.front.expect.push_back(Expect::Forward(Term::Ready {
             started: Some(std::time::Instant::now()),
         }));
         Ok(())

@@ -63,7 +63,7 @@ impl Session {
             x.executes |= f.tag == b'E';
             if f.tag == b'P' {
                 if let Some(name) = parse_name(f) {
-                    if !name.is_empty() && !self.statements.contains_key(&name) {
+                    if !name.is_empty() && !self.state.statements.contains_key(&name) {
                         x.added.push(name);
                     }
                 }
@@ -74,17 +74,17 @@ impl Session {
         if !matches!(f.tag, b'P' | b'B' | b'D' | b'E') {
             return;
         }
-        if !self.user.has_replicas
-            || self.mode == PoolMode::Session
-            || self.role == Some(Target::Read)
-            || self.unsynced
-            || self.router_skipping
-            || !self.expect.is_empty()
-            || self.user.sharding.is_some()
+        if !self.ctx.user.has_replicas
+            || self.ctx.mode == PoolMode::Session
+            || self.ctx.role == Some(Target::Read)
+            || self.back.unsynced
+            || self.front.router_skipping
+            || !self.front.expect.is_empty()
+            || self.ctx.user.sharding.is_some()
         {
             return;
         }
-        let prelude = match self.tx_status {
+        let prelude = match self.back.tx_status {
             b'I' => None,
             b'T' if self.retry.as_ref().is_some_and(|r| r.begin_only.is_some()) => {
                 self.retry.as_mut().and_then(|r| r.begin_only.take())
@@ -93,11 +93,11 @@ impl Session {
         };
         let mut added = Vec::new();
         if let Some(name) = (f.tag == b'P').then(|| parse_name(f)).flatten() {
-            if !name.is_empty() && !self.statements.contains_key(&name) {
+            if !name.is_empty() && !self.state.statements.contains_key(&name) {
                 added.push(name);
             }
         }
-        let mark = self.out.len();
+        let mark = self.front.out.len();
         self.retry_state().ext = Some(ExtRetry {
             frames: vec![f.clone()],
             size: f.wire_len(),
@@ -115,7 +115,7 @@ impl Session {
     /// Every server message passes here first (it is then relayed as usual, into the
     /// held bytes while a retry is possible).
     pub(crate) fn ext_retry_server(&mut self, f: &Frame) {
-        if matches!(self.expect.front(), Some(Expect::Swallow(_))) {
+        if matches!(self.front.expect.front(), Some(Expect::Swallow(_))) {
             // The answer to a statement the router injected (a re-Parse, the session's
             // settings on a fresh connection): not part of what the client sees.
             return;
@@ -157,14 +157,16 @@ impl Session {
             .as_ref()
             .and_then(|r| r.ext.as_ref())
             .is_some_and(|x| {
-                x.synced && x.ready.is_none() && (self.phase.is_idle() || self.expect.is_empty())
+                x.synced
+                    && x.ready.is_none()
+                    && (self.back.phase.is_idle() || self.front.expect.is_empty())
             });
         if answered_here {
             // The router answered the whole batch itself: nothing to wait for.
             return self.ext_give_up();
         }
         if let Some(x) = self.retry.as_mut().and_then(|r| r.ext.as_mut()) {
-            let tail = self.out.split_off(x.mark.min(self.out.len()));
+            let tail = self.front.out.split_off(x.mark.min(self.front.out.len()));
             x.held.extend_from_slice(&tail);
             x.mark = 0;
         }
@@ -175,8 +177,8 @@ impl Session {
         if let Some(x) = self.retry.as_mut().and_then(|r| r.ext.take()) {
             if !x.held.is_empty() {
                 let mut out = x.held;
-                out.extend_from_slice(&self.out);
-                self.out = out;
+                out.extend_from_slice(&self.front.out);
+                self.front.out = out;
             }
         }
     }
@@ -188,16 +190,16 @@ impl Session {
             Some(x) if x.ready.is_some() => {}
             _ => return Ok(()),
         }
-        if !self.expect.is_empty() {
+        if !self.front.expect.is_empty() {
             // Something else is in flight after all: no replay.
             self.ext_give_up();
             return Ok(());
         }
-        let Some(old) = self.phase.server().map(|co| co.pool.clone()) else {
+        let Some(old) = self.back.phase.server().map(|co| co.pool.clone()) else {
             self.ext_give_up();
             return Ok(());
         };
-        let user = self.app.current_user_pools(&self.user);
+        let user = self.ctx.app.current_user_pools(&self.ctx.user);
         if user.is_write_target(&old) {
             if let Some(h) = user.health.get(old.shard) {
                 h.recheck().await;
@@ -212,25 +214,25 @@ impl Session {
             return Ok(());
         };
         tracing::info!(
-            client = self.id,
+            client = self.ctx.id,
             server = %old.target.addr(),
             "extended-protocol write refused with 25006 (read-only) by a server that is not the primary: retrying the batch on the primary"
         );
         // Everything the client would have seen of the batch is dropped.
-        self.out.truncate(x.mark.min(self.out.len()));
+        self.front.out.truncate(x.mark.min(self.front.out.len()));
         for name in &x.added {
-            self.statements.remove(name);
+            self.state.statements.remove(name);
         }
         if x.ready != Some(b'I') {
-            if let Some(co) = self.phase.server_mut() {
+            if let Some(co) = self.back.phase.server_mut() {
                 let conn = co.conn();
                 if !matches!(conn.run_silent("ROLLBACK").await, Ok(None)) {
                     conn.broken = true;
                 }
             }
         }
-        self.tx_status = b'I';
-        self.tx_error = false;
+        self.back.tx_status = b'I';
+        self.state.tx_error = false;
         self.maybe_release().await;
         if let Err(e) = self.ensure_server(Some(old.shard), false).await {
             // The batch's Sync is consumed already: the error ends with ReadyForQuery,
@@ -239,7 +241,8 @@ impl Session {
         }
         if let Some(begin) = &x.prelude {
             self.send_server(begin, None);
-            self.expect
+            self.front
+                .expect
                 .push_back(Expect::Swallow(Term::Ready { started: None }));
         }
         self.retry_state().replaying = true;

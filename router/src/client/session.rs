@@ -2,12 +2,15 @@
 //! for as long as the pool mode says (a transaction, a statement, the whole session),
 //! and makes every connection it gets look like its own (settings, prepared statements).
 
+use super::client_leg::ClientLeg;
+use super::context::Context;
 use super::expect::{Expect, Term};
 use super::params::SessionParams;
-use super::phase::Phase;
 use super::reply::{error_bytes, ready};
 use super::reported::Reported;
 use super::retry_state::RetryState;
+use super::server_leg::ServerLeg;
+use super::session_state::SessionState;
 use super::sharded_tx::ShardedTx;
 use super::statement_log::StatementLog;
 use crate::app::App;
@@ -15,15 +18,13 @@ use crate::backend::UserPools;
 use crate::cancel::{CancelKey, CancelTarget};
 use crate::clients::{ClientState, Registered};
 use crate::error::{Result, RouterError};
+use crate::planner::analyze;
 use crate::planner::directive::{comment_shard, directive};
-use crate::planner::{analyze, SessionOp};
 use crate::spare_buffers;
-use crate::statements::PreparedStatement;
 use bytes::BytesMut;
 use orochi_config::PoolMode;
 use orochi_tls::Stream;
 use orochi_wire::{decode_frame, BackendMessage, Frame, FrontendMessage, PgError};
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -31,69 +32,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// client that stopped reading is not waited for longer.
 const FAREWELL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A client's session: its parts (`client_leg.rs`, `server_leg.rs`, `context.rs`,
+/// `session_state.rs`), each borrowed on its own where a path needs only some of them
+/// (the sharded path: `sharded_path.rs`), and the retry and statement-log bookkeeping.
 pub struct Session {
-    pub(crate) app: Arc<App>,
-    pub(crate) id: u64,
-    pub(crate) stream: Stream,
-    pub(crate) rbuf: BytesMut,
-    /// Bytes for the client, flushed after each batch.
-    pub(crate) out: BytesMut,
-    /// Bytes for the server, flushed before waiting for its answer.
-    pub(crate) sout: BytesMut,
-    pub(crate) user: Arc<UserPools>,
-    /// `App::registry_generation` when `user` was last looked up (`pause_gate`); `MAX`
-    /// until the first look.
-    pub(crate) user_gen: u64,
-    pub(crate) mode: PoolMode,
-    pub(crate) params: SessionParams,
-    /// ParameterStatus values the client has been told.
-    pub(crate) reported: Reported,
-    pub(crate) statements: HashMap<String, Arc<PreparedStatement>>,
-    pub(crate) unnamed: Option<Arc<PreparedStatement>>,
-    /// SQL-level prepared statements: name -> PREPARE text.
-    pub(crate) sql_prepared: HashMap<String, String>,
-    /// The server connection, if one is attached, and its conversation (`phase.rs`).
-    pub(crate) phase: Phase,
-    /// What each server answer still owed is for; empty while idle. Kept here rather
-    /// than in `Attached` so its capacity survives checkouts (`phase.rs`).
-    pub(crate) expect: VecDeque<Expect>,
-    pub(crate) tx_status: u8,
-    /// Extended-protocol messages were forwarded since the last Sync.
-    pub(crate) unsynced: bool,
-    /// The router reported an error in the extended protocol: drop messages until Sync.
-    pub(crate) router_skipping: bool,
-    /// Session effects of statements whose outcome is not known yet.
-    pub(crate) pending_ops: Vec<SessionOp>,
-    pub(crate) tx_error: bool,
-    pub(crate) last_tag_rollback: bool,
-    pub(crate) cancel: CancelKey,
-    pub(crate) client: Registered,
-    /// Shard chosen with `SET orochi.shard` (SPEC §3 manual override).
-    pub(crate) shard: Option<usize>,
-    /// Role chosen with `SET orochi.role`; `None` = read/write splitting decides.
-    pub(crate) role: Option<crate::backend::registry::Target>,
-    /// Statement mode: a statement left a transaction open; its ReadyForQuery was held
-    /// back, the transaction is rolled back and the client gets an error instead.
-    pub(crate) statement_violation: bool,
-    /// While set, fan-out output is collected here instead of sent.
-    pub(crate) capture: Option<BytesMut>,
-    /// Sharded pools: the transaction's state across shards (`sharded_tx.rs`). Boxed and
-    /// made on first use, then kept for the session: most sessions never need it, and an
-    /// idle client should not carry it inline (issue 16).
-    pub(crate) sharded: Option<Box<ShardedTx>>,
+    /// The client's socket, buffers and the order of its answers.
+    pub(crate) front: ClientLeg,
+    /// The server connections and their conversation.
+    pub(crate) back: ServerLeg,
+    /// Who the session is and what it runs under.
+    pub(crate) ctx: Context,
+    /// Settings and prepared statements every connection must carry for this client.
+    pub(crate) state: SessionState,
     /// A write refused with 25006 that may be retried on the primary (`retry`); boxed
-    /// and made on first use (pools with replicas), as `sharded`.
+    /// and made on first use (pools with replicas), as `ServerLeg::sharded`.
     pub(crate) retry: Option<Box<RetryState>>,
-    /// The largest message this client may send (`max_message_size`).
-    pub(crate) max_message: usize,
-    /// `query_timeout` / `idle_transaction_timeout` (`deadline.rs`).
-    pub(crate) deadlines: super::deadline::Deadlines,
-    /// Router statements kept prepared per server connection (`max_prepared_statements`).
-    pub(crate) max_prepared: usize,
-    /// A JWT gateway session: the token's identity (role, claims, tenant pin).
-    pub(crate) gateway: Option<Arc<crate::gateway::SessionIdentity>>,
-    /// The span of the client's current transaction, when tracing (`trace.rs`).
-    pub(crate) trace: Option<opentelemetry::Context>,
     /// `log_queries`: statements awaiting their answer (`statement_log.rs`).
     pub(crate) qlog: StatementLog,
 }
@@ -108,55 +61,29 @@ impl Session {
         cancel: CancelKey,
         client: Registered,
     ) -> Self {
+        let config = app.config();
+        let general = &config.general;
+        let front = ClientLeg::new(stream, general.max_message_size);
+        let state = SessionState::new(params, general.max_prepared_statements);
         Session {
-            id,
-            stream,
-            rbuf: BytesMut::new(),
-            out: BytesMut::new(),
-            sout: BytesMut::new(),
-            mode: user.mode,
-            user,
-            user_gen: u64::MAX,
-            params,
-            reported: Reported::default(),
-            statements: HashMap::new(),
-            unnamed: None,
-            sql_prepared: HashMap::new(),
-            phase: Phase::Idle,
-            expect: VecDeque::new(),
-            tx_status: b'I',
-            unsynced: false,
-            router_skipping: false,
-            pending_ops: Vec::new(),
-            tx_error: false,
-            last_tag_rollback: false,
-            cancel,
-            client,
-            shard: None,
-            role: None,
-            statement_violation: false,
-            capture: None,
-            sharded: None,
+            front,
+            back: ServerLeg::new(),
+            state,
             retry: None,
-            max_message: app.config().general.max_message_size,
-            deadlines: super::deadline::Deadlines::new(&app.config().general.bounds),
-            max_prepared: app.config().general.max_prepared_statements,
-            gateway: None,
-            trace: None,
             qlog: StatementLog::default(),
-            app,
+            ctx: Context::new(app, id, user, cancel, client),
         }
     }
 
     /// The sharded transaction state, if the session ever needed one.
     pub(crate) fn sharded_tx(&self) -> Option<&ShardedTx> {
-        self.sharded.as_deref()
+        self.back.sharded_tx()
     }
 
     /// The sharded transaction state, made on first use and kept for the session (one
     /// allocation per session, never per statement).
     pub(crate) fn tx(&mut self) -> &mut ShardedTx {
-        self.sharded.get_or_insert_with(Box::default)
+        self.back.tx()
     }
 
     /// The retry bookkeeping, made on first use and kept for the session.
@@ -173,17 +100,18 @@ impl Session {
         // normalises differently. The very first login of a pool takes a server to learn
         // them (shard 0 always exists).
         let cached = self
+            .ctx
             .user
             .primary(0)
             .and_then(|p| p.server_params.lock().ok().and_then(|g| g.clone()));
         let params: Vec<(String, String)> = match cached {
             Some(shared) => {
                 // Shared by the pool's clients; this client owns only its differences.
-                self.reported = Reported::new(Some(shared.clone()));
+                self.state.reported = Reported::new(Some(shared.clone()));
                 shared
                     .iter()
                     .map(|(k, v)| {
-                        let own = self.params.startup_value(k).unwrap_or(v);
+                        let own = self.state.params.startup_value(k).unwrap_or(v);
                         (k.clone(), own.to_string())
                     })
                     .collect()
@@ -191,13 +119,13 @@ impl Session {
             None => {
                 // Any server will do: as a read, logins work while the primary is down
                 // (not in session mode, where this server stays the client's).
-                let read = self.mode != PoolMode::Session && self.user.has_replicas;
+                let read = self.ctx.mode != PoolMode::Session && self.ctx.user.has_replicas;
                 match self.ensure_server(Some(0), read).await {
                     // Any map's shard 0 will do: the gate took the new map.
                     Err(RouterError::MapChanged) => self.ensure_server(Some(0), read).await?,
                     r => r?,
                 }
-                match self.phase.server() {
+                match self.back.phase.server() {
                     Some(co) => co
                         .conn_ref()
                         .params
@@ -213,15 +141,15 @@ impl Session {
                 name: name.clone(),
                 value: value.clone(),
             }
-            .encode(&mut self.out);
-            self.reported.set(&name, &value);
+            .encode(&mut self.front.out);
+            self.state.reported.set(&name, &value);
         }
         BackendMessage::BackendKeyData {
-            process_id: self.cancel.key.0,
-            secret_key: self.cancel.key.1,
+            process_id: self.ctx.cancel.key.0,
+            secret_key: self.ctx.cancel.key.1,
         }
-        .encode(&mut self.out);
-        BackendMessage::ReadyForQuery(b'I').encode(&mut self.out);
+        .encode(&mut self.front.out);
+        BackendMessage::ReadyForQuery(b'I').encode(&mut self.front.out);
         self.maybe_release().await;
         self.flush_client().await
     }
@@ -246,7 +174,7 @@ impl Session {
             if let Ok(Ok(())) = tokio::time::timeout(FAREWELL, self.flush_client()).await {
                 let mut b = BytesMut::new();
                 PgError::fatal(&pg.fields.code, pg.fields.message.clone()).encode(&mut b);
-                let _ = tokio::time::timeout(FAREWELL, self.stream.write_all(&b)).await;
+                let _ = tokio::time::timeout(FAREWELL, self.front.stream.write_all(&b)).await;
             }
         }
         self.close_client().await;
@@ -257,13 +185,13 @@ impl Session {
     /// Closes the client's side first: bringing its servers back to idle can take up to
     /// the cleanup timeout, and the client must not wait for that (it sees EOF now).
     async fn close_client(&mut self) {
-        let _ = tokio::time::timeout(FAREWELL, self.stream.shutdown()).await;
+        let _ = tokio::time::timeout(FAREWELL, self.front.stream.shutdown()).await;
     }
 
     async fn serve(&mut self) -> Result<()> {
         // The alarm (`alarm.rs`) is the session's shutdown, forced shutdown and
         // KILL_CLIENT in one waker slot; `seen` holds the reasons already handled.
-        let info = self.client.info.clone();
+        let info = self.ctx.client.info.clone();
         let mut seen = 0u8;
         let alarmed = |why: u8| {
             if why & crate::alarm::KILL != 0 {
@@ -281,7 +209,7 @@ impl Session {
             if self.retry.is_some() {
                 Box::pin(self.run_retry()).await?;
             }
-            while let Some(frame) = decode_frame(&mut self.rbuf, self.max_message)? {
+            while let Some(frame) = decode_frame(&mut self.front.rbuf, self.front.max_message)? {
                 if frame.tag == b'X' {
                     return Ok(());
                 }
@@ -307,17 +235,17 @@ impl Session {
             }
             self.flush_client().await?;
             self.trace_end_if_idle();
-            if self.phase.is_idle() && self.app.draining() {
+            if self.back.phase.is_idle() && self.ctx.app.draining() {
                 return Err(RouterError::ShuttingDown);
             }
             self.shrink_buffers();
-            let wait = self.phase.server().and_then(|_| self.wait_kind());
-            let at = self.deadlines.next(wait);
-            match self.phase.server_mut() {
+            let wait = self.back.phase.server().and_then(|_| self.wait_kind());
+            let at = self.ctx.deadlines.next(wait);
+            match self.back.phase.server_mut() {
                 Some(co) => {
                     let conn = co.conn();
                     tokio::select! {
-                        r = self.stream.read_buf(&mut self.rbuf) => match r {
+                        r = self.front.stream.read_buf(&mut self.front.rbuf) => match r {
                             Ok(0) => return Ok(()),
                             Ok(_) => {}
                             Err(e) => return Err(RouterError::ClientIo(e)),
@@ -340,11 +268,11 @@ impl Session {
                 }
                 None => {
                     tokio::select! {
-                        r = self.stream.read_ready(&mut self.rbuf, spare_buffers::lend) => match r {
+                        r = self.front.stream.read_ready(&mut self.front.rbuf, spare_buffers::lend) => match r {
                             Ok(0) => return Ok(()),
                             Ok(_) => {
-                                spare_buffers::lend(&mut self.out);
-                                spare_buffers::lend(&mut self.sout);
+                                spare_buffers::lend(&mut self.front.out);
+                                spare_buffers::lend(&mut self.back.sout);
                             }
                             Err(e) => return Err(RouterError::ClientIo(e)),
                         },
@@ -364,7 +292,7 @@ impl Session {
     /// Relays every complete server message already read.
     fn relay_buffered(&mut self) -> Result<()> {
         loop {
-            let Some(co) = self.phase.server_mut() else {
+            let Some(co) = self.back.phase.server_mut() else {
                 return Ok(());
             };
             match co.conn().next_buffered()? {
@@ -383,8 +311,12 @@ impl Session {
     /// An idle session's buffers go to the thread's spares (`spare_buffers`): idle
     /// clients hold none, and the next message borrows them back without allocating.
     fn shrink_buffers(&mut self) {
-        if self.phase.is_idle() {
-            for b in [&mut self.rbuf, &mut self.out, &mut self.sout] {
+        if self.back.phase.is_idle() {
+            for b in [
+                &mut self.front.rbuf,
+                &mut self.front.out,
+                &mut self.back.sout,
+            ] {
                 spare_buffers::put_back(b);
             }
         }
@@ -392,36 +324,36 @@ impl Session {
 
     pub(crate) async fn flush_client(&mut self) -> Result<()> {
         self.ext_retry_hold();
-        if !self.out.is_empty() {
-            let r = self.stream.write_all(&self.out).await;
-            self.out.clear();
+        if !self.front.out.is_empty() {
+            let r = self.front.stream.write_all(&self.front.out).await;
+            self.front.out.clear();
             r.map_err(RouterError::ClientIo)?;
         }
         Ok(())
     }
 
     async fn flush_server(&mut self) -> Result<()> {
-        if self.sout.is_empty() {
+        if self.back.sout.is_empty() {
             return Ok(());
         }
-        let Some(co) = self.phase.server_mut() else {
-            self.sout.clear();
+        let Some(co) = self.back.phase.server_mut() else {
+            self.back.sout.clear();
             return Ok(());
         };
-        let r = co.conn().write_all(&self.sout).await;
-        co.pool
-            .stats
-            .bytes_to_server
-            .fetch_add(self.sout.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        self.sout.clear();
+        let r = co.conn().write_all(&self.back.sout).await;
+        co.pool.stats.bytes_to_server.fetch_add(
+            self.back.sout.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.back.sout.clear();
         r
     }
 
     pub(crate) fn send_server(&mut self, f: &Frame, expect: Option<Expect>) {
-        f.encode(&mut self.sout);
+        f.encode(&mut self.back.sout);
         if let Some(e) = expect {
-            if !self.phase.server_skipping() {
-                self.expect.push_back(e);
+            if !self.back.phase.server_skipping() {
+                self.front.expect.push_back(e);
             }
         }
     }
@@ -431,19 +363,19 @@ impl Session {
     /// is refused: without the sharding planner the router cannot know the right shard,
     /// and it never guesses.
     fn pick_shard(&self, wanted: Option<usize>) -> std::result::Result<usize, PgError> {
-        let count = self.user.shards.len();
-        match wanted.or(self.shard) {
+        let count = self.ctx.user.shards.len();
+        match wanted.or(self.ctx.shard) {
             Some(n) if n < count => Ok(n),
             Some(n) => Err(PgError::error(
                 "22023",
-                format!("shard {n} does not exist: pool \"{}\" has {count} shard(s)", self.user.pool_name),
+                format!("shard {n} does not exist: pool \"{}\" has {count} shard(s)", self.ctx.user.pool_name),
             )),
             None if count == 1 => Ok(0),
             None => Err(PgError::error(
                 "0A000",
                 format!(
                     "pool \"{}\" has {count} shards and this statement names none: automatic sharded routing is not available in this version",
-                    self.user.pool_name
+                    self.ctx.user.pool_name
                 ),
             )
             .with_hint("choose the shard with SET orochi.shard = N (or a leading /* orochi.shard = N */ comment); `orochi-router shard-for` tells which shard holds a key")),
@@ -458,10 +390,10 @@ impl Session {
     fn target_for(&self, read: bool) -> crate::backend::registry::Target {
         use crate::backend::registry::Target;
         use orochi_config::DefaultRole;
-        if let Some(t) = self.role {
+        if let Some(t) = self.ctx.role {
             return t;
         }
-        let p = &self.user.pool;
+        let p = &self.ctx.user.pool;
         if !(p.query_parser_enabled && p.query_parser_read_write_splitting) {
             // Without the parser only the configured default can decide.
             return match p.default_role {
@@ -479,8 +411,8 @@ impl Session {
     /// Makes sure a server connection is attached and carries this client's settings.
     /// `read`: the request that needs it only reads (a replica may serve it).
     pub(crate) async fn ensure_server(&mut self, wanted: Option<usize>, read: bool) -> Result<()> {
-        if let Some(co) = self.phase.server() {
-            let want = wanted.or(self.shard);
+        if let Some(co) = self.back.phase.server() {
+            let want = wanted.or(self.ctx.shard);
             match want {
                 Some(w) if w != co.pool.shard => {
                     if !self.can_switch_shard() {
@@ -518,20 +450,22 @@ impl Session {
         self.pause_gate(true).await?;
         let shard = self.pick_shard(wanted)?;
         let target = self.target_for(read);
-        self.client.info.set_state(ClientState::Waiting);
+        self.ctx.client.info.set_state(ClientState::Waiting);
         let co = self
             .checkout_traced(shard, target)
             .await
             .map(|(co, waited)| {
                 if waited > std::time::Duration::from_micros(100) {
                     // Only checkouts that queued: keeps label lookups off the fast path.
-                    self.app
-                        .metrics
-                        .client_waited(&co.pool.pool_name, &co.pool.user_name, waited);
+                    self.ctx.app.metrics.client_waited(
+                        &co.pool.pool_name,
+                        &co.pool.user_name,
+                        waited,
+                    );
                 }
                 co
             });
-        self.client.info.set_state(match co {
+        self.ctx.client.info.set_state(match co {
             Ok(_) => ClientState::Active,
             Err(_) => ClientState::Idle,
         });
@@ -541,34 +475,39 @@ impl Session {
         let since = co.since();
         let conn = co.conn();
         // Tell the client about server-reported values that differ from what it knows.
-        if !self.reported.is_empty() && !self.reported.is_synced_with(conn.params_gen) {
+        if !self.state.reported.is_empty() && !self.state.reported.is_synced_with(conn.params_gen) {
             for (k, v) in &conn.params {
-                if self.reported.get(k) != Some(v.as_str()) {
+                if self.state.reported.get(k) != Some(v.as_str()) {
                     BackendMessage::ParameterStatus {
                         name: k.clone(),
                         value: v.clone(),
                     }
-                    .encode(&mut self.out);
-                    self.reported.set(k, v);
+                    .encode(&mut self.front.out);
+                    self.state.reported.set(k, v);
                 }
             }
-            self.reported.mark_synced(conn.params_gen);
+            self.state.reported.mark_synced(conn.params_gen);
         }
-        self.cancel
+        self.ctx
+            .cancel
             .slot
             .set(Some(CancelTarget::new(&pool.target, conn)));
-        self.client.info.set_link(Some(crate::clients::ServerLink {
-            server_id: conn.id,
-            process_id: conn.backend_key.0,
-            local: conn.local,
-            pool: pool.clone(),
-            since,
-            connected: conn.created,
-            tls: conn.tls.clone(),
-        }));
-        self.phase.attach(co);
-        self.tx_status = b'I';
+        self.ctx
+            .client
+            .info
+            .set_link(Some(crate::clients::ServerLink {
+                server_id: conn.id,
+                process_id: conn.backend_key.0,
+                local: conn.local,
+                pool: pool.clone(),
+                since,
+                connected: conn.created,
+                tls: conn.tls.clone(),
+            }));
+        self.back.phase.attach(co);
+        self.back.tx_status = b'I';
         let begin = self
+            .back
             .sharded
             .as_deref_mut()
             .and_then(ShardedTx::start_on_shard);
@@ -576,7 +515,7 @@ impl Session {
             // The transaction the client opened while no shard was chosen starts here.
             let f = FrontendMessage::Query(begin).to_frame();
             self.send_server(&f, Some(Expect::Swallow(Term::Ready { started: None })));
-            self.tx_status = b'T';
+            self.back.tx_status = b'T';
         }
         Ok(())
     }
@@ -586,7 +525,7 @@ impl Session {
     pub(crate) fn router_error(&mut self, e: PgError, extended: bool) {
         self.reply(error_bytes(&e));
         if extended {
-            self.router_skipping = true;
+            self.front.router_skipping = true;
         } else {
             let status = self.local_status();
             self.reply(ready(status));
@@ -594,7 +533,7 @@ impl Session {
     }
 
     pub(crate) async fn on_client_frame(&mut self, f: Frame) -> Result<()> {
-        tracing::trace!(client = self.id, tag = %(f.tag as char), server = self.phase.is_attached(), expect = ?self.expect, "client message");
+        tracing::trace!(client = self.ctx.id, tag = %(f.tag as char), server = self.back.phase.is_attached(), expect = ?self.front.expect, "client message");
         self.ext_retry_client(&f);
         if matches!(f.tag, b'S' | b'H' | b'c') && !f.body.is_empty() {
             // PostgreSQL would answer with an error and then skip to a Sync, out of step
@@ -608,51 +547,54 @@ impl Session {
                 ),
             )));
         }
-        if self.phase.copy_in() {
+        if self.back.phase.copy_in() {
             return self.on_copy_frame(f);
         }
-        if self.router_skipping {
+        if self.front.router_skipping {
             if f.tag != b'S' {
                 return Ok(());
             }
-            self.router_skipping = false;
+            self.front.router_skipping = false;
         }
         match f.tag {
             // Planned again when a reshard cutover replaced the shard map while it waited.
             b'Q' => self.on_query_replanned(f).await,
             b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => self.on_extended_replanned(f).await,
             b'S' => {
-                if self.sharded_tx().is_some_and(|t| t.implicit_multi) && self.phase.is_attached() {
+                if self.sharded_tx().is_some_and(|t| t.implicit_multi)
+                    && self.back.phase.is_attached()
+                {
                     if let Some(mut path) = self.sharded_path() {
                         return Box::pin(path.finish_implicit_multi()).await;
                     }
                 }
-                if self.phase.is_idle() {
-                    self.unsynced = false;
+                if self.back.phase.is_idle() {
+                    self.back.unsynced = false;
                     if let Some(mut path) = self.sharded_path() {
                         Box::pin(path.finish_held()).await?;
                     }
                     // An error of the held portal's run ends at this Sync.
-                    self.router_skipping = false;
+                    self.front.router_skipping = false;
                     let status = self.local_status();
                     self.reply(ready(status));
                     return Ok(());
                 }
                 self.send_server(&f, None);
-                self.expect
+                self.front
+                    .expect
                     .push_back(Expect::Forward(Term::Ready { started: None }));
-                self.phase.set_server_skipping(false);
-                self.unsynced = false;
+                self.back.phase.set_server_skipping(false);
+                self.back.unsynced = false;
                 Ok(())
             }
             b'H' => {
-                if self.phase.is_attached() {
+                if self.back.phase.is_attached() {
                     self.send_server(&f, None);
                 }
                 Ok(())
             }
             b'd' | b'c' | b'f' => {
-                if self.phase.is_attached() {
+                if self.back.phase.is_attached() {
                     self.send_server(&f, None);
                     if f.tag != b'd' {
                         self.mark_copy_end();
@@ -719,8 +661,8 @@ impl Session {
                 super::job::Route::Fanout(job) => return Box::pin(path.run_fanout(*job)).await,
             }
         }
-        let read = self.phase.is_idle()
-            && self.user.has_replicas
+        let read = self.back.phase.is_idle()
+            && self.ctx.user.has_replicas
             && (crate::planner::rw::is_read(&sql) || crate::planner::rw::is_read_only_begin(&sql));
         if let Err(e) = self.ensure_server(wanted, read).await {
             return self.checkout_failed(e, false);
@@ -730,17 +672,17 @@ impl Session {
         self.arm_retry(&f, &sql);
         self.send_server(&f, None);
         let started = std::time::Instant::now();
-        if self.app.query_log.enabled() {
+        if self.ctx.app.query_log.enabled() {
             self.qlog.sent(started, &sql, None);
         }
-        self.expect.push_back(Expect::Forward(Term::Ready {
+        self.front.expect.push_back(Expect::Forward(Term::Ready {
             started: Some(started),
         }));
         Ok(())
     }
 
     pub(crate) fn count_statement(&self) {
-        if let Some(co) = self.phase.server() {
+        if let Some(co) = self.back.phase.server() {
             co.pool
                 .stats
                 .queries
@@ -755,7 +697,7 @@ impl Session {
         match e.to_client() {
             Some(pg) if !matches!(e, RouterError::ShuttingDown) => {
                 if !matches!(e, RouterError::Pg(_)) {
-                    tracing::warn!(client = self.id, error = %e, "no server connection for client");
+                    tracing::warn!(client = self.ctx.id, error = %e, "no server connection for client");
                 }
                 self.router_error(pg, extended);
                 Ok(())

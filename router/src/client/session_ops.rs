@@ -26,33 +26,33 @@ fn hash_text(s: &str) -> u64 {
 impl Session {
     /// Answers a routing directive (never sent to a server).
     pub(crate) async fn on_directive(&mut self, d: Directive) {
-        let attached = self.phase.server().map(|co| co.pool.shard);
+        let attached = self.back.phase.server().map(|co| co.pool.shard);
         let result = match d {
             Directive::Invalid(e) => Err(PgError::error("22023", e)),
             Directive::SetRole(r) => {
-                self.role = r;
+                self.ctx.role = r;
                 Ok(())
             }
             Directive::ResetShard => {
-                self.shard = None;
+                self.ctx.shard = None;
                 Ok(())
             }
-            Directive::SetShard(n) if n >= self.user.shards.len() => Err(PgError::error(
+            Directive::SetShard(n) if n >= self.ctx.user.shards.len() => Err(PgError::error(
                 "22023",
                 format!(
                     "shard {n} does not exist: pool \"{}\" has {} shard(s)",
-                    self.user.pool_name,
-                    self.user.shards.len()
+                    self.ctx.user.pool_name,
+                    self.ctx.user.shards.len()
                 ),
             )),
             Directive::SetShard(n) => match attached {
-                Some(cur) if cur != n && self.tx_status != b'I' => Err(PgError::error(
+                Some(cur) if cur != n && self.back.tx_status != b'I' => Err(PgError::error(
                     "25001",
                     "cannot change orochi.shard inside a transaction",
                 )),
                 Some(cur) if cur != n => {
                     // Session mode holds a server between transactions: give it back.
-                    if let Some(mut co) = self.phase.detach() {
+                    if let Some(mut co) = self.back.phase.detach() {
                         let conn = co.conn();
                         if conn
                             .run_silent("DISCARD ALL")
@@ -64,15 +64,15 @@ impl Session {
                             conn.forget_session_state();
                             co.release();
                         }
-                        self.cancel.slot.set(None);
-                        self.client.info.set_state(ClientState::Idle);
-                        self.client.info.set_link(None);
+                        self.ctx.cancel.slot.set(None);
+                        self.ctx.client.info.set_state(ClientState::Idle);
+                        self.ctx.client.info.set_link(None);
                     }
-                    self.shard = Some(n);
+                    self.ctx.shard = Some(n);
                     Ok(())
                 }
                 _ => {
-                    self.shard = Some(n);
+                    self.ctx.shard = Some(n);
                     Ok(())
                 }
             },
@@ -80,8 +80,8 @@ impl Session {
         match result {
             Ok(()) => {
                 self.reply(message(BackendMessage::CommandComplete("SET".into())));
-                let status = if self.phase.is_attached() {
-                    self.tx_status
+                let status = if self.back.phase.is_attached() {
+                    self.back.tx_status
                 } else {
                     b'I'
                 };
@@ -93,13 +93,15 @@ impl Session {
 
     /// LISTEN needs the same server connection for the whole session.
     pub(crate) fn refuse_listen(&self, analysis: &Analysis) -> Option<PgError> {
-        (analysis.ops.contains(&SessionOp::Listen) && self.mode != PoolMode::Session).then(|| {
-            PgError::error(
-                "0A000",
-                "LISTEN/UNLISTEN is not supported in transaction or statement pooling mode",
-            )
-            .with_hint("use pool_mode = \"session\" for clients that LISTEN")
-        })
+        (analysis.ops.contains(&SessionOp::Listen) && self.ctx.mode != PoolMode::Session).then(
+            || {
+                PgError::error(
+                    "0A000",
+                    "LISTEN/UNLISTEN is not supported in transaction or statement pooling mode",
+                )
+                .with_hint("use pool_mode = \"session\" for clients that LISTEN")
+            },
+        )
     }
 
     /// Session effects of a statement about to be sent: prepared-statement bookkeeping
@@ -108,7 +110,7 @@ impl Session {
         for op in &analysis.ops {
             self.prepare_sql_op(op);
         }
-        self.pending_ops.extend(
+        self.state.pending_ops.extend(
             analysis
                 .ops
                 .iter()
@@ -119,7 +121,7 @@ impl Session {
 
     /// Keeps SQL-level prepared statements right across server connections.
     fn prepare_sql_op(&mut self, op: &SessionOp) {
-        let Some(co) = self.phase.server_mut() else {
+        let Some(co) = self.back.phase.server_mut() else {
             return;
         };
         let conn = co.conn();
@@ -128,35 +130,35 @@ impl Session {
             expect.push_back(Expect::Swallow(Term::Ready { started: None }));
         };
         match op {
-            SessionOp::Prepare { name, .. } if self.sql_prepared.contains_key(name) => {
+            SessionOp::Prepare { name, .. } if self.state.sql_prepared.contains_key(name) => {
                 // A duplicate: this connection must hold the client's statement of that
                 // name, so the server answers 42P05 and the statement stays the first.
-                let sql = self.sql_prepared[name].clone();
+                let sql = self.state.sql_prepared[name].clone();
                 let h = hash_text(&sql);
                 if conn.sql_prepared.get(name) != Some(&h) {
                     if conn.sql_prepared.contains_key(name) {
                         inject(
                             format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")),
-                            &mut self.sout,
-                            &mut self.expect,
+                            &mut self.back.sout,
+                            &mut self.front.expect,
                         );
                     }
-                    inject(sql, &mut self.sout, &mut self.expect);
+                    inject(sql, &mut self.back.sout, &mut self.front.expect);
                     conn.sql_prepared.insert(name.clone(), h);
                 }
             }
             SessionOp::Execute { name } | SessionOp::Deallocate { name: Some(name) } => {
-                if let Some(sql) = self.sql_prepared.get(name) {
+                if let Some(sql) = self.state.sql_prepared.get(name) {
                     let h = hash_text(sql);
                     if conn.sql_prepared.get(name) != Some(&h) {
                         if conn.sql_prepared.contains_key(name) {
                             inject(
                                 format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")),
-                                &mut self.sout,
-                                &mut self.expect,
+                                &mut self.back.sout,
+                                &mut self.front.expect,
                             );
                         }
-                        inject(sql.clone(), &mut self.sout, &mut self.expect);
+                        inject(sql.clone(), &mut self.back.sout, &mut self.front.expect);
                         conn.sql_prepared.insert(name.clone(), h);
                     }
                 } else if conn.sql_prepared.remove(name).is_some() {
@@ -164,12 +166,12 @@ impl Session {
                     // so this client gets "does not exist" as from its own session.
                     inject(
                         format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")),
-                        &mut self.sout,
-                        &mut self.expect,
+                        &mut self.back.sout,
+                        &mut self.front.expect,
                     );
                 }
                 if let SessionOp::Deallocate { .. } = op {
-                    self.sql_prepared.remove(name);
+                    self.state.sql_prepared.remove(name);
                     conn.sql_prepared.remove(name);
                 }
             }
@@ -177,18 +179,18 @@ impl Session {
                 if conn.sql_prepared.contains_key(name) {
                     inject(
                         format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")),
-                        &mut self.sout,
-                        &mut self.expect,
+                        &mut self.back.sout,
+                        &mut self.front.expect,
                     );
                 }
                 conn.sql_prepared.insert(name.clone(), hash_text(sql));
-                self.sql_prepared.insert(name.clone(), sql.clone());
+                self.state.sql_prepared.insert(name.clone(), sql.clone());
             }
             SessionOp::Deallocate { name: None } | SessionOp::DiscardAll => {
                 // Drops every prepared statement on this server, ours included.
-                self.sql_prepared.clear();
-                self.statements.clear();
-                self.unnamed = None;
+                self.state.sql_prepared.clear();
+                self.state.statements.clear();
+                self.state.unnamed = None;
                 conn.sql_prepared.clear();
                 conn.prepared.clear();
             }
@@ -202,18 +204,19 @@ impl Session {
     /// take back to the client's startup value but the server takes to its own default —
     /// is brought up to date before the next statement, once nothing is in flight.
     pub(crate) async fn resync_attached(&mut self) -> Result<()> {
-        let fp = self.params.fingerprint();
-        let idle = self.expect.is_empty() && !self.unsynced && self.tx_status == b'I';
+        let fp = self.state.params.fingerprint();
+        let idle =
+            self.front.expect.is_empty() && !self.back.unsynced && self.back.tx_status == b'I';
         // Detached while the settings are applied (they borrow the session), then put
         // back with its conversation's state.
-        match self.phase.take() {
+        match self.back.phase.take() {
             Some(mut a) if idle && a.co.conn_ref().applied_params != fp => {
                 let r = self.apply_params(&mut a.co).await;
-                self.phase = Phase::Attached(a);
+                self.back.phase = Phase::Attached(a);
                 r
             }
             a => {
-                self.phase = a.map_or(Phase::Idle, Phase::Attached);
+                self.back.phase = a.map_or(Phase::Idle, Phase::Attached);
                 Ok(())
             }
         }
@@ -224,7 +227,7 @@ impl Session {
     /// dropped from the client's settings with a warning, instead of failing every later
     /// statement of the session.
     pub(crate) async fn apply_params(&mut self, co: &mut Checkout) -> Result<()> {
-        if co.conn().applied_params == self.params.fingerprint() {
+        if co.conn().applied_params == self.state.params.fingerprint() {
             return Ok(());
         }
         // Boxed: the usual checkout finds the settings in place, and its future (which
@@ -233,12 +236,12 @@ impl Session {
     }
 
     async fn apply_params_now(&mut self, co: &mut Checkout) -> Result<()> {
-        let fp = self.params.fingerprint();
+        let fp = self.state.params.fingerprint();
         let conn = co.conn();
         // Marked before the first byte: even a half-applied identity is reset before
         // another client (or the router) uses this connection.
-        conn.identity |= self.gateway.is_some();
-        let sql = self.params.sync_sql(conn.applied_params);
+        conn.identity |= self.ctx.gateway.is_some();
+        let sql = self.state.params.sync_sql(conn.applied_params);
         if sql.is_empty() || conn.run_silent(&sql).await?.is_none() {
             conn.applied_params = fp;
             return Ok(());
@@ -252,15 +255,16 @@ impl Session {
             return Err(RouterError::Pg(err));
         }
         let settings: Vec<(String, String)> = self
+            .state
             .params
             .in_replay_order()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         for (name, set) in settings {
             if let Some(err) = conn.run_silent(&set).await? {
-                if self.gateway.is_some() && (name == "role" || name == "request.jwt.claims") {
+                if self.ctx.gateway.is_some() && (name == "role" || name == "request.jwt.claims") {
                     // Never run on without the token's identity (as the authenticator).
-                    tracing::warn!(client = self.id, setting = %name, error = %err.fields.message, "the JWT gateway session's identity could not be set; session ended");
+                    tracing::warn!(client = self.ctx.id, setting = %name, error = %err.fields.message, "the JWT gateway session's identity could not be set; session ended");
                     return Err(RouterError::Pg(PgError::error(
                         "42501",
                         format!(
@@ -269,7 +273,7 @@ impl Session {
                         ),
                     )));
                 }
-                tracing::warn!(client = self.id, setting = %name, error = %err.fields.message, "session setting could not be restored; dropped");
+                tracing::warn!(client = self.ctx.id, setting = %name, error = %err.fields.message, "session setting could not be restored; dropped");
                 BackendMessage::NoticeResponse(
                     PgError::new(
                         "WARNING",
@@ -281,11 +285,11 @@ impl Session {
                     )
                     .fields,
                 )
-                .encode(&mut self.out);
-                self.params.forget(&name);
+                .encode(&mut self.front.out);
+                self.state.params.forget(&name);
             }
         }
-        conn.applied_params = self.params.fingerprint();
+        conn.applied_params = self.state.params.fingerprint();
         Ok(())
     }
 }

@@ -11,17 +11,17 @@ use std::sync::Arc;
 impl Session {
     /// The planner's view of this pool, unless the session chose its shard by hand.
     pub(crate) fn sharding(&self) -> Option<Arc<ShardingSchema>> {
-        if self.shard.is_some() {
+        if self.ctx.shard.is_some() {
             return None;
         }
-        self.user.sharding.clone()
+        self.ctx.user.sharding.clone()
     }
 
     /// Transaction status the client sees while no server is attached.
     pub(crate) fn local_status(&self) -> u8 {
         let Some(tx) = self.sharded_tx() else {
-            return if self.phase.is_attached() {
-                self.tx_status
+            return if self.back.phase.is_attached() {
+                self.back.tx_status
             } else {
                 b'I'
             };
@@ -29,8 +29,8 @@ impl Session {
         if tx.tx_poisoned {
             return b'E';
         }
-        if self.phase.is_attached() {
-            return self.tx_status;
+        if self.back.phase.is_attached() {
+            return self.back.tx_status;
         }
         match &tx.pending_begin {
             Some(_) if tx.pending_failed => b'E',
@@ -43,13 +43,14 @@ impl Session {
     /// statements of an explicit transaction on a sharded pool in transaction mode.
     pub(crate) fn can_switch_shard(&self) -> bool {
         self.sharding().is_some()
-            && self.mode == orochi_config::PoolMode::Transaction
-            && ((self.sharded_tx().is_some_and(|t| t.tx_begin.is_some()) && self.tx_status == b'T')
+            && self.ctx.mode == orochi_config::PoolMode::Transaction
+            && ((self.sharded_tx().is_some_and(|t| t.tx_begin.is_some())
+                && self.back.tx_status == b'T')
                 || (self.sharded_tx().is_none_or(|t| t.tx_begin.is_none())
-                    && self.tx_status == b'I'
-                    && self.unsynced))
-            && !self.phase.copy_in()
-            && !self.phase.server_skipping()
+                    && self.back.tx_status == b'I'
+                    && self.back.unsynced))
+            && !self.back.phase.copy_in()
+            && !self.back.phase.server_skipping()
     }
 
     /// Before leaving a connection mid-pipeline: ends its extended-protocol batch with a
@@ -57,7 +58,7 @@ impl Session {
     /// every answer still owed to the client. `false` when the batch failed there (the
     /// client got the error; its messages up to Sync are skipped, as PostgreSQL would).
     pub(crate) async fn settle_current(&mut self) -> crate::error::Result<bool> {
-        if self.expect.is_empty() && !self.unsynced {
+        if self.front.expect.is_empty() && !self.back.unsynced {
             return Ok(true);
         }
         let sync = orochi_wire::FrontendMessage::Sync.to_frame();
@@ -67,22 +68,22 @@ impl Session {
                 started: None,
             })),
         );
-        self.unsynced = false;
-        self.phase.set_server_skipping(false);
-        if let Some(co) = self.phase.server_mut() {
-            let r = co.conn().write_all(&self.sout).await;
-            self.sout.clear();
+        self.back.unsynced = false;
+        self.back.phase.set_server_skipping(false);
+        if let Some(co) = self.back.phase.server_mut() {
+            let r = co.conn().write_all(&self.back.sout).await;
+            self.back.sout.clear();
             r?;
         }
-        while !self.expect.is_empty() {
-            let Some(co) = self.phase.server_mut() else {
+        while !self.front.expect.is_empty() {
+            let Some(co) = self.back.phase.server_mut() else {
                 break;
             };
             let f = co.conn().read_frame().await?;
             self.on_server_frame(f)?;
         }
-        if self.tx_status != b'T' {
-            self.router_skipping = true;
+        if self.back.tx_status != b'T' {
+            self.front.router_skipping = true;
             return Ok(false);
         }
         Ok(true)
@@ -90,17 +91,18 @@ impl Session {
 
     /// Parks the current connection and takes the one already open on `shard`, if any.
     pub(crate) fn switch_to_parked(&mut self, shard: usize) -> bool {
-        if let Some(cur) = self.phase.detach() {
+        if let Some(cur) = self.back.phase.detach() {
             self.tx().parked.push(cur);
         }
         let Some(co) = self.tx().take_parked(shard) else {
             return false;
         };
-        self.cancel
+        self.ctx
+            .cancel
             .slot
             .set(Some(super::shard_stream::cancel_target(&co)));
-        self.phase.attach(co);
-        self.tx_status = b'T';
+        self.back.phase.attach(co);
+        self.back.tx_status = b'T';
         true
     }
 }

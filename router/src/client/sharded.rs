@@ -28,7 +28,7 @@ impl ShardedPath<'_> {
     /// BEGIN / COMMIT / ROLLBACK / SAVEPOINT while no shard is chosen yet: answered here
     /// and replayed on the shard the transaction lands on. Returns the command tag.
     pub(crate) fn local_transaction(&mut self, sql: &str) -> Option<&'static str> {
-        if self.s.phase.is_attached() || crate::planner::session::has_inner_semicolon(sql) {
+        if self.s.back.phase.is_attached() || crate::planner::session::has_inner_semicolon(sql) {
             return None;
         }
         self.tx().held_command(sql)
@@ -44,7 +44,7 @@ impl ShardedPath<'_> {
         let shared = Arc::clone(&self.schema);
         let schema: &ShardingSchema = &shared;
         let extended = ext.is_some();
-        if self.tx().tx_poisoned || (self.tx().pending_failed && self.s.phase.is_idle()) {
+        if self.tx().tx_poisoned || (self.tx().pending_failed && self.s.back.phase.is_idle()) {
             self.s.router_error(tx_aborted(), extended);
             return Ok(Route::Done);
         }
@@ -112,14 +112,14 @@ impl ShardedPath<'_> {
         let aside = self.runs_aside(p.kind, sql);
         let shards = match shards {
             Resolved::Any
-                if self.s.phase.is_idle()
+                if self.s.back.phase.is_idle()
                     && self.tx().pending_begin.is_some()
                     && (p.kind == Kind::Read || first_keyword(sql) == "show") =>
             {
                 // A read that needs no particular shard, before the transaction picked
                 // one: answered aside, so the transaction can still go where its keys say.
                 return Ok(Route::Fanout(Box::new(Job {
-                    shards: vec![(self.s.id as usize) % schema.shards],
+                    shards: vec![(self.s.ctx.id as usize) % schema.shards],
                     sql: vec![sql.to_string()],
                     shard_param_types: None,
                     merge: Default::default(),
@@ -134,9 +134,9 @@ impl ShardedPath<'_> {
                 })));
             }
             Resolved::Any => {
-                return Ok(Route::Shard(match self.s.phase.server() {
+                return Ok(Route::Shard(match self.s.back.phase.server() {
                     Some(co) => co.pool.shard,
-                    None => (self.s.id as usize) % schema.shards,
+                    None => (self.s.ctx.id as usize) % schema.shards,
                 }))
             }
             Resolved::Shards(v) if v.len() == 1 && !aside => {
@@ -157,15 +157,15 @@ impl ShardedPath<'_> {
         // (A plain read before the transaction touched any shard runs aside, as a
         // one-shard one does: READ COMMITTED gives it its own snapshot anyway.)
         let in_tx = (self.tx().pending_begin.is_some() && !aside)
-            || (self.s.phase.is_attached() && self.s.tx_status != b'I');
+            || (self.s.back.phase.is_attached() && self.s.back.tx_status != b'I');
         if in_tx {
-            if self.s.mode != orochi_config::PoolMode::Transaction
+            if self.s.ctx.mode != orochi_config::PoolMode::Transaction
                 || (self.tx().tx_begin.is_none() && self.tx().pending_begin.is_none())
             {
-                let s = self.s.phase.server().map_or(0, |c| c.pool.shard);
+                let s = self.s.back.phase.server().map_or(0, |c| c.pool.shard);
                 return self.refused(&format!("this transaction runs on shard {s}; a single statement that needs several shards cannot join it here (only explicit transactions in transaction pooling mode can span shards): split it per shard key, or run it outside the transaction"), extended);
             }
-            if self.s.tx_status == b'E' && self.s.phase.is_attached() {
+            if self.s.back.tx_status == b'E' && self.s.back.phase.is_attached() {
                 self.s.router_error(tx_aborted(), extended);
                 return Ok(Route::Done);
             }
@@ -176,7 +176,9 @@ impl ShardedPath<'_> {
         if p.copy_in.is_some() && extended {
             return self.refused("COPY FROM STDIN across shards through the extended query protocol; send the COPY as a simple query (every driver's COPY API does)", extended);
         }
-        if !self.s.expect.is_empty() || self.s.unsynced && self.s.phase.is_attached() {
+        if !self.s.front.expect.is_empty()
+            || self.s.back.unsynced && self.s.back.phase.is_attached()
+        {
             return self.refused("a multi-shard statement pipelined behind a statement still running on one shard; send a Sync first", extended);
         }
         // ORDER BY and min/max compare values in the router: text in byte order.
@@ -225,7 +227,7 @@ impl ShardedPath<'_> {
     /// transaction's writes can still pick their shard.
     pub(crate) fn runs_aside(&self, kind: Kind, sql: &str) -> bool {
         !matches!(kind, Kind::Write | Kind::Ddl)
-            && self.s.phase.is_idle()
+            && self.s.back.phase.is_idle()
             && self
                 .s
                 .sharded_tx()
@@ -237,9 +239,13 @@ impl ShardedPath<'_> {
     }
 
     pub(crate) fn refused(&mut self, msg: &str, extended: bool) -> Result<Route> {
-        self.s.app.metrics.error(&self.s.user.pool_name, "0A000");
+        self.s
+            .ctx
+            .app
+            .metrics
+            .error(&self.s.ctx.user.pool_name, "0A000");
         self.s.router_error(refuse(msg), extended);
-        if self.s.phase.is_idle() && self.tx().pending_begin.is_some() {
+        if self.s.back.phase.is_idle() && self.tx().pending_begin.is_some() {
             self.tx().pending_failed = true;
         }
         Ok(Route::Done)
@@ -253,7 +259,7 @@ impl ShardedPath<'_> {
         if let Some(v) = schema.c_collation.get() {
             return *v;
         }
-        let Some(pool) = self.s.user.primary(0).cloned() else {
+        let Some(pool) = self.s.ctx.user.primary(0).cloned() else {
             return false;
         };
         let Ok((mut co, _)) = pool.checkout().await else {
@@ -300,7 +306,7 @@ impl ShardedPath<'_> {
         msg: &orochi_wire::FrontendMessage,
     ) -> Result<Option<Option<usize>>> {
         use orochi_wire::FrontendMessage as M;
-        let idle = self.s.phase.is_idle();
+        let idle = self.s.back.phase.is_idle();
         match msg {
             M::Parse {
                 name,
@@ -308,12 +314,12 @@ impl ShardedPath<'_> {
                 param_types,
             } => {
                 if name.is_empty() {
-                    self.s.unnamed = Some(crate::statements::StatementRegistry::unnamed(
+                    self.s.state.unnamed = Some(crate::statements::StatementRegistry::unnamed(
                         query,
                         param_types,
                     ));
-                    self.s.phase.set_unnamed_on_server(false);
-                } else if self.s.statements.contains_key(name) {
+                    self.s.back.phase.set_unnamed_on_server(false);
+                } else if self.s.state.statements.contains_key(name) {
                     self.s.router_error(
                         PgError::error(
                             "42P05",
@@ -323,8 +329,8 @@ impl ShardedPath<'_> {
                     );
                     return Ok(Some(None));
                 } else {
-                    let stmt = self.s.app.statements.get(query, param_types);
-                    self.s.statements.insert(name.clone(), stmt);
+                    let stmt = self.s.ctx.app.statements.get(query, param_types);
+                    self.s.state.statements.insert(name.clone(), stmt);
                 }
                 self.s.reply(message(BackendMessage::ParseComplete));
                 Ok(Some(None))
@@ -337,9 +343,9 @@ impl ShardedPath<'_> {
                 ..
             } => {
                 let stmt = if statement.is_empty() {
-                    self.s.unnamed.clone()
+                    self.s.state.unnamed.clone()
                 } else {
-                    self.s.statements.get(statement).cloned()
+                    self.s.state.statements.get(statement).cloned()
                 };
                 let Some(stmt) = stmt else { return Ok(None) };
                 self.tx().drop_portals();
@@ -490,9 +496,9 @@ impl ShardedPath<'_> {
         let schema: &ShardingSchema = &shared;
         use orochi_wire::FrontendMessage as M;
         let stmt = if name.is_empty() {
-            self.s.unnamed.clone()
+            self.s.state.unnamed.clone()
         } else {
-            self.s.statements.get(name).cloned()
+            self.s.state.statements.get(name).cloned()
         };
         let Some(stmt) = stmt else {
             self.s.router_error(
@@ -504,7 +510,7 @@ impl ShardedPath<'_> {
             );
             return Ok(());
         };
-        let shard = (self.s.id as usize) % schema.shards;
+        let shard = (self.s.ctx.id as usize) % schema.shards;
         let target = self.s.target_for_read();
         let mut co = match self.s.checkout_traced(shard, target).await {
             Ok((co, _)) => co,
@@ -545,7 +551,7 @@ impl ShardedPath<'_> {
         co.release();
         self.s.reply(out.freeze());
         if failed {
-            self.s.router_skipping = true;
+            self.s.front.router_skipping = true;
         }
         Ok(())
     }
@@ -553,7 +559,7 @@ impl ShardedPath<'_> {
     /// At Sync: a held-back fan-out that was described but never executed still owes
     /// its description; run it (rows are not sent without an Execute, so none are).
     pub(crate) async fn finish_held(&mut self) -> Result<()> {
-        if self.s.sharded.is_none() {
+        if self.s.back.sharded.is_none() {
             // Nothing was ever held (not a sharded pool, or nothing sharded ran yet).
             return Ok(());
         }

@@ -30,7 +30,7 @@ impl Session {
     /// The sharded path for this session's next step, when the pool is sharded (even if
     /// the session chose its shard by hand: its multi-shard transaction still ends here).
     pub(crate) fn sharded_path(&mut self) -> Option<ShardedPath<'_>> {
-        let schema = self.user.sharding.clone()?;
+        let schema = self.ctx.user.sharding.clone()?;
         Some(ShardedPath { s: self, schema })
     }
 

@@ -124,6 +124,7 @@ impl ShardedPath<'_> {
         };
         let pool = self
             .s
+            .ctx
             .user
             .primary(0)
             .cloned()

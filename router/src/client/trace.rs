@@ -23,10 +23,10 @@ fn cstr(b: &[u8]) -> Option<(&[u8], &[u8])> {
 impl Session {
     /// A client message that starts work: opens the transaction's span if none is open.
     pub(crate) fn trace_begin(&mut self, f: &Frame) {
-        if self.trace.is_some() || !matches!(f.tag, b'Q' | b'P' | b'B' | b'E') {
+        if self.ctx.trace.is_some() || !matches!(f.tag, b'Q' | b'P' | b'B' | b'E') {
             return;
         }
-        let Some(t) = self.app.otel.get() else {
+        let Some(t) = self.ctx.app.otel.get() else {
             return;
         };
         // The statement text that may carry a sqlcommenter `traceparent`: a Query's, a
@@ -38,19 +38,19 @@ impl Session {
             b'B' => cstr(body)
                 .and_then(|(_, rest)| cstr(rest))
                 .and_then(|(name, _)| match name {
-                    b"" => self.unnamed.as_ref(),
-                    n => self.statements.get(std::str::from_utf8(n).ok()?),
+                    b"" => self.state.unnamed.as_ref(),
+                    n => self.state.statements.get(std::str::from_utf8(n).ok()?),
                 })
                 .map(|s| s.query.as_bytes()),
             _ => None,
         };
-        self.trace = Some(t.transaction(
+        self.ctx.trace = Some(t.transaction(
             sql,
             vec![
                 KeyValue::new("db.system.name", "postgresql"),
-                KeyValue::new("db.namespace", self.user.pool_name.clone()),
-                KeyValue::new("db.user", self.user.user.username.clone()),
-                KeyValue::new("orochi.client_id", self.id as i64),
+                KeyValue::new("db.namespace", self.ctx.user.pool_name.clone()),
+                KeyValue::new("db.user", self.ctx.user.user.username.clone()),
+                KeyValue::new("orochi.client_id", self.ctx.id as i64),
             ],
         ));
     }
@@ -58,11 +58,11 @@ impl Session {
     /// Between client requests: a transaction whose session is idle again (nothing
     /// owed by a server, no transaction open on any shard) ends its span.
     pub(crate) fn trace_end_if_idle(&mut self) {
-        if self.trace.is_none()
-            || !self.expect.is_empty()
-            || self.unsynced
-            || self.phase.copy_in()
-            || self.tx_status != b'I'
+        if self.ctx.trace.is_none()
+            || !self.front.expect.is_empty()
+            || self.back.unsynced
+            || self.back.phase.copy_in()
+            || self.back.tx_status != b'I'
             || self.sharded_tx().is_some_and(|t| {
                 t.tx_begin.is_some() || t.pending_begin.is_some() || !t.parked.is_empty()
             })
@@ -74,7 +74,7 @@ impl Session {
 
     /// Ends the transaction's span now (`failed`: why it did not finish cleanly).
     pub(crate) fn trace_end(&mut self, failed: Option<&str>) {
-        if let Some(cx) = self.trace.take() {
+        if let Some(cx) = self.ctx.trace.take() {
             if let Some(why) = failed {
                 crate::otel::fail(&cx, why);
             }
@@ -88,8 +88,8 @@ impl Session {
         name: &'static str,
         attrs: Vec<KeyValue>,
     ) -> Option<opentelemetry_sdk::trace::Span> {
-        let t = self.app.otel.get()?;
-        Some(t.child(self.trace.as_ref()?, name, attrs))
+        let t = self.ctx.app.otel.get()?;
+        Some(t.child(self.ctx.trace.as_ref()?, name, attrs))
     }
 
     /// `UserPools::checkout` inside a `pool.checkout` span when tracing.
@@ -99,14 +99,14 @@ impl Session {
         target: Target,
     ) -> Result<(Checkout, Duration)> {
         // The attribute list is built only when tracing: this runs every transaction.
-        let mut span = match (self.app.otel.get(), self.trace.as_ref()) {
+        let mut span = match (self.ctx.app.otel.get(), self.ctx.trace.as_ref()) {
             (Some(_), Some(_)) => self.trace_child(
                 "pool.checkout",
                 vec![KeyValue::new("orochi.shard", shard as i64)],
             ),
             _ => None,
         };
-        let r = self.user.checkout(shard, target, self.id).await;
+        let r = self.ctx.user.checkout(shard, target, self.ctx.id).await;
         if let Some(s) = span.as_mut() {
             match &r {
                 Ok((co, waited)) => {

@@ -1,0 +1,51 @@
+//! What the client believes its server session holds, which the router makes every
+//! connection it lends look like: the settings (`params.rs`), the prepared statements
+//! (protocol-level, the unnamed one, SQL-level `PREPARE`), the ParameterStatus values the
+//! client was told (`reported.rs`), and the session effects of statements whose outcome
+//! is not known yet.
+//!
+//! None of it depends on which server is attached. Its own type so that the sharded path
+//! (`sharded_path.rs`) borrows it next to the other parts of the session, instead of the
+//! whole session.
+
+use super::params::SessionParams;
+use super::reported::Reported;
+use crate::planner::SessionOp;
+use crate::statements::PreparedStatement;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The client's session as PostgreSQL would keep it.
+pub(crate) struct SessionState {
+    pub(crate) params: SessionParams,
+    /// ParameterStatus values the client has been told.
+    pub(crate) reported: Reported,
+    pub(crate) statements: HashMap<String, Arc<PreparedStatement>>,
+    pub(crate) unnamed: Option<Arc<PreparedStatement>>,
+    /// SQL-level prepared statements: name -> PREPARE text.
+    pub(crate) sql_prepared: HashMap<String, String>,
+    /// Router statements kept prepared per server connection (`max_prepared_statements`).
+    pub(crate) max_prepared: usize,
+    /// Session effects of statements whose outcome is not known yet.
+    pub(crate) pending_ops: Vec<SessionOp>,
+    /// The server reported an error since the client's last request began.
+    pub(crate) tx_error: bool,
+    /// The last command tag was a ROLLBACK (the pending effects were undone).
+    pub(crate) last_tag_rollback: bool,
+}
+
+impl SessionState {
+    pub(crate) fn new(params: SessionParams, max_prepared: usize) -> Self {
+        SessionState {
+            params,
+            reported: Reported::default(),
+            statements: HashMap::new(),
+            unnamed: None,
+            sql_prepared: HashMap::new(),
+            max_prepared,
+            pending_ops: Vec::new(),
+            tx_error: false,
+            last_tag_rollback: false,
+        }
+    }
+}
