@@ -55,7 +55,7 @@ pub struct App {
     pub registry: ArcSwap<Registry>,
     /// How many times `registry` was replaced: a session compares it with the number it
     /// last looked its pools up at, instead of looking them up (two string hashes) at
-    /// every statement (`Session::pause_gate`).
+    /// every statement (`client::context::Context::pause_gate`).
     registry_gen: AtomicU64,
     pub source: Option<ConfigSource>,
     pub statements: StatementRegistry,

@@ -12,9 +12,14 @@
 //! alone, next to the other parts of the session, instead of the whole session.
 
 use super::expect::Expect;
-use bytes::BytesMut;
+use super::reply::{error_bytes, ready};
+use super::server_leg::ServerLeg;
+use crate::error::{Result, RouterError};
+use bytes::{Bytes, BytesMut};
 use orochi_tls::Stream;
+use orochi_wire::PgError;
 use std::collections::VecDeque;
+use tokio::io::AsyncWriteExt;
 
 /// The client's socket, its buffers and the order of what it is owed.
 pub(crate) struct ClientLeg {
@@ -44,5 +49,62 @@ impl ClientLeg {
             max_message,
             router_skipping: false,
         }
+    }
+
+    /// Sends `bytes` to the client now if nothing is pending, else after what is pending.
+    pub(crate) fn reply(&mut self, bytes: Bytes) {
+        if self.expect.is_empty() {
+            self.out.extend_from_slice(&bytes);
+        } else {
+            self.expect.push_back(Expect::Emit(bytes));
+        }
+    }
+
+    /// A router-side error: for a simple query, error and ReadyForQuery (with the status
+    /// `back` reports); in the extended protocol, error and skip the client's messages
+    /// until Sync, as PostgreSQL does.
+    pub(crate) fn router_error(&mut self, back: &ServerLeg, e: PgError, extended: bool) {
+        self.reply(error_bytes(&e));
+        if extended {
+            self.router_skipping = true;
+        } else {
+            self.reply(ready(back.local_status()));
+        }
+    }
+
+    /// A checkout for client `id` failed: the client is told, unless the error ends the
+    /// session (or, for a simple Query, the statement is to be planned again).
+    pub(crate) fn checkout_failed(
+        &mut self,
+        back: &ServerLeg,
+        id: u64,
+        e: RouterError,
+        extended: bool,
+    ) -> Result<()> {
+        if matches!(e, RouterError::MapChanged) && !extended {
+            return Err(e);
+        }
+        match e.to_client() {
+            Some(pg) if !matches!(e, RouterError::ShuttingDown) => {
+                if !matches!(e, RouterError::Pg(_)) {
+                    tracing::warn!(client = id, error = %e, "no server connection for client");
+                }
+                self.router_error(back, pg, extended);
+                Ok(())
+            }
+            _ => Err(e),
+        }
+    }
+
+    /// Writes what is ready for the client. The session's own flush first holds back a
+    /// retryable batch's answer (`Session::flush_client`); the sharded path never arms
+    /// such a retry (`retry_ext.rs`: not on sharded pools) and writes directly.
+    pub(crate) async fn flush(&mut self) -> Result<()> {
+        if !self.out.is_empty() {
+            let r = self.stream.write_all(&self.out).await;
+            self.out.clear();
+            r.map_err(RouterError::ClientIo)?;
+        }
+        Ok(())
     }
 }

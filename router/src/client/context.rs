@@ -3,7 +3,9 @@
 //! hand, its cancel key and registry entry, its time bounds and its trace span.
 //!
 //! Mostly read while a statement runs; the pause gate (`pause_gate.rs`) is what replaces
-//! the pools after a reload or a reshard switch. Its own type so that the sharded path
+//! the pools after a reload or a reshard switch. Here: which schema plans and which role
+//! serves (`sharding`, `target_for`); the traced checkout is in `trace.rs`, the end of
+//! an expired wait in `expiry.rs`. Its own type so that the sharded path
 //! (`sharded_path.rs`) borrows it next to the other parts of the session, instead of the
 //! whole session.
 
@@ -14,7 +16,8 @@ use crate::backend::UserPools;
 use crate::cancel::CancelKey;
 use crate::clients::Registered;
 use crate::gateway::SessionIdentity;
-use orochi_config::PoolMode;
+use crate::planner::sharding::ShardingSchema;
+use orochi_config::{DefaultRole, PoolMode};
 use std::sync::Arc;
 
 /// The session's identity and the context its statements run in.
@@ -61,6 +64,40 @@ impl Context {
             deadlines: Deadlines::new(&app.config().general.bounds),
             trace: None,
             app,
+        }
+    }
+
+    /// The planner's view of this pool, unless the session chose its shard by hand.
+    pub(crate) fn sharding(&self) -> Option<Arc<ShardingSchema>> {
+        if self.shard.is_some() {
+            return None;
+        }
+        self.user.sharding.clone()
+    }
+
+    /// Primary or read server for a new checkout whose first statement `read`s only.
+    pub(crate) fn target_for_read(&self) -> Target {
+        self.target_for(true)
+    }
+
+    /// Primary or read server for a new checkout: the role chosen by hand, else the
+    /// pool's read/write splitting (`read`: the request only reads).
+    pub(crate) fn target_for(&self, read: bool) -> Target {
+        if let Some(t) = self.role {
+            return t;
+        }
+        let p = &self.user.pool;
+        if !(p.query_parser_enabled && p.query_parser_read_write_splitting) {
+            // Without the parser only the configured default can decide.
+            return match p.default_role {
+                DefaultRole::Replica => Target::Read,
+                _ => Target::Primary,
+            };
+        }
+        match p.default_role {
+            DefaultRole::Primary => Target::Primary,
+            _ if read => Target::Read,
+            _ => Target::Primary,
         }
     }
 }

@@ -32,11 +32,10 @@ enum Abort {
 
 impl ShardedPath<'_> {
     pub(crate) async fn run_copy_in(&mut self, job: Job, spec: CopyIn) -> Result<()> {
-        self.s
-            .ctx
+        self.ctx
             .app
             .metrics
-            .cross_shard_query(&self.s.ctx.user.pool_name);
+            .cross_shard_query(&self.ctx.user.pool_name);
         self.tx().tx_poisoned |= job.in_tx;
         let mut conns = match self.fanout_checkouts(&job).await {
             Ok(c) => c,
@@ -126,12 +125,11 @@ impl ShardedPath<'_> {
         let mut b = BytesMut::new();
         header.encode(&mut b);
         self.emit(&b);
-        self.s.flush_client().await?;
+        self.front.flush().await?;
 
-        let slot: Vec<Option<usize>> =
-            (0..self.s.ctx.user.sharding.as_ref().map_or(0, |s| s.shards))
-                .map(|shard| job.shards.iter().position(|s| *s == shard))
-                .collect();
+        let slot: Vec<Option<usize>> = (0..self.ctx.user.sharding.as_ref().map_or(0, |s| s.shards))
+            .map(|shard| job.shards.iter().position(|s| *s == shard))
+            .collect();
         let mut split = Splitter::new(spec, key_at, slot.len());
         let outcome: std::result::Result<(), Abort> = loop {
             let f = match self.next_client_frame().await {
@@ -334,7 +332,7 @@ impl ShardedPath<'_> {
             // commit_fanout told the client already.
             Ok(_) => {}
         }
-        let status = self.s.local_status();
+        let status = self.back.local_status();
         self.emit(&ready(status));
         Ok(())
     }
@@ -342,13 +340,12 @@ impl ShardedPath<'_> {
     /// The client's next message, reading more when none is buffered.
     async fn next_client_frame(&mut self) -> Result<Frame> {
         loop {
-            if let Some(f) = decode_frame(&mut self.s.front.rbuf, self.s.front.max_message)? {
+            if let Some(f) = decode_frame(&mut self.front.rbuf, self.front.max_message)? {
                 return Ok(f);
             }
-            let n =
-                tokio::io::AsyncReadExt::read_buf(&mut self.s.front.stream, &mut self.s.front.rbuf)
-                    .await
-                    .map_err(RouterError::ClientIo)?;
+            let n = tokio::io::AsyncReadExt::read_buf(&mut self.front.stream, &mut self.front.rbuf)
+                .await
+                .map_err(RouterError::ClientIo)?;
             if n == 0 {
                 return Err(RouterError::ClientIo(
                     std::io::ErrorKind::UnexpectedEof.into(),

@@ -21,18 +21,18 @@ impl Session {
         if let Some(e) =
             crate::twopc_guard::refuse_message(&msg).or_else(|| self.gateway_refuse_message(&msg))
         {
-            self.router_error(e, true);
+            self.front.router_error(&self.back, e, true);
             return Ok(());
         }
         // Messages the router answers without a server.
         match &msg {
             FrontendMessage::Close { kind: b'S', name } if !name.is_empty() => {
                 self.state.statements.remove(name);
-                self.reply(message(BackendMessage::CloseComplete));
+                self.front.reply(message(BackendMessage::CloseComplete));
                 return Ok(());
             }
             FrontendMessage::Close { .. } if self.back.phase.is_idle() => {
-                self.reply(message(BackendMessage::CloseComplete));
+                self.front.reply(message(BackendMessage::CloseComplete));
                 return Ok(());
             }
             // A statement some server already accepted, parsed by an idle client: answer
@@ -50,7 +50,7 @@ impl Session {
                 let stmt = self.ctx.app.statements.get(query, param_types);
                 if stmt.validated.load(std::sync::atomic::Ordering::Relaxed) {
                     self.state.statements.insert(name.clone(), stmt);
-                    self.reply(message(BackendMessage::ParseComplete));
+                    self.front.reply(message(BackendMessage::ParseComplete));
                     return Ok(());
                 }
             }
@@ -60,7 +60,7 @@ impl Session {
             FrontendMessage::Parse { query, .. } => comment_shard(query).and_then(|r| r.ok()),
             _ => None,
         };
-        if let (None, Some(schema)) = (wanted, self.sharding()) {
+        if let (None, Some(schema)) = (wanted, self.ctx.sharding()) {
             // Boxed, as in `on_query`: the sharded steps' futures are deep.
             let mut path = self.sharded_path_with(schema);
             match Box::pin(path.sharded_extended(&msg)).await? {
@@ -74,7 +74,14 @@ impl Session {
         match self.ensure_server(wanted, read).await {
             // Nothing of this message was sent: `on_extended_replanned` plans it again.
             Err(RouterError::MapChanged) => return Err(RouterError::MapChanged),
-            Err(e) => return self.checkout_failed(e, msg_is_extended(&msg)),
+            Err(e) => {
+                return self.front.checkout_failed(
+                    &self.back,
+                    self.ctx.id,
+                    e,
+                    msg_is_extended(&msg),
+                )
+            }
             Ok(()) => {}
         }
         self.back.unsynced = true;
@@ -97,7 +104,8 @@ impl Session {
                     return Ok(());
                 }
                 if self.state.statements.contains_key(&name) {
-                    self.router_error(
+                    self.front.router_error(
+                        &self.back,
                         PgError::error(
                             "42P05",
                             format!("prepared statement \"{name}\" already exists"),
@@ -110,7 +118,7 @@ impl Session {
                 self.state.statements.insert(name.clone(), stmt.clone());
                 let has = self.server_has(stmt.id);
                 if has {
-                    self.reply(message(BackendMessage::ParseComplete));
+                    self.front.reply(message(BackendMessage::ParseComplete));
                 } else {
                     self.mark_prepared(stmt.id);
                     self.send_server(
@@ -138,7 +146,7 @@ impl Session {
                 }
                 if let Some(stmt) = stmt {
                     if let Some(e) = self.refuse_listen(&stmt.analysis) {
-                        self.router_error(e, true);
+                        self.front.router_error(&self.back, e, true);
                         return Ok(());
                     }
                     self.track_session_ops(&stmt.analysis);
@@ -302,7 +310,8 @@ impl Session {
             return Some(String::new());
         }
         let Some(stmt) = self.state.statements.get(name).cloned() else {
-            self.router_error(
+            self.front.router_error(
+                &self.back,
                 PgError::error(
                     "26000",
                     format!("prepared statement \"{name}\" does not exist"),

@@ -54,29 +54,27 @@ fn fields(f: &Frame) -> Option<Vec<FieldDescription>> {
 impl ShardedPath<'_> {
     /// Sends `bytes` to the client in order with anything still pending.
     pub(crate) fn emit(&mut self, b: &[u8]) {
-        if let Some(c) = self.s.front.capture.as_mut() {
+        if let Some(c) = self.front.capture.as_mut() {
             c.extend_from_slice(b);
             return;
         }
-        if self.s.front.expect.is_empty() {
-            self.s.front.out.extend_from_slice(b);
+        if self.front.expect.is_empty() {
+            self.front.out.extend_from_slice(b);
         } else {
-            self.s
-                .front
+            self.front
                 .expect
                 .push_back(super::expect::Expect::Emit(Bytes::copy_from_slice(b)));
         }
     }
 
     async fn emit_flush(&mut self) -> Result<()> {
-        if self.s.front.capture.is_none()
-            && self.s.front.expect.is_empty()
-            && self.s.front.out.len() > 64 * 1024
+        if self.front.capture.is_none()
+            && self.front.expect.is_empty()
+            && self.front.out.len() > 64 * 1024
         {
             let r =
-                tokio::io::AsyncWriteExt::write_all(&mut self.s.front.stream, &self.s.front.out)
-                    .await;
-            self.s.front.out.clear();
+                tokio::io::AsyncWriteExt::write_all(&mut self.front.stream, &self.front.out).await;
+            self.front.out.clear();
             r.map_err(RouterError::ClientIo)?;
         }
         Ok(())
@@ -92,7 +90,7 @@ impl ShardedPath<'_> {
         let target = if job.write {
             Target::Primary
         } else {
-            self.s.target_for_read()
+            self.ctx.target_for_read()
         };
         // What the statement leaves on each shard's session, as on one server.
         let dirty = job.sql.iter().any(|q| {
@@ -102,9 +100,11 @@ impl ShardedPath<'_> {
                 .any(|o| !matches!(o, crate::planner::SessionOp::Execute { .. }))
         });
         let mut out = Vec::with_capacity(job.shards.len());
-        self.s.pause_gate(true).await?;
+        self.ctx
+            .pause_gate(true, self.back.holds_no_connection())
+            .await?;
         if job.in_tx {
-            if let Some(cur) = self.s.back.phase.detach() {
+            if let Some(cur) = self.back.phase.detach() {
                 self.tx().parked.push(cur);
             }
         }
@@ -116,8 +116,10 @@ impl ShardedPath<'_> {
             let (mut co, joins) = match held {
                 Some(i) => (self.tx().parked.remove(i), false),
                 None => {
-                    let (mut co, _) = self.s.checkout_traced(s, target).await?;
-                    self.s.apply_params(&mut co).await?;
+                    let (mut co, _) = self.ctx.checkout_traced(s, target).await?;
+                    self.state
+                        .apply_params(&mut co, self.ctx, &mut self.front.out)
+                        .await?;
                     (co, job.in_tx)
                 }
             };
@@ -138,17 +140,15 @@ impl ShardedPath<'_> {
         }
         let extended = job.extended.is_some();
         let log_started = self
-            .s
             .ctx
             .app
             .query_log
             .enabled()
             .then(std::time::Instant::now);
-        self.s
-            .ctx
+        self.ctx
             .app
             .metrics
-            .cross_shard_query(&self.s.ctx.user.pool_name);
+            .cross_shard_query(&self.ctx.user.pool_name);
         let poisoned = self.tx().tx_poisoned;
         self.tx().tx_poisoned |= job.in_tx;
         let conns = match self.fanout_checkouts(&job).await {
@@ -167,7 +167,7 @@ impl ShardedPath<'_> {
         // One span per shard under the client's transaction (ended when dropped).
         let mut shard_spans = Vec::new();
         for (i, (shard, mut co, joins)) in conns.into_iter().enumerate() {
-            shard_spans.extend(self.s.trace_child(
+            shard_spans.extend(self.ctx.trace_child(
                 "shard",
                 vec![
                     opentelemetry::KeyValue::new("orochi.shard", shard as i64),
@@ -237,13 +237,12 @@ impl ShardedPath<'_> {
             });
         }
         // A cancel from the client reaches every shard's backend while they run.
-        let restore = self.s.ctx.cancel.slot.get_all();
-        self.s
-            .ctx
+        let restore = self.ctx.cancel.slot.get_all();
+        self.ctx
             .cancel
             .slot
             .set_all(streams.iter().map(|s| cancel_target(&s.co)).collect());
-        let r = match self.s.ctx.deadlines.query() {
+        let r = match self.ctx.deadlines.query() {
             None => self.merge_streams(&job, &mut streams).await,
             Some(d) => {
                 match tokio::time::timeout(d, self.merge_streams(&job, &mut streams)).await {
@@ -254,12 +253,16 @@ impl ShardedPath<'_> {
                             super::deadline::abandon(&mut s.co);
                         }
                         drop(streams);
-                        return Err(self.s.on_expired(super::deadline::Wait::Query));
+                        return Err(self.ctx.on_expired(
+                            super::deadline::Wait::Query,
+                            self.back,
+                            self.front,
+                        ));
                     }
                 }
             }
         };
-        self.s.ctx.cancel.slot.set_all(restore);
+        self.ctx.cancel.slot.set_all(restore);
         // Every stream back to ReadyForQuery; writes committed or rolled back.
         let mut failed = !matches!(r, Ok(Merged::Tag(_)));
         for s in streams.iter_mut() {
@@ -293,15 +296,15 @@ impl ShardedPath<'_> {
                 (Ok(Merged::Tag(tag)), false) => Some(&tag[..]),
                 _ => None,
             };
-            let values = self.s.ctx.app.query_log.parameters();
-            super::statement_log::log_fanout(&self.s.ctx.user, values, &job, t, tag);
+            let values = self.ctx.app.query_log.parameters();
+            super::statement_log::log_fanout(&self.ctx.user, values, &job, t, tag);
         }
         match r {
             Err(e) => self.fanout_failed(e, extended),
             Ok(Merged::Unmergeable(why)) => self.gather_after_merge(job, why).await,
             Ok(_) => {
                 if !extended {
-                    let status = self.s.local_status();
+                    let status = self.back.local_status();
                     self.emit(&super::reply::ready(status));
                 }
                 Ok(())
@@ -314,7 +317,7 @@ impl ShardedPath<'_> {
         e.encode(&mut b);
         self.emit(&b);
         if extended {
-            self.s.front.router_skipping = true;
+            self.front.router_skipping = true;
         }
     }
 
@@ -325,10 +328,10 @@ impl ShardedPath<'_> {
         }
         match e.to_client() {
             Some(pg) if !matches!(e, RouterError::ShuttingDown | RouterError::ClientIo(_)) => {
-                tracing::warn!(client = self.s.ctx.id, error = %e, "cross-shard statement failed");
+                tracing::warn!(client = self.ctx.id, error = %e, "cross-shard statement failed");
                 self.emit_error(pg, extended);
                 if !extended {
-                    let status = self.s.local_status();
+                    let status = self.back.local_status();
                     self.emit(&super::reply::ready(status));
                 }
                 Ok(())
@@ -353,7 +356,7 @@ impl ShardedPath<'_> {
             f.encode(&mut b);
             self.emit(&b);
             if extended {
-                self.s.front.router_skipping = true;
+                self.front.router_skipping = true;
             }
             return Ok(Merged::Sent);
         }
@@ -489,7 +492,7 @@ impl ShardedPath<'_> {
                 $f.encode(&mut b);
                 self.emit(&b);
                 if extended {
-                    self.s.front.router_skipping = true;
+                    self.front.router_skipping = true;
                 }
                 return Ok(Merged::Sent);
             }};

@@ -45,9 +45,9 @@ impl ShardedPath<'_> {
             }
         }
         if let Some(&first) = job.shards.first() {
-            self.s.switch_to_parked(first);
+            self.back.switch_to_parked(first, &self.ctx.cancel);
         }
-        self.s.back.tx_status = if failed { b'E' } else { b'T' };
+        self.back.tx_status = if failed { b'E' } else { b'T' };
         // Settled: the servers' own state says whether the transaction failed.
         self.tx().tx_poisoned = false;
     }
@@ -62,12 +62,12 @@ impl ShardedPath<'_> {
         mut failed: bool,
     ) -> bool {
         let extended = job.extended.is_some();
-        let schema = self.s.ctx.user.sharding.clone();
+        let schema = self.ctx.user.sharding.clone();
         let atomic = schema.as_ref().is_some_and(|s| s.twopc) && streams.len() > 1;
         if atomic && !failed {
             if let Some(sc) = &schema {
                 if sc.twopc_ready.get().is_none() {
-                    match crate::twopc_setup::setup_pool(&self.s.ctx.user).await {
+                    match crate::twopc_setup::setup_pool(&self.ctx.user).await {
                         Ok(()) => {
                             let _ = sc.twopc_ready.set(());
                         }
@@ -86,7 +86,7 @@ impl ShardedPath<'_> {
             }
         }
         if atomic && !failed {
-            let pool = self.s.ctx.user.pool_name.clone();
+            let pool = self.ctx.user.pool_name.clone();
             let mut parts: Vec<crate::twopc::ConnParticipant<'_>> = streams
                 .iter_mut()
                 .zip(&job.shards)
@@ -96,8 +96,8 @@ impl ShardedPath<'_> {
                 })
                 .collect();
             let (outcome, unfinished) = super::trace::twopc_commit(
-                &self.s.ctx.app,
-                self.s.ctx.trace.as_ref(),
+                &self.ctx.app,
+                self.ctx.trace.as_ref(),
                 &pool,
                 &mut parts,
                 &mut [],
@@ -118,15 +118,16 @@ impl ShardedPath<'_> {
                     .zip(&job.shards)
                     .partition(|(_, shard)| owed.contains(shard));
                 *streams = stay.into_iter().map(|(s, _)| s).collect();
-                self.s
-                    .finish_off_path(u, go.into_iter().map(|(s, _)| s.co).collect());
+                self.back.finish_off_path(
+                    &self.ctx.app,
+                    u,
+                    go.into_iter().map(|(s, _)| s.co).collect(),
+                );
             }
             match outcome.resolution {
-                orochi_twopc::Resolution::Committed => {
-                    self.s.ctx.app.metrics.twopc_committed(&pool)
-                }
+                orochi_twopc::Resolution::Committed => self.ctx.app.metrics.twopc_committed(&pool),
                 orochi_twopc::Resolution::Aborted(e) => {
-                    self.s.ctx.app.metrics.twopc_rolled_back(&pool);
+                    self.ctx.app.metrics.twopc_rolled_back(&pool);
                     self.emit_error(PgError::error(e.sqlstate(), e.to_string()), extended);
                     failed = true;
                 }

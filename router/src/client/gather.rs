@@ -40,11 +40,11 @@ impl ShardedPath<'_> {
         let shared = Arc::clone(&self.schema);
         let schema: &ShardingSchema = &shared;
         let extended = ext.is_some();
-        let outside_tx = self.s.back.phase.is_idle()
+        let outside_tx = self.back.phase.is_idle()
             && (self.tx().pending_begin.is_none() || self.runs_aside(kind, sql));
         // The rows are read on the router's own connections, without a JWT gateway
         // session's role and claims (row-level security would not apply): refused.
-        if kind != Kind::Read || !outside_tx || self.s.ctx.gateway.is_some() {
+        if kind != Kind::Read || !outside_tx || self.ctx.gateway.is_some() {
             return self.refused(why, extended);
         }
         let Ok(g) = gather::plan(schema, sql) else {
@@ -57,7 +57,7 @@ impl ShardedPath<'_> {
                 return self.refused(&m, extended);
             }
             Gathered::Failed(e) => {
-                self.s.router_error(e, extended);
+                self.front.router_error(self.back, e, extended);
                 return Ok(Route::Done);
             }
         };
@@ -71,7 +71,7 @@ impl ShardedPath<'_> {
         let rewritten = g.rewrite(sql, &rows);
         tracing::debug!(tables = ?g.tables, "gathered across shards, answered on one");
         Ok(Route::Fanout(Box::new(Job {
-            shards: vec![(self.s.ctx.id as usize) % schema.shards],
+            shards: vec![(self.ctx.id as usize) % schema.shards],
             sql: vec![rewritten],
             shard_param_types: None,
             merge: Default::default(),
@@ -91,16 +91,15 @@ impl ShardedPath<'_> {
     pub(super) async fn gather_after_merge(&mut self, job: Job, why: String) -> Result<()> {
         let extended = job.extended.is_some();
         // A batched Execute captures the answer; a refusal is emitted the same way.
-        let gathers = self.s.sharding().is_some() && self.s.front.capture.is_none();
+        let gathers = self.ctx.sharding().is_some() && self.front.capture.is_none();
         let (Some(sql), true) = (job.gather, gathers) else {
-            self.s
-                .ctx
+            self.ctx
                 .app
                 .metrics
-                .error(&self.s.ctx.user.pool_name, "0A000");
+                .error(&self.ctx.user.pool_name, "0A000");
             self.emit_error(super::reply::refuse(&why), extended);
             if !extended {
-                let status = self.s.local_status();
+                let status = self.back.local_status();
                 self.emit(&ready(status));
             }
             return Ok(());
@@ -126,7 +125,7 @@ impl ShardedPath<'_> {
                 "08006",
                 format!("cannot read the rows this statement needs from shard {shard}"),
             );
-            let Some(pool) = self.s.ctx.user.primary(shard).cloned() else {
+            let Some(pool) = self.ctx.user.primary(shard).cloned() else {
                 return Gathered::Failed(unavailable);
             };
             let sql = sql.clone();

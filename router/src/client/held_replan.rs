@@ -51,7 +51,7 @@ impl ShardedPath<'_> {
                 Some((job, n)) if n == self.schema.shards => job,
                 _ => {
                     tracing::debug!(
-                        client = self.s.ctx.id,
+                        client = self.ctx.id,
                         to = self.schema.shards,
                         "held portal planned again: the shard map changed since its Bind"
                     );
@@ -63,7 +63,7 @@ impl ShardedPath<'_> {
             };
             match self.run_held_job(*job, run).await {
                 // Nothing was taken or sent; the session took the new map.
-                Err(RouterError::MapChanged) => match self.s.ctx.user.sharding.clone() {
+                Err(RouterError::MapChanged) => match self.ctx.user.sharding.clone() {
                     Some(schema) => self.schema = schema,
                     None => break,
                 },
@@ -128,9 +128,9 @@ impl ShardedPath<'_> {
             return self.run_fanout(job).await;
         }
         // Fetched in batches: run it whole, then hand out max_rows at a time.
-        self.s.front.capture = Some(bytes::BytesMut::new());
+        self.front.capture = Some(bytes::BytesMut::new());
         let r = self.run_fanout(job).await;
-        let buf = self.s.front.capture.take().unwrap_or_default();
+        let buf = self.front.capture.take().unwrap_or_default();
         r?;
         self.suspend(buf, max_rows);
         Ok(())

@@ -33,6 +33,7 @@ pub mod server_leg;
 pub mod session;
 pub mod session_ops;
 pub mod session_state;
+pub mod settings_replay;
 pub mod shard_identity;
 pub mod shard_stream;
 pub mod shard_switch;

@@ -13,7 +13,7 @@ impl ShardedPath<'_> {
     /// COMMIT/ROLLBACK of a transaction that spans shards: `Some(commit)`.
     pub(crate) fn ends_multi_shard(&self, sql: &str) -> Option<bool> {
         if self
-            .s
+            .back
             .sharded_tx()
             .is_none_or(|t| t.parked.is_empty() && !t.tx_poisoned)
             || crate::planner::session::has_inner_semicolon(sql)
@@ -33,17 +33,6 @@ impl ShardedPath<'_> {
 
     /// Ends a transaction spanning shards: two-phase commit over the shards it wrote
     /// on (the others just commit), or rollback everywhere; answers the client.
-    /// The client's Sync ends a pipeline whose implicit transaction spans shards: the
-    /// current shard's batch is settled, then all shards commit (two-phase) or roll back,
-    /// and the client gets ReadyForQuery as if one server had run the pipeline.
-    pub(crate) async fn finish_implicit_multi(&mut self) -> crate::error::Result<()> {
-        let ok = self.s.settle_current().await?;
-        self.s.front.router_skipping = false;
-        self.tx().implicit_multi = false;
-        self.finish_multi_shard(ok, false, true).await;
-        Ok(())
-    }
-
     /// `implicit`: the end of a pipeline's implicit transaction (the client gets only
     /// ReadyForQuery, or the error and ReadyForQuery).
     pub(crate) async fn finish_multi_shard(
@@ -54,18 +43,18 @@ impl ShardedPath<'_> {
     ) {
         self.tx().implicit_multi = false;
         let mut all: Vec<crate::backend::Checkout> = std::mem::take(&mut self.tx().parked);
-        all.extend(self.s.back.phase.detach());
+        all.extend(self.back.phase.detach());
         // A multi-shard statement of this transaction that ended half way (see
-        // `Session::tx_poisoned`) failed it, whatever the connections say.
-        let failed_tx = self.s.back.tx_status == b'E' || std::mem::take(&mut self.tx().tx_poisoned);
+        // `ShardedTx::tx_poisoned`) failed it, whatever the connections say.
+        let failed_tx = self.back.tx_status == b'E' || std::mem::take(&mut self.tx().tx_poisoned);
         let mut error = None;
         if commit && !failed_tx {
-            let pool = self.s.ctx.user.pool_name.clone();
+            let pool = self.ctx.user.pool_name.clone();
             let wrote = self.tx().wrote.clone();
-            let schema = self.s.ctx.user.sharding.clone();
+            let schema = self.ctx.user.sharding.clone();
             let setup = match schema.as_ref() {
                 Some(sc) if sc.twopc && sc.twopc_ready.get().is_none() && wrote.len() > 1 => {
-                    match crate::twopc_setup::setup_pool(&self.s.ctx.user).await {
+                    match crate::twopc_setup::setup_pool(&self.ctx.user).await {
                         Ok(()) => {
                             let _ = sc.twopc_ready.set(());
                             Ok(())
@@ -101,8 +90,8 @@ impl ShardedPath<'_> {
                     })
                     .partition(|p| wrote.contains(&p.shard));
                 let (outcome, unfinished) = super::trace::twopc_commit(
-                    &self.s.ctx.app,
-                    self.s.ctx.trace.as_ref(),
+                    &self.ctx.app,
+                    self.ctx.trace.as_ref(),
                     &pool,
                     &mut w,
                     &mut r,
@@ -130,17 +119,17 @@ impl ShardedPath<'_> {
                         .into_iter()
                         .partition(|co| owed.contains(&co.pool.shard));
                     all = stay;
-                    self.s.finish_off_path(u, go);
+                    self.back.finish_off_path(&self.ctx.app, u, go);
                 }
                 match outcome.resolution {
                     orochi_twopc::Resolution::Committed => {
                         if wrote.len() > 1 {
-                            self.s.ctx.app.metrics.twopc_committed(&pool);
+                            self.ctx.app.metrics.twopc_committed(&pool);
                         }
                     }
                     orochi_twopc::Resolution::Aborted(e) => {
                         if wrote.len() > 1 {
-                            self.s.ctx.app.metrics.twopc_rolled_back(&pool);
+                            self.ctx.app.metrics.twopc_rolled_back(&pool);
                         }
                         error = Some(PgError::error(e.sqlstate(), e.to_string()));
                     }
@@ -160,37 +149,36 @@ impl ShardedPath<'_> {
         for co in all {
             co.release();
         }
-        self.s.back.tx_status = b'I';
+        self.back.tx_status = b'I';
         self.tx().end_transaction();
-        self.s.ctx.cancel.slot.set(None);
-        self.s
-            .ctx
+        self.ctx.cancel.slot.set(None);
+        self.ctx
             .client
             .info
             .set_state(crate::clients::ClientState::Idle);
-        self.s.ctx.client.info.set_link(None);
+        self.ctx.client.info.set_link(None);
         match error {
             Some(e) => {
                 let mut b = bytes::BytesMut::new();
                 e.encode(&mut b);
-                self.s.reply(b.freeze());
+                self.front.reply(b.freeze());
                 if extended {
-                    self.s.front.router_skipping = true;
+                    self.front.router_skipping = true;
                 } else {
-                    self.s.reply(ready(b'I'));
+                    self.front.reply(ready(b'I'));
                 }
             }
-            None if implicit => self.s.reply(ready(b'I')),
+            None if implicit => self.front.reply(ready(b'I')),
             None => {
                 let tag = if commit && !failed_tx {
                     "COMMIT"
                 } else {
                     "ROLLBACK"
                 };
-                self.s
+                self.front
                     .reply(message(BackendMessage::CommandComplete(tag.to_string())));
                 if !extended {
-                    self.s.reply(ready(b'I'));
+                    self.front.reply(ready(b'I'));
                 }
             }
         }

@@ -21,40 +21,38 @@
 //! checkout of a full pool) for as long as a whole cutover — PAUSE, switch, RESUME —
 //! takes, and its shard numbers are then just as stale as if it had waited here.
 
-use super::session::Session;
+use super::context::Context;
 use crate::error::{Result, RouterError};
 
-impl Session {
-    /// The gate has nothing to do: the session holds a connection, or its pool is not
-    /// paused and was not redefined since the session looked. Checked before the
-    /// session loop boxes a `pause_gate` future (a heap allocation per message).
-    pub(crate) fn gate_is_open(&self) -> bool {
-        !self.holds_no_connection()
-            || (self.ctx.app.registry_generation() == self.ctx.user_gen
-                && !self.ctx.app.is_paused(&self.ctx.user.pool_name))
+impl Context {
+    /// The gate has nothing to do: the session holds a connection (`holds_none` is
+    /// `ServerLeg::holds_no_connection`), or its pool is not paused and was not redefined
+    /// since the session looked. Checked before the session loop boxes a `pause_gate`
+    /// future (a heap allocation per message).
+    pub(crate) fn gate_is_open(&self, holds_none: bool) -> bool {
+        !holds_none
+            || (self.app.registry_generation() == self.user_gen
+                && !self.app.is_paused(&self.user.pool_name))
     }
 
-    fn holds_no_connection(&self) -> bool {
-        self.back.phase.is_idle() && self.sharded_tx().is_none_or(|t| t.parked.is_empty())
-    }
-
-    /// `planned`: a statement of this session was already planned against `self.ctx.user`.
-    pub(crate) async fn pause_gate(&mut self, planned: bool) -> Result<()> {
-        if !self.holds_no_connection() {
+    /// `planned`: a statement of this session was already planned against `self.user`.
+    /// `holds_none`: the session holds no server connection (`ServerLeg::holds_no_connection`).
+    pub(crate) async fn pause_gate(&mut self, planned: bool, holds_none: bool) -> Result<()> {
+        if !holds_none {
             return Ok(());
         }
-        if self.ctx.app.is_paused(&self.ctx.user.pool_name) {
-            self.ctx.app.wait_resumed(&self.ctx.user.pool_name).await;
+        if self.app.is_paused(&self.user.pool_name) {
+            self.app.wait_resumed(&self.user.pool_name).await;
         }
-        let gen = self.ctx.app.registry_generation();
-        if gen == self.ctx.user_gen {
+        let gen = self.app.registry_generation();
+        if gen == self.user_gen {
             // No reload or switch since the last look: the pools are the current ones.
             return Ok(());
         }
-        let current = self.ctx.app.current_user_pools(&self.ctx.user);
-        let moved = current.shards.len() != self.ctx.user.shards.len();
-        self.ctx.user = current;
-        self.ctx.user_gen = gen;
+        let current = self.app.current_user_pools(&self.user);
+        let moved = current.shards.len() != self.user.shards.len();
+        self.user = current;
+        self.user_gen = gen;
         if planned && moved {
             return Err(RouterError::MapChanged);
         }

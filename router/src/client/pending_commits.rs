@@ -4,7 +4,7 @@
 //! A cross-shard COMMIT is answered at the commit point: as soon as the coordinator's
 //! COMMIT (which holds the decision row) has answered, the outcome is durable and the
 //! client gets `COMMIT`. The prepared participants' COMMIT PREPAREDs then run in a
-//! task of their own ([`Session::finish_off_path`]), on the very connections that
+//! task of their own ([`ServerLeg::finish_off_path`]), on the very connections that
 //! prepared them: those stay checked out of their pools until their COMMIT PREPARED has
 //! answered, so no other client is ever lent a connection with work still owed on it.
 //! If one fails (the shard died, the timeout passed), the gid stays prepared and the
@@ -28,20 +28,23 @@
 //! too (that was so before as well: a failed COMMIT PREPARED was left to the sweeper).
 
 use super::pending_commit::PendingCommit;
+use super::server_leg::ServerLeg;
 use super::session::Session;
+use crate::app::App;
 use crate::backend::Checkout;
 
-impl Session {
+impl ServerLeg {
     /// COMMIT PREPARED for each gid of `unfinished`, in a task of its own, on `cos` (the
     /// participants that prepared them; each is released when its answer is in, or
     /// closed when it failed). The session's next statement waits for it.
     pub(crate) fn finish_off_path(
         &mut self,
+        app: &std::sync::Arc<App>,
         unfinished: orochi_twopc::Unfinished,
         mut cos: Vec<Checkout>,
     ) {
         let shards: Vec<usize> = unfinished.shards().collect();
-        let app = self.ctx.app.clone();
+        let app = app.clone();
         let task = tokio::spawn(async move {
             let mut parts: Vec<crate::twopc::ConnParticipant<'_>> = cos
                 .iter_mut()
@@ -63,17 +66,20 @@ impl Session {
             .pending_commits
             .push(PendingCommit { shards, task });
     }
+}
 
+impl Session {
     /// Whether COMMIT PREPAREDs of this client's transactions may still be running.
     pub(crate) fn has_pending_commits(&self) -> bool {
-        self.sharded_tx()
+        self.back
+            .sharded_tx()
             .is_some_and(|t| !t.pending_commits.is_empty())
     }
 
     /// Waits until every COMMIT PREPARED of this client's earlier transactions has
     /// answered (or failed and was left to the sweeper).
     pub(crate) async fn await_pending_commits(&mut self) {
-        let pending = std::mem::take(&mut self.tx().pending_commits);
+        let pending = std::mem::take(&mut self.back.tx().pending_commits);
         for p in pending {
             if let Err(e) = p.task.await {
                 tracing::warn!(client = self.ctx.id, shards = ?p.shards, "COMMIT PREPARED task ended abnormally: {e}");

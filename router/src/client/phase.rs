@@ -3,16 +3,18 @@
 //! left behind when there is no server: attaching a connection starts that state afresh,
 //! detaching it drops it.
 //!
-//! What goes in [`Attached`] and what stays on the `Session`:
+//! What goes in [`Attached`] and what stays in the session's parts:
 //! - in `Attached`: the checked-out connection; whether the server skips messages until
 //!   Sync after an error (`server_skipping`); whether the unnamed statement exists on
 //!   this connection (`unnamed_on_server`); whether the server is in `COPY FROM STDIN`
 //!   (`copy_in`). Each describes the one connection and is false on a fresh one.
-//! - on the `Session`: the expect queue (its capacity is kept across checkouts, so a
-//!   transaction does not allocate it again; it is empty whenever no server is attached),
-//!   `unsynced` (the router answers some extended-protocol messages while idle, and the
-//!   client's Sync must still close them), and `tx_status` (a multi-shard transaction or
-//!   a fan-out has one while no single server is attached).
+//! - in the client leg (`client_leg.rs`): the expect queue (its capacity is kept across
+//!   checkouts, so a transaction does not allocate it again; it is empty whenever no
+//!   server is attached).
+//! - in the server leg (`server_leg.rs`, which holds this `Phase`): `unsynced` (the
+//!   router answers some extended-protocol messages while idle, and the client's Sync
+//!   must still close them), and `tx_status` (a multi-shard transaction or a fan-out has
+//!   one while no single server is attached).
 //!
 //! No allocation: the connection moves into the variant and out of it.
 

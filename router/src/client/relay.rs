@@ -6,7 +6,8 @@
 //! some client messages itself (a Parse for a statement the server already has, a
 //! Close of a pooled statement). Every message forwarded or answered pushes one
 //! [`Expect`]: forward the server's responses up to that message's final one, swallow
-//! them, or emit a ready-made answer once everything before it has been relayed.
+//! them, or emit a ready-made answer once everything before it has been relayed
+//! (`ClientLeg::reply`).
 
 use super::expect::{Expect, Term};
 use super::session::Session;
@@ -15,15 +16,6 @@ use bytes::Bytes;
 use orochi_wire::{BackendMessage, Frame};
 
 impl Session {
-    /// Sends `bytes` to the client now if nothing is pending, else after what is pending.
-    pub(crate) fn reply(&mut self, bytes: Bytes) {
-        if self.front.expect.is_empty() {
-            self.front.out.extend_from_slice(&bytes);
-        } else {
-            self.front.expect.push_back(Expect::Emit(bytes));
-        }
-    }
-
     fn drain_emits(&mut self) {
         while let Some(Expect::Emit(_)) = self.front.expect.front() {
             if let Some(Expect::Emit(b)) = self.front.expect.pop_front() {

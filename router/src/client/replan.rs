@@ -1,7 +1,7 @@
 //! An extended-protocol message planned against a shard map that a reshard cutover
 //! replaced while it waited at the pause gate is planned again, not refused.
 //!
-//! Why this is safe: the checkout gate (`Session::pause_gate`) says `MapChanged` only
+//! Why this is safe: the checkout gate (`Context::pause_gate`) says `MapChanged` only
 //! when the session holds no server connection and no parked one, and before anything
 //! of the current message went to a server. What the message did before that is
 //! local and repeatable: a sharded Bind drops the session's portals and is routed again
@@ -47,7 +47,7 @@ impl Session {
     async fn replanned(&mut self, f: Frame, kind: Kind) -> Result<()> {
         // Routing notes the shard a write goes to (two-phase commit's participants); a
         // shard number of the replaced map must not stay among them.
-        let wrote = self.sharded_tx().map_or(0, |t| t.wrote.len());
+        let wrote = self.back.sharded_tx().map_or(0, |t| t.wrote.len());
         for _ in 0..=MAX_REPLANS {
             match self.handle(f.clone(), kind).await {
                 Err(RouterError::MapChanged) => {
@@ -59,7 +59,8 @@ impl Session {
             }
         }
         let e = RouterError::MapChanged.to_client().expect("a client error");
-        self.router_error(e, kind == Kind::Extended);
+        self.front
+            .router_error(&self.back, e, kind == Kind::Extended);
         Ok(())
     }
 

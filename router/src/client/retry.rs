@@ -188,7 +188,9 @@ impl Session {
         self.back.tx_status = b'I';
         self.maybe_release().await;
         if let Err(e) = self.ensure_server(Some(shard), false).await {
-            return self.checkout_failed(e.unplannable(), false);
+            return self
+                .front
+                .checkout_failed(&self.back, self.ctx.id, e.unplannable(), false);
         }
         if let Some(begin) = &prelude {
             self.send_server(begin, None);

@@ -237,7 +237,9 @@ impl Session {
         if let Err(e) = self.ensure_server(Some(old.shard), false).await {
             // The batch's Sync is consumed already: the error ends with ReadyForQuery,
             // as for a simple query (no skipping of later messages).
-            return self.checkout_failed(e.unplannable(), false);
+            return self
+                .front
+                .checkout_failed(&self.back, self.ctx.id, e.unplannable(), false);
         }
         if let Some(begin) = &x.prelude {
             self.send_server(begin, None);

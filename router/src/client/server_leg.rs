@@ -3,12 +3,16 @@
 //! their way to the server, and the transaction status the servers report.
 //!
 //! These change together: attaching, parking and releasing a connection set the status
-//! and the pipeline state (`unsynced`) that decide when a connection may go back.
+//! and the pipeline state (`unsynced`) that decide when a connection may go back. Here:
+//! the status the client sees (`local_status`), parking and un-parking
+//! (`switch_to_parked`), whether any connection is held (`holds_no_connection`); handing
+//! a two-phase commit's COMMIT PREPAREDs off the client's path is in `pending_commits.rs`.
 //! Its own type so that the sharded path (`sharded_path.rs`) borrows the server side
 //! alone, next to the other parts of the session, instead of the whole session.
 
 use super::phase::Phase;
 use super::sharded_tx::ShardedTx;
+use crate::cancel::CancelKey;
 use bytes::BytesMut;
 
 /// The session's server connections and the state of their conversation.
@@ -51,5 +55,49 @@ impl ServerLeg {
     /// allocation per session, never per statement).
     pub(crate) fn tx(&mut self) -> &mut ShardedTx {
         self.sharded.get_or_insert_with(Box::default)
+    }
+
+    /// Transaction status the client sees while no server is attached.
+    pub(crate) fn local_status(&self) -> u8 {
+        let Some(tx) = self.sharded_tx() else {
+            return if self.phase.is_attached() {
+                self.tx_status
+            } else {
+                b'I'
+            };
+        };
+        if tx.tx_poisoned {
+            return b'E';
+        }
+        if self.phase.is_attached() {
+            return self.tx_status;
+        }
+        match &tx.pending_begin {
+            Some(_) if tx.pending_failed => b'E',
+            Some(_) => b'T',
+            None => b'I',
+        }
+    }
+
+    /// Parks the current connection and takes the one already open on `shard`, if any
+    /// (a cancel request of the client then goes to it).
+    pub(crate) fn switch_to_parked(&mut self, shard: usize, cancel: &CancelKey) -> bool {
+        if let Some(cur) = self.phase.detach() {
+            self.tx().parked.push(cur);
+        }
+        let Some(co) = self.tx().take_parked(shard) else {
+            return false;
+        };
+        cancel
+            .slot
+            .set(Some(super::shard_stream::cancel_target(&co)));
+        self.phase.attach(co);
+        self.tx_status = b'T';
+        true
+    }
+
+    /// No server connection is held: none attached, none parked by a transaction.
+    pub(crate) fn holds_no_connection(&self) -> bool {
+        self.phase.is_idle() && self.sharded_tx().is_none_or(|t| t.parked.is_empty())
     }
 }

@@ -6,11 +6,12 @@ use super::client_leg::ClientLeg;
 use super::context::Context;
 use super::expect::{Expect, Term};
 use super::params::SessionParams;
-use super::reply::{error_bytes, ready};
+use super::reply::ready;
 use super::reported::Reported;
 use super::retry_state::RetryState;
 use super::server_leg::ServerLeg;
 use super::session_state::SessionState;
+use super::sharded_path::ShardedPath;
 use super::sharded_tx::ShardedTx;
 use super::statement_log::StatementLog;
 use crate::app::App;
@@ -20,6 +21,7 @@ use crate::clients::{ClientState, Registered};
 use crate::error::{Result, RouterError};
 use crate::planner::analyze;
 use crate::planner::directive::{comment_shard, directive};
+use crate::planner::sharding::ShardingSchema;
 use crate::spare_buffers;
 use bytes::BytesMut;
 use orochi_config::PoolMode;
@@ -75,15 +77,22 @@ impl Session {
         }
     }
 
-    /// The sharded transaction state, if the session ever needed one.
-    pub(crate) fn sharded_tx(&self) -> Option<&ShardedTx> {
-        self.back.sharded_tx()
+    /// The sharded path for this session's next step, when the pool is sharded (even if
+    /// the session chose its shard by hand: its multi-shard transaction still ends here).
+    pub(crate) fn sharded_path(&mut self) -> Option<ShardedPath<'_>> {
+        let schema = self.ctx.user.sharding.clone()?;
+        Some(self.sharded_path_with(schema))
     }
 
-    /// The sharded transaction state, made on first use and kept for the session (one
-    /// allocation per session, never per statement).
-    pub(crate) fn tx(&mut self) -> &mut ShardedTx {
-        self.back.tx()
+    /// The sharded path planning with `schema` (the context's `sharding()`).
+    pub(crate) fn sharded_path_with(&mut self, schema: Arc<ShardingSchema>) -> ShardedPath<'_> {
+        ShardedPath {
+            front: &mut self.front,
+            back: &mut self.back,
+            ctx: &mut self.ctx,
+            state: &mut self.state,
+            schema,
+        }
     }
 
     /// The retry bookkeeping, made on first use and kept for the session.
@@ -213,8 +222,8 @@ impl Session {
                 if frame.tag == b'X' {
                     return Ok(());
                 }
-                if !self.gate_is_open() {
-                    Box::pin(self.pause_gate(false)).await?;
+                if !self.ctx.gate_is_open(self.back.holds_no_connection()) {
+                    Box::pin(self.ctx.pause_gate(false, self.back.holds_no_connection())).await?;
                 }
                 if self.has_pending_commits() && super::pending_commit::must_wait(&frame) {
                     // Read-your-writes after a two-phase commit (`pending_commits.rs`).
@@ -255,7 +264,7 @@ impl Session {
                             self.relay_buffered()?;
                         }
                         w = super::deadline::expire(at), if at.is_some() => {
-                            return Err(self.on_expired(w));
+                            return Err(self.ctx.on_expired(w, &mut self.back, &mut self.front));
                         }
                         // A busy session finishes its transaction through a shutdown.
                         why = info.alarm.wait(seen | crate::alarm::SHUTDOWN) => {
@@ -324,12 +333,7 @@ impl Session {
 
     pub(crate) async fn flush_client(&mut self) -> Result<()> {
         self.ext_retry_hold();
-        if !self.front.out.is_empty() {
-            let r = self.front.stream.write_all(&self.front.out).await;
-            self.front.out.clear();
-            r.map_err(RouterError::ClientIo)?;
-        }
-        Ok(())
+        self.front.flush().await
     }
 
     async fn flush_server(&mut self) -> Result<()> {
@@ -382,32 +386,6 @@ impl Session {
         }
     }
 
-    /// Primary or read server for a new checkout whose first statement `read`s only.
-    pub(crate) fn target_for_read(&self) -> crate::backend::registry::Target {
-        self.target_for(true)
-    }
-
-    fn target_for(&self, read: bool) -> crate::backend::registry::Target {
-        use crate::backend::registry::Target;
-        use orochi_config::DefaultRole;
-        if let Some(t) = self.ctx.role {
-            return t;
-        }
-        let p = &self.ctx.user.pool;
-        if !(p.query_parser_enabled && p.query_parser_read_write_splitting) {
-            // Without the parser only the configured default can decide.
-            return match p.default_role {
-                DefaultRole::Replica => Target::Read,
-                _ => Target::Primary,
-            };
-        }
-        match p.default_role {
-            DefaultRole::Primary => Target::Primary,
-            _ if read => Target::Read,
-            _ => Target::Primary,
-        }
-    }
-
     /// Makes sure a server connection is attached and carries this client's settings.
     /// `read`: the request that needs it only reads (a replica may serve it).
     pub(crate) async fn ensure_server(&mut self, wanted: Option<usize>, read: bool) -> Result<()> {
@@ -426,32 +404,35 @@ impl Session {
                     }
                     // A transaction spanning shards: park this shard's connection, take
                     // (or open) the other's; COMMIT runs two-phase commit over all.
-                    if self.tx().tx_begin.is_none() {
+                    if self.back.tx().tx_begin.is_none() {
                         // A pipeline's implicit transaction: BEGIN turns it (with what
                         // already ran in it) into a block two-phase commit can finish.
                         let f = FrontendMessage::Query("BEGIN".into()).to_frame();
                         self.send_server(&f, Some(Expect::Swallow(Term::Ready { started: None })));
-                        let tx = self.tx();
+                        let tx = self.back.tx();
                         tx.tx_begin = Some("BEGIN".into());
                         tx.implicit_multi = true;
                     }
                     if !self.settle_current().await? {
                         return Err(RouterError::Pg(super::reply::tx_aborted()));
                     }
-                    if self.switch_to_parked(w) {
+                    if self.back.switch_to_parked(w, &self.ctx.cancel) {
                         return Ok(());
                     }
-                    let tx = self.tx();
+                    let tx = self.back.tx();
                     tx.pending_begin = tx.tx_begin.clone();
                 }
                 _ => return self.resync_attached().await,
             }
         }
-        self.pause_gate(true).await?;
+        self.ctx
+            .pause_gate(true, self.back.holds_no_connection())
+            .await?;
         let shard = self.pick_shard(wanted)?;
-        let target = self.target_for(read);
+        let target = self.ctx.target_for(read);
         self.ctx.client.info.set_state(ClientState::Waiting);
         let co = self
+            .ctx
             .checkout_traced(shard, target)
             .await
             .map(|(co, waited)| {
@@ -471,7 +452,9 @@ impl Session {
         });
         let mut co = co?;
         let pool = co.pool.clone();
-        self.apply_params(&mut co).await?;
+        self.state
+            .apply_params(&mut co, &self.ctx, &mut self.front.out)
+            .await?;
         let since = co.since();
         let conn = co.conn();
         // Tell the client about server-reported values that differ from what it knows.
@@ -520,18 +503,6 @@ impl Session {
         Ok(())
     }
 
-    /// A router-side error: for a simple query, error and ReadyForQuery; in the extended
-    /// protocol, error and skip the client's messages until Sync, as PostgreSQL does.
-    pub(crate) fn router_error(&mut self, e: PgError, extended: bool) {
-        self.reply(error_bytes(&e));
-        if extended {
-            self.front.router_skipping = true;
-        } else {
-            let status = self.local_status();
-            self.reply(ready(status));
-        }
-    }
-
     pub(crate) async fn on_client_frame(&mut self, f: Frame) -> Result<()> {
         tracing::trace!(client = self.ctx.id, tag = %(f.tag as char), server = self.back.phase.is_attached(), expect = ?self.front.expect, "client message");
         self.ext_retry_client(&f);
@@ -561,12 +532,11 @@ impl Session {
             b'Q' => self.on_query_replanned(f).await,
             b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => self.on_extended_replanned(f).await,
             b'S' => {
-                if self.sharded_tx().is_some_and(|t| t.implicit_multi)
+                if self.back.sharded_tx().is_some_and(|t| t.implicit_multi)
                     && self.back.phase.is_attached()
+                    && self.ctx.user.sharding.is_some()
                 {
-                    if let Some(mut path) = self.sharded_path() {
-                        return Box::pin(path.finish_implicit_multi()).await;
-                    }
+                    return Box::pin(self.finish_implicit_multi()).await;
                 }
                 if self.back.phase.is_idle() {
                     self.back.unsynced = false;
@@ -575,8 +545,8 @@ impl Session {
                     }
                     // An error of the held portal's run ends at this Sync.
                     self.front.router_skipping = false;
-                    let status = self.local_status();
-                    self.reply(ready(status));
+                    let status = self.back.local_status();
+                    self.front.reply(ready(status));
                     return Ok(());
                 }
                 self.send_server(&f, None);
@@ -620,13 +590,14 @@ impl Session {
         let wanted = match comment_shard(&sql) {
             Some(Ok(n)) => Some(n),
             Some(Err(e)) => {
-                self.router_error(PgError::error("22023", e), false);
+                self.front
+                    .router_error(&self.back, PgError::error("22023", e), false);
                 return Ok(());
             }
             None => None,
         };
         if let Some(e) = self.gateway_refuse_query(&sql) {
-            self.router_error(e, false);
+            self.front.router_error(&self.back, e, false);
             return Ok(());
         }
         if let Some(d) = directive(&sql) {
@@ -634,16 +605,16 @@ impl Session {
             return Ok(());
         }
         if let Some(e) = crate::twopc_guard::refuse_query(&sql) {
-            self.router_error(e, false);
+            self.front.router_error(&self.back, e, false);
             return Ok(());
         }
         let analysis = analyze(&sql);
         if let Some(e) = self.refuse_listen(&analysis) {
-            self.router_error(e, false);
+            self.front.router_error(&self.back, e, false);
             return Ok(());
         }
         let mut wanted = wanted;
-        if let (None, Some(schema)) = (wanted, self.sharding()) {
+        if let (None, Some(schema)) = (wanted, self.ctx.sharding()) {
             // The sharded steps are boxed: inline, their deep futures (fan-out, two-phase
             // commit) would size every statement's future, sharded or not (issue 16).
             let mut path = self.sharded_path_with(schema);
@@ -665,7 +636,9 @@ impl Session {
             && self.ctx.user.has_replicas
             && (crate::planner::rw::is_read(&sql) || crate::planner::rw::is_read_only_begin(&sql));
         if let Err(e) = self.ensure_server(wanted, read).await {
-            return self.checkout_failed(e, false);
+            return self
+                .front
+                .checkout_failed(&self.back, self.ctx.id, e, false);
         }
         self.track_session_ops(&analysis);
         self.count_statement();
@@ -687,22 +660,6 @@ impl Session {
                 .stats
                 .queries
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-
-    pub(crate) fn checkout_failed(&mut self, e: RouterError, extended: bool) -> Result<()> {
-        if matches!(e, RouterError::MapChanged) && !extended {
-            return Err(e);
-        }
-        match e.to_client() {
-            Some(pg) if !matches!(e, RouterError::ShuttingDown) => {
-                if !matches!(e, RouterError::Pg(_)) {
-                    tracing::warn!(client = self.ctx.id, error = %e, "no server connection for client");
-                }
-                self.router_error(pg, extended);
-                Ok(())
-            }
-            _ => Err(e),
         }
     }
 }

@@ -6,9 +6,8 @@ use super::expect::{Expect, Term};
 use super::phase::Phase;
 use super::reply::{message, ready};
 use super::session::Session;
-use crate::backend::Checkout;
 use crate::clients::ClientState;
-use crate::error::{Result, RouterError};
+use crate::error::Result;
 use crate::planner::directive::Directive;
 use crate::planner::{Analysis, SessionOp};
 use bytes::BytesMut;
@@ -79,15 +78,16 @@ impl Session {
         };
         match result {
             Ok(()) => {
-                self.reply(message(BackendMessage::CommandComplete("SET".into())));
+                self.front
+                    .reply(message(BackendMessage::CommandComplete("SET".into())));
                 let status = if self.back.phase.is_attached() {
                     self.back.tx_status
                 } else {
                     b'I'
                 };
-                self.reply(ready(status));
+                self.front.reply(ready(status));
             }
-            Err(e) => self.router_error(e, false),
+            Err(e) => self.front.router_error(&self.back, e, false),
         }
     }
 
@@ -211,7 +211,10 @@ impl Session {
         // back with its conversation's state.
         match self.back.phase.take() {
             Some(mut a) if idle && a.co.conn_ref().applied_params != fp => {
-                let r = self.apply_params(&mut a.co).await;
+                let r = self
+                    .state
+                    .apply_params(&mut a.co, &self.ctx, &mut self.front.out)
+                    .await;
                 self.back.phase = Phase::Attached(a);
                 r
             }
@@ -220,76 +223,5 @@ impl Session {
                 Ok(())
             }
         }
-    }
-
-    /// Brings a connection's settings to this client's (SET/RESET/startup parameters).
-    /// A setting whose replay fails (a role dropped since, a privilege revoked) is
-    /// dropped from the client's settings with a warning, instead of failing every later
-    /// statement of the session.
-    pub(crate) async fn apply_params(&mut self, co: &mut Checkout) -> Result<()> {
-        if co.conn().applied_params == self.state.params.fingerprint() {
-            return Ok(());
-        }
-        // Boxed: the usual checkout finds the settings in place, and its future (which
-        // every statement's carries) need not hold room for these round trips.
-        Box::pin(self.apply_params_now(co)).await
-    }
-
-    async fn apply_params_now(&mut self, co: &mut Checkout) -> Result<()> {
-        let fp = self.state.params.fingerprint();
-        let conn = co.conn();
-        // Marked before the first byte: even a half-applied identity is reset before
-        // another client (or the router) uses this connection.
-        conn.identity |= self.ctx.gateway.is_some();
-        let sql = self.state.params.sync_sql(conn.applied_params);
-        if sql.is_empty() || conn.run_silent(&sql).await?.is_none() {
-            conn.applied_params = fp;
-            return Ok(());
-        }
-        // One by one, from a reset state, keeping what still applies.
-        conn.applied_params = super::params::UNKNOWN_PARAMS;
-        if let Some(err) = conn
-            .run_silent(&super::params::RESET_SQL.join(";\n"))
-            .await?
-        {
-            return Err(RouterError::Pg(err));
-        }
-        let settings: Vec<(String, String)> = self
-            .state
-            .params
-            .in_replay_order()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        for (name, set) in settings {
-            if let Some(err) = conn.run_silent(&set).await? {
-                if self.ctx.gateway.is_some() && (name == "role" || name == "request.jwt.claims") {
-                    // Never run on without the token's identity (as the authenticator).
-                    tracing::warn!(client = self.ctx.id, setting = %name, error = %err.fields.message, "the JWT gateway session's identity could not be set; session ended");
-                    return Err(RouterError::Pg(PgError::error(
-                        "42501",
-                        format!(
-                            "the role the token names cannot be used: {}",
-                            err.fields.message
-                        ),
-                    )));
-                }
-                tracing::warn!(client = self.ctx.id, setting = %name, error = %err.fields.message, "session setting could not be restored; dropped");
-                BackendMessage::NoticeResponse(
-                    PgError::new(
-                        "WARNING",
-                        "01000",
-                        format!(
-                            "the session setting \"{name}\" could not be restored on a server connection and was dropped: {}",
-                            err.fields.message
-                        ),
-                    )
-                    .fields,
-                )
-                .encode(&mut self.front.out);
-                self.state.params.forget(&name);
-            }
-        }
-        conn.applied_params = self.state.params.fingerprint();
-        Ok(())
     }
 }

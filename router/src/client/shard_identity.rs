@@ -56,7 +56,7 @@ impl ShardedPath<'_> {
         let mut held = Vec::new();
         let mut markers: Vec<(usize, String, String)> = Vec::new();
         for k in 0..schema.shards {
-            let Some(pool) = self.s.ctx.user.primary(k).cloned() else {
+            let Some(pool) = self.ctx.user.primary(k).cloned() else {
                 complete = false;
                 continue;
             };
@@ -80,9 +80,9 @@ impl ShardedPath<'_> {
                         {
                             let m = format!(
                                 "shards {first} and {k} of pool \"{}\" are the same database (a backend of shard {first}'s connection is connected to shard {k}'s database), so a statement over several shards would run on it twice; list endpoints of one database as servers of one shard (role \"auto\"), not as shards",
-                                self.s.ctx.user.pool_name
+                                self.ctx.user.pool_name
                             );
-                            tracing::error!(pool = %self.s.ctx.user.pool_name, "{m}");
+                            tracing::error!(pool = %self.ctx.user.pool_name, "{m}");
                             let _ = schema.distinct.set(Err(m.clone()));
                             return Err(m);
                         }

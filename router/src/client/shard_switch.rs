@@ -1,52 +1,20 @@
-//! The session's own side of a sharded pool, below the sharded path (`sharded.rs`): which
-//! schema plans its statements, the transaction status it reports while no server is
-//! attached, and moving its attached connection between the shards of a transaction
-//! (`ensure_server` does that; the sharded path only parks and un-parks). Kept on
-//! `Session` because the pass-through path uses them too.
+//! The session's own side of a sharded pool, below the sharded path (`sharded.rs`):
+//! moving its attached connection between the shards of a transaction (`ensure_server`
+//! does that; the sharded path only parks and un-parks, `ServerLeg::switch_to_parked`),
+//! and settling the current shard's pipeline before it ends. Kept on `Session` because
+//! settling relays the server's answers (`relay.rs`), which needs the whole session.
 
 use super::session::Session;
-use crate::planner::sharding::ShardingSchema;
-use std::sync::Arc;
 
 impl Session {
-    /// The planner's view of this pool, unless the session chose its shard by hand.
-    pub(crate) fn sharding(&self) -> Option<Arc<ShardingSchema>> {
-        if self.ctx.shard.is_some() {
-            return None;
-        }
-        self.ctx.user.sharding.clone()
-    }
-
-    /// Transaction status the client sees while no server is attached.
-    pub(crate) fn local_status(&self) -> u8 {
-        let Some(tx) = self.sharded_tx() else {
-            return if self.back.phase.is_attached() {
-                self.back.tx_status
-            } else {
-                b'I'
-            };
-        };
-        if tx.tx_poisoned {
-            return b'E';
-        }
-        if self.back.phase.is_attached() {
-            return self.back.tx_status;
-        }
-        match &tx.pending_begin {
-            Some(_) if tx.pending_failed => b'E',
-            Some(_) => b'T',
-            None => b'I',
-        }
-    }
-
     /// May the session move to another shard inside its transaction? Only between
     /// statements of an explicit transaction on a sharded pool in transaction mode.
     pub(crate) fn can_switch_shard(&self) -> bool {
-        self.sharding().is_some()
+        self.ctx.sharding().is_some()
             && self.ctx.mode == orochi_config::PoolMode::Transaction
-            && ((self.sharded_tx().is_some_and(|t| t.tx_begin.is_some())
+            && ((self.back.sharded_tx().is_some_and(|t| t.tx_begin.is_some())
                 && self.back.tx_status == b'T')
-                || (self.sharded_tx().is_none_or(|t| t.tx_begin.is_none())
+                || (self.back.sharded_tx().is_none_or(|t| t.tx_begin.is_none())
                     && self.back.tx_status == b'I'
                     && self.back.unsynced))
             && !self.back.phase.copy_in()
@@ -89,20 +57,17 @@ impl Session {
         Ok(true)
     }
 
-    /// Parks the current connection and takes the one already open on `shard`, if any.
-    pub(crate) fn switch_to_parked(&mut self, shard: usize) -> bool {
-        if let Some(cur) = self.back.phase.detach() {
-            self.tx().parked.push(cur);
+    /// The client's Sync ends a pipeline whose implicit transaction spans shards: the
+    /// current shard's batch is settled here, then the sharded path commits all shards
+    /// (two-phase) or rolls them back, and the client gets ReadyForQuery as if one server
+    /// had run the pipeline.
+    pub(crate) async fn finish_implicit_multi(&mut self) -> crate::error::Result<()> {
+        let ok = self.settle_current().await?;
+        self.front.router_skipping = false;
+        if let Some(mut path) = self.sharded_path() {
+            path.tx().implicit_multi = false;
+            path.finish_multi_shard(ok, false, true).await;
         }
-        let Some(co) = self.tx().take_parked(shard) else {
-            return false;
-        };
-        self.ctx
-            .cancel
-            .slot
-            .set(Some(super::shard_stream::cancel_target(&co)));
-        self.back.phase.attach(co);
-        self.back.tx_status = b'T';
-        true
+        Ok(())
     }
 }

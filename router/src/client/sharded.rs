@@ -28,7 +28,7 @@ impl ShardedPath<'_> {
     /// BEGIN / COMMIT / ROLLBACK / SAVEPOINT while no shard is chosen yet: answered here
     /// and replayed on the shard the transaction lands on. Returns the command tag.
     pub(crate) fn local_transaction(&mut self, sql: &str) -> Option<&'static str> {
-        if self.s.back.phase.is_attached() || crate::planner::session::has_inner_semicolon(sql) {
+        if self.back.phase.is_attached() || crate::planner::session::has_inner_semicolon(sql) {
             return None;
         }
         self.tx().held_command(sql)
@@ -44,8 +44,8 @@ impl ShardedPath<'_> {
         let shared = Arc::clone(&self.schema);
         let schema: &ShardingSchema = &shared;
         let extended = ext.is_some();
-        if self.tx().tx_poisoned || (self.tx().pending_failed && self.s.back.phase.is_idle()) {
-            self.s.router_error(tx_aborted(), extended);
+        if self.tx().tx_poisoned || (self.tx().pending_failed && self.back.phase.is_idle()) {
+            self.front.router_error(self.back, tx_aborted(), extended);
             return Ok(Route::Done);
         }
         // Simple protocol with inlined values: routed by the statement's shape, planned
@@ -68,7 +68,7 @@ impl ShardedPath<'_> {
                 let cols = match self.table_columns(&table, fresh).await {
                     Ok(c) => c,
                     Err(e) => {
-                        self.s.router_error(e, extended);
+                        self.front.router_error(self.back, e, extended);
                         return Ok(Route::Done);
                     }
                 };
@@ -87,7 +87,7 @@ impl ShardedPath<'_> {
             }
             if p.needs_columns.is_some() {
                 let e = PgError::error("42601", "INSERT has more expressions than target columns");
-                self.s.router_error(e, extended);
+                self.front.router_error(self.back, e, extended);
                 return Ok(Route::Done);
             }
         }
@@ -112,14 +112,14 @@ impl ShardedPath<'_> {
         let aside = self.runs_aside(p.kind, sql);
         let shards = match shards {
             Resolved::Any
-                if self.s.back.phase.is_idle()
+                if self.back.phase.is_idle()
                     && self.tx().pending_begin.is_some()
                     && (p.kind == Kind::Read || first_keyword(sql) == "show") =>
             {
                 // A read that needs no particular shard, before the transaction picked
                 // one: answered aside, so the transaction can still go where its keys say.
                 return Ok(Route::Fanout(Box::new(Job {
-                    shards: vec![(self.s.ctx.id as usize) % schema.shards],
+                    shards: vec![(self.ctx.id as usize) % schema.shards],
                     sql: vec![sql.to_string()],
                     shard_param_types: None,
                     merge: Default::default(),
@@ -134,9 +134,9 @@ impl ShardedPath<'_> {
                 })));
             }
             Resolved::Any => {
-                return Ok(Route::Shard(match self.s.back.phase.server() {
+                return Ok(Route::Shard(match self.back.phase.server() {
                     Some(co) => co.pool.shard,
-                    None => (self.s.ctx.id as usize) % schema.shards,
+                    None => (self.ctx.id as usize) % schema.shards,
                 }))
             }
             Resolved::Shards(v) if v.len() == 1 && !aside => {
@@ -157,16 +157,16 @@ impl ShardedPath<'_> {
         // (A plain read before the transaction touched any shard runs aside, as a
         // one-shard one does: READ COMMITTED gives it its own snapshot anyway.)
         let in_tx = (self.tx().pending_begin.is_some() && !aside)
-            || (self.s.back.phase.is_attached() && self.s.back.tx_status != b'I');
+            || (self.back.phase.is_attached() && self.back.tx_status != b'I');
         if in_tx {
-            if self.s.ctx.mode != orochi_config::PoolMode::Transaction
+            if self.ctx.mode != orochi_config::PoolMode::Transaction
                 || (self.tx().tx_begin.is_none() && self.tx().pending_begin.is_none())
             {
-                let s = self.s.back.phase.server().map_or(0, |c| c.pool.shard);
+                let s = self.back.phase.server().map_or(0, |c| c.pool.shard);
                 return self.refused(&format!("this transaction runs on shard {s}; a single statement that needs several shards cannot join it here (only explicit transactions in transaction pooling mode can span shards): split it per shard key, or run it outside the transaction"), extended);
             }
-            if self.s.back.tx_status == b'E' && self.s.back.phase.is_attached() {
-                self.s.router_error(tx_aborted(), extended);
+            if self.back.tx_status == b'E' && self.back.phase.is_attached() {
+                self.front.router_error(self.back, tx_aborted(), extended);
                 return Ok(Route::Done);
             }
         }
@@ -176,9 +176,7 @@ impl ShardedPath<'_> {
         if p.copy_in.is_some() && extended {
             return self.refused("COPY FROM STDIN across shards through the extended query protocol; send the COPY as a simple query (every driver's COPY API does)", extended);
         }
-        if !self.s.front.expect.is_empty()
-            || self.s.back.unsynced && self.s.back.phase.is_attached()
-        {
+        if !self.front.expect.is_empty() || self.back.unsynced && self.back.phase.is_attached() {
             return self.refused("a multi-shard statement pipelined behind a statement still running on one shard; send a Sync first", extended);
         }
         // ORDER BY and min/max compare values in the router: text in byte order.
@@ -227,9 +225,9 @@ impl ShardedPath<'_> {
     /// transaction's writes can still pick their shard.
     pub(crate) fn runs_aside(&self, kind: Kind, sql: &str) -> bool {
         !matches!(kind, Kind::Write | Kind::Ddl)
-            && self.s.back.phase.is_idle()
+            && self.back.phase.is_idle()
             && self
-                .s
+                .back
                 .sharded_tx()
                 .and_then(|t| t.pending_begin.as_deref())
                 .is_some_and(|b| {
@@ -239,13 +237,12 @@ impl ShardedPath<'_> {
     }
 
     pub(crate) fn refused(&mut self, msg: &str, extended: bool) -> Result<Route> {
-        self.s
-            .ctx
+        self.ctx
             .app
             .metrics
-            .error(&self.s.ctx.user.pool_name, "0A000");
-        self.s.router_error(refuse(msg), extended);
-        if self.s.back.phase.is_idle() && self.tx().pending_begin.is_some() {
+            .error(&self.ctx.user.pool_name, "0A000");
+        self.front.router_error(self.back, refuse(msg), extended);
+        if self.back.phase.is_idle() && self.tx().pending_begin.is_some() {
             self.tx().pending_failed = true;
         }
         Ok(Route::Done)
@@ -259,7 +256,7 @@ impl ShardedPath<'_> {
         if let Some(v) = schema.c_collation.get() {
             return *v;
         }
-        let Some(pool) = self.s.ctx.user.primary(0).cloned() else {
+        let Some(pool) = self.ctx.user.primary(0).cloned() else {
             return false;
         };
         let Ok((mut co, _)) = pool.checkout().await else {
@@ -280,10 +277,10 @@ impl ShardedPath<'_> {
 
     /// Local answer of a held-back transaction command (simple protocol).
     pub(crate) fn answer_local(&mut self, tag: &str) {
-        self.s
+        self.front
             .reply(message(BackendMessage::CommandComplete(tag.to_string())));
-        let status = self.s.local_status();
-        self.s.reply(ready(status));
+        let status = self.back.local_status();
+        self.front.reply(ready(status));
     }
 }
 
@@ -306,7 +303,7 @@ impl ShardedPath<'_> {
         msg: &orochi_wire::FrontendMessage,
     ) -> Result<Option<Option<usize>>> {
         use orochi_wire::FrontendMessage as M;
-        let idle = self.s.back.phase.is_idle();
+        let idle = self.back.phase.is_idle();
         match msg {
             M::Parse {
                 name,
@@ -314,13 +311,14 @@ impl ShardedPath<'_> {
                 param_types,
             } => {
                 if name.is_empty() {
-                    self.s.state.unnamed = Some(crate::statements::StatementRegistry::unnamed(
+                    self.state.unnamed = Some(crate::statements::StatementRegistry::unnamed(
                         query,
                         param_types,
                     ));
-                    self.s.back.phase.set_unnamed_on_server(false);
-                } else if self.s.state.statements.contains_key(name) {
-                    self.s.router_error(
+                    self.back.phase.set_unnamed_on_server(false);
+                } else if self.state.statements.contains_key(name) {
+                    self.front.router_error(
+                        self.back,
                         PgError::error(
                             "42P05",
                             format!("prepared statement \"{name}\" already exists"),
@@ -329,10 +327,10 @@ impl ShardedPath<'_> {
                     );
                     return Ok(Some(None));
                 } else {
-                    let stmt = self.s.ctx.app.statements.get(query, param_types);
-                    self.s.state.statements.insert(name.clone(), stmt);
+                    let stmt = self.ctx.app.statements.get(query, param_types);
+                    self.state.statements.insert(name.clone(), stmt);
                 }
-                self.s.reply(message(BackendMessage::ParseComplete));
+                self.front.reply(message(BackendMessage::ParseComplete));
                 Ok(Some(None))
             }
             M::Bind {
@@ -343,9 +341,9 @@ impl ShardedPath<'_> {
                 ..
             } => {
                 let stmt = if statement.is_empty() {
-                    self.s.state.unnamed.clone()
+                    self.state.unnamed.clone()
                 } else {
-                    self.s.state.statements.get(statement).cloned()
+                    self.state.statements.get(statement).cloned()
                 };
                 let Some(stmt) = stmt else { return Ok(None) };
                 self.tx().drop_portals();
@@ -355,13 +353,13 @@ impl ShardedPath<'_> {
                         tag: if commit { "COMMIT" } else { "ROLLBACK" },
                         finish: Some(commit),
                     });
-                    self.s.reply(message(BackendMessage::BindComplete));
+                    self.front.reply(message(BackendMessage::BindComplete));
                     return Ok(Some(None));
                 }
                 if idle {
                     if let Some(tag) = self.local_transaction(&stmt.query) {
                         self.tx().local_portal = Some(LocalPortal { tag, finish: None });
-                        self.s.reply(message(BackendMessage::BindComplete));
+                        self.front.reply(message(BackendMessage::BindComplete));
                         return Ok(Some(None));
                     }
                 }
@@ -378,7 +376,7 @@ impl ShardedPath<'_> {
                     Route::Fanout(job) => {
                         let (query, shards) = (stmt.query.clone(), self.schema.shards);
                         self.tx().held = Some(HeldPortal { job, query, shards });
-                        self.s.reply(message(BackendMessage::BindComplete));
+                        self.front.reply(message(BackendMessage::BindComplete));
                         Ok(Some(None))
                     }
                 }
@@ -391,7 +389,7 @@ impl ShardedPath<'_> {
                         x.describe = true;
                     }
                 } else {
-                    self.s.reply(message(BackendMessage::NoData));
+                    self.front.reply(message(BackendMessage::NoData));
                 }
                 Ok(Some(None))
             }
@@ -419,7 +417,7 @@ impl ShardedPath<'_> {
                         ..
                     }) => self.finish_multi_shard(commit, true, false).await,
                     Some(l) => self
-                        .s
+                        .front
                         .reply(message(BackendMessage::CommandComplete(l.tag.to_string()))),
                     None => {}
                 }
@@ -429,7 +427,7 @@ impl ShardedPath<'_> {
                 if self.tx().held.is_some() || self.tx().local_portal.is_some() =>
             {
                 self.tx().drop_portals();
-                self.s.reply(message(BackendMessage::CloseComplete));
+                self.front.reply(message(BackendMessage::CloseComplete));
                 Ok(Some(None))
             }
             _ => Ok(None),
@@ -496,12 +494,13 @@ impl ShardedPath<'_> {
         let schema: &ShardingSchema = &shared;
         use orochi_wire::FrontendMessage as M;
         let stmt = if name.is_empty() {
-            self.s.state.unnamed.clone()
+            self.state.unnamed.clone()
         } else {
-            self.s.state.statements.get(name).cloned()
+            self.state.statements.get(name).cloned()
         };
         let Some(stmt) = stmt else {
-            self.s.router_error(
+            self.front.router_error(
+                self.back,
                 PgError::error(
                     "26000",
                     format!("prepared statement \"{name}\" does not exist"),
@@ -510,14 +509,18 @@ impl ShardedPath<'_> {
             );
             return Ok(());
         };
-        let shard = (self.s.ctx.id as usize) % schema.shards;
-        let target = self.s.target_for_read();
-        let mut co = match self.s.checkout_traced(shard, target).await {
+        let shard = (self.ctx.id as usize) % schema.shards;
+        let target = self.ctx.target_for_read();
+        let mut co = match self.ctx.checkout_traced(shard, target).await {
             Ok((co, _)) => co,
-            Err(e) => return self.s.checkout_failed(e, true),
+            Err(e) => return self.front.checkout_failed(self.back, self.ctx.id, e, true),
         };
-        if let Err(e) = self.s.apply_params(&mut co).await {
-            return self.s.checkout_failed(e, true);
+        if let Err(e) = self
+            .state
+            .apply_params(&mut co, self.ctx, &mut self.front.out)
+            .await
+        {
+            return self.front.checkout_failed(self.back, self.ctx.id, e, true);
         }
         let mut b = bytes::BytesMut::new();
         M::Parse {
@@ -549,9 +552,9 @@ impl ShardedPath<'_> {
             }
         }
         co.release();
-        self.s.reply(out.freeze());
+        self.front.reply(out.freeze());
         if failed {
-            self.s.front.router_skipping = true;
+            self.front.router_skipping = true;
         }
         Ok(())
     }
@@ -559,12 +562,12 @@ impl ShardedPath<'_> {
     /// At Sync: a held-back fan-out that was described but never executed still owes
     /// its description; run it (rows are not sent without an Execute, so none are).
     pub(crate) async fn finish_held(&mut self) -> Result<()> {
-        if self.s.back.sharded.is_none() {
+        if self.back.sharded.is_none() {
             // Nothing was ever held (not a sharded pool, or nothing sharded ran yet).
             return Ok(());
         }
         self.tx().local_portal = None;
-        if self.s.local_status() == b'I' {
+        if self.back.local_status() == b'I' {
             // The implicit transaction ends at Sync, and its portals with it.
             self.tx().suspended = None;
         }

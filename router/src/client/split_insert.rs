@@ -123,7 +123,6 @@ impl ShardedPath<'_> {
             )
         };
         let pool = self
-            .s
             .ctx
             .user
             .primary(0)

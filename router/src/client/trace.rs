@@ -4,6 +4,7 @@
 //! `OnceLock` that stays empty without `otel_endpoint`: that read is all tracing costs
 //! when it is off.
 
+use super::context::Context as SessionContext;
 use super::session::Session;
 use crate::app::App;
 use crate::backend::registry::Target;
@@ -63,7 +64,7 @@ impl Session {
             || self.back.unsynced
             || self.back.phase.copy_in()
             || self.back.tx_status != b'I'
-            || self.sharded_tx().is_some_and(|t| {
+            || self.back.sharded_tx().is_some_and(|t| {
                 t.tx_begin.is_some() || t.pending_begin.is_some() || !t.parked.is_empty()
             })
         {
@@ -81,15 +82,17 @@ impl Session {
             cx.span().end();
         }
     }
+}
 
+impl SessionContext {
     /// A span under the client's transaction, when tracing.
     pub(crate) fn trace_child(
         &self,
         name: &'static str,
         attrs: Vec<KeyValue>,
     ) -> Option<opentelemetry_sdk::trace::Span> {
-        let t = self.ctx.app.otel.get()?;
-        Some(t.child(self.ctx.trace.as_ref()?, name, attrs))
+        let t = self.app.otel.get()?;
+        Some(t.child(self.trace.as_ref()?, name, attrs))
     }
 
     /// `UserPools::checkout` inside a `pool.checkout` span when tracing.
@@ -99,14 +102,14 @@ impl Session {
         target: Target,
     ) -> Result<(Checkout, Duration)> {
         // The attribute list is built only when tracing: this runs every transaction.
-        let mut span = match (self.ctx.app.otel.get(), self.ctx.trace.as_ref()) {
+        let mut span = match (self.app.otel.get(), self.trace.as_ref()) {
             (Some(_), Some(_)) => self.trace_child(
                 "pool.checkout",
                 vec![KeyValue::new("orochi.shard", shard as i64)],
             ),
             _ => None,
         };
-        let r = self.ctx.user.checkout(shard, target, self.ctx.id).await;
+        let r = self.user.checkout(shard, target, self.id).await;
         if let Some(s) = span.as_mut() {
             match &r {
                 Ok((co, waited)) => {
@@ -126,7 +129,7 @@ impl Session {
 /// `TwoPc::commit_deferred`, with a span per phase under the client's transaction when
 /// tracing (the `2pc.commit_prepared` span then covers only the hand-over: the COMMIT
 /// PREPAREDs run after it, off the client's path). The caller owes the
-/// [`orochi_twopc::Unfinished`] to `Session::finish_off_path`.
+/// [`orochi_twopc::Unfinished`] to `ServerLeg::finish_off_path`.
 pub(crate) async fn twopc_commit<'c>(
     app: &App,
     trace: Option<&Context>,
