@@ -28,9 +28,10 @@ pub(crate) struct SessionState {
     pub(crate) max_prepared: usize,
     /// Session effects of statements whose outcome is not known yet.
     pub(crate) pending_ops: Vec<SessionOp>,
-    /// The server reported an error since the client's last request began.
+    /// A server error answered the client's own request (not one the router injected)
+    /// since the last ReadyForQuery: its pending effects may not have happened.
     pub(crate) tx_error: bool,
-    /// The last command tag was a ROLLBACK (the pending effects were undone).
+    /// A ROLLBACK completed since the last ReadyForQuery: the pending effects were undone.
     pub(crate) last_tag_rollback: bool,
 }
 
