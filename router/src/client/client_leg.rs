@@ -32,8 +32,10 @@ pub(crate) struct ClientLeg {
     pub(crate) expect: VecDeque<Expect>,
     /// While set, fan-out output is collected here instead of sent.
     pub(crate) capture: Option<BytesMut>,
-    /// The largest message this client may send (`max_message_size`).
-    pub(crate) max_message: usize,
+    /// The largest message this client may send (`max_message_size`, at most 1 GiB).
+    /// A `u32`, so that it shares a word with `router_skipping` (every idle client
+    /// carries this struct).
+    pub(crate) max_message: u32,
     /// The router reported an error in the extended protocol: drop messages until Sync.
     pub(crate) router_skipping: bool,
 }
@@ -46,7 +48,7 @@ impl ClientLeg {
             out: BytesMut::new(),
             expect: VecDeque::new(),
             capture: None,
-            max_message,
+            max_message: u32::try_from(max_message).unwrap_or(u32::MAX),
             router_skipping: false,
         }
     }

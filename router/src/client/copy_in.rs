@@ -340,7 +340,7 @@ impl ShardedPath<'_> {
     /// The client's next message, reading more when none is buffered.
     async fn next_client_frame(&mut self) -> Result<Frame> {
         loop {
-            if let Some(f) = decode_frame(&mut self.front.rbuf, self.front.max_message)? {
+            if let Some(f) = decode_frame(&mut self.front.rbuf, self.front.max_message as usize)? {
                 return Ok(f);
             }
             let n = tokio::io::AsyncReadExt::read_buf(&mut self.front.stream, &mut self.front.rbuf)

@@ -281,7 +281,7 @@ impl Session {
         };
         let conn = co.conn();
         conn.touch_prepared(id);
-        if let Some(old) = conn.prepared_to_evict(self.state.max_prepared) {
+        if let Some(old) = conn.prepared_to_evict(self.state.max_prepared as usize) {
             let f = FrontendMessage::Close {
                 kind: b'S',
                 name: format!("_orochi_{old}"),

@@ -218,7 +218,9 @@ impl Session {
             if self.retry.is_some() {
                 Box::pin(self.run_retry()).await?;
             }
-            while let Some(frame) = decode_frame(&mut self.front.rbuf, self.front.max_message)? {
+            while let Some(frame) =
+                decode_frame(&mut self.front.rbuf, self.front.max_message as usize)?
+            {
                 if frame.tag == b'X' {
                     return Ok(());
                 }

@@ -25,7 +25,9 @@ pub(crate) struct SessionState {
     /// SQL-level prepared statements: name -> PREPARE text.
     pub(crate) sql_prepared: HashMap<String, String>,
     /// Router statements kept prepared per server connection (`max_prepared_statements`).
-    pub(crate) max_prepared: usize,
+    /// A `u32`, so that it shares a word with the two flags below (every idle client
+    /// carries this struct).
+    pub(crate) max_prepared: u32,
     /// Session effects of statements whose outcome is not known yet.
     pub(crate) pending_ops: Vec<SessionOp>,
     /// A server error answered the client's own request (not one the router injected)
@@ -43,7 +45,7 @@ impl SessionState {
             statements: HashMap::new(),
             unnamed: None,
             sql_prepared: HashMap::new(),
-            max_prepared,
+            max_prepared: u32::try_from(max_prepared).unwrap_or(u32::MAX),
             pending_ops: Vec::new(),
             tx_error: false,
             last_tag_rollback: false,
