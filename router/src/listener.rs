@@ -341,8 +341,11 @@ mod tests {
         };
         let size = std::mem::size_of_val(&s.on_client_frame(f));
         eprintln!("a statement's future: {size} bytes");
-        // Fan-outs, two-phase commit, opening a server connection and replaying settings
-        // are boxed where they start; inline, this was 8.6 KB.
-        assert!(size <= 2048, "a statement's future is {size} bytes");
+        // Fan-outs, two-phase commit, opening a server connection, replaying settings,
+        // waiting for a full pool or a paused one, a traced checkout and the re-plan
+        // after a cutover are boxed where they start; inline, this was 8.6 KB. At most
+        // 1 KiB, the box comes from glibc's per-thread cache (tcache, up to 1032 B)
+        // instead of its slower bins.
+        assert!(size <= 1024, "a statement's future is {size} bytes");
     }
 }

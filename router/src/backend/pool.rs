@@ -152,16 +152,9 @@ impl ServerPool {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(p) => Ok(Ok(p)),
             Err(_) => {
-                self.stats.waiting.fetch_add(1, Ordering::Relaxed);
-                let p = tokio::time::timeout(
-                    self.settings.wait_timeout,
-                    self.permits.clone().acquire_owned(),
-                )
-                .await;
-                self.stats.waiting.fetch_sub(1, Ordering::Relaxed);
-                self.stats
-                    .wait_us
-                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                // Boxed: the wait (a timer and a semaphore waiter) is for a full pool
+                // only; inline, every checkout's future would carry it (issue 16).
+                let p = Box::pin(self.wait_for_permit(started)).await;
                 now = Instant::now();
                 p
             }
@@ -204,6 +197,27 @@ impl ServerPool {
             },
             waited,
         ))
+    }
+
+    /// A full pool: waits up to `wait_timeout` for a connection to be given back.
+    async fn wait_for_permit(
+        &self,
+        started: Instant,
+    ) -> std::result::Result<
+        std::result::Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>,
+        tokio::time::error::Elapsed,
+    > {
+        self.stats.waiting.fetch_add(1, Ordering::Relaxed);
+        let p = tokio::time::timeout(
+            self.settings.wait_timeout,
+            self.permits.clone().acquire_owned(),
+        )
+        .await;
+        self.stats.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.stats
+            .wait_us
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        p
     }
 
     /// Takes the idle connection `owner` should get (see the module doc), closing stale

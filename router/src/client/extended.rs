@@ -72,7 +72,7 @@ impl Session {
         let read =
             self.back.phase.is_idle() && self.ctx.user.has_replicas && self.batch_is_read(&f);
         match self.ensure_server(wanted, read).await {
-            // Nothing of this message was sent: `on_extended_replanned` plans it again.
+            // Nothing of this message was sent: `replan` plans it again.
             Err(RouterError::MapChanged) => return Err(RouterError::MapChanged),
             Err(e) => {
                 return self.front.checkout_failed(

@@ -13,7 +13,7 @@
 //! shard the new map does not name. Nothing of the statement was sent yet, so it is
 //! planned again against the new map: a simple Query by `Session::on_client_frame`, an
 //! extended-protocol message (the Bind that routes a batch) by
-//! `Session::on_extended_replanned` (`replan.rs` says why that is safe), a held portal
+//! `Session::replan` (`replan.rs` says why that is safe), a held portal
 //! by its Execute (`held_replan.rs`).
 //!
 //! A planned statement whose map changed is stopped even when the pool is no longer

@@ -28,46 +28,45 @@ use orochi_wire::Frame;
 pub(crate) const MAX_REPLANS: usize = 16;
 
 impl Session {
-    /// A simple Query, planned again when the shard map changed under it.
-    pub(crate) async fn on_query_replanned(&mut self, f: Frame) -> Result<()> {
-        self.replanned(f, Kind::Query).await
+    /// Where a message's first attempt starts: how many shards the transaction had
+    /// written to (routing notes the shard a write goes to, for two-phase commit; a
+    /// shard number of a replaced map must not stay among them).
+    pub(crate) fn replan_mark(&self) -> usize {
+        self.back.sharded_tx().map_or(0, |t| t.wrote.len())
     }
 
-    /// Parse, Bind, Describe, Execute, Close, FunctionCall, planned again when the shard
-    /// map changed under them.
-    pub(crate) async fn on_extended_replanned(&mut self, f: Frame) -> Result<()> {
-        let kind = if f.tag == b'F' {
-            Kind::FunctionCall
-        } else {
-            Kind::Extended
+    /// After a first attempt (inline in `on_client_frame`) ended with `MapChanged`:
+    /// plans the message again against the new map. Boxed by the caller and entered
+    /// only after a cutover, so every statement's future does not carry a second copy
+    /// of the statement path's state (issue 16: the session boxes that future once per
+    /// message).
+    pub(crate) async fn replan(&mut self, f: Frame, wrote: usize) -> Result<()> {
+        let kind = match f.tag {
+            b'Q' => Kind::Query,
+            b'F' => Kind::FunctionCall,
+            _ => Kind::Extended,
         };
-        self.replanned(f, kind).await
-    }
-
-    async fn replanned(&mut self, f: Frame, kind: Kind) -> Result<()> {
-        // Routing notes the shard a write goes to (two-phase commit's participants); a
-        // shard number of the replaced map must not stay among them.
-        let wrote = self.back.sharded_tx().map_or(0, |t| t.wrote.len());
-        for _ in 0..=MAX_REPLANS {
-            match self.handle(f.clone(), kind).await {
-                Err(RouterError::MapChanged) => {
-                    if let Some(t) = self.back.sharded.as_deref_mut() {
-                        t.wrote.truncate(wrote);
-                    }
-                }
+        for _ in 0..MAX_REPLANS {
+            self.forget_writes_after(wrote);
+            let r = match kind {
+                Kind::Query => self.on_query(f.clone()).await,
+                Kind::Extended | Kind::FunctionCall => self.on_extended(f.clone()).await,
+            };
+            match r {
+                Err(RouterError::MapChanged) => {}
                 r => return r,
             }
         }
+        self.forget_writes_after(wrote);
         let e = RouterError::MapChanged.to_client().expect("a client error");
         self.front
             .router_error(&self.back, e, kind == Kind::Extended);
         Ok(())
     }
 
-    async fn handle(&mut self, f: Frame, kind: Kind) -> Result<()> {
-        match kind {
-            Kind::Query => self.on_query(f).await,
-            Kind::Extended | Kind::FunctionCall => self.on_extended(f).await,
+    fn forget_writes_after(&mut self, wrote: usize) {
+        if let Some(t) = self.back.sharded.as_deref_mut() {
+            t.wrote.truncate(wrote);
         }
     }
 }

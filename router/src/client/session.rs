@@ -415,7 +415,7 @@ impl Session {
                         tx.tx_begin = Some("BEGIN".into());
                         tx.implicit_multi = true;
                     }
-                    if !self.settle_current().await? {
+                    if !Box::pin(self.settle_current()).await? {
                         return Err(RouterError::Pg(super::reply::tx_aborted()));
                     }
                     if self.back.switch_to_parked(w, &self.ctx.cancel) {
@@ -427,9 +427,11 @@ impl Session {
                 _ => return self.resync_attached().await,
             }
         }
-        self.ctx
-            .pause_gate(true, self.back.holds_no_connection())
-            .await?;
+        // Boxed only when it has work (issue 16: this runs every transaction).
+        let holds_none = self.back.holds_no_connection();
+        if !self.ctx.gate_is_open(holds_none) {
+            Box::pin(self.ctx.pause_gate(true, holds_none)).await?;
+        }
         let shard = self.pick_shard(wanted)?;
         let target = self.ctx.target_for(read);
         self.ctx.client.info.set_state(ClientState::Waiting);
@@ -530,9 +532,20 @@ impl Session {
             self.front.router_skipping = false;
         }
         match f.tag {
-            // Planned again when a reshard cutover replaced the shard map while it waited.
-            b'Q' => self.on_query_replanned(f).await,
-            b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => self.on_extended_replanned(f).await,
+            // Planned again when a reshard cutover replaced the shard map while it
+            // waited (`replan.rs`); the re-plan loop is boxed, entered only then.
+            b'Q' | b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => {
+                let wrote = self.replan_mark();
+                let first = if f.tag == b'Q' {
+                    self.on_query(f.clone()).await
+                } else {
+                    self.on_extended(f.clone()).await
+                };
+                match first {
+                    Err(RouterError::MapChanged) => Box::pin(self.replan(f, wrote)).await,
+                    r => r,
+                }
+            }
             b'S' => {
                 if self.back.sharded_tx().is_some_and(|t| t.implicit_multi)
                     && self.back.phase.is_attached()

@@ -101,14 +101,20 @@ impl SessionContext {
         shard: usize,
         target: Target,
     ) -> Result<(Checkout, Duration)> {
-        // The attribute list is built only when tracing: this runs every transaction.
-        let mut span = match (self.app.otel.get(), self.trace.as_ref()) {
-            (Some(_), Some(_)) => self.trace_child(
-                "pool.checkout",
-                vec![KeyValue::new("orochi.shard", shard as i64)],
-            ),
-            _ => None,
-        };
+        // This runs every transaction: without tracing, no span is built, and the
+        // traced path (a span held across the wait) is boxed so that the untraced
+        // checkout's future does not carry it (issue 16).
+        match (self.app.otel.get(), self.trace.as_ref()) {
+            (Some(_), Some(_)) => Box::pin(self.checkout_in_span(shard, target)).await,
+            _ => self.user.checkout(shard, target, self.id).await,
+        }
+    }
+
+    async fn checkout_in_span(&self, shard: usize, target: Target) -> Result<(Checkout, Duration)> {
+        let mut span = self.trace_child(
+            "pool.checkout",
+            vec![KeyValue::new("orochi.shard", shard as i64)],
+        );
         let r = self.user.checkout(shard, target, self.id).await;
         if let Some(s) = span.as_mut() {
             match &r {
