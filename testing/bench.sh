@@ -28,7 +28,8 @@
 #      BENCH_ROUTER_GENERAL (extra [general] lines for the router, e.g. "worker_threads = 1"),
 #      BENCH_TLS (1; 0 skips the TLS rows), BENCH_TLS_CLIENTS ("1 100"), BENCH_2PC (1; 0
 #      skips the transfers),
-#      OROCHI_BENCH_PG_PORT (15460).
+#      OROCHI_BENCH_PG_PORT (OROCHI_PG_BASE_PORT + 28, i.e. 15460 by default, so two
+#      checkouts with their own base ports bench side by side).
 # Numbers from a shared 2-core machine are noisy: pgbench competes with the
 # proxy for CPU. Compare ratios from the same run, not absolute numbers.
 set -euo pipefail
@@ -41,7 +42,7 @@ read -r -a clients_list <<<"${BENCH_CLIENTS:-1 16 100 500}"
 read -r -a modes <<<"${BENCH_MODES:-simple extended}"
 read -r -a idle_list <<<"${BENCH_IDLE_CLIENTS:-2000 10000}"
 scale="${BENCH_SCALE:-10}"
-pg_port_bench="${OROCHI_BENCH_PG_PORT:-15460}"
+pg_port_bench="${OROCHI_BENCH_PG_PORT:-$((${OROCHI_PG_BASE_PORT:-15432} + 28))}"
 pool_size=20
 db=bench
 work="$PG_RUN_DIR/bench"
