@@ -150,7 +150,7 @@ impl ServerPool {
         let started = Instant::now();
         let mut now = started;
         let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(p) => Ok(Ok(p)),
+            Ok(p) => Some(p),
             Err(_) => {
                 // Boxed: the wait (a timer and a semaphore waiter) is for a full pool
                 // only; inline, every checkout's future would carry it (issue 16).
@@ -161,8 +161,8 @@ impl ServerPool {
         };
         let waited = now - started;
         let permit = match permit {
-            Ok(Ok(p)) => p,
-            _ => {
+            Some(p) => p,
+            None => {
                 self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 return Err(RouterError::PoolExhausted {
                     pool: self.pool_name.clone(),
@@ -199,14 +199,9 @@ impl ServerPool {
         ))
     }
 
-    /// A full pool: waits up to `wait_timeout` for a connection to be given back.
-    async fn wait_for_permit(
-        &self,
-        started: Instant,
-    ) -> std::result::Result<
-        std::result::Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>,
-        tokio::time::error::Elapsed,
-    > {
+    /// A full pool: waits up to `wait_timeout` for a connection to be given back; `None`
+    /// when none was in time.
+    async fn wait_for_permit(&self, started: Instant) -> Option<OwnedSemaphorePermit> {
         self.stats.waiting.fetch_add(1, Ordering::Relaxed);
         let p = tokio::time::timeout(
             self.settings.wait_timeout,
@@ -217,7 +212,7 @@ impl ServerPool {
         self.stats
             .wait_us
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        p
+        p.ok()?.ok()
     }
 
     /// Takes the idle connection `owner` should get (see the module doc), closing stale
