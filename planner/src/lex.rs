@@ -59,6 +59,92 @@ pub fn block_comment_end(b: &[u8], start: usize) -> Option<usize> {
     None
 }
 
+/// Several case-insensitive (ASCII) substring tests in one pass over the text.
+///
+/// Every statement is screened for a handful of words (session effects, the
+/// two-phase-commit guard). One test per word meant one scan per word, each stopping
+/// wherever the word's first letter occurs: nine scans a statement, ~7% of the router's
+/// instructions. A screen looks at each pair of adjacent bytes once: two tables say
+/// which words start with that first byte and go on with that second one, and only
+/// those words are compared there, which in ordinary SQL is seldom (issue 16, CPU per
+/// transaction).
+pub struct Screen {
+    words: &'static [&'static str],
+    /// Bit `k` of `first[b]`: word `k` starts with byte `b` (either letter case).
+    first: [u16; 256],
+    /// Bit `k` of `second[b]`: word `k`'s second byte is `b` (either letter case).
+    second: [u16; 256],
+}
+
+impl Screen {
+    /// A screen for up to 16 words of at least two bytes. `const`, so a screen is a
+    /// `static`.
+    pub const fn new(words: &'static [&'static str]) -> Self {
+        assert!(words.len() <= 16, "a screen holds at most 16 words");
+        let mut first = [0u16; 256];
+        let mut second = [0u16; 256];
+        let mut k = 0;
+        while k < words.len() {
+            let b = words[k].as_bytes();
+            assert!(b.len() >= 2, "a screened word has two bytes or more");
+            first[b[0].to_ascii_lowercase() as usize] |= 1 << k;
+            first[b[0].to_ascii_uppercase() as usize] |= 1 << k;
+            second[b[1].to_ascii_lowercase() as usize] |= 1 << k;
+            second[b[1].to_ascii_uppercase() as usize] |= 1 << k;
+            k += 1;
+        }
+        Screen {
+            words,
+            first,
+            second,
+        }
+    }
+
+    /// Which words occur in `hay`: bit `k` set when `words[k]` does.
+    pub fn scan(&self, hay: &str) -> u16 {
+        self.find(hay.as_bytes(), false)
+    }
+
+    /// True when any of the words occurs in `hay`.
+    pub fn any(&self, hay: &str) -> bool {
+        self.find(hay.as_bytes(), true) != 0
+    }
+
+    fn find(&self, h: &[u8], first_only: bool) -> u16 {
+        let mut found = 0u16;
+        // The hot loop is two table reads per byte; the comparisons are out of line.
+        let Some(pairs) = h.len().checked_sub(1) else {
+            return 0;
+        };
+        let (a, b) = (&h[..pairs], &h[1..]);
+        for i in 0..pairs {
+            let m = self.first[a[i] as usize] & self.second[b[i] as usize] & !found;
+            if m != 0 {
+                found |= self.compare(h, i, m);
+                if first_only && found != 0 {
+                    return found;
+                }
+            }
+        }
+        found
+    }
+
+    /// The words of `candidates` that occur at `h[i..]`, whose first two bytes match.
+    #[inline(never)]
+    fn compare(&self, h: &[u8], i: usize, mut candidates: u16) -> u16 {
+        let mut found = 0;
+        while candidates != 0 {
+            let k = candidates.trailing_zeros() as usize;
+            candidates &= candidates - 1;
+            let w = self.words[k].as_bytes();
+            if h.len() - i >= w.len() && h[i + 2..i + w.len()].eq_ignore_ascii_case(&w[2..]) {
+                found |= 1 << k;
+            }
+        }
+        found
+    }
+}
+
 /// Case-insensitive (ASCII) substring test.
 ///
 /// It runs on every statement (session tracking, the two-phase-commit guard), so it
@@ -95,6 +181,36 @@ pub fn contains_word_ci(hay: &str, word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_screen_finds_what_one_test_per_word_finds() {
+        static S: Screen = Screen::new(&["set_config", "temp", "/*", "u&", "hold", "ss"]);
+        let texts = [
+            "",
+            "select 1",
+            "SELECT SET_CONFIG('a','b',false)",
+            "create TEMPORARY table x()",
+            "select /* c */ 1",
+            "select U&'\\0041'",
+            "declare c cursor with HOLD for select 1",
+            "tem",
+            "set_confi",
+            "xx set_config",
+            "s",
+            "SsS",
+            "Ünïcode temp ✓",
+        ];
+        for t in texts {
+            let mut want = 0u16;
+            for (k, w) in S.words.iter().enumerate() {
+                if contains_ci(t, w) {
+                    want |= 1 << k;
+                }
+            }
+            assert_eq!(S.scan(t), want, "{t:?}");
+            assert_eq!(S.any(t), want != 0, "{t:?}");
+        }
+    }
 
     #[test]
     fn block_comments_nest_as_in_postgresql() {

@@ -18,7 +18,7 @@
 //! rest go through `pg_query` once per distinct text.
 
 use super::cache::TextCache;
-use super::lex::{contains_ci, first_word};
+use super::lex::{first_word, Screen};
 use pg_query::protobuf::{a_const, node, DiscardMode, VariableSetKind};
 use pg_query::{NodeEnum, NodeRef};
 use std::sync::{Arc, OnceLock};
@@ -118,7 +118,32 @@ const PLAIN_KEYWORDS: &[&str] = &[
 /// Substrings that may mean session state even in an otherwise plain statement (`temp`
 /// also catches `pg_temp` and `TEMPORARY`; `/*` a nested comment that could hide the
 /// real first keyword from the lexer's view of it).
-const SUSPICIOUS: &[&str] = &["set_config", "advisory", "temp", "hold", "/*"];
+///
+/// They are screened in one pass with the words of the router's two-phase-commit guard
+/// (`STATEMENT_WORDS`), since every statement is read for both.
+const SUSPICIOUS: u16 = 0b1_1111;
+
+/// The words every statement is screened for, in one pass over its text
+/// ([`Screen::scan`]): the first five may mean session state (`SUSPICIOUS`, read by
+/// [`analyze_screened`]); the last four may touch the router's two-phase commit (its
+/// guard reads them: the decision functions' names, `U&` that could spell them, and
+/// `prepare` of `PREPARE TRANSACTION`/`COMMIT PREPARED`/`ROLLBACK PREPARED`).
+pub static STATEMENT_WORDS: Screen = Screen::new(&[
+    "set_config",
+    "advisory",
+    "temp",
+    "hold",
+    "/*",
+    "record_decision",
+    "forget_decisions",
+    "u&",
+    "prepare",
+]);
+/// Bits of [`STATEMENT_WORDS`]'s scan read by the two-phase-commit guard.
+pub const WORD_RECORD_DECISION: u16 = 1 << 5;
+pub const WORD_FORGET_DECISIONS: u16 = 1 << 6;
+pub const WORD_UNICODE_ESCAPE: u16 = 1 << 7;
+pub const WORD_PREPARE: u16 = 1 << 8;
 
 /// `CURSOR_OPT_HOLD` of PostgreSQL's parsenodes.h: `DECLARE … WITH HOLD`.
 const CURSOR_OPT_HOLD: i32 = 0x0020;
@@ -147,10 +172,15 @@ pub fn has_inner_semicolon(sql: &str) -> bool {
 
 /// Session effects of a statement string (one or more statements).
 pub fn analyze(sql: &str) -> Arc<Analysis> {
+    analyze_screened(sql, STATEMENT_WORDS.scan(sql))
+}
+
+/// [`analyze`] of a statement already screened: `words` is `STATEMENT_WORDS.scan(sql)`.
+pub fn analyze_screened(sql: &str, words: u16) -> Arc<Analysis> {
     let kw = first_word(sql);
-    if PLAIN_KEYWORDS.iter().any(|k| kw.eq_ignore_ascii_case(k))
+    if words & SUSPICIOUS == 0
+        && PLAIN_KEYWORDS.iter().any(|k| kw.eq_ignore_ascii_case(k))
         && !has_inner_semicolon(sql)
-        && !SUSPICIOUS.iter().any(|s| contains_ci(sql, s))
     {
         return plain();
     }

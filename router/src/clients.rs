@@ -60,9 +60,13 @@ impl ClientInfo {
         }
     }
     pub fn set_state(&self, s: ClientState) {
-        self.state.store(s as u8, Ordering::Relaxed);
-        if let Ok(mut w) = self.wait_since.lock() {
-            *w = (s == ClientState::Waiting).then(Instant::now);
+        let was = self.state.swap(s as u8, Ordering::Relaxed);
+        // The lock is taken when a wait begins or ends, not at every turn between active
+        // and idle (issue 16, CPU per transaction).
+        if s == ClientState::Waiting || was == ClientState::Waiting as u8 {
+            if let Ok(mut w) = self.wait_since.lock() {
+                *w = (s == ClientState::Waiting).then(Instant::now);
+            }
         }
     }
 

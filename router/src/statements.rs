@@ -11,6 +11,7 @@
 //! each server connection keeps at most `max_prepared_statements` of them prepared and
 //! closes the least recently used (see `ServerConn::prepared_to_evict`).
 
+use crate::planner::session::{analyze_screened, STATEMENT_WORDS};
 use crate::planner::{analyze, Analysis};
 use orochi_wire::{Frame, FrontendMessage};
 use std::collections::HashMap;
@@ -87,12 +88,22 @@ impl StatementRegistry {
 
     /// A statement that is not shared (the unnamed one): same shape, no id.
     pub fn unnamed(query: &str, param_types: &[u32]) -> Arc<PreparedStatement> {
+        Self::unnamed_screened(query, param_types, STATEMENT_WORDS.scan(query))
+    }
+
+    /// [`unnamed`](Self::unnamed) of a text already screened (`words`, its
+    /// `STATEMENT_WORDS.scan`).
+    pub fn unnamed_screened(
+        query: &str,
+        param_types: &[u32],
+        words: u16,
+    ) -> Arc<PreparedStatement> {
         Arc::new(PreparedStatement {
             id: 0,
             server_name: String::new(),
             query: query.to_string(),
             param_types: param_types.to_vec(),
-            analysis: analyze(query),
+            analysis: analyze_screened(query, words),
             validated: AtomicBool::new(false),
         })
     }

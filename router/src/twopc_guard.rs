@@ -16,6 +16,9 @@
 //! is `\o...` with it on and `o...` with it off) and refused if either reading names a
 //! router gid.
 
+use crate::planner::session::{
+    STATEMENT_WORDS, WORD_FORGET_DECISIONS, WORD_PREPARE, WORD_RECORD_DECISION, WORD_UNICODE_ESCAPE,
+};
 use orochi_wire::{FrontendMessage, PgError};
 use pg_query::protobuf::TransactionStmtKind;
 use pg_query::{NodeEnum, ParserOptions};
@@ -25,27 +28,35 @@ pub const SQLSTATE: &str = "42501";
 
 /// The error for a simple-protocol Query or an extended-protocol Parse that would
 /// prepare, commit or roll back a prepared transaction named like the router's.
-pub fn refuse_message(msg: &FrontendMessage) -> Option<PgError> {
+/// `words` is `STATEMENT_WORDS.scan` of the message's text (zero for other messages).
+pub fn refuse_message(msg: &FrontendMessage, words: u16) -> Option<PgError> {
     match msg {
         FrontendMessage::Query(sql) | FrontendMessage::Parse { query: sql, .. } => {
-            refuse_query(sql)
+            refuse_query(sql, words)
         }
         _ => None,
     }
 }
 
 /// As [`refuse_message`], for statement text.
-pub fn refuse_query(sql: &str) -> Option<PgError> {
-    refuse(sql).map(|m| PgError::error(SQLSTATE, m))
+pub fn refuse_query(sql: &str, words: u16) -> Option<PgError> {
+    refuse_screened(sql, words).map(|m| PgError::error(SQLSTATE, m))
 }
 
 /// The refusal message when `sql` would prepare, commit or roll back a prepared
 /// transaction named like the router's.
 pub fn refuse(sql: &str) -> Option<String> {
-    if let Some(m) = refuse_decision_call(sql) {
+    refuse_screened(sql, STATEMENT_WORDS.scan(sql))
+}
+
+/// [`refuse`] of a statement already screened: every statement passes here, and its one
+/// pass over the text (the planner's `STATEMENT_WORDS`) serves session tracking too
+/// (issue 16, CPU per transaction).
+fn refuse_screened(sql: &str, found: u16) -> Option<String> {
+    if let Some(m) = refuse_decision_call(sql, found) {
         return Some(m);
     }
-    if !contains_word(sql, "prepare") {
+    if found & WORD_PREPARE == 0 {
         return None;
     }
     [
@@ -55,6 +66,12 @@ pub fn refuse(sql: &str) -> Option<String> {
     .into_iter()
     .find_map(|o| refuse_parsed(sql, o))
 }
+
+/// The decision functions, with their bits in the statement's screen.
+const DECISION_NAMES: [(u16, &str); 2] = [
+    (WORD_RECORD_DECISION, "record_decision"),
+    (WORD_FORGET_DECISIONS, "forget_decisions"),
+];
 
 fn refuse_parsed(sql: &str, options: ParserOptions) -> Option<String> {
     let parsed = pg_query::parse(sql, options).ok()?;
@@ -90,14 +107,12 @@ fn is_router_gid(gid: &str) -> bool {
 /// schema, any spelling the parser decodes, inside `DO` or function bodies too) are
 /// the router's alone. Dynamic SQL assembled at run time inside a function cannot be
 /// seen here; the README's threat model says so.
-fn refuse_decision_call(sql: &str) -> Option<String> {
-    const NAMES: [&str; 2] = ["record_decision", "forget_decisions"];
-    let literal = NAMES.iter().find(|n| contains_word(sql, n));
-    let escaped = || contains_word(sql, "u&");
-    if literal.is_none() && !escaped() {
+fn refuse_decision_call(sql: &str, found: u16) -> Option<String> {
+    let literal = DECISION_NAMES.iter().find(|(bit, _)| found & bit != 0);
+    if literal.is_none() && found & WORD_UNICODE_ESCAPE == 0 {
         return None;
     }
-    let named = literal.map(|n| n.to_string()).or_else(|| {
+    let named = literal.map(|(_, n)| n.to_string()).or_else(|| {
         let parsed = pg_query::parse(sql, ParserOptions::DEFAULT).ok()?;
         parsed
             .functions()
@@ -108,17 +123,11 @@ fn refuse_decision_call(sql: &str) -> Option<String> {
                     .unwrap_or_default()
                     .to_ascii_lowercase()
             })
-            .find(|f| NAMES.contains(&f.as_str()))
+            .find(|f| DECISION_NAMES.iter().any(|(_, n)| n == f))
     })?;
     Some(format!(
         "permission denied for function {named}: it belongs to the router's two-phase commit"
     ))
-}
-
-fn contains_word(sql: &str, word: &str) -> bool {
-    // Every statement passes here: the planner's scan tests a window only where its
-    // first byte matches (issue 16, CPU per transaction).
-    crate::planner::lex::contains_ci(sql, word)
 }
 
 #[cfg(test)]

@@ -18,8 +18,15 @@ impl Session {
     /// Parse, Bind, Describe, Execute, Close, FunctionCall.
     pub(crate) async fn on_extended(&mut self, f: Frame) -> Result<()> {
         let msg = FrontendMessage::decode(&f)?;
-        if let Some(e) =
-            crate::twopc_guard::refuse_message(&msg).or_else(|| self.gateway_refuse_message(&msg))
+        // One pass over a Parse's text for the guard and the session tracking (issue 16).
+        let words = match &msg {
+            FrontendMessage::Parse { query, .. } => {
+                crate::planner::session::STATEMENT_WORDS.scan(query)
+            }
+            _ => 0,
+        };
+        if let Some(e) = crate::twopc_guard::refuse_message(&msg, words)
+            .or_else(|| self.gateway_refuse_message(&msg))
         {
             self.front.router_error(&self.back, e, true);
             return Ok(());
@@ -92,7 +99,11 @@ impl Session {
                 param_types,
             } => {
                 if name.is_empty() {
-                    self.state.unnamed = Some(StatementRegistry::unnamed(&query, &param_types));
+                    self.state.unnamed = Some(StatementRegistry::unnamed_screened(
+                        &query,
+                        &param_types,
+                        words,
+                    ));
                     self.back.phase.set_unnamed_on_server(true);
                     self.send_server(
                         &f,

@@ -19,7 +19,6 @@ use crate::backend::UserPools;
 use crate::cancel::{CancelKey, CancelTarget};
 use crate::clients::{ClientState, Registered};
 use crate::error::{Result, RouterError};
-use crate::planner::analyze;
 use crate::planner::directive::{comment_shard, directive};
 use crate::planner::sharding::ShardingSchema;
 use crate::spare_buffers;
@@ -619,11 +618,13 @@ impl Session {
             Box::pin(self.on_directive(d)).await;
             return Ok(());
         }
-        if let Some(e) = crate::twopc_guard::refuse_query(&sql) {
+        // One pass over the text for the guard and the session tracking (issue 16).
+        let words = crate::planner::session::STATEMENT_WORDS.scan(&sql);
+        if let Some(e) = crate::twopc_guard::refuse_query(&sql, words) {
             self.front.router_error(&self.back, e, false);
             return Ok(());
         }
-        let analysis = analyze(&sql);
+        let analysis = crate::planner::session::analyze_screened(&sql, words);
         if let Some(e) = self.refuse_listen(&analysis) {
             self.front.router_error(&self.back, e, false);
             return Ok(());
