@@ -164,10 +164,11 @@ fn cache() -> &'static TextCache<Analysis> {
 
 /// True when a `;` is followed by anything but whitespace: a multi-statement string.
 pub fn has_inner_semicolon(sql: &str) -> bool {
-    match sql.find(';') {
-        None => false,
-        Some(i) => !sql[i + 1..].trim().is_empty() || sql[i + 1..].contains(';'),
-    }
+    // Every statement passes here (issue 16): a vectorised search for the first `;`,
+    // then a look at what follows it. Non-ASCII whitespace after it counts as more
+    // text, which only sends the statement to the parser.
+    let b = sql.as_bytes();
+    memchr::memchr(b';', b).is_some_and(|i| b[i + 1..].iter().any(|c| !c.is_ascii_whitespace()))
 }
 
 /// Session effects of a statement string (one or more statements).
@@ -429,6 +430,21 @@ mod tests {
 
     fn ops(sql: &str) -> Vec<SessionOp> {
         analyze(sql).ops.clone()
+    }
+
+    #[test]
+    fn a_semicolon_is_inner_when_anything_follows_it() {
+        for (sql, inner) in [
+            ("select 1", false),
+            ("select 1;", false),
+            ("select 1; \n\t ", false),
+            ("select 1;;", true),
+            ("select 1; select 2", true),
+            ("select ';' ", true),
+            ("select 1;\u{a0}", true),
+        ] {
+            assert_eq!(has_inner_semicolon(sql), inner, "{sql:?}");
+        }
     }
 
     #[test]

@@ -53,10 +53,8 @@ impl<'a> Reader<'a> {
     }
     pub(crate) fn cstr(&mut self) -> Result<&'a str, WireError> {
         let rest = &self.buf[self.pos..];
-        let end = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(WireError::MissingNul(self.what))?;
+        // Statement text can be long: the terminator is found with a vectorised scan.
+        let end = memchr::memchr(0, rest).ok_or(WireError::MissingNul(self.what))?;
         let s = std::str::from_utf8(&rest[..end]).map_err(|_| WireError::Utf8(self.what))?;
         self.pos += end + 1;
         Ok(s)

@@ -18,9 +18,23 @@ impl Session {
     /// Parse, Bind, Describe, Execute, Close, FunctionCall.
     pub(crate) async fn on_extended(&mut self, f: Frame) -> Result<()> {
         let msg = FrontendMessage::decode(&f)?;
+        // A driver that re-parses the same unnamed statement before every execution (libpq
+        // in extended mode, JDBC's first uses) keeps the one already read: its text passed
+        // the guards before, and its analysis is the same (issue 16, CPU per statement).
+        let reparsed = match (&msg, &self.state.unnamed) {
+            (
+                FrontendMessage::Parse {
+                    name,
+                    query,
+                    param_types,
+                },
+                Some(u),
+            ) => name.is_empty() && u.query == *query && u.param_types == *param_types,
+            _ => false,
+        };
         // One pass over a Parse's text for the guard and the session tracking (issue 16).
         let words = match &msg {
-            FrontendMessage::Parse { query, .. } => {
+            FrontendMessage::Parse { query, .. } if !reparsed => {
                 crate::planner::session::STATEMENT_WORDS.scan(query)
             }
             _ => 0,
@@ -99,11 +113,13 @@ impl Session {
                 param_types,
             } => {
                 if name.is_empty() {
-                    self.state.unnamed = Some(StatementRegistry::unnamed_screened(
-                        &query,
-                        &param_types,
-                        words,
-                    ));
+                    if !reparsed {
+                        self.state.unnamed = Some(StatementRegistry::unnamed_screened(
+                            &query,
+                            &param_types,
+                            words,
+                        ));
+                    }
                     self.back.phase.set_unnamed_on_server(true);
                     self.send_server(
                         &f,

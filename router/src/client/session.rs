@@ -598,10 +598,8 @@ impl Session {
     }
 
     pub(crate) async fn on_query(&mut self, f: Frame) -> Result<()> {
-        let FrontendMessage::Query(sql) = FrontendMessage::decode(&f)? else {
-            unreachable!("tag Q decodes to Query")
-        };
-        let wanted = match comment_shard(&sql) {
+        let sql = orochi_wire::frontend::query_text(&f)?;
+        let wanted = match comment_shard(sql) {
             Some(Ok(n)) => Some(n),
             Some(Err(e)) => {
                 self.front
@@ -610,21 +608,21 @@ impl Session {
             }
             None => None,
         };
-        if let Some(e) = self.gateway_refuse_query(&sql) {
+        if let Some(e) = self.gateway_refuse_query(sql) {
             self.front.router_error(&self.back, e, false);
             return Ok(());
         }
-        if let Some(d) = directive(&sql) {
+        if let Some(d) = directive(sql) {
             Box::pin(self.on_directive(d)).await;
             return Ok(());
         }
         // One pass over the text for the guard and the session tracking (issue 16).
-        let words = crate::planner::session::STATEMENT_WORDS.scan(&sql);
-        if let Some(e) = crate::twopc_guard::refuse_query(&sql, words) {
+        let words = crate::planner::session::STATEMENT_WORDS.scan(sql);
+        if let Some(e) = crate::twopc_guard::refuse_query(sql, words) {
             self.front.router_error(&self.back, e, false);
             return Ok(());
         }
-        let analysis = crate::planner::session::analyze_screened(&sql, words);
+        let analysis = crate::planner::session::analyze_screened(sql, words);
         if let Some(e) = self.refuse_listen(&analysis) {
             self.front.router_error(&self.back, e, false);
             return Ok(());
@@ -634,15 +632,15 @@ impl Session {
             // The sharded steps are boxed: inline, their deep futures (fan-out, two-phase
             // commit) would size every statement's future, sharded or not (issue 16).
             let mut path = self.sharded_path_with(schema);
-            if let Some(commit) = path.ends_multi_shard(&sql) {
+            if let Some(commit) = path.ends_multi_shard(sql) {
                 Box::pin(path.finish_multi_shard(commit, false, false)).await;
                 return Ok(());
             }
-            if let Some(tag) = path.local_transaction(&sql) {
+            if let Some(tag) = path.local_transaction(sql) {
                 path.answer_local(tag);
                 return Ok(());
             }
-            match Box::pin(path.route_sharded(&sql, None)).await? {
+            match Box::pin(path.route_sharded(sql, None)).await? {
                 super::job::Route::Done => return Ok(()),
                 super::job::Route::Shard(s) => wanted = Some(s),
                 super::job::Route::Fanout(job) => return Box::pin(path.run_fanout(*job)).await,
@@ -650,7 +648,7 @@ impl Session {
         }
         let read = self.back.phase.is_idle()
             && self.ctx.user.has_replicas
-            && (crate::planner::rw::is_read(&sql) || crate::planner::rw::is_read_only_begin(&sql));
+            && (crate::planner::rw::is_read(sql) || crate::planner::rw::is_read_only_begin(sql));
         if let Err(e) = self.ensure_server(wanted, read).await {
             return self
                 .front
@@ -658,11 +656,11 @@ impl Session {
         }
         self.track_session_ops(&analysis);
         self.count_statement();
-        self.arm_retry(&f, &sql);
+        self.arm_retry(&f, sql);
         self.send_server(&f, None);
         let started = std::time::Instant::now();
         if self.ctx.app.query_log.enabled() {
-            self.qlog.sent(started, &sql, None);
+            self.qlog.sent(started, sql, None);
         }
         self.front.expect.push_back(Expect::Forward(Term::Ready {
             started: Some(started),
