@@ -17,7 +17,7 @@
 //! router gid.
 
 use crate::planner::session::{
-    STATEMENT_WORDS, WORD_FORGET_DECISIONS, WORD_PREPARE, WORD_RECORD_DECISION, WORD_UNICODE_ESCAPE,
+    WORD_FORGET_DECISIONS, WORD_PREPARE, WORD_RECORD_DECISION, WORD_UNICODE_ESCAPE,
 };
 use orochi_wire::{FrontendMessage, PgError};
 use pg_query::protobuf::TransactionStmtKind;
@@ -43,15 +43,10 @@ pub fn refuse_query(sql: &str, words: u16) -> Option<PgError> {
     refuse_screened(sql, words).map(|m| PgError::error(SQLSTATE, m))
 }
 
-/// The refusal message when `sql` would prepare, commit or roll back a prepared
-/// transaction named like the router's.
-pub fn refuse(sql: &str) -> Option<String> {
-    refuse_screened(sql, STATEMENT_WORDS.scan(sql))
-}
-
-/// [`refuse`] of a statement already screened: every statement passes here, and its one
-/// pass over the text (the planner's `STATEMENT_WORDS`) serves session tracking too
-/// (issue 16, CPU per transaction).
+/// The refusal message when `sql`, already screened (`found` is its
+/// `STATEMENT_WORDS.scan`), would prepare, commit or roll back a prepared transaction
+/// named like the router's. Every statement passes here, and its one pass over the text
+/// serves session tracking too (issue 16, CPU per transaction).
 fn refuse_screened(sql: &str, found: u16) -> Option<String> {
     if let Some(m) = refuse_decision_call(sql, found) {
         return Some(m);
@@ -133,6 +128,10 @@ fn refuse_decision_call(sql: &str, found: u16) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn refuse(sql: &str) -> Option<String> {
+        refuse_screened(sql, crate::planner::session::STATEMENT_WORDS.scan(sql))
+    }
 
     #[test]
     fn router_gids_are_refused_however_written() {
