@@ -56,6 +56,68 @@ pub fn query_text(frame: &Frame) -> Result<&str, WireError> {
     Reader::new(&frame.body, "frontend message").cstr()
 }
 
+/// The statement a Bind names, borrowed from its frame, once the whole body is checked
+/// as [`FrontendMessage::decode`] checks it: what a Bind on the pass-through path needs,
+/// without the allocations of its parameter lists (issue 16, CPU per statement).
+pub fn bind_statement(frame: &Frame) -> Result<&str, WireError> {
+    debug_assert_eq!(frame.tag, b'B');
+    let mut r = Reader::new(&frame.body, "frontend message");
+    let (_, statement) = read_bind(&mut r, |_, _| {}, |_, _| {}, |_, _| {})?;
+    r.finish()?;
+    Ok(statement)
+}
+
+/// Is `frame` a Parse of exactly this name, text and parameter types? Compared in
+/// place: a driver that parses the same unnamed statement before every execution
+/// (libpq's extended mode) costs no copy of its text (issue 16).
+pub fn parse_is(frame: &Frame, name: &str, query: &str, param_types: &[u32]) -> bool {
+    let b = &frame.body[..];
+    let text_end = name.len() + 1 + query.len() + 1;
+    if frame.tag != b'P' || b.len() != text_end + 2 + 4 * param_types.len() {
+        return false;
+    }
+    let types = param_types.iter().flat_map(|t| t.to_be_bytes());
+    b[..name.len()] == *name.as_bytes()
+        && b[name.len()] == 0
+        && b[name.len() + 1..text_end - 1] == *query.as_bytes()
+        && b[text_end - 1] == 0
+        && b[text_end..text_end + 2] == (param_types.len() as u16).to_be_bytes()
+        && b[text_end + 2..].iter().copied().eq(types)
+}
+
+/// Reads a Bind's fields in order, handing each list's items (with the list's length)
+/// to its callback; returns the portal and statement names.
+fn read_bind<'a>(
+    r: &mut Reader<'a>,
+    mut param_format: impl FnMut(usize, i16),
+    mut param: impl FnMut(usize, Option<&'a [u8]>),
+    mut result_format: impl FnMut(usize, i16),
+) -> Result<(&'a str, &'a str), WireError> {
+    let portal = r.cstr()?;
+    let statement = r.cstr()?;
+    let n = r.count(2)?;
+    for _ in 0..n {
+        param_format(n, r.i16()?);
+    }
+    let n = r.count(4)?;
+    for _ in 0..n {
+        param(n, r.value()?);
+    }
+    let n = r.count(2)?;
+    for _ in 0..n {
+        result_format(n, r.i16()?);
+    }
+    Ok((portal, statement))
+}
+
+/// Pushes an item of a list of `n`, allocating the whole list at its first.
+fn push_sized<T>(v: &mut Vec<T>, n: usize, item: T) {
+    if v.capacity() == 0 {
+        v.reserve_exact(n);
+    }
+    v.push(item);
+}
+
 impl FrontendMessage {
     pub fn decode(frame: &Frame) -> Result<Self, WireError> {
         let mut r = Reader::new(&frame.body, "frontend message");
@@ -76,26 +138,17 @@ impl FrontendMessage {
                 }
             }
             b'B' => {
-                let portal = r.cstr()?.to_string();
-                let statement = r.cstr()?.to_string();
-                let n = r.count(2)?;
-                let mut param_formats = Vec::with_capacity(n);
-                for _ in 0..n {
-                    param_formats.push(r.i16()?);
-                }
-                let n = r.count(4)?;
-                let mut params = Vec::with_capacity(n);
-                for _ in 0..n {
-                    params.push(r.value()?.map(|v| frame.body.slice_ref(v)));
-                }
-                let n = r.count(2)?;
-                let mut result_formats = Vec::with_capacity(n);
-                for _ in 0..n {
-                    result_formats.push(r.i16()?);
-                }
+                let (mut param_formats, mut params, mut result_formats) =
+                    (Vec::new(), Vec::new(), Vec::new());
+                let (portal, statement) = read_bind(
+                    &mut r,
+                    |n, f| push_sized(&mut param_formats, n, f),
+                    |n, v| push_sized(&mut params, n, v.map(|v| frame.body.slice_ref(v))),
+                    |n, f| push_sized(&mut result_formats, n, f),
+                )?;
                 FrontendMessage::Bind {
-                    portal,
-                    statement,
+                    portal: portal.to_string(),
+                    statement: statement.to_string(),
                     param_formats,
                     params,
                     result_formats,
@@ -276,6 +329,50 @@ mod tests {
         round(FrontendMessage::FunctionCall(Bytes::from_static(
             b"\0\0\0\x01",
         )));
+    }
+
+    #[test]
+    fn bind_statement_reads_the_name_and_checks_the_rest() {
+        let bind = FrontendMessage::Bind {
+            portal: "p".into(),
+            statement: "s1".into(),
+            param_formats: vec![1],
+            params: vec![Some(Bytes::from_static(b"\0\0\0\x01")), None],
+            result_formats: vec![0],
+        }
+        .to_frame();
+        assert_eq!(bind_statement(&bind).unwrap(), "s1");
+        // What decode refuses, bind_statement refuses: a short list, a trailing byte.
+        let mut short = bind.body.to_vec();
+        short.truncate(short.len() - 1);
+        assert!(bind_statement(&Frame::new(b'B', short.clone())).is_err());
+        assert!(FrontendMessage::decode(&Frame::new(b'B', short)).is_err());
+        let mut long = bind.body.to_vec();
+        long.push(0);
+        assert!(bind_statement(&Frame::new(b'B', long)).is_err());
+    }
+
+    #[test]
+    fn parse_is_compares_name_text_and_types() {
+        let parse = |name: &str, query: &str, param_types: Vec<u32>| {
+            FrontendMessage::Parse {
+                name: name.into(),
+                query: query.into(),
+                param_types,
+            }
+            .to_frame()
+        };
+        let f = parse("", "select $1", vec![23]);
+        assert!(parse_is(&f, "", "select $1", &[23]));
+        assert!(!parse_is(&f, "", "select $1", &[20]));
+        assert!(!parse_is(&f, "", "select $1", &[]));
+        assert!(!parse_is(&f, "", "select $2", &[23]));
+        assert!(!parse_is(&f, "s", "select $1", &[23]));
+        // The same bytes split differently between name and text are not the same.
+        let g = parse("a", "b", vec![]);
+        assert!(!parse_is(&g, "", "a\0b", &[]));
+        assert!(parse_is(&g, "a", "b", &[]));
+        assert!(!parse_is(&Frame::new(b'Q', g.body.clone()), "a", "b", &[]));
     }
 
     #[test]
