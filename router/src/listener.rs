@@ -316,8 +316,10 @@ mod tests {
         assert!(session <= 900, "Session is {session} bytes");
     }
 
-    /// The per-statement future the session loop boxes for every client message: its
-    /// size is a heap allocation and a copy per message (issue 16, CPU per transaction).
+    /// The per-statement future the session loop boxes for a client message that must
+    /// wait (`Session::on_client_frame_later`; most messages are handled in place): its
+    /// size is a heap allocation and a copy per such message (issue 16, CPU per
+    /// transaction).
     #[tokio::test]
     async fn a_statement_future_is_small() {
         let (app, _listener, tcp) = app_and_socket().await;
@@ -339,7 +341,7 @@ mod tests {
             tag: b'Q',
             body: bytes::Bytes::from_static(b"SELECT 1\0"),
         };
-        let size = std::mem::size_of_val(&s.on_client_frame(f));
+        let size = std::mem::size_of_val(&s.on_client_frame_later(f));
         eprintln!("a statement's future: {size} bytes");
         // Fan-outs, two-phase commit, opening a server connection, replaying settings,
         // waiting for a full pool or a paused one, a traced checkout and the re-plan

@@ -60,6 +60,57 @@ async fn many_parse_bind_execute_before_one_sync() {
     assert_eq!(first_column(&ms), ["10", "x!"]);
 }
 
+/// libpq's extended mode parses the unnamed statement again before every execution;
+/// the router compares such a Parse with the statement it has in place (issue 16). Only
+/// the very same name, text and types count as the same: a text of the same length or
+/// other parameter types are new statements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_unnamed_parse_is_compared_in_full() {
+    let (r, db) = setup("transaction", 1).await;
+    let mut c = r.raw(&db).await;
+    let typed = |query: &str, param_types: Vec<u32>| FrontendMessage::Parse {
+        name: String::new(),
+        query: query.into(),
+        param_types,
+    };
+    let steps: [(FrontendMessage, &[&str], &str); 6] = [
+        (parse("", "SELECT 'one'::text"), &[], "one"),
+        (parse("", "SELECT 'one'::text"), &[], "one"),
+        (parse("", "SELECT 'two'::text"), &[], "two"),
+        (typed("SELECT $1::text", vec![25]), &["x"], "x"),
+        (typed("SELECT $1::text", vec![25]), &["y"], "y"),
+        (typed("SELECT $1::text || '!'", vec![]), &["z"], "z!"),
+    ];
+    for (p, params, want) in steps {
+        c.send(&[
+            p,
+            bind("", "", params),
+            execute("", 0),
+            FrontendMessage::Sync,
+        ])
+        .await;
+        let ms = c.until_ready().await;
+        assert_eq!(tags(&ms), "12DCZ", "{want}");
+        assert_eq!(first_column(&ms), [want]);
+    }
+    // Inside a transaction, where the Bind and Execute go out in place.
+    assert_eq!(ready_status(&c.query("BEGIN").await), Some(b'T'));
+    for want in ["a", "a", "b"] {
+        c.send(&[
+            parse("", &format!("SELECT '{want}'::text")),
+            bind("", "", &[]),
+            describe(b'P', ""),
+            execute("", 0),
+            FrontendMessage::Sync,
+        ])
+        .await;
+        let ms = c.until_ready().await;
+        assert_eq!(tags(&ms), "12TDCZ");
+        assert_eq!(first_column(&ms), [want]);
+    }
+    assert_eq!(ready_status(&c.query("COMMIT").await), Some(b'I'));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn portal_suspended_inside_transaction() {
     let (r, db) = setup("transaction", 1).await;

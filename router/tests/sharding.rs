@@ -62,6 +62,37 @@ async fn keys_reach_their_shard_in_both_protocols() {
     }
 }
 
+/// With the session's shard chosen by hand the router plans nothing, and compares a
+/// repeated unnamed Parse in place (issue 16): a shard comment in that statement still
+/// picks its shard every time, and the next statement without one goes back to the
+/// session's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_unnamed_parse_keeps_its_shard_comment() {
+    use common::raw::{bind, execute, first_column, first_error, parse};
+    let (r, db) = cluster("").await;
+    let ports = [fleet().shards[0].1, fleet().shards[1].1];
+    let mut raw = r.raw(&db).await;
+    assert!(first_error(&raw.query("SET orochi.shard = 0").await).is_none());
+    let steps = [
+        ("/* orochi.shard = 1 */ SELECT inet_server_port()::text", 1),
+        ("/* orochi.shard = 1 */ SELECT inet_server_port()::text", 1),
+        ("SELECT inet_server_port()::text", 0),
+        ("SELECT inet_server_port()::text", 0),
+    ];
+    for (sql, shard) in steps {
+        raw.send(&[
+            parse("", sql),
+            bind("", "", &[]),
+            execute("", 0),
+            orochi_wire::FrontendMessage::Sync,
+        ])
+        .await;
+        let ms = raw.until_ready().await;
+        assert!(first_error(&ms).is_none(), "{sql}: {:?}", first_error(&ms));
+        assert_eq!(first_column(&ms), [ports[shard].to_string()], "{sql}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_reads_merge_like_one_database() {
     let (r, db) = cluster("").await;

@@ -16,6 +16,6 @@ pub mod registry;
 pub mod server_state;
 pub mod sockopt;
 
-pub use conn::ServerConn;
+pub use conn::{Pass, ServerConn};
 pub use pool::{Checkout, ServerPool};
 pub use registry::{Registry, UserPools};

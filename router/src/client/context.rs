@@ -67,6 +67,11 @@ impl Context {
         }
     }
 
+    /// Does `sharding()` give a schema? (Without the reference count.)
+    pub(crate) fn is_sharded(&self) -> bool {
+        self.shard.is_none() && self.user.sharding.is_some()
+    }
+
     /// The planner's view of this pool, unless the session chose its shard by hand.
     pub(crate) fn sharding(&self) -> Option<Arc<ShardingSchema>> {
         if self.shard.is_some() {

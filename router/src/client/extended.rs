@@ -14,10 +14,110 @@ use bytes::{BufMut, BytesMut};
 use orochi_wire::{BackendMessage, Frame, FrontendMessage, PgError};
 use std::sync::Arc;
 
+/// An extended-protocol message read and let through by [`Session::screen_extended`].
+struct Screened {
+    /// `None`: an unnamed Parse of exactly the unnamed statement's text and types,
+    /// compared in place and not decoded (libpq's extended mode; issue 16).
+    msg: Option<FrontendMessage>,
+    /// The planner's `STATEMENT_WORDS` found in a Parse's text (0 otherwise).
+    words: u16,
+    /// An unnamed Parse of the text and types the unnamed statement already has.
+    reparsed: bool,
+}
+
 impl Session {
     /// Parse, Bind, Describe, Execute, Close, FunctionCall.
     pub(crate) async fn on_extended(&mut self, f: Frame) -> Result<()> {
-        let msg = FrontendMessage::decode(&f)?;
+        let Some(screened) = self.screen_extended(&f)? else {
+            return Ok(());
+        };
+        let text = match &screened.msg {
+            Some(FrontendMessage::Parse { query, .. }) => Some(query.as_str()),
+            Some(_) => None,
+            None => self.state.unnamed.as_ref().map(|u| u.query.as_str()),
+        };
+        let mut wanted = text.and_then(comment_shard).and_then(|r| r.ok());
+        if wanted.is_none() && !self.ctx.is_sharded() && matches!(f.tag, b'B' | b'D' | b'E' | b'C')
+        {
+            // A Bind, Describe, Execute or Close follows its statement to the server held:
+            // where a shard comment on the Parse or the session's shard sent it.
+            wanted = self.back.phase.server().map(|co| co.pool.shard);
+        }
+        if let (None, Some(schema)) = (wanted, self.ctx.sharding()) {
+            // Only a message read in full is planned (`screen_extended` compares a Parse
+            // in place on unsharded pools alone).
+            let decoded;
+            let msg = match &screened.msg {
+                Some(m) => m,
+                None => {
+                    decoded = FrontendMessage::decode(&f)?;
+                    &decoded
+                }
+            };
+            // Boxed, as in `on_query`: the sharded steps' futures are deep.
+            let mut path = self.sharded_path_with(schema);
+            match Box::pin(path.sharded_extended(msg)).await? {
+                None => {}
+                Some(None) => return Ok(()),
+                Some(Some(s)) => wanted = Some(s),
+            }
+        }
+        let read =
+            self.back.phase.is_idle() && self.ctx.user.has_replicas && self.batch_is_read(&f);
+        match self.ensure_server(wanted, read).await {
+            // Nothing of this message was sent: `replan` plans it again.
+            Err(RouterError::MapChanged) => return Err(RouterError::MapChanged),
+            Err(e) => {
+                return self
+                    .front
+                    .checkout_failed(&self.back, self.ctx.id, e, f.tag != b'F')
+            }
+            Ok(()) => {}
+        }
+        self.forward_extended(f, screened)
+    }
+
+    /// Can a Bind, Describe, Execute or Close go out without waiting for anything? A
+    /// server is held on an unsharded pool (nothing to plan; the message follows its
+    /// statement to that server) and `ensure_server` would return at once. Every
+    /// extended message after a transaction's first passes here: handled in place, it
+    /// needs no boxed future (issue 16, CPU per transaction).
+    pub(crate) fn extended_now(&self, tag: u8) -> bool {
+        matches!(tag, b'B' | b'D' | b'E' | b'C')
+            && !self.ctx.is_sharded()
+            && self.back.phase.is_attached()
+            && !self.attached_behind()
+    }
+
+    /// [`Session::on_extended`] when [`Session::extended_now`] said it needs no wait.
+    pub(crate) fn on_extended_now(&mut self, f: Frame) -> Result<()> {
+        if f.tag == b'B' && self.ctx.gateway.is_none() && !self.ctx.app.query_log.enabled() {
+            return self.bind_now(f);
+        }
+        match self.screen_extended(&f)? {
+            Some(screened) => self.forward_extended(f, screened),
+            None => Ok(()),
+        }
+    }
+
+    /// Decodes `f`, refuses what the guards refuse and answers what the router answers
+    /// alone; `None` when that is done. Runs before a server is chosen.
+    fn screen_extended(&mut self, f: &Frame) -> Result<Option<Screened>> {
+        if let (b'P', None, Some(u), true) = (
+            f.tag,
+            &self.ctx.gateway,
+            &self.state.unnamed,
+            !self.ctx.is_sharded(),
+        ) {
+            if orochi_wire::frontend::parse_is(f, "", &u.query, &u.param_types) {
+                return Ok(Some(Screened {
+                    msg: None,
+                    words: 0,
+                    reparsed: true,
+                }));
+            }
+        }
+        let msg = FrontendMessage::decode(f)?;
         // A driver that re-parses the same unnamed statement before every execution (libpq
         // in extended mode, JDBC's first uses) keeps the one already read: its text passed
         // the guards before, and its analysis is the same (issue 16, CPU per statement).
@@ -43,18 +143,18 @@ impl Session {
             .or_else(|| self.gateway_refuse_message(&msg))
         {
             self.front.router_error(&self.back, e, true);
-            return Ok(());
+            return Ok(None);
         }
         // Messages the router answers without a server.
         match &msg {
             FrontendMessage::Close { kind: b'S', name } if !name.is_empty() => {
                 self.state.statements.remove(name);
                 self.front.reply(message(BackendMessage::CloseComplete));
-                return Ok(());
+                return Ok(None);
             }
             FrontendMessage::Close { .. } if self.back.phase.is_idle() => {
                 self.front.reply(message(BackendMessage::CloseComplete));
-                return Ok(());
+                return Ok(None);
             }
             // A statement some server already accepted, parsed by an idle client: answer
             // here. Taking a server just for this would make blocking prepares (libpq's
@@ -72,40 +172,30 @@ impl Session {
                 if stmt.validated.load(std::sync::atomic::Ordering::Relaxed) {
                     self.state.statements.insert(name.clone(), stmt);
                     self.front.reply(message(BackendMessage::ParseComplete));
-                    return Ok(());
+                    return Ok(None);
                 }
             }
             _ => {}
         }
-        let mut wanted = match &msg {
-            FrontendMessage::Parse { query, .. } => comment_shard(query).and_then(|r| r.ok()),
-            _ => None,
-        };
-        if let (None, Some(schema)) = (wanted, self.ctx.sharding()) {
-            // Boxed, as in `on_query`: the sharded steps' futures are deep.
-            let mut path = self.sharded_path_with(schema);
-            match Box::pin(path.sharded_extended(&msg)).await? {
-                None => {}
-                Some(None) => return Ok(()),
-                Some(Some(s)) => wanted = Some(s),
-            }
-        }
-        let read =
-            self.back.phase.is_idle() && self.ctx.user.has_replicas && self.batch_is_read(&f);
-        match self.ensure_server(wanted, read).await {
-            // Nothing of this message was sent: `replan` plans it again.
-            Err(RouterError::MapChanged) => return Err(RouterError::MapChanged),
-            Err(e) => {
-                return self.front.checkout_failed(
-                    &self.back,
-                    self.ctx.id,
-                    e,
-                    msg_is_extended(&msg),
-                )
-            }
-            Ok(()) => {}
-        }
+        Ok(Some(Screened {
+            msg: Some(msg),
+            words,
+            reparsed,
+        }))
+    }
+
+    /// Sends a screened message to the server now held.
+    fn forward_extended(&mut self, f: Frame, screened: Screened) -> Result<()> {
+        let Screened {
+            msg,
+            words,
+            reparsed,
+        } = screened;
         self.back.unsynced = true;
+        let Some(msg) = msg else {
+            self.send_unnamed_parse(&f);
+            return Ok(());
+        };
         match msg {
             FrontendMessage::Parse {
                 name,
@@ -120,14 +210,7 @@ impl Session {
                             words,
                         ));
                     }
-                    self.back.phase.set_unnamed_on_server(true);
-                    self.send_server(
-                        &f,
-                        Some(Expect::Forward(Term::Parse {
-                            client_name: None,
-                            id: 0,
-                        })),
-                    );
+                    self.send_unnamed_parse(&f);
                     return Ok(());
                 }
                 if self.state.statements.contains_key(&name) {
@@ -163,27 +246,16 @@ impl Session {
                 ref param_formats,
                 ..
             } => {
-                let Some(server_name) = self.resolve_statement(statement) else {
+                let logged = |s: &mut Self, stmt: &PreparedStatement| {
+                    if s.ctx.app.query_log.enabled() {
+                        let values = s.ctx.app.query_log.parameters();
+                        s.qlog.bind(values, stmt, params, param_formats);
+                    }
+                };
+                let Some(server_name) = self.bind_target(statement, logged) else {
                     return Ok(());
                 };
-                let stmt = self.statement_for(statement);
-                if let (Some(s), true) = (&stmt, self.ctx.app.query_log.enabled()) {
-                    let values = self.ctx.app.query_log.parameters();
-                    self.qlog.bind(values, s, params, param_formats);
-                }
-                if let Some(stmt) = stmt {
-                    if let Some(e) = self.refuse_listen(&stmt.analysis) {
-                        self.front.router_error(&self.back, e, true);
-                        return Ok(());
-                    }
-                    self.track_session_ops(&stmt.analysis);
-                }
-                let frame = if server_name == *statement {
-                    f
-                } else {
-                    rename_bind(&f, &server_name)?
-                };
-                self.send_server(&frame, Some(Expect::Forward(Term::Bind)));
+                self.send_bind(f, server_name)?;
             }
             FrontendMessage::Describe { kind: b'S', name } => {
                 let Some(server_name) = self.resolve_statement(&name) else {
@@ -222,6 +294,61 @@ impl Session {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Sends a Parse of the unnamed statement (already recorded as the session's).
+    fn send_unnamed_parse(&mut self, f: &Frame) {
+        self.back.phase.set_unnamed_on_server(true);
+        self.send_server(
+            f,
+            Some(Expect::Forward(Term::Parse {
+                client_name: None,
+                id: 0,
+            })),
+        );
+    }
+
+    /// Where a Bind of the client's `statement` goes: the server-side name (prepared on
+    /// this connection first if needed), after the statement's session effects are
+    /// noted and `log` has seen it. `None` after an error was reported.
+    fn bind_target(
+        &mut self,
+        statement: &str,
+        log: impl FnOnce(&mut Self, &PreparedStatement),
+    ) -> Option<Option<String>> {
+        let server_name = self.resolve_statement(statement)?;
+        if let Some(stmt) = self.statement_for(statement) {
+            log(self, &stmt);
+            if let Some(e) = self.refuse_listen(&stmt.analysis) {
+                self.front.router_error(&self.back, e, true);
+                return None;
+            }
+            self.track_session_ops(&stmt.analysis);
+        }
+        // `None`: the client's name is the server's; the Bind goes as it came.
+        Some((server_name != statement).then_some(server_name))
+    }
+
+    /// Sends a Bind, renamed to `server_name` when the server knows the statement
+    /// under another name.
+    fn send_bind(&mut self, f: Frame, server_name: Option<String>) -> Result<()> {
+        let frame = match server_name {
+            None => f,
+            Some(name) => rename_bind(&f, &name)?,
+        };
+        self.send_server(&frame, Some(Expect::Forward(Term::Bind)));
+        Ok(())
+    }
+
+    /// A Bind on the pass-through path (no gateway, no statement log): only its
+    /// statement name is read, in place (`orochi_wire::frontend::bind_statement`).
+    fn bind_now(&mut self, f: Frame) -> Result<()> {
+        let statement = orochi_wire::frontend::bind_statement(&f)?;
+        self.back.unsynced = true;
+        match self.bind_target(statement, |_, _| {}) {
+            Some(server_name) => self.send_bind(f, server_name),
+            None => Ok(()),
+        }
     }
 
     /// Does the batch starting with `first` (and already buffered up to its Sync) only
@@ -359,10 +486,6 @@ impl Session {
         }
         Some(stmt.server_name.clone())
     }
-}
-
-fn msg_is_extended(m: &FrontendMessage) -> bool {
-    !matches!(m, FrontendMessage::FunctionCall(_))
 }
 
 /// Rewrites the statement name of a Bind, keeping the rest of its body as is.

@@ -11,6 +11,7 @@
 
 use super::expect::{Expect, Term};
 use super::session::Session;
+use crate::backend::Pass;
 use crate::error::Result;
 use bytes::Bytes;
 use orochi_wire::{BackendMessage, Frame};
@@ -20,6 +21,52 @@ impl Session {
         while let Some(Expect::Emit(_)) = self.front.expect.front() {
             if let Some(Expect::Emit(b)) = self.front.expect.pop_front() {
                 self.front.out.extend_from_slice(&b);
+            }
+        }
+    }
+
+    /// Relays every complete server message already read.
+    pub(crate) fn relay_buffered(&mut self) -> Result<()> {
+        loop {
+            let Some(co) = self.back.phase.server_mut() else {
+                return Ok(());
+            };
+            // Messages that are only relayed go in one copy (`ServerConn::pass_through`),
+            // with the answer that ends a Bind, Close or Describe; the rest one by one.
+            if let (None, Some(Expect::Forward(term))) = (&self.retry, self.front.expect.front()) {
+                let plain_end = matches!(term, Term::Bind | Term::Close | Term::Describe);
+                let (moved, ended) = co.conn().pass_through(&mut self.front.out, |tag| {
+                    if matches!(tag, b'S' | b'E' | b'Z' | b'C' | b'G' | b'W') {
+                        Pass::Stop
+                    } else if !term.ends_with(tag) {
+                        Pass::Copy
+                    } else if plain_end {
+                        Pass::Last
+                    } else {
+                        Pass::Stop
+                    }
+                });
+                if moved > 0 {
+                    co.pool
+                        .stats
+                        .bytes_from_server
+                        .fetch_add(moved as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                if ended {
+                    self.front.expect.pop_front();
+                    self.drain_emits();
+                    continue;
+                }
+            }
+            match co.conn().next_buffered()? {
+                Some(f) => {
+                    co.pool
+                        .stats
+                        .bytes_from_server
+                        .fetch_add(f.wire_len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    self.on_server_frame(f)?
+                }
+                None => return Ok(()),
             }
         }
     }

@@ -234,7 +234,9 @@ impl Session {
                 // Boxed: the statement paths (fan-outs, gathers, two-phase commit) are
                 // deep futures; inline, every idle client's task would carry their
                 // largest state (issue 16; `listener::tests::a_session_task_is_small`).
-                Box::pin(self.on_client_frame(frame)).await?;
+                if let Some(frame) = self.on_client_frame_now(frame)? {
+                    Box::pin(self.on_client_frame_later(frame)).await?;
+                }
             }
             self.flush_server().await?;
             self.flush_client().await?;
@@ -295,25 +297,6 @@ impl Session {
                         }
                     }
                 }
-            }
-        }
-    }
-
-    /// Relays every complete server message already read.
-    fn relay_buffered(&mut self) -> Result<()> {
-        loop {
-            let Some(co) = self.back.phase.server_mut() else {
-                return Ok(());
-            };
-            match co.conn().next_buffered()? {
-                Some(f) => {
-                    co.pool
-                        .stats
-                        .bytes_from_server
-                        .fetch_add(f.wire_len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    self.on_server_frame(f)?
-                }
-                None => return Ok(()),
             }
         }
     }
@@ -507,6 +490,18 @@ impl Session {
     }
 
     pub(crate) async fn on_client_frame(&mut self, f: Frame) -> Result<()> {
+        match self.on_client_frame_now(f)? {
+            Some(f) => self.on_client_frame_later(f).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The part of [`Session::on_client_frame`] that never waits: checks, COPY data,
+    /// Sync and Flush, and extended messages to a server already held
+    /// (`extended_now`). Returns the frame when it needs the rest: planning, a
+    /// checkout, a sharded step. The session loop boxes only that rest, so most
+    /// messages of a transaction allocate no future (issue 16, CPU per transaction).
+    pub(crate) fn on_client_frame_now(&mut self, f: Frame) -> Result<Option<Frame>> {
         tracing::trace!(client = self.ctx.id, tag = %(f.tag as char), server = self.back.phase.is_attached(), expect = ?self.front.expect, "client message");
         self.ext_retry_client(&f);
         if matches!(f.tag, b'S' | b'H' | b'c') && !f.body.is_empty() {
@@ -522,60 +517,37 @@ impl Session {
             )));
         }
         if self.back.phase.copy_in() {
-            return self.on_copy_frame(f);
+            return self.on_copy_frame(f).map(|()| None);
         }
         if self.front.router_skipping {
             if f.tag != b'S' {
-                return Ok(());
+                return Ok(None);
             }
             self.front.router_skipping = false;
         }
         match f.tag {
-            // Planned again when a reshard cutover replaced the shard map while it
-            // waited (`replan.rs`); the re-plan loop is boxed, entered only then.
-            b'Q' | b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => {
-                let wrote = self.replan_mark();
-                let first = if f.tag == b'Q' {
-                    self.on_query(f.clone()).await
-                } else {
-                    self.on_extended(f.clone()).await
-                };
-                match first {
-                    Err(RouterError::MapChanged) => Box::pin(self.replan(f, wrote)).await,
-                    r => r,
-                }
+            t if self.extended_now(t) => self.on_extended_now(f).map(|()| None),
+            b'Q' | b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => Ok(Some(f)),
+            b'S' if self.ctx.user.sharding.is_some()
+                && (self.back.phase.is_idle()
+                    || self.back.sharded_tx().is_some_and(|t| t.implicit_multi)) =>
+            {
+                Ok(Some(f))
             }
             b'S' => {
-                if self.back.sharded_tx().is_some_and(|t| t.implicit_multi)
-                    && self.back.phase.is_attached()
-                    && self.ctx.user.sharding.is_some()
-                {
-                    return Box::pin(self.finish_implicit_multi()).await;
-                }
                 if self.back.phase.is_idle() {
                     self.back.unsynced = false;
-                    if let Some(mut path) = self.sharded_path() {
-                        Box::pin(path.finish_held()).await?;
-                    }
-                    // An error of the held portal's run ends at this Sync.
-                    self.front.router_skipping = false;
-                    let status = self.back.local_status();
-                    self.front.reply(ready(status));
-                    return Ok(());
+                    self.ready_here();
+                } else {
+                    self.sync_server(&f);
                 }
-                self.send_server(&f, None);
-                self.front
-                    .expect
-                    .push_back(Expect::Forward(Term::Ready { started: None }));
-                self.back.phase.set_server_skipping(false);
-                self.back.unsynced = false;
-                Ok(())
+                Ok(None)
             }
             b'H' => {
                 if self.back.phase.is_attached() {
                     self.send_server(&f, None);
                 }
-                Ok(())
+                Ok(None)
             }
             b'd' | b'c' | b'f' => {
                 if self.back.phase.is_attached() {
@@ -584,7 +556,7 @@ impl Session {
                         self.mark_copy_end();
                     }
                 }
-                Ok(())
+                Ok(None)
             }
             b'p' => Err(RouterError::Pg(PgError::fatal(
                 "08P01",
@@ -594,6 +566,59 @@ impl Session {
                 "08P01",
                 format!("invalid frontend message type {:?}", t as char),
             ))),
+        }
+    }
+
+    /// A Sync with no server held: answered here with the transaction status the
+    /// router keeps; an error of a held portal's run ends at it.
+    fn ready_here(&mut self) {
+        self.front.router_skipping = false;
+        let status = self.back.local_status();
+        self.front.reply(ready(status));
+    }
+
+    /// A Sync to the server held: its ReadyForQuery ends the client's request.
+    fn sync_server(&mut self, f: &Frame) {
+        self.send_server(f, None);
+        self.front
+            .expect
+            .push_back(Expect::Forward(Term::Ready { started: None }));
+        self.back.phase.set_server_skipping(false);
+        self.back.unsynced = false;
+    }
+
+    /// The rest of [`Session::on_client_frame`]: what may wait for a plan, a server or
+    /// a sharded step.
+    pub(crate) async fn on_client_frame_later(&mut self, f: Frame) -> Result<()> {
+        if f.tag == b'S' {
+            // A sharded pool's Sync (`on_client_frame_now` handles the others).
+            if self.back.sharded_tx().is_some_and(|t| t.implicit_multi)
+                && self.back.phase.is_attached()
+            {
+                return Box::pin(self.finish_implicit_multi()).await;
+            }
+            if self.back.phase.is_idle() {
+                self.back.unsynced = false;
+                if let Some(mut path) = self.sharded_path() {
+                    Box::pin(path.finish_held()).await?;
+                }
+                self.ready_here();
+            } else {
+                self.sync_server(&f);
+            }
+            return Ok(());
+        }
+        // Planned again when a reshard cutover replaced the shard map while it waited
+        // (`replan.rs`); the re-plan loop is boxed, entered only then.
+        let wrote = self.replan_mark();
+        let first = if f.tag == b'Q' {
+            self.on_query(f.clone()).await
+        } else {
+            self.on_extended(f.clone()).await
+        };
+        match first {
+            Err(RouterError::MapChanged) => Box::pin(self.replan(f, wrote)).await,
+            r => r,
         }
     }
 

@@ -204,13 +204,13 @@ impl Session {
     /// take back to the client's startup value but the server takes to its own default —
     /// is brought up to date before the next statement, once nothing is in flight.
     pub(crate) async fn resync_attached(&mut self) -> Result<()> {
-        let fp = self.state.params.fingerprint();
-        let idle =
-            self.front.expect.is_empty() && !self.back.unsynced && self.back.tx_status == b'I';
+        if !self.attached_behind() {
+            return Ok(());
+        }
         // Detached while the settings are applied (they borrow the session), then put
         // back with its conversation's state.
         match self.back.phase.take() {
-            Some(mut a) if idle && a.co.conn_ref().applied_params != fp => {
+            Some(mut a) => {
                 let r = self
                     .state
                     .apply_params(&mut a.co, &self.ctx, &mut self.front.out)
@@ -218,10 +218,19 @@ impl Session {
                 self.back.phase = Phase::Attached(a);
                 r
             }
-            a => {
-                self.back.phase = a.map_or(Phase::Idle, Phase::Attached);
-                Ok(())
-            }
+            None => Ok(()),
         }
+    }
+
+    /// Is the held connection's settings behind the client's, with nothing in flight
+    /// (what `resync_attached` brings up to date)?
+    pub(crate) fn attached_behind(&self) -> bool {
+        let idle =
+            self.front.expect.is_empty() && !self.back.unsynced && self.back.tx_status == b'I';
+        idle && self
+            .back
+            .phase
+            .server()
+            .is_some_and(|co| co.conn_ref().applied_params != self.state.params.fingerprint())
     }
 }
