@@ -256,19 +256,12 @@ impl Session {
             match self.back.phase.server_mut() {
                 Some(co) => {
                     let conn = co.conn();
+                    // In a fixed order (no random start to draw every turn: issue 16):
+                    // the alarm and the deadline first, so that a server streaming
+                    // without pause cannot hold them off; the server's answers before
+                    // the client's next messages.
                     tokio::select! {
-                        r = self.front.stream.read_buf(&mut self.front.rbuf) => match r {
-                            Ok(0) => return Ok(()),
-                            Ok(_) => {}
-                            Err(e) => return Err(RouterError::ClientIo(e)),
-                        },
-                        r = conn.fill() => {
-                            r?;
-                            self.relay_buffered()?;
-                        }
-                        w = super::deadline::expire(at), if at.is_some() => {
-                            return Err(self.ctx.on_expired(w, &mut self.back, &mut self.front));
-                        }
+                        biased;
                         // A busy session finishes its transaction through a shutdown.
                         why = info.alarm.wait(seen | crate::alarm::SHUTDOWN) => {
                             seen |= why;
@@ -276,10 +269,30 @@ impl Session {
                                 return Err(e);
                             }
                         }
+                        w = super::deadline::expire(at), if at.is_some() => {
+                            return Err(self.ctx.on_expired(w, &mut self.back, &mut self.front));
+                        }
+                        r = conn.fill() => {
+                            r?;
+                            self.relay_buffered()?;
+                        }
+                        r = self.front.stream.read_buf(&mut self.front.rbuf) => match r {
+                            Ok(0) => return Ok(()),
+                            Ok(_) => {}
+                            Err(e) => return Err(RouterError::ClientIo(e)),
+                        },
                     }
                 }
                 None => {
                     tokio::select! {
+                        biased;
+                        // SHUTDOWN alone: the loop's turn sees `draining` and leaves.
+                        why = info.alarm.wait(seen) => {
+                            seen |= why;
+                            if let Some(e) = alarmed(why) {
+                                return Err(e);
+                            }
+                        }
                         r = self.front.stream.read_ready(&mut self.front.rbuf, spare_buffers::lend) => match r {
                             Ok(0) => return Ok(()),
                             Ok(_) => {
@@ -288,13 +301,6 @@ impl Session {
                             }
                             Err(e) => return Err(RouterError::ClientIo(e)),
                         },
-                        // SHUTDOWN alone: the loop's turn sees `draining` and leaves.
-                        why = info.alarm.wait(seen) => {
-                            seen |= why;
-                            if let Some(e) = alarmed(why) {
-                                return Err(e);
-                            }
-                        }
                     }
                 }
             }
