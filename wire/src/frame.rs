@@ -29,15 +29,20 @@ impl Frame {
     }
     /// Appends the encoded frame to `out`.
     pub fn encode(&self, out: &mut BytesMut) {
-        out.reserve(5 + self.body.len());
-        out.put_u8(self.tag);
-        out.put_i32(self.body.len() as i32 + 4);
-        out.put_slice(&self.body);
+        encode_message(out, self.tag, &self.body);
     }
     /// Encoded length on the wire.
     pub fn wire_len(&self) -> usize {
         5 + self.body.len()
     }
+}
+
+/// Appends a message of `tag` and `body` to `out`, as [`Frame::encode`] does.
+pub fn encode_message(out: &mut BytesMut, tag: u8, body: &[u8]) {
+    out.reserve(5 + body.len());
+    out.put_u8(tag);
+    out.put_i32(body.len() as i32 + 4);
+    out.put_slice(body);
 }
 
 /// Peeks at a complete message at the front of `buf`: returns `(tag, total_len)` when the

@@ -410,6 +410,22 @@ impl ServerConn {
         (end, last)
     }
 
+    /// Takes the next complete message out of the read buffer when its body fits
+    /// `buf` and it is neither an error nor a ParameterStatus (those are read as
+    /// frames): its tag and body length. Saves a frame's reference counting for the
+    /// short messages every statement ends with (issue 16).
+    pub fn next_small<const N: usize>(&mut self, buf: &mut [u8; N]) -> Option<(u8, usize)> {
+        let (tag, total) =
+            orochi_wire::frame::peek_frame(&self.rbuf, orochi_wire::MAX_MESSAGE_LEN).ok()??;
+        let len = total - 5;
+        if len > N || matches!(tag, b'E' | b'S') {
+            return None;
+        }
+        buf[..len].copy_from_slice(&self.rbuf[5..total]);
+        bytes::Buf::advance(&mut self.rbuf, total);
+        Some((tag, len))
+    }
+
     /// Next complete frame already buffered, without I/O.
     pub fn next_buffered(&mut self) -> Result<Option<Frame>> {
         match decode_frame(&mut self.rbuf, orochi_wire::MAX_MESSAGE_LEN) {

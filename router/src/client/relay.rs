@@ -16,6 +16,9 @@ use crate::error::Result;
 use bytes::Bytes;
 use orochi_wire::{BackendMessage, Frame};
 
+/// The largest body `relay_buffered` copies out of the read buffer instead of framing.
+const SMALL_MESSAGE: usize = 128;
+
 impl Session {
     fn drain_emits(&mut self) {
         while let Some(Expect::Emit(_)) = self.front.expect.front() {
@@ -58,6 +61,18 @@ impl Session {
                     continue;
                 }
             }
+            if self.retry.is_none() {
+                // A short message (CommandComplete, ReadyForQuery...): copied out, no frame.
+                let mut small = [0u8; SMALL_MESSAGE];
+                if let Some((tag, len)) = co.conn().next_small(&mut small) {
+                    co.pool
+                        .stats
+                        .bytes_from_server
+                        .fetch_add(5 + len as u64, std::sync::atomic::Ordering::Relaxed);
+                    self.on_server_message(tag, &small[..len])?;
+                    continue;
+                }
+            }
             match co.conn().next_buffered()? {
                 Some(f) => {
                     co.pool
@@ -73,7 +88,6 @@ impl Session {
 
     /// Handles one message from the server.
     pub(crate) fn on_server_frame(&mut self, f: Frame) -> Result<()> {
-        tracing::trace!(client = self.ctx.id, tag = %(f.tag as char), expect = ?self.front.expect, "server message");
         self.ext_retry_server(&f);
         if self.retry_intercept(&f)? {
             return Ok(());
@@ -90,32 +104,40 @@ impl Session {
                     self.state.reported.set(&name, &value);
                 }
                 f.encode(&mut self.front.out);
-                return Ok(());
+                Ok(())
             }
-            b'N' | b'A' => {
-                f.encode(&mut self.front.out);
-                return Ok(());
-            }
-            b'E' => return self.on_server_error(f),
-            _ => {}
+            b'E' => self.on_server_error(f),
+            tag => self.on_server_message(tag, &f.body),
+        }
+    }
+
+    /// Handles a server message other than an error or a ParameterStatus, read from
+    /// the frame or, with no retry in progress, copied out of the read buffer
+    /// (`ServerConn::next_small`: no frame for a CommandComplete or ReadyForQuery).
+    fn on_server_message(&mut self, tag: u8, body: &[u8]) -> Result<()> {
+        tracing::trace!(client = self.ctx.id, tag = %(tag as char), expect = ?self.front.expect, "server message");
+        if matches!(tag, b'N' | b'A') {
+            // Asynchronous: always relayed.
+            orochi_wire::frame::encode_message(&mut self.front.out, tag, body);
+            return Ok(());
         }
         let (forward, terminal) = match self.front.expect.front() {
-            Some(Expect::Forward(t)) => (true, t.ends_with(f.tag)),
-            Some(Expect::Swallow(t)) => (false, t.ends_with(f.tag)),
+            Some(Expect::Forward(t)) => (true, t.ends_with(tag)),
+            Some(Expect::Swallow(t)) => (false, t.ends_with(tag)),
             // Emits are drained as soon as they reach the front; relay if one is left.
             Some(Expect::Emit(_)) => (true, false),
             None => {
                 // Nothing was asked: the server is out of step with us. Do not reuse it.
-                tracing::warn!(tag = %(f.tag as char), "unexpected message from server");
+                tracing::warn!(tag = %(tag as char), "unexpected message from server");
                 if let Some(co) = self.back.phase.server_mut() {
                     co.conn().broken = true;
                 }
-                (f.tag != b'Z', false)
+                (tag != b'Z', false)
             }
         };
-        match f.tag {
+        match tag {
             b'Z' => {
-                let status = f.body.first().copied().unwrap_or(b'I');
+                let status = body.first().copied().unwrap_or(b'I');
                 self.on_ready(status, forward);
                 if status != b'I' && self.ctx.mode == orochi_config::PoolMode::Statement {
                     // Held back: `maybe_release` rolls back and ends the reply with an error.
@@ -126,9 +148,9 @@ impl Session {
                 }
             }
             b'C' => {
-                self.qlog.completed(&f.body);
+                self.qlog.completed(body);
                 self.state.last_tag_rollback =
-                    f.body.starts_with(b"ROLLBACK") || self.state.last_tag_rollback;
+                    body.starts_with(b"ROLLBACK") || self.state.last_tag_rollback;
                 self.back.phase.set_copy_in(false);
             }
             b'G' | b'W' => {
@@ -138,7 +160,7 @@ impl Session {
             _ => {}
         }
         if forward {
-            f.encode(&mut self.front.out);
+            orochi_wire::frame::encode_message(&mut self.front.out, tag, body);
         }
         if terminal && forward {
             let started = match self.front.expect.front() {

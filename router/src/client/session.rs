@@ -231,9 +231,10 @@ impl Session {
                     Box::pin(self.await_pending_commits()).await;
                 }
                 self.trace_begin(&frame);
-                // Boxed: the statement paths (fan-outs, gathers, two-phase commit) are
-                // deep futures; inline, every idle client's task would carry their
-                // largest state (issue 16; `listener::tests::a_session_task_is_small`).
+                // What must wait is boxed: the statement paths (fan-outs, gathers,
+                // two-phase commit) are deep futures; inline, every idle client's task
+                // would carry their largest state (issue 16;
+                // `listener::tests::a_session_task_is_small`). The rest is handled in place.
                 if let Some(frame) = self.on_client_frame_now(frame)? {
                     Box::pin(self.on_client_frame_later(frame)).await?;
                 }
