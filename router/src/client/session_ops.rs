@@ -222,7 +222,7 @@ impl Session {
         }
     }
 
-    /// Is the held connection's settings behind the client's, with nothing in flight
+    /// Are the held connection's settings behind the client's, with nothing in flight
     /// (what `resync_attached` brings up to date)?
     pub(crate) fn attached_behind(&self) -> bool {
         let idle =
