@@ -17,10 +17,15 @@ exec 8>"$PG_RUN_DIR/hash-proof.lock"
 flock -w 300 8 || pg_die "timed out waiting for $PG_RUN_DIR/hash-proof.lock"
 [[ -x "$PG_BIN/initdb" ]] || pg_die "PostgreSQL binaries not found (run testing/install-deps.sh)"
 
+# Ports are drawn below the kernel's ephemeral range: a port in that range can be taken, between
+# our check and the postmaster's bind, by any outgoing connection of a test running beside us
+# (CI saw "Address already in use" on 33218). A start that still fails gets a new port, twice.
 free_port() {
-    local port tries
+    local port tries low
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+    (( low > 21000 )) || low=32768
     for ((tries = 0; tries < 200; tries++)); do
-        port=$((20000 + RANDOM % 20000))
+        port=$((20000 + RANDOM % (low - 20000)))
         pg_port_busy "$port" || { echo "$port"; return 0; }
     done
     pg_die "no free port found"
@@ -36,6 +41,13 @@ free_port() {
     elif ! pg_running "$name" && pg_port_busy "$(pg_port "$name")"; then
         pg_init "$name" "$(free_port)"
     fi
-    pg_start "$name" 8>&- 9>&-
+    for attempt in 1 2 3; do
+        if (pg_start "$name" 8>&- 9>&-); then
+            exit 0
+        fi
+        (( attempt < 3 )) && ! pg_running "$name" || exit 1
+        pg_log "$name: start failed (attempt $attempt), trying another port"
+        pg_init "$name" "$(free_port)"
+    done
 )
 echo "$(pg_port "$name") $(pg_dir "$name")"
