@@ -66,7 +66,7 @@ async fn metrics_follow_workload_and_probes() {
     for ms in [1, 1, 30] {
         q.observe(Duration::from_millis(ms));
     }
-    metrics.client_waited("app", "app", Duration::from_millis(5));
+    q.waited(Duration::from_millis(5));
     metrics.error("app", "42P01");
     metrics.error("app", "42601");
     metrics.server_banned("app", 0, Role::Primary, "10.0.0.1:5432");
@@ -250,10 +250,9 @@ fn dashboard_uses_only_exported_metrics() {
     let dashboard = std::fs::read_to_string(path).unwrap();
     let metrics = Metrics::new().unwrap();
     // Create one series of each vector so every family is exported.
-    metrics
-        .query_metrics("p", 0, None, "u")
-        .observe(Duration::ZERO);
-    metrics.client_waited("p", "u", Duration::ZERO);
+    let q = metrics.query_metrics("p", 0, None, "u");
+    q.observe(Duration::ZERO);
+    q.waited(Duration::ZERO);
     metrics.error("p", "08006");
     metrics.server_banned("p", 0, Role::Replica, "h:1");
     metrics.cross_shard_query("p");

@@ -257,6 +257,69 @@ async fn parameter_status_tracks_set_and_is_not_leaked() {
     );
 }
 
+/// Server connections whose servers reported the same values share one parameter version:
+/// a client told every value of it skips the comparison on any of them (issue 16). A
+/// connection whose server reports another value is another version, and a client that
+/// lands on it is told the difference. Here `ALTER DATABASE ... SET TimeZone` makes the
+/// pool's second connection report another TimeZone than the first; three clients take
+/// turns holding one connection in a transaction while another asks, so they pass between
+/// the two. Every answer must match what its client was told (login values, then every
+/// ParameterStatus since).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_is_told_the_values_of_whichever_connection_it_gets() {
+    let (r, db) = setup("transaction", 2).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(r.raw(&db).await);
+    }
+    let first = clients[0].params["TimeZone"].clone();
+    let other = "Pacific/Chatham";
+    assert_ne!(first, other);
+    // The first connection exists (and is idle) before the database's default changes.
+    assert_eq!(clients[0].rows("SHOW TimeZone").await, [first.as_str()]);
+    let mut su = superuser(&db).await;
+    exec(
+        &mut su,
+        &format!("ALTER DATABASE \"{db}\" SET TimeZone = '{other}'"),
+    )
+    .await;
+
+    let mut told: Vec<std::collections::HashMap<String, String>> =
+        clients.iter().map(|c| c.params.clone()).collect();
+    let mut seen: Vec<std::collections::BTreeSet<String>> = vec![Default::default(); 3];
+    for step in 0..24 {
+        let holder = step % 3;
+        let asker = (holder + 1 + (step / 3) % 2) % 3;
+        for (i, sql) in [
+            (holder, "BEGIN"),
+            (asker, "SHOW TimeZone"),
+            (holder, "SHOW TimeZone"),
+            (holder, "COMMIT"),
+        ] {
+            let ms = clients[i].query(sql).await;
+            assert!(first_error(&ms).is_none(), "{ms:?}");
+            for m in &ms {
+                if let BackendMessage::ParameterStatus { name, value } = m {
+                    told[i].insert(name.clone(), value.clone());
+                }
+            }
+            if sql.starts_with("SHOW") {
+                let answer = common::raw::first_column(&ms);
+                assert_eq!(
+                    answer,
+                    [told[i]["TimeZone"].as_str()],
+                    "step {step}: client {i} was told another TimeZone than its server's"
+                );
+                seen[i].insert(answer[0].clone());
+            }
+        }
+    }
+    assert!(
+        seen.iter().any(|s| s.len() == 2),
+        "no client moved between the two connections: {seen:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_clients_small_pool_keep_their_settings() {
     let (r, db) = setup("transaction", 2).await;

@@ -80,13 +80,6 @@ pub const RESET_SQL: [&str; 3] = ["RESET ALL", "RESET SESSION AUTHORIZATION", "R
 
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// Source of `ServerConn::params_gen`: unique across connections, never 0.
-static NEXT_PARAMS_GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-fn next_params_gen() -> u64 {
-    NEXT_PARAMS_GEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
 /// What [`ServerConn::pass_through`] does with the next message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pass {
@@ -112,10 +105,10 @@ pub struct ServerConn {
     pub backend_key: (i32, i32),
     /// Values the server reported with ParameterStatus, kept current (`set_param`).
     pub params: HashMap<String, String>,
-    /// Names this version of `params`: a new number, unique across connections, at every
-    /// change. A session that told its client every value of one version need not compare
-    /// them again at its next checkout of this connection (`client::reported`).
-    pub params_gen: u64,
+    /// The version of `params` (`params_version`), equal on connections that report
+    /// equal values; 0 until asked for after a change. A session that told its client
+    /// every value of one version need not compare them again (`client::reported`).
+    params_gen: u64,
     /// Fingerprint of the client parameter set applied with SET (see `client::params`).
     pub applied_params: u64,
     /// Router-named prepared statements (global ids) that exist on this connection, with
@@ -225,7 +218,7 @@ impl ServerConn {
             addr: target.addr(),
             backend_key: (0, 0),
             params: HashMap::new(),
-            params_gen: next_params_gen(),
+            params_gen: 0,
             applied_params: EMPTY_PARAMS,
             prepared: HashMap::new(),
             prepared_tick: 0,
@@ -592,12 +585,21 @@ impl ServerConn {
         }
     }
 
-    /// Records a value the server reported; a change starts a new `params_gen`.
+    /// Records a value the server reported; a change forgets the version of `params`.
     pub fn set_param(&mut self, name: String, value: String) {
         if self.params.get(&name) != Some(&value) {
             self.params.insert(name, value);
-            self.params_gen = next_params_gen();
+            self.params_gen = 0;
         }
+    }
+
+    /// The version of `params`, never 0: equal for connections whose servers reported
+    /// equal values (see `params_version`).
+    pub fn params_version(&mut self) -> u64 {
+        if self.params_gen == 0 {
+            self.params_gen = super::params_version::version_of(&self.params);
+        }
+        self.params_gen
     }
 
     /// True when the idle connection still looks usable: nothing is waiting to be read

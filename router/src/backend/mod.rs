@@ -2,7 +2,8 @@
 //! configured pools/users/shards/servers to pools, with the health checks that decide
 //! which server of a shard takes writes and which take reads.
 //!
-//! From the bottom up (each uses only those below it): `conn` (one server connection),
+//! From the bottom up (each uses only those below it): `params_version` (equal numbers
+//! for equal server-reported parameter sets), `conn` (one server connection),
 //! `server_state` (a server's role, bans and lag, shared by its pools), `pool` (the
 //! connections to one server for one user; reports connect outcomes into
 //! `server_state`), `health` (one checker per shard: probes, roles, lag; observes the
@@ -11,6 +12,7 @@
 pub mod conn;
 pub mod health;
 pub mod in_flight;
+pub mod params_version;
 pub mod pool;
 pub mod registry;
 pub mod server_state;

@@ -16,10 +16,11 @@ pub struct Reported {
     base: Option<SharedParams>,
     /// Values that differ from `base` (or are missing from it): name, value.
     own: Vec<(Box<str>, Box<str>)>,
-    /// The server parameter version (`ServerConn::params_gen`) every value of which the
-    /// client was told; 0 for none. A checkout of a connection still at that version
-    /// skips comparing its dozen values (a hash lookup each, every transaction), and any
-    /// change of what the client was told forgets it.
+    /// The server parameter version (`ServerConn::params_version`) every value of which
+    /// the client was told; 0 for none. A checkout of a connection at that version (any
+    /// connection whose server reported the same values) skips comparing its dozen
+    /// values (a lookup each, every transaction), and any change of what the client was
+    /// told forgets it.
     synced: u64,
 }
 

@@ -430,12 +430,8 @@ impl Session {
             .await
             .map(|(co, waited)| {
                 if waited > std::time::Duration::from_micros(100) {
-                    // Only checkouts that queued: keeps label lookups off the fast path.
-                    self.ctx.app.metrics.client_waited(
-                        &co.pool.pool_name,
-                        &co.pool.user_name,
-                        waited,
-                    );
+                    // Only checkouts that queued: keeps the histogram off the fast path.
+                    co.pool.metrics.waited(waited);
                 }
                 co
             });
@@ -451,7 +447,8 @@ impl Session {
         let since = co.since();
         let conn = co.conn();
         // Tell the client about server-reported values that differ from what it knows.
-        if !self.state.reported.is_empty() && !self.state.reported.is_synced_with(conn.params_gen) {
+        let version = conn.params_version();
+        if !self.state.reported.is_empty() && !self.state.reported.is_synced_with(version) {
             for (k, v) in &conn.params {
                 if self.state.reported.get(k) != Some(v.as_str()) {
                     BackendMessage::ParameterStatus {
@@ -462,7 +459,7 @@ impl Session {
                     self.state.reported.set(k, v);
                 }
             }
-            self.state.reported.mark_synced(conn.params_gen);
+            self.state.reported.mark_synced(version);
         }
         self.ctx
             .cancel
