@@ -311,8 +311,35 @@ pg_replica() {
     else
         [[ -f "$(pg_dir "$name")/data/standby.signal" ]] || pg_log "$name: note: exists and is not a standby (promoted?)"
         pg_set_port "$name" "$port"
+        local log seen=0
+        log="$(pg_dir "$name")/postgres.log"
+        [[ -f "$log" ]] && seen="$(stat -c %s "$log")"
+        pg_start "$name"
+        if pg_replica_stale "$name" "$seen"; then
+            pg_log "$name: $primary no longer has the WAL this replica needs; taking a new base backup"
+            pg_destroy "$name"
+            pg_replica "$name" "$primary" "$port"
+        fi
+        return 0
     fi
     pg_start "$name"
+}
+
+# pg_replica_stale NAME LOG_OFFSET: true when the (just started) standby NAME cannot catch
+# up because its primary removed the WAL it needs (it was down while the primary wrote
+# past wal_keep_size): it would wait forever, and tests reading from it would time out.
+# Looks at what the server logged since LOG_OFFSET (it retries every 5 s), for up to 7 s
+# or until it streams.
+pg_replica_stale() {
+    local name="$1" from="$2" log i
+    [[ -f "$(pg_dir "$name")/data/standby.signal" ]] || return 1
+    log="$(pg_dir "$name")/postgres.log"
+    for ((i = 0; i < 70; i++)); do
+        tail -c +"$((from + 1))" "$log" 2>/dev/null | grep -q "has already been removed" && return 0
+        [[ "$(pg_psql "$name" -Atc "SELECT status FROM pg_stat_wal_receiver" 2>/dev/null)" == streaming ]] && return 1
+        sleep 0.1
+    done
+    return 1
 }
 
 # clone NAME SOURCE PORT: copy SOURCE's (stopped) data directory, start the copy.
