@@ -12,7 +12,7 @@
 #    authenticated client connections (testing/bench/idle_clients.py), for each N of
 #    BENCH_IDLE_CLIENTS; reported as (RSS after - RSS before) / N in KiB.
 # 3. Sharded point selects: the same pgbench -S through a 2-shard pool vs the same
-#    router's one-shard pool.
+#    router's one-shard pool, alternating for BENCH_SHARDED_ROUNDS rounds (medians).
 # 4. TLS: pgbench -S with sslmode=require at 1 and 100 clients through PgBouncer and the
 #    router, each requiring client TLS with the same self-signed certificate (openssl).
 # 5. Transfers: single-shard vs cross-shard (two-phase commit), 8 clients, 3 shards.
@@ -25,6 +25,7 @@
 #
 # Env: BENCH_SECONDS (10), BENCH_CLIENTS ("1 16 100 500"), BENCH_MODES ("simple extended"),
 #      BENCH_IDLE_CLIENTS ("2000 10000"), BENCH_SCALE (10), BENCH_SHARDED_CLIENTS ("1 50"),
+#      BENCH_SHARDED_ROUNDS (3),
 #      BENCH_ROUTER_GENERAL (extra [general] lines for the router, e.g. "worker_threads = 1"),
 #      BENCH_TLS (1; 0 skips the TLS rows), BENCH_TLS_CLIENTS ("1 100"), BENCH_2PC (1; 0
 #      skips the transfers),
@@ -322,15 +323,31 @@ for mode in "${modes[@]}"; do
     done
 done
 
-# Sharded: the same pgbench -S through a 2-shard pool (keys routed by aid).
+# Sharded: the same pgbench -S through a 2-shard pool (keys routed by aid), against the
+# same router's one-shard pool. This machine's noise moves one point by up to 30% (the
+# host's other tenants), so the two pools alternate for BENCH_SHARDED_ROUNDS rounds (the
+# order swapped every round) and the row shows the medians: TPS and latency of each
+# pool, and of the rounds' ratios.
+median() { printf '%s\n' "$@" | grep -v '^n/a$' | sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "n/a"; else print v[int((NR + 1) / 2)]}'; }
 sharded_rows=()
 if [[ -n "$bin" ]]; then
     for c in ${BENCH_SHARDED_CLIENTS:-1 50}; do
         echo "bench: sharded, $c client(s)" >&2
         read -r d_tps _ _ < <(point direct "$pg_port_bench" "$c" simple)
-        read -r o_tps o_lat _ < <(point router-one-shard "$router_port" "$c" simple)
-        read -r s_tps s_lat _ < <(point router-sharded "$router_port" "$c" simple sharded)
-        sharded_rows+=("| $c | $(fmt "$d_tps" 0) | $(fmt "$o_tps" 0) | $(fmt "$o_lat" 3) | $(fmt "$s_tps" 0) | $(fmt "$s_lat" 3) | $(ratio "$s_tps" "$o_tps") |")
+        o_all=() ol_all=() s_all=() sl_all=() r_all=()
+        for ((round = 0; round < ${BENCH_SHARDED_ROUNDS:-3}; round++)); do
+            if ((round % 2 == 0)); then
+                read -r o_tps o_lat _ < <(point router-one-shard "$router_port" "$c" simple)
+                read -r s_tps s_lat _ < <(point router-sharded "$router_port" "$c" simple sharded)
+            else
+                read -r s_tps s_lat _ < <(point router-sharded "$router_port" "$c" simple sharded)
+                read -r o_tps o_lat _ < <(point router-one-shard "$router_port" "$c" simple)
+            fi
+            o_all+=("$o_tps") ol_all+=("$o_lat") s_all+=("$s_tps") sl_all+=("$s_lat")
+            r_all+=("$(ratio "$s_tps" "$o_tps")")
+            echo "bench: sharded, $c client(s), round $((round + 1)): $s_tps / $o_tps" >&2
+        done
+        sharded_rows+=("| $c | $(fmt "$d_tps" 0) | $(fmt "$(median "${o_all[@]}")" 0) | $(fmt "$(median "${ol_all[@]}")" 3) | $(fmt "$(median "${s_all[@]}")" 0) | $(fmt "$(median "${sl_all[@]}")" 3) | $(median "${r_all[@]}") |")
     done
 fi
 # TLS: the same pgbench -S with sslmode=require, through PgBouncer and the router each
@@ -384,7 +401,7 @@ router_rss="${router_rss_plain:-n/a}"
     echo "|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${mem_rows[@]}"
     echo
-    echo "### Sharded: pgbench -S with pgbench_accounts sharded by aid over 2 shards (zero failed transactions required)"
+    echo "### Sharded: pgbench -S with pgbench_accounts sharded by aid over 2 shards (zero failed transactions required; medians of ${BENCH_SHARDED_ROUNDS:-3} alternating rounds)"
     echo
     echo "| clients | direct TPS | router, 1 shard TPS | latency ms | router, 2 shards TPS | latency ms | 2 shards / 1 shard |"
     echo "|---:|---:|---:|---:|---:|---:|---:|"
