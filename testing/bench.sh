@@ -84,7 +84,7 @@ fi
 # (the other pgbench tables replicated). Each shard's table is rewritten compact, as a
 # shard loaded with only its rows is: after the DELETE a plain VACUUM leaves it at the
 # full table's size, half empty, and every lookup then touches twice the pages of the
-# one-shard pool's (0.79x at 50 clients in one run, 0.95x compact). The table comment
+# one-shard pool's (0.79x at 50 clients in one run, 0.87-0.95x compact). The table comment
 # marks a shard made so; older ones are made again.
 shard_mark="orochi bench shard, compact"
 for k in 0 1; do
@@ -328,7 +328,12 @@ done
 # host's other tenants), so the two pools alternate for BENCH_SHARDED_ROUNDS rounds (the
 # order swapped every round) and the row shows the medians: TPS and latency of each
 # pool, and of the rounds' ratios.
-median() { printf '%s\n' "$@" | grep -v '^n/a$' | sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "n/a"; else print v[int((NR + 1) / 2)]}'; }
+# The median of the arguments; n/a when any is (a failed round fails the row).
+median() {
+    local v
+    for v in "$@"; do [[ "$v" == n/a ]] && { echo n/a; return 0; }; done
+    printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
+}
 sharded_rows=()
 if [[ -n "$bin" ]]; then
     for c in ${BENCH_SHARDED_CLIENTS:-1 50}; do
