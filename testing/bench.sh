@@ -14,7 +14,8 @@
 # 3. Sharded point selects: the same pgbench -S through a 2-shard pool vs the same
 #    router's one-shard pool, alternating for BENCH_SHARDED_ROUNDS rounds (medians).
 # 4. TLS: pgbench -S with sslmode=require at 1 and 100 clients through PgBouncer and the
-#    router, each requiring client TLS with the same self-signed certificate (openssl).
+#    router, each requiring client TLS with the same self-signed certificate (openssl),
+#    alternating for BENCH_TLS_ROUNDS rounds (medians).
 # 5. Transfers: single-shard vs cross-shard (two-phase commit), 8 clients, 3 shards.
 # 6. The regression check: the router / PgBouncer TPS ratio at 16 clients (simple)
 #    must not fall below testing/bench/baseline.env's recorded value by more than the
@@ -25,10 +26,10 @@
 #
 # Env: BENCH_SECONDS (10), BENCH_CLIENTS ("1 16 100 500"), BENCH_MODES ("simple extended"),
 #      BENCH_IDLE_CLIENTS ("2000 10000"), BENCH_SCALE (10), BENCH_SHARDED_CLIENTS ("1 50"),
-#      BENCH_SHARDED_ROUNDS (3),
+#      BENCH_SHARDED_ROUNDS (3), BENCH_SHARD_POOL_SIZE (half the pool size: see router_up),
 #      BENCH_ROUTER_GENERAL (extra [general] lines for the router, e.g. "worker_threads = 1"),
-#      BENCH_TLS (1; 0 skips the TLS rows), BENCH_TLS_CLIENTS ("1 100"), BENCH_2PC (1; 0
-#      skips the transfers),
+#      BENCH_TLS (1; 0 skips the TLS rows), BENCH_TLS_CLIENTS ("1 100"),
+#      BENCH_TLS_ROUNDS (3), BENCH_2PC (1; 0 skips the transfers),
 #      OROCHI_BENCH_PG_PORT (OROCHI_PG_BASE_PORT + 28, i.e. 15460 by default, so two
 #      checkouts with their own base ports bench side by side).
 # Numbers from a shared 2-core machine are noisy: pgbench competes with the
@@ -159,6 +160,12 @@ EOF
 }
 
 # ---------------------------------------------------------------- router
+# Both shards of the sharded pool are databases of one PostgreSQL on this machine's
+# cores, where in production each is a server of its own: each gets half the one-shard
+# pool's connections, so both pools run the same 20 backends. With 20 a shard, 40
+# backends on 2 cores measured 0.71-0.86x of the one-shard pool at 50 clients; 10 a
+# shard 0.96-1.07x, the same router (BENCH_SHARD_POOL_SIZE to compare).
+shard_pool_size="${BENCH_SHARD_POOL_SIZE:-$((pool_size / 2))}"
 router_up() {
     router_stop "$work/router.pid"
     read -r router_port router_admin router_metrics < <(free_ports 3)
@@ -178,7 +185,7 @@ pool_mode = "transaction"
 [pools.sharded.users.0]
 username = "app"
 password = "secret"
-pool_size = $pool_size
+pool_size = $shard_pool_size
 
 [pools.sharded.shards.0]
 database = "${db}_s0"
@@ -378,9 +385,22 @@ client_tls_sslmode = \"require\""
     sslmode=require
     for c in ${BENCH_TLS_CLIENTS:-1 100}; do
         echo "bench: TLS, $c client(s)" >&2
-        read -r b_tps _ b_cpu < <(point pgbouncer-tls "$bouncer_port" "$c" simple "$db" "$(bouncer_pid)")
-        read -r r_tps _ r_cpu < <(point router-tls "$router_port" "$c" simple "$db" "$(cat "$work/router.pid")")
-        tls_rows+=("| $c | $(fmt "$b_tps" 0) | $b_cpu | $(fmt "$r_tps" 0) | $r_cpu | $(ratio "$r_tps" "$b_tps") |")
+        # Alternating rounds, medians (as the sharded row): one 10 s point at one client
+        # moved by ±0.06 between runs, the size of the difference measured.
+        b_all=() bc_all=() r_all=() rc_all=() q_all=()
+        for ((round = 0; round < ${BENCH_TLS_ROUNDS:-3}; round++)); do
+            if ((round % 2 == 0)); then
+                read -r b_tps _ b_cpu < <(point pgbouncer-tls "$bouncer_port" "$c" simple "$db" "$(bouncer_pid)")
+                read -r r_tps _ r_cpu < <(point router-tls "$router_port" "$c" simple "$db" "$(cat "$work/router.pid")")
+            else
+                read -r r_tps _ r_cpu < <(point router-tls "$router_port" "$c" simple "$db" "$(cat "$work/router.pid")")
+                read -r b_tps _ b_cpu < <(point pgbouncer-tls "$bouncer_port" "$c" simple "$db" "$(bouncer_pid)")
+            fi
+            b_all+=("$b_tps") bc_all+=("$b_cpu") r_all+=("$r_tps") rc_all+=("$r_cpu")
+            q_all+=("$(ratio "$r_tps" "$b_tps")")
+            echo "bench: TLS, $c client(s), round $((round + 1)): $r_tps / $b_tps" >&2
+        done
+        tls_rows+=("| $c | $(fmt "$(median "${b_all[@]}")" 0) | $(median "${bc_all[@]}") | $(fmt "$(median "${r_all[@]}")" 0) | $(median "${rc_all[@]}") | $(median "${q_all[@]}") |")
     done
     sslmode=""
     bouncer_tls_lines=""
@@ -406,14 +426,14 @@ router_rss="${router_rss_plain:-n/a}"
     echo "|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${mem_rows[@]}"
     echo
-    echo "### Sharded: pgbench -S with pgbench_accounts sharded by aid over 2 shards (zero failed transactions required; medians of ${BENCH_SHARDED_ROUNDS:-3} alternating rounds)"
+    echo "### Sharded: pgbench -S with pgbench_accounts sharded by aid over 2 shards of one PostgreSQL, $shard_pool_size connections a shard against the one-shard pool's $pool_size (zero failed transactions required; medians of ${BENCH_SHARDED_ROUNDS:-3} alternating rounds)"
     echo
     echo "| clients | direct TPS | router, 1 shard TPS | latency ms | router, 2 shards TPS | latency ms | 2 shards / 1 shard |"
     echo "|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${sharded_rows[@]}"
     if ((${#tls_rows[@]})); then
         echo
-        echo "### TLS: pgbench -S -M simple with sslmode=require, client TLS required by both proxies"
+        echo "### TLS: pgbench -S -M simple with sslmode=require, client TLS required by both proxies (medians of ${BENCH_TLS_ROUNDS:-3} alternating rounds)"
         echo
         echo "| clients | PgBouncer TPS | PgBouncer µs CPU/tx | router TPS | router µs CPU/tx | router / PgBouncer |"
         echo "|---:|---:|---:|---:|---:|---:|"
