@@ -35,12 +35,22 @@ fn parse_shard(v: &str) -> Result<usize, String> {
         .map_err(|_| format!("invalid shard number \"{v}\": expected a non-negative integer"))
 }
 
+/// The length of `b`'s leading white space, as PostgreSQL's scanner reads it (ASCII).
+fn leading_space(b: &[u8]) -> usize {
+    b.iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c'))
+        .unwrap_or(b.len())
+}
+
 /// Recognises a SET/RESET directive (the whole statement, optional trailing `;`).
 pub fn directive(sql: &str) -> Option<Directive> {
-    let s = sql.trim().trim_end_matches(';').trim();
-    // Every statement passes here: anything but SET/RESET leaves before the lower-cased
-    // copy and the word list are made (issue 16, CPU per transaction).
-    let head = s.as_bytes().get(..5).unwrap_or(s.as_bytes());
+    // Every statement passes here: anything but SET/RESET leaves at its first byte,
+    // before the trims, the lower-cased copy and the word list (issue 16, CPU per
+    // transaction). PostgreSQL's own whitespace is ASCII; a statement led by other
+    // white space is not a directive (the server refuses it).
+    let b = sql.as_bytes();
+    let start = leading_space(b);
+    let head = &b[start..b.len().min(start + 5)];
     if !(head
         .get(..3)
         .is_some_and(|h| h.eq_ignore_ascii_case(b"set"))
@@ -48,6 +58,7 @@ pub fn directive(sql: &str) -> Option<Directive> {
     {
         return None;
     }
+    let s = sql.trim().trim_end_matches(';').trim();
     let lower = s.to_ascii_lowercase();
     let words: Vec<&str> = lower.split_whitespace().collect();
     match words.as_slice() {
@@ -90,8 +101,7 @@ pub fn directive(sql: &str) -> Option<Directive> {
 
 /// A leading `/* orochi.shard = N */` comment: the shard for this statement.
 pub fn comment_shard(sql: &str) -> Option<Result<usize, String>> {
-    let s = sql.trim_start();
-    let body = s.strip_prefix("/*")?;
+    let body = sql[leading_space(sql.as_bytes())..].strip_prefix("/*")?;
     let end = body.find("*/")?;
     let comment = body[..end].trim();
     let rest = comment.strip_prefix("orochi.shard")?.trim_start();
@@ -102,6 +112,18 @@ pub fn comment_shard(sql: &str) -> Option<Result<usize, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leading_white_space_is_postgresql_s() {
+        assert_eq!(
+            directive(" \t\r\n\x0b\x0cset orochi.shard = 1"),
+            Some(Directive::SetShard(1))
+        );
+        // Not white space to PostgreSQL: the server refuses the statement.
+        assert_eq!(directive("\u{a0}SET orochi.shard = 1"), None);
+        assert_eq!(directive("SELECT 1"), None);
+        assert_eq!(directive(""), None);
+    }
 
     #[test]
     fn set_forms() {
