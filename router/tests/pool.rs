@@ -273,3 +273,21 @@ async fn statement_mode_refuses_multi_statement_transactions_cleanly() {
     .unwrap();
     assert_eq!(v, "usable");
 }
+
+/// `server_lifetime` and `idle_timeout` (milliseconds here): a connection past either is
+/// not lent again; one within both is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_and_long_idle_connections_are_replaced() {
+    for (general, replaced) in [
+        ("server_lifetime = 300", true),
+        ("idle_timeout = 300", true),
+        ("server_lifetime = 60000\nidle_timeout = 60000", false),
+    ] {
+        let (r, db) = setup_with("transaction", 1, general, "").await;
+        let mut c = r.connect(&db).await;
+        let pid1 = one(&mut c, "SELECT pg_backend_pid()::text").await;
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        let pid2 = one(&mut c, "SELECT pg_backend_pid()::text").await;
+        assert_eq!(pid1 != pid2, replaced, "{general}: {pid1} then {pid2}");
+    }
+}

@@ -218,13 +218,14 @@ impl ServerPool {
     /// Takes the idle connection `owner` should get (see the module doc), closing stale
     /// ones on the way.
     fn take_idle(&self, owner: u64, now: Instant) -> Option<Box<ServerConn>> {
+        let limits = self.age_limits(now);
         loop {
             let mut conn = {
                 let mut idle = self.idle.lock().ok()?;
                 let i = pick_idle(&idle, owner)?;
                 idle.remove(i)
             };
-            if self.expired(&conn, now) || !conn.looks_alive() {
+            if limits.expired(&conn) || !conn.looks_alive() {
                 self.stats.open.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
@@ -287,9 +288,14 @@ impl ServerPool {
         }
     }
 
-    fn expired(&self, c: &ServerConn, now: Instant) -> bool {
-        now.saturating_duration_since(c.created) >= self.settings.server_lifetime
-            || now.saturating_duration_since(c.last_used) >= self.settings.idle_timeout
+    /// The instants that make a connection too old or idle too long at `now`: read
+    /// once, each connection is then two comparisons, not two durations (issue 16, CPU
+    /// per transaction).
+    fn age_limits(&self, now: Instant) -> AgeLimits {
+        AgeLimits {
+            born_by: now.checked_sub(self.settings.server_lifetime),
+            used_by: now.checked_sub(self.settings.idle_timeout),
+        }
     }
 
     async fn open(&self) -> Result<Box<ServerConn>> {
@@ -338,7 +344,7 @@ impl ServerPool {
         }
         if conn.broken
             || conn.generation < self.generation.load(Ordering::Relaxed)
-            || now.saturating_duration_since(conn.created) >= self.settings.server_lifetime
+            || self.age_limits(now).too_old(&conn)
         {
             self.stats.open.fetch_sub(1, Ordering::Relaxed);
             return;
@@ -481,6 +487,29 @@ pub struct IdleConn {
     pub tls: Option<String>,
 }
 
+/// `now - created >= server_lifetime` and `now - last_used >= idle_timeout` as
+/// comparisons: a limit reaching back before the clock's start (`None`) is met by no
+/// connection.
+struct AgeLimits {
+    born_by: Option<Instant>,
+    used_by: Option<Instant>,
+}
+
+impl AgeLimits {
+    fn too_old(&self, c: &ServerConn) -> bool {
+        self.born_too_early(c.created)
+    }
+    fn expired(&self, c: &ServerConn) -> bool {
+        self.born_too_early(c.created) || self.used_too_early(c.last_used)
+    }
+    fn born_too_early(&self, created: Instant) -> bool {
+        self.born_by.is_some_and(|t| created <= t)
+    }
+    fn used_too_early(&self, last_used: Instant) -> bool {
+        self.used_by.is_some_and(|t| last_used <= t)
+    }
+}
+
 /// A connection lent to one client. [`release`](Self::release) returns it to the pool;
 /// dropped without that, it is closed (its state is not known to be idle and clean).
 pub struct Checkout {
@@ -529,5 +558,35 @@ impl Drop for Checkout {
             }
             self.pool.give_back(c, now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The comparisons say what `now - t >= limit` says, at the boundary too.
+    #[test]
+    fn age_limits_are_the_durations_compared() {
+        let now = Instant::now() + Duration::from_secs(100);
+        let lifetime = Duration::from_secs(60);
+        let idle = Duration::from_secs(5);
+        let limits = AgeLimits {
+            born_by: now.checked_sub(lifetime),
+            used_by: now.checked_sub(idle),
+        };
+        for ago in [0u64, 1, 4_999, 5_000, 5_001, 59_999, 60_000, 60_001, 99_000] {
+            let t = now - Duration::from_millis(ago);
+            let age = now.saturating_duration_since(t);
+            assert_eq!(limits.born_too_early(t), age >= lifetime, "{ago} ms");
+            assert_eq!(limits.used_too_early(t), age >= idle, "{ago} ms");
+        }
+        // A limit longer than the clock has run: nothing is that old.
+        let none = AgeLimits {
+            born_by: None,
+            used_by: None,
+        };
+        assert!(!none.born_too_early(now - Duration::from_secs(99)));
+        assert!(!none.used_too_early(now - Duration::from_secs(99)));
     }
 }
