@@ -423,18 +423,30 @@ impl Session {
         }
         let shard = self.pick_shard(wanted)?;
         let target = self.ctx.target_for(read);
-        self.ctx.client.info.set_state(ClientState::Waiting);
-        let co = self
-            .ctx
-            .checkout_traced(shard, target)
-            .await
-            .map(|(co, waited)| {
-                if waited > std::time::Duration::from_micros(100) {
-                    // Only checkouts that queued: keeps the histogram off the fast path.
-                    co.pool.metrics.waited(waited);
+        // The client shows as waiting only once its checkout has to wait (a full pool,
+        // a connection being opened): a free connection is lent without the state's
+        // lock and clock read (issue 16, CPU per transaction).
+        let co = {
+            let info = &self.ctx.client.info;
+            let mut checkout = std::pin::pin!(self.ctx.checkout_traced(shard, target));
+            let mut waiting = false;
+            std::future::poll_fn(|cx| {
+                let r = std::future::Future::poll(checkout.as_mut(), cx);
+                if r.is_pending() && !waiting {
+                    waiting = true;
+                    info.set_state(ClientState::Waiting);
                 }
-                co
-            });
+                r
+            })
+            .await
+        };
+        let co = co.map(|(co, waited)| {
+            if waited > std::time::Duration::from_micros(100) {
+                // Only checkouts that queued: keeps the histogram off the fast path.
+                co.pool.metrics.waited(waited);
+            }
+            co
+        });
         self.ctx.client.info.set_state(match co {
             Ok(_) => ClientState::Active,
             Err(_) => ClientState::Idle,
