@@ -164,7 +164,7 @@ EOF
 # cores, where in production each is a server of its own: each gets half the one-shard
 # pool's connections, so both pools run the same 20 backends. With 20 a shard, 40
 # backends on 2 cores measured 0.71-0.86x of the one-shard pool at 50 clients; 10 a
-# shard 0.96-1.07x, the same router (BENCH_SHARD_POOL_SIZE to compare).
+# shard 0.91-1.07x, the same router (BENCH_SHARD_POOL_SIZE to compare).
 shard_pool_size="${BENCH_SHARD_POOL_SIZE:-$((pool_size / 2))}"
 router_up() {
     router_stop "$work/router.pid"
