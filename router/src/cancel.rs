@@ -20,6 +20,13 @@
 //! session clears its slot before it gives its server back), and done only when the
 //! postmaster has closed the cancel connection (it has signalled the backend by then).
 //! The pool does not lend a connection with a cancel in flight (`backend::pool`).
+//!
+//! A client whose statement waits for a server connection has no backend to cancel;
+//! PostgreSQL would cancel the statement all the same. While it waits, its slot holds
+//! the session's waker instead: a cancel marks the wait cancelled and wakes it, and the
+//! session answers 57014 without running the statement. A cancel for a client that is
+//! neither running nor waiting is ignored, as PostgreSQL ignores one for an idle
+//! backend, so it can never hit the client's next statement.
 
 use crate::backend::conn::{ServerConn, ServerTarget};
 use crate::backend::in_flight::{InFlight, Sending};
@@ -28,6 +35,7 @@ use orochi_wire::StartupRequest;
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -55,7 +63,22 @@ impl CancelTarget {
 
 #[derive(Default, Debug)]
 pub struct CancelSlot {
-    targets: Mutex<Vec<CancelTarget>>,
+    targets: Mutex<Targets>,
+}
+
+#[derive(Default, Debug)]
+struct Targets {
+    list: Vec<CancelTarget>,
+    wait: Wait,
+}
+
+/// A statement waiting for a server connection, as a cancel sees it.
+#[derive(Default, Debug)]
+enum Wait {
+    #[default]
+    None,
+    Waiting(Waker),
+    Cancelled,
 }
 
 impl CancelSlot {
@@ -63,28 +86,70 @@ impl CancelSlot {
     /// costs no allocation after the first.
     pub fn set(&self, t: Option<CancelTarget>) {
         if let Ok(mut g) = self.targets.lock() {
-            g.clear();
-            g.extend(t);
+            g.list.clear();
+            g.list.extend(t);
         }
     }
     /// Every backend a multi-shard statement runs on.
     pub fn set_all(&self, t: Vec<CancelTarget>) {
         if let Ok(mut g) = self.targets.lock() {
-            *g = t;
+            g.list = t;
         }
     }
     pub fn get(&self) -> Option<CancelTarget> {
-        self.targets.lock().ok().and_then(|g| g.first().cloned())
-    }
-    pub fn get_all(&self) -> Vec<CancelTarget> {
-        self.targets.lock().map(|g| g.clone()).unwrap_or_default()
-    }
-    /// The targets to cancel now, each counted in flight before the lock is let go.
-    fn start_all(&self) -> Vec<(CancelTarget, Sending)> {
         self.targets
             .lock()
-            .map(|g| g.iter().map(|t| (t.clone(), t.in_flight.start())).collect())
+            .ok()
+            .and_then(|g| g.list.first().cloned())
+    }
+    pub fn get_all(&self) -> Vec<CancelTarget> {
+        self.targets
+            .lock()
+            .map(|g| g.list.clone())
             .unwrap_or_default()
+    }
+    /// Called by a session while its statement waits for a server connection:
+    /// `Ready` once a cancel arrived for it, else `Pending`, with `cx` to be woken by one.
+    /// `first` starts the wait: whatever an earlier wait left (one given up without
+    /// [`end_wait`](Self::end_wait), or a cancel that came after it) is forgotten.
+    pub fn poll_cancelled(&self, cx: &mut Context<'_>, first: bool) -> Poll<()> {
+        let Ok(mut g) = self.targets.lock() else {
+            return Poll::Pending;
+        };
+        match &mut g.wait {
+            Wait::Cancelled if !first => {
+                g.wait = Wait::None;
+                Poll::Ready(())
+            }
+            Wait::Waiting(w) if w.will_wake(cx.waker()) => Poll::Pending,
+            w => {
+                *w = Wait::Waiting(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+    /// The wait is over (the session got its connection or gave up): true when a cancel
+    /// arrived in the meantime, which the session then honours.
+    pub fn end_wait(&self) -> bool {
+        self.targets
+            .lock()
+            .map(|mut g| matches!(std::mem::take(&mut g.wait), Wait::Cancelled))
+            .unwrap_or(false)
+    }
+    /// The targets to cancel now, each counted in flight before the lock is let go; a
+    /// waiting statement is marked cancelled and woken instead.
+    fn start_all(&self) -> Vec<(CancelTarget, Sending)> {
+        let Ok(mut g) = self.targets.lock() else {
+            return Vec::new();
+        };
+        if let Wait::Waiting(w) = std::mem::take(&mut g.wait) {
+            g.wait = Wait::Cancelled;
+            w.wake();
+        }
+        g.list
+            .iter()
+            .map(|t| (t.clone(), t.in_flight.start()))
+            .collect()
     }
 }
 
@@ -136,7 +201,7 @@ impl CancelRegistry {
             .map(|slot| slot.start_all())
             .unwrap_or_default();
         if targets.is_empty() {
-            tracing::debug!("cancel request for an unknown or idle client ignored");
+            tracing::debug!("cancel request: no backend to signal (an unknown or idle client, or one waiting for a connection)");
         }
         // Concurrently: every shard's backend is cancelled at about the same moment.
         let sends: Vec<_> = targets

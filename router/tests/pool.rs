@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::raw::{first_column, first_error, ready_status, tags};
+use common::raw::{first_column, first_error, ready_status, tags, RawClient};
 use common::*;
-use orochi_wire::BackendMessage;
+use orochi_wire::{BackendMessage, FrontendMessage};
 use sqlx::ConnectOptions;
 use std::time::{Duration, Instant};
 
@@ -290,4 +290,66 @@ async fn old_and_long_idle_connections_are_replaced() {
         let pid2 = one(&mut c, "SELECT pg_backend_pid()::text").await;
         assert_eq!(pid1 != pid2, replaced, "{general}: {pid1} then {pid2}");
     }
+}
+
+/// A router whose pool has one connection, held by a transaction of the returned client
+/// (table `queued` exists), and a second client whose `INSERT INTO queued VALUES (x)` is
+/// sent and now waits for that connection.
+async fn one_held_and_one_queued(x: i32) -> (Router, String, RawClient, RawClient) {
+    let (r, db) = setup_with("transaction", 1, "", "connect_timeout = 20000").await;
+    let mut holder = r.raw(&db).await;
+    holder.rows("CREATE TABLE queued (x int)").await;
+    holder.rows("BEGIN").await;
+    holder.rows("SELECT 1").await;
+    let mut waiting = r.raw(&db).await;
+    insert_queued(&mut waiting, x).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    (r, db, holder, waiting)
+}
+
+async fn insert_queued(c: &mut RawClient, x: i32) {
+    let sql = format!("INSERT INTO queued VALUES ({x})");
+    c.send(&[FrontendMessage::Query(sql)]).await;
+}
+
+/// A client that closes its connection while its statement waits for a server
+/// connection leaves the queue: the statement never runs, and the connection goes to
+/// the clients still there (drivers that close on a timeout otherwise pile up queued
+/// statements that run for nobody).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_whose_client_left_while_waiting_does_not_run() {
+    let (r, db, mut holder, gone) = one_held_and_one_queued(1).await;
+    drop(gone);
+    let mut next = r.raw(&db).await;
+    insert_queued(&mut next, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    holder.rows("COMMIT").await;
+    // Had the first statement stayed queued, it would have run first, here.
+    assert_eq!(tags(&next.until_ready().await), "CZ");
+    let rows = holder.rows("SELECT string_agg(x::text, ',') FROM queued");
+    assert_eq!(rows.await, vec!["2"]);
+}
+
+/// A cancel request for a statement that waits for a server connection ends the wait
+/// with 57014, as PostgreSQL answers a cancelled statement: it did not run, and the
+/// session goes on. A cancel while the client is idle touches nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_ends_a_wait_for_a_server_connection() {
+    let (r, _db, mut holder, mut w) = one_held_and_one_queued(1).await;
+    let asked = Instant::now();
+    w.cancel(r.port).await;
+    let ms = w.until_ready().await;
+    let code = first_error(&ms).map(|e| e.code.clone());
+    assert_eq!(code.as_deref(), Some("57014"), "{}", tags(&ms));
+    assert_eq!(ready_status(&ms), Some(b'I'));
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    holder.rows("COMMIT").await;
+    assert_eq!(w.rows("SELECT count(*) FROM queued").await, vec!["0"]);
+    w.cancel(r.port).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(w.rows("SELECT 'after'::text").await, vec!["after"]);
 }

@@ -443,3 +443,45 @@ async fn boolean_and_bitwise_aggregates_merge_like_one_database() {
         vec![vec!["NULL".to_string(), "NULL".to_string()]]
     );
 }
+
+/// A fan-out that waits for one shard's connection (both of the pool's held by
+/// transactions that wrote there) ends at the client's cancel with 57014, gives back what it took of
+/// the other shard, and the session's next fan-out is answered once the shard frees up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_ends_a_fan_out_waiting_for_a_shard() {
+    let db = two_shard_db().await;
+    let r = Router::start_with("query_wait_timeout = 20", &pool_toml_two_shards(&db, "")).await;
+    // The pool's first fan-out also checks, once, that its shards are distinct
+    // (`shard_identity.rs`); that check's own checkouts are not what is tested here.
+    let mut w = r.raw(&db).await;
+    assert_eq!(
+        w.rows("SELECT count(*) FROM users").await,
+        vec![ROWS.to_string()]
+    );
+    let mut holders = Vec::new();
+    for id in (1..).filter(|&id| shard_of(id) == 0).take(2) {
+        let mut h = r.raw(&db).await;
+        h.rows("BEGIN").await;
+        h.rows(&format!("UPDATE users SET score = score WHERE id = {id}"))
+            .await;
+        holders.push(h);
+    }
+    w.send(&[orochi_wire::FrontendMessage::Query(
+        "SELECT count(*) FROM users".into(),
+    )])
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let asked = std::time::Instant::now();
+    w.cancel(r.port).await;
+    let ms = w.until_ready().await;
+    let code = common::raw::first_error(&ms).map(|e| e.code.clone());
+    assert_eq!(code.as_deref(), Some("57014"), "{}", common::raw::tags(&ms));
+    assert!(asked.elapsed() < std::time::Duration::from_secs(5));
+    for mut h in holders {
+        h.rows("COMMIT").await;
+    }
+    assert_eq!(
+        w.rows("SELECT count(*) FROM users").await,
+        vec![ROWS.to_string()]
+    );
+}

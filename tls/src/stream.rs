@@ -112,6 +112,22 @@ impl Stream {
         let mut rb = ReadBuf::new(&mut byte);
         matches!(self.tcp().poll_peek(&mut cx, &mut rb), Poll::Pending)
     }
+
+    /// Whether the peer has gone, asked of a socket the caller is not reading: `Ready(true)`
+    /// at end of stream or a socket error, `Ready(false)` once bytes wait to be read (the
+    /// caller reads them later and should stop asking: the answer would stay ready),
+    /// `Pending` while nothing arrives (`cx` is woken when something does). Looks at the
+    /// TCP socket under TLS too: a peer that closes after its `close_notify` is seen as
+    /// bytes first, and so as not gone, which only errs on the side of waiting.
+    pub fn poll_hung_up(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut byte = [0u8; 1];
+        let mut rb = ReadBuf::new(&mut byte);
+        match self.tcp().poll_peek(cx, &mut rb) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => Poll::Ready(true),
+            Poll::Ready(Ok(_)) => Poll::Ready(false),
+        }
+    }
 }
 
 impl AsyncRead for Stream {

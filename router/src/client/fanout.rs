@@ -116,7 +116,13 @@ impl ShardedPath<'_> {
             let (mut co, joins) = match held {
                 Some(i) => (self.tx().parked.remove(i), false),
                 None => {
-                    let (mut co, _) = self.ctx.checkout_traced(s, target).await?;
+                    let (mut co, _) = super::checkout_wait::checkout_or_give_up(
+                        std::pin::pin!(self.ctx.checkout_traced(s, target)),
+                        &self.ctx.client.info,
+                        &self.ctx.cancel.slot,
+                        &self.front.stream,
+                    )
+                    .await?;
                     self.state
                         .apply_params(&mut co, self.ctx, &mut self.front.out)
                         .await?;

@@ -423,23 +423,13 @@ impl Session {
         }
         let shard = self.pick_shard(wanted)?;
         let target = self.ctx.target_for(read);
-        // The client shows as waiting only once its checkout has to wait (a full pool,
-        // a connection being opened): a free connection is lent without the state's
-        // lock and clock read (issue 16, CPU per transaction).
-        let co = {
-            let info = &self.ctx.client.info;
-            let mut checkout = std::pin::pin!(self.ctx.checkout_traced(shard, target));
-            let mut waiting = false;
-            std::future::poll_fn(|cx| {
-                let r = std::future::Future::poll(checkout.as_mut(), cx);
-                if r.is_pending() && !waiting {
-                    waiting = true;
-                    info.set_state(ClientState::Waiting);
-                }
-                r
-            })
-            .await
-        };
+        let co = super::checkout_wait::checkout_or_give_up(
+            std::pin::pin!(self.ctx.checkout_traced(shard, target)),
+            &self.ctx.client.info,
+            &self.ctx.cancel.slot,
+            &self.front.stream,
+        )
+        .await;
         let co = co.map(|(co, waited)| {
             if waited > std::time::Duration::from_micros(100) {
                 // Only checkouts that queued: keeps the histogram off the fast path.

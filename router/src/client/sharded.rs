@@ -511,7 +511,14 @@ impl ShardedPath<'_> {
         };
         let shard = (self.ctx.id as usize) % schema.shards;
         let target = self.ctx.target_for_read();
-        let mut co = match self.ctx.checkout_traced(shard, target).await {
+        let checkout = std::pin::pin!(self.ctx.checkout_traced(shard, target));
+        let wait = super::checkout_wait::checkout_or_give_up(
+            checkout,
+            &self.ctx.client.info,
+            &self.ctx.cancel.slot,
+            &self.front.stream,
+        );
+        let mut co = match wait.await {
             Ok((co, _)) => co,
             Err(e) => return self.front.checkout_failed(self.back, self.ctx.id, e, true),
         };

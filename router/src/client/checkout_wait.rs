@@ -1,0 +1,99 @@
+//! A statement waiting for a server connection, and the two ways its client can end the
+//! wait before a connection frees up.
+//!
+//! - A **cancel request** (psql's Ctrl-C): there is no backend to signal yet, so the
+//!   client's cancel slot wakes the wait (`cancel.rs`), and the statement is answered
+//!   57014, as PostgreSQL answers a cancelled statement; it never runs, and the session
+//!   goes on.
+//! - A **closed connection**: a driver that gives up on a timeout and closes its socket
+//!   leaves its statement queued. It would get the next free connection, run (an
+//!   INSERT nobody will hear about), and only then find the client gone; under
+//!   overload, abandoned statements pile up in the queue ahead of the live ones
+//!   (PgBouncer's pull request #811 describes the same pile-up). The wait watches the
+//!   client's socket instead and ends the session at its end of stream.
+//!
+//! Both are looked at only once the checkout has had to wait: a free connection is lent
+//! without a lock, a clock read or a look at the client's socket (issue 16, CPU per
+//! transaction). The client shows as waiting in `SHOW CLIENTS` from that moment too.
+
+use crate::backend::pool::Checkout;
+use crate::cancel::CancelSlot;
+use crate::clients::{ClientInfo, ClientState};
+use crate::error::{Result, RouterError};
+use orochi_tls::Stream;
+use orochi_wire::PgError;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+/// The 57014 PostgreSQL sends for a cancelled statement.
+fn cancelled() -> RouterError {
+    RouterError::Pg(PgError::error(
+        "57014",
+        "canceling statement due to user request (it was waiting for a server connection and did not run)",
+    ))
+}
+
+/// Awaits `checkout`; once it waits, also a cancel for this client (57014) and the end
+/// of the client's stream (the session ends). Another reason to stop watching the
+/// stream: bytes arrive (pipelined messages, read after the checkout).
+///
+/// `checkout` comes pinned by the caller, and the wait is one `poll_fn` rather than an
+/// `async fn`: the statement's future holds a pointer and two flags more, not a second
+/// copy of the checkout (it must stay small: `listener.rs`'s test).
+pub(crate) fn checkout_or_give_up<'a, F>(
+    mut checkout: Pin<&'a mut F>,
+    info: &'a ClientInfo,
+    slot: &'a CancelSlot,
+    client: &'a Stream,
+) -> impl Future<Output = Result<(Checkout, Duration)>> + 'a
+where
+    F: Future<Output = Result<(Checkout, Duration)>>,
+{
+    let mut waiting = false;
+    let mut watch_client = true;
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(r) = checkout.as_mut().poll(cx) {
+            return Poll::Ready(if waiting { end_wait(r, info, slot) } else { r });
+        }
+        let first = !waiting;
+        if first {
+            waiting = true;
+            info.set_state(ClientState::Waiting);
+        }
+        if slot.poll_cancelled(cx, first).is_ready() {
+            info.set_state(ClientState::Idle);
+            return Poll::Ready(Err(cancelled()));
+        }
+        if watch_client {
+            match client.poll_hung_up(cx) {
+                Poll::Ready(true) => {
+                    return Poll::Ready(Err(RouterError::ClientIo(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the client closed its connection while its statement waited for a server connection",
+                    ))))
+                }
+                Poll::Ready(false) => watch_client = false,
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    })
+}
+
+/// A wait is over with `r`. A cancel that came as the connection did is honoured: the
+/// statement has not been sent, and the connection goes back to the pool as the
+/// checkout drops.
+fn end_wait(
+    r: Result<(Checkout, Duration)>,
+    info: &ClientInfo,
+    slot: &CancelSlot,
+) -> Result<(Checkout, Duration)> {
+    let r = if slot.end_wait() { Err(cancelled()) } else { r };
+    info.set_state(match r {
+        Ok(_) => ClientState::Active,
+        Err(_) => ClientState::Idle,
+    });
+    r
+}
