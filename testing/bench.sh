@@ -8,6 +8,7 @@
 #    userlist) and the router (transaction mode, pool_size 20). TPS, and each proxy's
 #    CPU time per transaction: its process's utime + stime over the pgbench run
 #    (connection set-up included, the same for both) divided by the transactions.
+#    PgBouncer and the router take turns for BENCH_ROUNDS rounds (medians; `pair`).
 # 2. Memory per idle client: a fresh router and a fresh PgBouncer each get N idle,
 #    authenticated client connections (testing/bench/idle_clients.py), for each N of
 #    BENCH_IDLE_CLIENTS; reported as (RSS after - RSS before) / N in KiB.
@@ -24,7 +25,7 @@
 # Everything is printed as markdown (and kept in .run/bench/results.md).
 # Without a router binary the router columns read n/a.
 #
-# Env: BENCH_SECONDS (10), BENCH_CLIENTS ("1 16 100 500"), BENCH_MODES ("simple extended"),
+# Env: BENCH_SECONDS (10), BENCH_ROUNDS (3), BENCH_CLIENTS ("1 16 100 500"), BENCH_MODES ("simple extended"),
 #      BENCH_IDLE_CLIENTS ("2000 10000"), BENCH_SCALE (10), BENCH_SHARDED_CLIENTS ("1 50"),
 #      BENCH_SHARDED_ROUNDS (3), BENCH_SHARD_POOL_SIZE (half the pool size: see router_up),
 #      BENCH_ROUTER_GENERAL (extra [general] lines for the router, e.g. "worker_threads = 1"),
@@ -310,6 +311,40 @@ ratio() { [[ "$1" == n/a || "$2" == n/a ]] && echo n/a || awk -v a="$1" -v b="$2
 # shellcheck disable=SC2015 # echo cannot fail
 fmt() { [[ "$1" == n/a ]] && echo n/a || awk -v v="$1" -v d="$2" 'BEGIN {printf "%.*f", d, v}'; }
 
+# The median of the arguments; n/a when any is (a failed round fails the row).
+median() {
+    local v
+    for v in "$@"; do [[ "$v" == n/a ]] && { echo n/a; return 0; }; done
+    printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
+}
+
+# pair ROUNDS CLIENTS MODE "NAME PORT DB PID" "NAME PORT DB PID": pgbench against A and
+# B in turn for ROUNDS rounds, the order swapped every round. This machine's noise moves
+# one 10 s point by up to ±0.1 (the host's other tenants), the size of the differences
+# measured; alternating puts a slow minute on both, and the rows show medians. PID "-":
+# no CPU figure. Leaves each round's figures in pa_tps pa_lat pa_cpu, pb_tps pb_lat
+# pb_cpu, and B / A in p_ratio.
+pair() {
+    local rounds="$1" c="$2" mode="$3" round at al ac bt bl bc
+    local -a a b
+    read -r -a a <<<"$4"
+    read -r -a b <<<"$5"
+    pa_tps=() pa_lat=() pa_cpu=() pb_tps=() pb_lat=() pb_cpu=() p_ratio=()
+    for ((round = 0; round < rounds; round++)); do
+        if ((round % 2 == 0)); then
+            read -r at al ac < <(point "${a[0]}" "${a[1]}" "$c" "$mode" "${a[2]}" "${a[3]#-}")
+            read -r bt bl bc < <(point "${b[0]}" "${b[1]}" "$c" "$mode" "${b[2]}" "${b[3]#-}")
+        else
+            read -r bt bl bc < <(point "${b[0]}" "${b[1]}" "$c" "$mode" "${b[2]}" "${b[3]#-}")
+            read -r at al ac < <(point "${a[0]}" "${a[1]}" "$c" "$mode" "${a[2]}" "${a[3]#-}")
+        fi
+        pa_tps+=("$at") pa_lat+=("$al") pa_cpu+=("$ac") pb_tps+=("$bt") pb_lat+=("$bl") pb_cpu+=("$bc")
+        p_ratio+=("$(ratio "$bt" "$at")")
+        echo "bench: $c client(s), -M $mode, round $((round + 1)): ${b[0]} $bt / ${a[0]} $at" >&2
+    done
+}
+
+rounds="${BENCH_ROUNDS:-3}"
 rows=()
 check_ratio=n/a
 router_pid=""
@@ -317,49 +352,33 @@ for mode in "${modes[@]}"; do
     for c in "${clients_list[@]}"; do
         echo "bench: $c client(s), -M $mode, ${secs}s per target" >&2
         read -r d_tps _ _ < <(point direct "$pg_port_bench" "$c" "$mode")
-        # PgBouncer 1.18 keeps no prepared statements across transactions.
-        b_tps=n/a b_cpu=n/a
-        [[ "$mode" != prepared ]] && read -r b_tps _ b_cpu < <(point pgbouncer "$bouncer_port" "$c" "$mode" "$db" "$(bouncer_pid)")
-        r_tps=n/a r_cpu=n/a
-        if [[ -n "$bin" ]]; then
-            router_pid="$(cat "$work/router.pid")"
-            read -r r_tps _ r_cpu < <(point router "$router_port" "$c" "$mode" "$db" "$router_pid")
+        b_tps=n/a b_cpu=n/a r_tps=n/a r_cpu=n/a q=n/a
+        [[ -n "$bin" ]] && router_pid="$(cat "$work/router.pid")"
+        if [[ "$mode" == prepared ]]; then
+            # PgBouncer 1.18 keeps no prepared statements across transactions.
+            [[ -n "$bin" ]] && read -r r_tps _ r_cpu < <(point router "$router_port" "$c" "$mode" "$db" "$router_pid")
+        elif [[ -n "$bin" ]]; then
+            pair "$rounds" "$c" "$mode" "pgbouncer $bouncer_port $db $(bouncer_pid)" "router $router_port $db $router_pid"
+            b_tps="$(median "${pa_tps[@]}")" b_cpu="$(median "${pa_cpu[@]}")"
+            r_tps="$(median "${pb_tps[@]}")" r_cpu="$(median "${pb_cpu[@]}")" q="$(median "${p_ratio[@]}")"
+        else
+            read -r b_tps _ b_cpu < <(point pgbouncer "$bouncer_port" "$c" "$mode" "$db" "$(bouncer_pid)")
         fi
-        [[ "$mode" == simple && "$c" == 16 ]] && check_ratio="$(ratio "$r_tps" "$b_tps")"
-        rows+=("| $mode | $c | $(fmt "$d_tps" 0) | $(fmt "$b_tps" 0) | $b_cpu | $(fmt "$r_tps" 0) | $r_cpu | $(ratio "$r_tps" "$b_tps") | $(ratio "$r_tps" "$d_tps") |")
+        [[ "$mode" == simple && "$c" == 16 ]] && check_ratio="$q"
+        rows+=("| $mode | $c | $(fmt "$d_tps" 0) | $(fmt "$b_tps" 0) | $b_cpu | $(fmt "$r_tps" 0) | $r_cpu | $q | $(ratio "$r_tps" "$d_tps") |")
     done
 done
 
 # Sharded: the same pgbench -S through a 2-shard pool (keys routed by aid), against the
-# same router's one-shard pool. This machine's noise moves one point by up to 30% (the
-# host's other tenants), so the two pools alternate for BENCH_SHARDED_ROUNDS rounds (the
-# order swapped every round) and the row shows the medians: TPS and latency of each
+# same router's one-shard pool, in alternating rounds (`pair`): TPS and latency of each
 # pool, and of the rounds' ratios.
-# The median of the arguments; n/a when any is (a failed round fails the row).
-median() {
-    local v
-    for v in "$@"; do [[ "$v" == n/a ]] && { echo n/a; return 0; }; done
-    printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
-}
 sharded_rows=()
 if [[ -n "$bin" ]]; then
     for c in ${BENCH_SHARDED_CLIENTS:-1 50}; do
         echo "bench: sharded, $c client(s)" >&2
         read -r d_tps _ _ < <(point direct "$pg_port_bench" "$c" simple)
-        o_all=() ol_all=() s_all=() sl_all=() r_all=()
-        for ((round = 0; round < ${BENCH_SHARDED_ROUNDS:-3}; round++)); do
-            if ((round % 2 == 0)); then
-                read -r o_tps o_lat _ < <(point router-one-shard "$router_port" "$c" simple)
-                read -r s_tps s_lat _ < <(point router-sharded "$router_port" "$c" simple sharded)
-            else
-                read -r s_tps s_lat _ < <(point router-sharded "$router_port" "$c" simple sharded)
-                read -r o_tps o_lat _ < <(point router-one-shard "$router_port" "$c" simple)
-            fi
-            o_all+=("$o_tps") ol_all+=("$o_lat") s_all+=("$s_tps") sl_all+=("$s_lat")
-            r_all+=("$(ratio "$s_tps" "$o_tps")")
-            echo "bench: sharded, $c client(s), round $((round + 1)): $s_tps / $o_tps" >&2
-        done
-        sharded_rows+=("| $c | $(fmt "$d_tps" 0) | $(fmt "$(median "${o_all[@]}")" 0) | $(fmt "$(median "${ol_all[@]}")" 3) | $(fmt "$(median "${s_all[@]}")" 0) | $(fmt "$(median "${sl_all[@]}")" 3) | $(median "${r_all[@]}") |")
+        pair "${BENCH_SHARDED_ROUNDS:-3}" "$c" simple "router-one-shard $router_port $db -" "router-sharded $router_port sharded -"
+        sharded_rows+=("| $c | $(fmt "$d_tps" 0) | $(fmt "$(median "${pa_tps[@]}")" 0) | $(fmt "$(median "${pa_lat[@]}")" 3) | $(fmt "$(median "${pb_tps[@]}")" 0) | $(fmt "$(median "${pb_lat[@]}")" 3) | $(median "${p_ratio[@]}") |")
     done
 fi
 # TLS: the same pgbench -S with sslmode=require, through PgBouncer and the router each
@@ -385,22 +404,9 @@ client_tls_sslmode = \"require\""
     sslmode=require
     for c in ${BENCH_TLS_CLIENTS:-1 100}; do
         echo "bench: TLS, $c client(s)" >&2
-        # Alternating rounds, medians (as the sharded row): one 10 s point at one client
-        # moved by ±0.06 between runs, the size of the difference measured.
-        b_all=() bc_all=() r_all=() rc_all=() q_all=()
-        for ((round = 0; round < ${BENCH_TLS_ROUNDS:-3}; round++)); do
-            if ((round % 2 == 0)); then
-                read -r b_tps _ b_cpu < <(point pgbouncer-tls "$bouncer_port" "$c" simple "$db" "$(bouncer_pid)")
-                read -r r_tps _ r_cpu < <(point router-tls "$router_port" "$c" simple "$db" "$(cat "$work/router.pid")")
-            else
-                read -r r_tps _ r_cpu < <(point router-tls "$router_port" "$c" simple "$db" "$(cat "$work/router.pid")")
-                read -r b_tps _ b_cpu < <(point pgbouncer-tls "$bouncer_port" "$c" simple "$db" "$(bouncer_pid)")
-            fi
-            b_all+=("$b_tps") bc_all+=("$b_cpu") r_all+=("$r_tps") rc_all+=("$r_cpu")
-            q_all+=("$(ratio "$r_tps" "$b_tps")")
-            echo "bench: TLS, $c client(s), round $((round + 1)): $r_tps / $b_tps" >&2
-        done
-        tls_rows+=("| $c | $(fmt "$(median "${b_all[@]}")" 0) | $(median "${bc_all[@]}") | $(fmt "$(median "${r_all[@]}")" 0) | $(median "${rc_all[@]}") | $(median "${q_all[@]}") |")
+        pair "${BENCH_TLS_ROUNDS:-3}" "$c" simple "pgbouncer-tls $bouncer_port $db $(bouncer_pid)" \
+            "router-tls $router_port $db $(cat "$work/router.pid")"
+        tls_rows+=("| $c | $(fmt "$(median "${pa_tps[@]}")" 0) | $(median "${pa_cpu[@]}") | $(fmt "$(median "${pb_tps[@]}")" 0) | $(median "${pb_cpu[@]}") | $(median "${p_ratio[@]}") |")
     done
     sslmode=""
     bouncer_tls_lines=""
@@ -410,7 +416,7 @@ router_rss="${router_rss_plain:-n/a}"
 [[ -n "$router_pid" && -z "${router_rss_plain:-}" ]] && router_rss="$(rss_kib "$router_pid") KiB"
 
 {
-    echo "### pgbench -S (select-only), ${secs}s per point, scale $scale, pool size $pool_size, transaction mode"
+    echo "### pgbench -S (select-only), ${secs}s per point, scale $scale, pool size $pool_size, transaction mode (the proxies: medians of $rounds alternating rounds)"
     echo
     echo "$(nproc) cores; $("$PG_BIN/postgres" --version); $(pgbouncer --version | head -n 1); router: ${bin:-not built}${BENCH_ROUTER_GENERAL:+ ($BENCH_ROUTER_GENERAL)}"
     echo

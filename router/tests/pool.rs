@@ -353,3 +353,17 @@ async fn a_cancel_ends_a_wait_for_a_server_connection() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(w.rows("SELECT 'after'::text").await, vec!["after"]);
 }
+
+/// A waiting client that sends more (a pipelined statement) is not taken for one that
+/// left: both statements run, in order, once the connection frees up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_client_that_sends_more_is_still_served() {
+    let (_r, _db, mut holder, mut w) = one_held_and_one_queued(1).await;
+    insert_queued(&mut w, 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    holder.rows("COMMIT").await;
+    assert_eq!(tags(&w.until_ready().await), "CZ");
+    assert_eq!(tags(&w.until_ready().await), "CZ");
+    let rows = holder.rows("SELECT string_agg(x::text, ',' ORDER BY x) FROM queued");
+    assert_eq!(rows.await, vec!["1,2"]);
+}

@@ -51,19 +51,24 @@ pub(crate) fn checkout_or_give_up<'a, F>(
 where
     F: Future<Output = Result<(Checkout, Duration)>>,
 {
-    let mut waiting = false;
+    // The client's state before it waited, given back after: the caller says what it is
+    // once it has the connection (`ensure_server`: active; a fan-out: unchanged).
+    let mut waiting: Option<ClientState> = None;
     let mut watch_client = true;
     std::future::poll_fn(move |cx| {
         if let Poll::Ready(r) = checkout.as_mut().poll(cx) {
-            return Poll::Ready(if waiting { end_wait(r, info, slot) } else { r });
+            return Poll::Ready(match waiting {
+                Some(before) => end_wait(r, info, slot, before),
+                None => r,
+            });
         }
-        let first = !waiting;
+        let first = waiting.is_none();
         if first {
-            waiting = true;
+            waiting = Some(info.state());
             info.set_state(ClientState::Waiting);
         }
         if slot.poll_cancelled(cx, first).is_ready() {
-            info.set_state(ClientState::Idle);
+            info.set_state(waiting.unwrap_or(ClientState::Idle));
             return Poll::Ready(Err(cancelled()));
         }
         if watch_client {
@@ -89,11 +94,11 @@ fn end_wait(
     r: Result<(Checkout, Duration)>,
     info: &ClientInfo,
     slot: &CancelSlot,
+    before: ClientState,
 ) -> Result<(Checkout, Duration)> {
-    let r = if slot.end_wait() { Err(cancelled()) } else { r };
-    info.set_state(match r {
-        Ok(_) => ClientState::Active,
-        Err(_) => ClientState::Idle,
-    });
+    info.set_state(before);
+    if slot.end_wait() {
+        return Err(cancelled());
+    }
     r
 }
