@@ -107,10 +107,8 @@ impl Stream {
     /// True when nothing is waiting to be read and the peer has not closed: an idle
     /// pooled connection that is still good.
     pub fn is_quiet(&self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut byte = [0u8; 1];
-        let mut rb = ReadBuf::new(&mut byte);
-        matches!(self.tcp().poll_peek(&mut cx, &mut rb), Poll::Pending)
+        self.poll_hung_up(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
     }
 
     /// Whether the peer has gone, asked of a socket the caller is not reading: `Ready(true)`
@@ -192,8 +190,60 @@ impl AsyncWrite for Stream {
 
 #[cfg(test)]
 mod tests {
-    use super::suite_name;
+    use super::{suite_name, Stream};
     use rustls::CipherSuite;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A connected loopback pair: the peer's end, and ours as a plain `Stream`.
+    async fn pair() -> (TcpStream, Stream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (ours, _) = listener.accept().await.unwrap();
+        (peer, Stream::Plain(ours))
+    }
+
+    fn hung_up_now(s: &Stream) -> Poll<bool> {
+        s.poll_hung_up(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// Polls until the peer's bytes or end of stream have reached our socket.
+    async fn settled(s: &Stream) -> Poll<bool> {
+        for _ in 0..200 {
+            if let Poll::Ready(b) = hung_up_now(s) {
+                return Poll::Ready(b);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Poll::Pending
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_is_quiet_and_not_gone() {
+        let (_peer, ours) = pair().await;
+        assert!(ours.is_quiet());
+        assert_eq!(hung_up_now(&ours), Poll::Pending);
+    }
+
+    #[tokio::test]
+    async fn bytes_waiting_are_not_a_hang_up_but_not_quiet_either() {
+        let (mut peer, ours) = pair().await;
+        peer.write_all(b"Q").await.unwrap();
+        assert_eq!(settled(&ours).await, Poll::Ready(false));
+        assert!(!ours.is_quiet());
+    }
+
+    #[tokio::test]
+    async fn a_closed_peer_has_hung_up() {
+        let (peer, ours) = pair().await;
+        drop(peer);
+        assert_eq!(settled(&ours).await, Poll::Ready(true));
+        assert!(!ours.is_quiet());
+    }
 
     #[test]
     fn suites_get_openssl_names() {
