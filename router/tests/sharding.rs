@@ -458,30 +458,113 @@ async fn a_cancel_ends_a_fan_out_waiting_for_a_shard() {
         w.rows("SELECT count(*) FROM users").await,
         vec![ROWS.to_string()]
     );
+    let holders = hold_shard_0(&r, &db).await;
+    cancel_while_waiting(&r, &mut w, "SELECT count(*) FROM users").await;
+    commit_all(holders).await;
+    assert_eq!(
+        w.rows("SELECT count(*) FROM users").await,
+        vec![ROWS.to_string()]
+    );
+}
+
+/// Both of shard 0's connections (the raw user's pool of 2), each held by a transaction
+/// that wrote there.
+async fn hold_shard_0(r: &Router, db: &str) -> Vec<common::raw::RawClient> {
     let mut holders = Vec::new();
     for id in (1..).filter(|&id| shard_of(id) == 0).take(2) {
-        let mut h = r.raw(&db).await;
+        let mut h = r.raw(db).await;
         h.rows("BEGIN").await;
         h.rows(&format!("UPDATE users SET score = score WHERE id = {id}"))
             .await;
         holders.push(h);
     }
-    w.send(&[orochi_wire::FrontendMessage::Query(
-        "SELECT count(*) FROM users".into(),
-    )])
-    .await;
+    holders
+}
+
+async fn commit_all(holders: Vec<common::raw::RawClient>) {
+    for mut h in holders {
+        h.rows("COMMIT").await;
+    }
+}
+
+/// Sends `sql`, which waits for a connection of shard 0, cancels it, and expects 57014
+/// within 5 s (the wait would last `query_wait_timeout`, 20 s) and a session still idle.
+async fn cancel_while_waiting(r: &Router, w: &mut common::raw::RawClient, sql: &str) {
+    w.send(&[orochi_wire::FrontendMessage::Query(sql.into())])
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let asked = std::time::Instant::now();
     w.cancel(r.port).await;
     let ms = w.until_ready().await;
     let code = common::raw::first_error(&ms).map(|e| e.code.clone());
-    assert_eq!(code.as_deref(), Some("57014"), "{}", common::raw::tags(&ms));
-    assert!(asked.elapsed() < std::time::Duration::from_secs(5));
-    for mut h in holders {
-        h.rows("COMMIT").await;
-    }
+    assert_eq!(
+        code.as_deref(),
+        Some("57014"),
+        "{sql}: {}",
+        common::raw::tags(&ms)
+    );
+    assert!(asked.elapsed() < std::time::Duration::from_secs(5), "{sql}");
+    assert_eq!(common::raw::ready_status(&ms), Some(b'I'), "{sql}");
+}
+
+/// The router's own questions to a shard wait for a connection as a statement does
+/// (`aside_checkout.rs`): the pool's one-time checks before its first fan-out (distinct
+/// shards, C collation for ORDER BY) and a gather's rows end at the client's cancel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_ends_the_routers_own_questions_waiting_for_a_shard() {
+    let db = two_shard_db().await;
+    let r = Router::start_with("query_wait_timeout = 20", &pool_toml_two_shards(&db, "")).await;
+    let holders = hold_shard_0(&r, &db).await;
+    let mut w = r.raw(&db).await;
+    // Nothing asked yet: the collation check (ORDER BY), then the identity check.
+    cancel_while_waiting(&r, &mut w, "SELECT id FROM users ORDER BY name LIMIT 1").await;
+    cancel_while_waiting(&r, &mut w, "SELECT count(*) FROM users").await;
+    commit_all(holders).await;
     assert_eq!(
         w.rows("SELECT count(*) FROM users").await,
         vec![ROWS.to_string()]
+    );
+    // Both checks known now: a gathered read waits for shard 0's rows.
+    let holders = hold_shard_0(&r, &db).await;
+    let gathered = "SELECT EXISTS (SELECT 1 FROM users WHERE score = 99)::text";
+    cancel_while_waiting(&r, &mut w, gathered).await;
+    commit_all(holders).await;
+    assert_eq!(w.rows(gathered).await, vec!["false".to_string()]);
+}
+
+/// A client that closes its connection while the router reads a table's column order
+/// for its INSERT without a column list leaves the queue: the INSERT never runs (before,
+/// the lookup went on, and the INSERT then ran on a free connection of the other shard).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_whose_client_left_during_the_column_lookup_does_not_run() {
+    let db = two_shard_db().await;
+    let r = Router::start_with("query_wait_timeout = 20", &pool_toml_two_shards(&db, "")).await;
+    let id = (ROWS + 1..).find(|&id| shard_of(id) == 1).unwrap();
+    // Shard 1 has an idle connection to lend at once (a new one would be a wait, which
+    // sees the client gone anyway).
+    let mut c = r.raw(&db).await;
+    let absent = format!("SELECT count(*) FROM users WHERE id = {id}");
+    assert_eq!(c.rows(&absent).await, vec!["0".to_string()]);
+    let holders = hold_shard_0(&r, &db).await;
+    let mut w = r.raw(&db).await;
+    w.send(&[orochi_wire::FrontendMessage::Query(format!(
+        "INSERT INTO users VALUES ({id}, 'gone', 1, 'Tokyo')"
+    ))])
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    drop(w);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    commit_all(holders).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(c.rows(&absent).await, vec!["0".to_string()]);
+    // The lookup itself still works for a client that stays.
+    c.rows(&format!(
+        "INSERT INTO users VALUES ({id}, 'stays', 1, 'Tokyo')"
+    ))
+    .await;
+    assert_eq!(
+        c.rows(&format!("SELECT name FROM users WHERE id = {id}"))
+            .await,
+        vec!["stays".to_string()]
     );
 }

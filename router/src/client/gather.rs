@@ -51,12 +51,13 @@ impl ShardedPath<'_> {
             return self.refused(why, extended);
         };
         let rows = match self.gather_rows(&g).await {
-            Gathered::Rows(r) => r,
-            Gathered::TooMany => {
+            Err(e) => return self.gave_up(e, extended),
+            Ok(Gathered::Rows(r)) => r,
+            Ok(Gathered::TooMany) => {
                 let m = format!("{why}; answering it exactly needs more than {MAX_ROWS} rows (or {} MiB) of {} from the shards", MAX_BYTES >> 20, g.tables.join(", "));
                 return self.refused(&m, extended);
             }
-            Gathered::Failed(e) => {
+            Ok(Gathered::Failed(e)) => {
                 self.front.router_error(self.back, e, extended);
                 return Ok(Route::Done);
             }
@@ -114,29 +115,36 @@ impl ShardedPath<'_> {
     }
 
     /// Every shard's rows of the gathered tables, one statement per shard, all shards at
-    /// once.
-    async fn gather_rows(&mut self, g: &Gather) -> Gathered {
+    /// once. The connections are taken first, one shard after the other in shard order
+    /// as a fan-out takes them, so the wait ends at the client's cancel or disconnect
+    /// (`Err`, `aside_checkout.rs`).
+    async fn gather_rows(&mut self, g: &Gather) -> Result<Gathered> {
         let shared = Arc::clone(&self.schema);
         let schema: &ShardingSchema = &shared;
-        let sql: std::sync::Arc<str> = g.shard_sql().into();
-        let mut tasks = tokio::task::JoinSet::new();
-        for shard in 0..schema.shards {
-            let unavailable = PgError::error(
+        let unavailable = |shard: usize| {
+            PgError::error(
                 "08006",
                 format!("cannot read the rows this statement needs from shard {shard}"),
-            );
+            )
+        };
+        let mut conns = Vec::with_capacity(schema.shards);
+        for shard in 0..schema.shards {
             let Some(pool) = self.ctx.user.primary(shard).cloned() else {
-                return Gathered::Failed(unavailable);
+                return Ok(Gathered::Failed(unavailable(shard)));
             };
+            match self.checkout_aside(&pool).await? {
+                Ok(co) => conns.push(co),
+                Err(e) => {
+                    tracing::warn!(shard, error = %e, "gather: no connection");
+                    return Ok(Gathered::Failed(unavailable(shard)));
+                }
+            }
+        }
+        let sql: std::sync::Arc<str> = g.shard_sql().into();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (shard, mut co) in conns.into_iter().enumerate() {
             let sql = sql.clone();
             tasks.spawn(async move {
-                let mut co = match pool.checkout().await {
-                    Ok((co, _)) => co,
-                    Err(e) => {
-                        tracing::warn!(shard, error = %e, "gather: no connection");
-                        return Err(unavailable);
-                    }
-                };
                 let answer = co.conn().query_rows(&sql).await;
                 co.release();
                 match answer {
@@ -144,7 +152,7 @@ impl ShardedPath<'_> {
                     Ok(Err(e)) => Err(e),
                     Err(e) => {
                         tracing::warn!(shard, error = %e, "gather: connection lost");
-                        Err(unavailable)
+                        Err(unavailable(shard))
                     }
                 }
             });
@@ -155,26 +163,26 @@ impl ShardedPath<'_> {
         while let Some(done) = tasks.join_next().await {
             let got = match done {
                 Ok(Ok(got)) => got,
-                Ok(Err(e)) => return Gathered::Failed(e),
-                Err(_) => return Gathered::Failed(malformed()),
+                Ok(Err(e)) => return Ok(Gathered::Failed(e)),
+                Err(_) => return Ok(Gathered::Failed(malformed())),
             };
             for r in got {
                 let mut cells = r.into_iter();
                 let table = cells.next().flatten().and_then(|t| t.parse::<usize>().ok());
                 let (Some(t), Some(Some(text))) = (table, cells.next()) else {
-                    return Gathered::Failed(malformed());
+                    return Ok(Gathered::Failed(malformed()));
                 };
                 rows += 1;
                 bytes += text.len();
                 if rows > MAX_ROWS || bytes > MAX_BYTES {
-                    return Gathered::TooMany;
+                    return Ok(Gathered::TooMany);
                 }
                 match out.get_mut(t) {
                     Some(v) => v.push(text),
-                    None => return Gathered::Failed(malformed()),
+                    None => return Ok(Gathered::Failed(malformed())),
                 }
             }
         }
-        Gathered::Rows(out)
+        Ok(Gathered::Rows(out))
     }
 }

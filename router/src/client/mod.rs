@@ -1,6 +1,7 @@
 //! Client side: the handshake (startup and authentication) and the per-client session
 //! task that pools server connections under it.
 
+pub mod aside_checkout;
 pub mod checkout_wait;
 pub mod cleanup;
 pub mod client_leg;

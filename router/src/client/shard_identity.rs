@@ -41,14 +41,15 @@ fn is_number(s: &str) -> bool {
 }
 
 impl ShardedPath<'_> {
-    /// `Err` names two shards that are one database. Learned once per pool; a shard that
-    /// refuses to say is not judged, and one that is unreachable is asked again before
-    /// the next multi-shard statement.
-    pub(crate) async fn distinct_shards(&mut self) -> Result<(), String> {
+    /// `Ok(Err)` names two shards that are one database. Learned once per pool; a shard
+    /// that refuses to say is not judged, and one that is unreachable is asked again
+    /// before the next multi-shard statement. `Err`: the client gave up while the router
+    /// waited for a connection (`aside_checkout.rs`).
+    pub(crate) async fn distinct_shards(&mut self) -> crate::error::Result<Result<(), String>> {
         let shared = Arc::clone(&self.schema);
         let schema: &ShardingSchema = &shared;
         if let Some(r) = schema.distinct.get() {
-            return r.clone();
+            return Ok(r.clone());
         }
         let mut complete = true;
         // Every shard's connection stays checked out until all were asked, so the
@@ -60,7 +61,7 @@ impl ShardedPath<'_> {
                 complete = false;
                 continue;
             };
-            let Ok((mut co, _)) = pool.checkout().await else {
+            let Ok(mut co) = self.checkout_aside(&pool).await? else {
                 complete = false;
                 continue;
             };
@@ -84,7 +85,7 @@ impl ShardedPath<'_> {
                             );
                             tracing::error!(pool = %self.ctx.user.pool_name, "{m}");
                             let _ = schema.distinct.set(Err(m.clone()));
-                            return Err(m);
+                            return Ok(Err(m));
                         }
                     }
                     Ok(Err(_)) => {}
@@ -104,7 +105,7 @@ impl ShardedPath<'_> {
         if complete {
             let _ = schema.distinct.set(Ok(()));
         }
-        Ok(())
+        Ok(Ok(()))
     }
 }
 

@@ -66,8 +66,9 @@ impl ShardedPath<'_> {
             let mut fresh = false;
             loop {
                 let cols = match self.table_columns(&table, fresh).await {
-                    Ok(c) => c,
-                    Err(e) => {
+                    Ok(Ok(c)) => c,
+                    Err(e) => return self.gave_up(e, extended),
+                    Ok(Err(e)) => {
                         self.front.router_error(self.back, e, extended);
                         return Ok(Route::Done);
                     }
@@ -190,12 +191,20 @@ impl ShardedPath<'_> {
                     )
                 })
             });
-        if compares && !self.text_order_ok().await {
-            return self.refused("ORDER BY, min or max across shards on a database whose collation is not C (or whose collation could not be read): the router compares text in byte order; use C-collation databases for sharded pools", extended);
+        let byte_order = match compares {
+            true => self.text_order_ok().await,
+            false => Ok(true),
+        };
+        match byte_order {
+            Ok(true) => {}
+            Err(e) => return self.gave_up(e, extended),
+            Ok(false) => return self.refused("ORDER BY, min or max across shards on a database whose collation is not C (or whose collation could not be read): the router compares text in byte order; use C-collation databases for sharded pools", extended),
         }
         if shards.len() > 1 {
-            if let Err(m) = self.distinct_shards().await {
-                return self.refused(&m, extended);
+            match self.distinct_shards().await {
+                Ok(Ok(())) => {}
+                Ok(Err(m)) => return self.refused(&m, extended),
+                Err(e) => return self.gave_up(e, extended),
             }
         }
         let client_types = ext.as_ref().map_or(&[][..], |x| &x.param_types[..]);
@@ -249,18 +258,19 @@ impl ShardedPath<'_> {
     }
 
     /// Whether text sorts in byte order on this pool's databases (C or POSIX collation);
-    /// asked once per pool.
-    async fn text_order_ok(&mut self) -> bool {
+    /// asked once per pool. `Err`: the client gave up while the router waited for a
+    /// connection (`aside_checkout.rs`).
+    async fn text_order_ok(&mut self) -> Result<bool> {
         let shared = Arc::clone(&self.schema);
         let schema: &ShardingSchema = &shared;
         if let Some(v) = schema.c_collation.get() {
-            return *v;
+            return Ok(*v);
         }
         let Some(pool) = self.ctx.user.primary(0).cloned() else {
-            return false;
+            return Ok(false);
         };
-        let Ok((mut co, _)) = pool.checkout().await else {
-            return false;
+        let Ok(mut co) = self.checkout_aside(&pool).await? else {
+            return Ok(false);
         };
         let ok = match co
             .conn()
@@ -268,11 +278,11 @@ impl ShardedPath<'_> {
             .await
         {
             Ok(Some(c)) => c == "C" || c == "POSIX" || c.starts_with("C."),
-            _ => return false,
+            _ => return Ok(false),
         };
         co.release();
         let _ = schema.c_collation.set(ok);
-        ok
+        Ok(ok)
     }
 
     /// Local answer of a held-back transaction command (simple protocol).

@@ -105,16 +105,18 @@ pub(crate) fn split_insert(
 impl ShardedPath<'_> {
     /// The column order of `table` (quoted, possibly qualified) for an INSERT without a
     /// column list: from the pool's cache (unless `fresh`), else from shard 0's catalog. Dropped columns
-    /// are left out; generated ones stay (the INSERT names them with DEFAULT).
+    /// are left out; generated ones stay (the INSERT names them with DEFAULT). The outer
+    /// `Err`: the client gave up while the router waited for a connection
+    /// (`aside_checkout.rs`).
     pub(crate) async fn table_columns(
         &mut self,
         table: &str,
         fresh: bool,
-    ) -> Result<std::sync::Arc<Vec<String>>, orochi_wire::PgError> {
+    ) -> crate::error::Result<Result<std::sync::Arc<Vec<String>>, orochi_wire::PgError>> {
         let shared = Arc::clone(&self.schema);
         let schema: &ShardingSchema = &shared;
         if let Some(c) = schema.columns.get(table).filter(|_| !fresh) {
-            return Ok(c);
+            return Ok(Ok(c));
         }
         let unavailable = |e: String| {
             orochi_wire::PgError::error(
@@ -122,16 +124,16 @@ impl ShardedPath<'_> {
                 format!("cannot read the columns of {table} from shard 0: {e}"),
             )
         };
-        let pool = self
-            .ctx
-            .user
-            .primary(0)
-            .cloned()
-            .ok_or_else(|| unavailable("no primary".into()))?;
-        let (mut co, _) = pool.checkout().await.map_err(|e| {
-            tracing::warn!(error = %e, "cannot read a table's columns from shard 0");
-            unavailable("no connection".into())
-        })?;
+        let Some(pool) = self.ctx.user.primary(0).cloned() else {
+            return Ok(Err(unavailable("no primary".into())));
+        };
+        let mut co = match self.checkout_aside(&pool).await? {
+            Ok(co) => co,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a table's columns from shard 0");
+                return Ok(Err(unavailable("no connection".into())));
+            }
+        };
         let sql = format!(
             "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = '{}'::regclass \
              AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
@@ -145,12 +147,12 @@ impl ShardedPath<'_> {
                     .into_iter()
                     .filter_map(|r| r.into_iter().next().flatten())
                     .collect();
-                Ok(schema.columns.put(table, cols))
+                Ok(Ok(schema.columns.put(table, cols)))
             }
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e)) => Ok(Err(e)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read a table's columns from shard 0");
-                Err(unavailable("the connection was lost".into()))
+                Ok(Err(unavailable("the connection was lost".into())))
             }
         }
     }
