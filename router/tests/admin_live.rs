@@ -551,3 +551,56 @@ async fn every_metric_exists_from_start_up_at_zero() {
             .any(|x| x.contains(&format!("shard=\"{shard}\""))));
     }
 }
+
+/// A client waiting at a PAUSE can give up as it can while waiting for a connection:
+/// its cancel answers the statement 57014 (simple and extended protocol; it never runs)
+/// and the session goes on; a client that closes its connection leaves, and its
+/// statement does not run at RESUME.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_waiting_at_a_pause_can_cancel_or_leave() {
+    use common::raw::{bind, execute, first_error, parse, ready_status, tags, RawClient};
+    use orochi_wire::FrontendMessage;
+    let db = scratch_db().await;
+    let l = live(&db, 2).await;
+    let mut w = RawClient::connect(l.port, TRUST_USER, &db, &[])
+        .await
+        .unwrap();
+    w.rows("CREATE TABLE t (x int)").await;
+    let (ok, _, err) = l.admin("PAUSE").await;
+    assert!(ok, "{err}");
+    let simple = [FrontendMessage::Query("INSERT INTO t VALUES (1)".into())];
+    let extended = [
+        parse("", "INSERT INTO t VALUES (2)"),
+        bind("", "", &[]),
+        execute("", 0),
+        FrontendMessage::Sync,
+    ];
+    for (msgs, what) in [(&simple[..], "simple"), (&extended[..], "extended")] {
+        w.send(msgs).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let asked = std::time::Instant::now();
+        w.cancel(l.port).await;
+        let ms = w.until_ready().await;
+        let code = first_error(&ms).map(|e| e.code.clone());
+        assert_eq!(code.as_deref(), Some("57014"), "{what}: {}", tags(&ms));
+        assert!(asked.elapsed() < Duration::from_secs(5), "{what}");
+        assert_eq!(ready_status(&ms), Some(b'I'), "{what}");
+    }
+    // A client that leaves while its INSERT waits.
+    let mut gone = RawClient::connect(l.port, TRUST_USER, &db, &[])
+        .await
+        .unwrap();
+    gone.send(&[FrontendMessage::Query("INSERT INTO t VALUES (3)".into())])
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(gone);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, _, err) = l.admin("RESUME").await;
+    assert!(ok, "{err}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // None of the three ran; the cancelled session still works.
+    assert_eq!(
+        w.rows("SELECT count(*) FROM t").await,
+        vec!["0".to_string()]
+    );
+}

@@ -1,5 +1,5 @@
-//! A statement waiting for a server connection, and the two ways its client can end the
-//! wait before a connection frees up.
+//! A statement waiting for a server connection (or for its pool's `PAUSE` to end), and
+//! the two ways its client can end the wait first.
 //!
 //! - A **cancel request** (psql's Ctrl-C): there is no backend to signal yet, so the
 //!   client's cancel slot wakes the wait (`cancel.rs`), and the statement is answered
@@ -27,29 +27,57 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
+/// What a statement waits for: said in the 57014 its cancel gets.
+#[derive(Clone, Copy)]
+pub(crate) enum WaitFor {
+    /// A server connection (a full pool).
+    Connection,
+    /// The end of the pool's `PAUSE` (`pause_gate.rs`).
+    Resume,
+}
+
 /// The 57014 PostgreSQL sends for a cancelled statement.
-fn cancelled() -> RouterError {
+fn cancelled(what: WaitFor) -> RouterError {
     RouterError::Pg(PgError::error(
         "57014",
-        "canceling statement due to user request (it was waiting for a server connection and did not run)",
+        match what {
+            WaitFor::Connection => "canceling statement due to user request (it was waiting for a server connection and did not run)",
+            WaitFor::Resume => "canceling statement due to user request (it was waiting for the pool's PAUSE to end and did not run)",
+        },
     ))
 }
 
-/// Awaits `checkout`; once it waits, also a cancel for this client (57014) and the end
-/// of the client's stream (the session ends). Another reason to stop watching the
-/// stream: bytes arrive (pipelined messages, read after the checkout).
-///
-/// `checkout` comes pinned by the caller, and the wait is one `poll_fn` rather than an
-/// `async fn`: the statement's future holds a pointer and two flags more, not a second
-/// copy of the checkout (it must stay small: `listener.rs`'s test).
+/// [`wait_or_give_up`] for a checkout.
 pub(crate) fn checkout_or_give_up<'a, F>(
-    mut checkout: Pin<&'a mut F>,
+    checkout: Pin<&'a mut F>,
     info: &'a ClientInfo,
     slot: &'a CancelSlot,
     client: &'a Stream,
 ) -> impl Future<Output = Result<(Checkout, Duration)>> + 'a
 where
     F: Future<Output = Result<(Checkout, Duration)>>,
+{
+    wait_or_give_up(checkout, info, slot, client, WaitFor::Connection)
+}
+
+/// Awaits `checkout` (a checkout, or the end of a pause); once it waits, also a cancel
+/// for this client (57014) and the end of the client's stream (the session ends).
+/// Another reason to stop watching the stream: bytes arrive (pipelined messages, read
+/// after the wait).
+///
+/// `checkout` comes pinned by the caller, and the wait is one `poll_fn` rather than an
+/// `async fn`: the statement's future holds a pointer and a few flags more, not a second
+/// copy of the checkout (it must stay small: `listener.rs`'s test).
+pub(crate) fn wait_or_give_up<'a, T, F>(
+    mut checkout: Pin<&'a mut F>,
+    info: &'a ClientInfo,
+    slot: &'a CancelSlot,
+    client: &'a Stream,
+    what: WaitFor,
+) -> impl Future<Output = Result<T>> + 'a
+where
+    F: Future<Output = Result<T>>,
+    T: 'a,
 {
     // The client's state before it waited, given back after: the caller says what it is
     // once it has the connection (`ensure_server`: active; a fan-out: unchanged).
@@ -58,7 +86,7 @@ where
     std::future::poll_fn(move |cx| {
         if let Poll::Ready(r) = checkout.as_mut().poll(cx) {
             return Poll::Ready(match waiting {
-                Some(before) => end_wait(r, info, slot, before),
+                Some(before) => end_wait(r, info, slot, before, what),
                 None => r,
             });
         }
@@ -69,7 +97,7 @@ where
         }
         if slot.poll_cancelled(cx, first).is_ready() {
             info.set_state(waiting.unwrap_or(ClientState::Idle));
-            return Poll::Ready(Err(cancelled()));
+            return Poll::Ready(Err(cancelled(what)));
         }
         if watch_client {
             match client.poll_hung_up(cx) {
@@ -90,15 +118,16 @@ where
 /// A wait is over with `r`. A cancel that came as the connection did is honoured: the
 /// statement has not been sent, and the connection goes back to the pool as the
 /// checkout drops.
-fn end_wait(
-    r: Result<(Checkout, Duration)>,
+fn end_wait<T>(
+    r: Result<T>,
     info: &ClientInfo,
     slot: &CancelSlot,
     before: ClientState,
-) -> Result<(Checkout, Duration)> {
+    what: WaitFor,
+) -> Result<T> {
     info.set_state(before);
     if slot.end_wait() {
-        return Err(cancelled());
+        return Err(cancelled(what));
     }
     r
 }

@@ -101,7 +101,7 @@ impl ShardedPath<'_> {
         });
         let mut out = Vec::with_capacity(job.shards.len());
         self.ctx
-            .pause_gate(true, self.back.holds_no_connection())
+            .pause_gate(true, self.back.holds_no_connection(), &self.front.stream)
             .await?;
         if job.in_tx {
             if let Some(cur) = self.back.phase.detach() {

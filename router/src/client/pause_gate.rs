@@ -16,13 +16,20 @@
 //! `Session::replan` (`replan.rs` says why that is safe), a held portal
 //! by its Execute (`held_replan.rs`).
 //!
+//! A client may give up while it waits at the gate: its cancel request answers the
+//! statement 57014 (it never runs; a Sync it sends after is answered, since the router
+//! skips to it), and a closed connection ends the session, so that a statement nobody
+//! waits for any longer does not run at RESUME (`checkout_wait.rs`, as for a checkout).
+//!
 //! A planned statement whose map changed is stopped even when the pool is no longer
 //! paused at its checkout: planning can wait (a catalog read on a busy shard 0, a
 //! checkout of a full pool) for as long as a whole cutover — PAUSE, switch, RESUME —
 //! takes, and its shard numbers are then just as stale as if it had waited here.
 
+use super::checkout_wait::{wait_or_give_up, WaitFor};
 use super::context::Context;
 use crate::error::{Result, RouterError};
+use orochi_tls::Stream;
 
 impl Context {
     /// The gate has nothing to do: the session holds a connection (`holds_none` is
@@ -37,12 +44,23 @@ impl Context {
 
     /// `planned`: a statement of this session was already planned against `self.user`.
     /// `holds_none`: the session holds no server connection (`ServerLeg::holds_no_connection`).
-    pub(crate) async fn pause_gate(&mut self, planned: bool, holds_none: bool) -> Result<()> {
+    /// `client`: the client's socket, watched for its end while the session waits.
+    pub(crate) async fn pause_gate(
+        &mut self,
+        planned: bool,
+        holds_none: bool,
+        client: &Stream,
+    ) -> Result<()> {
         if !holds_none {
             return Ok(());
         }
         if self.app.is_paused(&self.user.pool_name) {
-            self.app.wait_resumed(&self.user.pool_name).await;
+            let resumed = std::pin::pin!(async {
+                self.app.wait_resumed(&self.user.pool_name).await;
+                Ok(())
+            });
+            let slot = &self.cancel.slot;
+            wait_or_give_up(resumed, &self.client.info, slot, client, WaitFor::Resume).await?;
         }
         let gen = self.app.registry_generation();
         if gen == self.user_gen {
@@ -57,5 +75,36 @@ impl Context {
             return Err(RouterError::MapChanged);
         }
         Ok(())
+    }
+}
+
+impl super::session::Session {
+    /// The gate before client message `f` is handled. `false`: the client cancelled the
+    /// wait, and `f` was answered 57014 and is dropped (a simple Query or function call
+    /// with its ReadyForQuery; an extended-protocol message as an error, the router then
+    /// skipping to the client's Sync, as PostgreSQL does). A cancel has nothing to stop
+    /// while a Sync, a Flush or a stray COPY message waits (PostgreSQL would run nothing
+    /// either): it waits on.
+    pub(crate) async fn wait_at_gate(&mut self, f: &orochi_wire::Frame) -> Result<bool> {
+        loop {
+            let holds_none = self.back.holds_no_connection();
+            let e = match self
+                .ctx
+                .pause_gate(false, holds_none, &self.front.stream)
+                .await
+            {
+                Ok(()) => return Ok(true),
+                Err(e) => e,
+            };
+            let RouterError::Pg(pg) = e else {
+                return Err(e);
+            };
+            match f.tag {
+                b'S' | b'H' | b'd' | b'c' | b'f' => continue,
+                b'Q' | b'F' => self.front.router_error(&self.back, pg, false),
+                _ => self.front.router_error(&self.back, pg, true),
+            }
+            return Ok(false);
+        }
     }
 }

@@ -223,8 +223,11 @@ impl Session {
                 if frame.tag == b'X' {
                     return Ok(());
                 }
-                if !self.ctx.gate_is_open(self.back.holds_no_connection()) {
-                    Box::pin(self.ctx.pause_gate(false, self.back.holds_no_connection())).await?;
+                if !self.front.router_skipping
+                    && !self.ctx.gate_is_open(self.back.holds_no_connection())
+                    && !Box::pin(self.wait_at_gate(&frame)).await?
+                {
+                    continue;
                 }
                 if self.has_pending_commits() && super::pending_commit::must_wait(&frame) {
                     // Read-your-writes after a two-phase commit (`pending_commits.rs`).
@@ -419,7 +422,7 @@ impl Session {
         // Boxed only when it has work (issue 16: this runs every transaction).
         let holds_none = self.back.holds_no_connection();
         if !self.ctx.gate_is_open(holds_none) {
-            Box::pin(self.ctx.pause_gate(true, holds_none)).await?;
+            Box::pin(self.ctx.pause_gate(true, holds_none, &self.front.stream)).await?;
         }
         let shard = self.pick_shard(wanted)?;
         let target = self.ctx.target_for(read);
