@@ -289,3 +289,28 @@ async fn a_shard_that_cannot_join_fails_the_whole_transaction() {
         format!("user{k0}")
     );
 }
+
+/// A statement refused (0A000) inside a transaction no shard has seen yet fails the
+/// transaction as an error in PostgreSQL does, and the ReadyForQuery after the refusal
+/// already says so (`E`): a driver that reads the status (libpq's
+/// `PQtransactionStatus`, psycopg) must not think its transaction still good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_in_a_held_back_transaction_reports_it_failed() {
+    use common::raw::{first_error, ready_status};
+    let (r, db) = cluster("[sharding.two_phase_commit]\nenabled = false").await;
+    let mut c = r.raw(&db).await;
+    let ms = c.query("BEGIN").await;
+    assert_eq!(ready_status(&ms), Some(b'T'));
+    let ms = c.query("UPDATE users SET id = 1000 WHERE id = 1").await;
+    assert_eq!(first_error(&ms).map(|e| e.code.as_str()), Some("0A000"));
+    assert_eq!(ready_status(&ms), Some(b'E'), "after the refusal");
+    let ms = c.query("SELECT 1").await;
+    assert_eq!(first_error(&ms).map(|e| e.code.as_str()), Some("25P02"));
+    assert_eq!(ready_status(&ms), Some(b'E'));
+    let ms = c.query("ROLLBACK").await;
+    assert_eq!(ready_status(&ms), Some(b'I'));
+    assert_eq!(
+        c.rows("SELECT name FROM users WHERE id = 1").await,
+        vec!["user1"]
+    );
+}

@@ -46,11 +46,9 @@ impl ShardedPath<'_> {
     /// connection of its own: the cancel's 57014 is answered (and fails a held-back
     /// transaction, as any error there does); a closed client ends the session.
     pub(crate) fn gave_up(&mut self, e: RouterError, extended: bool) -> Result<Route> {
+        self.fail_held_back();
         self.front
             .checkout_failed(self.back, self.ctx.id, e, extended)?;
-        if self.back.phase.is_idle() && self.tx().pending_begin.is_some() {
-            self.tx().pending_failed = true;
-        }
         Ok(Route::Done)
     }
 }

@@ -57,10 +57,7 @@ impl ShardedPath<'_> {
                 let m = format!("{why}; answering it exactly needs more than {MAX_ROWS} rows (or {} MiB) of {} from the shards", MAX_BYTES >> 20, g.tables.join(", "));
                 return self.refused(&m, extended);
             }
-            Ok(Gathered::Failed(e)) => {
-                self.front.router_error(self.back, e, extended);
-                return Ok(Route::Done);
-            }
+            Ok(Gathered::Failed(e)) => return self.fail(e, extended),
         };
         // By construction the rewritten statement names no distributed table; the
         // planner confirms it (on the same statement without the rows, which are only

@@ -99,8 +99,14 @@ impl super::session::Session {
             let RouterError::Pg(pg) = e else {
                 return Err(e);
             };
+            if matches!(f.tag, b'S' | b'H' | b'd' | b'c' | b'f') {
+                continue;
+            }
+            // A held-back transaction of a sharded pool fails, as after any error.
+            if let Some(tx) = self.back.sharded.as_deref_mut() {
+                tx.pending_failed |= tx.pending_begin.is_some();
+            }
             match f.tag {
-                b'S' | b'H' | b'd' | b'c' | b'f' => continue,
                 b'Q' | b'F' => self.front.router_error(&self.back, pg, false),
                 _ => self.front.router_error(&self.back, pg, true),
             }

@@ -68,10 +68,7 @@ impl ShardedPath<'_> {
                 let cols = match self.table_columns(&table, fresh).await {
                     Ok(Ok(c)) => c,
                     Err(e) => return self.gave_up(e, extended),
-                    Ok(Err(e)) => {
-                        self.front.router_error(self.back, e, extended);
-                        return Ok(Route::Done);
-                    }
+                    Ok(Err(e)) => return self.fail(e, extended),
                 };
                 p = crate::planner::sharding::plan_with_columns(schema, sql, &cols);
                 // Rows narrower than the table (trailing DEFAULTs, or a column dropped
@@ -88,8 +85,7 @@ impl ShardedPath<'_> {
             }
             if p.needs_columns.is_some() {
                 let e = PgError::error("42601", "INSERT has more expressions than target columns");
-                self.front.router_error(self.back, e, extended);
-                return Ok(Route::Done);
+                return self.fail(e, extended);
             }
         }
         if p.kind == Kind::Ddl {
@@ -250,11 +246,23 @@ impl ShardedPath<'_> {
             .app
             .metrics
             .error(&self.ctx.user.pool_name, "0A000");
-        self.front.router_error(self.back, refuse(msg), extended);
+        self.fail(refuse(msg), extended)
+    }
+
+    /// The statement ends with the router's error `e`. Inside a transaction no shard
+    /// has seen yet, that fails the transaction, as any error does in PostgreSQL, and
+    /// the ReadyForQuery that follows (simple protocol) already says `E`.
+    pub(crate) fn fail(&mut self, e: PgError, extended: bool) -> Result<Route> {
+        self.fail_held_back();
+        self.front.router_error(self.back, e, extended);
+        Ok(Route::Done)
+    }
+
+    /// Marks a held-back transaction (BEGIN answered here, no shard chosen yet) failed.
+    pub(crate) fn fail_held_back(&mut self) {
         if self.back.phase.is_idle() && self.tx().pending_begin.is_some() {
             self.tx().pending_failed = true;
         }
-        Ok(Route::Done)
     }
 
     /// Whether text sorts in byte order on this pool's databases (C or POSIX collation);
@@ -327,6 +335,7 @@ impl ShardedPath<'_> {
                     ));
                     self.back.phase.set_unnamed_on_server(false);
                 } else if self.state.statements.contains_key(name) {
+                    self.fail_held_back();
                     self.front.router_error(
                         self.back,
                         PgError::error(
@@ -509,6 +518,7 @@ impl ShardedPath<'_> {
             self.state.statements.get(name).cloned()
         };
         let Some(stmt) = stmt else {
+            self.fail_held_back();
             self.front.router_error(
                 self.back,
                 PgError::error(
