@@ -353,3 +353,60 @@ async fn random_session_state_never_leaks() {
         }
     }
 }
+
+/// An error the router answers itself inside a transaction fails the transaction as on
+/// PostgreSQL (`fail_server_tx.rs`): ReadyForQuery says `E`, later statements get
+/// 25P02, COMMIT rolls back what the transaction wrote before the error, and a
+/// savepoint taken before it still recovers. Simple and extended protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_error_in_a_transaction_fails_it_as_postgres_would() {
+    use common::raw::{bind, execute, parse, ready_status, tags};
+    use orochi_wire::FrontendMessage;
+    let db = scratch_db().await;
+    let r = Router::start(&pool_toml(&db, "transaction", 1, "")).await;
+    let mut c = RawClient::connect(r.port, TRUST_USER, &db, &[])
+        .await
+        .unwrap();
+    c.rows("CREATE TABLE t (x int)").await;
+    // The router refuses statements naming its own two-phase gids (42501).
+    let refused = "ROLLBACK PREPARED 'orochi_not_yours'";
+    let code = |ms: &[orochi_wire::BackendMessage]| first_error(ms).map(|e| e.code.clone());
+    // Simple protocol.
+    c.rows("BEGIN").await;
+    c.rows("INSERT INTO t VALUES (1)").await;
+    let ms = c.query(refused).await;
+    assert_eq!(code(&ms).as_deref(), Some("42501"), "{}", tags(&ms));
+    assert_eq!(ready_status(&ms), Some(b'E'));
+    let ms = c.query("SELECT 1").await;
+    assert_eq!(code(&ms).as_deref(), Some("25P02"), "{}", tags(&ms));
+    assert_eq!(ready_status(&ms), Some(b'E'));
+    let ms = c.query("COMMIT").await;
+    assert_eq!(ready_status(&ms), Some(b'I'));
+    // Extended protocol: the refused Parse starts the batch.
+    c.rows("BEGIN").await;
+    c.rows("INSERT INTO t VALUES (2)").await;
+    c.send(&[
+        parse("", refused),
+        bind("", "", &[]),
+        execute("", 0),
+        FrontendMessage::Sync,
+    ])
+    .await;
+    let ms = c.until_ready().await;
+    assert_eq!(code(&ms).as_deref(), Some("42501"), "{}", tags(&ms));
+    assert_eq!(ready_status(&ms), Some(b'E'));
+    c.query("COMMIT").await;
+    assert_eq!(
+        c.rows("SELECT count(*) FROM t").await,
+        vec!["0".to_string()]
+    );
+    // A savepoint taken before the error recovers the transaction, as on PostgreSQL.
+    c.rows("BEGIN").await;
+    c.rows("INSERT INTO t VALUES (3)").await;
+    c.rows("SAVEPOINT s").await;
+    c.query(refused).await;
+    let ms = c.query("ROLLBACK TO SAVEPOINT s").await;
+    assert_eq!(ready_status(&ms), Some(b'T'), "{}", tags(&ms));
+    c.rows("COMMIT").await;
+    assert_eq!(c.rows("SELECT x FROM t").await, vec!["3".to_string()]);
+}

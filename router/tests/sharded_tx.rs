@@ -314,3 +314,33 @@ async fn a_refusal_in_a_held_back_transaction_reports_it_failed() {
         vec!["user1"]
     );
 }
+
+/// The same in a transaction that already runs on a shard: the refused statement never
+/// reached the shard, but the transaction is failed as PostgreSQL's would be (`E`,
+/// 25P02 until its end), and its COMMIT rolls back: what it wrote before the error is
+/// not committed behind the application's back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_in_a_transaction_on_a_shard_fails_it() {
+    use common::raw::{first_error, ready_status, tags};
+    let (r, db) = cluster("[sharding.two_phase_commit]\nenabled = false").await;
+    let mut c = r.raw(&db).await;
+    c.rows("BEGIN").await;
+    c.rows("UPDATE users SET name = 'changed' WHERE id = 1")
+        .await;
+    let ms = c.query("UPDATE users SET id = 1000 WHERE id = 1").await;
+    assert_eq!(first_error(&ms).map(|e| e.code.as_str()), Some("0A000"));
+    assert_eq!(ready_status(&ms), Some(b'E'), "after the refusal");
+    let ms = c.query("SELECT 1").await;
+    assert_eq!(
+        first_error(&ms).map(|e| e.code.as_str()),
+        Some("25P02"),
+        "{}",
+        tags(&ms)
+    );
+    let ms = c.query("COMMIT").await;
+    assert_eq!(ready_status(&ms), Some(b'I'));
+    assert_eq!(
+        c.rows("SELECT name FROM users WHERE id = 1").await,
+        vec!["user1"]
+    );
+}

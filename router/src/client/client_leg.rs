@@ -38,6 +38,9 @@ pub(crate) struct ClientLeg {
     pub(crate) max_message: u32,
     /// The router reported an error in the extended protocol: drop messages until Sync.
     pub(crate) router_skipping: bool,
+    /// The router answered an error of its own inside the server's open transaction:
+    /// the session fails that transaction on the server too (`fail_server_tx.rs`).
+    pub(crate) fail_server_tx: bool,
 }
 
 impl ClientLeg {
@@ -50,6 +53,7 @@ impl ClientLeg {
             capture: None,
             max_message: u32::try_from(max_message).unwrap_or(u32::MAX),
             router_skipping: false,
+            fail_server_tx: false,
         }
     }
 
@@ -65,12 +69,21 @@ impl ClientLeg {
     /// A router-side error: for a simple query, error and ReadyForQuery (with the status
     /// `back` reports); in the extended protocol, error and skip the client's messages
     /// until Sync, as PostgreSQL does.
+    ///
+    /// Inside a transaction the server holds open, the error fails that transaction, as
+    /// it would have on PostgreSQL: the ReadyForQuery says `E`, and the session makes
+    /// the server's transaction fail as well before the client's next message goes out
+    /// (`fail_server_tx.rs`), so its next statements get 25P02 and its COMMIT rolls back.
     pub(crate) fn router_error(&mut self, back: &ServerLeg, e: PgError, extended: bool) {
+        // The status is the server's own only while no answer of it is still owed.
+        let in_tx = super::fail_server_tx::holds_open_tx(back)
+            && self.expect.iter().all(|x| matches!(x, Expect::Emit(_)));
+        self.fail_server_tx |= in_tx;
         self.reply(error_bytes(&e));
         if extended {
             self.router_skipping = true;
         } else {
-            self.reply(ready(back.local_status()));
+            self.reply(ready(if in_tx { b'E' } else { back.local_status() }));
         }
     }
 

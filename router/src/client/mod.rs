@@ -11,6 +11,7 @@ pub mod deadline;
 pub mod expect;
 pub mod expiry;
 pub mod extended;
+pub mod fail_server_tx;
 pub mod fanout;
 pub mod fanout_end;
 pub mod gateway_checks;

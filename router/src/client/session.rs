@@ -223,6 +223,9 @@ impl Session {
                 if frame.tag == b'X' {
                     return Ok(());
                 }
+                if self.front.fail_server_tx {
+                    self.fail_server_tx();
+                }
                 if !self.front.router_skipping
                     && !self.ctx.gate_is_open(self.back.holds_no_connection())
                     && !Box::pin(self.wait_at_gate(&frame)).await?
@@ -241,6 +244,9 @@ impl Session {
                 if let Some(frame) = self.on_client_frame_now(frame)? {
                     Box::pin(self.on_client_frame_later(frame)).await?;
                 }
+            }
+            if self.front.fail_server_tx {
+                self.fail_server_tx();
             }
             self.flush_server().await?;
             self.flush_client().await?;
