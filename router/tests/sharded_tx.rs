@@ -304,9 +304,16 @@ async fn a_refusal_in_a_held_back_transaction_reports_it_failed() {
     let ms = c.query("UPDATE users SET id = 1000 WHERE id = 1").await;
     assert_eq!(first_error(&ms).map(|e| e.code.as_str()), Some("0A000"));
     assert_eq!(ready_status(&ms), Some(b'E'), "after the refusal");
-    let ms = c.query("SELECT 1").await;
-    assert_eq!(first_error(&ms).map(|e| e.code.as_str()), Some("25P02"));
-    assert_eq!(ready_status(&ms), Some(b'E'));
+    // A SAVEPOINT too, as PostgreSQL refuses it in a failed transaction.
+    for sql in ["SELECT 1", "SAVEPOINT late"] {
+        let ms = c.query(sql).await;
+        assert_eq!(
+            first_error(&ms).map(|e| e.code.as_str()),
+            Some("25P02"),
+            "{sql}"
+        );
+        assert_eq!(ready_status(&ms), Some(b'E'), "{sql}");
+    }
     let ms = c.query("ROLLBACK").await;
     assert_eq!(ready_status(&ms), Some(b'I'));
     assert_eq!(

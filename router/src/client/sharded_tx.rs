@@ -85,7 +85,8 @@ impl ShardedTx {
                 self.pending_failed = false;
                 "ROLLBACK"
             }
-            "savepoint" | "release" => {
+            // In a failed transaction PostgreSQL refuses them (25P02): not answered here.
+            "savepoint" | "release" if !self.pending_failed => {
                 let p = self.pending_begin.as_mut()?;
                 p.push_str("; ");
                 p.push_str(sql.trim().trim_end_matches(';'));
