@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# health-check.sh [-v] — is this Orochi Router instance serving? (seed 002's script;
-# the Kubernetes liveness exec probe of kubernetes/base/deployment.yaml runs it in the pod.)
+# health-check.sh [-v] [--liveness] — is this Orochi Router instance serving? (seed 002's
+# script; the Kubernetes liveness exec probe of kubernetes/base/deployment.yaml runs it in
+# the pod with --liveness.)
 #
 # Checks, all of them every run:
 #   client   pg_isready on the client port
 #   admin    SHOW VERSION on the admin console (psql)
-#   health   GET /health on the metrics port answers 200
+#   health   GET /health on the metrics port answers 200 (not with --liveness)
 #   ready    GET /ready on the metrics port answers 200
 # Exit 0 when all answer; otherwise 1, with one "health-check: FAIL <check> ..." line on
 # stderr for each failed check. -v also prints a line for every check that passed.
+#
+# --liveness leaves out /health, which answers 503 while a shard has no primary: the
+# router is alive then, and restarting it would only drop every client (those reading
+# from replicas too) in the middle of a database failover.
 #
 # Env: PGDOG_HOST (127.0.0.1; a listen address 0.0.0.0 or :: is checked on loopback),
 # PGDOG_PORT (5432), PGDOG_ADMIN_PORT (6432), PGDOG_METRICS_PORT (9090),
@@ -17,11 +22,14 @@
 set -uo pipefail
 
 verbose=0
-case "${1:-}" in
-    -v | --verbose) verbose=1 ;;
-    "") ;;
-    *) echo "usage: $0 [-v]" >&2; exit 2 ;;
-esac
+liveness=0
+for arg in "$@"; do
+    case "$arg" in
+        -v | --verbose) verbose=1 ;;
+        --liveness) liveness=1 ;;
+        *) echo "usage: $0 [-v] [--liveness]" >&2; exit 2 ;;
+    esac
+done
 
 host="${PGDOG_HOST:-127.0.0.1}"
 case "$host" in 0.0.0.0 | "::" | "[::]" | "") host=127.0.0.1 ;; esac
@@ -68,7 +76,9 @@ else
     fail "admin SHOW VERSION on $host:$admin_port as $admin_user: $(echo "$out" | head -n 1)"
 fi
 
-for path in /health /ready; do
+paths=(/health /ready)
+if ((liveness)); then paths=(/ready); fi
+for path in "${paths[@]}"; do
     code="$(http_status "$path")"
     if [[ "$code" == 200 ]]; then
         ok "${path#/} GET http://$host:$metrics_port$path: 200"

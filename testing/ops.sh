@@ -34,12 +34,15 @@ pg_port=$((base + 90)) port=$((base + 91)) admin=$((base + 92)) metrics=$((base 
 passed=0 failed=0 failures=()
 
 say() { echo "ops: $*"; }
-# step NAME CMD...: runs CMD, output in $work/NAME.log (shown when it fails).
+# step NAME CMD...: runs CMD, output in $work/NAME.log (shown when it fails). CMD runs as
+# a job of its own: run as an `if` condition, `set -e` would be off for all of it, and a
+# check failing before its last line would pass unseen.
 step() {
     local name="$1"
     shift
     local t0=$SECONDS
-    if "$@" >"$work/$name.log" 2>&1; then
+    "$@" >"$work/$name.log" 2>&1 &
+    if wait "$!"; then
         passed=$((passed + 1))
         say "ok   $name ($((SECONDS - t0)) s)"
     else
@@ -50,14 +53,16 @@ step() {
     fi
 }
 
-apt_updated=0
+# apt-get update once a run: steps are jobs of their own, so a file remembers it.
+apt_updated="$work/apt-updated"
+rm -f "$apt_updated"
 need_apt() { # need_apt COMMAND PACKAGE
     command -v "$1" >/dev/null 2>&1 && return 0
     local sudo=()
     [[ "$(id -u)" == 0 ]] || sudo=(sudo)
-    if ((!apt_updated)); then
+    if [[ ! -e "$apt_updated" ]]; then
         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -qq >"$work/apt.log" 2>&1
-        apt_updated=1
+        touch "$apt_updated"
     fi
     say "apt-get install $2"
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$2" \
@@ -166,6 +171,18 @@ health_check() { # health_check ARGS...: health-check.sh against the test router
         PGDOG_ADMIN_USER=admin HEALTH_CHECK_TIMEOUT=2 bash infrastructure/health-check.sh "$@"
 }
 
+# health_fails WANT [UNWANTED]: health-check.sh (admin password in PGPASSWORD) fails,
+# its output matching WANT (an extended regex) and, when given, not UNWANTED.
+health_fails() {
+    local err rc=0 unwanted="${2:-}"
+    err="$(health_check 2>&1)" || rc=$?
+    echo "$err"
+    if ((rc == 0)) || ! grep -Eq "$1" <<<"$err" || { [[ -n "$unwanted" ]] && grep -Eq "$unwanted" <<<"$err"; }; then
+        echo "health-check: expected a failure matching \"$1\" (and none matching \"$unwanted\")"
+        return 1
+    fi
+}
+
 check_live() {
     bash "$here/pg.sh" init ops_pg "$pg_port"
     bash "$here/pg.sh" start ops_pg
@@ -195,17 +212,17 @@ check_live() {
     echo "every metric of the dashboard is in /metrics"
 
     PGPASSWORD="admin" health_check -v
-    local err rc=0
-    err="$(PGPASSWORD="wrong" health_check 2>&1)" || rc=$?
-    echo "$err"
-    [[ $rc != 0 ]] && grep -q 'FAIL admin' <<<"$err" && ! grep -q 'FAIL client' <<<"$err"
+    PGPASSWORD="wrong" health_fails 'FAIL admin' 'FAIL client'
+
+    # The database gone, the router alive: /health fails, the liveness mode passes (a
+    # failover must not restart the routers).
+    bash "$here/pg.sh" stop ops_pg >/dev/null
+    PGPASSWORD=secret "${psql[@]}" -c 'SELECT 1' >/dev/null 2>&1 || true
+    PGPASSWORD="admin" health_fails 'FAIL health' 'FAIL (client|admin|ready)'
+    PGPASSWORD="admin" health_check -v --liveness
 
     router_stop "$pidfile"
-    rc=0
-    err="$(PGPASSWORD="admin" health_check 2>&1)" || rc=$?
-    echo "$err"
-    [[ $rc != 0 ]] && grep -q 'FAIL client' <<<"$err" && grep -q 'FAIL health' <<<"$err" \
-        && grep -q 'failed: client admin health ready' <<<"$err"
+    PGPASSWORD="admin" health_fails 'failed: client admin health ready'
 }
 
 t0=$SECONDS
