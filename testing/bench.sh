@@ -346,7 +346,7 @@ pair() {
 
 rounds="${BENCH_ROUNDS:-3}"
 rows=()
-check_ratio=n/a
+check_ratio=n/a check_ran=0
 router_pid=""
 for mode in "${modes[@]}"; do
     for c in "${clients_list[@]}"; do
@@ -364,7 +364,9 @@ for mode in "${modes[@]}"; do
         else
             read -r b_tps _ b_cpu < <(point pgbouncer "$bouncer_port" "$c" "$mode" "$db" "$(bouncer_pid)")
         fi
-        [[ "$mode" == simple && "$c" == 16 ]] && check_ratio="$q"
+        if [[ "$mode" == simple && "$c" == 16 && -n "$bin" ]]; then
+            check_ratio="$q" check_ran=1
+        fi
         rows+=("| $mode | $c | $(fmt "$d_tps" 0) | $(fmt "$b_tps" 0) | $b_cpu | $(fmt "$r_tps" 0) | $r_cpu | $q | $(ratio "$r_tps" "$d_tps") |")
     done
 done
@@ -467,7 +469,13 @@ if [[ -n "$bin" && "${BENCH_2PC:-1}" == 1 ]]; then
 fi
 
 # ---------------------------------------------------------------- regression check
-# Nothing may get slower: the 16-client simple ratio against the recorded one.
+# Nothing may get slower: the 16-client simple ratio against the recorded one. A point
+# that ran but has no ratio (pgbench failed, or transactions failed) fails the check.
+if [[ "${BENCH_NO_REGRESSION_CHECK:-0}" != 1 && "$check_ran" == 1 && "$check_ratio" == n/a ]]; then
+    echo "bench: REGRESSION: no router / PgBouncer ratio at 16 clients (a run failed: see the table)" |
+        tee -a "$work/results.md" >&2
+    exit 1
+fi
 if [[ "${BENCH_NO_REGRESSION_CHECK:-0}" != 1 && "$check_ratio" != n/a ]]; then
     # shellcheck source=testing/bench/baseline.env
     source "$here/bench/baseline.env"

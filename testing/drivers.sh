@@ -257,6 +257,11 @@ for t in "${targets[@]}"; do
         for c in $plan; do
             record "$t" "$d" "$c" FAIL "no result ($why; see $out)"
         done
+        # Every driver exits 0 once it has reported its cases: anything else (a crash
+        # or a hang after the last result) is a failure of its own.
+        if ((rc != 0)); then
+            record "$t" "$d" exit FAIL "$why after its results (see $out)"
+        fi
         grep -E '^(PASS|FAIL) ' "$out" | sed "s/^/  /" || true
         if ! router_alive "$(cat "$router_pidfile")"; then
             echo "drivers: the router died during $t / $d (log $work/router-$t-$d.log)" >&2

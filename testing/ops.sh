@@ -72,7 +72,7 @@ need_apt() { # need_apt COMMAND PACKAGE
 check_shellcheck() {
     need_apt shellcheck shellcheck
     local files=()
-    mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.sh')
+    mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.sh' .ci/run)
     echo "shellcheck ${#files[@]} scripts: ${files[*]}"
     shellcheck -x "${files[@]}"
 }
@@ -88,6 +88,8 @@ check_kubernetes() {
     ensure_venv
     local k8s=infrastructure/kubernetes files=()
     mapfile -t files < <(find "$k8s/base" -name '*.yaml' ! -name kustomization.yaml | sort)
+    # kubernetes-validate given no file passes: make sure there is something to check.
+    ((${#files[@]})) || { echo "no base manifests found"; return 1; }
     "$venv/bin/kubernetes-validate" --strict --quiet "${files[@]}"
     echo "base files valid: ${files[*]}"
     if ! command -v kubectl >/dev/null 2>&1; then
@@ -201,10 +203,12 @@ check_live() {
         sleep 0.1
     done
     wait "$sleeper"
-    local missing=() name
+    local missing=() name names
+    # (Read first: a process substitution's failure, no names at all, would go unseen.)
+    names="$(grep -o 'orochi_pgdog_[a-z0-9_]*' infrastructure/grafana/orochi-dashboard.json | sort -u)"
     while read -r name; do
         grep -q "^${name}[{ ]" "$work/metrics.txt" || missing+=("$name")
-    done < <(grep -o 'orochi_pgdog_[a-z0-9_]*' infrastructure/grafana/orochi-dashboard.json | sort -u)
+    done <<<"$names"
     if ((${#missing[@]})); then
         echo "the dashboard queries metrics /metrics does not have: ${missing[*]}"
         return 1

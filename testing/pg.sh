@@ -229,7 +229,8 @@ pg_bootstrap() {
     local name="$1" dir
     dir="$(pg_dir "$name")"
     [[ -f "$dir/.roles-done" || -f "$dir/data/standby.signal" ]] && return 0
-    pg_psql "$name" -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+    # (Checked here: callers run pg_start in conditions, where set -e is off.)
+    if ! pg_psql "$name" -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 SET client_min_messages = warning;
 SET password_encryption = 'scram-sha-256';
 ALTER ROLE postgres PASSWORD 'postgres';
@@ -247,6 +248,9 @@ SELECT 'CREATE DATABASE app OWNER app' WHERE NOT EXISTS (SELECT FROM pg_database
 \c template1
 GRANT CREATE ON SCHEMA public TO app, md5user;
 SQL
+    then
+        pg_die "$name: creating the test roles and databases failed"
+    fi
     pg_as touch "$dir/.roles-done"
 }
 

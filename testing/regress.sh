@@ -303,18 +303,21 @@ rm -f "$out/direct-vs-expected.diffs" "$out/summary.txt"
 say "PostgreSQL $version, ${#tests[@]} files, router $bin, pool_size $pool_size, ports $base..$((base + 8))"
 if [[ "$parallel" == 1 && ${#modes[@]} -gt 0 ]]; then
     # The direct baseline beside the first routed run: two single-client runs
-    # on two cores. Each is a subshell; its exit status is checked.
-    (run_direct) &
+    # on two cores. Each is a job of its own (run as `(…) || …`, a subshell would have
+    # `set -e` off inside, and a failed setup step would go unseen); its exit status is
+    # checked.
+    run_direct &
     direct_pid=$!
     first_rc=0
-    (run_routed "${modes[0]}") || first_rc=$?
+    run_routed "${modes[0]}" &
+    wait "$!" || first_rc=$?
     direct_rc=0
     wait "$direct_pid" || direct_rc=$?
     ((direct_rc == 0 && first_rc == 0)) || die "a run failed (see above)"
-    for mode in "${modes[@]:1}"; do (run_routed "$mode") || die "$mode: run failed"; done
+    for mode in "${modes[@]:1}"; do run_routed "$mode" & wait "$!" || die "$mode: run failed"; done
 else
-    (run_direct) || die "direct: run failed"
-    for mode in "${modes[@]}"; do (run_routed "$mode") || die "$mode: run failed"; done
+    run_direct & wait "$!" || die "direct: run failed"
+    for mode in "${modes[@]}"; do run_routed "$mode" & wait "$!" || die "$mode: run failed"; done
 fi
 
 # ------------------------------------------------------------- comparison

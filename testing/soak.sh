@@ -154,8 +154,14 @@ for ((m = 1; m <= minutes; m++)); do
     pid="$(cat "$work/router.pid")"
     rss="$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")"
     fds="$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l)"
-    cs=$(($(count_conns s0) + $(count_conns s1)))
-    crw=$(($(count_conns single) + $(count_conns soak_r "$replica_port")))
+    # One count per assignment: inside one $(( )), a failed count would be taken for 0
+    # (first) or drop the whole loop as a syntax error (second), unseen by set -e.
+    c0="$(count_conns s0)"
+    c1="$(count_conns s1)"
+    cs=$((c0 + c1))
+    c0="$(count_conns single)"
+    c1="$(count_conns soak_r "$replica_port")"
+    crw=$((c0 + c1))
     tx=0 failed=0
     for f in tpcb reads writes; do
         read -r t fl < <(pgbench_result "$run/$f.log")
@@ -206,7 +212,8 @@ fi
 sleep 3
 prepared=0
 for s in s0 s1; do
-    prepared=$((prepared + $(pg_psql "$s" -d "$db" -Atc "SELECT count(*) FROM pg_prepared_xacts WHERE database = '$db'")))
+    n="$(pg_psql "$s" -d "$db" -Atc "SELECT count(*) FROM pg_prepared_xacts WHERE database = '$db'")"
+    prepared=$((prepared + n))
 done
 # One aggregate per statement: each is a fan-out the router merges.
 sum_of() {

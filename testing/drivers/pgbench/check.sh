@@ -70,7 +70,8 @@ SQL
     max="$(q -c "DROP TABLE IF EXISTS drv_pgbench_backends" -c "CREATE TABLE drv_pgbench_backends (n int)" 2>&1)" \
         || { fail "create: $max"; return; }
     run_bench -M prepared -f "$tmp/count.sql" || return
-    max="$(q -c "SELECT max(n) FROM drv_pgbench_backends")"
+    max="$(q -c "SELECT max(n) FROM drv_pgbench_backends" 2>&1)" || { fail "select: $max"; return; }
+    [[ $max =~ ^[0-9]+$ ]] || { fail "max(n) is '$max', not a count"; return; }
     ((max <= POOL_SIZE)) || fail "$max server connections at once, pool_size is $POOL_SIZE"
 }
 
@@ -100,12 +101,15 @@ INSERT INTO accounts (aid, balance, name) VALUES (:aid, 1, 'pgbench') ON CONFLIC
 SQL
     run_bench -M prepared -f "$tmp/write.sql" || return
     IFS=, read -r -a ports <<<"${DRV_SHARD_PORTS:-}"
-    local wrong=0 p s
+    local wrong=0 p s n
     for s in 0 1; do
         p="${ports[$s]}"
         # Rows on shard s whose hash says they belong elsewhere.
-        wrong=$((wrong + $(PGPORT="$p" PGSSLMODE=disable q -c "SELECT count(*) FROM accounts WHERE aid BETWEEN $base AND $((base + 9999))
-            AND NOT satisfies_hash_partition('drv_hashref'::regclass, 2, $s, aid)")))
+        n="$(PGPORT="$p" PGSSLMODE=disable q -c "SELECT count(*) FROM accounts WHERE aid BETWEEN $base AND $((base + 9999))
+            AND NOT satisfies_hash_partition('drv_hashref'::regclass, 2, $s, aid)" 2>&1)" \
+            || { fail "shard $s: $n"; return; }
+        [[ $n =~ ^[0-9]+$ ]] || { fail "shard $s: '$n' is not a count"; return; }
+        wrong=$((wrong + n))
     done
     ((wrong == 0)) || fail "$wrong rows written to the wrong shard"
 }

@@ -221,10 +221,15 @@ c_disconnect_in_txn() {
     # that session and abort the transaction; the next client must start clean.
     local got i mode
     for mode in open failed; do
+        # (Its output is checked: a client that never reached its transaction would
+        # leave nothing behind, and the checks below would pass for nothing.)
         if [[ "$mode" == open ]]; then
-            "$PSQL" -X -q -c "BEGIN" -c "SELECT 1" >/dev/null 2>&1
+            got="$("$PSQL" -X -q -A -t -c "BEGIN" -c "SELECT 1" 2>&1)" \
+                || { fail "the client leaving an open transaction failed: $got"; return; }
         else
-            "$PSQL" -X -q -c "BEGIN" -c "SELECT 1 / 0" >/dev/null 2>&1
+            got="$("$PSQL" -X -q -A -t -c "BEGIN" -c "SELECT 1 / 0" 2>&1)" || true
+            [[ "$got" == *"division by zero"* ]] \
+                || { fail "the client leaving a failed transaction did not fail in it: $got"; return; }
         fi
         for ((i = 0; i <= POOL_SIZE; i++)); do
             got="$("$PSQL" -X -q -A -t -c "SELECT now() = statement_timestamp()" 2>&1)"
