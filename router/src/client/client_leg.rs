@@ -76,8 +76,8 @@ impl ClientLeg {
     /// (`fail_server_tx.rs`), so its next statements get 25P02 and its COMMIT rolls back.
     pub(crate) fn router_error(&mut self, back: &ServerLeg, e: PgError, extended: bool) {
         // The status is the server's own only while no answer of it is still owed.
-        let in_tx = super::fail_server_tx::holds_open_tx(back)
-            && self.expect.iter().all(|x| matches!(x, Expect::Emit(_)));
+        let in_tx =
+            back.holds_open_tx() && self.expect.iter().all(|x| matches!(x, Expect::Emit(_)));
         self.fail_server_tx |= in_tx;
         self.reply(error_bytes(&e));
         if extended {

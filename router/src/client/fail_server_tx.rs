@@ -24,7 +24,6 @@
 //! README lists it.
 
 use super::expect::{Expect, Term};
-use super::server_leg::ServerLeg;
 use super::session::Session;
 use orochi_wire::FrontendMessage;
 
@@ -32,17 +31,11 @@ use orochi_wire::FrontendMessage;
 /// neither plans nor runs it, and its log names the router.
 const FAILS: &str = "orochi_router_refused_a_statement_of_this_transaction";
 
-/// Whether an error answered now would leave the server's transaction open while the
-/// client's is failed: a server attached, in an explicit transaction, between messages.
-pub(crate) fn holds_open_tx(back: &ServerLeg) -> bool {
-    back.phase.is_attached() && back.tx_status == b'T' && !back.unsynced
-}
-
 impl Session {
     /// Fails the server's transaction (see the module doc), once per router error.
     pub(crate) fn fail_server_tx(&mut self) {
         self.front.fail_server_tx = false;
-        if !holds_open_tx(&self.back) {
+        if !self.back.holds_open_tx() {
             return;
         }
         FrontendMessage::Query(FAILS.into()).encode(&mut self.back.sout);

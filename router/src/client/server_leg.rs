@@ -57,6 +57,13 @@ impl ServerLeg {
         self.sharded.get_or_insert_with(Box::default)
     }
 
+    /// Whether an error the router answers now would leave the server's transaction
+    /// open while the client's is failed: a server attached, in an explicit
+    /// transaction, between messages (`fail_server_tx.rs`).
+    pub(crate) fn holds_open_tx(&self) -> bool {
+        self.phase.is_attached() && self.tx_status == b'T' && !self.unsynced
+    }
+
     /// Transaction status the client sees while no server is attached.
     pub(crate) fn local_status(&self) -> u8 {
         let Some(tx) = self.sharded_tx() else {
