@@ -12,8 +12,9 @@
 //!   `log_client_parameter_status_changes`: connection events are logged at `debug`.
 //! - `autoreload`: reload is explicit (SIGHUP or admin `RELOAD`).
 //! - `server_round_robin`, `validate_config`,
-//!   `dns_cache_enabled`, `dns_max_ttl`, `prepared_statements`,
-//!   `prepared_statements_cache_size`: PgCat tuning knobs with no Orochi equivalent yet.
+//!   `dns_cache_enabled`, `dns_max_ttl`: PgCat tuning knobs with no Orochi equivalent yet.
+//! - `prepared_statements`: statement handling is always on. (`prepared_statements_cache_size`
+//!   *is* honoured: it is `max_prepared_statements`.)
 //!   (`server_tls` and `verify_server_certificate` *are* honoured: see `tls.rs`.)
 //! - `auth_query`, `auth_query_user`, `auth_query_password`, `admin_auth_type`:
 //!   passthrough authentication is not supported; users are listed in the config.
@@ -27,8 +28,10 @@
 //!   `/* orochi.shard = N */` comment or `SET orochi.shard` instead.
 //! - `auth_query`, `auth_query_user`, `auth_query_password`, `query_parser_max_length`,
 //!   `cleanup_server_connections`, `log_client_parameter_status_changes`,
-//!   `prepared_statements_cache_size`, `idle_client_in_transaction_timeout`,
-//!   `default_shard`, `checkout_failure_limit`, `plugins`: as above.
+//!   `idle_client_in_transaction_timeout`, `default_shard`, `checkout_failure_limit`,
+//!   `plugins`: as above.
+//! - `prepared_statements_cache_size` (PgCat 1.2 sets it per pool): the one limit is
+//!   `[general] max_prepared_statements`, a bound per server connection for every pool.
 //!
 //! `[pools.<name>.users.<n>]`: `server_lifetime`, `connect_timeout`, `idle_timeout`
 //! (per-user overrides; the pool's values apply).
@@ -70,6 +73,7 @@ pub(crate) const POOL: &[&str] = &[
     "idle_client_in_transaction_timeout",
     "log_client_parameter_status_changes",
     "plugins",
+    "prepared_statements_cache_size",
     "query_parser_max_length",
     "regex_search_limit",
     "shard_id_regex",

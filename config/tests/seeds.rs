@@ -133,6 +133,10 @@ fn full_pgcat_config_keeps_pgcat_meaning() {
     assert_eq!(g.ban_time, Duration::from_secs(60));
     assert_eq!(g.worker_threads, Some(5));
     assert_eq!(
+        g.max_prepared_statements, 500,
+        "prepared_statements_cache_size is max_prepared_statements (the pool's is accepted)"
+    );
+    assert_eq!(
         (g.admin_username.as_str(), g.admin_password.as_str()),
         ("admin_user", "admin_pass")
     );
