@@ -6,7 +6,8 @@
 //! Results are cached by statement text (`cache`).
 //!
 //! - `session`: what a statement does to session state (SET, PREPARE, temp tables, ...).
-//! - `rw`: may a statement run on a replica; `directive`: the router's own SET commands.
+//! - `rw`: may a statement run on a replica; `directive`: the router's own SET commands;
+//!   `savepoint`: the savepoint a transaction command names.
 //! - `sharding`: the route (which shards, from key values and bind parameters) and the
 //!   merge plan of a statement on a sharded pool, and the proof that a fan-out is exact.
 //! - `codec`: the values of shard answers as the merge reads, orders and casts them,
@@ -20,6 +21,7 @@ pub mod codec;
 pub mod directive;
 pub mod lex;
 pub mod rw;
+pub mod savepoint;
 pub mod session;
 pub mod sharding;
 

@@ -351,3 +351,75 @@ async fn a_refusal_in_a_transaction_on_a_shard_fails_it() {
         vec!["user1"]
     );
 }
+
+/// Savepoints of a transaction no shard has seen yet follow PostgreSQL's rules: RELEASE
+/// or ROLLBACK TO a savepoint never taken (names compared as the server compares them:
+/// folded unless quoted) is 3B001 and fails the transaction; ROLLBACK TO one taken
+/// before the failure recovers it; RELEASE and ROLLBACK TO end the later savepoints.
+/// What was accepted is replayed on the shard the transaction lands on, so the
+/// transaction goes on there with the same savepoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_back_savepoints_follow_postgres_rules() {
+    use common::raw::{bind, execute, first_error, parse, ready_status, tags};
+    use orochi_wire::FrontendMessage;
+    let (r, db) = cluster("[sharding.two_phase_commit]\nenabled = false").await;
+    let mut c = r.raw(&db).await;
+    let code = |ms: &[orochi_wire::BackendMessage]| first_error(ms).map(|e| e.code.clone());
+    for (sql, error, status) in [
+        ("BEGIN", None, b'T'),
+        ("SAVEPOINT a", None, b'T'),
+        ("SAVEPOINT \"B\"", None, b'T'),
+        ("RELEASE b", Some("3B001"), b'E'),
+        ("ROLLBACK TO a", None, b'T'),
+        // Rolling back to `a` ended "B", taken after it.
+        ("RELEASE SAVEPOINT \"B\"", Some("3B001"), b'E'),
+        ("ROLLBACK TO SAVEPOINT nowhere", Some("3B001"), b'E'),
+        ("SELECT 1", Some("25P02"), b'E'),
+        ("ROLLBACK WORK TO A", None, b'T'),
+        ("SAVEPOINT c", None, b'T'),
+        ("RELEASE a", None, b'T'),
+        // Releasing `a` released `c` too.
+        ("ROLLBACK TO c", Some("3B001"), b'E'),
+    ] {
+        let ms = c.query(sql).await;
+        assert_eq!(code(&ms).as_deref(), error, "{sql}: {}", tags(&ms));
+        assert_eq!(ready_status(&ms), Some(status), "{sql}");
+    }
+    assert_eq!(ready_status(&c.query("ROLLBACK").await), Some(b'I'));
+
+    // Replayed on the shard: the transaction lands there with its savepoint.
+    for sql in [
+        "BEGIN",
+        "SAVEPOINT a",
+        "SAVEPOINT b",
+        "ROLLBACK TO a",
+        "UPDATE users SET name = 'changed' WHERE id = 1",
+        "ROLLBACK TO a",
+        "COMMIT",
+    ] {
+        let ms = c.query(sql).await;
+        assert_eq!(code(&ms), None, "{sql}: {}", tags(&ms));
+    }
+    assert_eq!(
+        c.rows("SELECT name FROM users WHERE id = 1").await,
+        vec!["user1"],
+        "the UPDATE was rolled back to the replayed savepoint"
+    );
+
+    // The extended protocol: the same error, the batch skipped to its Sync.
+    c.rows("BEGIN").await;
+    let run = |sql: &str| {
+        vec![
+            parse("", sql),
+            bind("", "", &[]),
+            execute("", 0),
+            FrontendMessage::Sync,
+        ]
+    };
+    c.send(&run("RELEASE nowhere")).await;
+    let ms = c.until_ready().await;
+    assert_eq!(code(&ms).as_deref(), Some("3B001"), "{}", tags(&ms));
+    assert_eq!(ready_status(&ms), Some(b'E'));
+    c.send(&run("ROLLBACK")).await;
+    assert_eq!(ready_status(&c.until_ready().await), Some(b'I'));
+}

@@ -676,9 +676,13 @@ impl Session {
                 Box::pin(path.finish_multi_shard(commit, false, false)).await;
                 return Ok(());
             }
-            if let Some(tag) = path.local_transaction(sql) {
-                path.answer_local(tag);
-                return Ok(());
+            match path.local_transaction(sql) {
+                Some(Ok(tag)) => {
+                    path.answer_local(tag);
+                    return Ok(());
+                }
+                Some(Err(e)) => return path.fail(e, false).map(|_| ()),
+                None => {}
             }
             match Box::pin(path.route_sharded(sql, None)).await? {
                 super::job::Route::Done => return Ok(()),

@@ -26,8 +26,12 @@ use std::sync::Arc;
 
 impl ShardedPath<'_> {
     /// BEGIN / COMMIT / ROLLBACK / SAVEPOINT while no shard is chosen yet: answered here
-    /// and replayed on the shard the transaction lands on. Returns the command tag.
-    pub(crate) fn local_transaction(&mut self, sql: &str) -> Option<&'static str> {
+    /// and replayed on the shard the transaction lands on. Returns the command tag, or
+    /// the error PostgreSQL would answer (a savepoint that does not exist).
+    pub(crate) fn local_transaction(
+        &mut self,
+        sql: &str,
+    ) -> Option<std::result::Result<&'static str, PgError>> {
         if self.back.phase.is_attached() || crate::planner::session::has_inner_semicolon(sql) {
             return None;
         }
@@ -376,10 +380,16 @@ impl ShardedPath<'_> {
                     return Ok(Some(None));
                 }
                 if idle {
-                    if let Some(tag) = self.local_transaction(&stmt.query) {
-                        self.tx().local_portal = Some(LocalPortal { tag, finish: None });
-                        self.front.reply(message(BackendMessage::BindComplete));
-                        return Ok(Some(None));
+                    match self.local_transaction(&stmt.query) {
+                        Some(Ok(tag)) => {
+                            self.tx().local_portal = Some(LocalPortal { tag, finish: None });
+                            self.front.reply(message(BackendMessage::BindComplete));
+                            return Ok(Some(None));
+                        }
+                        // Refused at Bind (PostgreSQL refuses at Execute): the batch
+                        // skips to its Sync either way.
+                        Some(Err(e)) => return self.fail(e, true).map(|_| Some(None)),
+                        None => {}
                     }
                 }
                 let ext = Extended {

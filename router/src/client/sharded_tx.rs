@@ -9,6 +9,8 @@
 use super::job::Job;
 use crate::backend::Checkout;
 use crate::planner::lex::{contains_word_ci, first_keyword};
+use crate::planner::savepoint::{savepoint_command, Savepoint};
+use orochi_wire::PgError;
 
 /// A sharded pool's transaction state (all empty outside a transaction).
 #[derive(Default)]
@@ -18,6 +20,9 @@ pub(crate) struct ShardedTx {
     pub(crate) pending_begin: Option<String>,
     /// A held-back transaction saw a router error: only ROLLBACK is accepted.
     pub(crate) pending_failed: bool,
+    /// The savepoints of the held-back transaction, oldest first, as PostgreSQL names
+    /// them: `RELEASE` and `ROLLBACK TO` one it never took fail as on PostgreSQL.
+    pub(crate) pending_savepoints: Vec<String>,
     /// Extended protocol: a Bind held back until Execute (fan-out).
     pub(crate) held: Option<HeldPortal>,
     /// A bound transaction command answered locally.
@@ -48,14 +53,16 @@ pub(crate) struct ShardedTx {
 impl ShardedTx {
     /// BEGIN / COMMIT / ROLLBACK / SAVEPOINT / RELEASE while no shard is chosen yet: kept
     /// here (to be replayed on the shard the transaction lands on) and answered with the
-    /// returned tag. `None`: not such a command, or one that needs a shard.
-    pub(crate) fn held_command(&mut self, sql: &str) -> Option<&'static str> {
+    /// returned tag, or refused as PostgreSQL would (`Err`: the transaction is failed
+    /// now). `None`: not such a command, or one that needs a shard.
+    pub(crate) fn held_command(&mut self, sql: &str) -> Option<Result<&'static str, PgError>> {
         let kw = first_keyword(sql);
         let tag = match kw.as_str() {
             "begin" | "start" => {
                 if self.pending_begin.is_none() {
                     self.pending_begin = Some(sql.trim().trim_end_matches(';').to_string());
                     self.pending_failed = false;
+                    self.pending_savepoints.clear();
                 }
                 if kw == "start" {
                     "START TRANSACTION"
@@ -65,8 +72,7 @@ impl ShardedTx {
             }
             "commit" | "end" if !contains_word_ci(sql, "prepared") => {
                 let failed = self.pending_failed;
-                self.pending_begin = None;
-                self.pending_failed = false;
+                self.end_held();
                 if failed {
                     "ROLLBACK"
                 } else {
@@ -75,30 +81,59 @@ impl ShardedTx {
             }
             "rollback" | "abort" if !contains_word_ci(sql, "prepared") => {
                 if contains_word_ci(sql, "to") {
-                    let p = self.pending_begin.as_mut()?;
-                    p.push_str("; ");
-                    p.push_str(sql.trim().trim_end_matches(';'));
-                    self.pending_failed = false;
-                    return Some("ROLLBACK");
+                    self.pending_begin.as_ref()?;
+                    return self.savepoint(sql);
                 }
-                self.pending_begin = None;
-                self.pending_failed = false;
+                self.end_held();
                 "ROLLBACK"
             }
             // In a failed transaction PostgreSQL refuses them (25P02): not answered here.
             "savepoint" | "release" if !self.pending_failed => {
-                let p = self.pending_begin.as_mut()?;
-                p.push_str("; ");
-                p.push_str(sql.trim().trim_end_matches(';'));
-                if kw == "savepoint" {
-                    "SAVEPOINT"
-                } else {
-                    "RELEASE"
-                }
+                self.pending_begin.as_ref()?;
+                return self.savepoint(sql);
             }
             _ => return None,
         };
-        Some(tag)
+        Some(Ok(tag))
+    }
+
+    /// SAVEPOINT, RELEASE or ROLLBACK TO in a held-back transaction. `None`: not one the
+    /// parser reads (a syntax error, reported by the ordinary path).
+    fn savepoint(&mut self, sql: &str) -> Option<Result<&'static str, PgError>> {
+        let cmd = savepoint_command(sql)?;
+        let (name, tag) = match &cmd {
+            Savepoint::Take(n) => (n, "SAVEPOINT"),
+            Savepoint::Release(n) => (n, "RELEASE"),
+            Savepoint::RollbackTo(n) => (n, "ROLLBACK"),
+        };
+        let found = self.pending_savepoints.iter().rposition(|s| s == name);
+        match (&cmd, found) {
+            (Savepoint::Take(n), _) => self.pending_savepoints.push(n.clone()),
+            (_, None) => {
+                self.pending_failed = true;
+                return Some(Err(PgError::error(
+                    "3B001",
+                    format!("savepoint \"{name}\" does not exist"),
+                )));
+            }
+            // RELEASE ends the savepoint and every later one; ROLLBACK TO keeps it.
+            (Savepoint::Release(_), Some(i)) => self.pending_savepoints.truncate(i),
+            (Savepoint::RollbackTo(_), Some(i)) => {
+                self.pending_savepoints.truncate(i + 1);
+                self.pending_failed = false;
+            }
+        }
+        let p = self.pending_begin.as_mut()?;
+        p.push_str("; ");
+        p.push_str(sql.trim().trim_end_matches(';'));
+        Some(Ok(tag))
+    }
+
+    /// The held-back transaction ended (COMMIT or ROLLBACK answered here).
+    fn end_held(&mut self) {
+        self.pending_begin = None;
+        self.pending_failed = false;
+        self.pending_savepoints.clear();
     }
 
     /// The BEGIN to run on a shard the transaction reaches.
@@ -113,6 +148,7 @@ impl ShardedTx {
     /// transaction's BEGIN, replayed on each further shard.
     pub(crate) fn start_on_shard(&mut self) -> Option<String> {
         let begin = self.pending_begin.take()?;
+        self.pending_savepoints.clear();
         self.tx_begin = Some(begin.clone());
         Some(begin)
     }
@@ -121,7 +157,7 @@ impl ShardedTx {
     pub(crate) fn end_transaction(&mut self) {
         self.tx_begin = None;
         self.wrote.clear();
-        self.pending_begin = None;
+        self.end_held();
     }
 
     /// Forgets the extended protocol's held portals.
