@@ -39,7 +39,7 @@ pub struct Options {
     pub twopc_timeout: Duration,
 }
 
-/// What was done, for the undo.
+/// What was done, for the undo; and when each step ended, for the report.
 #[derive(Default)]
 struct Done {
     paused: Vec<usize>,
@@ -48,6 +48,28 @@ struct Done {
     armed: bool,
     unfenced_to: bool,
     switched: Vec<usize>,
+    /// (step, its time) in order: where a pause went, in the report of a switch that was
+    /// done and of one that was undone (the bound is the operator's to tune).
+    steps: Vec<(&'static str, Duration)>,
+    step_began: Option<Instant>,
+}
+
+impl Done {
+    /// Ends the current step, named `what`.
+    fn step(&mut self, what: &'static str) {
+        let now = Instant::now();
+        let began = self.step_began.replace(now).unwrap_or(now);
+        self.steps.push((what, now - began));
+    }
+
+    /// `pause 12 ms, fence 3 ms, ...`.
+    fn timeline(&self) -> String {
+        self.steps
+            .iter()
+            .map(|(what, d)| format!("{what} {} ms", d.as_millis()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Result<()> {
@@ -140,7 +162,10 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
     let t0 = Instant::now();
     // Keep a fifth of the bound for the undo.
     let deadline = t0 + opts.max_pause.mul_f64(0.8);
-    let mut done = Done::default();
+    let mut done = Done {
+        step_began: Some(t0),
+        ..Done::default()
+    };
     let result = steps(
         &f, &routers, stream_dir, &stream, &arm, to_map, deadline, &mut done,
     )
@@ -158,17 +183,20 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
                 t0.elapsed().as_millis()
             );
             let recorded = f.write_state(phase, &note).await;
+            done.step("record");
             // The routers that were not listed switch before the listed ones resume.
             let stale = match &recorded {
                 Ok(()) => followers_gone(&f.src(stream_dir)[0], t0 + opts.max_pause).await,
                 Err(_) => Ok(vec![]),
             };
+            done.step("unlisted routers");
             let mut resume_err = Vec::new();
             for r in &routers {
                 if let Err(e) = r.resume(&f.spec.pool).await {
                     resume_err.push(e.to_string());
                 }
             }
+            done.step("resume");
             let pause = t0.elapsed();
             recorded?;
             if !resume_err.is_empty() {
@@ -185,7 +213,7 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
                 Err(e) => eprintln!("reshard {id}: could not wake the routers' followers: {e}"),
             }
             println!(
-                "reshard {id}: {} done; pool {} now on {} shards ({}); routers paused for {} ms",
+                "reshard {id}: {} done; pool {} now on {} shards ({}); routers paused for {} ms ({})",
                 if to_new { "cutover" } else { "reverse" },
                 f.spec.pool,
                 to_map.len(),
@@ -194,17 +222,21 @@ pub async fn run(st: State, login: Login, opts: &Options, to_new: bool) -> Resul
                     .map(|s| s.database.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-                pause.as_millis()
+                pause.as_millis(),
+                done.timeline()
             );
             Ok(())
         }
         Err(e) => {
+            done.step("failed step");
             let undo = undo(&f, &routers, stream_dir, &stream, &arm, from_map, &done).await;
+            done.step("undo");
             let pause = t0.elapsed();
             Err(Error::Aborted(format!(
-                "{} aborted after {} ms, everything undone{}; the routers go on with the {} shards: {e}",
+                "{} aborted after {} ms ({}), everything undone{}; the routers go on with the {} shards: {e}",
                 if to_new { "cutover" } else { "reverse" },
                 pause.as_millis(),
+                done.timeline(),
                 match undo {
                     Ok(()) => String::new(),
                     Err(u) => format!(" EXCEPT: {u}"),
@@ -309,8 +341,10 @@ async fn steps(
             ))
         })??;
     }
+    done.step("pause");
     // 2. No prepared transaction.
     prepared_check(f, stream_dir, Duration::ZERO).await?;
+    done.step("prepared check");
     // 3. Fence, then wait for every slot to pass the fenced side's position.
     let from = f.src(stream_dir);
     let fence = sql::fence(
@@ -330,6 +364,7 @@ async fn steps(
         c.exec(&format!("SET LOCAL lock_timeout = {ms}; {fence}"))
             .await?;
     }
+    done.step("fence");
     let mut lsn = Vec::new();
     for c in from {
         lsn.push(repl::current_lsn(c).await?);
@@ -344,6 +379,7 @@ async fn steps(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+    done.step("catch-up");
     // 4. Sequences: the other side starts past every value handed out here.
     let to = f.dst(stream_dir);
     let mut seqs: Vec<(String, i64)> = Vec::new();
@@ -365,6 +401,7 @@ async fn steps(
             .await?;
         }
     }
+    done.step("sequences");
     // 5. Stop the streaming direction; arm the opposite one from here on.
     done.stream_disabled = true;
     for l in stream {
@@ -376,6 +413,7 @@ async fn steps(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+    done.step("stop replication");
     let mut start = Vec::new();
     for c in to {
         start.push(repl::current_lsn(c).await?);
@@ -391,6 +429,7 @@ async fn steps(
     for c in to {
         c.exec(&unfence).await?;
     }
+    done.step("arm and unfence");
     fault("after_unfence")?;
     // 6. Switch, confirmed by each router.
     for (i, r) in routers.iter().enumerate() {
@@ -405,6 +444,7 @@ async fn steps(
                 ))
             })??;
     }
+    done.step("switch");
     left(deadline, "switching the routers")?;
     Ok(())
 }

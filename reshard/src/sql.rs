@@ -139,12 +139,25 @@ END $f$;
         m = lit(&msg),
         h = lit(hint)
     );
+    // A trigger already there is left alone (the function it calls was just replaced):
+    // dropping it would take the table's ACCESS EXCLUSIVE lock, and a rerun `start` would
+    // then wait behind the table's initial copy, or deadlock with it when both sides
+    // share a server (the copy's slot waits for every transaction of the server to end,
+    // this one included). The trigger is looked up without locking the table.
     for q in tables.iter().flat_map(Table::relations) {
+        let create = format!(
+            "CREATE TRIGGER orochi_rs_{id}_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {q} FOR EACH STATEMENT EXECUTE FUNCTION orochi.rs_{id}_fence()"
+        );
         s.push_str(&format!(
-            "DROP TRIGGER IF EXISTS orochi_rs_{id}_fence ON {q};
-CREATE TRIGGER orochi_rs_{id}_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {q}
-  FOR EACH STATEMENT EXECUTE FUNCTION orochi.rs_{id}_fence();
-"
+            "DO $orochi_fence$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = {name} AND tgrelid = {rel}::regclass) THEN
+    EXECUTE {create};
+  END IF;
+END $orochi_fence$;
+",
+            name = lit(&format!("orochi_rs_{id}_fence")),
+            rel = lit(&q),
+            create = lit(&create)
         ));
     }
     s

@@ -158,8 +158,9 @@ async fn two_to_four_under_load_killed_reversed_and_cut_over_again() {
         .await
         .unwrap();
     eprintln!(
-        "BENCH 2->4: {} transactions acknowledged; {before} tx in the 2 s before the copy, {during} during {:.1} s of copy; pauses {pauses:?}",
+        "BENCH 2->4: {} transactions acknowledged, the slowest {:?}; {before} tx in the 2 s before the copy, {during} during {:.1} s of copy; pauses {pauses:?}",
         stats.acked.len(),
+        stats.slowest,
         (copy_to - copy_from).as_secs_f64()
     );
     drop((r0, r1, r2, r3));
