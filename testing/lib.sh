@@ -36,10 +36,11 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
 }
 
-# True if PID is alive and runs an orochi-router binary (guards against pid reuse).
+# True if PID is alive and runs a router as router_start starts it, `BIN run -c CONFIG`
+# (guards against pid reuse; by its arguments, so a binary of any name counts).
 router_alive() {
     local pid="$1"
-    [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'orochi-router'
+    [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- ' run -c '
 }
 
 # router_start BIN CONFIG LOG PIDFILE PORT ADMIN_PORT METRICS_PORT

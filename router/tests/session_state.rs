@@ -354,6 +354,26 @@ async fn random_session_state_never_leaks() {
     }
 }
 
+/// The router refuses statements naming its own two-phase gids (42501) without sending
+/// them: an error of its own.
+const REFUSED: &str = "ROLLBACK PREPARED 'orochi_not_yours'";
+
+fn code(ms: &[orochi_wire::BackendMessage]) -> Option<String> {
+    first_error(ms).map(|e| e.code.clone())
+}
+
+/// A transaction-mode router over a scratch database with an empty table `t (x int)`,
+/// and a client of it.
+async fn with_table_t() -> (Router, RawClient) {
+    let db = scratch_db().await;
+    let r = Router::start(&pool_toml(&db, "transaction", 1, "")).await;
+    let mut c = RawClient::connect(r.port, TRUST_USER, &db, &[])
+        .await
+        .unwrap();
+    c.rows("CREATE TABLE t (x int)").await;
+    (r, c)
+}
+
 /// An error the router answers itself inside a transaction fails the transaction as on
 /// PostgreSQL (`fail_server_tx.rs`): ReadyForQuery says `E`, later statements get
 /// 25P02, COMMIT rolls back what the transaction wrote before the error, and a
@@ -362,19 +382,11 @@ async fn random_session_state_never_leaks() {
 async fn a_router_error_in_a_transaction_fails_it_as_postgres_would() {
     use common::raw::{bind, execute, parse, ready_status, tags};
     use orochi_wire::FrontendMessage;
-    let db = scratch_db().await;
-    let r = Router::start(&pool_toml(&db, "transaction", 1, "")).await;
-    let mut c = RawClient::connect(r.port, TRUST_USER, &db, &[])
-        .await
-        .unwrap();
-    c.rows("CREATE TABLE t (x int)").await;
-    // The router refuses statements naming its own two-phase gids (42501).
-    let refused = "ROLLBACK PREPARED 'orochi_not_yours'";
-    let code = |ms: &[orochi_wire::BackendMessage]| first_error(ms).map(|e| e.code.clone());
+    let (_r, mut c) = with_table_t().await;
     // Simple protocol.
     c.rows("BEGIN").await;
     c.rows("INSERT INTO t VALUES (1)").await;
-    let ms = c.query(refused).await;
+    let ms = c.query(REFUSED).await;
     assert_eq!(code(&ms).as_deref(), Some("42501"), "{}", tags(&ms));
     assert_eq!(ready_status(&ms), Some(b'E'));
     let ms = c.query("SELECT 1").await;
@@ -386,7 +398,7 @@ async fn a_router_error_in_a_transaction_fails_it_as_postgres_would() {
     c.rows("BEGIN").await;
     c.rows("INSERT INTO t VALUES (2)").await;
     c.send(&[
-        parse("", refused),
+        parse("", REFUSED),
         bind("", "", &[]),
         execute("", 0),
         FrontendMessage::Sync,
@@ -404,9 +416,76 @@ async fn a_router_error_in_a_transaction_fails_it_as_postgres_would() {
     c.rows("BEGIN").await;
     c.rows("INSERT INTO t VALUES (3)").await;
     c.rows("SAVEPOINT s").await;
-    c.query(refused).await;
+    c.query(REFUSED).await;
     let ms = c.query("ROLLBACK TO SAVEPOINT s").await;
     assert_eq!(ready_status(&ms), Some(b'T'), "{}", tags(&ms));
     c.rows("COMMIT").await;
     assert_eq!(c.rows("SELECT x FROM t").await, vec!["3".to_string()]);
+}
+
+/// A router error in the middle of an extended-protocol pipeline the server already runs
+/// fails the pipeline as on PostgreSQL (`fail_server_tx.rs`): its earlier statements do
+/// not commit at the Sync (implicit transaction), or the explicit transaction it runs in
+/// is failed (`E`, COMMIT rolls back). When an earlier message of the pipeline fails on
+/// the server itself, that is the one error the client sees, as on PostgreSQL, and the
+/// connection goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_error_in_the_middle_of_a_pipeline_fails_the_pipeline() {
+    use common::raw::{bind, execute, parse, ready_status, tags};
+    use orochi_wire::FrontendMessage;
+    let (_r, mut c) = with_table_t().await;
+    let pipeline = |first: &str| {
+        vec![
+            parse("", first),
+            bind("", "", &[]),
+            execute("", 0),
+            parse("", REFUSED),
+            bind("", "", &[]),
+            execute("", 0),
+            FrontendMessage::Sync,
+        ]
+    };
+    // Implicit transaction: the INSERT before the refusal does not commit.
+    c.send(&pipeline("INSERT INTO t VALUES (1)")).await;
+    let ms = c.until_ready().await;
+    assert_eq!(
+        tags(&ms),
+        "12CEZ",
+        "INSERT answered, then the router's error"
+    );
+    assert_eq!(code(&ms).as_deref(), Some("42501"));
+    assert_eq!(ready_status(&ms), Some(b'I'));
+    assert_eq!(c.rows("SELECT count(*) FROM t").await, vec!["0"]);
+
+    // Inside BEGIN: the transaction is failed.
+    c.rows("BEGIN").await;
+    c.send(&pipeline("INSERT INTO t VALUES (2)")).await;
+    let ms = c.until_ready().await;
+    assert_eq!(code(&ms).as_deref(), Some("42501"), "{}", tags(&ms));
+    assert_eq!(ready_status(&ms), Some(b'E'));
+    let ms = c.query("SELECT 1").await;
+    assert_eq!(code(&ms).as_deref(), Some("25P02"), "{}", tags(&ms));
+    let ms = c.query("COMMIT").await;
+    assert_eq!(ready_status(&ms), Some(b'I'));
+    assert_eq!(c.rows("SELECT count(*) FROM t").await, vec!["0"]);
+
+    // The server's own error comes first: it is the one error, nothing else is eaten.
+    c.send(&pipeline("INSERT INTO t VALUES ('not a number')"))
+        .await;
+    let ms = c.until_ready().await;
+    assert_eq!(tags(&ms), "EZ", "one error");
+    assert_eq!(code(&ms).as_deref(), Some("22P02"));
+    assert_eq!(ready_status(&ms), Some(b'I'));
+    c.send(&pipeline("INSERT INTO t VALUES (3)")).await;
+    assert_eq!(code(&c.until_ready().await).as_deref(), Some("42501"));
+    c.send(&[
+        parse("", "INSERT INTO t VALUES (4)"),
+        bind("", "", &[]),
+        execute("", 0),
+        FrontendMessage::Sync,
+    ])
+    .await;
+    let ms = c.until_ready().await;
+    assert_eq!(tags(&ms), "12CZ");
+    assert_eq!(c.rows("SELECT x FROM t").await, vec!["4"]);
 }

@@ -78,7 +78,8 @@ impl ClientLeg {
         // The status is the server's own only while no answer of it is still owed.
         let in_tx =
             back.holds_open_tx() && self.expect.iter().all(|x| matches!(x, Expect::Emit(_)));
-        self.fail_server_tx |= in_tx;
+        // Or the server runs the same pipeline: its earlier messages must not commit.
+        self.fail_server_tx |= in_tx || (extended && back.mid_pipeline());
         self.reply(error_bytes(&e));
         if extended {
             self.router_skipping = true;

@@ -24,6 +24,10 @@ pub enum Term {
     Ready {
         started: Option<Instant>,
     },
+    /// A Parse the router injects to fail the server's pipeline (`fail_server_tx.rs`):
+    /// answered by an ErrorResponse, or by nothing when the server already skips to the
+    /// Sync because an earlier message of the pipeline failed.
+    Fail,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +47,8 @@ impl Term {
             Term::Describe => tag == b'T' || tag == b'n',
             Term::Execute { .. } => matches!(tag, b'C' | b'I' | b's'),
             Term::Ready { .. } => tag == b'Z',
+            // Never parses (a syntax error); its ErrorResponse is handled as an error.
+            Term::Fail => tag == b'1',
         }
     }
 }

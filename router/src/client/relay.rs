@@ -283,10 +283,13 @@ impl Session {
             // Simple query / sync: the error is part of the response; ReadyForQuery follows.
             Some(Expect::Forward(Term::Ready { .. })) | None => f.encode(&mut self.front.out),
             Some(Expect::Swallow(Term::Ready { .. })) => {}
-            Some(_) => {
+            Some(front) => {
                 // Extended protocol: the server now skips everything up to Sync. Drop what
                 // we expected before the next Sync, undoing statements that were not created.
-                f.encode(&mut self.front.out);
+                // The router's own failing Parse (`fail_server_tx.rs`) is not the client's.
+                if !matches!(front, Expect::Swallow(Term::Fail)) {
+                    f.encode(&mut self.front.out);
+                }
                 while let Some(e) = self.front.expect.front() {
                     if matches!(
                         e,

@@ -64,6 +64,12 @@ impl ServerLeg {
         self.phase.is_attached() && self.tx_status == b'T' && !self.unsynced
     }
 
+    /// Whether the attached server is running the client's extended-protocol pipeline:
+    /// messages sent since the last Sync, none of them failed yet (`fail_server_tx.rs`).
+    pub(crate) fn mid_pipeline(&self) -> bool {
+        self.phase.is_attached() && self.unsynced && !self.phase.server_skipping()
+    }
+
     /// Transaction status the client sees while no server is attached.
     pub(crate) fn local_status(&self) -> u8 {
         let Some(tx) = self.sharded_tx() else {
