@@ -604,3 +604,33 @@ async fn a_client_waiting_at_a_pause_can_cancel_or_leave() {
         vec!["0".to_string()]
     );
 }
+
+/// `errors_total` counts errors sent to clients. The statement the router sends a server
+/// to fail its transaction after an error of the router's own (`fail_server_tx.rs`)
+/// fails with a syntax error no client sees: not counted. A client's own syntax error is.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_routers_own_failing_statement_is_not_a_counted_error() {
+    let db = scratch_db().await;
+    let l = live(&db, 1).await;
+    let mut a = l.client(&db).await;
+    exec(&mut a, "BEGIN").await;
+    exec(&mut a, "SELECT 1").await;
+    // Refused by the router (its own two-phase gids): the transaction is failed.
+    let e = sqlx::raw_sql("ROLLBACK PREPARED 'orochi_not_yours'")
+        .execute(&mut a)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("orochi"), "{e}");
+    let e = sqlx::raw_sql("SELECT 1").execute(&mut a).await.unwrap_err();
+    assert!(e.to_string().contains("aborted"), "{e}");
+    exec(&mut a, "ROLLBACK").await;
+    sqlx::raw_sql("SELEC 1").execute(&mut a).await.unwrap_err();
+    let (_, metrics) = l.http("/metrics").await;
+    let syntax = format!("orochi_pgdog_errors_total{{class=\"42\",pool=\"{db}\"}} ");
+    let counted: Vec<&str> = metrics.lines().filter(|x| x.starts_with(&syntax)).collect();
+    assert_eq!(
+        counted,
+        vec![format!("{syntax}1")],
+        "the client's SELEC only (the refusal is the router's, 25P02 is class 25)"
+    );
+}

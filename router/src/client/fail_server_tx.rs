@@ -41,6 +41,13 @@ const FAILS: &str = "orochi_router_refused_a_statement_of_this_transaction";
 /// The name of the failing Parse sent into a pipeline.
 const FAILED_PARSE: &str = "orochi_router_failed";
 
+/// Whether a server error answers the statement above: not the client's error, so not
+/// counted as one sent to a client (it never is). By the statement's name in the
+/// message, which PostgreSQL quotes in any language.
+pub(crate) fn is_ours(fields: &orochi_wire::ErrorFields) -> bool {
+    fields.code == "42601" && fields.message.contains(FAILS)
+}
+
 impl Session {
     /// Fails the server's transaction (see the module doc), once per router error.
     pub(crate) fn fail_server_tx(&mut self) {

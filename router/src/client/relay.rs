@@ -250,7 +250,9 @@ impl Session {
             orochi_wire::ErrorFields::decode(&f.body),
             self.back.phase.server(),
         ) {
-            self.ctx.app.metrics.error(&co.pool.pool_name, &fields.code);
+            if !super::fail_server_tx::is_ours(&fields) {
+                self.ctx.app.metrics.error(&co.pool.pool_name, &fields.code);
+            }
             if let Some(s) = self.ctx.user.sharding.as_ref() {
                 s.columns.on_error(&fields.code);
             }
