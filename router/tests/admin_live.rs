@@ -605,9 +605,10 @@ async fn a_client_waiting_at_a_pause_can_cancel_or_leave() {
     );
 }
 
-/// `errors_total` counts errors sent to clients. The statement the router sends a server
-/// to fail its transaction after an error of the router's own (`fail_server_tx.rs`)
-/// fails with a syntax error no client sees: not counted. A client's own syntax error is.
+/// `errors_total` counts errors sent to clients, the router's own among them. The
+/// statement the router sends a server to fail its transaction after an error of the
+/// router's own (`fail_server_tx.rs`) fails with a syntax error no client sees: not
+/// counted. The router's refusal (42501) and a client's own syntax error are.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_routers_own_failing_statement_is_not_a_counted_error() {
     let db = scratch_db().await;
@@ -630,7 +631,65 @@ async fn the_routers_own_failing_statement_is_not_a_counted_error() {
     let counted: Vec<&str> = metrics.lines().filter(|x| x.starts_with(&syntax)).collect();
     assert_eq!(
         counted,
-        vec![format!("{syntax}1")],
-        "the client's SELEC only (the refusal is the router's, 25P02 is class 25)"
+        vec![format!("{syntax}2")],
+        "the router's refusal (42501) and the client's SELEC, not the router's failing \
+         statement (25P02 is class 25)"
     );
+}
+
+/// The value of `errors_total` for `db` and SQLSTATE `class` (0 when absent).
+async fn errors_counted(l: &Live, db: &str, class: &str) -> u64 {
+    let (_, metrics) = l.http("/metrics").await;
+    let series = format!("orochi_pgdog_errors_total{{class=\"{class}\",pool=\"{db}\"}} ");
+    metrics
+        .lines()
+        .find_map(|x| x.strip_prefix(&series))
+        .map_or(0, |v| v.trim().parse().expect("a count"))
+}
+
+/// Errors the router answers itself are errors sent to clients too: a client that timed
+/// out waiting for a server (53300, class 53, which every pool's series shows from
+/// start-up) is counted, once, and so is a duplicate prepared statement name (42P05),
+/// which the router answers without a server.
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_the_router_answers_itself_are_counted() {
+    let db = scratch_db().await;
+    let text = config_text(&db, 1).replace(
+        "connect_timeout = 10000\n",
+        "connect_timeout = 10000\nquery_wait_timeout = 1\n",
+    );
+    let l = live_with(&db, &text).await;
+    assert_eq!(errors_counted(&l, &db, "53").await, 0);
+    let mut holder = l.client(&db).await;
+    exec(&mut holder, "BEGIN").await;
+    exec(&mut holder, "SELECT 1").await;
+    let mut waiter = l.client(&db).await;
+    let e = sqlx::raw_sql("SELECT 1")
+        .execute(&mut waiter)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e).as_deref(), Some("53300"), "{e}");
+    exec(&mut holder, "COMMIT").await;
+    // The router's own answers (class 53 here) are counted after the turn that sent them.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(errors_counted(&l, &db, "53").await, 1);
+
+    use common::raw::{first_error, parse, RawClient};
+    use orochi_wire::FrontendMessage;
+    let mut raw = RawClient::connect(l.port, TRUST_USER, &db, &[])
+        .await
+        .unwrap();
+    raw.send(&[parse("s1", "SELECT 1"), FrontendMessage::Sync])
+        .await;
+    raw.until_ready().await;
+    raw.send(&[parse("s1", "SELECT 1"), FrontendMessage::Sync])
+        .await;
+    let answer = raw.until_ready().await;
+    assert_eq!(
+        first_error(&answer).map(|f| f.code.as_str()),
+        Some("42P05"),
+        "{answer:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(errors_counted(&l, &db, "42").await, 1);
 }

@@ -12,7 +12,7 @@
 //! alone, next to the other parts of the session, instead of the whole session.
 
 use super::expect::Expect;
-use super::reply::{error_bytes, ready};
+use super::reply::{error_bytes, error_classes, ready};
 use super::server_leg::ServerLeg;
 use crate::error::{Result, RouterError};
 use bytes::{Bytes, BytesMut};
@@ -41,6 +41,11 @@ pub(crate) struct ClientLeg {
     /// The router answered an error of its own inside the server's open transaction:
     /// the session fails that transaction on the server too (`fail_server_tx.rs`).
     pub(crate) fail_server_tx: bool,
+    /// SQLSTATE classes of the errors the router wrote itself (refusals, a pool timeout,
+    /// an unreachable shard, a shard's error in a fan-out…) since the session last
+    /// counted them in `errors_total` (`Session::count_answered_errors`). Empty, and
+    /// unallocated, while nothing failed.
+    pub(crate) answered_errors: Vec<[u8; 2]>,
 }
 
 impl ClientLeg {
@@ -54,16 +59,23 @@ impl ClientLeg {
             max_message: u32::try_from(max_message).unwrap_or(u32::MAX),
             router_skipping: false,
             fail_server_tx: false,
+            answered_errors: Vec::new(),
         }
     }
 
     /// Sends `bytes` to the client now if nothing is pending, else after what is pending.
     pub(crate) fn reply(&mut self, bytes: Bytes) {
+        self.note_errors(&bytes);
         if self.expect.is_empty() {
             self.out.extend_from_slice(&bytes);
         } else {
             self.expect.push_back(Expect::Emit(bytes));
         }
+    }
+
+    /// Notes the errors among `bytes`, messages the router writes to the client.
+    pub(crate) fn note_errors(&mut self, bytes: &[u8]) {
+        self.answered_errors.extend(error_classes(bytes));
     }
 
     /// A router-side error: for a simple query, error and ReadyForQuery (with the status

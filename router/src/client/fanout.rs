@@ -58,6 +58,8 @@ impl ShardedPath<'_> {
             c.extend_from_slice(b);
             return;
         }
+        // Captured output goes out through here again (`Session::suspend`): counted then.
+        self.front.note_errors(b);
         if self.front.expect.is_empty() {
             self.front.out.extend_from_slice(b);
         } else {

@@ -91,10 +91,6 @@ impl ShardedPath<'_> {
         // A batched Execute captures the answer; a refusal is emitted the same way.
         let gathers = self.ctx.sharding().is_some() && self.front.capture.is_none();
         let (Some(sql), true) = (job.gather, gathers) else {
-            self.ctx
-                .app
-                .metrics
-                .error(&self.ctx.user.pool_name, "0A000");
             self.emit_error(super::reply::refuse(&why), extended);
             if !extended {
                 let status = self.back.local_status();

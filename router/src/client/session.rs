@@ -176,7 +176,12 @@ impl Session {
 
     /// Ends the session with a fatal error the client is told about.
     pub async fn fail(&mut self, e: RouterError) -> Result<()> {
+        self.count_answered_errors();
         if let Some(pg) = e.to_client() {
+            self.ctx
+                .app
+                .metrics
+                .error(&self.ctx.user.pool_name, &pg.fields.code);
             // A client that stopped reading must not hold the session open; and after a
             // flush cut short, a FATAL would land inside a half-written message.
             if let Ok(Ok(())) = tokio::time::timeout(FAREWELL, self.flush_client()).await {
@@ -188,6 +193,19 @@ impl Session {
         self.close_client().await;
         self.client_gone().await;
         Err(e)
+    }
+
+    /// Counts the errors the router wrote to the client itself (`ClientLeg::answered_errors`)
+    /// in `errors_total`, labelled with the client's pool; the servers' errors are counted
+    /// where they are relayed (`relay.rs`).
+    fn count_answered_errors(&mut self) {
+        if self.front.answered_errors.is_empty() {
+            return;
+        }
+        for class in self.front.answered_errors.drain(..) {
+            let class = std::str::from_utf8(&class).unwrap_or("??");
+            self.ctx.app.metrics.error(&self.ctx.user.pool_name, class);
+        }
     }
 
     /// Closes the client's side first: bringing its servers back to idle can take up to
@@ -256,6 +274,7 @@ impl Session {
                 self.release_if_free();
             }
             self.flush_client().await?;
+            self.count_answered_errors();
             self.trace_end_if_idle();
             if self.back.phase.is_idle() && self.ctx.app.draining() {
                 return Err(RouterError::ShuttingDown);

@@ -246,10 +246,6 @@ impl ShardedPath<'_> {
     }
 
     pub(crate) fn refused(&mut self, msg: &str, extended: bool) -> Result<Route> {
-        self.ctx
-            .app
-            .metrics
-            .error(&self.ctx.user.pool_name, "0A000");
         self.fail(refuse(msg), extended)
     }
 
