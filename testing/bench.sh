@@ -16,7 +16,7 @@
 #    router's one-shard pool, alternating for BENCH_SHARDED_ROUNDS rounds (medians).
 # 4. TLS: pgbench -S with sslmode=require at 1 and 100 clients through PgBouncer and the
 #    router, each requiring client TLS with the same self-signed certificate (openssl),
-#    alternating for BENCH_TLS_ROUNDS rounds (medians).
+#    alternating for BENCH_TLS_ROUNDS rounds (medians); and memory per idle TLS client.
 # 5. Transfers: single-shard vs cross-shard (two-phase commit), 8 clients, 3 shards.
 # 6. The regression check: the router / PgBouncer TPS ratio at 16 clients (simple)
 #    must not fall below testing/bench/baseline.env's recorded value by more than the
@@ -29,7 +29,7 @@
 #      BENCH_IDLE_CLIENTS ("2000 10000"), BENCH_SCALE (10), BENCH_SHARDED_CLIENTS ("1 50"),
 #      BENCH_SHARDED_ROUNDS (3), BENCH_SHARD_POOL_SIZE (half the pool size: see router_up),
 #      BENCH_ROUTER_GENERAL (extra [general] lines for the router, e.g. "worker_threads = 1"),
-#      BENCH_TLS (1; 0 skips the TLS rows), BENCH_TLS_CLIENTS ("1 100"),
+#      BENCH_TLS (1; 0 skips the TLS rows), BENCH_TLS_CLIENTS ("1 100"), BENCH_TLS_IDLE_CLIENTS ("2000"),
 #      BENCH_TLS_ROUNDS (3), BENCH_2PC (1; 0 skips the transfers),
 #      OROCHI_BENCH_PG_PORT (OROCHI_PG_BASE_PORT + 28, i.e. 15460 by default, so two
 #      checkouts with their own base ports bench side by side).
@@ -220,13 +220,14 @@ idle_py="$here/bench/idle_clients.py"
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# idle_probe NAME PORT PID N -> prints "before after per_client" (KiB)
+# idle_probe NAME PORT PID N [--tls] -> prints "before after per_client" (KiB)
 idle_probe() {
     local name="$1" port="$2" pid="$3" idle_n="$4" before after i ready="$work/idle-$1.ready"
+    local extra=("${@:5}")
     rm -f "$ready"
     # Warm up: a few connections first so lazy start-up costs are not counted.
     python3 "$idle_py" --host 127.0.0.1 --port "$port" --user app --password secret \
-        --db "$db" --count 10 --ready "$ready" >/dev/null 2>&1 &
+        --db "$db" --count 10 --ready "$ready" "${extra[@]}" >/dev/null 2>&1 &
     probe_pid=$!
     for ((i = 0; i < 120; i++)); do
         [[ -s "$ready" ]] && break
@@ -237,7 +238,7 @@ idle_probe() {
     sleep 2
     before="$(rss_kib "$pid")"
     python3 "$idle_py" --host 127.0.0.1 --port "$port" --user app --password secret \
-        --db "$db" --count "$idle_n" --ready "$ready" 2>"$work/idle-$name.err" &
+        --db "$db" --count "$idle_n" --ready "$ready" "${extra[@]}" 2>"$work/idle-$name.err" &
     probe_pid=$!
     for ((i = 0; i < 1200; i++)); do
         [[ -s "$ready" ]] && break
@@ -386,6 +387,7 @@ fi
 # TLS: the same pgbench -S with sslmode=require, through PgBouncer and the router each
 # with client TLS required (one self-signed certificate for both), fresh processes.
 tls_rows=()
+tls_mem_rows=()
 if [[ -n "$bin" && "${BENCH_TLS:-1}" == 1 ]] && command -v openssl >/dev/null; then
     router_rss_plain="$(rss_kib "$router_pid") KiB"
     tlsdir="$work/tls"
@@ -403,6 +405,13 @@ tls_private_key = \"$tlsdir/server.key\"
 client_tls_sslmode = \"require\""
     bouncer_start
     router_up
+    # Idle TLS clients first, on the fresh processes.
+    for n in ${BENCH_TLS_IDLE_CLIENTS:-2000}; do
+        echo "bench: memory per idle TLS client ($n clients)" >&2
+        read -r b_before b_after b_per < <(idle_probe pgbouncer-tls "$bouncer_port" "$(bouncer_pid)" "$n" --tls)
+        read -r r_before r_after r_per < <(idle_probe router-tls "$router_port" "$(cat "$work/router.pid")" "$n" --tls)
+        tls_mem_rows+=("| $n | $b_before | $b_after | $b_per | $r_before | $r_after | $r_per |")
+    done
     sslmode=require
     for c in ${BENCH_TLS_CLIENTS:-1 100}; do
         echo "bench: TLS, $c client(s)" >&2
@@ -446,6 +455,12 @@ router_rss="${router_rss_plain:-n/a}"
         echo "| clients | PgBouncer TPS | PgBouncer µs CPU/tx | router TPS | router µs CPU/tx | router / PgBouncer |"
         echo "|---:|---:|---:|---:|---:|---:|"
         printf '%s\n' "${tls_rows[@]}"
+        echo
+        echo "Memory per idle TLS client (sslmode=require, authenticated, fresh processes):"
+        echo
+        echo "| idle clients | PgBouncer RSS before KiB | after KiB | PgBouncer KiB per client | router RSS before KiB | after KiB | router KiB per client |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|"
+        printf '%s\n' "${tls_mem_rows[@]}"
     fi
 } | tee "$work/results.md"
 

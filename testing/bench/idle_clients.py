@@ -1,6 +1,7 @@
 """Open N idle PostgreSQL client connections (startup + cleartext/md5/SCRAM auth
-until ReadyForQuery), write a ready file, and hold them until killed."""
-import argparse, asyncio, base64, hashlib, hmac, os, resource, struct, sys
+until ReadyForQuery; with --tls, over TLS as sslmode=require), write a ready file, and
+hold them until killed."""
+import argparse, asyncio, base64, hashlib, hmac, os, resource, ssl, struct, sys
 
 def frame(tag, body):
     return tag + struct.pack("!I", len(body) + 4) + body
@@ -29,6 +30,16 @@ def scram_final(password, state, server_first):
 
 async def connect(a):
     r, w = await asyncio.open_connection(a.host, a.port)
+    if a.tls:
+        # SSLRequest; sslmode=require: encrypted, the certificate not checked.
+        w.write(struct.pack("!II", 8, 80877103))
+        await w.drain()
+        if await r.readexactly(1) != b"S":
+            raise RuntimeError("the server refused TLS")
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        await w.start_tls(ctx)
     params = b"".join(k.encode() + b"\0" + v.encode() + b"\0"
                       for k, v in (("user", a.user), ("database", a.db))) + b"\0"
     body = struct.pack("!I", 196608) + params
@@ -68,6 +79,7 @@ async def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--tls", action="store_true")
     a = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
