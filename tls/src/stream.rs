@@ -101,12 +101,12 @@ impl Stream {
         match self {
             Stream::Plain(s) => s.readable().await?,
             Stream::Accepted(s) => {
-                if !tls_has_input(&mut s.get_mut().1) {
+                if !tls_has_input(s.get_mut().1) {
                     s.get_ref().0.readable().await?;
                 }
             }
             Stream::Connected(s) => {
-                if !tls_has_input(&mut s.get_mut().1) {
+                if !tls_has_input(s.get_mut().1) {
                     s.get_ref().0.readable().await?;
                 }
             }
