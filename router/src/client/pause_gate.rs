@@ -104,7 +104,7 @@ impl super::session::Session {
             }
             // A held-back transaction of a sharded pool fails, as after any error.
             if let Some(tx) = self.back.sharded.as_deref_mut() {
-                tx.pending_failed |= tx.pending_begin.is_some();
+                tx.fail_held();
             }
             match f.tag {
                 b'Q' | b'F' => self.front.router_error(&self.back, pg, false),

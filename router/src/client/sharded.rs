@@ -260,8 +260,8 @@ impl ShardedPath<'_> {
 
     /// Marks a held-back transaction (BEGIN answered here, no shard chosen yet) failed.
     pub(crate) fn fail_held_back(&mut self) {
-        if self.back.phase.is_idle() && self.tx().pending_begin.is_some() {
-            self.tx().pending_failed = true;
+        if self.back.phase.is_idle() {
+            self.tx().fail_held();
         }
     }
 

@@ -51,6 +51,12 @@ pub(crate) struct ShardedTx {
 }
 
 impl ShardedTx {
+    /// A router error while the transaction is held back (no shard has seen it yet)
+    /// fails it, as any error fails a transaction in PostgreSQL.
+    pub(crate) fn fail_held(&mut self) {
+        self.pending_failed |= self.pending_begin.is_some();
+    }
+
     /// BEGIN / COMMIT / ROLLBACK / SAVEPOINT / RELEASE while no shard is chosen yet: kept
     /// here (to be replayed on the shard the transaction lands on) and answered with the
     /// returned tag, or refused as PostgreSQL would (`Err`: the transaction is failed
