@@ -124,7 +124,7 @@ fleet-down:
 test-soak: build
 	bash testing/pg.sh fleet-up >/dev/null
 	set -a; source .run/fleet.env; set +a; OROCHI_SOAK_STATEMENTS=10000 \
-		$(CARGO) nextest run --release -p orochi-router --test hardening large_distinct
+		$(CARGO) nextest run --profile soak --release -p orochi-router --test hardening large_distinct
 	bash testing/soak.sh $(TARGET_DIR)/release/orochi-router
 
 # Deployment files and operator tooling (testing/ops.sh); CI runs it after make test.

@@ -98,17 +98,24 @@ async fn client(
             continue;
         }
         let amount = (next() % 10) as i64 + 1;
+        // Rows are locked in `aid` order, whichever way the money goes: two transfers
+        // locking two accounts in opposite orders on two shards would wait for each other
+        // forever, a cycle no server sees (and every logical slot created on those
+        // servers meanwhile would wait for them too).
+        let (first, second) = if a < b {
+            ((a, -amount), (b, amount))
+        } else {
+            ((b, amount), (a, -amount))
+        };
         let t = Instant::now();
         let r = async {
             c.batch_execute("BEGIN").await?;
-            c.batch_execute(&format!(
-                "UPDATE accounts SET balance = balance - {amount} WHERE aid = {a}"
-            ))
-            .await?;
-            c.batch_execute(&format!(
-                "UPDATE accounts SET balance = balance + {amount} WHERE aid = {b}"
-            ))
-            .await?;
+            for (aid, delta) in [first, second] {
+                c.batch_execute(&format!(
+                    "UPDATE accounts SET balance = balance + ({delta}) WHERE aid = {aid}"
+                ))
+                .await?;
+            }
             c.batch_execute(&format!(
                 "INSERT INTO ledger (id, aid, amount) VALUES ({id}, {a}, {amount})"
             ))
