@@ -28,6 +28,7 @@ pub mod quote;
 pub mod recover;
 pub mod repl;
 pub mod routers;
+pub mod slot_wait;
 pub mod sql;
 pub mod start;
 pub mod state;

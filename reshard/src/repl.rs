@@ -38,8 +38,9 @@ pub async fn has_subscription(c: &Conn, name: &str) -> Result<bool> {
 
 /// Creates whatever of the link is missing: publication and slot on the source, then
 /// the subscription on the destination (forward: copying and enabled; reverse: disabled,
-/// no copy, armed by a cutover).
-pub async fn ensure_link(f: &Fleet, l: &Link) -> Result<bool> {
+/// no copy, armed by a cutover). `say` hears what a slow slot waits for
+/// ([`crate::slot_wait`]).
+pub async fn ensure_link(f: &Fleet, l: &Link, say: &dyn Fn(&str)) -> Result<bool> {
     let name = l.name(&f.spec.id);
     let src = &f.src(l.dir)[l.src()];
     let dst = &f.dst(l.dir)[l.dst()];
@@ -51,7 +52,7 @@ pub async fn ensure_link(f: &Fleet, l: &Link) -> Result<bool> {
         created = true;
     }
     if !has_slot(src, &name).await? {
-        src.exec(&sql::create_slot(&name)).await?;
+        crate::slot_wait::create_slot(src, &f.login, &name, say).await?;
         created = true;
     }
     if !has_subscription(dst, &name).await? {

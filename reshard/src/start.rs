@@ -127,6 +127,7 @@ pub async fn run(spec: Spec, login: Login, opts: &Options) -> Result<()> {
     // Forward links, throttled.
     let forward = links(f.old.len(), f.new.len(), Direction::Forward);
     let totals = expected_rows(&f).await?;
+    let mut watch = crate::slot_wait::CopyWatch::default();
     for l in &forward {
         let name = l.name(&f.spec.id);
         if repl::has_subscription(&f.new[l.new], &name).await? {
@@ -139,9 +140,10 @@ pub async fn run(spec: Spec, login: Login, opts: &Options) -> Result<()> {
                 break;
             }
             report(&f, &totals, &mut rep).await?;
+            watch.check(&f.old, &|m| rep.step(m)).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        repl::ensure_link(&f, l).await?;
+        repl::ensure_link(&f, l, &|m| rep.step(m)).await?;
         rep.step(&format!(
             "{name}: old shard {} -> new shard {} ({}{})",
             l.old,
@@ -177,12 +179,13 @@ pub async fn run(spec: Spec, login: Login, opts: &Options) -> Result<()> {
         if busy == 0 && lag <= opts.max_lag_bytes.min(16 << 20) {
             break;
         }
+        watch.check(&f.old, &|m| rep.step(m)).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     rep.finish();
     // Reverse links exist from now on, disabled; a cutover arms them.
     for l in links(f.old.len(), f.new.len(), Direction::Reverse) {
-        repl::ensure_link(&f, &l).await?;
+        repl::ensure_link(&f, &l, &|m| rep.step(m)).await?;
     }
     f.write_state(Phase::CaughtUp, "caught up").await?;
     rep.step(&format!(

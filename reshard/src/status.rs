@@ -75,6 +75,9 @@ pub async fn run(st: State, login: Login) -> Result<()> {
         for l in crate::progress::rate_lines(&a, &b, t.elapsed()) {
             println!("  copy {l}");
         }
+        for l in crate::slot_wait::waiting_lines(&f.old).await {
+            println!("  {l}");
+        }
     }
     println!("  {:<32} {:>12} {:>12}", "table", "old rows", "new rows");
     for t in &f.tables {
