@@ -76,6 +76,38 @@ async fn dead_idle_server_connection_is_replaced() {
     assert_eq!(one(&mut d, "SELECT 'ok'::text").await, "ok");
 }
 
+/// A server session ended inside the client's transaction (`pg_terminate_backend`):
+/// PostgreSQL sends its FATAL (57P01) and closes. The client gets exactly that, as it
+/// would from PostgreSQL itself — the router adds no error of its own when the server
+/// closes — and the pool's next client gets a working connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_fatal_ends_the_session_with_nothing_added() {
+    let (r, db) = setup("transaction", 1).await;
+    let mut c = r.raw(&db).await;
+    c.rows("BEGIN").await;
+    let pid = c.rows("SELECT pg_backend_pid()::text").await;
+    let mut su = superuser("postgres").await;
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1::int, 5000)")
+        .bind(pid[0].parse::<i32>().unwrap())
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+    assert!(killed);
+    c.send(&[FrontendMessage::Query("SELECT 1".into())]).await;
+    let end = within(5, "the end of the session", c.until_closed()).await;
+    let errors: Vec<(&str, &str)> = end
+        .iter()
+        .filter_map(|m| match m {
+            BackendMessage::ErrorResponse(f) => Some((f.severity.as_str(), f.code.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors, [("FATAL", "57P01")], "{end:?}");
+    let mut other = r.raw(&db).await;
+    let n = within(5, "the pool's next client", other.rows("SELECT 'next'")).await;
+    assert_eq!(n, ["next"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_clients_share_a_small_pool_fairly() {
     let (r, db) = setup_with("transaction", 3, "", "connect_timeout = 10000").await;

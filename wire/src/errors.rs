@@ -47,6 +47,15 @@ impl ErrorFields {
             .map(|(_, v)| v.as_str())
     }
 
+    /// FATAL or PANIC: the server closes the connection after sending it. Read from the
+    /// non-localized severity ('V') when the server sent one (`lc_messages` translates 'S').
+    pub fn ends_session(&self) -> bool {
+        matches!(
+            self.field(b'V').unwrap_or(&self.severity),
+            "FATAL" | "PANIC"
+        )
+    }
+
     pub fn encode_body(&self, b: &mut BytesMut) {
         for (t, v) in [
             (b'S', &self.severity),
@@ -122,6 +131,21 @@ impl std::fmt::Display for PgError {
 mod tests {
     use super::*;
     use crate::{decode_frame, BackendMessage};
+
+    #[test]
+    fn a_fatal_or_panic_ends_the_session_whatever_the_language() {
+        let mut f = PgError::fatal("57P01", "x").fields;
+        assert!(f.ends_session());
+        f.severity = "FATAL".into();
+        f.other.push((b'V', "ERROR".into()));
+        assert!(!f.ends_session(), "V wins over a localized S");
+        let mut f = PgError::error("42601", "x").fields;
+        f.severity = "SCHWERWIEGEND".into();
+        f.other.push((b'V', "FATAL".into()));
+        assert!(f.ends_session());
+        assert!(!PgError::error("42601", "x").fields.ends_session());
+        assert!(PgError::new("PANIC", "XX000", "x").fields.ends_session());
+    }
 
     #[test]
     fn error_round_trips_through_backend_decoder() {

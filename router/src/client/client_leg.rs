@@ -41,6 +41,9 @@ pub(crate) struct ClientLeg {
     /// The router answered an error of its own inside the server's open transaction:
     /// the session fails that transaction on the server too (`fail_server_tx.rs`).
     pub(crate) fail_server_tx: bool,
+    /// A server's FATAL (or PANIC) was relayed to the client: the server closes the
+    /// connection next, and the client already knows why its session ends.
+    pub(crate) got_server_fatal: bool,
     /// SQLSTATE classes of the errors the router wrote itself (refusals, a pool timeout,
     /// an unreachable shard, a shard's error in a fan-out…) since the session last
     /// counted them in `errors_total` (`Session::count_answered_errors`). Empty, and
@@ -59,6 +62,7 @@ impl ClientLeg {
             max_message: u32::try_from(max_message).unwrap_or(u32::MAX),
             router_skipping: false,
             fail_server_tx: false,
+            got_server_fatal: false,
             answered_errors: Vec::new(),
         }
     }

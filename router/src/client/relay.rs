@@ -246,12 +246,19 @@ impl Session {
     }
 
     fn on_server_error(&mut self, f: Frame) -> Result<()> {
+        // The errors of the router's own statements (a reset, the failing Parse of
+        // `fail_server_tx.rs`) reach no client: not counted.
+        let relayed = !matches!(
+            self.front.expect.front(),
+            Some(Expect::Swallow(Term::Ready { .. } | Term::Fail))
+        );
         if let (Ok(fields), Some(co)) = (
             orochi_wire::ErrorFields::decode(&f.body),
             self.back.phase.server(),
         ) {
-            if !super::fail_server_tx::is_ours(&fields) {
+            if relayed && !super::fail_server_tx::is_ours(&fields) {
                 self.ctx.app.metrics.error(&co.pool.pool_name, &fields.code);
+                self.front.got_server_fatal |= fields.ends_session();
             }
             if let Some(s) = self.ctx.user.sharding.as_ref() {
                 s.columns.on_error(&fields.code);
@@ -330,6 +337,8 @@ impl Session {
     /// (only at the end of the client's own request, not of a router-injected one).
     fn on_ready(&mut self, status: u8, own: bool) {
         self.back.tx_status = status;
+        // A server that answers went on after all: its loss later is news to the client.
+        self.front.got_server_fatal = false;
         if status != b'I' || !own {
             return;
         }

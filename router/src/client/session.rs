@@ -177,7 +177,12 @@ impl Session {
     /// Ends the session with a fatal error the client is told about.
     pub async fn fail(&mut self, e: RouterError) -> Result<()> {
         self.count_answered_errors();
-        if let Some(pg) = e.to_client() {
+        // A server that sent FATAL and closed: the client has the server's reason (about
+        // to be flushed), and ends as PostgreSQL's own client would, with nothing added.
+        let said = self.front.got_server_fatal && matches!(e, RouterError::ServerLost { .. });
+        if said {
+            let _ = tokio::time::timeout(FAREWELL, self.flush_client()).await;
+        } else if let Some(pg) = e.to_client() {
             self.ctx
                 .app
                 .metrics
