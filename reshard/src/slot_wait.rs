@@ -11,7 +11,7 @@
 //! (`pg_terminate_backend`, `ROLLBACK PREPARED`); `start` goes on by itself once they
 //! are gone.
 
-use crate::conn::{connect_server, Conn};
+use crate::conn::{connect, Conn};
 use crate::error::Result;
 use crate::sql;
 use crate::topology::Login;
@@ -41,7 +41,7 @@ pub async fn create_slot(src: &Conn, login: &Login, name: &str, say: &dyn Fn(&st
         next += REPORT_EVERY;
         let waited = began.elapsed();
         if probe.is_none() {
-            probe = connect_server(&src.ep, login, &src.label).await.ok();
+            probe = connect(&src.ep, login, &src.label).await.ok();
         }
         let named = match &probe {
             Some(p) => holders(p, waited).await,

@@ -626,12 +626,9 @@ async fn the_routers_own_failing_statement_is_not_a_counted_error() {
     assert!(e.to_string().contains("aborted"), "{e}");
     exec(&mut a, "ROLLBACK").await;
     sqlx::raw_sql("SELEC 1").execute(&mut a).await.unwrap_err();
-    let (_, metrics) = l.http("/metrics").await;
-    let syntax = format!("orochi_pgdog_errors_total{{class=\"42\",pool=\"{db}\"}} ");
-    let counted: Vec<&str> = metrics.lines().filter(|x| x.starts_with(&syntax)).collect();
     assert_eq!(
-        counted,
-        vec![format!("{syntax}2")],
+        errors_counted(&l, &db, "42").await,
+        2,
         "the router's refusal (42501) and the client's SELEC, not the router's failing \
          statement (25P02 is class 25)"
     );
