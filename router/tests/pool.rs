@@ -50,30 +50,23 @@ async fn dead_idle_server_connection_is_replaced() {
     let (r, db) = setup("transaction", 1).await;
     let mut c = r.connect(&db).await;
     let pid1 = one(&mut c, "SELECT pg_backend_pid()::text").await;
-    let mut su = superuser("postgres").await;
-    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1::int)")
-        .bind(pid1.parse::<i32>().unwrap())
-        .fetch_one(&mut su)
-        .await
-        .unwrap();
-    assert!(killed);
-    for _ in 0..100 {
-        let n: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int")
-                .bind(pid1.parse::<i32>().unwrap())
-                .fetch_one(&mut su)
-                .await
-                .unwrap();
-        if n == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    terminate(&pid1).await;
     // The next query of the same client (and of a new one) just works, on a new backend.
     let pid2 = one(&mut c, "SELECT pg_backend_pid()::text").await;
     assert_ne!(pid1, pid2);
     let mut d = r.connect(&db).await;
     assert_eq!(one(&mut d, "SELECT 'ok'::text").await, "ok");
+}
+
+/// Ends server backend `pid` and waits (up to 5 s) until it is gone.
+async fn terminate(pid: &str) {
+    let mut su = superuser("postgres").await;
+    let gone: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1::int, 5000)")
+        .bind(pid.parse::<i32>().unwrap())
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+    assert!(gone, "backend {pid} still there after 5 s");
 }
 
 /// A server session ended inside the client's transaction (`pg_terminate_backend`):
@@ -86,13 +79,7 @@ async fn a_server_fatal_ends_the_session_with_nothing_added() {
     let mut c = r.raw(&db).await;
     c.rows("BEGIN").await;
     let pid = c.rows("SELECT pg_backend_pid()::text").await;
-    let mut su = superuser("postgres").await;
-    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1::int, 5000)")
-        .bind(pid[0].parse::<i32>().unwrap())
-        .fetch_one(&mut su)
-        .await
-        .unwrap();
-    assert!(killed);
+    terminate(&pid[0]).await;
     c.send(&[FrontendMessage::Query("SELECT 1".into())]).await;
     let end = within(5, "the end of the session", c.until_closed()).await;
     let errors: Vec<(&str, &str)> = end
