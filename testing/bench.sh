@@ -9,6 +9,9 @@
 #    CPU time per transaction: its process's utime + stime over the pgbench run
 #    (connection set-up included, the same for both) divided by the transactions.
 #    PgBouncer and the router take turns for BENCH_ROUNDS rounds (medians; `pair`).
+#    Prepared mode (`-M prepared`) runs direct and through the router only (PgBouncer
+#    1.18 keeps no prepared statements in transaction mode): the router's gain over its
+#    simple mode is set against PostgreSQL's own (issue 16).
 # 2. Memory per idle client: a fresh router and a fresh PgBouncer each get N idle,
 #    authenticated client connections (testing/bench/idle_clients.py), for each N of
 #    BENCH_IDLE_CLIENTS; reported as (RSS after - RSS before) / N in KiB.
@@ -25,7 +28,7 @@
 # Everything is printed as markdown (and kept in .run/bench/results.md).
 # Without a router binary the router columns read n/a.
 #
-# Env: BENCH_SECONDS (10), BENCH_ROUNDS (3), BENCH_CLIENTS ("1 16 100 500"), BENCH_MODES ("simple extended"),
+# Env: BENCH_SECONDS (10), BENCH_ROUNDS (3), BENCH_CLIENTS ("1 16 100 500"), BENCH_MODES ("simple extended prepared"),
 #      BENCH_IDLE_CLIENTS ("2000 10000"), BENCH_SCALE (10), BENCH_SHARDED_CLIENTS ("1 50"),
 #      BENCH_SHARDED_ROUNDS (3), BENCH_SHARD_POOL_SIZE (half the pool size: see router_up),
 #      BENCH_ROUTER_GENERAL (extra [general] lines for the router, e.g. "worker_threads = 1"),
@@ -42,7 +45,7 @@ source "$here/lib.sh"
 
 secs="${BENCH_SECONDS:-10}"
 read -r -a clients_list <<<"${BENCH_CLIENTS:-1 16 100 500}"
-read -r -a modes <<<"${BENCH_MODES:-simple extended}"
+read -r -a modes <<<"${BENCH_MODES:-simple extended prepared}"
 read -r -a idle_list <<<"${BENCH_IDLE_CLIENTS:-2000 10000}"
 scale="${BENCH_SCALE:-10}"
 pg_port_bench="${OROCHI_BENCH_PG_PORT:-$((${OROCHI_PG_BASE_PORT:-15432} + 28))}"
@@ -346,7 +349,8 @@ pair() {
 }
 
 rounds="${BENCH_ROUNDS:-3}"
-rows=()
+rows=() share_rows=()
+declare -A simple_direct=() simple_router=()
 check_ratio=n/a check_ran=0
 router_pid=""
 for mode in "${modes[@]}"; do
@@ -367,6 +371,14 @@ for mode in "${modes[@]}"; do
         fi
         if [[ "$mode" == simple && "$c" == 16 && -n "$bin" ]]; then
             check_ratio="$q" check_ran=1
+        fi
+        if [[ "$mode" == simple ]]; then
+            simple_direct[$c]="$d_tps" simple_router[$c]="$r_tps"
+        elif [[ "$mode" == prepared && -n "${simple_direct[$c]:-}" ]]; then
+            # Issue 16: the router's -M prepared gain over its simple mode, against
+            # PostgreSQL's own (1.00 = the router keeps all of it).
+            ds="$(ratio "$d_tps" "${simple_direct[$c]}")" rs="$(ratio "$r_tps" "${simple_router[$c]}")"
+            share_rows+=("| $c | $ds | $rs | $(ratio "$rs" "$ds") |")
         fi
         rows+=("| $mode | $c | $(fmt "$d_tps" 0) | $(fmt "$b_tps" 0) | $b_cpu | $(fmt "$r_tps" 0) | $r_cpu | $q | $(ratio "$r_tps" "$d_tps") |")
     done
@@ -434,6 +446,15 @@ router_rss="${router_rss_plain:-n/a}"
     echo "| mode | clients | direct TPS | PgBouncer TPS | PgBouncer µs CPU/tx | router TPS | router µs CPU/tx | router / PgBouncer | router / direct |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${rows[@]}"
+    echo
+    if ((${#share_rows[@]})); then
+        echo
+        echo "Prepared mode (PgBouncer 1.18 keeps no prepared statements in transaction mode, so against PostgreSQL's own gain; the router's prepared point is one run):"
+        echo
+        echo "| clients | direct prepared / simple | router prepared / simple | router share of direct's |"
+        echo "|---:|---:|---:|---:|"
+        printf '%s\n' "${share_rows[@]}"
+    fi
     echo
     echo "Router RSS after the throughput runs: $router_rss."
     echo

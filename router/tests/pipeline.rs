@@ -408,6 +408,34 @@ async fn malformed_message_is_08p01_and_others_unaffected() {
     let e = first_error(&ms).unwrap_or_else(|| panic!("no error: {ms:?}"));
     assert_eq!(e.code, "08P01");
 
+    // 4. Messages the router checks in place, without decoding them (issue 16): a Bind
+    //    with no statement held, then, inside a transaction, a Describe of an unknown
+    //    kind, an Execute without its row limit and a Bind with a trailing byte.
+    for (in_tx, tag, body) in [
+        (false, b'B', &b"\0s"[..]),
+        (true, b'D', &b"Xp\0"[..]),
+        (true, b'E', &b"\0\0\0"[..]),
+        (true, b'B', &b"\0\0\0\0\0\0\0\0\0"[..]),
+    ] {
+        let mut bad = r.raw(&db).await;
+        if in_tx {
+            assert_eq!(ready_status(&bad.query("BEGIN").await), Some(b'T'));
+        }
+        let mut b = BytesMut::new();
+        b.put_u8(tag);
+        b.put_i32(4 + body.len() as i32);
+        b.put_slice(body);
+        bad.send_raw(&b).await;
+        let ms = bad.until_closed().await;
+        let e = first_error(&ms).unwrap_or_else(|| panic!("{}: no error: {ms:?}", tag as char));
+        assert_eq!(
+            (e.severity.as_str(), e.code.as_str()),
+            ("FATAL", "08P01"),
+            "{}",
+            tag as char
+        );
+    }
+
     // The good client and the single server connection are fine; the lock is gone.
     let ms = within(10, "good client after bad ones", async {
         good.query("SELECT id::text FROM t FOR UPDATE NOWAIT").await

@@ -67,6 +67,31 @@ pub fn bind_statement(frame: &Frame) -> Result<&str, WireError> {
     Ok(statement)
 }
 
+/// The kind (`S` or `P`) and name of a Describe or Close, borrowed from its frame, once
+/// the body is checked as [`FrontendMessage::decode`] checks it (issue 16: a portal's
+/// Describe on the pass-through path copies nothing).
+pub fn target_of(frame: &Frame) -> Result<(u8, &str), WireError> {
+    debug_assert!(matches!(frame.tag, b'D' | b'C'));
+    let mut r = Reader::new(&frame.body, "frontend message");
+    let kind = r.u8()?;
+    if kind != b'S' && kind != b'P' {
+        return Err(WireError::Invalid("Describe/Close kind"));
+    }
+    let name = r.cstr()?;
+    r.finish()?;
+    Ok((kind, name))
+}
+
+/// Checks an Execute as [`FrontendMessage::decode`] does, without copying its portal's
+/// name (issue 16: every statement of the extended protocol passes here).
+pub fn check_execute(frame: &Frame) -> Result<(), WireError> {
+    debug_assert_eq!(frame.tag, b'E');
+    let mut r = Reader::new(&frame.body, "frontend message");
+    r.cstr()?;
+    r.i32()?;
+    r.finish()
+}
+
 /// Is `frame` a Parse of exactly this name, text and parameter types? Compared in
 /// place: a driver that parses the same unnamed statement before every execution
 /// (libpq's extended mode) costs no copy of its text (issue 16).
@@ -350,6 +375,49 @@ mod tests {
         let mut long = bind.body.to_vec();
         long.push(0);
         assert!(bind_statement(&Frame::new(b'B', long)).is_err());
+    }
+
+    #[test]
+    fn in_place_readers_accept_and_refuse_what_decode_does() {
+        let describe = FrontendMessage::Describe {
+            kind: b'P',
+            name: "p1".into(),
+        }
+        .to_frame();
+        assert_eq!(target_of(&describe).unwrap(), (b'P', "p1"));
+        let close = FrontendMessage::Close {
+            kind: b'S',
+            name: String::new(),
+        }
+        .to_frame();
+        assert_eq!(target_of(&close).unwrap(), (b'S', ""));
+        let execute = FrontendMessage::Execute {
+            portal: String::new(),
+            max_rows: 0,
+        }
+        .to_frame();
+        assert!(check_execute(&execute).is_ok());
+        for (tag, body) in [
+            (b'D', &b"Xname\0"[..]),
+            (b'D', &b"Pname"[..]),
+            (b'D', &b"Pname\0\0"[..]),
+            (b'C', &b""[..]),
+            (b'E', &b"p\0\0"[..]),
+            (b'E', &b"p\0\0\0\0\0\0"[..]),
+            (b'E', &b"\0\0\0\0"[..]),
+        ] {
+            let f = Frame::new(tag, body);
+            let in_place = match tag {
+                b'E' => check_execute(&f).is_err(),
+                _ => target_of(&f).is_err(),
+            };
+            assert_eq!(
+                in_place,
+                FrontendMessage::decode(&f).is_err(),
+                "{:?} {body:?}",
+                tag as char
+            );
+        }
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub struct ServerConn {
     pub applied_params: u64,
     /// Router-named prepared statements (global ids) that exist on this connection, with
     /// when each was last used (a tick of `prepared_tick`), for LRU eviction.
-    pub prepared: HashMap<u64, u64>,
+    pub prepared: super::id_hash::IdMap<u64>,
     pub prepared_tick: u64,
     /// SQL-level `PREPARE name` statements on this connection: name -> hash of its text.
     pub sql_prepared: HashMap<String, u64>,
@@ -220,7 +220,7 @@ impl ServerConn {
             params: HashMap::new(),
             params_gen: 0,
             applied_params: EMPTY_PARAMS,
-            prepared: HashMap::new(),
+            prepared: Default::default(),
             prepared_tick: 0,
             sql_prepared: HashMap::new(),
             dirty: false,
@@ -615,6 +615,16 @@ impl ServerConn {
     pub fn touch_prepared(&mut self, id: u64) {
         self.prepared_tick += 1;
         self.prepared.insert(id, self.prepared_tick);
+    }
+
+    /// Records a use of router statement `id` if this connection has it; whether it has.
+    pub fn touch_if_prepared(&mut self, id: u64) -> bool {
+        let Some(t) = self.prepared.get_mut(&id) else {
+            return false;
+        };
+        self.prepared_tick += 1;
+        *t = self.prepared_tick;
+        true
     }
 
     /// The least recently used router statement, when more than `max` are prepared:

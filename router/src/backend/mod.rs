@@ -11,6 +11,7 @@
 
 pub mod conn;
 pub mod health;
+pub mod id_hash;
 pub mod in_flight;
 pub mod params_version;
 pub mod pool;

@@ -15,14 +15,40 @@ use orochi_wire::{BackendMessage, Frame, FrontendMessage, PgError};
 use std::sync::Arc;
 
 /// An extended-protocol message read and let through by [`Session::screen_extended`].
-struct Screened {
-    /// `None`: an unnamed Parse of exactly the unnamed statement's text and types,
-    /// compared in place and not decoded (libpq's extended mode; issue 16).
-    msg: Option<FrontendMessage>,
-    /// The planner's `STATEMENT_WORDS` found in a Parse's text (0 otherwise).
-    words: u16,
-    /// An unnamed Parse of the text and types the unnamed statement already has.
-    reparsed: bool,
+enum Screened {
+    /// Read in full. `words`: the planner's `STATEMENT_WORDS` found in a Parse's text
+    /// (0 otherwise); `reparsed`: an unnamed Parse of the text and types the unnamed
+    /// statement already has.
+    Read {
+        msg: FrontendMessage,
+        words: u16,
+        reparsed: bool,
+    },
+    /// An unnamed Parse of exactly the unnamed statement's text and types, compared in
+    /// place and not decoded (libpq's extended mode; issue 16).
+    SameUnnamed,
+    /// A Bind, a portal's Describe or an Execute where nothing needs its fields (an
+    /// unsharded pool, no gateway, no statement log): checked in place and sent as it
+    /// came, a Bind renamed (`pgbench -M prepared` sends Bind, Describe, Execute, Sync
+    /// for every statement; issue 16, CPU per statement).
+    InPlace,
+}
+
+/// Where a message naming a client's statement goes on the server held.
+enum Target {
+    /// The unnamed statement: the same name on the server.
+    Unnamed,
+    /// A named statement: on the server as its `server_name`.
+    Named(Arc<PreparedStatement>),
+}
+
+impl Target {
+    fn server_name(&self) -> &str {
+        match self {
+            Target::Unnamed => "",
+            Target::Named(s) => &s.server_name,
+        }
+    }
 }
 
 impl Session {
@@ -31,10 +57,13 @@ impl Session {
         let Some(screened) = self.screen_extended(&f)? else {
             return Ok(());
         };
-        let text = match &screened.msg {
-            Some(FrontendMessage::Parse { query, .. }) => Some(query.as_str()),
-            Some(_) => None,
-            None => self.state.unnamed.as_ref().map(|u| u.query.as_str()),
+        let text = match &screened {
+            Screened::Read {
+                msg: FrontendMessage::Parse { query, .. },
+                ..
+            } => Some(query.as_str()),
+            Screened::Read { .. } | Screened::InPlace => None,
+            Screened::SameUnnamed => self.state.unnamed.as_ref().map(|u| u.query.as_str()),
         };
         let mut wanted = text.and_then(comment_shard).and_then(|r| r.ok());
         if wanted.is_none() && !self.ctx.is_sharded() && matches!(f.tag, b'B' | b'D' | b'E' | b'C')
@@ -44,12 +73,12 @@ impl Session {
             wanted = self.back.phase.server().map(|co| co.pool.shard);
         }
         if let (None, Some(schema)) = (wanted, self.ctx.sharding()) {
-            // Only a message read in full is planned (`screen_extended` compares a Parse
-            // in place on unsharded pools alone).
+            // Only a message read in full is planned (`screen_extended` reads in place
+            // on unsharded pools alone).
             let decoded;
-            let msg = match &screened.msg {
-                Some(m) => m,
-                None => {
+            let msg = match &screened {
+                Screened::Read { msg, .. } => msg,
+                Screened::SameUnnamed | Screened::InPlace => {
                     decoded = FrontendMessage::decode(&f)?;
                     &decoded
                 }
@@ -91,9 +120,6 @@ impl Session {
 
     /// [`Session::on_extended`] when [`Session::extended_now`] said it needs no wait.
     pub(crate) fn on_extended_now(&mut self, f: Frame) -> Result<()> {
-        if f.tag == b'B' && self.ctx.gateway.is_none() && !self.ctx.app.query_log.enabled() {
-            return self.bind_now(f);
-        }
         match self.screen_extended(&f)? {
             Some(screened) => self.forward_extended(f, screened),
             None => Ok(()),
@@ -103,18 +129,25 @@ impl Session {
     /// Decodes `f`, refuses what the guards refuse and answers what the router answers
     /// alone; `None` when that is done. Runs before a server is chosen.
     fn screen_extended(&mut self, f: &Frame) -> Result<Option<Screened>> {
-        if let (b'P', None, Some(u), true) = (
-            f.tag,
-            &self.ctx.gateway,
-            &self.state.unnamed,
-            !self.ctx.is_sharded(),
-        ) {
-            if orochi_wire::frontend::parse_is(f, "", &u.query, &u.param_types) {
-                return Ok(Some(Screened {
-                    msg: None,
-                    words: 0,
-                    reparsed: true,
-                }));
+        if self.ctx.gateway.is_none() && !self.ctx.is_sharded() {
+            use orochi_wire::frontend as wire;
+            // Nothing to refuse or answer here: no guard reads these, and the router
+            // answers none of them itself.
+            let plain = !self.ctx.app.query_log.enabled();
+            match (f.tag, &self.state.unnamed) {
+                (b'P', Some(u)) if wire::parse_is(f, "", &u.query, &u.param_types) => {
+                    return Ok(Some(Screened::SameUnnamed));
+                }
+                // Checked where its statement's name is read (`forward_in_place`).
+                (b'B', _) if plain => return Ok(Some(Screened::InPlace)),
+                (b'E', _) if plain => {
+                    wire::check_execute(f)?;
+                    return Ok(Some(Screened::InPlace));
+                }
+                (b'D', _) if wire::target_of(f)?.0 == b'P' => {
+                    return Ok(Some(Screened::InPlace));
+                }
+                _ => {}
             }
         }
         let msg = FrontendMessage::decode(f)?;
@@ -177,8 +210,8 @@ impl Session {
             }
             _ => {}
         }
-        Ok(Some(Screened {
-            msg: Some(msg),
+        Ok(Some(Screened::Read {
+            msg,
             words,
             reparsed,
         }))
@@ -186,15 +219,18 @@ impl Session {
 
     /// Sends a screened message to the server now held.
     fn forward_extended(&mut self, f: Frame, screened: Screened) -> Result<()> {
-        let Screened {
-            msg,
-            words,
-            reparsed,
-        } = screened;
         self.back.unsynced = true;
-        let Some(msg) = msg else {
-            self.send_unnamed_parse(&f);
-            return Ok(());
+        let (msg, words, reparsed) = match screened {
+            Screened::Read {
+                msg,
+                words,
+                reparsed,
+            } => (msg, words, reparsed),
+            Screened::SameUnnamed => {
+                self.send_unnamed_parse(&f);
+                return Ok(());
+            }
+            Screened::InPlace => return self.forward_in_place(f),
         };
         match msg {
             FrontendMessage::Parse {
@@ -252,18 +288,18 @@ impl Session {
                         s.qlog.bind(values, stmt, params, param_formats);
                     }
                 };
-                let Some(server_name) = self.bind_target(statement, logged) else {
+                let Some(rename) = self.bind_target(statement, logged) else {
                     return Ok(());
                 };
-                self.send_bind(f, server_name)?;
+                self.send_bind(f, rename)?;
             }
             FrontendMessage::Describe { kind: b'S', name } => {
-                let Some(server_name) = self.resolve_statement(&name) else {
+                let Some(target) = self.resolve_statement(&name) else {
                     return Ok(());
                 };
                 let frame = FrontendMessage::Describe {
                     kind: b'S',
-                    name: server_name,
+                    name: target.server_name().to_string(),
                 }
                 .to_frame();
                 self.send_server(&frame, Some(Expect::Forward(Term::Describe)));
@@ -271,14 +307,7 @@ impl Session {
             FrontendMessage::Describe { .. } => {
                 self.send_server(&f, Some(Expect::Forward(Term::Describe)))
             }
-            FrontendMessage::Execute { .. } => {
-                self.count_statement();
-                let started = std::time::Instant::now();
-                if self.ctx.app.query_log.enabled() {
-                    self.qlog.execute(started);
-                }
-                self.send_server(&f, Some(Expect::Forward(Term::Execute { started })))
-            }
+            FrontendMessage::Execute { .. } => self.send_execute(&f),
             FrontendMessage::Close { .. } => {
                 self.send_server(&f, Some(Expect::Forward(Term::Close)))
             }
@@ -296,6 +325,38 @@ impl Session {
         Ok(())
     }
 
+    /// Sends a message [`Screened::InPlace`]: a Bind (renamed when the server knows its
+    /// statement under another name), a portal's Describe, an Execute.
+    fn forward_in_place(&mut self, f: Frame) -> Result<()> {
+        match f.tag {
+            b'B' => {
+                let statement = orochi_wire::frontend::bind_statement(&f)?;
+                match self.bind_target(statement, |_, _| {}) {
+                    Some(rename) => self.send_bind(f, rename),
+                    None => Ok(()),
+                }
+            }
+            b'E' => {
+                self.send_execute(&f);
+                Ok(())
+            }
+            _ => {
+                self.send_server(&f, Some(Expect::Forward(Term::Describe)));
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends an Execute, timed for the query-duration metric (and the statement log).
+    fn send_execute(&mut self, f: &Frame) {
+        self.count_statement();
+        let started = std::time::Instant::now();
+        if self.ctx.app.query_log.enabled() {
+            self.qlog.execute(started);
+        }
+        self.send_server(f, Some(Expect::Forward(Term::Execute { started })))
+    }
+
     /// Sends a Parse of the unnamed statement (already recorded as the session's).
     fn send_unnamed_parse(&mut self, f: &Frame) {
         self.back.phase.set_unnamed_on_server(true);
@@ -308,16 +369,21 @@ impl Session {
         );
     }
 
-    /// Where a Bind of the client's `statement` goes: the server-side name (prepared on
-    /// this connection first if needed), after the statement's session effects are
-    /// noted and `log` has seen it. `None` after an error was reported.
+    /// Where a Bind of the client's `statement` goes (prepared on this connection first
+    /// if needed), after the statement's session effects are noted and `log` has seen
+    /// it: `Some(None)` as it came, `Some(Some(s))` renamed to `s.server_name`. `None`
+    /// after an error was reported.
     fn bind_target(
         &mut self,
         statement: &str,
         log: impl FnOnce(&mut Self, &PreparedStatement),
-    ) -> Option<Option<String>> {
-        let server_name = self.resolve_statement(statement)?;
-        if let Some(stmt) = self.statement_for(statement) {
+    ) -> Option<Option<Arc<PreparedStatement>>> {
+        let target = self.resolve_statement(statement)?;
+        let stmt = match &target {
+            Target::Named(s) => Some(s.clone()),
+            Target::Unnamed => self.state.unnamed.clone(),
+        };
+        if let Some(stmt) = stmt {
             log(self, &stmt);
             if let Some(e) = self.refuse_listen(&stmt.analysis) {
                 self.front.router_error(&self.back, e, true);
@@ -325,30 +391,23 @@ impl Session {
             }
             self.track_session_ops(&stmt.analysis);
         }
-        // `None`: the client's name is the server's; the Bind goes as it came.
-        Some((server_name != statement).then_some(server_name))
+        Some(match target {
+            Target::Named(s) if s.server_name != statement => Some(s),
+            _ => None,
+        })
     }
 
-    /// Sends a Bind, renamed to `server_name` when the server knows the statement
-    /// under another name.
-    fn send_bind(&mut self, f: Frame, server_name: Option<String>) -> Result<()> {
-        let frame = match server_name {
-            None => f,
-            Some(name) => rename_bind(&f, &name)?,
-        };
-        self.send_server(&frame, Some(Expect::Forward(Term::Bind)));
-        Ok(())
-    }
-
-    /// A Bind on the pass-through path (no gateway, no statement log): only its
-    /// statement name is read, in place (`orochi_wire::frontend::bind_statement`).
-    fn bind_now(&mut self, f: Frame) -> Result<()> {
-        let statement = orochi_wire::frontend::bind_statement(&f)?;
-        self.back.unsynced = true;
-        match self.bind_target(statement, |_, _| {}) {
-            Some(server_name) => self.send_bind(f, server_name),
-            None => Ok(()),
+    /// Sends a Bind, renamed to `rename`'s server name when there is one: written
+    /// straight into the server's buffer, with no frame of its own.
+    fn send_bind(&mut self, f: Frame, rename: Option<Arc<PreparedStatement>>) -> Result<()> {
+        match rename {
+            None => self.send_server(&f, Some(Expect::Forward(Term::Bind))),
+            Some(s) => {
+                encode_renamed_bind(&f, &s.server_name, &mut self.back.sout)?;
+                self.expect_from_server(Expect::Forward(Term::Bind));
+            }
         }
+        Ok(())
     }
 
     /// Does the batch starting with `first` (and already buffered up to its Sync) only
@@ -416,14 +475,10 @@ impl Session {
     }
 
     fn server_has(&mut self, id: u64) -> bool {
-        self.back.phase.server_mut().is_some_and(|co| {
-            let conn = co.conn();
-            let has = conn.prepared.contains_key(&id);
-            if has {
-                conn.touch_prepared(id);
-            }
-            has
-        })
+        self.back
+            .phase
+            .server_mut()
+            .is_some_and(|co| co.conn().touch_if_prepared(id))
     }
 
     /// Records that `id` is being prepared on the current connection; past
@@ -447,7 +502,7 @@ impl Session {
 
     /// The server-side name of a client statement, preparing it on this connection
     /// first if needed. `None` after reporting an error (unknown statement).
-    fn resolve_statement(&mut self, name: &str) -> Option<String> {
+    fn resolve_statement(&mut self, name: &str) -> Option<Target> {
         if name.is_empty() {
             if !self.back.phase.unnamed_on_server() {
                 if let Some(u) = self.state.unnamed.clone() {
@@ -461,7 +516,7 @@ impl Session {
                     self.back.phase.set_unnamed_on_server(true);
                 }
             }
-            return Some(String::new());
+            return Some(Target::Unnamed);
         }
         let Some(stmt) = self.state.statements.get(name).cloned() else {
             self.front.router_error(
@@ -484,12 +539,14 @@ impl Session {
                 })),
             );
         }
-        Some(stmt.server_name.clone())
+        Some(Target::Named(stmt))
     }
 }
 
 /// Rewrites the statement name of a Bind, keeping the rest of its body as is.
-fn rename_bind(f: &Frame, server_name: &str) -> Result<Frame> {
+/// Appends `f`, a Bind, to `out` with its statement renamed to `server_name`; nothing
+/// is appended when `f` is malformed.
+fn encode_renamed_bind(f: &Frame, server_name: &str, out: &mut BytesMut) -> Result<()> {
     let body = &f.body;
     let portal_end = body
         .iter()
@@ -501,11 +558,14 @@ fn rename_bind(f: &Frame, server_name: &str) -> Result<Frame> {
         .ok_or(orochi_wire::WireError::MissingNul("Bind"))?
         + portal_end
         + 1;
-    let mut b = BytesMut::with_capacity(body.len() + server_name.len());
-    b.put_slice(&body[..=portal_end]);
-    b.put_slice(server_name.as_bytes());
-    b.put_slice(&body[stmt_end..]);
-    Ok(Frame::new(b'B', b.freeze()))
+    let len = body.len() - (stmt_end - portal_end - 1) + server_name.len();
+    out.reserve(5 + len);
+    out.put_u8(b'B');
+    out.put_i32(len as i32 + 4);
+    out.put_slice(&body[..=portal_end]);
+    out.put_slice(server_name.as_bytes());
+    out.put_slice(&body[stmt_end..]);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -522,7 +582,14 @@ mod tests {
             params: vec![Some(Bytes::from_static(b"\0\0\0\x07")), None],
             result_formats: vec![0],
         };
-        let renamed = rename_bind(&orig.to_frame(), "_orochi_9").unwrap();
+        // After whatever the buffer already holds, one whole message.
+        let mut out = BytesMut::from(&b"x"[..]);
+        encode_renamed_bind(&orig.to_frame(), "_orochi_9", &mut out).unwrap();
+        let mut rest = out.split_off(1);
+        let renamed = orochi_wire::decode_frame(&mut rest, 1 << 20)
+            .unwrap()
+            .unwrap();
+        assert!(rest.is_empty());
         let FrontendMessage::Bind {
             portal,
             statement,
@@ -533,6 +600,14 @@ mod tests {
             panic!()
         };
         assert_eq!((portal.as_str(), statement.as_str()), ("p", "_orochi_9"));
-        assert_eq!(params.len(), 2);
+        assert_eq!(params, orig_params());
+        // A Bind without its statement's NUL appends nothing.
+        let mut out = BytesMut::new();
+        assert!(encode_renamed_bind(&Frame::new(b'B', &b"p\0s1"[..]), "_o", &mut out).is_err());
+        assert!(out.is_empty());
+    }
+
+    fn orig_params() -> Vec<Option<Bytes>> {
+        vec![Some(Bytes::from_static(b"\0\0\0\x07")), None]
     }
 }

@@ -380,9 +380,15 @@ impl Session {
     pub(crate) fn send_server(&mut self, f: &Frame, expect: Option<Expect>) {
         f.encode(&mut self.back.sout);
         if let Some(e) = expect {
-            if !self.back.phase.server_skipping() {
-                self.front.expect.push_back(e);
-            }
+            self.expect_from_server(e);
+        }
+    }
+
+    /// Notes the answer of a message just written to the server's buffer (none while
+    /// the server skips to a Sync).
+    pub(crate) fn expect_from_server(&mut self, e: Expect) {
+        if !self.back.phase.server_skipping() {
+            self.front.expect.push_back(e);
         }
     }
 
