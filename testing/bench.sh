@@ -448,7 +448,6 @@ router_rss="${router_rss_plain:-n/a}"
     printf '%s\n' "${rows[@]}"
     echo
     if ((${#share_rows[@]})); then
-        echo
         echo "Prepared mode (PgBouncer 1.18 keeps no prepared statements in transaction mode, so against PostgreSQL's own gain; the router's prepared point is one run):"
         echo
         echo "| clients | direct prepared / simple | router prepared / simple | router share of direct's |"

@@ -543,9 +543,8 @@ impl Session {
     }
 }
 
-/// Rewrites the statement name of a Bind, keeping the rest of its body as is.
-/// Appends `f`, a Bind, to `out` with its statement renamed to `server_name`; nothing
-/// is appended when `f` is malformed.
+/// Appends `f`, a Bind, to `out` with its statement renamed to `server_name` and the rest
+/// of its body as is; nothing is appended when `f` is malformed.
 fn encode_renamed_bind(f: &Frame, server_name: &str, out: &mut BytesMut) -> Result<()> {
     let body = &f.body;
     let portal_end = body
