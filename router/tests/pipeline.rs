@@ -411,6 +411,11 @@ async fn malformed_message_is_08p01_and_others_unaffected() {
     // 4. Messages the router checks in place, without decoding them (issue 16): a Bind
     //    with no statement held, then, inside a transaction, a Describe of an unknown
     //    kind, an Execute without its row limit and a Bind with a trailing byte.
+    //    The Bind comes while the pool's one connection is held by another client: it
+    //    is refused at once, not after a wait for a connection (53300).
+    assert_eq!(ready_status(&good.query("BEGIN").await), Some(b'T'));
+    good.rows("SELECT 1::text").await;
+    let mut good_holds = true;
     for (in_tx, tag, body) in [
         (false, b'B', &b"\0s"[..]),
         (true, b'D', &b"Xp\0"[..]),
@@ -419,6 +424,9 @@ async fn malformed_message_is_08p01_and_others_unaffected() {
     ] {
         let mut bad = r.raw(&db).await;
         if in_tx {
+            if std::mem::take(&mut good_holds) {
+                assert_eq!(ready_status(&good.query("COMMIT").await), Some(b'I'));
+            }
             assert_eq!(ready_status(&bad.query("BEGIN").await), Some(b'T'));
         }
         let mut b = BytesMut::new();

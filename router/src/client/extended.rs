@@ -138,8 +138,15 @@ impl Session {
                 (b'P', Some(u)) if wire::parse_is(f, "", &u.query, &u.param_types) => {
                     return Ok(Some(Screened::SameUnnamed));
                 }
-                // Checked where its statement's name is read (`forward_in_place`).
-                (b'B', _) if plain => return Ok(Some(Screened::InPlace)),
+                (b'B', _) if plain => {
+                    // Checked where its statement's name is read (`forward_in_place`),
+                    // and here too when no server is held: malformed bytes are refused
+                    // at once, never after waiting for a connection they cannot use.
+                    if !self.back.phase.is_attached() {
+                        wire::bind_statement(f)?;
+                    }
+                    return Ok(Some(Screened::InPlace));
+                }
                 (b'E', _) if plain => {
                     wire::check_execute(f)?;
                     return Ok(Some(Screened::InPlace));
