@@ -24,7 +24,10 @@
 # 6. The regression check: the router / PgBouncer TPS ratio at 16 clients (simple)
 #    must not fall below testing/bench/baseline.env's recorded value by more than the
 #    run-to-run noise recorded there; the run exits 1 when it does
-#    (BENCH_NO_REGRESSION_CHECK=1 skips it).
+#    (BENCH_NO_REGRESSION_CHECK=1 skips it). A ratio below the floor is measured again
+#    first, BENCH_CONFIRM_ROUNDS (4) more alternating rounds, and the median of all the
+#    rounds is judged: one slow minute of the host no longer fails a run, a slower
+#    router still does.
 # Everything is printed as markdown (and kept in .run/bench/results.md).
 # Without a router binary the router columns read n/a.
 #
@@ -33,7 +36,7 @@
 #      BENCH_SHARDED_ROUNDS (3), BENCH_SHARD_POOL_SIZE (half the pool size: see router_up),
 #      BENCH_ROUTER_GENERAL (extra [general] lines for the router, e.g. "worker_threads = 1"),
 #      BENCH_TLS (1; 0 skips the TLS rows), BENCH_TLS_CLIENTS ("1 100"), BENCH_TLS_IDLE_CLIENTS ("2000"),
-#      BENCH_TLS_ROUNDS (3), BENCH_2PC (1; 0 skips the transfers),
+#      BENCH_TLS_ROUNDS (3), BENCH_2PC (1; 0 skips the transfers), BENCH_CONFIRM_ROUNDS (4),
 #      OROCHI_BENCH_PG_PORT (OROCHI_PG_BASE_PORT + 28, i.e. 15460 by default, so two
 #      checkouts with their own base ports bench side by side).
 # Numbers from a shared 2-core machine are noisy: pgbench competes with the
@@ -349,6 +352,17 @@ pair() {
 }
 
 rounds="${BENCH_ROUNDS:-3}"
+# The regression check's floor (section 6), known before the 16-client point runs so
+# that a ratio below it can be measured again at once.
+check_floor=""
+if [[ "${BENCH_NO_REGRESSION_CHECK:-0}" != 1 ]]; then
+    # shellcheck source=testing/bench/baseline.env
+    source "$here/bench/baseline.env"
+    check_floor="$(awk -v r="$BASELINE_RATIO_16" -v n="$BASELINE_NOISE" 'BEGIN {printf "%.2f", r - n}')"
+fi
+below_floor() {
+    [[ -n "$check_floor" && "$1" != n/a ]] && awk -v m="$1" -v f="$check_floor" 'BEGIN {exit !(m < f)}'
+}
 rows=() share_rows=()
 declare -A simple_direct=() simple_router=()
 check_ratio=n/a check_ran=0
@@ -364,6 +378,17 @@ for mode in "${modes[@]}"; do
             [[ -n "$bin" ]] && read -r r_tps _ r_cpu < <(point router "$router_port" "$c" "$mode" "$db" "$router_pid")
         elif [[ -n "$bin" ]]; then
             pair "$rounds" "$c" "$mode" "pgbouncer $bouncer_port $db $(bouncer_pid)" "router $router_port $db $router_pid"
+            if [[ "$mode" == simple && "$c" == 16 ]] && below_floor "$(median "${p_ratio[@]}")"; then
+                # Before judging a regression, more rounds: a real one stays below.
+                more="${BENCH_CONFIRM_ROUNDS:-4}"
+                echo "bench: 16 clients: $(median "${p_ratio[@]}") is below the floor $check_floor; $more more rounds before judging" >&2
+                keep_a_tps=("${pa_tps[@]}") keep_a_cpu=("${pa_cpu[@]}") keep_b_tps=("${pb_tps[@]}")
+                keep_b_cpu=("${pb_cpu[@]}") keep_ratio=("${p_ratio[@]}")
+                pair "$more" "$c" "$mode" "pgbouncer $bouncer_port $db $(bouncer_pid)" "router $router_port $db $router_pid"
+                pa_tps+=("${keep_a_tps[@]}") pa_cpu+=("${keep_a_cpu[@]}") pb_tps+=("${keep_b_tps[@]}")
+                pb_cpu+=("${keep_b_cpu[@]}") p_ratio+=("${keep_ratio[@]}")
+                echo "bench: 16 clients: the rounds' ratios ${p_ratio[*]}" >&2
+            fi
             b_tps="$(median "${pa_tps[@]}")" b_cpu="$(median "${pa_cpu[@]}")"
             r_tps="$(median "${pb_tps[@]}")" r_cpu="$(median "${pb_cpu[@]}")" q="$(median "${p_ratio[@]}")"
         else
@@ -512,10 +537,8 @@ if [[ "${BENCH_NO_REGRESSION_CHECK:-0}" != 1 && "$check_ran" == 1 && "$check_rat
     exit 1
 fi
 if [[ "${BENCH_NO_REGRESSION_CHECK:-0}" != 1 && "$check_ratio" != n/a ]]; then
-    # shellcheck source=testing/bench/baseline.env
-    source "$here/bench/baseline.env"
-    floor="$(awk -v r="$BASELINE_RATIO_16" -v n="$BASELINE_NOISE" 'BEGIN {printf "%.2f", r - n}')"
-    if awk -v m="$check_ratio" -v f="$floor" 'BEGIN {exit !(m < f)}'; then
+    floor="$check_floor"
+    if below_floor "$check_ratio"; then
         echo "bench: REGRESSION: router / PgBouncer at 16 clients is $check_ratio, below $floor" \
             "(recorded $BASELINE_RATIO_16 - noise $BASELINE_NOISE, testing/bench/baseline.env)" | tee -a "$work/results.md" >&2
         exit 1
