@@ -67,6 +67,16 @@ pub fn bind_statement(frame: &Frame) -> Result<&str, WireError> {
     Ok(statement)
 }
 
+/// The statement name of a Bind that [`bind_statement`] has already accepted: only the
+/// two names are read, not the lists after them (issue 16: a transaction's first Bind
+/// is checked before the checkout, and its name is read after it).
+pub fn bind_statement_name(frame: &Frame) -> Result<&str, WireError> {
+    debug_assert_eq!(frame.tag, b'B');
+    let mut r = Reader::new(&frame.body, "frontend message");
+    r.cstr()?;
+    r.cstr()
+}
+
 /// The kind (`S` or `P`) and name of a Describe or Close, borrowed from its frame, once
 /// the body is checked as [`FrontendMessage::decode`] checks it (issue 16: a portal's
 /// Describe on the pass-through path copies nothing).
@@ -397,6 +407,17 @@ mod tests {
         }
         .to_frame();
         assert!(check_execute(&execute).is_ok());
+        let bind = FrontendMessage::Bind {
+            portal: "p".into(),
+            statement: "s1".into(),
+            param_formats: vec![1],
+            params: vec![Some(vec![0, 0, 0, 7].into()), None],
+            result_formats: vec![],
+        }
+        .to_frame();
+        assert_eq!(bind_statement(&bind).unwrap(), "s1");
+        // Once checked, the name alone is read, and it is the same name.
+        assert_eq!(bind_statement_name(&bind).unwrap(), "s1");
         for (tag, body) in [
             (b'D', &b"Xname\0"[..]),
             (b'D', &b"Pname"[..]),

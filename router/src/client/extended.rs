@@ -30,8 +30,9 @@ enum Screened {
     /// A Bind, a portal's Describe or an Execute where nothing needs its fields (an
     /// unsharded pool, no gateway, no statement log): checked in place and sent as it
     /// came, a Bind renamed (`pgbench -M prepared` sends Bind, Describe, Execute, Sync
-    /// for every statement; issue 16, CPU per statement).
-    InPlace,
+    /// for every statement; issue 16, CPU per statement). `checked`: a Bind already
+    /// checked in full (before a checkout), whose statement name alone is left to read.
+    InPlace { checked: bool },
 }
 
 /// Where a message naming a client's statement goes on the server held.
@@ -62,7 +63,7 @@ impl Session {
                 msg: FrontendMessage::Parse { query, .. },
                 ..
             } => Some(query.as_str()),
-            Screened::Read { .. } | Screened::InPlace => None,
+            Screened::Read { .. } | Screened::InPlace { .. } => None,
             Screened::SameUnnamed => self.state.unnamed.as_ref().map(|u| u.query.as_str()),
         };
         let mut wanted = text.and_then(comment_shard).and_then(|r| r.ok());
@@ -78,7 +79,7 @@ impl Session {
             let decoded;
             let msg = match &screened {
                 Screened::Read { msg, .. } => msg,
-                Screened::SameUnnamed | Screened::InPlace => {
+                Screened::SameUnnamed | Screened::InPlace { .. } => {
                     decoded = FrontendMessage::decode(&f)?;
                     &decoded
                 }
@@ -139,20 +140,22 @@ impl Session {
                     return Ok(Some(Screened::SameUnnamed));
                 }
                 (b'B', _) if plain => {
-                    // Checked where its statement's name is read (`forward_in_place`),
-                    // and here too when no server is held: malformed bytes are refused
-                    // at once, never after waiting for a connection they cannot use.
-                    if !self.back.phase.is_attached() {
+                    // Checked once: where its statement's name is read
+                    // (`forward_in_place`), or here when no server is held, so that
+                    // malformed bytes are refused at once, never after waiting for a
+                    // connection they cannot use.
+                    let checked = !self.back.phase.is_attached();
+                    if checked {
                         wire::bind_statement(f)?;
                     }
-                    return Ok(Some(Screened::InPlace));
+                    return Ok(Some(Screened::InPlace { checked }));
                 }
                 (b'E', _) if plain => {
                     wire::check_execute(f)?;
-                    return Ok(Some(Screened::InPlace));
+                    return Ok(Some(Screened::InPlace { checked: true }));
                 }
                 (b'D', _) if wire::target_of(f)?.0 == b'P' => {
-                    return Ok(Some(Screened::InPlace));
+                    return Ok(Some(Screened::InPlace { checked: true }));
                 }
                 _ => {}
             }
@@ -237,7 +240,7 @@ impl Session {
                 self.send_unnamed_parse(&f);
                 return Ok(());
             }
-            Screened::InPlace => return self.forward_in_place(f),
+            Screened::InPlace { checked } => return self.forward_in_place(f, checked),
         };
         match msg {
             FrontendMessage::Parse {
@@ -334,10 +337,14 @@ impl Session {
 
     /// Sends a message [`Screened::InPlace`]: a Bind (renamed when the server knows its
     /// statement under another name), a portal's Describe, an Execute.
-    fn forward_in_place(&mut self, f: Frame) -> Result<()> {
+    fn forward_in_place(&mut self, f: Frame, checked: bool) -> Result<()> {
         match f.tag {
             b'B' => {
-                let statement = orochi_wire::frontend::bind_statement(&f)?;
+                let statement = if checked {
+                    orochi_wire::frontend::bind_statement_name(&f)?
+                } else {
+                    orochi_wire::frontend::bind_statement(&f)?
+                };
                 match self.bind_target(statement, |_, _| {}) {
                     Some(rename) => self.send_bind(f, rename),
                     None => Ok(()),
