@@ -3,7 +3,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -117,10 +117,20 @@ impl Stream {
     }
 
     /// True when nothing is waiting to be read and the peer has not closed: an idle
-    /// pooled connection that is still good.
+    /// pooled connection that is still good. Every checkout asks (issue 16, CPU per
+    /// transaction): the runtime's readiness is read first, without registering a waker,
+    /// and a socket it saw nothing on is quiet without a system call; otherwise one byte
+    /// is peeked, as [`Stream::poll_hung_up`] does (a would-block clears the readiness).
     pub fn is_quiet(&self) -> bool {
-        self.poll_hung_up(&mut Context::from_waker(Waker::noop()))
-            .is_pending()
+        let tcp = self.tcp();
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match tcp.try_io(tokio::io::Interest::READABLE, || {
+            socket2::SockRef::from(tcp).peek(&mut byte)
+        }) {
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+            // Bytes waiting, or the end of the stream.
+            Ok(_) => false,
+        }
     }
 
     /// Whether the peer has gone, asked of a socket the caller is not reading: `Ready(true)`
