@@ -537,12 +537,11 @@ if [[ "${BENCH_NO_REGRESSION_CHECK:-0}" != 1 && "$check_ran" == 1 && "$check_rat
     exit 1
 fi
 if [[ "${BENCH_NO_REGRESSION_CHECK:-0}" != 1 && "$check_ratio" != n/a ]]; then
-    floor="$check_floor"
     if below_floor "$check_ratio"; then
-        echo "bench: REGRESSION: router / PgBouncer at 16 clients is $check_ratio, below $floor" \
+        echo "bench: REGRESSION: router / PgBouncer at 16 clients is $check_ratio, below $check_floor" \
             "(recorded $BASELINE_RATIO_16 - noise $BASELINE_NOISE, testing/bench/baseline.env)" | tee -a "$work/results.md" >&2
         exit 1
     fi
-    echo "bench: regression check: router / PgBouncer at 16 clients $check_ratio >= $floor (recorded $BASELINE_RATIO_16 - noise $BASELINE_NOISE)" |
+    echo "bench: regression check: router / PgBouncer at 16 clients $check_ratio >= $check_floor (recorded $BASELINE_RATIO_16 - noise $BASELINE_NOISE)" |
         tee -a "$work/results.md"
 fi
