@@ -1,11 +1,14 @@
 //! Framing: splitting a byte stream into tagged messages without copying.
 //!
-//! A [`Frame`] is the tag plus the body as `Bytes` sliced out of the read buffer; the
-//! hot path forwards frames as they are. Lengths are checked before anything is
-//! reserved, and a frame larger than the configured cap is refused (house rule 2).
+//! A [`Frame`] is the tag plus the body as `Bytes` sliced out of the read buffer, for a
+//! message that must outlive the buffer (one that waits for a plan or a connection). A
+//! [`FrameRef`] is the same message borrowed where it lies: what the pass-through path
+//! reads and copies on, with no split of the buffer, no reference count and no
+//! allocation (issue 16). Lengths are checked before anything is reserved, and a frame
+//! larger than the configured cap is refused (house rule 2).
 
 use crate::WireError;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// Default cap on one message (PostgreSQL's own limit for most messages is 1 GiB).
 pub const MAX_MESSAGE_LEN: usize = 1 << 30;
@@ -35,14 +38,57 @@ impl Frame {
     pub fn wire_len(&self) -> usize {
         5 + self.body.len()
     }
+    /// The message borrowed: what the paths that read and forward in place take.
+    pub fn view(&self) -> FrameRef<'_> {
+        FrameRef {
+            tag: self.tag,
+            body: &self.body,
+        }
+    }
+}
+
+/// One tagged message borrowed where it lies (a read buffer, a [`Frame`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    pub tag: u8,
+    pub body: &'a [u8],
+}
+
+impl<'a> FrameRef<'a> {
+    /// The complete message at the front of `buf` that [`peek_frame`] found, `total`
+    /// bytes long with its header.
+    pub fn at_front(buf: &'a [u8], tag: u8, total: usize) -> Self {
+        FrameRef {
+            tag,
+            body: &buf[5..total],
+        }
+    }
+    /// Appends the encoded message to `out`.
+    pub fn encode(&self, out: &mut BytesMut) {
+        encode_message(out, self.tag, self.body);
+    }
+    /// Encoded length on the wire.
+    pub fn wire_len(&self) -> usize {
+        5 + self.body.len()
+    }
+    /// An owned copy, for what must keep the message (a batch held for a retry).
+    pub fn to_frame(&self) -> Frame {
+        Frame::new(self.tag, Bytes::copy_from_slice(self.body))
+    }
+}
+
+impl<'a> From<&'a Frame> for FrameRef<'a> {
+    fn from(f: &'a Frame) -> Self {
+        f.view()
+    }
 }
 
 /// Appends a message of `tag` and `body` to `out`, as [`Frame::encode`] does.
 pub fn encode_message(out: &mut BytesMut, tag: u8, body: &[u8]) {
+    let [l0, l1, l2, l3] = (body.len() as i32 + 4).to_be_bytes();
     out.reserve(5 + body.len());
-    out.put_u8(tag);
-    out.put_i32(body.len() as i32 + 4);
-    out.put_slice(body);
+    out.extend_from_slice(&[tag, l0, l1, l2, l3]);
+    out.extend_from_slice(body);
 }
 
 /// Peeks at a complete message at the front of `buf`: returns `(tag, total_len)` when the

@@ -4,7 +4,7 @@
 //! Close, Execute); everything decodes so the codec can be tested by round trip.
 
 use crate::util::{put_cstr, put_value, tagged, Reader};
-use crate::{Frame, WireError};
+use crate::{Frame, FrameRef, WireError};
 use bytes::{BufMut, Bytes, BytesMut};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,9 +59,10 @@ pub fn query_text(frame: &Frame) -> Result<&str, WireError> {
 /// The statement a Bind names, borrowed from its frame, once the whole body is checked
 /// as [`FrontendMessage::decode`] checks it: what a Bind on the pass-through path needs,
 /// without the allocations of its parameter lists (issue 16, CPU per statement).
-pub fn bind_statement(frame: &Frame) -> Result<&str, WireError> {
+pub fn bind_statement<'a>(frame: impl Into<FrameRef<'a>>) -> Result<&'a str, WireError> {
+    let frame = frame.into();
     debug_assert_eq!(frame.tag, b'B');
-    let mut r = Reader::new(&frame.body, "frontend message");
+    let mut r = Reader::new(frame.body, "frontend message");
     let (_, statement) = read_bind(&mut r, |_, _| {}, |_, _| {}, |_, _| {})?;
     r.finish()?;
     Ok(statement)
@@ -70,9 +71,10 @@ pub fn bind_statement(frame: &Frame) -> Result<&str, WireError> {
 /// The statement name of a Bind that [`bind_statement`] has already accepted: only the
 /// two names are read, not the lists after them (issue 16: a transaction's first Bind
 /// is checked before the checkout, and its name is read after it).
-pub fn bind_statement_name(frame: &Frame) -> Result<&str, WireError> {
+pub fn bind_statement_name<'a>(frame: impl Into<FrameRef<'a>>) -> Result<&'a str, WireError> {
+    let frame = frame.into();
     debug_assert_eq!(frame.tag, b'B');
-    let mut r = Reader::new(&frame.body, "frontend message");
+    let mut r = Reader::new(frame.body, "frontend message");
     r.cstr()?;
     r.cstr()
 }
@@ -80,9 +82,10 @@ pub fn bind_statement_name(frame: &Frame) -> Result<&str, WireError> {
 /// The kind (`S` or `P`) and name of a Describe or Close, borrowed from its frame, once
 /// the body is checked as [`FrontendMessage::decode`] checks it (issue 16: a portal's
 /// Describe on the pass-through path copies nothing).
-pub fn target_of(frame: &Frame) -> Result<(u8, &str), WireError> {
+pub fn target_of<'a>(frame: impl Into<FrameRef<'a>>) -> Result<(u8, &'a str), WireError> {
+    let frame = frame.into();
     debug_assert!(matches!(frame.tag, b'D' | b'C'));
-    let mut r = Reader::new(&frame.body, "frontend message");
+    let mut r = Reader::new(frame.body, "frontend message");
     let kind = r.u8()?;
     if kind != b'S' && kind != b'P' {
         return Err(WireError::Invalid("Describe/Close kind"));
@@ -94,9 +97,10 @@ pub fn target_of(frame: &Frame) -> Result<(u8, &str), WireError> {
 
 /// Checks an Execute as [`FrontendMessage::decode`] does, without copying its portal's
 /// name (issue 16: every statement of the extended protocol passes here).
-pub fn check_execute(frame: &Frame) -> Result<(), WireError> {
+pub fn check_execute<'a>(frame: impl Into<FrameRef<'a>>) -> Result<(), WireError> {
+    let frame = frame.into();
     debug_assert_eq!(frame.tag, b'E');
-    let mut r = Reader::new(&frame.body, "frontend message");
+    let mut r = Reader::new(frame.body, "frontend message");
     r.cstr()?;
     r.i32()?;
     r.finish()
@@ -105,8 +109,14 @@ pub fn check_execute(frame: &Frame) -> Result<(), WireError> {
 /// Is `frame` a Parse of exactly this name, text and parameter types? Compared in
 /// place: a driver that parses the same unnamed statement before every execution
 /// (libpq's extended mode) costs no copy of its text (issue 16).
-pub fn parse_is(frame: &Frame, name: &str, query: &str, param_types: &[u32]) -> bool {
-    let b = &frame.body[..];
+pub fn parse_is<'a>(
+    frame: impl Into<FrameRef<'a>>,
+    name: &str,
+    query: &str,
+    param_types: &[u32],
+) -> bool {
+    let frame = frame.into();
+    let b = frame.body;
     let text_end = name.len() + 1 + query.len() + 1;
     if frame.tag != b'P' || b.len() != text_end + 2 + 4 * param_types.len() {
         return false;
@@ -154,8 +164,21 @@ fn push_sized<T>(v: &mut Vec<T>, n: usize, item: T) {
 }
 
 impl FrontendMessage {
+    /// Decodes an owned frame; the values a Bind, a CopyData, a password or a
+    /// FunctionCall carry are slices of its body (no copy).
     pub fn decode(frame: &Frame) -> Result<Self, WireError> {
-        let mut r = Reader::new(&frame.body, "frontend message");
+        Self::decode_with(frame.view(), |v| frame.body.slice_ref(v))
+    }
+
+    /// Decodes a borrowed message; the values named above are copied out of it.
+    pub fn decode_ref(frame: FrameRef<'_>) -> Result<Self, WireError> {
+        Self::decode_with(frame, Bytes::copy_from_slice)
+    }
+
+    /// The decoder of both: `keep` makes the `Bytes` a decoded value holds of a part of
+    /// `frame.body`.
+    fn decode_with(frame: FrameRef<'_>, keep: impl Fn(&[u8]) -> Bytes) -> Result<Self, WireError> {
+        let mut r = Reader::new(frame.body, "frontend message");
         let msg = match frame.tag {
             b'Q' => FrontendMessage::Query(r.cstr()?.to_string()),
             b'P' => {
@@ -178,7 +201,7 @@ impl FrontendMessage {
                 let (portal, statement) = read_bind(
                     &mut r,
                     |n, f| push_sized(&mut param_formats, n, f),
-                    |n, v| push_sized(&mut params, n, v.map(|v| frame.body.slice_ref(v))),
+                    |n, v| push_sized(&mut params, n, v.map(&keep)),
                     |n, f| push_sized(&mut result_formats, n, f),
                 )?;
                 FrontendMessage::Bind {
@@ -208,11 +231,11 @@ impl FrontendMessage {
             b'S' => FrontendMessage::Sync,
             b'H' => FrontendMessage::Flush,
             b'X' => FrontendMessage::Terminate,
-            b'd' => return Ok(FrontendMessage::CopyData(frame.body.clone())),
+            b'd' => return Ok(FrontendMessage::CopyData(keep(frame.body))),
             b'c' => FrontendMessage::CopyDone,
             b'f' => FrontendMessage::CopyFail(r.cstr()?.to_string()),
-            b'p' => return Ok(FrontendMessage::Password(frame.body.clone())),
-            b'F' => return Ok(FrontendMessage::FunctionCall(frame.body.clone())),
+            b'p' => return Ok(FrontendMessage::Password(keep(frame.body))),
+            b'F' => return Ok(FrontendMessage::FunctionCall(keep(frame.body))),
             t => return Err(WireError::UnknownTag(t as char)),
         };
         r.finish()?;
@@ -319,9 +342,22 @@ pub fn sasl_initial(mechanism: &str, data: &[u8]) -> Bytes {
 mod tests {
     use super::*;
 
+    /// Every message decodes to itself from an owned frame, and from the same bytes read
+    /// in place at the front of a buffer (`peek_frame`, `FrameRef::at_front`: what the
+    /// session loop reads), with more bytes behind it.
     fn round(m: FrontendMessage) {
         let f = m.to_frame();
         assert_eq!(FrontendMessage::decode(&f).unwrap(), m);
+        let mut buf = BytesMut::new();
+        m.encode(&mut buf);
+        buf.extend_from_slice(b"S\0\0\0\x04");
+        let (tag, total) = crate::peek_frame(&buf, crate::MAX_MESSAGE_LEN)
+            .unwrap()
+            .unwrap();
+        let view = FrameRef::at_front(&buf, tag, total);
+        assert_eq!(view, f.view());
+        assert_eq!(view.to_frame(), f);
+        assert_eq!(FrontendMessage::decode_ref(view).unwrap(), m);
     }
 
     #[test]
@@ -475,6 +511,7 @@ mod tests {
             (b'Z', &b""[..]),
         ] {
             assert!(FrontendMessage::decode(&Frame::new(tag, body)).is_err());
+            assert!(FrontendMessage::decode_ref(FrameRef { tag, body }).is_err());
         }
     }
 

@@ -18,6 +18,6 @@ mod util;
 pub use backend::BackendMessage;
 pub use error::WireError;
 pub use errors::{ErrorFields, PgError};
-pub use frame::{decode_frame, Frame, MAX_MESSAGE_LEN};
+pub use frame::{decode_frame, peek_frame, Frame, FrameRef, MAX_MESSAGE_LEN};
 pub use frontend::FrontendMessage;
 pub use startup::{decode_startup, StartupRequest};

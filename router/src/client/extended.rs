@@ -11,7 +11,7 @@ use crate::error::{Result, RouterError};
 use crate::planner::directive::comment_shard;
 use crate::statements::{PreparedStatement, StatementRegistry};
 use bytes::{BufMut, BytesMut};
-use orochi_wire::{BackendMessage, Frame, FrontendMessage, PgError};
+use orochi_wire::{BackendMessage, Frame, FrameRef, FrontendMessage, PgError};
 use std::sync::Arc;
 
 /// An extended-protocol message read and let through by [`Session::screen_extended`].
@@ -49,6 +49,31 @@ impl Target {
             Target::Unnamed => "",
             Target::Named(s) => &s.server_name,
         }
+    }
+}
+
+/// A client's message as [`Session::screen_extended`] reads it: in place, or decoded
+/// (zero-copy from an owned frame; values copied out of a borrowed one).
+trait ClientMessage {
+    fn view(&self) -> FrameRef<'_>;
+    fn decode(&self) -> std::result::Result<FrontendMessage, orochi_wire::WireError>;
+}
+
+impl ClientMessage for Frame {
+    fn view(&self) -> FrameRef<'_> {
+        Frame::view(self)
+    }
+    fn decode(&self) -> std::result::Result<FrontendMessage, orochi_wire::WireError> {
+        FrontendMessage::decode(self)
+    }
+}
+
+impl ClientMessage for FrameRef<'_> {
+    fn view(&self) -> FrameRef<'_> {
+        *self
+    }
+    fn decode(&self) -> std::result::Result<FrontendMessage, orochi_wire::WireError> {
+        FrontendMessage::decode_ref(*self)
     }
 }
 
@@ -104,7 +129,7 @@ impl Session {
             }
             Ok(()) => {}
         }
-        self.forward_extended(f, screened)
+        self.forward_extended(f.view(), screened)
     }
 
     /// Can a Bind, Describe, Execute or Close go out without waiting for anything? A
@@ -120,7 +145,7 @@ impl Session {
     }
 
     /// [`Session::on_extended`] when [`Session::extended_now`] said it needs no wait.
-    pub(crate) fn on_extended_now(&mut self, f: Frame) -> Result<()> {
+    pub(crate) fn on_extended_now(&mut self, f: FrameRef<'_>) -> Result<()> {
         match self.screen_extended(&f)? {
             Some(screened) => self.forward_extended(f, screened),
             None => Ok(()),
@@ -128,15 +153,18 @@ impl Session {
     }
 
     /// Decodes `f`, refuses what the guards refuse and answers what the router answers
-    /// alone; `None` when that is done. Runs before a server is chosen.
-    fn screen_extended(&mut self, f: &Frame) -> Result<Option<Screened>> {
+    /// alone; `None` when that is done. Runs before a server is chosen. `f` is owned (a
+    /// message that waited) or borrowed from the read buffer (`on_extended_now`); only
+    /// a message read in full tells the two apart, copying the values of a borrowed one.
+    fn screen_extended(&mut self, f: &impl ClientMessage) -> Result<Option<Screened>> {
+        let view = f.view();
         if self.ctx.gateway.is_none() && !self.ctx.is_sharded() {
             use orochi_wire::frontend as wire;
             // Nothing to refuse or answer here: no guard reads these, and the router
             // answers none of them itself.
             let plain = !self.ctx.app.query_log.enabled();
-            match (f.tag, &self.state.unnamed) {
-                (b'P', Some(u)) if wire::parse_is(f, "", &u.query, &u.param_types) => {
+            match (view.tag, &self.state.unnamed) {
+                (b'P', Some(u)) if wire::parse_is(view, "", &u.query, &u.param_types) => {
                     return Ok(Some(Screened::SameUnnamed));
                 }
                 (b'B', _) if plain => {
@@ -146,21 +174,21 @@ impl Session {
                     // connection they cannot use.
                     let checked = !self.back.phase.is_attached();
                     if checked {
-                        wire::bind_statement(f)?;
+                        wire::bind_statement(view)?;
                     }
                     return Ok(Some(Screened::InPlace { checked }));
                 }
                 (b'E', _) if plain => {
-                    wire::check_execute(f)?;
+                    wire::check_execute(view)?;
                     return Ok(Some(Screened::InPlace { checked: true }));
                 }
-                (b'D', _) if wire::target_of(f)?.0 == b'P' => {
+                (b'D', _) if wire::target_of(view)?.0 == b'P' => {
                     return Ok(Some(Screened::InPlace { checked: true }));
                 }
                 _ => {}
             }
         }
-        let msg = FrontendMessage::decode(f)?;
+        let msg = f.decode()?;
         // A driver that re-parses the same unnamed statement before every execution (libpq
         // in extended mode, JDBC's first uses) keeps the one already read: its text passed
         // the guards before, and its analysis is the same (issue 16, CPU per statement).
@@ -228,7 +256,7 @@ impl Session {
     }
 
     /// Sends a screened message to the server now held.
-    fn forward_extended(&mut self, f: Frame, screened: Screened) -> Result<()> {
+    fn forward_extended(&mut self, f: FrameRef<'_>, screened: Screened) -> Result<()> {
         self.back.unsynced = true;
         let (msg, words, reparsed) = match screened {
             Screened::Read {
@@ -237,7 +265,7 @@ impl Session {
                 reparsed,
             } => (msg, words, reparsed),
             Screened::SameUnnamed => {
-                self.send_unnamed_parse(&f);
+                self.send_unnamed_parse(f);
                 return Ok(());
             }
             Screened::InPlace { checked } => return self.forward_in_place(f, checked),
@@ -256,7 +284,7 @@ impl Session {
                             words,
                         ));
                     }
-                    self.send_unnamed_parse(&f);
+                    self.send_unnamed_parse(f);
                     return Ok(());
                 }
                 if self.state.statements.contains_key(&name) {
@@ -315,16 +343,16 @@ impl Session {
                 self.send_server(&frame, Some(Expect::Forward(Term::Describe)));
             }
             FrontendMessage::Describe { .. } => {
-                self.send_server(&f, Some(Expect::Forward(Term::Describe)))
+                self.send_server(f, Some(Expect::Forward(Term::Describe)))
             }
-            FrontendMessage::Execute { .. } => self.send_execute(&f),
+            FrontendMessage::Execute { .. } => self.send_execute(f),
             FrontendMessage::Close { .. } => {
-                self.send_server(&f, Some(Expect::Forward(Term::Close)))
+                self.send_server(f, Some(Expect::Forward(Term::Close)))
             }
             FrontendMessage::FunctionCall(_) => {
                 self.back.unsynced = false;
                 self.send_server(
-                    &f,
+                    f,
                     Some(Expect::Forward(Term::Ready {
                         started: Some(std::time::Instant::now()),
                     })),
@@ -337,13 +365,13 @@ impl Session {
 
     /// Sends a message [`Screened::InPlace`]: a Bind (renamed when the server knows its
     /// statement under another name), a portal's Describe, an Execute.
-    fn forward_in_place(&mut self, f: Frame, checked: bool) -> Result<()> {
+    fn forward_in_place(&mut self, f: FrameRef<'_>, checked: bool) -> Result<()> {
         match f.tag {
             b'B' => {
                 let statement = if checked {
-                    orochi_wire::frontend::bind_statement_name(&f)?
+                    orochi_wire::frontend::bind_statement_name(f)?
                 } else {
-                    orochi_wire::frontend::bind_statement(&f)?
+                    orochi_wire::frontend::bind_statement(f)?
                 };
                 match self.bind_target(statement, |_, _| {}) {
                     Some(rename) => self.send_bind(f, rename),
@@ -351,18 +379,18 @@ impl Session {
                 }
             }
             b'E' => {
-                self.send_execute(&f);
+                self.send_execute(f);
                 Ok(())
             }
             _ => {
-                self.send_server(&f, Some(Expect::Forward(Term::Describe)));
+                self.send_server(f, Some(Expect::Forward(Term::Describe)));
                 Ok(())
             }
         }
     }
 
     /// Sends an Execute, timed for the query-duration metric (and the statement log).
-    fn send_execute(&mut self, f: &Frame) {
+    fn send_execute(&mut self, f: FrameRef<'_>) {
         self.count_statement();
         let started = std::time::Instant::now();
         if self.ctx.app.query_log.enabled() {
@@ -372,7 +400,7 @@ impl Session {
     }
 
     /// Sends a Parse of the unnamed statement (already recorded as the session's).
-    fn send_unnamed_parse(&mut self, f: &Frame) {
+    fn send_unnamed_parse(&mut self, f: FrameRef<'_>) {
         self.back.phase.set_unnamed_on_server(true);
         self.send_server(
             f,
@@ -413,11 +441,11 @@ impl Session {
 
     /// Sends a Bind, renamed to `rename`'s server name when there is one: written
     /// straight into the server's buffer, with no frame of its own.
-    fn send_bind(&mut self, f: Frame, rename: Option<Arc<PreparedStatement>>) -> Result<()> {
+    fn send_bind(&mut self, f: FrameRef<'_>, rename: Option<Arc<PreparedStatement>>) -> Result<()> {
         match rename {
-            None => self.send_server(&f, Some(Expect::Forward(Term::Bind))),
+            None => self.send_server(f, Some(Expect::Forward(Term::Bind))),
             Some(s) => {
-                encode_renamed_bind(&f, &s.server_name, &mut self.back.sout)?;
+                encode_renamed_bind(f, &s.server_name, &mut self.back.sout)?;
                 self.expect_from_server(Expect::Forward(Term::Bind));
             }
         }
@@ -559,8 +587,8 @@ impl Session {
 
 /// Appends `f`, a Bind, to `out` with its statement renamed to `server_name` and the rest
 /// of its body as is; nothing is appended when `f` is malformed.
-fn encode_renamed_bind(f: &Frame, server_name: &str, out: &mut BytesMut) -> Result<()> {
-    let body = &f.body;
+fn encode_renamed_bind(f: FrameRef<'_>, server_name: &str, out: &mut BytesMut) -> Result<()> {
+    let body = f.body;
     let portal_end = body
         .iter()
         .position(|&b| b == 0)
@@ -597,7 +625,7 @@ mod tests {
         };
         // After whatever the buffer already holds, one whole message.
         let mut out = BytesMut::from(&b"x"[..]);
-        encode_renamed_bind(&orig.to_frame(), "_orochi_9", &mut out).unwrap();
+        encode_renamed_bind(orig.to_frame().view(), "_orochi_9", &mut out).unwrap();
         let mut rest = out.split_off(1);
         let renamed = orochi_wire::decode_frame(&mut rest, 1 << 20)
             .unwrap()
@@ -616,7 +644,9 @@ mod tests {
         assert_eq!(params, orig_params());
         // A Bind without its statement's NUL appends nothing.
         let mut out = BytesMut::new();
-        assert!(encode_renamed_bind(&Frame::new(b'B', &b"p\0s1"[..]), "_o", &mut out).is_err());
+        assert!(
+            encode_renamed_bind(Frame::new(b'B', &b"p\0s1"[..]).view(), "_o", &mut out).is_err()
+        );
         assert!(out.is_empty());
     }
 

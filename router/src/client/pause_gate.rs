@@ -85,7 +85,7 @@ impl super::session::Session {
     /// skipping to the client's Sync, as PostgreSQL does). A cancel has nothing to stop
     /// while a Sync, a Flush or a stray COPY message waits (PostgreSQL would run nothing
     /// either): it waits on.
-    pub(crate) async fn wait_at_gate(&mut self, f: &orochi_wire::Frame) -> Result<bool> {
+    pub(crate) async fn wait_at_gate(&mut self, tag: u8) -> Result<bool> {
         loop {
             let holds_none = self.back.holds_no_connection();
             let e = match self
@@ -99,14 +99,14 @@ impl super::session::Session {
             let RouterError::Pg(pg) = e else {
                 return Err(e);
             };
-            if matches!(f.tag, b'S' | b'H' | b'd' | b'c' | b'f') {
+            if matches!(tag, b'S' | b'H' | b'd' | b'c' | b'f') {
                 continue;
             }
             // A held-back transaction of a sharded pool fails, as after any error.
             if let Some(tx) = self.back.sharded.as_deref_mut() {
                 tx.fail_held();
             }
-            match f.tag {
+            match tag {
                 b'Q' | b'F' => self.front.router_error(&self.back, pg, false),
                 _ => self.front.router_error(&self.back, pg, true),
             }

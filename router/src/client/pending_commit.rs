@@ -4,7 +4,7 @@
 //! asks `must_wait`, without either importing the session's paths.
 
 use crate::planner::lex::first_keyword;
-use orochi_wire::Frame;
+use orochi_wire::FrameRef;
 
 /// One committed transaction's COMMIT PREPAREDs, running in their own task.
 pub(crate) struct PendingCommit {
@@ -14,11 +14,11 @@ pub(crate) struct PendingCommit {
 }
 
 /// Whether a client message must wait for pending COMMIT PREPAREDs before it is handled.
-pub(crate) fn must_wait(f: &Frame) -> bool {
+pub(crate) fn must_wait(f: FrameRef<'_>) -> bool {
     match f.tag {
         b'S' | b'H' | b'X' => false,
         b'Q' => {
-            let sql = std::str::from_utf8(&f.body)
+            let sql = std::str::from_utf8(f.body)
                 .unwrap_or_default()
                 .trim_end_matches('\0');
             // A lone BEGIN reads nothing; anything with it may.
@@ -44,7 +44,7 @@ mod tests {
             q("START TRANSACTION"),
             FrontendMessage::Sync.to_frame(),
         ] {
-            assert!(!must_wait(&f), "{f:?}");
+            assert!(!must_wait(f.view()), "{f:?}");
         }
         for f in [
             q("SELECT 1"),
@@ -57,7 +57,7 @@ mod tests {
             }
             .to_frame(),
         ] {
-            assert!(must_wait(&f), "{f:?}");
+            assert!(must_wait(f.view()), "{f:?}");
         }
     }
 }

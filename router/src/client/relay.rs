@@ -14,7 +14,7 @@ use super::session::Session;
 use crate::backend::Pass;
 use crate::error::Result;
 use bytes::Bytes;
-use orochi_wire::{BackendMessage, Frame};
+use orochi_wire::{BackendMessage, Frame, FrameRef};
 
 /// The largest body `relay_buffered` copies out of the read buffer instead of framing.
 const SMALL_MESSAGE: usize = 128;
@@ -224,13 +224,13 @@ impl Session {
     /// A client message while the server reads COPY data: data, its end, and what the
     /// server ignores pass; anything else would abort the COPY in a way the router cannot
     /// count, so it ends the session as a protocol violation.
-    pub(crate) fn on_copy_frame(&mut self, f: Frame) -> Result<()> {
+    pub(crate) fn on_copy_frame(&mut self, f: FrameRef<'_>) -> Result<()> {
         match f.tag {
-            b'd' | b'S' | b'H' => self.send_server(&f, None),
+            b'd' | b'S' | b'H' => self.send_server(f, None),
             b'c' | b'f' => {
                 // What follows reaches the server after the COPY ended.
                 self.back.phase.set_copy_in(false);
-                self.send_server(&f, None);
+                self.send_server(f, None);
             }
             t => {
                 return Err(crate::error::RouterError::Pg(orochi_wire::PgError::fatal(

@@ -28,7 +28,7 @@ use crate::backend::registry::Target;
 use crate::error::Result;
 use bytes::BytesMut;
 use orochi_config::PoolMode;
-use orochi_wire::Frame;
+use orochi_wire::{Frame, FrameRef};
 
 /// Above this much (client messages or held replies) a batch is not retried.
 const MAX_HELD: usize = 64 * 1024;
@@ -40,14 +40,14 @@ fn is_ack(tag: u8) -> bool {
 /// A Close of a portal (drivers close the unnamed portal after Execute): the server's
 /// business only, and harmless to send again. A Close of a statement is not replayable
 /// (the router forgets the statement at once).
-fn closes_portal(f: &Frame) -> bool {
+fn closes_portal(f: FrameRef<'_>) -> bool {
     f.tag == b'C' && f.body.first() == Some(&b'P')
 }
 
 impl Session {
     /// Every client message passes here first: arms a retry at the start of a batch,
     /// records the batch, gives up on anything that breaks the rule.
-    pub(crate) fn ext_retry_client(&mut self, f: &Frame) {
+    pub(crate) fn ext_retry_client(&mut self, f: FrameRef<'_>) {
         if self.retry.as_ref().is_some_and(|r| r.replaying) {
             return;
         }
@@ -68,7 +68,7 @@ impl Session {
                     }
                 }
             }
-            x.frames.push(f.clone());
+            x.frames.push(f.to_frame());
             return;
         }
         if !matches!(f.tag, b'P' | b'B' | b'D' | b'E') {
@@ -99,7 +99,7 @@ impl Session {
         }
         let mark = self.front.out.len();
         self.retry_state().ext = Some(ExtRetry {
-            frames: vec![f.clone()],
+            frames: vec![f.to_frame()],
             size: f.wire_len(),
             prelude,
             added,
@@ -261,7 +261,7 @@ impl Session {
 }
 
 /// The statement name of a Parse.
-fn parse_name(f: &Frame) -> Option<String> {
+fn parse_name(f: FrameRef<'_>) -> Option<String> {
     let end = f.body.iter().position(|&b| b == 0)?;
     std::str::from_utf8(&f.body[..end]).ok().map(str::to_string)
 }
@@ -279,14 +279,14 @@ mod tests {
             param_types: vec![],
         }
         .to_frame();
-        assert_eq!(parse_name(&f).as_deref(), Some("s1"));
+        assert_eq!(parse_name(f.view()).as_deref(), Some("s1"));
         let f = FrontendMessage::Parse {
             name: String::new(),
             query: "SELECT 1".into(),
             param_types: vec![],
         }
         .to_frame();
-        assert_eq!(parse_name(&f).as_deref(), Some(""));
+        assert_eq!(parse_name(f.view()).as_deref(), Some(""));
     }
 
     #[test]
@@ -299,8 +299,8 @@ mod tests {
             kind: b'S',
             name: "s1".into(),
         };
-        assert!(closes_portal(&portal.to_frame()));
-        assert!(!closes_portal(&statement.to_frame()));
+        assert!(closes_portal(portal.to_frame().view()));
+        assert!(!closes_portal(statement.to_frame().view()));
     }
 
     #[test]

@@ -22,10 +22,10 @@ use crate::error::{Result, RouterError};
 use crate::planner::directive::{comment_shard, directive};
 use crate::planner::sharding::ShardingSchema;
 use crate::spare_buffers;
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use orochi_config::PoolMode;
 use orochi_tls::Stream;
-use orochi_wire::{decode_frame, BackendMessage, Frame, FrontendMessage, PgError};
+use orochi_wire::{decode_frame, BackendMessage, Frame, FrameRef, FrontendMessage, PgError};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -50,6 +50,15 @@ pub struct Session {
     pub(crate) retry: Option<Box<RetryState>>,
     /// `log_queries`: statements awaiting their answer (`statement_log.rs`).
     pub(crate) qlog: StatementLog,
+}
+
+/// What [`Session::on_client_frame_now`] did with a message.
+pub(crate) enum Handled {
+    /// All of it: the message is consumed.
+    Done,
+    /// Nothing yet: the message needs a plan, a checkout or a sharded step
+    /// ([`Session::on_client_frame_later`]), with a `Frame` of its own.
+    Later,
 }
 
 impl Session {
@@ -240,10 +249,13 @@ impl Session {
             if self.retry.is_some() {
                 Box::pin(self.run_retry()).await?;
             }
-            while let Some(frame) =
-                decode_frame(&mut self.front.rbuf, self.front.max_message as usize)?
-            {
-                if frame.tag == b'X' {
+            // Each complete message is read where it lies in the read buffer and
+            // consumed after it was handled; only one that must wait is split off as a
+            // `Frame` of its own (issue 16: no allocation, no reference count per message
+            // on the pass-through path).
+            let max = self.front.max_message as usize;
+            while let Some((tag, total)) = orochi_wire::peek_frame(&self.front.rbuf, max)? {
+                if tag == b'X' {
                     return Ok(());
                 }
                 if self.front.fail_server_tx {
@@ -251,23 +263,44 @@ impl Session {
                 }
                 if !self.front.router_skipping
                     && !self.ctx.gate_is_open(self.back.holds_no_connection())
-                    && !Box::pin(self.wait_at_gate(&frame)).await?
+                    && !Box::pin(self.wait_at_gate(tag)).await?
                 {
+                    self.front.rbuf.advance(total);
                     continue;
                 }
-                if self.has_pending_commits() && super::pending_commit::must_wait(&frame) {
+                if self.has_pending_commits()
+                    && super::pending_commit::must_wait(FrameRef::at_front(
+                        &self.front.rbuf,
+                        tag,
+                        total,
+                    ))
+                {
                     // Read-your-writes after a two-phase commit (`pending_commits.rs`).
                     Box::pin(self.await_pending_commits()).await;
                 }
-                self.trace_begin(&frame);
+                // Lent out of the leg while the message is handled: the paths that run
+                // now never read the client's buffer (`Handled`).
+                let rbuf = std::mem::take(&mut self.front.rbuf);
+                let f = FrameRef::at_front(&rbuf, tag, total);
+                self.trace_begin(f);
+                let handled = self.on_client_frame_now(f);
+                // The empty buffer that stood in holds no memory: nothing to drop.
+                std::mem::forget(std::mem::replace(&mut self.front.rbuf, rbuf));
                 // What must wait is boxed: the statement paths (fan-outs, gathers,
                 // two-phase commit) are deep futures; inline, every idle client's task
                 // would carry their largest state (issue 16;
                 // `listener::tests::a_session_task_is_small`). The rest is handled in place.
-                if let Some(frame) = self.on_client_frame_now(frame)? {
-                    Box::pin(self.on_client_frame_later(frame)).await?;
+                match handled? {
+                    Handled::Done => self.front.rbuf.advance(total),
+                    Handled::Later => {
+                        let frame = decode_frame(&mut self.front.rbuf, max)?
+                            .expect("a whole message was peeked");
+                        Box::pin(self.on_client_frame_later(frame)).await?;
+                    }
                 }
             }
+            // The start of a message: room for the rest of it (bounded; `decode_frame`).
+            decode_frame(&mut self.front.rbuf, max)?;
             if self.front.fail_server_tx {
                 self.fail_server_tx();
             }
@@ -377,8 +410,8 @@ impl Session {
         r
     }
 
-    pub(crate) fn send_server(&mut self, f: &Frame, expect: Option<Expect>) {
-        f.encode(&mut self.back.sout);
+    pub(crate) fn send_server<'a>(&mut self, f: impl Into<FrameRef<'a>>, expect: Option<Expect>) {
+        f.into().encode(&mut self.back.sout);
         if let Some(e) = expect {
             self.expect_from_server(e);
         }
@@ -535,20 +568,22 @@ impl Session {
     }
 
     pub(crate) async fn on_client_frame(&mut self, f: Frame) -> Result<()> {
-        match self.on_client_frame_now(f)? {
-            Some(f) => self.on_client_frame_later(f).await,
-            None => Ok(()),
+        match self.on_client_frame_now(f.view())? {
+            Handled::Later => self.on_client_frame_later(f).await,
+            Handled::Done => Ok(()),
         }
     }
 
     /// The part of [`Session::on_client_frame`] that never waits: checks, COPY data,
     /// Sync and Flush, and extended messages to a server already held
-    /// (`extended_now`). Returns the frame when it needs the rest: planning, a
+    /// (`extended_now`). [`Handled::Later`] when it needs the rest: planning, a
     /// checkout, a sharded step. The session loop boxes only that rest, so most
     /// messages of a transaction allocate no future (issue 16, CPU per transaction).
-    pub(crate) fn on_client_frame_now(&mut self, f: Frame) -> Result<Option<Frame>> {
+    /// Reads `f` where it lies and never the client's read buffer, which the session
+    /// loop lends out meanwhile.
+    pub(crate) fn on_client_frame_now(&mut self, f: FrameRef<'_>) -> Result<Handled> {
         tracing::trace!(client = self.ctx.id, tag = %(f.tag as char), server = self.back.phase.is_attached(), expect = ?self.front.expect, "client message");
-        self.ext_retry_client(&f);
+        self.ext_retry_client(f);
         if matches!(f.tag, b'S' | b'H' | b'c') && !f.body.is_empty() {
             // PostgreSQL would answer with an error and then skip to a Sync, out of step
             // with what the router counts; such a message is refused before it goes out.
@@ -562,46 +597,46 @@ impl Session {
             )));
         }
         if self.back.phase.copy_in() {
-            return self.on_copy_frame(f).map(|()| None);
+            return self.on_copy_frame(f).map(|()| Handled::Done);
         }
         if self.front.router_skipping {
             if f.tag != b'S' {
-                return Ok(None);
+                return Ok(Handled::Done);
             }
             self.front.router_skipping = false;
         }
         match f.tag {
-            t if self.extended_now(t) => self.on_extended_now(f).map(|()| None),
-            b'Q' | b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => Ok(Some(f)),
+            t if self.extended_now(t) => self.on_extended_now(f).map(|()| Handled::Done),
+            b'Q' | b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => Ok(Handled::Later),
             b'S' if self.ctx.user.sharding.is_some()
                 && (self.back.phase.is_idle()
                     || self.back.sharded_tx().is_some_and(|t| t.implicit_multi)) =>
             {
-                Ok(Some(f))
+                Ok(Handled::Later)
             }
             b'S' => {
                 if self.back.phase.is_idle() {
                     self.back.unsynced = false;
                     self.ready_here();
                 } else {
-                    self.sync_server(&f);
+                    self.sync_server(f);
                 }
-                Ok(None)
+                Ok(Handled::Done)
             }
             b'H' => {
                 if self.back.phase.is_attached() {
-                    self.send_server(&f, None);
+                    self.send_server(f, None);
                 }
-                Ok(None)
+                Ok(Handled::Done)
             }
             b'd' | b'c' | b'f' => {
                 if self.back.phase.is_attached() {
-                    self.send_server(&f, None);
+                    self.send_server(f, None);
                     if f.tag != b'd' {
                         self.mark_copy_end();
                     }
                 }
-                Ok(None)
+                Ok(Handled::Done)
             }
             b'p' => Err(RouterError::Pg(PgError::fatal(
                 "08P01",
@@ -623,7 +658,7 @@ impl Session {
     }
 
     /// A Sync to the server held: its ReadyForQuery ends the client's request.
-    fn sync_server(&mut self, f: &Frame) {
+    fn sync_server(&mut self, f: FrameRef<'_>) {
         self.send_server(f, None);
         self.front
             .expect
@@ -649,7 +684,7 @@ impl Session {
                 }
                 self.ready_here();
             } else {
-                self.sync_server(&f);
+                self.sync_server(f.view());
             }
             return Ok(());
         }

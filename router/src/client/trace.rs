@@ -12,7 +12,7 @@ use crate::backend::Checkout;
 use crate::error::Result;
 use opentelemetry::trace::{Span as _, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
-use orochi_wire::Frame;
+use orochi_wire::FrameRef;
 use std::time::Duration;
 
 /// The first NUL-terminated string of `b`, and what follows it.
@@ -23,7 +23,7 @@ fn cstr(b: &[u8]) -> Option<(&[u8], &[u8])> {
 
 impl Session {
     /// A client message that starts work: opens the transaction's span if none is open.
-    pub(crate) fn trace_begin(&mut self, f: &Frame) {
+    pub(crate) fn trace_begin(&mut self, f: FrameRef<'_>) {
         if self.ctx.trace.is_some() || !matches!(f.tag, b'Q' | b'P' | b'B' | b'E') {
             return;
         }
@@ -32,7 +32,7 @@ impl Session {
         };
         // The statement text that may carry a sqlcommenter `traceparent`: a Query's, a
         // Parse's, or for a Bind the text of the prepared statement it binds.
-        let body = &f.body[..];
+        let body = f.body;
         let sql = match f.tag {
             b'Q' => cstr(body).map(|(q, _)| q),
             b'P' => cstr(body).and_then(|(_, rest)| cstr(rest)).map(|(q, _)| q),
