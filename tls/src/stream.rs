@@ -116,6 +116,38 @@ impl Stream {
         self.read_buf(buf).await
     }
 
+    /// Writes as much of `buf` as the socket takes now, without waiting, and returns how
+    /// much that was. A plain socket is written with `try_write`: the runtime's
+    /// readiness is read, with no waker registered and no task budget spent, which is
+    /// all a write to a socket with room costs (issue 16: two writes a transaction).
+    /// Over TLS nothing is written here (0); the caller's `write_all` does it all.
+    pub fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Stream::Plain(s) = self else {
+            return Ok(0);
+        };
+        let mut done = 0;
+        while done < buf.len() {
+            match s.try_write(&buf[done..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes all of `buf`: what the socket takes now first ([`Stream::write_now`]),
+    /// then the rest as the socket drains.
+    pub async fn write_all_now(&mut self, buf: &[u8]) -> io::Result<()> {
+        let done = self.write_now(buf)?;
+        if done < buf.len() {
+            tokio::io::AsyncWriteExt::write_all(self, &buf[done..]).await?;
+        }
+        Ok(())
+    }
+
     /// True when nothing is waiting to be read and the peer has not closed: an idle
     /// pooled connection that is still good. Every checkout asks (issue 16, CPU per
     /// transaction): the runtime's readiness is read first, without registering a waker,
@@ -273,6 +305,45 @@ mod tests {
         drop(peer);
         assert_eq!(settled(&ours).await, Poll::Ready(true));
         assert!(!ours.is_quiet());
+    }
+
+    /// `write_all_now` writes what the socket takes at once, and waits for room for the
+    /// rest: 4 MiB to a peer that has not read yet is more than the sockets hold, so
+    /// `write_now` stops short (a would-block, not an error), and every byte arrives in
+    /// order once the peer reads. Over TLS `write_now` leaves it all to `write_all`.
+    #[tokio::test]
+    async fn writes_go_out_now_and_the_rest_when_the_peer_reads() {
+        use tokio::io::AsyncReadExt;
+        let (mut peer, mut ours) = pair().await;
+        assert_eq!(ours.write_now(b"hello").unwrap(), 5);
+        let mut got = [0u8; 5];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hello");
+
+        // Socket buffers of a fixed size on both ends (no autotuning), so that 4 MiB
+        // cannot fit in them.
+        socket2::SockRef::from(ours.tcp())
+            .set_send_buffer_size(64 << 10)
+            .unwrap();
+        socket2::SockRef::from(&peer)
+            .set_recv_buffer_size(64 << 10)
+            .unwrap();
+        let big: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let short = ours.write_now(&big).unwrap();
+        assert!(short > 0 && short < big.len(), "{short}");
+        let rest = big[short..].to_vec();
+        let writer = tokio::spawn(async move { ours.write_all_now(&rest).await.map(|()| ours) });
+        let mut read = vec![0u8; big.len()];
+        peer.read_exact(&mut read).await.unwrap();
+        assert!(read == big, "the bytes arrive whole and in order");
+        writer.await.unwrap().unwrap();
+
+        let (mut client, mut tls) = tls_pair().await;
+        assert_eq!(tls.write_now(b"x").unwrap(), 0);
+        tls.write_all_now(b"hello").await.unwrap();
+        tokio::io::AsyncWriteExt::flush(&mut tls).await.unwrap();
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hello");
     }
 
     /// A TLS pair over loopback: the client's end, and ours as the router's accepted

@@ -369,7 +369,7 @@ impl ServerConn {
     }
 
     pub async fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        if let Err(e) = self.stream.write_all(bytes).await {
+        if let Err(e) = self.stream.write_all_now(bytes).await {
             return Err(self.lost(e));
         }
         Ok(())

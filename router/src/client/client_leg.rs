@@ -19,7 +19,6 @@ use bytes::{Bytes, BytesMut};
 use orochi_tls::Stream;
 use orochi_wire::PgError;
 use std::collections::VecDeque;
-use tokio::io::AsyncWriteExt;
 
 /// The client's socket, its buffers and the order of what it is owed.
 pub(crate) struct ClientLeg {
@@ -133,7 +132,7 @@ impl ClientLeg {
     /// such a retry (`retry_ext.rs`: not on sharded pools) and writes directly.
     pub(crate) async fn flush(&mut self) -> Result<()> {
         if !self.out.is_empty() {
-            let r = self.stream.write_all(&self.out).await;
+            let r = self.stream.write_all_now(&self.out).await;
             self.out.clear();
             r.map_err(RouterError::ClientIo)?;
         }
