@@ -121,13 +121,15 @@ pub fn parse_is<'a>(
     if frame.tag != b'P' || b.len() != text_end + 2 + 4 * param_types.len() {
         return false;
     }
-    let types = param_types.iter().flat_map(|t| t.to_be_bytes());
     b[..name.len()] == *name.as_bytes()
         && b[name.len()] == 0
         && b[name.len() + 1..text_end - 1] == *query.as_bytes()
         && b[text_end - 1] == 0
         && b[text_end..text_end + 2] == (param_types.len() as u16).to_be_bytes()
-        && b[text_end + 2..].iter().copied().eq(types)
+        && b[text_end + 2..]
+            .chunks_exact(4)
+            .zip(param_types)
+            .all(|(b, t)| *b == t.to_be_bytes())
 }
 
 /// Reads a Bind's fields in order, handing each list's items (with the list's length)

@@ -285,7 +285,9 @@ impl Session {
                 self.trace_begin(f);
                 let handled = self.on_client_frame_now(f);
                 // The empty buffer that stood in holds no memory: nothing to drop.
-                std::mem::forget(std::mem::replace(&mut self.front.rbuf, rbuf));
+                let stand_in = std::mem::replace(&mut self.front.rbuf, rbuf);
+                debug_assert_eq!(stand_in.capacity(), 0, "read into while lent out");
+                std::mem::forget(stand_in);
                 // What must wait is boxed: the statement paths (fan-outs, gathers,
                 // two-phase commit) are deep futures; inline, every idle client's task
                 // would carry their largest state (issue 16;

@@ -23,10 +23,21 @@ fn cstr(b: &[u8]) -> Option<(&[u8], &[u8])> {
 
 impl Session {
     /// A client message that starts work: opens the transaction's span if none is open.
+    /// Every client message passes here: the checks are inlined into the session loop,
+    /// and the span's making, with its large stack frame, is a call of its own taken
+    /// only with tracing on (issue 16).
+    #[inline]
     pub(crate) fn trace_begin(&mut self, f: FrameRef<'_>) {
-        if self.ctx.trace.is_some() || !matches!(f.tag, b'Q' | b'P' | b'B' | b'E') {
-            return;
+        if self.ctx.trace.is_none()
+            && matches!(f.tag, b'Q' | b'P' | b'B' | b'E')
+            && self.ctx.app.otel.get().is_some()
+        {
+            self.open_transaction_span(f);
         }
+    }
+
+    #[inline(never)]
+    fn open_transaction_span(&mut self, f: FrameRef<'_>) {
         let Some(t) = self.ctx.app.otel.get() else {
             return;
         };
