@@ -40,7 +40,9 @@ PY
 # (guards against pid reuse; by its arguments, so a binary of any name counts).
 router_alive() {
     local pid="$1"
-    [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- ' run -c '
+    # 2>/dev/null before the `<`: a process that ends between the test and the read
+    # makes the redirection itself fail, and that message is the shell's.
+    [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- ' run -c '
 }
 
 # router_start BIN CONFIG LOG PIDFILE PORT ADMIN_PORT METRICS_PORT
