@@ -36,6 +36,8 @@ impl Session {
         }
     }
 
+    /// [`Session::trace_begin`]'s work once it found a transaction to trace: the span,
+    /// named by the statement's text (and its `traceparent`, if it carries one).
     #[inline(never)]
     fn open_transaction_span(&mut self, f: FrameRef<'_>) {
         let Some(t) = self.ctx.app.otel.get() else {
