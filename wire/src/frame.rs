@@ -32,11 +32,11 @@ impl Frame {
     }
     /// Appends the encoded frame to `out`.
     pub fn encode(&self, out: &mut BytesMut) {
-        encode_message(out, self.tag, &self.body);
+        self.view().encode(out);
     }
     /// Encoded length on the wire.
     pub fn wire_len(&self) -> usize {
-        5 + self.body.len()
+        self.view().wire_len()
     }
     /// The message borrowed: what the paths that read and forward in place take.
     pub fn view(&self) -> FrameRef<'_> {
