@@ -119,7 +119,7 @@ async fn a_router_killed_mid_commit_leaves_all_or_nothing() {
         ("before_prepare", false, false),
         ("after_prepare", false, false),
         ("before_decision", false, false),
-        ("after_decision", false, false),
+        ("after_decision", true, false),
         ("after_coordinator_commit", true, false),
         ("before_commit_prepared", true, true),
         ("after_commit_prepared", true, true),

@@ -8,15 +8,16 @@
 //!             Aborting ──► Aborted
 //! ```
 //! - Preparing: `PREPARE TRANSACTION '<base>_s<k>'` on every written shard except the
-//!   coordinator (the lowest written shard), `COMMIT` on read-only ones, and the decision
-//!   INSERT on the coordinator, in parallel (the INSERT costs no round trip of its own).
+//!   coordinator (the lowest written shard) and `COMMIT` on read-only ones, in parallel.
 //!   Read-only participants vote too: if one of them cannot commit (e.g. a serialization
 //!   failure) the writes are rolled back, as on a single server.
-//! - Deciding: `COMMIT` on the coordinator, whose transaction holds the decision row —
-//!   the commit point. A unique violation on the INSERT means a sweeper fenced us with
-//!   `abort`. Nothing before the COMMIT can make the decision durable, so
-//!   every failure up to here rolls back; a COMMIT without an answer is in doubt and
-//!   nothing is rolled back (the decision row alone will tell the sweeper).
+//! - Deciding: on the coordinator, the decision INSERT and `COMMIT` in one message
+//!   (SPEC §4 step 3 in one round trip): that COMMIT, whose transaction holds the
+//!   decision row, is the commit point. A unique violation on the INSERT means a sweeper
+//!   fenced us with `abort` (the server then skips the COMMIT). Nothing before the COMMIT
+//!   can make the decision durable, so every failure up to here rolls back; a message
+//!   without an answer is in doubt and nothing is rolled back (the decision row alone
+//!   will tell the sweeper).
 //! - Committing: `COMMIT PREPARED` on the others, in parallel. Failures no longer change
 //!   the outcome: they are logged and left to the sweeper. With
 //!   [`TwoPc::commit_deferred`] this phase runs after the client was answered
@@ -261,22 +262,13 @@ impl Txn<'_> {
         self.enter(Phase::Preparing);
         let deadline = Instant::now() + timeout;
 
-        // Phase 1: prepare the others, commit the readers, and write the decision row
-        // on the coordinator, all at once. The row is inside the coordinator's open
-        // transaction, so it means nothing until the COMMIT of phase 2, which is sent
-        // only when every other participant has prepared; a failure anywhere in phase 1
-        // rolls the row back with the rest. (A sweeper fencing this transaction with an
-        // `abort` row waits on this row's unique key until that COMMIT or ROLLBACK, then
-        // sees the outcome.) Written in parallel, the decision costs no round trip of
-        // its own.
-        self.hit(FaultPoint::BeforeDecision);
+        // Phase 1: prepare the others and commit the readers, all at once.
         let jobs: Vec<_> = slots
             .iter_mut()
             .filter_map(|s| {
                 let sql = match (s.role, &s.gid) {
                     (Role::Prepared, Some(gid)) => sql::prepare(gid),
                     (Role::ReadOnly, _) => sql::COMMIT.to_string(),
-                    (Role::Coordinator, _) => sql::insert_commit_decision(&self.base),
                     _ => return None,
                 };
                 Some((s, sql))
@@ -286,23 +278,20 @@ impl Txn<'_> {
         for (slot, r) in run_parallel(jobs, timeout).await {
             let e = match slot.role {
                 Role::Prepared => slot.after_prepare(r, timeout),
-                Role::Coordinator => slot.after_decision_insert(r, timeout, &self.base),
                 _ => slot.after_commit(r, timeout),
             };
-            // A fence is the reason to report: it explains the others' failures.
-            failure = match (failure, e) {
-                (_, Some(fenced @ TwoPcError::Fenced { .. })) => Some(fenced),
-                (f, e) => f.or(e),
-            };
+            failure = failure.or(e);
         }
         if let Some(e) = failure {
             return (self.abort(slots, e, timeout).await, None);
         }
         self.hit(FaultPoint::AfterPrepare);
-        self.hit(FaultPoint::AfterDecision);
 
-        // Phase 2: the commit point, on the coordinator.
+        // Phase 2: the decision row and the commit point, on the coordinator, in one
+        // message (the INSERT fails if a sweeper fenced us; the COMMIT behind it is then
+        // skipped). Nothing before that COMMIT makes the decision durable.
         self.enter(Phase::Deciding);
+        self.hit(FaultPoint::BeforeDecision);
         if Instant::now() >= deadline {
             let e = TwoPcError::DeadlineExceeded {
                 base: self.base.clone(),
@@ -311,13 +300,14 @@ impl Txn<'_> {
             return (self.abort(slots, e, timeout).await, None);
         }
         let coord = &mut slots[ci];
-        let r = run_step(&mut *coord.p, sql::COMMIT, timeout).await;
-        if let Some(e) = coord.after_commit(r, timeout) {
+        let r = run_step(&mut *coord.p, &sql::decide_and_commit(&self.base), timeout).await;
+        if let Some(e) = coord.after_decide_and_commit(r, timeout, &self.base) {
             if let TxnState::Lost { .. } = coord.state {
                 return (self.in_doubt(slots, e), None);
             }
             return (self.abort(slots, e, timeout).await, None);
         }
+        self.hit(FaultPoint::AfterDecision);
         self.hit(FaultPoint::AfterCoordinatorCommit);
 
         // Phase 3: committed; finish the others — here, or off the client's path.

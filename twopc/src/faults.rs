@@ -17,19 +17,20 @@ use std::sync::{Arc, OnceLock};
 /// The environment variable that arms a crash point.
 pub const FAULT_ENV: &str = "OROCHI_2PC_FAULT";
 
-/// The named steps, in protocol order. The decision INSERT goes out with the PREPAREs,
-/// so `before_prepare` and `before_decision` both come before anything is sent, and
-/// `after_prepare` and `after_decision` both after every answer of that round.
+/// The named steps, in protocol order. The decision INSERT and the coordinator's COMMIT
+/// go out in one message once every PREPARE answered, so `after_prepare` and
+/// `before_decision` are the same moment, and so are `after_decision` and
+/// `after_coordinator_commit` (both names still arm a crash there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FaultPoint {
     /// Nothing sent yet.
     BeforePrepare,
-    /// Every participant prepared (and read-only ones committed); the decision row is
-    /// inserted in the coordinator's open transaction.
+    /// Every participant prepared (and read-only ones committed); nothing sent to the
+    /// coordinator yet.
     AfterPrepare,
-    /// Just before the decision INSERT is sent to the coordinator (with the PREPAREs).
+    /// Just before the decision INSERT and COMMIT are sent to the coordinator.
     BeforeDecision,
-    /// Decision row inserted in the coordinator's open transaction; COMMIT not sent.
+    /// The decision INSERT and the coordinator's COMMIT answered: the decision is durable.
     AfterDecision,
     /// The coordinator committed: the commit point is behind us.
     AfterCoordinatorCommit,

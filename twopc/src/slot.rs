@@ -144,34 +144,26 @@ impl<'a, P: Participant + ?Sized> Slot<'a, P> {
         }
     }
 
-    /// After the coordinator's decision INSERT (inside the client's transaction).
-    pub fn after_decision_insert(
+    /// After the coordinator's decision INSERT and COMMIT, sent as one message
+    /// ([`crate::sql::decide_and_commit`]): a unique violation means a sweeper fenced
+    /// this transaction with `abort` (the COMMIT was skipped; the transaction is failed);
+    /// anything else is read as the answer to the COMMIT, the commit point. Without an
+    /// answer the commit may have happened: the connection is lost and the outcome in
+    /// doubt, as for a plain COMMIT.
+    pub fn after_decide_and_commit(
         &mut self,
         r: Result<String, StepError>,
         timeout: Duration,
         base: &str,
     ) -> Option<TwoPcError> {
-        const STEP: &str = "the decision INSERT";
         match r {
-            Ok(_) => None,
             Err(StepError::Server(e)) if e.sqlstate == UNIQUE_VIOLATION => {
                 self.state = TxnState::Failed;
                 Some(TwoPcError::Fenced {
                     base: base.to_string(),
                 })
             }
-            Err(StepError::Server(e)) => {
-                self.state = TxnState::Failed;
-                Some(self.error(STEP, StepError::Server(e), timeout))
-            }
-            Err(e) => {
-                // COMMIT was never sent: the server rolls the transaction back when the
-                // connection closes, so the decision cannot become durable.
-                self.state = TxnState::Lost {
-                    maybe_prepared: false,
-                };
-                Some(self.error(STEP, e, timeout))
-            }
+            r => self.after_commit(r, timeout),
         }
     }
 

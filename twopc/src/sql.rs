@@ -42,6 +42,15 @@ pub fn insert_commit_decision(base: &str) -> String {
     format!("SELECT orochi.record_decision({}, 'commit')", literal(base))
 }
 
+/// The coordinator's decision and its commit point in one message (SPEC §4 step 3), sent
+/// once every other participant has prepared. Should the INSERT fail (a sweeper fenced
+/// this transaction with `abort`), PostgreSQL runs nothing after the error in a query
+/// string: the COMMIT is skipped and the transaction stays open and failed, to be rolled
+/// back. One message saves the coordinator's backend a round trip of its own.
+pub fn decide_and_commit(base: &str) -> String {
+    format!("{}; {COMMIT}", insert_commit_decision(base))
+}
+
 /// The sweeper's fence: waits for an in-flight coordinator holding the same key, and makes
 /// a late coordinator's commit insert fail. Answers `t` when this call decided.
 pub fn insert_abort_decision(base: &str) -> String {

@@ -352,6 +352,11 @@ pub struct FakeParticipant {
 
 impl FakeParticipant {
     fn exec(&mut self, s: &mut ShardState, sql: &str) -> Result<QueryResult, ParticipantError> {
+        // A query string of several statements stops at the first error, as PostgreSQL's.
+        if let Some((first, rest)) = sql.split_once("; ") {
+            self.exec(s, first)?;
+            return self.exec(s, rest);
+        }
         if let Some(g) = between(sql, "PREPARE TRANSACTION '", "'") {
             if self.failed {
                 self.rows.clear();

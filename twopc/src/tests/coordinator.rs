@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const BASE: &str = "orochi_t_100_c0";
-const INSERT: &str = "SELECT orochi.record_decision('orochi_t_100_c0', 'commit')";
+const DECIDE: &str = "SELECT orochi.record_decision('orochi_t_100_c0', 'commit'); COMMIT";
 
 fn prepare(k: usize) -> String {
     format!("PREPARE TRANSACTION '{BASE}_s{k}'")
@@ -77,14 +77,14 @@ async fn happy_path_prepares_decides_then_commits_prepared() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&[INSERT, "COMMIT"])),
+            (0, s(&[DECIDE])),
             (1, vec![prepare(1), commit_prepared(1)]),
             (2, vec![prepare(2), commit_prepared(2)]),
         ]
     );
     assert_eq!(r[0].log, s(&["COMMIT"]));
-    // Order across shards: the decision row goes out with the votes, every vote and the
-    // row before the commit point, the commit point before any COMMIT PREPARED.
+    // Order across shards: every vote (the readers' COMMITs too) before the decision,
+    // which carries the commit point, and that before any COMMIT PREPARED.
     let t: Vec<String> = trace
         .lock()
         .unwrap()
@@ -92,10 +92,9 @@ async fn happy_path_prepares_decides_then_commits_prepared() {
         .map(|(_, q)| q.clone())
         .collect();
     let pos = |q: &str| t.iter().position(|x| x == q).unwrap();
-    let coord_commit = t.iter().rposition(|x| x == "COMMIT").unwrap();
-    assert!(pos(&prepare(1)) < coord_commit && pos(&prepare(2)) < coord_commit);
-    assert!(pos(INSERT) < coord_commit);
-    assert!(coord_commit < pos(&commit_prepared(1)) && coord_commit < pos(&commit_prepared(2)));
+    let decide = pos(DECIDE);
+    assert!(pos(&prepare(1)) < decide && pos(&prepare(2)) < decide && pos("COMMIT") < decide);
+    assert!(decide < pos(&commit_prepared(1)) && decide < pos(&commit_prepared(2)));
 
     assert_eq!(out.written, vec![clean(2), clean(0), clean(1)]);
     assert_eq!(out.read_only, vec![clean(3)]);
@@ -140,7 +139,7 @@ async fn a_failed_prepare_rolls_back_everywhere_and_returns_the_shard_error() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&[INSERT, "ROLLBACK"])),
+            (0, s(&["ROLLBACK"])),
             (1, vec![prepare(1), rollback_prepared(1)]),
             (2, vec![prepare(2), "ROLLBACK".into()]),
         ]
@@ -174,7 +173,7 @@ async fn a_prepare_timeout_aborts_and_leaves_the_maybe_prepared_gid_to_recovery(
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&[INSERT, "ROLLBACK"])),
+            (0, s(&["ROLLBACK"])),
             (1, vec![prepare(1)]), // nothing more on an unusable connection
             (2, vec![prepare(2), rollback_prepared(2)]),
         ]
@@ -205,7 +204,7 @@ async fn a_connection_lost_during_prepare_aborts() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&[INSERT, "ROLLBACK"])),
+            (0, s(&["ROLLBACK"])),
             (1, vec![prepare(1), rollback_prepared(1)]),
             (2, vec![prepare(2)]),
         ]
@@ -230,7 +229,7 @@ async fn prepare_answering_rollback_means_the_transaction_had_failed() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&[INSERT, "ROLLBACK"])),
+            (0, s(&["ROLLBACK"])),
             (1, vec![prepare(1)]),
             (2, vec![prepare(2), rollback_prepared(2)]),
         ]
@@ -249,7 +248,7 @@ async fn a_failing_reader_vote_aborts_the_writes() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&[INSERT, "ROLLBACK"])),
+            (0, s(&["ROLLBACK"])),
             (1, vec![prepare(1), rollback_prepared(1)])
         ]
     );
@@ -260,7 +259,7 @@ async fn a_failing_reader_vote_aborts_the_writes() {
 async fn decision_conflict_means_fenced_by_the_sweeper() {
     let tp = twopc();
     let trace = Trace::default();
-    let mut w = three_writers(&trace, 0, Kind::Insert, Reply::Error("23505"));
+    let mut w = three_writers(&trace, 0, Kind::Decide, Reply::Error("23505"));
     let out = tp.commit("app", &mut w, &mut []).await;
     assert_eq!(
         out.resolution,
@@ -270,7 +269,7 @@ async fn decision_conflict_means_fenced_by_the_sweeper() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&[INSERT, "ROLLBACK"])),
+            (0, s(&[DECIDE, "ROLLBACK"])),
             (1, vec![prepare(1), rollback_prepared(1)]),
             (2, vec![prepare(2), rollback_prepared(2)]),
         ]
@@ -283,7 +282,7 @@ async fn rollback_prepared_finding_nothing_is_fine() {
     // Fenced, and by the time we roll back, the sweeper already did it (42704).
     let tp = twopc();
     let trace = Trace::default();
-    let mut w: Vec<Scripted> = three_writers(&trace, 0, Kind::Insert, Reply::Error("23505"))
+    let mut w: Vec<Scripted> = three_writers(&trace, 0, Kind::Decide, Reply::Error("23505"))
         .into_iter()
         .map(|p| p.on(Kind::RollbackPrepared, Reply::Error("42704")))
         .collect();
@@ -300,35 +299,13 @@ async fn rollback_prepared_finding_nothing_is_fine() {
 async fn other_decision_insert_errors_abort_with_the_shard_error() {
     let tp = twopc();
     let trace = Trace::default();
-    let mut w = three_writers(&trace, 0, Kind::Insert, Reply::Error("42P01"));
+    let mut w = three_writers(&trace, 0, Kind::Decide, Reply::Error("42P01"));
     let out = tp.commit("app", &mut w, &mut []).await;
     assert_eq!(
         out.error().map(|e| (e.sqlstate(), e.shard())),
         Some(("42P01", Some(0)))
     );
-    assert_eq!(logs(&w)[0], (0, s(&[INSERT, "ROLLBACK"])));
-}
-
-#[tokio::test(start_paused = true)]
-async fn decision_insert_lost_is_safe_to_roll_back() {
-    // COMMIT was never sent, so the decision cannot be durable.
-    let tp = twopc();
-    let trace = Trace::default();
-    let mut w = three_writers(&trace, 0, Kind::Insert, Reply::Lost);
-    let out = tp.commit("app", &mut w, &mut []).await;
-    assert!(matches!(
-        out.resolution,
-        Resolution::Aborted(TwoPcError::ConnectionLost { shard: 0, .. })
-    ));
-    assert_eq!(
-        logs(&w),
-        vec![
-            (0, s(&[INSERT])),
-            (1, vec![prepare(1), rollback_prepared(1)]),
-            (2, vec![prepare(2), rollback_prepared(2)]),
-        ]
-    );
-    assert_eq!(out.written[1], fate(0, ConnState::Broken, false));
+    assert_eq!(logs(&w)[0], (0, s(&[DECIDE, "ROLLBACK"])));
 }
 
 #[tokio::test(start_paused = true)]
@@ -336,7 +313,7 @@ async fn coordinator_commit_error_rolls_back_the_others() {
     let tp = twopc();
     let trace = Trace::default();
     // e.g. a deferred foreign key checked at COMMIT.
-    let mut w = three_writers(&trace, 0, Kind::Commit, Reply::Error("23503"));
+    let mut w = three_writers(&trace, 0, Kind::Decide, Reply::Error("23503"));
     let out = tp.commit("app", &mut w, &mut []).await;
     assert_eq!(
         out.error().map(|e| (e.sqlstate(), e.shard())),
@@ -345,7 +322,7 @@ async fn coordinator_commit_error_rolls_back_the_others() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&[INSERT, "COMMIT", "ROLLBACK"])),
+            (0, s(&[DECIDE, "ROLLBACK"])),
             (1, vec![prepare(1), rollback_prepared(1)]),
             (2, vec![prepare(2), rollback_prepared(2)]),
         ]
@@ -358,7 +335,7 @@ async fn coordinator_commit_error_rolls_back_the_others() {
 async fn coordinator_commit_answering_rollback_is_an_abort() {
     let tp = twopc();
     let trace = Trace::default();
-    let mut w = three_writers(&trace, 0, Kind::Commit, Reply::Tag("ROLLBACK"));
+    let mut w = three_writers(&trace, 0, Kind::Decide, Reply::Tag("ROLLBACK"));
     let out = tp.commit("app", &mut w, &mut []).await;
     assert!(matches!(
         out.resolution,
@@ -367,7 +344,7 @@ async fn coordinator_commit_answering_rollback_is_an_abort() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&[INSERT, "COMMIT"])),
+            (0, s(&[DECIDE])),
             (1, vec![prepare(1), rollback_prepared(1)]),
             (2, vec![prepare(2), rollback_prepared(2)]),
         ]
@@ -377,7 +354,7 @@ async fn coordinator_commit_answering_rollback_is_an_abort() {
 async fn in_doubt_case(reply: Reply) {
     let tp = twopc();
     let trace = Trace::default();
-    let mut w = three_writers(&trace, 0, Kind::Commit, reply);
+    let mut w = three_writers(&trace, 0, Kind::Decide, reply);
     let out = tp.commit("app", &mut w, &mut []).await;
 
     let Resolution::InDoubt(e) = &out.resolution else {
@@ -389,7 +366,7 @@ async fn in_doubt_case(reply: Reply) {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&[INSERT, "COMMIT"])),
+            (0, s(&[DECIDE])),
             (1, vec![prepare(1)]),
             (2, vec![prepare(2)]),
         ]
@@ -435,7 +412,7 @@ async fn commit_prepared_failure_after_the_commit_point_still_commits() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&[INSERT, "COMMIT"])),
+            (0, s(&[DECIDE])),
             (1, vec![prepare(1), commit_prepared(1)]),
             (2, vec![prepare(2), commit_prepared(2)]),
         ]
@@ -507,30 +484,28 @@ async fn a_failed_rollback_prepared_is_left_to_recovery() {
 
 #[tokio::test(start_paused = true)]
 async fn the_decision_row_costs_no_round_trip_of_its_own() {
-    // Every PREPARE and the decision INSERT take 100 ms: sent in one round, the commit
-    // takes one such wait, not two (the clock is paused, so the times are exact).
+    // Every statement takes 100 ms. The decision goes out with the coordinator's COMMIT,
+    // so the commit is two such waits (the prepares, then the decision with the commit
+    // point), not three, and the coordinator gets one message (the clock is paused, so
+    // the times are exact).
     let tp = twopc();
     let trace = Trace::default();
     let slow = Reply::Delay(Duration::from_millis(100));
     let mut w: Vec<Scripted> = parts(&trace, &[2, 0, 1])
         .into_iter()
         .map(|p| {
-            let kind = if p.shard == 0 {
-                Kind::Insert
-            } else {
-                Kind::Prepare
-            };
-            p.on(kind, slow.clone())
+            p.on(Kind::Prepare, slow.clone())
+                .on(Kind::Decide, slow.clone())
+                .on(Kind::CommitPrepared, slow.clone())
         })
         .collect();
     let started = tokio::time::Instant::now();
-    let out = tp.commit("app", &mut w, &mut []).await;
+    let (out, _unfinished) = tp
+        .commit_deferred("app", &mut w, &mut [], &mut crate::phase::NoObserver)
+        .await;
     assert_eq!(out.resolution, Resolution::Committed);
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(100) && took < Duration::from_millis(200),
-        "{took:?}"
-    );
+    assert_eq!(started.elapsed(), Duration::from_millis(200));
+    assert_eq!(logs(&w)[0], (0, s(&[DECIDE])));
 }
 
 #[tokio::test(start_paused = true)]
@@ -551,7 +526,7 @@ async fn deadline_passed_before_the_decision_aborts() {
     assert_eq!(
         logs(&w),
         vec![
-            (0, s(&[INSERT, "ROLLBACK"])),
+            (0, s(&["ROLLBACK"])),
             (1, vec![prepare(1), rollback_prepared(1)]),
             (2, vec![prepare(2), rollback_prepared(2)]),
         ]
@@ -663,12 +638,11 @@ async fn dyn_participants_work_too() {
     assert_eq!(
         t,
         vec![
+            (5, "PREPARE TRANSACTION 'orochi_t_100_c4_s5'".into()),
             (
                 4,
-                "SELECT orochi.record_decision('orochi_t_100_c4', 'commit')".to_string()
+                "SELECT orochi.record_decision('orochi_t_100_c4', 'commit'); COMMIT".into()
             ),
-            (5, "PREPARE TRANSACTION 'orochi_t_100_c4_s5'".into()),
-            (4, "COMMIT".into()),
             (5, "COMMIT PREPARED 'orochi_t_100_c4_s5'".into()),
         ]
     );

@@ -53,7 +53,7 @@ async fn a_crash_at_any_step_is_all_or_nothing_after_one_sweep() {
         (BeforePrepare, None, false),
         (AfterPrepare, None, false),
         (BeforeDecision, None, false),
-        (AfterDecision, None, false),
+        (AfterDecision, None, true),
         (AfterCoordinatorCommit, None, true),
         (BeforeCommitPrepared, None, true),
         (AfterCommitPrepared, None, true),
@@ -83,8 +83,8 @@ async fn a_crash_at_any_step_is_all_or_nothing_after_one_sweep() {
         assert!(fake.prepared_everywhere().is_empty(), "{point}");
         let resolved = r.committed.len() + r.rolled_back.len();
         let expected = match point {
-            // Before the first round nothing was sent (the decision goes with the PREPAREs).
-            BeforePrepare | BeforeDecision | AfterCommitPrepared => 0,
+            // Before the first round nothing was sent; after the last nothing is left.
+            BeforePrepare | AfterCommitPrepared => 0,
             BeforeAbort => 1,
             _ => 2,
         };
@@ -128,8 +128,8 @@ async fn a_sweeper_crash_is_finished_by_the_next_sweep() {
 
 async fn in_doubt_then_recovered(inject: Inject, committed: bool) {
     let fake = Fake::new(3);
-    // The coordinator's COMMIT: applied or not, the answer is lost.
-    fake.inject(0, "COMMIT", inject);
+    // The coordinator's decision and COMMIT: applied or not, the answer is lost.
+    fake.inject(0, "SELECT orochi.record_decision(", inject);
     let router = twopc_with("r1", Faults::off());
     let mut w = vec![
         fake.participant(0, &["z"]),

@@ -10,7 +10,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Prepare,
-    Insert,
+    /// The coordinator's decision INSERT and COMMIT, one message.
+    Decide,
     Commit,
     Rollback,
     CommitPrepared,
@@ -20,8 +21,8 @@ pub enum Kind {
 pub fn kind_of(sql: &str) -> Kind {
     if sql.starts_with("PREPARE TRANSACTION ") {
         Kind::Prepare
-    } else if sql.starts_with("SELECT orochi.record_decision(") {
-        Kind::Insert
+    } else if sql.starts_with("SELECT orochi.record_decision(") && sql.ends_with("; COMMIT") {
+        Kind::Decide
     } else if sql.starts_with("COMMIT PREPARED ") {
         Kind::CommitPrepared
     } else if sql.starts_with("ROLLBACK PREPARED ") {
@@ -38,7 +39,7 @@ pub fn kind_of(sql: &str) -> Kind {
 fn natural_tag(kind: Kind) -> &'static str {
     match kind {
         Kind::Prepare => "PREPARE TRANSACTION",
-        Kind::Insert => "SELECT 1",
+        Kind::Decide => "COMMIT",
         Kind::Commit => "COMMIT",
         Kind::Rollback => "ROLLBACK",
         Kind::CommitPrepared => "COMMIT PREPARED",
