@@ -455,7 +455,7 @@ impl ServerConn {
     /// Returns the server's error, if it sent one; tracks ParameterStatus.
     pub async fn run_silent(&mut self, sql: &str) -> Result<Option<PgError>> {
         let mut out = BytesMut::new();
-        FrontendMessage::Query(sql.into()).encode(&mut out);
+        orochi_wire::frontend::encode_query(sql, &mut out);
         self.write_all(&out).await?;
         let mut error = None;
         loop {
@@ -478,7 +478,7 @@ impl ServerConn {
     /// (health checks), never for client traffic.
     pub async fn first_row(&mut self, sql: &str) -> Result<Vec<Option<String>>> {
         let mut out = BytesMut::new();
-        FrontendMessage::Query(sql.into()).encode(&mut out);
+        orochi_wire::frontend::encode_query(sql, &mut out);
         self.write_all(&out).await?;
         let mut row = None;
         let mut error = None;
@@ -539,7 +539,7 @@ impl ServerConn {
         sql: &str,
     ) -> Result<std::result::Result<QueryRows, PgError>> {
         let mut b = BytesMut::new();
-        FrontendMessage::Query(sql.into()).encode(&mut b);
+        orochi_wire::frontend::encode_query(sql, &mut b);
         self.write_all(&b).await?;
         let mut rows = Vec::new();
         let mut tag = String::new();
