@@ -36,7 +36,7 @@
 #      BENCH_SHARDED_ROUNDS (3), BENCH_SHARD_POOL_SIZE (half the pool size: see router_up),
 #      BENCH_ROUTER_GENERAL (extra [general] lines for the router, e.g. "worker_threads = 1"),
 #      BENCH_TLS (1; 0 skips the TLS rows), BENCH_TLS_CLIENTS ("1 100"), BENCH_TLS_IDLE_CLIENTS ("2000"),
-#      BENCH_TLS_ROUNDS (3), BENCH_2PC (1; 0 skips the transfers), BENCH_CONFIRM_ROUNDS (4),
+#      BENCH_TLS_ROUNDS (3), BENCH_2PC (1; 0 skips the transfers), BENCH_2PC_ROUNDS (3), BENCH_CONFIRM_ROUNDS (4),
 #      OROCHI_BENCH_PG_PORT (OROCHI_PG_BASE_PORT + 28, i.e. 15460 by default, so two
 #      checkouts with their own base ports bench side by side).
 # Numbers from a shared 2-core machine are noisy: pgbench competes with the
@@ -520,11 +520,12 @@ if [[ -n "$bin" && "${BENCH_2PC:-1}" == 1 ]]; then
     mkdir -p "$work/bank"
     {
         echo
-        echo "### Transfers: single-shard vs cross-shard (two-phase commit), ${secs}s each, 8 clients, 3 shards"
+        echo "### Transfers: single-shard vs cross-shard (two-phase commit), ${secs}s each, ${BENCH_2PC_ROUNDS:-3} alternating rounds, 8 clients, 3 shards"
         echo
         OROCHI_PG_BINDIR="$PG_BIN" "$PG_RUN_DIR/drivers-venv/bin/python" "$here/bank/bank.py" --bench \
             --router "$bin" --shards "$shard_addrs" --shard-names s0,s1,s2 --pgsh "$here/pg.sh" \
-            --work "$work/bank" --ports "$bport,$badmin,$bmetrics" --duration "$secs" --clients 8
+            --work "$work/bank" --ports "$bport,$badmin,$bmetrics" --duration "$secs" --clients 8 \
+            --rounds "${BENCH_2PC_ROUNDS:-3}"
     } | tee -a "$work/results.md"
 fi
 

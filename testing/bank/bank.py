@@ -16,7 +16,7 @@ checked directly on the shards:
   - no prepared transaction of ours is left.
 Exit status 0 only if all hold.
 """
-import argparse, os, random, signal, socket, subprocess, sys, threading, time
+import argparse, os, random, signal, socket, statistics, subprocess, sys, threading, time
 import psycopg
 from attack import Attacker, create_mallory
 
@@ -177,6 +177,43 @@ class Client(threading.Thread):
                 pass
 
 
+def run_transfers(dsn, shards_of, clients, duration, mode, first_id):
+    """One timed run of `clients` transfer loops; (TPS, mean latency in ms)."""
+    stop = threading.Event()
+    cs = [Client(first_id + i, dsn, stop, shards_of, mode) for i in range(clients)]
+    for c in cs:
+        c.start()
+    time.sleep(duration)
+    stop.set()
+    for c in cs:
+        c.join(timeout=30)
+    n = sum(len(c.committed) for c in cs)
+    lat = [x for c in cs for x in c.latencies]
+    return n / duration, 1000 * sum(lat) / max(len(lat), 1)
+
+
+def bench_transfers(dsn, shards_of, clients, duration, rounds):
+    """Single-shard against cross-shard transfers, alternating for `rounds` rounds (the
+    order swapped each round, as this machine's speed drifts by more than the difference
+    measured); prints every run and returns the median of the rounds' ratios."""
+    labels = {"same": "single-shard (one transaction)", "cross": "cross-shard (two-phase commit)"}
+    print("| round | transfers | clients | TPS | mean latency ms |")
+    print("|---:|---|---:|---:|---:|")
+    ratios, tps = [], {"same": [], "cross": []}
+    for r in range(rounds):
+        got = {}
+        for mode in (("same", "cross") if r % 2 == 0 else ("cross", "same")):
+            first_id = 1 + r * 1000 + (100 if mode == "cross" else 0)
+            got[mode], lat = run_transfers(dsn, shards_of, clients, duration, mode, first_id)
+            tps[mode].append(got[mode])
+            print(f"| {r + 1} | {labels[mode]} | {clients} | {got[mode]:.0f} | {lat:.2f} |", flush=True)
+        ratios.append(got["cross"] / max(got["same"], 1e-9))
+    print(f"\nmedian TPS: single-shard {statistics.median(tps['same']):.0f}, "
+          f"cross-shard {statistics.median(tps['cross']):.0f}; "
+          f"rounds' ratios: {', '.join(f'{x:.2f}' for x in ratios)}", flush=True)
+    return statistics.median(ratios)
+
+
 def shard_of_fn(shards, db):
     # Ask PostgreSQL itself which shard holds each account (the router must agree).
     where = {}
@@ -215,6 +252,7 @@ def main():
     p.add_argument("--duration", type=int, default=60)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--bench", action="store_true", help="no faults: same-shard vs cross-shard transfer throughput")
+    p.add_argument("--rounds", type=int, default=3, help="--bench: alternating rounds (median of their ratios)")
     p.add_argument("--attack", action="store_true", help="attack two-phase commit during the run (attack.py)")
     a = p.parse_args()
     shards = a.shards.split(",")
@@ -237,26 +275,10 @@ def main():
     router.start()
     dsn = f"host=127.0.0.1 port={port} user=app password=secret dbname={db}"
     if a.bench:
-        print("| transfers | clients | TPS | mean latency ms |")
-        print("|---|---:|---:|---:|")
-        tps = {}
-        for mode in ("same", "cross"):
-            stop = threading.Event()
-            cs = [Client(i + 1 + (100 if mode == "cross" else 0), dsn, stop, shards_of, mode) for i in range(a.clients)]
-            for c in cs:
-                c.start()
-            time.sleep(a.duration)
-            stop.set()
-            for c in cs:
-                c.join(timeout=30)
-            n = sum(len(c.committed) for c in cs)
-            lat = [x for c in cs for x in c.latencies]
-            label = "single-shard (one transaction)" if mode == "same" else "cross-shard (two-phase commit)"
-            tps[mode] = n / a.duration
-            print(f"| {label} | {a.clients} | {tps[mode]:.0f} | {1000 * sum(lat) / max(len(lat), 1):.2f} |", flush=True)
+        ratio = bench_transfers(dsn, shards_of, a.clients, a.duration, a.rounds)
         router.stop()
         left = prepared(shards, db)
-        print(f"\ncross-shard / single-shard: {tps['cross'] / max(tps['same'], 1e-9):.2f}; "
+        print(f"\ncross-shard / single-shard: {ratio:.2f} (median of the rounds' ratios); "
               f"prepared transactions left: {left}", flush=True)
         if left:
             sys.exit(1)
