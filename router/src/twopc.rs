@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-fn from_pg(e: orochi_wire::PgError) -> ParticipantError {
+pub(crate) fn from_pg(e: orochi_wire::PgError) -> ParticipantError {
     ParticipantError::server(e.fields.code.clone(), e.fields.message.clone())
 }
 

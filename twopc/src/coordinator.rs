@@ -29,6 +29,7 @@
 //! it); if it is dropped anyway, the registry shows the transaction in doubt and the
 //! sweeper settles it.
 
+use crate::ahead::Ahead;
 use crate::error::TwoPcError;
 use crate::faults::FaultPoint;
 use crate::outcome::{CommitOutcome, Resolution};
@@ -116,7 +117,7 @@ impl TwoPc {
         read_only: &mut [P],
         observer: &mut dyn PhaseObserver,
     ) -> CommitOutcome {
-        self.commit_inner(pool, written, read_only, observer, false)
+        self.commit_inner(pool, written, read_only, observer, false, None)
             .await
             .0
     }
@@ -134,7 +135,22 @@ impl TwoPc {
         read_only: &mut [P],
         observer: &mut dyn PhaseObserver,
     ) -> (CommitOutcome, Option<Unfinished>) {
-        self.commit_inner(pool, written, read_only, observer, true)
+        self.commit_inner(pool, written, read_only, observer, true, None)
+            .await
+    }
+
+    /// [`TwoPc::commit_deferred`] for a transaction whose PREPAREs the caller pipelined
+    /// behind its last statement (`ahead.rs`): `written` holds one participant per shard
+    /// `ahead` was reserved for, each with the answer to its PREPARE recorded (but the
+    /// coordinator's). Only the decision and the commit point are left to send.
+    pub async fn commit_ahead<P: Participant>(
+        &self,
+        pool: &str,
+        written: &mut [P],
+        ahead: Ahead,
+        observer: &mut dyn PhaseObserver,
+    ) -> (CommitOutcome, Option<Unfinished>) {
+        self.commit_inner(pool, written, &mut [], observer, true, Some(ahead))
             .await
     }
 
@@ -145,6 +161,7 @@ impl TwoPc {
         read_only: &mut [P],
         observer: &mut dyn PhaseObserver,
         defer: bool,
+        ahead: Option<Ahead>,
     ) -> (CommitOutcome, Option<Unfinished>) {
         let timeout = self.timeout();
         let n_written = written.len();
@@ -161,12 +178,12 @@ impl TwoPc {
             roll_back_all(&mut slots, timeout).await;
             (Resolution::Aborted(TwoPcError::DuplicateShard(shard)), None)
         } else {
-            match n_written {
-                0 => (commit_read_only(&mut slots, timeout).await, None),
-                1 => (commit_single(&mut slots, timeout).await, None),
-                _ => {
+            match (n_written, ahead) {
+                (0, None) => (commit_read_only(&mut slots, timeout).await, None),
+                (1, None) => (commit_single(&mut slots, timeout).await, None),
+                (_, ahead) => {
                     let (r, gid, u) = self
-                        .commit_two_phase(pool, &mut slots, timeout, observer, defer)
+                        .commit_two_phase(pool, &mut slots, timeout, observer, defer, ahead)
                         .await;
                     unfinished = u;
                     (r, Some(gid))
@@ -191,6 +208,7 @@ impl TwoPc {
         timeout: Duration,
         observer: &mut dyn PhaseObserver,
         defer: bool,
+        ahead: Option<Ahead>,
     ) -> (Resolution, String, Option<Unfinished>) {
         // The coordinator is the lowest-numbered written shard.
         let Some(ci) = slots
@@ -202,7 +220,16 @@ impl TwoPc {
         else {
             unreachable!("commit_two_phase is called with two or more written participants")
         };
-        let base = self.gids.next(slots[ci].shard);
+        let pipelined = ahead.is_some();
+        let (base, mut answers) = match ahead {
+            Some(a) => a.into_parts(),
+            None => (self.gids.next(slots[ci].shard), Vec::new()),
+        };
+        debug_assert_eq!(
+            base.coordinator(),
+            slots[ci].shard,
+            "reserved for these shards"
+        );
         let base_s = base.to_string();
         let mut shards = Vec::new();
         for (i, s) in slots.iter_mut().enumerate() {
@@ -226,7 +253,25 @@ impl TwoPc {
             pool,
             observer,
         };
-        let (r, u) = txn.run(slots, ci, timeout, defer).await;
+        // PREPAREs pipelined by the caller: their answers, as if phase 1 had sent them.
+        // One that was pipelined but not answered is taken as lost (maybe prepared).
+        let mut failure = None;
+        if pipelined {
+            for s in slots.iter_mut().filter(|s| s.role == Role::Prepared) {
+                let r = match answers.iter().position(|(k, _)| *k == s.shard) {
+                    Some(i) => match answers.swap_remove(i).1 {
+                        Ok(tag) => Ok(tag),
+                        Err(e) if e.connection_lost => Err(StepError::Lost(e)),
+                        Err(e) => Err(StepError::Server(e)),
+                    },
+                    None => Err(StepError::Lost(crate::error::ParticipantError::lost(
+                        "the pipelined PREPARE was not answered",
+                    ))),
+                };
+                failure = failure.or(s.after_prepare(r, timeout));
+            }
+        }
+        let (r, u) = txn.run(slots, ci, timeout, defer, failure).await;
         (r, base_s, u)
     }
 }
@@ -257,18 +302,23 @@ impl Txn<'_> {
         ci: usize,
         timeout: Duration,
         defer: bool,
+        pipelined_failure: Option<TwoPcError>,
     ) -> (Resolution, Option<Unfinished>) {
         self.hit(FaultPoint::BeforePrepare);
         self.enter(Phase::Preparing);
         let deadline = Instant::now() + timeout;
+        if let Some(e) = pipelined_failure {
+            return (self.abort(slots, e, timeout).await, None);
+        }
 
         // Phase 1: prepare the others and commit the readers, all at once.
         let jobs: Vec<_> = slots
             .iter_mut()
             .filter_map(|s| {
-                let sql = match (s.role, &s.gid) {
-                    (Role::Prepared, Some(gid)) => sql::prepare(gid),
-                    (Role::ReadOnly, _) => sql::COMMIT.to_string(),
+                let sql = match (s.role, &s.gid, s.state) {
+                    // (Not one whose PREPARE was pipelined and answered already.)
+                    (Role::Prepared, Some(gid), TxnState::Open) => sql::prepare(gid),
+                    (Role::ReadOnly, _, _) => sql::COMMIT.to_string(),
                     _ => return None,
                 };
                 Some((s, sql))

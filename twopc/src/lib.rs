@@ -16,6 +16,7 @@
 //! - [`TwoPc::registry`] / [`TwoPc::stats`] — `SHOW TRANSACTIONS` and metrics;
 //! - [`setup`] — the schema objects every shard needs, and who may write them.
 
+pub mod ahead;
 mod coordinator;
 pub mod error;
 pub mod faults;
@@ -35,6 +36,7 @@ mod unfinished;
 #[cfg(test)]
 mod tests;
 
+pub use ahead::Ahead;
 pub use error::{ParticipantError, TwoPcError};
 pub use faults::{FaultPoint, Faults, FAULT_ENV};
 pub use gid::{random_instance_id, GidBase, GidGenerator};

@@ -83,6 +83,8 @@ impl ShardedPath<'_> {
             streams.push(Stream {
                 co,
                 readies,
+                lead: readies - 1,
+                trailer: super::shard_stream::Trailer::None,
                 complete: false,
                 copy_in: true,
             });
@@ -306,7 +308,7 @@ impl ShardedPath<'_> {
             self.keep_in_transaction(job, streams, failed).await;
             failed
         } else {
-            let failed = self.commit_fanout(job, &mut streams, failed).await;
+            let failed = self.commit_fanout(job, &mut streams, failed, None).await;
             Stream::release_all(streams);
             failed
         };

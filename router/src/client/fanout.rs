@@ -6,7 +6,7 @@
 //! when the pool opted into best-effort commits (atomic commit is two-phase commit's job).
 
 use super::job::Job;
-use super::shard_stream::{cancel_target, Event, Merged, Stream};
+use super::shard_stream::{cancel_target, Event, Merged, Stream, Trailer};
 use super::sharded_path::ShardedPath;
 use super::tags::sum_tags;
 use crate::backend::registry::Target;
@@ -171,6 +171,7 @@ impl ShardedPath<'_> {
             Err(e) => return self.fanout_failed(e, extended),
         };
         let begin = self.tx().begin_text();
+        let mut ahead = self.pipelined_prepares(&job, conns.len());
         let mut streams = Vec::with_capacity(conns.len());
         // One span per shard under the client's transaction (ended when dropped).
         let mut shard_spans = Vec::new();
@@ -198,6 +199,7 @@ impl ShardedPath<'_> {
                 FrontendMessage::Query("BEGIN".into()).encode(&mut b);
                 readies += 1;
             }
+            let lead = readies - 1;
             match &job.extended {
                 None => FrontendMessage::Query(sql).encode(&mut b),
                 Some(x) => {
@@ -234,12 +236,24 @@ impl ShardedPath<'_> {
                     FrontendMessage::Sync.encode(&mut b);
                 }
             }
+            let mut trailer = Trailer::None;
+            if let Some(prepare) = ahead.as_ref().and_then(|a| a.prepare_sql(shard)) {
+                orochi_wire::frontend::encode_query(&prepare, &mut b);
+                readies += 1;
+                trailer = Trailer::Pending;
+            }
             if let Err(e) = co.conn().write_all(&b).await {
+                if let Some(a) = ahead.take() {
+                    // What went out on the other shards may be prepared by now.
+                    super::fanout_end::roll_back_pipelined(&mut streams, a).await;
+                }
                 return self.fanout_failed(e, extended);
             }
             streams.push(Stream {
                 co,
                 readies,
+                lead,
+                trailer,
                 complete: false,
                 copy_in: false,
             });
@@ -278,6 +292,9 @@ impl ShardedPath<'_> {
                 s.co.conn().broken = true;
                 failed = true;
             }
+            if let (Some(a), Trailer::Answered(r)) = (ahead.as_mut(), &s.trailer) {
+                a.answer(s.co.pool.shard, r.clone().map_err(crate::twopc::from_pg));
+            }
         }
         for span in shard_spans.iter_mut() {
             if failed {
@@ -292,7 +309,7 @@ impl ShardedPath<'_> {
             }
         } else {
             if job.write && job.wrap {
-                failed = self.commit_fanout(&job, &mut streams, failed).await;
+                failed = self.commit_fanout(&job, &mut streams, failed, ahead).await;
             }
             if let (false, Ok(Merged::Tag(tag))) = (failed, &r) {
                 self.emit(tag);

@@ -4,15 +4,71 @@
 //! transaction until the client's COMMIT or ROLLBACK.
 
 use super::job::Job;
-use super::shard_stream::Stream;
+use super::shard_stream::{Stream, Trailer};
 use super::sharded_path::ShardedPath;
+use orochi_twopc::Ahead;
 use orochi_wire::PgError;
 
 /// Puts a shard's open transaction in the failed state (a statement of the same
 /// transaction failed on another shard).
 const ABORT_TX: &str = "DO $$BEGIN RAISE EXCEPTION USING ERRCODE = '25P02', MESSAGE = 'the transaction failed on another shard'; END$$";
 
+/// Ends the transactions of a statement whose PREPAREs were pipelined but that will not
+/// be committed (sending it to a later shard failed): each stream is read to its end,
+/// then rolled back ([`roll_back`]).
+pub(super) async fn roll_back_pipelined(streams: &mut [Stream], mut ahead: Ahead) {
+    for s in streams.iter_mut() {
+        if s.drain().await.is_err() {
+            s.co.conn().broken = true;
+        } else if let Trailer::Answered(r) = &s.trailer {
+            ahead.answer(s.co.pool.shard, r.clone().map_err(crate::twopc::from_pg));
+        }
+    }
+    for s in streams.iter_mut() {
+        roll_back(s, Some(&ahead)).await;
+    }
+}
+
+/// Rolls back one stream's transaction: `ROLLBACK PREPARED` where its pipelined PREPARE
+/// answered, else `ROLLBACK`. A connection that cannot is closed; a gid left prepared
+/// has no decision row, so the sweeper rolls it back (`timeout_seconds` later).
+async fn roll_back(s: &mut Stream, ahead: Option<&Ahead>) {
+    if s.co.conn().broken {
+        return;
+    }
+    let gid = ahead.and_then(|a| a.prepared_gid(s.co.pool.shard));
+    let sql = match &gid {
+        Some(g) => orochi_twopc::sql::rollback_prepared(g),
+        None => "ROLLBACK".to_string(),
+    };
+    match s.co.conn().run_silent(&sql).await {
+        Ok(None) => {}
+        Ok(Some(e)) if gid.is_some() => {
+            tracing::warn!(gid = ?gid, "ROLLBACK PREPARED failed, left to the sweeper: {e}");
+        }
+        _ => s.co.conn().broken = true,
+    }
+}
+
 impl ShardedPath<'_> {
+    /// When this statement's PREPAREs can go out with it (`orochi_twopc::Ahead`, issue
+    /// 16): an autocommit write on two or more shards of a pool whose two-phase commit
+    /// is set up, with no `query_timeout` running (a statement abandoned at its deadline
+    /// closes its connections, and a shard where it had finished would keep the
+    /// prepared transaction, and its locks, until the sweeper).
+    pub(super) fn pipelined_prepares(&self, job: &Job, conns: usize) -> Option<Ahead> {
+        let sc = self.ctx.user.sharding.as_ref()?;
+        let fits = job.write
+            && job.wrap
+            && !job.in_tx
+            && conns > 1
+            && sc.twopc
+            && sc.twopc_ready.get().is_some()
+            && self.ctx.deadlines.query().is_none();
+        fits.then(|| self.ctx.app.twopc.ahead(&job.shards))
+            .flatten()
+    }
+
     /// After a statement that joined the client's transaction: every connection stays
     /// with the transaction (parked; the first serves next). A failed statement fails
     /// the whole transaction, as on one server: the shards where it did not fail are
@@ -60,6 +116,7 @@ impl ShardedPath<'_> {
         job: &Job,
         streams: &mut Vec<Stream>,
         mut failed: bool,
+        ahead: Option<Ahead>,
     ) -> bool {
         let extended = job.extended.is_some();
         let schema = self.ctx.user.sharding.clone();
@@ -101,6 +158,7 @@ impl ShardedPath<'_> {
                 &pool,
                 &mut parts,
                 &mut [],
+                ahead,
             )
             .await;
             drop(parts);
@@ -138,12 +196,17 @@ impl ShardedPath<'_> {
             }
             return failed;
         }
-        let verb = if failed { "ROLLBACK" } else { "COMMIT" };
+        if failed {
+            for s in streams.iter_mut() {
+                roll_back(s, ahead.as_ref()).await;
+            }
+            return failed;
+        }
         for s in streams.iter_mut() {
             if s.co.conn().broken {
                 continue;
             }
-            match s.co.conn().run_silent(verb).await {
+            match s.co.conn().run_silent("COMMIT").await {
                 Ok(None) => {}
                 Ok(Some(e)) if !failed => {
                     // Best effort: shards committed before this one stay committed.

@@ -95,6 +95,7 @@ impl ShardedPath<'_> {
                     &pool,
                     &mut w,
                     &mut r,
+                    None,
                 )
                 .await;
                 let broken: Vec<usize> = outcome

@@ -28,11 +28,27 @@ pub(super) enum Event {
     Error(Frame),
 }
 
+/// The answer to a `PREPARE TRANSACTION` sent behind the statement (`fanout.rs`,
+/// `orochi_twopc::Ahead`), read with the stream's last ReadyForQuery.
+pub(super) enum Trailer {
+    /// Nothing sent behind the statement.
+    None,
+    /// Sent; not read yet.
+    Pending,
+    /// Its command tag (`ROLLBACK` when the statement had failed) or its error.
+    Answered(std::result::Result<String, orochi_wire::PgError>),
+}
+
 /// One shard's connection in a fan-out.
 pub(super) struct Stream {
     pub(super) co: Checkout,
     /// ReadyForQuery still owed by the server.
     pub(super) readies: usize,
+    /// The router's own statements sent before the client's (a BEGIN) whose
+    /// CommandCompletes are not the statement's.
+    pub(super) lead: usize,
+    /// A statement of the router's sent behind the client's.
+    pub(super) trailer: Trailer,
     /// The statement's CommandComplete (or error) was read.
     pub(super) complete: bool,
     /// The statement is a COPY FROM STDIN the router feeds (else a shard asking for
@@ -67,7 +83,8 @@ impl Stream {
                     let tag =
                         String::from_utf8_lossy(f.body.strip_suffix(b"\0").unwrap_or(&f.body))
                             .into_owned();
-                    if self.readies > 1 {
+                    if self.lead > 0 {
+                        self.lead -= 1;
                         continue; // our own BEGIN
                     }
                     self.complete = true;
@@ -94,11 +111,26 @@ impl Stream {
         }
     }
 
-    /// Reads up to the last ReadyForQuery.
+    /// Reads up to the last ReadyForQuery, and the trailer's answer on the way (the
+    /// frames before the last ReadyForQuery but one are the statement's).
     pub(super) async fn drain(&mut self) -> Result<()> {
         while self.readies > 0 {
-            if self.co.conn().read_frame().await?.tag == b'Z' {
-                self.readies -= 1;
+            let f = self.co.conn().read_frame().await?;
+            let trailer = self.readies == 1 && matches!(self.trailer, Trailer::Pending);
+            match f.tag {
+                b'Z' => self.readies -= 1,
+                b'C' if trailer => {
+                    let tag = f.body.strip_suffix(b"\0").unwrap_or(&f.body);
+                    self.trailer = Trailer::Answered(Ok(String::from_utf8_lossy(tag).into_owned()));
+                }
+                b'E' if trailer => {
+                    if let Ok(orochi_wire::BackendMessage::ErrorResponse(fields)) =
+                        orochi_wire::BackendMessage::decode(&f)
+                    {
+                        self.trailer = Trailer::Answered(Err(orochi_wire::PgError { fields }));
+                    }
+                }
+                _ => {}
             }
         }
         Ok(())

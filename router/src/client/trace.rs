@@ -155,24 +155,30 @@ pub(crate) async fn twopc_commit<'c>(
     pool: &str,
     written: &mut [crate::twopc::ConnParticipant<'c>],
     read_only: &mut [crate::twopc::ConnParticipant<'c>],
+    ahead: Option<orochi_twopc::Ahead>,
 ) -> (
     orochi_twopc::CommitOutcome,
     Option<orochi_twopc::Unfinished>,
 ) {
-    match (app.otel.get(), trace) {
+    let mut spans;
+    let mut none = orochi_twopc::NoObserver;
+    let observer: &mut dyn orochi_twopc::PhaseObserver = match (app.otel.get(), trace) {
         (Some(tracing), Some(parent)) => {
-            let mut spans = crate::otel::PhaseSpans {
+            spans = crate::otel::PhaseSpans {
                 tracing,
                 parent,
                 current: None,
             };
-            app.twopc
-                .commit_deferred(pool, written, read_only, &mut spans)
-                .await
+            &mut spans
         }
-        _ => {
+        _ => &mut none,
+    };
+    match ahead {
+        // Pipelined PREPAREs (`fanout_end.rs`): the statement had no readers.
+        Some(a) => app.twopc.commit_ahead(pool, written, a, observer).await,
+        None => {
             app.twopc
-                .commit_deferred(pool, written, read_only, &mut orochi_twopc::NoObserver)
+                .commit_deferred(pool, written, read_only, observer)
                 .await
         }
     }

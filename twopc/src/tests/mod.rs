@@ -1,6 +1,7 @@
 //! Scenario tests: the coordinator over scripted participants, the sweeper over an
 //! in-memory cluster, and crash-at-every-step runs that combine both.
 
+mod ahead;
 mod cluster;
 mod coordinator;
 mod crash;
