@@ -4,6 +4,7 @@
 //! - the shard that finished its part first is prepared while the other still runs it
 //!   (without pipelining, nothing is prepared before every shard has answered);
 //! - the statement commits on both, with nothing left prepared;
+//! - a write that reaches every shard for want of keys is not pipelined;
 //! - a statement that fails on one shard leaves nothing changed and nothing prepared
 //!   (the other shard's PREPARE is rolled back with `ROLLBACK PREPARED`).
 
@@ -93,6 +94,27 @@ async fn prepares_go_out_with_the_last_statement() {
         let piped = on(k, &db, "SELECT count(*) FROM users WHERE name = 'piped'").await;
         assert_eq!(piped, 1, "shard {k}: committed");
     }
+
+    // A write that reaches every shard for want of keys is not pipelined: its parts can
+    // take long, and an early PREPARE would age meanwhile.
+    let bulk = format!(
+        "UPDATE users SET name = name || pg_sleep(CASE WHEN id = {a} THEN 2 ELSE 0 END)::text \
+         WHERE name IS NOT NULL"
+    );
+    let run = tokio::spawn(async move {
+        let n = sqlx::raw_sql(sqlx::AssertSqlSafe(bulk))
+            .execute(&mut c)
+            .await
+            .map(|d| d.rows_affected());
+        (n, c)
+    });
+    let watched = std::time::Instant::now();
+    while watched.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(prepared_on(1, &db).await, 0, "a bulk write prepared early");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (n, mut c) = run.await.unwrap();
+    assert_eq!(n.unwrap(), ROWS as u64);
 
     // Fails on one shard only (division by zero): on the coordinator, while shard 1
     // prepared (rolled back with ROLLBACK PREPARED); then on shard 1, whose PREPARE

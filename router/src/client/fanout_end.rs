@@ -52,14 +52,18 @@ async fn roll_back(s: &mut Stream, ahead: Option<&Ahead>) {
 
 impl ShardedPath<'_> {
     /// When this statement's PREPAREs can go out with it (`orochi_twopc::Ahead`, issue
-    /// 16): an autocommit write on two or more shards of a pool whose two-phase commit
-    /// is set up, with no `query_timeout` running (a statement abandoned at its deadline
-    /// closes its connections, and a shard where it had finished would keep the
-    /// prepared transaction, and its locks, until the sweeper).
+    /// 16): an autocommit write on two or more shards named by its shard keys, on a
+    /// pool whose two-phase commit is set up, with no `query_timeout` running. Not a
+    /// write that reaches every shard for want of keys (a bulk UPDATE or DELETE): one
+    /// shard's part can take long there, and a PREPARE sent early ages meanwhile, so
+    /// past `timeout_seconds` the sweeper would roll it back. Not under a deadline: a
+    /// statement abandoned at it has its connections closed, and a shard where it had
+    /// finished would keep the prepared transaction, and its locks, until the sweeper.
     pub(super) fn pipelined_prepares(&self, job: &Job, conns: usize) -> Option<Ahead> {
         let sc = self.ctx.user.sharding.as_ref()?;
         let fits = job.write
             && job.wrap
+            && job.keyed
             && !job.in_tx
             && conns > 1
             && sc.twopc

@@ -75,6 +75,7 @@ impl ShardedPath<'_> {
             merge: Default::default(),
             write: false,
             wrap: false,
+            keyed: false,
             select: true,
             replicated: false,
             copy_in: None,

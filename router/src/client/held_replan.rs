@@ -103,6 +103,7 @@ impl ShardedPath<'_> {
                     // One shard: its own Sync commits it (or the client's transaction
                     // keeps it).
                     wrap: false,
+                    keyed: false,
                     // The shard's own tag, not one the router counts.
                     select: false,
                     replicated: false,

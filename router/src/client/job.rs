@@ -28,6 +28,10 @@ pub struct Job {
     pub write: bool,
     /// Run the write in a transaction per shard (not for VACUUM and the like).
     pub wrap: bool,
+    /// The shards are the ones the statement's shard-key values name (not every shard
+    /// for want of keys): each shard's part is bounded by the rows those keys name, so
+    /// its commit may be prepared while the others still run theirs (`fanout_end.rs`).
+    pub keyed: bool,
     /// A plain SELECT: the tag is `SELECT <rows sent>`.
     pub select: bool,
     /// A write of a replicated table: every shard runs it, the first shard's rows and
