@@ -35,6 +35,20 @@ async fn prepared_on(k: usize, db: &str) -> i64 {
     .await
 }
 
+/// Runs `sql` on `c` in a task of its own: its rows affected, and the connection back.
+fn in_background(
+    mut c: PgConnection,
+    sql: String,
+) -> tokio::task::JoinHandle<(Result<u64, sqlx::Error>, PgConnection)> {
+    tokio::spawn(async move {
+        let n = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut c)
+            .await
+            .map(|d| d.rows_affected());
+        (n, c)
+    })
+}
+
 fn key_on(shard: usize) -> i64 {
     (1..).find(|&i| shard_of(i) == shard).unwrap()
 }
@@ -54,13 +68,7 @@ async fn prepares_go_out_with_the_last_statement() {
          WHERE id IN ({a}, {b})"
     );
     let started = std::time::Instant::now();
-    let run = tokio::spawn(async move {
-        let n = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut c)
-            .await
-            .map(|d| d.rows_affected());
-        (n, c)
-    });
+    let run = in_background(c, sql);
     within(
         10,
         "shard 1 prepared while shard 0 still runs the statement",
@@ -101,13 +109,7 @@ async fn prepares_go_out_with_the_last_statement() {
         "UPDATE users SET name = name || pg_sleep(CASE WHEN id = {a} THEN 2 ELSE 0 END)::text \
          WHERE name IS NOT NULL"
     );
-    let run = tokio::spawn(async move {
-        let n = sqlx::raw_sql(sqlx::AssertSqlSafe(bulk))
-            .execute(&mut c)
-            .await
-            .map(|d| d.rows_affected());
-        (n, c)
-    });
+    let run = in_background(c, bulk);
     let watched = std::time::Instant::now();
     while watched.elapsed() < Duration::from_millis(1500) {
         assert_eq!(prepared_on(1, &db).await, 0, "a bulk write prepared early");
