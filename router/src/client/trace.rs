@@ -174,8 +174,14 @@ pub(crate) async fn twopc_commit<'c>(
         _ => &mut none,
     };
     match ahead {
-        // Pipelined PREPAREs (`fanout_end.rs`): the statement had no readers.
-        Some(a) => app.twopc.commit_ahead(pool, written, a, observer).await,
+        // Pipelined PREPAREs (`fanout_end.rs`): a write's fan-out, with no readers.
+        Some(a) => {
+            debug_assert!(
+                read_only.is_empty(),
+                "pipelined PREPAREs come from writes only"
+            );
+            app.twopc.commit_ahead(pool, written, a, observer).await
+        }
         None => {
             app.twopc
                 .commit_deferred(pool, written, read_only, observer)
