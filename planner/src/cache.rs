@@ -3,7 +3,15 @@
 //! cleared (statements that recur come back fast), and a statement larger than a shard's
 //! byte budget allows is planned every time instead of cached — so ten thousand
 //! distinct 100 KB statements cost at most the byte budget, not a gigabyte.
+//!
+//! Texts are hashed with foldhash, seeded at random per cache and per shard, not with
+//! SipHash: a sharded pool looks up every statement here, and SipHash over its text was
+//! about 2% of the router's instructions on a cross-shard transfer (issue 16). Client
+//! text picks the keys, so flooding one shard with colliding texts is conceivable
+//! against a weaker hash; a shard holds at most `capacity / 16` entries and is cleared
+//! when full, which bounds what a collision can cost.
 
+use foldhash::fast::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
@@ -20,9 +28,8 @@ fn cost(key: &str) -> usize {
     2 * key.len() + 256
 }
 
-#[derive(Default)]
 struct Shard<V> {
-    map: HashMap<String, Arc<V>>,
+    map: HashMap<String, Arc<V>, RandomState>,
     bytes: usize,
 }
 
@@ -30,7 +37,9 @@ pub struct TextCache<V> {
     shards: Vec<Mutex<Shard<V>>>,
     per_shard: usize,
     bytes_per_shard: usize,
-    hasher: std::collections::hash_map::RandomState,
+    /// Picks the shard; each shard's map has a seed of its own, so that the keys of a
+    /// shard, which share this hash's low bits, still spread over the map's buckets.
+    hasher: RandomState,
 }
 
 impl<V> TextCache<V> {
@@ -43,7 +52,7 @@ impl<V> TextCache<V> {
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        map: HashMap::new(),
+                        map: HashMap::with_hasher(RandomState::default()),
                         bytes: 0,
                     })
                 })

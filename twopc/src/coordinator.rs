@@ -42,7 +42,6 @@ use crate::stats::Stats;
 use crate::twopc::TwoPc;
 use crate::unfinished::Unfinished;
 use futures_util::future::join_all;
-use std::collections::HashSet;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -171,8 +170,9 @@ impl TwoPc {
             .chain(read_only.iter_mut().map(|p| Slot::new(p, Role::ReadOnly)))
             .collect();
 
-        let mut seen = HashSet::new();
-        let duplicate = slots.iter().map(|s| s.shard).find(|s| !seen.insert(*s));
+        let mut shards: Vec<usize> = slots.iter().map(|s| s.shard).collect();
+        shards.sort_unstable();
+        let duplicate = shards.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]);
         let mut unfinished = None;
         let (resolution, gid) = if let Some(shard) = duplicate {
             roll_back_all(&mut slots, timeout).await;

@@ -10,7 +10,7 @@
 //! in tests).
 
 use crate::phase::Phase;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -45,12 +45,13 @@ impl TxnInfo {
 
 #[derive(Debug, Default)]
 pub struct Registry {
-    entries: Mutex<HashMap<u64, TxnInfo>>,
+    /// By the router's own sequential ids: ordered, no hashing on the commit path.
+    entries: Mutex<BTreeMap<u64, TxnInfo>>,
     next_id: AtomicU64,
 }
 
 impl Registry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, TxnInfo>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, TxnInfo>> {
         // A panic while holding the lock cannot leave a half-written entry behind.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
