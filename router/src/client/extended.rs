@@ -6,7 +6,7 @@
 
 use super::expect::{Expect, Term};
 use super::reply::message;
-use super::session::Session;
+use super::session::{Handled, Session};
 use crate::error::{Result, RouterError};
 use crate::planner::directive::comment_shard;
 use crate::statements::{PreparedStatement, StatementRegistry};
@@ -133,15 +133,39 @@ impl Session {
     }
 
     /// Can a Bind, Describe, Execute or Close go out without waiting for anything? A
-    /// server is held on an unsharded pool (nothing to plan; the message follows its
-    /// statement to that server) and `ensure_server` would return at once. Every
-    /// extended message after a transaction's first passes here: handled in place, it
-    /// needs no boxed future (issue 16, CPU per transaction).
-    pub(crate) fn extended_now(&self, tag: u8) -> bool {
-        matches!(tag, b'B' | b'D' | b'E' | b'C')
-            && !self.ctx.is_sharded()
+    /// server is held, `ensure_server` would return at once, and nothing is left to
+    /// plan: the pool is unsharded (the message follows its statement to that server),
+    /// or on a sharded pool the message has no sharded step (`sharded_step`). Every
+    /// extended message after a transaction's first passes here on an unsharded pool,
+    /// a Describe and an Execute after their Bind on a sharded one: handled in place,
+    /// it needs no boxed future (issue 16, CPU per transaction).
+    pub(crate) fn extended_now(&self, f: FrameRef<'_>) -> bool {
+        matches!(f.tag, b'B' | b'D' | b'E' | b'C')
             && self.back.phase.is_attached()
             && !self.attached_behind()
+            && (!self.ctx.is_sharded() || !self.sharded_step(f))
+    }
+
+    /// Would [`ShardedPath::sharded_extended`](super::sharded_path::ShardedPath) do
+    /// anything with this Describe, Execute or Close, a server being held? Only with a
+    /// portal it keeps itself (a fan-out's held Bind, a locally answered transaction
+    /// command, a result fetched in batches) or when the message follows a session
+    /// shard the held server is not on. A Bind always has one (it routes), and so has
+    /// anything this cannot tell from the first byte (a malformed message goes the full
+    /// way, to its error).
+    fn sharded_step(&self, f: FrameRef<'_>) -> bool {
+        let on_shard = self.back.phase.server().map(|co| co.pool.shard);
+        if self.ctx.shard.is_some_and(|s| Some(s) != on_shard) {
+            return true;
+        }
+        let tx = self.back.sharded_tx();
+        let portal = tx.is_some_and(|t| t.held.is_some() || t.local_portal.is_some());
+        match (f.tag, f.body.first()) {
+            (b'D' | b'C', Some(b'P')) => portal,
+            (b'D' | b'C', Some(b'S')) => false,
+            (b'E', _) => portal || tx.is_some_and(|t| t.suspended.is_some()),
+            _ => true,
+        }
     }
 
     /// [`Session::on_extended`] when [`Session::extended_now`] said it needs no wait.
@@ -152,22 +176,58 @@ impl Session {
         }
     }
 
+    /// A Parse on a sharded pool, handled in place: the router answers it itself
+    /// (`ShardedPath::sharded_parse`), so it needs no boxed future (issue 16: a driver
+    /// that parses before every execution, as libpq's extended mode does, paid two a
+    /// statement). [`Handled::Later`] for a Parse with a shard comment, which goes to
+    /// its shard's server.
+    pub(crate) fn sharded_parse_now(&mut self, f: FrameRef<'_>) -> Result<Handled> {
+        let Some(schema) = self.ctx.sharding() else {
+            return Ok(Handled::Later);
+        };
+        let Some(screened) = self.screen_extended(&f)? else {
+            return Ok(Handled::Done);
+        };
+        match screened {
+            Screened::Read {
+                msg:
+                    FrontendMessage::Parse {
+                        name,
+                        query,
+                        param_types,
+                    },
+                ..
+            } if comment_shard(&query).and_then(|r| r.ok()).is_none() => {
+                self.sharded_path_with(schema)
+                    .sharded_parse(&name, &query, &param_types);
+                Ok(Handled::Done)
+            }
+            // Screened again on the way that waits: nothing above was answered.
+            _ => Ok(Handled::Later),
+        }
+    }
+
     /// Decodes `f`, refuses what the guards refuse and answers what the router answers
     /// alone; `None` when that is done. Runs before a server is chosen. `f` is owned (a
     /// message that waited) or borrowed from the read buffer (`on_extended_now`); only
     /// a message read in full tells the two apart, copying the values of a borrowed one.
     fn screen_extended(&mut self, f: &impl ClientMessage) -> Result<Option<Screened>> {
         let view = f.view();
-        if self.ctx.gateway.is_none() && !self.ctx.is_sharded() {
+        if self.ctx.gateway.is_none() {
             use orochi_wire::frontend as wire;
             // Nothing to refuse or answer here: no guard reads these, and the router
-            // answers none of them itself.
+            // answers none of them itself. On a sharded pool a Parse and a Bind are
+            // planned and read in full; an Execute and a portal's Describe are read in
+            // full only where a sharded step needs them (`on_extended` decodes them).
             let plain = !self.ctx.app.query_log.enabled();
+            let unsharded = !self.ctx.is_sharded();
             match (view.tag, &self.state.unnamed) {
-                (b'P', Some(u)) if wire::parse_is(view, "", &u.query, &u.param_types) => {
+                (b'P', Some(u))
+                    if unsharded && wire::parse_is(view, "", &u.query, &u.param_types) =>
+                {
                     return Ok(Some(Screened::SameUnnamed));
                 }
-                (b'B', _) if plain => {
+                (b'B', _) if plain && unsharded => {
                     // Checked once: where its statement's name is read
                     // (`forward_in_place`), or here when no server is held, so that
                     // malformed bytes are refused at once, never after waiting for a

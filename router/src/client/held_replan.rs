@@ -86,7 +86,10 @@ impl ShardedPath<'_> {
         in_tx: bool,
     ) -> Result<Option<Box<Job>>> {
         let wrote = self.tx().wrote.len();
-        match self.route_sharded(query, ext.clone()).await? {
+        match self
+            .route_sharded(query, ext.as_ref().map(Extended::args))
+            .await?
+        {
             Route::Fanout(job) => Ok(Some(job)),
             Route::Done => Ok(None),
             Route::Shard(s) => {

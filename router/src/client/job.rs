@@ -16,6 +16,44 @@ pub struct Extended {
     pub describe: bool,
 }
 
+impl Extended {
+    /// Borrowed, to be routed again.
+    pub fn args(&self) -> BindArgs<'_> {
+        BindArgs {
+            param_types: &self.param_types,
+            param_formats: &self.param_formats,
+            params: &self.params,
+            result_formats: &self.result_formats,
+            describe: self.describe,
+        }
+    }
+}
+
+/// A Bind's details as routing reads them, borrowed from the client's message: copied
+/// into an [`Extended`] only when a fan-out holds the Bind back. A Bind routed to one
+/// shard, the common case, goes out as it came and copies nothing (issue 16: four
+/// vectors a statement on a cross-shard transfer).
+#[derive(Debug, Clone, Copy)]
+pub struct BindArgs<'a> {
+    pub param_types: &'a [u32],
+    pub param_formats: &'a [i16],
+    pub params: &'a [Option<Bytes>],
+    pub result_formats: &'a [i16],
+    pub describe: bool,
+}
+
+impl BindArgs<'_> {
+    pub fn to_extended(self) -> Extended {
+        Extended {
+            param_types: self.param_types.to_vec(),
+            param_formats: self.param_formats.to_vec(),
+            params: self.params.to_vec(),
+            result_formats: self.result_formats.to_vec(),
+            describe: self.describe,
+        }
+    }
+}
+
 /// One statement over several shards, as the fan-out executor runs it.
 pub struct Job {
     pub shards: Vec<usize>,

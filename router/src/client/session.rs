@@ -608,7 +608,8 @@ impl Session {
             self.front.router_skipping = false;
         }
         match f.tag {
-            t if self.extended_now(t) => self.on_extended_now(f).map(|()| Handled::Done),
+            _ if self.extended_now(f) => self.on_extended_now(f).map(|()| Handled::Done),
+            b'P' if self.ctx.is_sharded() => self.sharded_parse_now(f),
             b'Q' | b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => Ok(Handled::Later),
             b'S' if self.ctx.user.sharding.is_some()
                 && (self.back.phase.is_idle()

@@ -12,7 +12,7 @@
 //! the sharded state except through it (and `shard_switch.rs`).
 
 use super::held_replan::HeldRun;
-use super::job::{Extended, Job, Route};
+use super::job::{BindArgs, Job, Route};
 use super::reply::{message, ready, refuse, tx_aborted};
 use super::sharded_path::ShardedPath;
 use super::sharded_tx::{HeldPortal, LocalPortal, Suspended};
@@ -43,7 +43,7 @@ impl ShardedPath<'_> {
     pub(crate) async fn route_sharded(
         &mut self,
         sql: &str,
-        ext: Option<Extended>,
+        ext: Option<BindArgs<'_>>,
     ) -> Result<Route> {
         let shared = Arc::clone(&self.schema);
         let schema: &ShardingSchema = &shared;
@@ -96,19 +96,24 @@ impl ShardedPath<'_> {
             schema.columns.clear();
         }
         let params = ext
-            .as_ref()
             .map(|x| Params {
-                values: &x.params,
-                formats: &x.param_formats,
+                values: x.params,
+                formats: x.param_formats,
             })
             .unwrap_or_default();
         if let Some(r) = &p.refuse {
-            return self.gather_or_refuse(sql, p.kind, r, ext).await;
+            return self
+                .gather_or_refuse(sql, p.kind, r, ext.map(BindArgs::to_extended))
+                .await;
         }
         let shards = match resolve(&p.routing, schema.shards, params) {
             Ok(r) => r,
             // Keys on different shards in tables not joined on them: a read is gathered.
-            Err(m) => return self.gather_or_refuse(sql, p.kind, &m, ext).await,
+            Err(m) => {
+                return self
+                    .gather_or_refuse(sql, p.kind, &m, ext.map(BindArgs::to_extended))
+                    .await
+            }
         };
         let aside = self.runs_aside(p.kind, sql);
         let shards = match shards {
@@ -130,7 +135,7 @@ impl ShardedPath<'_> {
                     select: false,
                     replicated: false,
                     copy_in: None,
-                    extended: ext,
+                    extended: ext.map(BindArgs::to_extended),
                     in_tx: false,
                     gather: None,
                 })));
@@ -152,7 +157,11 @@ impl ShardedPath<'_> {
         let write = matches!(p.kind, Kind::Write | Kind::Ddl);
         let merge = match &p.merge {
             Ok(m) => m.clone(),
-            Err(m) => return self.gather_or_refuse(sql, p.kind, m, ext).await,
+            Err(m) => {
+                return self
+                    .gather_or_refuse(sql, p.kind, m, ext.map(BindArgs::to_extended))
+                    .await
+            }
         };
         // Several shards inside the client's transaction: the statement joins it on
         // every shard it needs (transaction pooling, explicit transactions).
@@ -208,7 +217,7 @@ impl ShardedPath<'_> {
                 Err(e) => return self.gave_up(e, extended),
             }
         }
-        let client_types = ext.as_ref().map_or(&[][..], |x| &x.param_types[..]);
+        let client_types = ext.map_or(&[][..], |x| x.param_types);
         let split = match split_insert(&p, sql, &shards, schema, params, client_types) {
             Ok(v) => v,
             Err(m) => return self.refused(&m, extended),
@@ -224,7 +233,7 @@ impl ShardedPath<'_> {
             select: p.kind == Kind::Read && first_keyword(sql) != "copy",
             replicated: p.replicated,
             copy_in: p.copy_in.clone(),
-            extended: ext,
+            extended: ext.map(BindArgs::to_extended),
             in_tx,
             gather: (p.kind == Kind::Read && !in_tx).then(|| sql.to_string()),
         };
@@ -316,6 +325,34 @@ fn transactional(sql: &str) -> bool {
 }
 
 impl ShardedPath<'_> {
+    /// A Parse on a sharded pool, answered here: the statement is noted and prepared on
+    /// a shard when a Bind sends it there (its parameters pick the shard). Never waits,
+    /// so the session handles it in place (`Session::sharded_parse_now`).
+    pub(crate) fn sharded_parse(&mut self, name: &str, query: &str, param_types: &[u32]) {
+        if name.is_empty() {
+            self.state.unnamed = Some(crate::statements::StatementRegistry::unnamed(
+                query,
+                param_types,
+            ));
+            self.back.phase.set_unnamed_on_server(false);
+        } else if self.state.statements.contains_key(name) {
+            self.fail_held_back();
+            self.front.router_error(
+                self.back,
+                PgError::error(
+                    "42P05",
+                    format!("prepared statement \"{name}\" already exists"),
+                ),
+                true,
+            );
+            return;
+        } else {
+            let stmt = self.ctx.app.statements.get(query, param_types);
+            self.state.statements.insert(name.to_string(), stmt);
+        }
+        self.front.reply(message(BackendMessage::ParseComplete));
+    }
+
     /// The extended protocol on a sharded pool. `Ok(None)`: take the ordinary path;
     /// `Ok(Some(None))`: answered here; `Ok(Some(Some(s)))`: ordinary path on shard `s`.
     pub(crate) async fn sharded_extended(
@@ -330,28 +367,7 @@ impl ShardedPath<'_> {
                 query,
                 param_types,
             } => {
-                if name.is_empty() {
-                    self.state.unnamed = Some(crate::statements::StatementRegistry::unnamed(
-                        query,
-                        param_types,
-                    ));
-                    self.back.phase.set_unnamed_on_server(false);
-                } else if self.state.statements.contains_key(name) {
-                    self.fail_held_back();
-                    self.front.router_error(
-                        self.back,
-                        PgError::error(
-                            "42P05",
-                            format!("prepared statement \"{name}\" already exists"),
-                        ),
-                        true,
-                    );
-                    return Ok(Some(None));
-                } else {
-                    let stmt = self.ctx.app.statements.get(query, param_types);
-                    self.state.statements.insert(name.clone(), stmt);
-                }
-                self.front.reply(message(BackendMessage::ParseComplete));
+                self.sharded_parse(name, query, param_types);
                 Ok(Some(None))
             }
             M::Bind {
@@ -390,11 +406,11 @@ impl ShardedPath<'_> {
                         None => {}
                     }
                 }
-                let ext = Extended {
-                    param_types: stmt.param_types.clone(),
-                    param_formats: param_formats.clone(),
-                    params: params.clone(),
-                    result_formats: result_formats.clone(),
+                let ext = BindArgs {
+                    param_types: &stmt.param_types,
+                    param_formats,
+                    params,
+                    result_formats,
                     describe: false,
                 };
                 match self.route_sharded(&stmt.query, Some(ext)).await? {
