@@ -287,6 +287,19 @@ bouncer_start
 clk_tck="$(getconf CLK_TCK)"
 # cpu_ticks PID: the process's user + system time so far, in clock ticks (all threads).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo n/a; }
+# host_ticks: "steal total" of /proc/stat's cpu line, in clock ticks: the time the
+# hypervisor gave this VM's cores to other tenants, and all time. A run with much stolen
+# time is slower for both proxies, and their CPU per transaction reads higher (a stolen
+# tick can be charged to the process that was running); the report says how much was.
+host_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t; exit}' /proc/stat; }
+# steal_since "STEAL TOTAL": the share of the time since then that was stolen, in %.
+steal_since() {
+    local s0 t0 s1 t1
+    read -r s0 t0 <<<"$1"
+    read -r s1 t1 < <(host_ticks)
+    awk -v a="$((s1 - s0))" -v b="$((t1 - t0))" 'BEGIN {printf "%.1f", (b > 0 ? 100 * a / b : 0)}'
+}
+run_host_ticks="$(host_ticks)"
 
 # point NAME PORT CLIENTS MODE [DB] [PID] -> "tps latency_ms cpu_us_per_tx"
 point() {
@@ -338,6 +351,8 @@ pair() {
     read -r -a b <<<"$5"
     pa_tps=() pa_lat=() pa_cpu=() pb_tps=() pb_lat=() pb_cpu=() p_ratio=()
     for ((round = 0; round < rounds; round++)); do
+        local round_ticks
+        round_ticks="$(host_ticks)"
         if ((round % 2 == 0)); then
             read -r at al ac < <(point "${a[0]}" "${a[1]}" "$c" "$mode" "${a[2]}" "${a[3]#-}")
             read -r bt bl bc < <(point "${b[0]}" "${b[1]}" "$c" "$mode" "${b[2]}" "${b[3]#-}")
@@ -347,7 +362,7 @@ pair() {
         fi
         pa_tps+=("$at") pa_lat+=("$al") pa_cpu+=("$ac") pb_tps+=("$bt") pb_lat+=("$bl") pb_cpu+=("$bc")
         p_ratio+=("$(ratio "$bt" "$at")")
-        echo "bench: $c client(s), -M $mode, round $((round + 1)): ${b[0]} $bt / ${a[0]} $at" >&2
+        echo "bench: $c client(s), -M $mode, round $((round + 1)): ${b[0]} $bt / ${a[0]} $at (host steal $(steal_since "$round_ticks")%)" >&2
     done
 }
 
@@ -408,6 +423,7 @@ for mode in "${modes[@]}"; do
         rows+=("| $mode | $c | $(fmt "$d_tps" 0) | $(fmt "$b_tps" 0) | $b_cpu | $(fmt "$r_tps" 0) | $r_cpu | $q | $(ratio "$r_tps" "$d_tps") |")
     done
 done
+throughput_steal="$(steal_since "$run_host_ticks")"
 
 # Sharded: the same pgbench -S through a 2-shard pool (keys routed by aid), against the
 # same router's one-shard pool, in alternating rounds (`pair`): TPS and latency of each
@@ -480,7 +496,8 @@ router_rss="${router_rss_plain:-n/a}"
         printf '%s\n' "${share_rows[@]}"
     fi
     echo
-    echo "Router RSS after the throughput runs: $router_rss."
+    echo "Router RSS after the throughput runs: $router_rss. Host CPU time stolen by other"
+    echo "tenants during them (/proc/stat steal): $throughput_steal%."
     echo
     echo "### Memory per idle client (authenticated idle connections, fresh processes)"
     echo
