@@ -182,3 +182,61 @@ async fn a_parse_is_answered_by_the_router_and_a_duplicate_name_refused() {
     assert_eq!(rows, [format!("user{a}")]);
     assert_eq!(t, "2DCZ");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unnamed_statement_parsed_again_follows_each_bind_to_its_shard() {
+    // libpq's extended mode: the same unnamed Parse before every Bind, the keys on
+    // alternating shards; each shard's server gets the statement before its Bind.
+    let (r, db) = cluster("").await;
+    let mut c = r.raw(&db).await;
+    let (a, b) = (on_shard(0).nth(3).unwrap(), on_shard(1).nth(3).unwrap());
+    let sql = "SELECT name FROM users WHERE id = $1";
+    for id in [a, b, b, a, b] {
+        let (rows, t) = request(
+            &mut c,
+            &[
+                parse("", sql),
+                bind("", "", &[&id.to_string()]),
+                describe(b'P', ""),
+                execute("", 0),
+            ],
+        )
+        .await;
+        assert_eq!(rows, [format!("user{id}")], "key {id}");
+        assert_eq!(t, "12TDCZ");
+    }
+    // A simple query drops the server's unnamed statement. Sent in one write behind the
+    // first request, it reaches the same server before that one is answered; the same
+    // Parse after it is sent again before its Bind.
+    let first = [
+        parse("", sql),
+        bind("", "", &[&a.to_string()]),
+        execute("", 0),
+    ];
+    let mut all = first.to_vec();
+    all.push(FrontendMessage::Sync);
+    all.push(FrontendMessage::Query("SELECT 1".into()));
+    all.extend(first);
+    all.push(FrontendMessage::Sync);
+    c.send(&all).await;
+    for want in ["12DCZ", "TDCZ", "12DCZ"] {
+        let ms = c.until_ready().await;
+        assert_eq!(tags(&ms), want, "{ms:?}");
+    }
+    // Another text in its place, then the first again.
+    for (q, id, want) in [
+        ("SELECT id FROM users WHERE id = $1", a, a.to_string()),
+        (sql, b, format!("user{b}")),
+    ] {
+        let (rows, _) = request(
+            &mut c,
+            &[
+                parse("", q),
+                bind("", "", &[&id.to_string()]),
+                execute("", 0),
+            ],
+        )
+        .await;
+        assert_eq!(rows, [want]);
+    }
+}

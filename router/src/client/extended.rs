@@ -188,6 +188,7 @@ impl Session {
         let Some(screened) = self.screen_extended(&f)? else {
             return Ok(Handled::Done);
         };
+        let no_comment = |q: &str| comment_shard(q).and_then(|r| r.ok()).is_none();
         match screened {
             Screened::Read {
                 msg:
@@ -196,10 +197,28 @@ impl Session {
                         query,
                         param_types,
                     },
-                ..
-            } if comment_shard(&query).and_then(|r| r.ok()).is_none() => {
-                self.sharded_path_with(schema)
-                    .sharded_parse(&name, &query, &param_types);
+                words,
+                reparsed,
+            } if no_comment(&query) => {
+                self.sharded_path_with(schema).sharded_parse(
+                    &name,
+                    &query,
+                    &param_types,
+                    (!reparsed).then_some(words),
+                );
+                Ok(Handled::Done)
+            }
+            // The unnamed statement again, compared in place (libpq's extended mode): it
+            // stays as it is, to be parsed again on the shard its next Bind goes to.
+            Screened::SameUnnamed
+                if self
+                    .state
+                    .unnamed
+                    .as_ref()
+                    .is_some_and(|u| no_comment(&u.query)) =>
+            {
+                self.back.phase.set_unnamed_on_server(false);
+                self.front.reply(message(BackendMessage::ParseComplete));
                 Ok(Handled::Done)
             }
             // Screened again on the way that waits: nothing above was answered.
@@ -216,15 +235,14 @@ impl Session {
         if self.ctx.gateway.is_none() {
             use orochi_wire::frontend as wire;
             // Nothing to refuse or answer here: no guard reads these, and the router
-            // answers none of them itself. On a sharded pool a Parse and a Bind are
-            // planned and read in full; an Execute and a portal's Describe are read in
-            // full only where a sharded step needs them (`on_extended` decodes them).
+            // answers none of them itself. On a sharded pool a Bind is planned and read
+            // in full; the unnamed statement parsed again, an Execute and a portal's
+            // Describe are read in full only where a sharded step needs them
+            // (`on_extended` decodes them).
             let plain = !self.ctx.app.query_log.enabled();
             let unsharded = !self.ctx.is_sharded();
             match (view.tag, &self.state.unnamed) {
-                (b'P', Some(u))
-                    if unsharded && wire::parse_is(view, "", &u.query, &u.param_types) =>
-                {
+                (b'P', Some(u)) if wire::parse_is(view, "", &u.query, &u.param_types) => {
                     return Ok(Some(Screened::SameUnnamed));
                 }
                 (b'B', _) if plain && unsharded => {

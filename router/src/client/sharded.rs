@@ -328,12 +328,20 @@ impl ShardedPath<'_> {
     /// A Parse on a sharded pool, answered here: the statement is noted and prepared on
     /// a shard when a Bind sends it there (its parameters pick the shard). Never waits,
     /// so the session handles it in place (`Session::sharded_parse_now`).
-    pub(crate) fn sharded_parse(&mut self, name: &str, query: &str, param_types: &[u32]) {
+    /// `words`: the text's `STATEMENT_WORDS`, when the caller screened it already.
+    pub(crate) fn sharded_parse(
+        &mut self,
+        name: &str,
+        query: &str,
+        param_types: &[u32],
+        words: Option<u16>,
+    ) {
+        use crate::statements::StatementRegistry;
         if name.is_empty() {
-            self.state.unnamed = Some(crate::statements::StatementRegistry::unnamed(
-                query,
-                param_types,
-            ));
+            self.state.unnamed = Some(match words {
+                Some(w) => StatementRegistry::unnamed_screened(query, param_types, w),
+                None => StatementRegistry::unnamed(query, param_types),
+            });
             self.back.phase.set_unnamed_on_server(false);
         } else if self.state.statements.contains_key(name) {
             self.fail_held_back();
@@ -367,7 +375,7 @@ impl ShardedPath<'_> {
                 query,
                 param_types,
             } => {
-                self.sharded_parse(name, query, param_types);
+                self.sharded_parse(name, query, param_types, None);
                 Ok(Some(None))
             }
             M::Bind {
