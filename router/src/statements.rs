@@ -13,7 +13,6 @@
 
 use crate::planner::session::{analyze_screened, STATEMENT_WORDS};
 use crate::planner::{analyze, Analysis};
-use orochi_wire::{Frame, FrontendMessage};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,14 +30,10 @@ pub struct PreparedStatement {
 }
 
 impl PreparedStatement {
-    /// The Parse that creates this statement under `name` on a server.
-    pub fn parse_frame(&self, name: &str) -> Frame {
-        FrontendMessage::Parse {
-            name: name.to_string(),
-            query: self.query.clone(),
-            param_types: self.param_types.clone(),
-        }
-        .to_frame()
+    /// Writes the Parse that creates this statement under `name` on a server into
+    /// `out` (the server's buffer: nothing copied on the way).
+    pub fn encode_parse(&self, name: &str, out: &mut bytes::BytesMut) {
+        orochi_wire::frontend::encode_parse(name, &self.query, &self.param_types, out);
     }
 }
 

@@ -383,12 +383,13 @@ impl Session {
                     self.front.reply(message(BackendMessage::ParseComplete));
                 } else {
                     self.mark_prepared(stmt.id);
-                    self.send_server(
-                        &stmt.parse_frame(&stmt.server_name),
-                        Some(Expect::Forward(Term::Parse {
+                    self.send_parse(
+                        &stmt,
+                        &stmt.server_name,
+                        Expect::Forward(Term::Parse {
                             client_name: Some(name),
                             id: stmt.id,
-                        })),
+                        }),
                     );
                 }
             }
@@ -626,12 +627,13 @@ impl Session {
         if name.is_empty() {
             if !self.back.phase.unnamed_on_server() {
                 if let Some(u) = self.state.unnamed.clone() {
-                    self.send_server(
-                        &u.parse_frame(""),
-                        Some(Expect::Swallow(Term::Parse {
+                    self.send_parse(
+                        &u,
+                        "",
+                        Expect::Swallow(Term::Parse {
                             client_name: None,
                             id: 0,
-                        })),
+                        }),
                     );
                     self.back.phase.set_unnamed_on_server(true);
                 }
@@ -651,15 +653,23 @@ impl Session {
         };
         if !self.server_has(stmt.id) {
             self.mark_prepared(stmt.id);
-            self.send_server(
-                &stmt.parse_frame(&stmt.server_name),
-                Some(Expect::Swallow(Term::Parse {
+            self.send_parse(
+                &stmt,
+                &stmt.server_name,
+                Expect::Swallow(Term::Parse {
                     client_name: None,
                     id: stmt.id,
-                })),
+                }),
             );
         }
         Some(Target::Named(stmt))
+    }
+
+    /// Prepares `stmt` as `name` on the server held: its Parse written straight into
+    /// the server's buffer.
+    fn send_parse(&mut self, stmt: &PreparedStatement, name: &str, expect: Expect) {
+        stmt.encode_parse(name, &mut self.back.sout);
+        self.expect_from_server(expect);
     }
 }
 
