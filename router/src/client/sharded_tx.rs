@@ -8,7 +8,7 @@
 
 use super::job::Job;
 use crate::backend::Checkout;
-use crate::planner::lex::{contains_word_ci, first_keyword};
+use crate::planner::lex::{contains_word_ci, first_word};
 use crate::planner::savepoint::{savepoint_command, Savepoint};
 use orochi_wire::PgError;
 
@@ -62,8 +62,14 @@ impl ShardedTx {
     /// returned tag, or refused as PostgreSQL would (`Err`: the transaction is failed
     /// now). `None`: not such a command, or one that needs a shard.
     pub(crate) fn held_command(&mut self, sql: &str) -> Option<Result<&'static str, PgError>> {
-        let kw = first_keyword(sql);
-        let tag = match kw.as_str() {
+        // Lower-cased on the stack: every Bind of an idle client passes here (issue 16).
+        let w = first_word(sql);
+        let mut low = [0u8; 9];
+        let kw = low.get_mut(..w.len())?;
+        kw.copy_from_slice(w.as_bytes());
+        kw.make_ascii_lowercase();
+        let kw = std::str::from_utf8(kw).ok()?;
+        let tag = match kw {
             "begin" | "start" => {
                 if self.pending_begin.is_none() {
                     self.pending_begin = Some(sql.trim().trim_end_matches(';').to_string());
@@ -202,4 +208,39 @@ pub(crate) struct LocalPortal {
     pub tag: &'static str,
     /// COMMIT (`true`) or ROLLBACK of a transaction spanning shards.
     pub finish: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ShardedTx;
+
+    fn tag(tx: &mut ShardedTx, sql: &str) -> Option<&'static str> {
+        tx.held_command(sql).map(|r| r.expect("no error"))
+    }
+
+    #[test]
+    fn transaction_commands_are_told_by_their_first_word_in_any_case() {
+        let mut tx = ShardedTx::default();
+        assert_eq!(tag(&mut tx, "/* app */ Begin;"), Some("BEGIN"));
+        assert_eq!(tx.pending_begin.as_deref(), Some("/* app */ Begin"));
+        assert_eq!(tag(&mut tx, "SAVEPOINT a"), Some("SAVEPOINT"));
+        assert_eq!(tag(&mut tx, "cOmMiT"), Some("COMMIT"));
+        assert!(tx.pending_begin.is_none());
+        assert_eq!(
+            tag(&mut tx, "  start transaction isolation level serializable"),
+            Some("START TRANSACTION")
+        );
+        assert_eq!(tag(&mut tx, "ABORT"), Some("ROLLBACK"));
+        assert_eq!(tag(&mut tx, "end"), Some("COMMIT"));
+        for other in [
+            "SELECT 1",
+            "COMMIT PREPARED 'g'",
+            "checkpoint",
+            "beginning_of_a_very_long_word",
+            "ébegin",
+            "",
+        ] {
+            assert_eq!(tag(&mut tx, other), None, "{other}");
+        }
+    }
 }
