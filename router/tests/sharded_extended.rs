@@ -30,6 +30,18 @@ async fn request(c: &mut RawClient, msgs: &[FrontendMessage]) -> (Vec<String>, S
     (first_column(&ms), tags(&ms))
 }
 
+/// A read over both shards, described and fetched four rows at a time: the router keeps
+/// its portal and serves the batches itself.
+fn fan_out_in_batches() -> Vec<FrontendMessage> {
+    vec![
+        parse("", "SELECT id FROM users WHERE id <= 6 ORDER BY id"),
+        bind("", "", &[]),
+        describe(b'P', ""),
+        execute("", 4),
+        execute("", 0),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn portals_on_the_held_shard_and_the_routers_own_in_one_transaction() {
     let (r, db) = cluster("").await;
@@ -63,17 +75,7 @@ async fn portals_on_the_held_shard_and_the_routers_own_in_one_transaction() {
 
     // A fan-out read while shard 0 is held: the router keeps the portal (Describe from
     // its plan, rows in batches it serves itself), then the held shard again.
-    let (rows, t) = request(
-        &mut c,
-        &[
-            parse("", "SELECT id FROM users WHERE id <= 6 ORDER BY id"),
-            bind("", "", &[]),
-            describe(b'P', ""),
-            execute("", 4),
-            execute("", 0),
-        ],
-    )
-    .await;
+    let (rows, t) = request(&mut c, &fan_out_in_batches()).await;
     assert_eq!(rows, ["1", "2", "3", "4", "5", "6"]);
     assert_eq!(t, "12TDDDDsDDCZ");
     let (_, t) = request(
@@ -92,19 +94,9 @@ async fn portals_on_the_held_shard_and_the_routers_own_in_one_transaction() {
         "a closed fan-out portal, then the held shard's"
     );
     // The same in one pipeline, where shard 0 is still held when the fan-out is bound.
-    let (rows, t) = request(
-        &mut c,
-        &[
-            bind("", "three", &[&a.to_string()]),
-            execute("", 1),
-            parse("", "SELECT id FROM users WHERE id <= 6 ORDER BY id"),
-            bind("", "", &[]),
-            describe(b'P', ""),
-            execute("", 4),
-            execute("", 0),
-        ],
-    )
-    .await;
+    let mut pipeline = vec![bind("", "three", &[&a.to_string()]), execute("", 1)];
+    pipeline.extend(fan_out_in_batches());
+    let (rows, t) = request(&mut c, &pipeline).await;
     let mut want = vec![(a * 10 + 1).to_string()];
     want.extend((1..=6).map(|i| i.to_string()));
     assert_eq!(rows, want);

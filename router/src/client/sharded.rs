@@ -328,6 +328,7 @@ impl ShardedPath<'_> {
     /// A Parse on a sharded pool, answered here: the statement is noted and prepared on
     /// a shard when a Bind sends it there (its parameters pick the shard). Never waits,
     /// so the session handles it in place (`Session::sharded_parse_now`).
+    ///
     /// `words`: the text's `STATEMENT_WORDS`, when the caller screened it already.
     pub(crate) fn sharded_parse(
         &mut self,
