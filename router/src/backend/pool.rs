@@ -148,18 +148,16 @@ impl ServerPool {
         // One clock read on the usual path (a free permit): it dates the checkout and
         // ages the idle connection taken (issue 16, CPU per transaction).
         let started = Instant::now();
-        let mut now = started;
-        let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(p) => Some(p),
+        let (permit, now, waited) = match self.permits.clone().try_acquire_owned() {
+            Ok(p) => (Some(p), started, Duration::ZERO),
             Err(_) => {
                 // Boxed: the wait (a timer and a semaphore waiter) is for a full pool
                 // only; inline, every checkout's future would carry it (issue 16).
                 let p = Box::pin(self.wait_for_permit(started)).await;
-                now = Instant::now();
-                p
+                let now = Instant::now();
+                (p, now, now - started)
             }
         };
-        let waited = now - started;
         let permit = match permit {
             Some(p) => p,
             None => {
@@ -192,6 +190,7 @@ impl ServerPool {
                 conn: Some(conn),
                 pool: self.clone(),
                 since: now,
+                answered: None,
                 released: false,
                 _permit: permit,
             },
@@ -518,6 +517,11 @@ pub struct Checkout {
     conn: Option<Box<ServerConn>>,
     pub pool: Arc<ServerPool>,
     since: Instant,
+    /// When the server last answered a statement in full (`answered`): the moment the
+    /// connection became free, read by the session for the statement's duration and
+    /// used again when it is given back (one clock read, not two, a transaction;
+    /// issue 16).
+    answered: Option<Instant>,
     released: bool,
     _permit: OwnedSemaphorePermit,
 }
@@ -528,6 +532,12 @@ impl Checkout {
     /// pool's rules.
     pub fn release(mut self) {
         self.released = true;
+    }
+
+    /// The server answered a statement in full at `at`: if the connection is given back
+    /// now, that is when it became free.
+    pub fn answered(&mut self, at: Instant) {
+        self.answered = Some(at);
     }
 
     /// When the connection was lent.
@@ -546,7 +556,7 @@ impl Checkout {
 impl Drop for Checkout {
     fn drop(&mut self) {
         let s = &self.pool.stats;
-        let now = Instant::now();
+        let now = self.answered.unwrap_or_else(Instant::now);
         s.xacts.fetch_add(1, Ordering::Relaxed);
         s.xact_us.fetch_add(
             now.saturating_duration_since(self.since).as_micros() as u64,

@@ -168,8 +168,10 @@ impl Session {
                 Some(Expect::Forward(Term::Ready { started })) => *started,
                 _ => None,
             };
-            if let (Some(t), Some(co)) = (started, self.back.phase.server()) {
-                co.pool.metrics.observe(t.elapsed());
+            if let (Some(t), Some(co)) = (started, self.back.phase.server_mut()) {
+                let now = std::time::Instant::now();
+                co.pool.metrics.observe(now.saturating_duration_since(t));
+                co.answered(now);
             }
             if let (Some(t), true) = (started, self.qlog.has_pending()) {
                 let shard = self.back.phase.server().map(|co| co.pool.shard);
