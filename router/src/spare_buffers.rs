@@ -31,27 +31,40 @@ thread_local! {
 
 /// Gives an empty `b`'s memory to this thread's spares; `b` is left without any.
 pub fn put_back(b: &mut BytesMut) {
-    if !b.is_empty() || b.capacity() == 0 {
-        return;
-    }
-    let b = std::mem::take(b);
-    if (SMALLEST..=LARGEST).contains(&b.capacity()) {
-        SPARE.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.len() < KEEP {
-                s.push(b);
+    put_back_all([b]);
+}
+
+/// [`put_back`] of a session's buffers together: one look at the thread's list, not
+/// one a buffer (every transaction ends here).
+pub fn put_back_all<const N: usize>(bufs: [&mut BytesMut; N]) {
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        for b in bufs {
+            if b.is_empty() && b.capacity() != 0 {
+                let b = std::mem::take(b);
+                if (SMALLEST..=LARGEST).contains(&b.capacity()) && s.len() < KEEP {
+                    s.push(b);
+                }
             }
-        });
-    }
+        }
+    });
 }
 
 /// Gives `b` memory when it has none: a spare buffer, or a new one of `NEW` bytes.
 pub fn lend(b: &mut BytesMut) {
-    if b.capacity() == 0 {
-        *b = SPARE
-            .with(|s| s.borrow_mut().pop())
-            .unwrap_or_else(|| BytesMut::with_capacity(NEW));
-    }
+    lend_all([b]);
+}
+
+/// [`lend`] of several buffers: one look at the thread's list.
+pub fn lend_all<const N: usize>(bufs: [&mut BytesMut; N]) {
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        for b in bufs {
+            if b.capacity() == 0 {
+                *b = s.pop().unwrap_or_else(|| BytesMut::with_capacity(NEW));
+            }
+        }
+    });
 }
 
 #[cfg(test)]
@@ -75,6 +88,21 @@ mod tests {
         lend(&mut next);
         // Kept, it would be lent here (nothing else is spare).
         assert_eq!(next.capacity(), NEW, "a large result's buffer is not kept");
+
+        let (mut one, mut two) = (BytesMut::with_capacity(2048), BytesMut::with_capacity(3072));
+        let ptrs = [one.as_ptr(), two.as_ptr()];
+        put_back_all([&mut one, &mut two, &mut BytesMut::new()]);
+        assert_eq!((one.capacity(), two.capacity()), (0, 0));
+        let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+        lend_all([&mut a, &mut b]);
+        let mut got = [a.as_ptr(), b.as_ptr()];
+        got.sort();
+        let mut want = ptrs;
+        want.sort();
+        assert_eq!(
+            got, want,
+            "both given back are lent again, nothing new allocated"
+        );
 
         let mut full = BytesMut::from(&b"unsent"[..]);
         put_back(&mut full);

@@ -364,10 +364,7 @@ impl Session {
                         }
                         r = self.front.stream.read_ready(&mut self.front.rbuf, spare_buffers::lend) => match r {
                             Ok(0) => return Ok(()),
-                            Ok(_) => {
-                                spare_buffers::lend(&mut self.front.out);
-                                spare_buffers::lend(&mut self.back.sout);
-                            }
+                            Ok(_) => spare_buffers::lend_all([&mut self.front.out, &mut self.back.sout]),
                             Err(e) => return Err(RouterError::ClientIo(e)),
                         },
                     }
@@ -380,13 +377,11 @@ impl Session {
     /// clients hold none, and the next message borrows them back without allocating.
     fn shrink_buffers(&mut self) {
         if self.back.phase.is_idle() {
-            for b in [
+            spare_buffers::put_back_all([
                 &mut self.front.rbuf,
                 &mut self.front.out,
                 &mut self.back.sout,
-            ] {
-                spare_buffers::put_back(b);
-            }
+            ]);
         }
     }
 
