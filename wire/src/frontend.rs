@@ -76,8 +76,13 @@ pub fn encode_parse(name: &str, query: &str, param_types: &[u32], out: &mut Byte
 /// [`FrontendMessage::decode`] would put in `Query`, without copying it (every statement
 /// passes here; issue 16, CPU per transaction).
 pub fn query_text(frame: &Frame) -> Result<&str, WireError> {
+    query_text_of(frame.view())
+}
+
+/// [`query_text`] of a message read in place.
+pub fn query_text_of(frame: FrameRef<'_>) -> Result<&str, WireError> {
     debug_assert_eq!(frame.tag, b'Q');
-    Reader::new(&frame.body, "frontend message").cstr()
+    Reader::new(frame.body, "frontend message").cstr()
 }
 
 /// The statement a Bind names, borrowed from its frame, once the whole body is checked

@@ -24,6 +24,7 @@ pub mod pause_gate;
 pub mod pending_commit;
 pub mod pending_commits;
 pub mod phase;
+pub mod query_now;
 pub mod relay;
 pub mod release;
 pub mod replan;

@@ -26,7 +26,7 @@ use super::session::Session;
 use crate::backend::registry::Target;
 use crate::error::Result;
 use orochi_config::PoolMode;
-use orochi_wire::Frame;
+use orochi_wire::{Frame, FrameRef};
 
 /// `BEGIN` / `START TRANSACTION` alone, not read-only (a read-only transaction refuses
 /// writes everywhere).
@@ -39,7 +39,7 @@ fn is_plain_begin(sql: &str) -> bool {
 
 impl Session {
     /// Called for a simple Query about to be sent to the attached server.
-    pub(crate) fn arm_retry(&mut self, f: &Frame, sql: &str) {
+    pub(crate) fn arm_retry(&mut self, f: FrameRef<'_>, sql: &str) {
         let prelude = match self.retry.as_deref_mut() {
             Some(r) => {
                 if r.pending.as_ref().is_some_and(|p| p.refused.is_some()) {
@@ -65,7 +65,7 @@ impl Session {
             return;
         }
         let retry = |prelude| Retry {
-            request: f.clone(),
+            request: f.to_frame(),
             prelude,
             shard: co.pool.shard,
             forwarded: false,
@@ -74,7 +74,7 @@ impl Session {
         };
         let r = self.retry.get_or_insert_with(Box::default);
         match self.back.tx_status {
-            b'I' if is_plain_begin(sql) => r.begin_candidate = Some(f.clone()),
+            b'I' if is_plain_begin(sql) => r.begin_candidate = Some(f.to_frame()),
             b'I' => r.pending = Some(Box::new(retry(None))),
             b'T' if prelude.is_some() => r.pending = Some(Box::new(retry(prelude))),
             _ => {}

@@ -605,7 +605,8 @@ impl Session {
         match f.tag {
             _ if self.extended_now(f) => self.on_extended_now(f).map(|()| Handled::Done),
             b'P' if self.ctx.is_sharded() => self.sharded_parse_now(f),
-            b'Q' | b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => Ok(Handled::Later),
+            b'Q' => self.on_query_now(f),
+            b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => Ok(Handled::Later),
             b'S' if self.ctx.user.sharding.is_some()
                 && (self.back.phase.is_idle()
                     || self.back.sharded_tx().is_some_and(|t| t.implicit_multi)) =>
@@ -719,17 +720,9 @@ impl Session {
             Box::pin(self.on_directive(d)).await;
             return Ok(());
         }
-        // One pass over the text for the guard and the session tracking (issue 16).
-        let words = crate::planner::session::STATEMENT_WORDS.scan(sql);
-        if let Some(e) = crate::twopc_guard::refuse_query(sql, words) {
-            self.front.router_error(&self.back, e, false);
+        let Some(analysis) = self.screen_query_words(sql) else {
             return Ok(());
-        }
-        let analysis = crate::planner::session::analyze_screened(sql, words);
-        if let Some(e) = self.refuse_listen(&analysis) {
-            self.front.router_error(&self.back, e, false);
-            return Ok(());
-        }
+        };
         let mut wanted = wanted;
         if let (None, Some(schema)) = (wanted, self.ctx.sharding()) {
             // The sharded steps are boxed: inline, their deep futures (fan-out, two-phase
@@ -761,17 +754,7 @@ impl Session {
                 .front
                 .checkout_failed(&self.back, self.ctx.id, e, false);
         }
-        self.track_session_ops(&analysis);
-        self.count_statement();
-        self.arm_retry(&f, sql);
-        self.send_server(&f, None);
-        let started = std::time::Instant::now();
-        if self.ctx.app.query_log.enabled() {
-            self.qlog.sent(started, sql, None);
-        }
-        self.front.expect.push_back(Expect::Forward(Term::Ready {
-            started: Some(started),
-        }));
+        self.forward_query(f.view(), sql, &analysis);
         Ok(())
     }
 

@@ -1,0 +1,101 @@
+//! A transaction's later simple Queries on an unsharded pool are handled in place
+//! (`client/query_now.rs`, issue 16): they must keep every check and every piece of
+//! bookkeeping of the full path. A session setting made inside a transaction is still
+//! tracked (the next client on the same server does not see it), LISTEN is still
+//! refused outside session pooling, the two-phase-commit guard still refuses the
+//! router's transactions, and a pipeline of Queries is answered in order. Session
+//! pooling sends every Query after the first in place. Raw protocol, a pool of one
+//! connection, so both clients share one server.
+
+mod common;
+
+use common::raw::{first_column, first_error, ready_status, RawClient};
+use common::*;
+use orochi_wire::FrontendMessage;
+
+async fn ok(c: &mut RawClient, sql: &str) -> Vec<String> {
+    let ms = c.query(sql).await;
+    assert!(first_error(&ms).is_none(), "{sql}: {ms:?}");
+    first_column(&ms)
+}
+
+async fn code(c: &mut RawClient, sql: &str) -> String {
+    let ms = c.query(sql).await;
+    first_error(&ms)
+        .unwrap_or_else(|| panic!("{sql}: no error in {ms:?}"))
+        .code
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactions_later_queries_keep_the_full_paths_checks() {
+    let (r, db) = setup("transaction", 1).await;
+    let mut a = r.raw(&db).await;
+    let mut b = r.raw(&db).await;
+
+    // A session setting made by a later statement of a transaction is tracked: the
+    // other client, on the same server after COMMIT, does not see it; its own does.
+    ok(&mut a, "BEGIN").await;
+    ok(&mut a, "SET application_name = 'set_in_place'").await;
+    ok(&mut a, "SET LOCAL statement_timeout = '7s'").await;
+    assert_eq!(ok(&mut a, "SHOW statement_timeout").await, ["7s"]);
+    ok(&mut a, "COMMIT").await;
+    assert_ne!(ok(&mut b, "SHOW application_name").await, ["set_in_place"]);
+    assert_eq!(ok(&mut a, "SHOW application_name").await, ["set_in_place"]);
+
+    // LISTEN inside a transaction, transaction pooling: refused by the router.
+    ok(&mut a, "BEGIN").await;
+    assert_eq!(code(&mut a, "LISTEN in_place").await, "0A000");
+    ok(&mut a, "ROLLBACK").await;
+
+    // The two-phase-commit guard: the router's own prepared transactions (PostgreSQL
+    // itself would answer 25001 inside a transaction block).
+    ok(&mut a, "BEGIN").await;
+    assert_eq!(
+        code(&mut a, "COMMIT PREPARED 'orochi_x_1_c0'").await,
+        "42501"
+    );
+    ok(&mut a, "ROLLBACK").await;
+
+    // A pipeline: the transaction's Queries written at once, answered in order.
+    a.send(&[
+        FrontendMessage::Query("BEGIN".into()),
+        FrontendMessage::Query("SELECT 1".into()),
+        FrontendMessage::Query("SELECT 2; SELECT 3".into()),
+        FrontendMessage::Query("COMMIT".into()),
+    ])
+    .await;
+    let mut rows = Vec::new();
+    let mut status = Vec::new();
+    for _ in 0..4 {
+        let ms = a.until_ready().await;
+        assert!(first_error(&ms).is_none(), "{ms:?}");
+        rows.extend(first_column(&ms));
+        status.push(ready_status(&ms).unwrap() as char);
+    }
+    assert_eq!(rows, ["1", "2", "3"]);
+    assert_eq!(status, ['T', 'T', 'T', 'I']);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_pooling_answers_every_query_in_place_with_its_effects() {
+    // Session pooling holds the server from the first statement on: every later one,
+    // in a transaction or not, goes out in place. LISTEN is allowed there, and the
+    // session's own notification comes back with its NOTIFY's answer.
+    let (r, db) = setup("session", 1).await;
+    let mut a = r.raw(&db).await;
+    ok(&mut a, "SELECT 1").await;
+    ok(&mut a, "SET application_name = 'held'").await;
+    assert_eq!(ok(&mut a, "SHOW application_name").await, ["held"]);
+    ok(&mut a, "LISTEN in_place").await;
+    let ms = a.query("NOTIFY in_place, 'hello'").await;
+    assert!(first_error(&ms).is_none(), "{ms:?}");
+    assert!(
+        common::raw::tags(&ms).contains('A'),
+        "the notification: {ms:?}"
+    );
+    assert_eq!(
+        code(&mut a, "COMMIT PREPARED 'orochi_x_1_c0'").await,
+        "42501"
+    );
+}
