@@ -1,10 +1,12 @@
-//! A transaction's later simple Queries on an unsharded pool are handled in place
-//! (`client/query_now.rs`, issue 16): they must keep every check and every piece of
+//! Simple Queries on an unsharded pool are handled in place when nothing has to wait
+//! (`client/query_now.rs`, issue 16): a transaction's later ones, and autocommit ones
+//! that find a connection ready. They must keep every check and every piece of
 //! bookkeeping of the full path. A session setting made inside a transaction is still
 //! tracked (the next client on the same server does not see it), LISTEN is still
 //! refused outside session pooling, the two-phase-commit guard still refuses the
 //! router's transactions, and a pipeline of Queries is answered in order. Session
-//! pooling sends every Query after the first in place. Raw protocol, a pool of one
+//! pooling sends every Query in place. A connection with another client's settings or
+//! temporary table still goes through the full checkout. Raw protocol, a pool of one
 //! connection, so both clients share one server.
 
 mod common;
@@ -98,4 +100,27 @@ async fn session_pooling_answers_every_query_in_place_with_its_effects() {
         code(&mut a, "COMMIT PREPARED 'orochi_x_1_c0'").await,
         "42501"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_connection_is_lent_in_place_only_when_nothing_must_be_reset() {
+    // Autocommit statements of two clients alternate on the pool's one connection: a
+    // client's own is lent in place, the other's settings are replayed first and a
+    // connection made dirty by a temporary table is reset (the full checkout).
+    let (r, db) = setup("transaction", 1).await;
+    let mut a = r.raw(&db).await;
+    let mut b = r.raw(&db).await;
+    ok(&mut a, "SET application_name = 'a_app'").await;
+    ok(&mut b, "SET application_name = 'b_app'").await;
+    for _ in 0..3 {
+        assert_eq!(ok(&mut a, "SHOW application_name").await, ["a_app"]);
+        assert_eq!(ok(&mut a, "SHOW application_name").await, ["a_app"]);
+        assert_eq!(ok(&mut b, "SHOW application_name").await, ["b_app"]);
+    }
+    ok(&mut a, "CREATE TEMP TABLE only_a (x int)").await;
+    ok(&mut a, "INSERT INTO only_a VALUES (1)").await;
+    assert_eq!(ok(&mut a, "SELECT count(*) FROM only_a").await, ["1"]);
+    assert_eq!(code(&mut b, "SELECT * FROM only_a").await, "42P01");
+    assert_eq!(ok(&mut b, "SHOW application_name").await, ["b_app"]);
+    assert_eq!(ok(&mut a, "SHOW application_name").await, ["a_app"]);
 }

@@ -5,7 +5,7 @@
 //! ban, lag) while it stays configured, and a shard keeps its health checker while its
 //! servers and timings are unchanged.
 
-use super::conn::ServerTarget;
+use super::conn::{ServerConn, ServerTarget};
 use super::health::{self, ServerHealth, ShardHealth, ShardSpec};
 use super::pool::{Checkout, PoolSettings, ServerPool};
 use crate::error::RouterError;
@@ -202,6 +202,27 @@ impl UserPools {
     /// just died costs no client an error (only what was running on it). Right after
     /// start, with roles to discover, waits for the first health check.
     /// `owner` is the client (its connections' affinity; 0 for the router itself).
+    /// [`checkout`](Self::checkout) when nothing has to wait (the shard's roles known,
+    /// the server picked has a connection ready: `ServerPool::try_checkout_now`);
+    /// `None` otherwise, for the full checkout. Only where the pick is the primary's:
+    /// picking among replicas moves the balancing on (round robin), and an attempt that
+    /// found nothing ready would make the full checkout skip a server.
+    pub fn try_checkout_now(
+        &self,
+        shard: usize,
+        target: Target,
+        owner: u64,
+        in_step: impl Fn(&ServerConn) -> bool,
+    ) -> Option<Checkout> {
+        let health = self.health.get(shard)?;
+        if !health.discovered() || health.checked && target != Target::Primary {
+            return None;
+        }
+        self.pick(shard, target)
+            .ok()?
+            .try_checkout_now(owner, in_step)
+    }
+
     pub async fn checkout(
         &self,
         shard: usize,

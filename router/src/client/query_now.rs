@@ -1,15 +1,18 @@
-//! A simple Query handled in place when nothing has to wait: a transaction's later
-//! statement on an unsharded pool, its server held and in step with the session's
-//! settings. It needs no plan, no checkout and no sharded step, so it goes out as a
-//! Bind or an Execute does on that path (`extended_now`): no owned copy of the
-//! message, no boxed future (issue 16, CPU per transaction: a `BEGIN; …; END`
-//! script sends all its statements but the first this way). Anything else (no server
-//! held, a sharded pool, a shard comment, a router directive such as
-//! `SET orochi.shard`, settings to apply first) takes the full path,
-//! [`Session::on_query`], which uses the same checks and the same forwarding below.
+//! A simple Query handled in place when nothing has to wait, on an unsharded pool: its
+//! server is held and in step with the session's settings (a transaction's later
+//! statement, any statement under session pooling), or a connection is ready to be
+//! lent now (a free permit, an idle connection that needs no reset and already has the
+//! session's settings). It needs no plan and no sharded step, so it goes out as a Bind
+//! or an Execute does on a held server (`extended_now`): no owned copy of the
+//! message, no boxed future (issue 16, CPU per transaction). Anything else (a full
+//! pool, a connection to reset or open, a paused pool, a trace to record, a sharded
+//! pool, a shard comment, a router directive such as `SET orochi.shard`, settings to
+//! apply first) takes the full path, [`Session::on_query`], which uses the same checks,
+//! the same attaching (`attach_checkout`) and the same forwarding.
 
 use super::expect::{Expect, Term};
 use super::session::{Handled, Session};
+use crate::clients::ClientState;
 use crate::error::Result;
 use crate::planner::directive::{comment_shard, directive};
 use crate::planner::session::Analysis;
@@ -17,11 +20,13 @@ use orochi_wire::FrameRef;
 use std::sync::Arc;
 
 impl Session {
-    /// A simple Query in place when its server is held and nothing has to wait;
-    /// [`Handled::Later`] before any effect otherwise.
+    /// A simple Query in place when nothing has to wait: its server is held and in
+    /// step, or one is ready to be lent now (`check_out_now`). [`Handled::Later`]
+    /// before any effect otherwise.
     pub(crate) fn on_query_now(&mut self, f: FrameRef<'_>) -> Result<Handled> {
-        if !self.back.phase.is_attached()
-            || self.attached_behind()
+        let idle = self.back.phase.is_idle();
+        let held_in_step = self.back.phase.is_attached() && !self.attached_behind();
+        if !(held_in_step || idle && self.may_check_out_now())
             || self.ctx.user.sharding.is_some()
             || self.ctx.shard.is_some()
         {
@@ -31,14 +36,56 @@ impl Session {
         if comment_shard(sql).is_some() || directive(sql).is_some() {
             return Ok(Handled::Later);
         }
-        // The full path's order: the gateway's check comes before the directive's,
-        // which sent this one there already.
+        // The full path's order: the gateway's check, the directives' (which sent this
+        // one there already), the guard's, then the checkout.
         if let Some(e) = self.gateway_refuse_query(sql) {
             self.front.router_error(&self.back, e, false);
-        } else if let Some(analysis) = self.screen_query_words(sql) {
-            self.forward_query(f, sql, &analysis);
+            return Ok(Handled::Done);
         }
+        let Some(analysis) = self.screen_query_words(sql) else {
+            return Ok(Handled::Done);
+        };
+        if idle && !self.check_out_now(sql) {
+            // Nothing was done that the full path does not do again.
+            return Ok(Handled::Later);
+        }
+        self.forward_query(f, sql, &analysis);
         Ok(Handled::Done)
+    }
+
+    /// May a checkout be tried without waiting? Not while the pool is paused or its
+    /// configuration was reloaded (`pause_gate.rs`), nor with a trace to record the
+    /// checkout's span in (`trace.rs`).
+    fn may_check_out_now(&self) -> bool {
+        self.back.holds_no_connection()
+            && self.ctx.gate_is_open(true)
+            && (self.ctx.app.otel.get().is_none() || self.ctx.trace.is_none())
+    }
+
+    /// `ensure_server`'s checkout when a connection is ready now, its settings already
+    /// the session's: attached as that one attaches it. `false` (nothing taken) sends
+    /// the statement the full way: a full pool, a connection to reset or to open, a
+    /// cancel still landing, the shard's roles not yet discovered.
+    fn check_out_now(&mut self, sql: &str) -> bool {
+        let read = self.ctx.user.has_replicas
+            && (crate::planner::rw::is_read(sql) || crate::planner::rw::is_read_only_begin(sql));
+        let Ok(shard) = self.pick_shard(None) else {
+            return false;
+        };
+        let target = self.ctx.target_for(read);
+        let fingerprint = self.state.params.fingerprint();
+        let Some(co) = self
+            .ctx
+            .user
+            .try_checkout_now(shard, target, self.ctx.id, |c| {
+                c.applied_params == fingerprint
+            })
+        else {
+            return false;
+        };
+        self.ctx.client.info.set_state(ClientState::Active);
+        self.attach_checkout(co);
+        true
     }
 
     /// The checks every simple Query passes before it is routed, after the gateway's

@@ -426,7 +426,7 @@ impl Session {
     /// `SET orochi.shard`, else the only shard. A pool with several shards and no choice
     /// is refused: without the sharding planner the router cannot know the right shard,
     /// and it never guesses.
-    fn pick_shard(&self, wanted: Option<usize>) -> std::result::Result<usize, PgError> {
+    pub(crate) fn pick_shard(&self, wanted: Option<usize>) -> std::result::Result<usize, PgError> {
         let count = self.ctx.user.shards.len();
         match wanted.or(self.ctx.shard) {
             Some(n) if n < count => Ok(n),
@@ -511,10 +511,18 @@ impl Session {
             Err(_) => ClientState::Idle,
         });
         let mut co = co?;
-        let pool = co.pool.clone();
         self.state
             .apply_params(&mut co, &self.ctx, &mut self.front.out)
             .await?;
+        self.attach_checkout(co);
+        Ok(())
+    }
+
+    /// Holds a connection just checked out, its settings the session's: tells the client
+    /// of server-reported values that differ from what it knows, and notes the server
+    /// for cancels and `SHOW CLIENTS`.
+    pub(crate) fn attach_checkout(&mut self, mut co: crate::backend::pool::Checkout) {
+        let pool = co.pool.clone();
         let since = co.since();
         let conn = co.conn();
         // Tell the client about server-reported values that differ from what it knows.
@@ -561,7 +569,6 @@ impl Session {
             self.send_server(&f, Some(Expect::Swallow(Term::Ready { started: None })));
             self.back.tx_status = b'T';
         }
-        Ok(())
     }
 
     pub(crate) async fn on_client_frame(&mut self, f: Frame) -> Result<()> {

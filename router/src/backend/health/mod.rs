@@ -289,10 +289,16 @@ impl ShardHealth {
         let _ = tokio::time::timeout(limit, rx.wait_for(|&done| done > after)).await;
     }
 
+    /// Nothing to wait for before a checkout: no roles to discover, no checker running,
+    /// or its first round done.
+    pub fn discovered(&self) -> bool {
+        !self.discovers || !self.running() || *self.finished.borrow() > 0
+    }
+
     /// With roles to discover, waits (at most about `healthcheck_timeout`) for the first
     /// round, so the first clients after start find the primary.
     pub async fn wait_discovered(&self) {
-        if !self.discovers || !self.running() || *self.finished.borrow() > 0 {
+        if self.discovered() {
             return;
         }
         let mut rx = self.finished.subscribe();
