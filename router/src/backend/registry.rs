@@ -197,11 +197,6 @@ impl UserPools {
         Ok(&chosen.pool)
     }
 
-    /// A connection for `target` on `shard`. A server that cannot be reached is banned by
-    /// the failed attempt and the checkout moves on to the next choice, so a server that
-    /// just died costs no client an error (only what was running on it). Right after
-    /// start, with roles to discover, waits for the first health check.
-    /// `owner` is the client (its connections' affinity; 0 for the router itself).
     /// [`checkout`](Self::checkout) when nothing has to wait (the shard's roles known,
     /// the server picked has a connection ready: `ServerPool::try_checkout_now`);
     /// `None` otherwise, for the full checkout. Only where the pick is the primary's:
@@ -223,6 +218,11 @@ impl UserPools {
             .try_checkout_now(owner, in_step)
     }
 
+    /// A connection for `target` on `shard`. A server that cannot be reached is banned by
+    /// the failed attempt and the checkout moves on to the next choice, so a server that
+    /// just died costs no client an error (only what was running on it). Right after
+    /// start, with roles to discover, waits for the first health check.
+    /// `owner` is the client (its connections' affinity; 0 for the router itself).
     pub async fn checkout(
         &self,
         shard: usize,
