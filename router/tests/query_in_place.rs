@@ -6,14 +6,18 @@
 //! refused outside session pooling, the two-phase-commit guard still refuses the
 //! router's transactions, and a pipeline of Queries is answered in order. Session
 //! pooling sends every Query in place. A connection with another client's settings or
-//! temporary table still goes through the full checkout. Raw protocol, a pool of one
-//! connection, so both clients share one server.
+//! temporary table still goes through the full checkout. The extended protocol's first
+//! message of a statement, a Parse or a Bind, takes a ready connection in place the same
+//! way (`extended_first_now`). Raw protocol, a pool of one connection, so both clients
+//! share one server.
 
 mod common;
 
-use common::raw::{first_column, first_error, ready_status, RawClient};
+use common::raw::{
+    bind, describe, execute, first_column, first_error, parse, ready_status, RawClient,
+};
 use common::*;
-use orochi_wire::FrontendMessage;
+use orochi_wire::{BackendMessage, FrontendMessage};
 
 async fn ok(c: &mut RawClient, sql: &str) -> Vec<String> {
     let ms = c.query(sql).await;
@@ -123,4 +127,88 @@ async fn a_ready_connection_is_lent_in_place_only_when_nothing_must_be_reset() {
     assert_eq!(code(&mut b, "SELECT * FROM only_a").await, "42P01");
     assert_eq!(ok(&mut b, "SHOW application_name").await, ["b_app"]);
     assert_eq!(ok(&mut a, "SHOW application_name").await, ["a_app"]);
+}
+
+/// `sql` in the extended protocol as libpq sends it: the unnamed statement parsed,
+/// bound, its portal described and executed, then Sync.
+async fn ext(c: &mut RawClient, sql: &str) -> Vec<BackendMessage> {
+    c.send(&[
+        parse("", sql),
+        bind("", "", &[]),
+        describe(b'P', ""),
+        execute("", 0),
+        FrontendMessage::Sync,
+    ])
+    .await;
+    c.until_ready().await
+}
+
+/// A named statement bound and executed, as `pgbench -M prepared` does.
+async fn bound(c: &mut RawClient, statement: &str) -> Vec<BackendMessage> {
+    c.send(&[
+        bind("", statement, &[]),
+        describe(b'P', ""),
+        execute("", 0),
+        FrontendMessage::Sync,
+    ])
+    .await;
+    c.until_ready().await
+}
+
+fn column(ms: &[BackendMessage]) -> Vec<String> {
+    assert!(first_error(ms).is_none(), "{ms:?}");
+    assert_eq!(ready_status(ms), Some(b'I'), "{ms:?}");
+    first_column(ms)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extended_statements_first_message_takes_a_ready_connection_with_its_checks() {
+    // Two clients alternate autocommit statements in the extended protocol on the
+    // pool's one connection: each keeps its own settings, a named statement is
+    // prepared on the connection before its Bind when the server lacks it (after the
+    // other client's temporary table had it reset), and the guards still refuse.
+    let (r, db) = setup("transaction", 1).await;
+    let mut a = r.raw(&db).await;
+    let mut b = r.raw(&db).await;
+    ok(&mut a, "SET application_name = 'a_ext'").await;
+    ok(&mut b, "SET application_name = 'b_ext'").await;
+    let show = "SELECT current_setting('application_name')";
+    a.send(&[parse("app", show), FrontendMessage::Sync]).await;
+    assert_eq!(column(&a.until_ready().await), Vec::<String>::new());
+    for _ in 0..3 {
+        assert_eq!(column(&ext(&mut a, show).await), ["a_ext"]);
+        assert_eq!(column(&bound(&mut a, "app").await), ["a_ext"]);
+        assert_eq!(column(&ext(&mut b, show).await), ["b_ext"]);
+        assert_eq!(column(&bound(&mut a, "app").await), ["a_ext"]);
+    }
+    ok(&mut b, "CREATE TEMP TABLE only_b (x int)").await;
+    assert_eq!(
+        column(&ext(&mut b, "SELECT count(*) FROM only_b").await),
+        ["0"]
+    );
+    assert_eq!(column(&bound(&mut a, "app").await), ["a_ext"]);
+    let ms = ext(&mut a, "SELECT count(*) FROM only_b").await;
+    assert_eq!(
+        first_error(&ms).map(|e| e.code.as_str()),
+        Some("42P01"),
+        "{ms:?}"
+    );
+
+    // The two-phase-commit guard on a first Parse; the session goes on after its Sync.
+    let ms = ext(&mut a, "COMMIT PREPARED 'orochi_x_1_c0'").await;
+    assert_eq!(
+        first_error(&ms).map(|e| e.code.as_str()),
+        Some("42501"),
+        "{ms:?}"
+    );
+    assert_eq!(ready_status(&ms), Some(b'I'), "{ms:?}");
+    assert_eq!(column(&ext(&mut a, show).await), ["a_ext"]);
+    // A Bind of a statement never prepared: PostgreSQL's own error, nothing held.
+    let ms = bound(&mut a, "never_prepared").await;
+    assert_eq!(
+        first_error(&ms).map(|e| e.code.as_str()),
+        Some("26000"),
+        "{ms:?}"
+    );
+    assert_eq!(column(&ext(&mut b, show).await), ["b_ext"]);
 }

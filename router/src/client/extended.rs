@@ -176,6 +176,44 @@ impl Session {
         }
     }
 
+    /// The first message of a statement outside a transaction, a Parse or a Bind, in
+    /// place when a connection is ready now on an unsharded pool (`check_out_now`, as a
+    /// simple Query's): no boxed future, no owned copy of the message (issue 16: every
+    /// `pgbench -M extended` or `-M prepared` transaction starts so). [`Handled::Later`]
+    /// before any effect otherwise: a shard comment, a session shard, replicas to
+    /// balance reads over (which read the whole batch first), a full pool, a connection
+    /// to reset or open. A message answered or refused here is answered as the full
+    /// path would.
+    pub(crate) fn extended_first_now(&mut self, f: FrameRef<'_>) -> Result<Handled> {
+        if !(matches!(f.tag, b'P' | b'B')
+            && self.back.phase.is_idle()
+            && !self.ctx.is_sharded()
+            && self.ctx.shard.is_none()
+            && !self.ctx.user.has_replicas
+            && self.may_check_out_now())
+        {
+            return Ok(Handled::Later);
+        }
+        let Some(screened) = self.screen_extended(&f)? else {
+            return Ok(Handled::Done);
+        };
+        let text = match &screened {
+            Screened::Read {
+                msg: FrontendMessage::Parse { query, .. },
+                ..
+            } => Some(query.as_str()),
+            Screened::Read { .. } | Screened::InPlace { .. } => None,
+            Screened::SameUnnamed => self.state.unnamed.as_ref().map(|u| u.query.as_str()),
+        };
+        // Screening again on the full path repeats no effect: what it answers or
+        // refuses was answered above.
+        if text.and_then(comment_shard).is_some() || !self.check_out_now(false) {
+            return Ok(Handled::Later);
+        }
+        self.forward_extended(f, screened)?;
+        Ok(Handled::Done)
+    }
+
     /// A Parse on a sharded pool, handled in place: the router answers it itself
     /// (`ShardedPath::sharded_parse`), so it needs no boxed future (issue 16: a driver
     /// that parses before every execution, as libpq's extended mode does, paid two a

@@ -45,7 +45,9 @@ impl Session {
         let Some(analysis) = self.screen_query_words(sql) else {
             return Ok(Handled::Done);
         };
-        if idle && !self.check_out_now(sql) {
+        use crate::planner::rw::{is_read, is_read_only_begin};
+        let read = || self.ctx.user.has_replicas && (is_read(sql) || is_read_only_begin(sql));
+        if idle && !self.check_out_now(read()) {
             // Nothing was done that the full path does not do again.
             return Ok(Handled::Later);
         }
@@ -56,7 +58,7 @@ impl Session {
     /// May a checkout be tried without waiting? Not while the pool is paused or its
     /// configuration was reloaded (`pause_gate.rs`), nor with a trace to record the
     /// checkout's span in (`trace.rs`).
-    fn may_check_out_now(&self) -> bool {
+    pub(crate) fn may_check_out_now(&self) -> bool {
         self.back.holds_no_connection()
             && self.ctx.gate_is_open(true)
             && (self.ctx.app.otel.get().is_none() || self.ctx.trace.is_none())
@@ -66,9 +68,7 @@ impl Session {
     /// the session's: attached as that one attaches it. `false` (nothing taken) sends
     /// the statement the full way: a full pool, a connection to reset or to open, a
     /// cancel still landing, the shard's roles not yet discovered.
-    fn check_out_now(&mut self, sql: &str) -> bool {
-        let read = self.ctx.user.has_replicas
-            && (crate::planner::rw::is_read(sql) || crate::planner::rw::is_read_only_begin(sql));
+    pub(crate) fn check_out_now(&mut self, read: bool) -> bool {
         let Ok(shard) = self.pick_shard(None) else {
             return false;
         };

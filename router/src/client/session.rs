@@ -613,7 +613,8 @@ impl Session {
             _ if self.extended_now(f) => self.on_extended_now(f).map(|()| Handled::Done),
             b'P' if self.ctx.is_sharded() => self.sharded_parse_now(f),
             b'Q' => self.on_query_now(f),
-            b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => Ok(Handled::Later),
+            b'P' | b'B' => self.extended_first_now(f),
+            b'D' | b'E' | b'C' | b'F' => Ok(Handled::Later),
             b'S' if self.ctx.user.sharding.is_some()
                 && (self.back.phase.is_idle()
                     || self.back.sharded_tx().is_some_and(|t| t.implicit_multi)) =>
