@@ -214,6 +214,12 @@ impl ServerPool {
         Some(self.lend(conn, owner, now, permit))
     }
 
+    /// Is a permit free now? A hint only, for a session deciding whether to try
+    /// [`try_checkout_now`](Self::try_checkout_now) at all.
+    pub fn has_free_permit(&self) -> bool {
+        self.permits.available_permits() > 0
+    }
+
     /// A connection taken from the pool, lent to `owner` from `now`.
     fn lend(
         self: &Arc<Self>,

@@ -197,6 +197,16 @@ impl UserPools {
         Ok(&chosen.pool)
     }
 
+    /// Has `shard`'s primary a free permit now? Read before a statement is screened
+    /// for a checkout that does not wait: under a full pool (100 clients over 20
+    /// connections) the statement then takes the full path at once, rather than being
+    /// screened for the attempt and again for the wait (issue 16). A hint: a permit
+    /// taken meanwhile costs only that second screening.
+    pub fn has_free_permit(&self, shard: usize) -> bool {
+        self.pick(shard, Target::Primary)
+            .is_ok_and(|p| p.has_free_permit())
+    }
+
     /// [`checkout`](Self::checkout) when nothing has to wait (the shard's roles known,
     /// the server picked has a connection ready: `ServerPool::try_checkout_now`);
     /// `None` otherwise, for the full checkout. Only where the pick is the primary's:

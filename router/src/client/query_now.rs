@@ -57,9 +57,11 @@ impl Session {
 
     /// May a checkout be tried without waiting? Not while the pool is paused or its
     /// configuration was reloaded (`pause_gate.rs`), nor with a trace to record the
-    /// checkout's span in (`trace.rs`).
+    /// checkout's span in (`trace.rs`), nor when the pool has no permit free (the
+    /// statement would be screened twice: here, and again on the way that waits).
     pub(crate) fn may_check_out_now(&self) -> bool {
         self.back.holds_no_connection()
+            && self.ctx.user.has_free_permit(0)
             && self.ctx.gate_is_open(true)
             && (self.ctx.app.otel.get().is_none() || self.ctx.trace.is_none())
     }
