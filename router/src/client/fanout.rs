@@ -296,6 +296,12 @@ impl ShardedPath<'_> {
                 a.answer(s.co.pool.shard, r.clone().map_err(crate::twopc::from_pg));
             }
         }
+        if failed && !job.in_tx {
+            // A read answered aside while the client's BEGIN is held back (no shard
+            // chosen yet) failed: so did the transaction, as in PostgreSQL (25P02 for
+            // what follows until ROLLBACK).
+            self.fail_held_back();
+        }
         for span in shard_spans.iter_mut() {
             if failed {
                 crate::otel::fail_span(span, "the statement failed");
