@@ -197,14 +197,16 @@ impl UserPools {
         Ok(&chosen.pool)
     }
 
-    /// Has `shard`'s primary a free permit now? Read before a statement is screened
-    /// for a checkout that does not wait: under a full pool (100 clients over 20
+    /// Has a shard's primary a free permit now? Read before a statement is screened
+    /// for a checkout that does not wait: under full pools (100 clients over 20
     /// connections) the statement then takes the full path at once, rather than being
-    /// screened for the attempt and again for the wait (issue 16). A hint: a permit
-    /// taken meanwhile costs only that second screening.
-    pub fn has_free_permit(&self, shard: usize) -> bool {
-        self.pick(shard, Target::Primary)
-            .is_ok_and(|p| p.has_free_permit())
+    /// screened (and on a sharded pool planned) for the attempt and again for the wait
+    /// (issue 16). A hint: a permit taken meanwhile costs only that second screening.
+    pub fn any_free_permit(&self) -> bool {
+        (0..self.shards.len()).any(|s| {
+            self.pick(s, Target::Primary)
+                .is_ok_and(|p| p.has_free_permit())
+        })
     }
 
     /// [`checkout`](Self::checkout) when nothing has to wait (the shard's roles known,

@@ -207,7 +207,7 @@ impl Session {
         };
         // Screening again on the full path repeats no effect: what it answers or
         // refuses was answered above.
-        if text.and_then(comment_shard).is_some() || !self.check_out_now(false) {
+        if text.and_then(comment_shard).is_some() || !self.check_out_now(None, false) {
             return Ok(Handled::Later);
         }
         self.forward_extended(f, screened)?;

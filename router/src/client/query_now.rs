@@ -8,7 +8,9 @@
 //! pool, a connection to reset or open, a paused pool, a trace to record, a sharded
 //! pool, a shard comment, a router directive such as `SET orochi.shard`, settings to
 //! apply first) takes the full path, [`Session::on_query`], which uses the same checks,
-//! the same attaching (`attach_checkout`) and the same forwarding.
+//! the same attaching (`attach_checkout`) and the same forwarding. The extended
+//! protocol's first message of a statement takes a ready connection the same way
+//! (`extended_first_now`, through `may_check_out_now` and `check_out_now`).
 
 use super::expect::{Expect, Term};
 use super::session::{Handled, Session};
@@ -25,11 +27,9 @@ impl Session {
     /// before any effect otherwise.
     pub(crate) fn on_query_now(&mut self, f: FrameRef<'_>) -> Result<Handled> {
         let idle = self.back.phase.is_idle();
-        let held_in_step = self.back.phase.is_attached() && !self.attached_behind();
-        if !(held_in_step || idle && self.may_check_out_now())
-            || self.ctx.user.sharding.is_some()
-            || self.ctx.shard.is_some()
-        {
+        let sharded = self.ctx.user.sharding.is_some();
+        let held_in_step = !sharded && self.back.phase.is_attached() && !self.attached_behind();
+        if !(held_in_step || idle && self.may_check_out_now()) || self.ctx.shard.is_some() {
             return Ok(Handled::Later);
         }
         let sql = orochi_wire::frontend::query_text_of(f)?;
@@ -45,10 +45,19 @@ impl Session {
         let Some(analysis) = self.screen_query_words(sql) else {
             return Ok(Handled::Done);
         };
+        let wanted = match sharded {
+            true => match self.one_shard_now(sql) {
+                Some(s) => Some(s),
+                None => return Ok(Handled::Later),
+            },
+            false => None,
+        };
         use crate::planner::rw::{is_read, is_read_only_begin};
         let read = || self.ctx.user.has_replicas && (is_read(sql) || is_read_only_begin(sql));
-        if idle && !self.check_out_now(read()) {
-            // Nothing was done that the full path does not do again.
+        if idle && !self.check_out_now(wanted, read()) {
+            // Nothing was done that the full path does not do again; the shard
+            // planned is handed to it.
+            self.routed_now = wanted;
             return Ok(Handled::Later);
         }
         self.forward_query(f, sql, &analysis);
@@ -61,7 +70,7 @@ impl Session {
     /// statement would be screened twice: here, and again on the way that waits).
     pub(crate) fn may_check_out_now(&self) -> bool {
         self.back.holds_no_connection()
-            && self.ctx.user.has_free_permit(0)
+            && self.ctx.user.any_free_permit()
             && self.ctx.gate_is_open(true)
             && (self.ctx.app.otel.get().is_none() || self.ctx.trace.is_none())
     }
@@ -70,8 +79,8 @@ impl Session {
     /// the session's: attached as that one attaches it. `false` (nothing taken) sends
     /// the statement the full way: a full pool, a connection to reset or to open, a
     /// cancel still landing, the shard's roles not yet discovered.
-    pub(crate) fn check_out_now(&mut self, read: bool) -> bool {
-        let Ok(shard) = self.pick_shard(None) else {
+    pub(crate) fn check_out_now(&mut self, wanted: Option<usize>, read: bool) -> bool {
+        let Ok(shard) = self.pick_shard(wanted) else {
             return false;
         };
         let target = self.ctx.target_for(read);
@@ -88,6 +97,27 @@ impl Session {
         self.ctx.client.info.set_state(ClientState::Active);
         self.attach_checkout(co);
         true
+    }
+
+    /// The one shard an autocommit Query on a sharded pool goes to, planned in place
+    /// as the full path's first step plans it (`literals::one_shard`: its literal keys
+    /// name one shard), while the session keeps no transaction state (`at_rest`); so
+    /// `pgbench -S` through a sharded pool takes a ready connection as through an
+    /// unsharded one. `None`: the full path plans it.
+    fn one_shard_now(&mut self, sql: &str) -> Option<usize> {
+        use crate::planner::sharding::{literals::one_shard, Kind};
+        let schema = self.ctx.sharding()?;
+        if !self.back.sharded_tx().is_none_or(|t| t.at_rest()) {
+            return None;
+        }
+        let (s, kind) = one_shard(&schema, sql)?;
+        // As `route_sharded` notes it (a later refusal of the checkout leaves it noted
+        // once: the full path adds a shard only if missing).
+        let wrote = &mut self.back.tx().wrote;
+        if kind == Kind::Write && !wrote.contains(&s) {
+            wrote.push(s);
+        }
+        Some(s)
     }
 
     /// The checks every simple Query passes before it is routed, after the gateway's

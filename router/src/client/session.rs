@@ -50,6 +50,11 @@ pub struct Session {
     pub(crate) retry: Option<Box<RetryState>>,
     /// `log_queries`: statements awaiting their answer (`statement_log.rs`).
     pub(crate) qlog: StatementLog,
+    /// The shard a sharded pool's Query was planned for in place, whose ready
+    /// connection was gone (`query_now.rs`): the full path, which handles the same
+    /// message right after, takes it rather than planning again. Cleared with every
+    /// message.
+    pub(crate) routed_now: Option<usize>,
 }
 
 /// What [`Session::on_client_frame_now`] did with a message.
@@ -81,6 +86,7 @@ impl Session {
             state,
             retry: None,
             qlog: StatementLog::default(),
+            routed_now: None,
             ctx: Context::new(app, id, user, cancel, client),
         }
     }
@@ -588,6 +594,7 @@ impl Session {
     pub(crate) fn on_client_frame_now(&mut self, f: FrameRef<'_>) -> Result<Handled> {
         tracing::trace!(client = self.ctx.id, tag = %(f.tag as char), server = self.back.phase.is_attached(), expect = ?self.front.expect, "client message");
         self.ext_retry_client(f);
+        self.routed_now = None;
         if matches!(f.tag, b'S' | b'H' | b'c') && !f.body.is_empty() {
             // PostgreSQL would answer with an error and then skip to a Sync, out of step
             // with what the router counts; such a message is refused before it goes out.
@@ -732,7 +739,10 @@ impl Session {
             return Ok(());
         };
         let mut wanted = wanted;
-        if let (None, Some(schema)) = (wanted, self.ctx.sharding()) {
+        if let Some(s) = self.routed_now.take() {
+            // Planned in place already (`on_query_now`), a session at rest.
+            wanted = Some(s);
+        } else if let (None, Some(schema)) = (wanted, self.ctx.sharding()) {
             // The sharded steps are boxed: inline, their deep futures (fan-out, two-phase
             // commit) would size every statement's future, sharded or not (issue 16).
             let mut path = self.sharded_path_with(schema);

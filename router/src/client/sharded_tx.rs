@@ -51,6 +51,23 @@ pub(crate) struct ShardedTx {
 }
 
 impl ShardedTx {
+    /// Nothing of a transaction is kept: no BEGIN waiting for its shard, no savepoint,
+    /// portal or parked connection, no commit still finishing, not failed. A statement
+    /// then routes as if the session were new (`query_now.rs`).
+    pub(crate) fn at_rest(&self) -> bool {
+        self.pending_begin.is_none()
+            && !self.pending_failed
+            && self.pending_savepoints.is_empty()
+            && self.held.is_none()
+            && self.local_portal.is_none()
+            && self.parked.is_empty()
+            && self.tx_begin.is_none()
+            && !self.implicit_multi
+            && self.suspended.is_none()
+            && !self.tx_poisoned
+            && self.pending_commits.is_empty()
+    }
+
     /// A router error while the transaction is held back (no shard has seen it yet)
     /// fails it, as any error fails a transaction in PostgreSQL.
     pub(crate) fn fail_held(&mut self) {
